@@ -1,0 +1,64 @@
+# pyauth: thin wrappers around docker compose. `make` alone lists the targets.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+COMPOSE := docker compose -f compose.yaml -f compose.test.yaml
+# The CA bundle handed to image builds as a BuildKit secret (for TLS-intercepting proxies). An empty
+# file means "no extra CA": the build then uses the tools' defaults.
+PYPI_CA_BUNDLE ?= $(firstword $(wildcard $(SSL_CERT_FILE) /etc/ssl/certs/ca-certificates.crt) docker/no-extra-ca.pem)
+export PYPI_CA_BUNDLE
+
+LINT := ruff check . && ruff format --check . && mypy app tests
+
+.PHONY: help up down clean logs ps test lint fmt migrate shell psql prereqs base-image
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+prereqs:
+	@command -v docker >/dev/null || { echo "docker CLI not found: install Docker (see README, Troubleshooting)"; exit 1; }
+	@docker info >/dev/null 2>&1 || { echo "Docker engine not reachable: start dockerd or Docker Desktop (see README, Troubleshooting)"; exit 1; }
+	@docker compose version --short 2>/dev/null | grep -Eq '^v?[2-9]\.' || { echo "Compose v2 plugin missing: 'docker compose version' must say v2 (see README, Troubleshooting)"; exit 1; }
+
+base-image: prereqs
+	@./docker/base-image.sh
+
+up: base-image ## Build and start db, migrate and api; wait until healthy
+	$(COMPOSE) up --build --detach --wait
+	@$(COMPOSE) ps
+	@echo "pyauth is up: http://127.0.0.1:$${API_PORT:-8000}/docs"
+
+down: ## Stop and remove containers; keep the data volume
+	$(COMPOSE) --profile test down --remove-orphans
+
+clean: ## Stop everything and DELETE the data volume
+	@echo "Removing containers and the pgdata volume: all development data is deleted."
+	$(COMPOSE) --profile test down --remove-orphans --volumes
+
+logs: ## Follow the logs of every service
+	$(COMPOSE) logs --follow
+
+ps: ## Show services and their health
+	$(COMPOSE) ps --all
+
+test: base-image ## Run pytest in the compose network against its own database (pyauth_test)
+	$(COMPOSE) --profile test build tests
+	$(COMPOSE) --profile test run --rm tests
+
+lint: base-image ## ruff check, ruff format --check and mypy, in the test image
+	$(COMPOSE) --profile test build tests
+	$(COMPOSE) --profile test run --rm --no-deps tests sh -c '$(LINT)'
+
+fmt: base-image ## Format the code with ruff (writes to services/api)
+	$(COMPOSE) --profile test build tests
+	$(COMPOSE) --profile test run --rm --no-deps --user "$$(id -u):$$(id -g)" \
+		-v "$(CURDIR)/services/api:/srv/pyauth" tests sh -c 'ruff check --fix . && ruff format .'
+
+migrate: prereqs ## Apply database migrations (alembic upgrade head)
+	$(COMPOSE) run --rm migrate
+
+shell: prereqs ## Open a shell in the running api container
+	$(COMPOSE) exec api bash
+
+psql: prereqs ## Open psql on the development database
+	$(COMPOSE) exec db sh -c 'PGPASSWORD="$$POSTGRES_PASSWORD" psql -h 127.0.0.1 -U "$$POSTGRES_USER" "$$POSTGRES_DB"'

@@ -1,0 +1,68 @@
+# The API image, built from services/api with its uv.lock.
+# Stages: base (Debian's python3) → deps (venv from the lock) → runtime (venv + code, non-root)
+#         deps → test-deps (adds the dev group) → test (runtime + tests + dev tools).
+# The host's CA bundle arrives as the BuildKit secret `pypi_ca` only where a TLS-intercepting proxy
+# needs it; it is never written to a layer, and an empty secret means "use the defaults".
+
+FROM debian:trixie-slim AS base
+ENV DEBIAN_FRONTEND=noninteractive \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PATH=/opt/venv/bin:$PATH
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends python3 ca-certificates \
+    && rm -rf /var/lib/apt/lists/* \
+    && groupadd --system --gid 10001 pyauth \
+    && useradd --system --uid 10001 --gid pyauth --home-dir /srv/pyauth --shell /usr/sbin/nologin pyauth
+
+FROM base AS deps
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends python3-venv \
+    && rm -rf /var/lib/apt/lists/*
+ENV UV_PYTHON=/usr/bin/python3 \
+    UV_PYTHON_DOWNLOADS=never \
+    UV_PROJECT_ENVIRONMENT=/opt/venv \
+    UV_COMPILE_BYTECODE=1 \
+    UV_LINK_MODE=copy
+ARG UV_VERSION=0.13.9
+RUN --mount=type=secret,id=pypi_ca,target=/run/secrets/pypi_ca \
+    --mount=type=cache,target=/root/.cache/pip \
+    if [ -s /run/secrets/pypi_ca ]; then export PIP_CERT=/run/secrets/pypi_ca; fi \
+    && python3 -m venv /opt/uv \
+    && /opt/uv/bin/pip install --disable-pip-version-check "uv==${UV_VERSION}" \
+    && ln -s /opt/uv/bin/uv /usr/local/bin/uv
+WORKDIR /srv/pyauth
+RUN --mount=type=secret,id=pypi_ca,target=/run/secrets/pypi_ca \
+    --mount=type=cache,target=/root/.cache/uv \
+    --mount=type=bind,source=pyproject.toml,target=pyproject.toml \
+    --mount=type=bind,source=uv.lock,target=uv.lock \
+    if [ -s /run/secrets/pypi_ca ]; then export SSL_CERT_FILE=/run/secrets/pypi_ca; fi \
+    && uv sync --locked --no-dev --no-install-project
+
+FROM deps AS test-deps
+RUN --mount=type=secret,id=pypi_ca,target=/run/secrets/pypi_ca \
+    --mount=type=cache,target=/root/.cache/uv \
+    --mount=type=bind,source=pyproject.toml,target=pyproject.toml \
+    --mount=type=bind,source=uv.lock,target=uv.lock \
+    if [ -s /run/secrets/pypi_ca ]; then export SSL_CERT_FILE=/run/secrets/pypi_ca; fi \
+    && uv sync --locked --no-install-project
+
+FROM base AS runtime
+WORKDIR /srv/pyauth
+COPY --from=deps /opt/venv /opt/venv
+COPY alembic.ini pyproject.toml ./
+COPY migrations ./migrations
+COPY app ./app
+USER pyauth
+EXPOSE 8000
+HEALTHCHECK --interval=5s --timeout=3s --start-period=20s --retries=3 \
+    CMD ["python3", "-c", "import sys, urllib.request as u; sys.exit(0 if u.urlopen('http://127.0.0.1:8000/health/ready', timeout=2).status == 200 else 1)"]
+CMD ["python3", "-m", "app"]
+
+FROM runtime AS test
+USER root
+COPY --from=test-deps /opt/venv /opt/venv
+COPY tests ./tests
+RUN chown -R pyauth:pyauth /srv/pyauth
+USER pyauth
+CMD ["python3", "-m", "pytest"]

@@ -1,0 +1,23 @@
+# Postgres 17 from Debian trixie's own packages (no registry needed).
+# Honours POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB on first start, keeps its data in
+# /var/lib/postgresql/data, runs as `postgres`, and asks for scram-sha-256 passwords on every connection.
+
+FROM debian:trixie-slim
+ENV DEBIAN_FRONTEND=noninteractive \
+    PATH=/usr/lib/postgresql/17/bin:$PATH \
+    PGDATA=/var/lib/postgresql/data
+# No default cluster: the entrypoint makes its own in PGDATA from the environment.
+RUN mkdir -p /etc/postgresql-common \
+    && echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.conf \
+    && apt-get update \
+    && apt-get install -y --no-install-recommends postgresql-17 \
+    && rm -rf /var/lib/apt/lists/* \
+    && install -d -o postgres -g postgres -m 0700 /var/lib/postgresql/data \
+    && install -d -o postgres -g postgres -m 2775 /var/run/postgresql
+COPY --chmod=0755 postgres-entrypoint.sh /usr/local/bin/postgres-entrypoint
+USER postgres
+VOLUME /var/lib/postgresql/data
+EXPOSE 5432
+STOPSIGNAL SIGINT
+ENTRYPOINT ["/usr/local/bin/postgres-entrypoint"]
+CMD ["postgres"]

@@ -1,0 +1,1 @@
+"""pyauth: a self-hosted authentication service."""

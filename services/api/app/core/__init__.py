@@ -1,0 +1,1 @@
+"""Cross-cutting pieces every domain uses: settings, the database chain, errors, logging."""

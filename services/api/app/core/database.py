@@ -1,0 +1,79 @@
+"""The database chain: settings → engine (the pool) → session factory → one session per request.
+
+Nothing else in pyauth creates an engine. The app builds one in its lifespan and keeps it, with its
+session factory, on `app.state`; `get_db()` hands each request its own session from there.
+"""
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from app.core.config import Settings
+
+log = logging.getLogger("pyauth.database")
+
+
+class DatabaseUnreachable(RuntimeError):
+    """The database did not answer `SELECT 1` within the startup bound."""
+
+
+def build_engine(settings: Settings) -> AsyncEngine:
+    """The connection pool, sized and bounded by settings."""
+    return create_async_engine(
+        settings.DATABASE_URL,
+        pool_size=settings.DB_POOL_SIZE,
+        max_overflow=settings.DB_MAX_OVERFLOW,
+        pool_timeout=settings.DB_POOL_TIMEOUT,
+        pool_pre_ping=settings.DB_POOL_PRE_PING,
+        pool_recycle=settings.DB_POOL_RECYCLE,
+        connect_args={"timeout": settings.DB_POOL_TIMEOUT},
+    )
+
+
+def build_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+async def wait_for_database(engine: AsyncEngine, settings: Settings) -> None:
+    """Run `SELECT 1` until it succeeds, for at most DB_STARTUP_TIMEOUT seconds."""
+    deadline = time.monotonic() + settings.DB_STARTUP_TIMEOUT
+    delay = 0.2
+    while True:
+        try:
+            async with engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+            return
+        except Exception as exc:  # any failure means "not yet" until the deadline
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                reason = exc.__class__.__name__
+                raise DatabaseUnreachable(
+                    f"database unreachable at {settings.database_target} after "
+                    f"{settings.DB_STARTUP_TIMEOUT:g}s ({reason}); exiting"
+                ) from None
+            log.info("waiting for database at %s (%s)", settings.database_target, exc.__class__.__name__)
+            await asyncio.sleep(min(delay, remaining))
+            delay = min(delay * 2, 2.0)
+
+
+async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
+    """One session per request: committed once before the response is sent, rolled back on error,
+    and always closed."""
+    session: AsyncSession = request.app.state.sessionmaker()
+    try:
+        yield session
+        await session.commit()
+    except BaseException:
+        await session.rollback()
+        raise
+    finally:
+        await session.close()
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_db)]

@@ -1,0 +1,73 @@
+"""Per-request plumbing: a request id on every response, and one log line per request.
+
+A pure ASGI middleware, so it adds no task or buffering to the request path. The line holds method,
+path (never the query string, which may carry tokens), status, duration and the request id.
+"""
+
+import logging
+import re
+import time
+import uuid
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger("pyauth.request")
+
+_CLIENT_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
+
+
+class RequestLogMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = self._request_id(scope)
+        scope.setdefault("state", {})["request_id"] = request_id
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", request_id.encode()))
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            duration_ms = (time.perf_counter() - started) * 1000
+            # Healthcheck probes every few seconds would drown the log; their failures still show.
+            quiet = scope["path"].startswith("/health/") and status == 200
+            log.log(
+                logging.DEBUG if quiet else logging.INFO,
+                "%s %s %d %.1fms rid=%s",
+                scope["method"],
+                scope["path"],
+                status,
+                duration_ms,
+                request_id,
+                extra={
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "status": status,
+                    "duration_ms": round(duration_ms, 2),
+                    "request_id": request_id,
+                },
+            )
+
+    @staticmethod
+    def _request_id(scope: Scope) -> str:
+        """Keep a well-formed id from an upstream proxy, so one request can be followed across services;
+        anything else is replaced, so a client cannot write arbitrary text into the log."""
+        for name, value in scope.get("headers", ()):
+            if name == b"x-request-id":
+                candidate = value.decode("latin-1")
+                if _CLIENT_ID.fullmatch(candidate):
+                    return candidate
+        return uuid.uuid4().hex

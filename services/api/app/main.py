@@ -1,0 +1,56 @@
+"""The FastAPI application: `create_app()` wires routers, middleware and error handlers, and the
+lifespan owns the database engine: built and checked with `SELECT 1` at startup, disposed at shutdown.
+
+Run it with `uvicorn app.main:create_app --factory` (the container does).
+"""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from app.core.config import Settings, get_settings
+from app.core.database import build_engine, build_sessionmaker, wait_for_database
+from app.core.errors import install_error_handlers
+from app.core.requests import RequestLogMiddleware
+from app.health import endpoints as health_endpoints
+from app.health.service import schema_head
+
+log = logging.getLogger("pyauth.main")
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    engine = build_engine(settings)
+    try:
+        await wait_for_database(engine, settings)
+    except Exception as exc:
+        log.error("startup failed: %s", exc)
+        await engine.dispose()
+        raise
+    log.info("startup: database %s answered SELECT 1", settings.database_target)
+    app.state.engine = engine
+    app.state.sessionmaker = build_sessionmaker(engine)
+    app.state.schema_head = schema_head()
+    try:
+        yield
+    finally:
+        await engine.dispose()
+        log.info("shutdown: database engine disposed, connections closed")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="pyauth",
+        summary="Self-hosted authentication: accounts, passwords, JWT access tokens, refresh tokens.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.add_middleware(RequestLogMiddleware)
+    app.include_router(health_endpoints.router)
+    return app

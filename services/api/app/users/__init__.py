@@ -1,0 +1,1 @@
+"""Accounts: the `users` table and what a user can read and change about themselves."""

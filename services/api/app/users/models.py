@@ -1,0 +1,20 @@
+"""The `users` table. `email` holds the canonical form and is unique, so one address is one account."""
+
+import uuid
+
+from sqlalchemy import Boolean, String, Uuid, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.core.models import Base, Timestamps
+
+
+class User(Timestamps, Base):
+    __tablename__ = "users"
+
+    id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, primary_key=True, default=uuid.uuid4, server_default=text("gen_random_uuid()")
+    )
+    email: Mapped[str] = mapped_column(String(320), unique=True, nullable=False)
+    password_hash: Mapped[str] = mapped_column(String(255), nullable=False)
+    is_active: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("true"))
+    is_verified: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
