@@ -13,8 +13,7 @@ from sqlalchemy import Connection, text
 from app.core.config import get_settings
 from app.core.database import build_engine
 from app.core.logging import configure_logging
-from app.core.models import Base
-from app.users import models as _users  # noqa: F401 - registers the table on Base.metadata
+from app.core.registry import Base
 
 MIGRATION_LOCK_ID = 0x70796175_7468  # "pyauth"
 

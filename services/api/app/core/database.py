@@ -32,7 +32,12 @@ def build_engine(settings: Settings) -> AsyncEngine:
         pool_timeout=settings.DB_POOL_TIMEOUT,
         pool_pre_ping=settings.DB_POOL_PRE_PING,
         pool_recycle=settings.DB_POOL_RECYCLE,
-        connect_args={"timeout": settings.DB_POOL_TIMEOUT},
+        # Statement parameters can hold emails, hashes and token digests: keep them out of errors and logs.
+        hide_parameters=True,
+        connect_args={
+            "timeout": settings.DB_POOL_TIMEOUT,
+            "server_settings": {"application_name": settings.DB_APPLICATION_NAME},
+        },
     )
 
 
@@ -76,4 +81,6 @@ async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
         await session.close()
 
 
-SessionDep = Annotated[AsyncSession, Depends(get_db)]
+# scope="function": the session is committed and closed when the endpoint returns, before the response
+# is sent, so a failed commit becomes an error response instead of a success that did not happen.
+SessionDep = Annotated[AsyncSession, Depends(get_db, scope="function")]

@@ -1,0 +1,1 @@
+"""Authentication: the token endpoint, sessions (refresh-token families), logout and revocation."""

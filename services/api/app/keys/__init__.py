@@ -1,0 +1,1 @@
+"""Signing keys for access tokens: stored encrypted, published as JWKS, rotated without logouts."""

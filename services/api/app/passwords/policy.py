@@ -1,0 +1,111 @@
+"""What a new password must meet: a length in code points after NFC, not a common password, no context words.
+
+No composition rules and no rotation (NIST SP 800-63B-4; ASVS 6.2.5, 6.2.10). Every refusal is a 422
+`PyauthError` with its own stable code.
+"""
+
+import gzip
+import unicodedata
+from functools import cache
+from importlib import resources
+
+from app.core.config import Settings
+from app.core.errors import PyauthError
+
+COMMON_PASSWORDS_FILE = "common-passwords.txt.gz"
+
+# Shorter context words would refuse too many unrelated passwords ("al" from al@example.com).
+_MIN_CONTEXT_WORD_LENGTH = 3
+
+
+class PasswordTooLong(PyauthError):
+    status_code = 422
+    code = "password_too_long"
+    message = "The password is too long."
+
+
+class PasswordTooShort(PyauthError):
+    status_code = 422
+    code = "password_too_short"
+    message = "The password is too short."
+
+
+class PasswordTooCommon(PyauthError):
+    status_code = 422
+    code = "password_too_common"
+    message = "This password is one of the most commonly used passwords. Choose another."
+
+
+class PasswordContainsContext(PyauthError):
+    status_code = 422
+    code = "password_contains_context"
+    message = "The password must not contain your email address's name or domain, or the service's name."
+
+
+class PasswordNotText(PyauthError):
+    status_code = 422
+    code = "password_not_text"
+    message = "The password contains characters that are not valid Unicode text."
+
+
+def normalize_password(password: str) -> str:
+    """NFC, so that the same visible password typed on different systems hashes the same (63B)."""
+    return unicodedata.normalize("NFC", password)
+
+
+def refuse_oversized(password: str, settings: Settings) -> None:
+    """Refuse a password far beyond the maximum, before NFC or hashing spends any work on it."""
+    byte_limit = 4 * settings.PASSWORD_MAX_LENGTH
+    # A code point is 1 to 4 bytes of UTF-8, so a string longer than the byte limit in code points is
+    # over it in bytes too: refuse a huge input without copying it into an encoded buffer.
+    if len(password) > byte_limit or len(password.encode("utf-8", "surrogatepass")) > byte_limit:
+        raise PasswordTooLong(_too_long_detail(settings))
+
+
+def check_new_password(password: str, *, settings: Settings, email: str | None) -> str:
+    """Return the NFC form of `password` to hash, or raise the first refusal that applies."""
+    refuse_oversized(password, settings)
+    normalized = normalize_password(password)
+    if len(normalized) > settings.PASSWORD_MAX_LENGTH:
+        raise PasswordTooLong(_too_long_detail(settings))
+    if len(normalized) < settings.PASSWORD_MIN_LENGTH:
+        raise PasswordTooShort(f"Use at least {settings.PASSWORD_MIN_LENGTH} characters.")
+    if not _is_text(normalized):
+        raise PasswordNotText()
+    folded = normalized.casefold()
+    if folded in common_passwords():
+        raise PasswordTooCommon()
+    if any(word in folded for word in _context_words(settings, email)):
+        raise PasswordContainsContext()
+    return normalized
+
+
+@cache
+def common_passwords() -> frozenset[str]:
+    """The shipped list, read once on first use, NFC and casefolded like the passwords compared to it."""
+    data = resources.files("app.passwords").joinpath(COMMON_PASSWORDS_FILE).read_bytes()
+    lines = gzip.decompress(data).decode("utf-8").splitlines()
+    return frozenset(normalize_password(line).casefold() for line in lines if line)
+
+
+def _too_long_detail(settings: Settings) -> str:
+    return f"Use at most {settings.PASSWORD_MAX_LENGTH} characters."
+
+
+def _is_text(password: str) -> bool:
+    # JSON allows a lone surrogate ("\ud800") and pydantic passes it through; such a string cannot be
+    # encoded as UTF-8, so it could never be typed again and would crash the hasher.
+    try:
+        password.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _context_words(settings: Settings, email: str | None) -> list[str]:
+    words = [settings.SERVICE_NAME]
+    if email is not None and "@" in email:
+        local_part, _, domain = email.rpartition("@")
+        words += [local_part, domain.split(".", 1)[0]]
+    folded = (normalize_password(word).casefold() for word in words)
+    return [word for word in folded if len(word) >= _MIN_CONTEXT_WORD_LENGTH]

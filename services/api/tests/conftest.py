@@ -1,0 +1,118 @@
+"""Test fixtures: a test database of its own, migrated with Alembic, and one rolled-back transaction
+per test.
+
+The database is the one named by DATABASE_URL, which must end in `_test`: `make test` points it at
+`pyauth_test` on the compose `db` host, so development data is never read or written.
+"""
+
+import os
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from alembic import command
+from sqlalchemy import Connection, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
+
+from app.core.config import Settings
+from app.core.database import build_engine, get_db
+from app.health.service import alembic_config
+from app.main import create_app
+
+TEST_KEY_ENCRYPTION_KEY = "test-only-key-encryption-key-0123456789"
+
+
+def make_settings(**overrides: object) -> Settings:
+    """Settings for the test database, with overrides; `.env` is not read."""
+    values: dict[str, object] = {
+        "DATABASE_URL": os.environ.get(
+            "DATABASE_URL", "postgresql+asyncpg://pyauth:pyauth@localhost:5432/pyauth_test"
+        ),
+        "KEY_ENCRYPTION_KEY": os.environ.get("KEY_ENCRYPTION_KEY", TEST_KEY_ENCRYPTION_KEY),
+        "ENVIRONMENT": "test",
+        "DB_STARTUP_TIMEOUT": 10,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg, arg-type]
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    settings = make_settings()
+    database = settings.database_url.database or ""
+    if not database.endswith("_test"):
+        pytest.exit(f"refusing to run tests against {database!r}: its name must end in _test", returncode=2)
+    return settings
+
+
+async def _create_database_if_missing(settings: Settings) -> None:
+    url = settings.database_url
+    admin = create_async_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        async with admin.connect() as connection:
+            exists = await connection.scalar(
+                text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": url.database}
+            )
+            if not exists:
+                await connection.execute(text(f'CREATE DATABASE "{url.database}"'))
+    finally:
+        await admin.dispose()
+
+
+def _upgrade(connection: Connection) -> None:
+    config = alembic_config()
+    config.attributes["connection"] = connection
+    config.attributes["configure_logging"] = False
+    command.upgrade(config, "head")
+
+
+@pytest.fixture(scope="session")
+async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    await _create_database_if_missing(settings)
+    engine = build_engine(settings)
+    async with engine.begin() as connection:
+        await connection.run_sync(_upgrade)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection inside a transaction that is rolled back when the test ends."""
+    async with engine.connect() as connection:
+        transaction = await connection.begin()
+        try:
+            yield connection
+        finally:
+            await transaction.rollback()
+
+
+@pytest.fixture
+async def db_session(connection: AsyncConnection) -> AsyncIterator[AsyncSession]:
+    """A session whose commits only release savepoints: everything it writes is rolled back."""
+    session = AsyncSession(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
+    try:
+        yield session
+    finally:
+        await session.close()
+
+
+@pytest.fixture
+async def app(settings: Settings, engine: AsyncEngine, db_session: AsyncSession) -> AsyncIterator[object]:
+    """The real app, started through its lifespan, with every request's session inside the test's
+    rolled-back transaction."""
+    application = create_app(settings)
+
+    async def test_db() -> AsyncIterator[AsyncSession]:
+        yield db_session
+
+    application.dependency_overrides[get_db] = test_db
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app: object) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client

@@ -1,0 +1,114 @@
+"""`get_db()`: one session per request, committed once before the response, rolled back on error,
+and closed in every case. These tests commit for real (in the test database) and clean up after."""
+
+import uuid
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import event, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.core.config import Settings
+from app.core.database import SessionDep
+from app.core.errors import PyauthError
+from app.main import create_app
+
+
+class Refused(PyauthError):
+    status_code = 409
+    code = "refused"
+
+
+@pytest.fixture
+async def probe_app(settings: Settings, engine: AsyncEngine) -> AsyncIterator[FastAPI]:
+    app = create_app(settings)
+
+    @app.post("/probe/{email}")
+    async def insert(email: str, session: SessionDep) -> dict[str, str]:
+        await session.execute(
+            text("INSERT INTO users (email, password_hash) VALUES (:email, 'x')"), {"email": email}
+        )
+        return {"status": "inserted"}
+
+    @app.post("/probe-fails/{email}")
+    async def insert_then_fail(email: str, session: SessionDep) -> dict[str, str]:
+        await session.execute(
+            text("INSERT INTO users (email, password_hash) VALUES (:email, 'x')"), {"email": email}
+        )
+        raise Refused("no")
+
+    @app.post("/probe-commit-fails")
+    async def violate_at_commit(session: SessionDep) -> dict[str, str]:
+        # The constraint is deferred: both inserts succeed and only COMMIT fails.
+        await session.execute(text("INSERT INTO probe_deferred (v) VALUES (1), (1)"))
+        return {"status": "inserted"}
+
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+@pytest.fixture
+def email() -> str:
+    return f"get-db-{uuid.uuid4().hex}@example.com"
+
+
+@pytest.fixture(autouse=True)
+async def _probe_tables(engine: AsyncEngine) -> AsyncIterator[None]:
+    async with engine.begin() as connection:
+        await connection.execute(
+            text("CREATE TABLE IF NOT EXISTS probe_deferred (v int UNIQUE DEFERRABLE INITIALLY DEFERRED)")
+        )
+    yield
+    async with engine.begin() as connection:
+        await connection.execute(text("DELETE FROM users WHERE email LIKE 'get-db-%'"))
+        await connection.execute(text("DROP TABLE probe_deferred"))
+
+
+async def _count(engine: AsyncEngine, email: str) -> int:
+    async with engine.connect() as connection:
+        return int(await connection.scalar(text("SELECT count(*) FROM users WHERE email = :e"), {"e": email}))
+
+
+async def _post(app: FastAPI, path: str) -> httpx.Response:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), base_url="http://t") as client:
+        return await client.post(path)
+
+
+async def test_a_request_commits_once_and_returns_its_connection(
+    probe_app: FastAPI, engine: AsyncEngine, email: str
+) -> None:
+    app_engine: AsyncEngine = probe_app.state.engine
+    commits: list[object] = []
+
+    def count_commit(connection: object) -> None:
+        commits.append(connection)
+
+    event.listen(app_engine.sync_engine, "commit", count_commit)
+    try:
+        response = await _post(probe_app, f"/probe/{email}")
+    finally:
+        event.remove(app_engine.sync_engine, "commit", count_commit)
+    assert response.status_code == 200
+    assert len(commits) == 1
+    assert await _count(engine, email) == 1, "the row is committed by the time the response is read"
+    assert app_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+async def test_an_error_rolls_back_and_closes_the_session(
+    probe_app: FastAPI, engine: AsyncEngine, email: str
+) -> None:
+    response = await _post(probe_app, f"/probe-fails/{email}")
+    assert response.status_code == 409
+    assert response.json() == {"error": "refused", "detail": "no"}
+    assert await _count(engine, email) == 0
+    assert probe_app.state.engine.pool.checkedout() == 0
+
+
+async def test_a_failed_commit_is_an_error_response_not_a_success(probe_app: FastAPI) -> None:
+    response = await _post(probe_app, "/probe-commit-fails")
+    assert response.status_code == 500, "the commit ran before the response was sent, and its failure shows"
+    assert response.json() == {"error": "internal_error", "detail": "An internal error occurred."}
+    assert "Traceback" not in response.text
+    assert probe_app.state.engine.pool.checkedout() == 0
