@@ -10,7 +10,7 @@ export PYPI_CA_BUNDLE
 
 LINT := ruff check . && ruff format --check . && mypy app tests
 
-.PHONY: help up down clean logs ps test lint fmt migrate shell psql prereqs base-image
+.PHONY: help up down clean logs ps test lint fmt migrate shell psql rotate-keys prereqs base-image
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -62,3 +62,6 @@ shell: prereqs ## Open a shell in the running api container
 
 psql: prereqs ## Open psql on the development database
 	$(COMPOSE) exec db sh -c 'PGPASSWORD="$$POSTGRES_PASSWORD" psql -h 127.0.0.1 -U "$$POSTGRES_USER" "$$POSTGRES_DB"'
+
+rotate-keys: prereqs ## Add a new current JWT signing key (old tokens stay valid until they expire)
+	$(COMPOSE) exec api python3 -m app.keys.cli rotate

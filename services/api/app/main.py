@@ -10,12 +10,18 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from app.auth import endpoints as auth_endpoints
+from app.core.clock import Clock, SystemClock
 from app.core.config import Settings, get_settings
 from app.core.database import build_engine, build_sessionmaker, wait_for_database
 from app.core.errors import install_error_handlers
 from app.core.requests import RequestLogMiddleware
 from app.health import endpoints as health_endpoints
 from app.health.service import schema_head
+from app.keys import endpoints as keys_endpoints
+from app.keys.service import KeyRing
+from app.passwords.hashing import PasswordHasher
+from app.users import endpoints as users_endpoints
 
 log = logging.getLogger("pyauth.main")
 
@@ -34,14 +40,17 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.engine = engine
     app.state.sessionmaker = build_sessionmaker(engine)
     app.state.schema_head = schema_head()
+    app.state.hasher = PasswordHasher(settings)
     try:
+        app.state.keyring = await KeyRing.load(app.state.sessionmaker, settings, app.state.clock)
         yield
     finally:
+        app.state.hasher.shutdown()
         await engine.dispose()
         log.info("shutdown: database engine disposed, connections closed")
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:
     settings = settings or get_settings()
     app = FastAPI(
         title="pyauth",
@@ -50,7 +59,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.clock = clock or SystemClock()
     install_error_handlers(app)
     app.add_middleware(RequestLogMiddleware)
     app.include_router(health_endpoints.router)
+    app.include_router(auth_endpoints.router)
+    app.include_router(users_endpoints.router)
+    app.include_router(keys_endpoints.router)
     return app

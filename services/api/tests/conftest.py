@@ -11,9 +11,11 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from alembic import command
+from fastapi import FastAPI
 from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
 
+from app.core.clock import ManualClock
 from app.core.config import Settings
 from app.core.database import build_engine, get_db
 from app.health.service import alembic_config
@@ -33,7 +35,7 @@ def make_settings(**overrides: object) -> Settings:
         "DB_STARTUP_TIMEOUT": 10,
     }
     values.update(overrides)
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg, arg-type]
+    return Settings(_env_file=None, **values)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="session")
@@ -98,10 +100,18 @@ async def db_session(connection: AsyncConnection) -> AsyncIterator[AsyncSession]
 
 
 @pytest.fixture
-async def app(settings: Settings, engine: AsyncEngine, db_session: AsyncSession) -> AsyncIterator[object]:
+def clock() -> ManualClock:
+    """The app's clock in tests: real time at the start, moved only by the test."""
+    return ManualClock()
+
+
+@pytest.fixture
+async def app(
+    settings: Settings, engine: AsyncEngine, db_session: AsyncSession, clock: ManualClock
+) -> AsyncIterator[FastAPI]:
     """The real app, started through its lifespan, with every request's session inside the test's
     rolled-back transaction."""
-    application = create_app(settings)
+    application = create_app(settings, clock=clock)
 
     async def test_db() -> AsyncIterator[AsyncSession]:
         yield db_session
@@ -112,7 +122,31 @@ async def app(settings: Settings, engine: AsyncEngine, db_session: AsyncSession)
 
 
 @pytest.fixture
-async def client(app: object) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client
+
+
+LIVE_EMAIL_DOMAIN = "live.example.org"
+
+
+@pytest.fixture
+async def live_app(settings: Settings, engine: AsyncEngine, clock: ManualClock) -> AsyncIterator[FastAPI]:
+    """The real app with its own pool, committing for real in the test database: for concurrency tests,
+    which one rolled-back connection cannot serve. Users it creates must use LIVE_EMAIL_DOMAIN; they
+    (and, by cascade, their sessions) are deleted afterwards."""
+    application = create_app(settings, clock=clock)
+    async with application.router.lifespan_context(application):
+        yield application
+    async with engine.begin() as connection:
+        await connection.execute(
+            text("DELETE FROM users WHERE email LIKE :pattern"), {"pattern": f"%@{LIVE_EMAIL_DOMAIN}"}
+        )
+
+
+@pytest.fixture
+async def live_client(live_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=live_app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield client

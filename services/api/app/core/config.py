@@ -30,7 +30,9 @@ class Settings(BaseSettings):
 
     # Identity of this service: the `iss` of its tokens, and a context word refused in passwords.
     SERVICE_NAME: str = "pyauth"
-    PUBLIC_BASE_URL: str = Field("http://localhost:8000", description="Where clients reach pyauth; the issuer.")
+    PUBLIC_BASE_URL: str = Field(
+        "http://localhost:8000", description="Where clients reach pyauth; the issuer."
+    )
 
     # Passwords (NIST SP 800-63B-4; OWASP Password Storage cheat sheet)
     PASSWORD_MIN_LENGTH: int = Field(15, ge=8, le=64)
@@ -62,7 +64,9 @@ class Settings(BaseSettings):
         try:
             url = make_url(value)
         except ArgumentError:
-            raise ValueError("DATABASE_URL is not a URL: expected postgresql+asyncpg://user:password@host:port/db") from None
+            raise ValueError(
+                "DATABASE_URL is not a URL: expected postgresql+asyncpg://user:password@host:port/db"
+            ) from None
         if url.drivername != "postgresql+asyncpg":
             raise ValueError("DATABASE_URL must start with postgresql+asyncpg:// (the async driver)")
         if not url.host or not url.database:
@@ -87,5 +91,4 @@ class Settings(BaseSettings):
 
 @lru_cache
 def get_settings() -> Settings:
-    return Settings()  # type: ignore[call-arg]  # DATABASE_URL comes from the environment or .env
-
+    return Settings()  # DATABASE_URL and KEY_ENCRYPTION_KEY come from the environment or .env

@@ -41,6 +41,15 @@ class PyauthError(Exception):
         super().__init__(self.detail)
 
 
+class OAuthError(PyauthError):
+    """An error of the RFC 6749 token or RFC 7009 revocation endpoint, rendered as that RFC says:
+    `{"error": "<code>", "error_description": "<text>"}`."""
+
+    status_code = 400
+    code = "invalid_request"
+    message = "The request is missing a parameter or is otherwise malformed."
+
+
 class ServiceUnavailable(PyauthError):
     status_code = 503
     code = "service_unavailable"
@@ -68,6 +77,12 @@ _HTTP_CODES = {
 
 async def _pyauth_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, PyauthError)
+    if isinstance(exc, OAuthError):
+        return JSONResponse(
+            {"error": exc.code, "error_description": exc.detail},
+            status_code=exc.status_code,
+            headers={"Cache-Control": "no-store", **(exc.headers or {})},
+        )
     return error_response(exc.status_code, exc.code, exc.detail, exc.headers)
 
 
@@ -109,3 +124,8 @@ def install_error_handlers(app: FastAPI) -> None:
     for unavailable in (OperationalError, InterfaceError, PoolTimeoutError, OSError, TimeoutError):
         app.add_exception_handler(unavailable, _database_error)
     app.add_exception_handler(Exception, _unexpected_error)
+
+
+def error_responses(*status_codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the error statuses an endpoint can answer, all with `ErrorBody`."""
+    return {status: {"model": ErrorBody, "description": "Error"} for status in status_codes}

@@ -67,7 +67,7 @@ class RequestLogMiddleware:
         anything else is replaced, so a client cannot write arbitrary text into the log."""
         for name, value in scope.get("headers", ()):
             if name == b"x-request-id":
-                candidate = value.decode("latin-1")
+                candidate: str = value.decode("latin-1")
                 if _CLIENT_ID.fullmatch(candidate):
                     return candidate
         return uuid.uuid4().hex

@@ -34,9 +34,9 @@ class Readiness:
         return self.database == "ok" and self.schema == "ok"
 
 
-async def check_readiness(engine: AsyncEngine, expected_head: str | None, timeout: float) -> Readiness:
+async def check_readiness(engine: AsyncEngine, expected_head: str | None, bound: float) -> Readiness:
     try:
-        async with asyncio.timeout(timeout), engine.connect() as connection:
+        async with asyncio.timeout(bound), engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
             current = None
             if (await connection.execute(text("SELECT to_regclass('alembic_version')"))).scalar():

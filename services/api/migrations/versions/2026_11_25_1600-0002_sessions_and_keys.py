@@ -1,4 +1,4 @@
-"""sessions, refresh tokens and signing keys
+"""sessions, refresh tokens, signing keys, and users.display_name
 
 Revision ID: 0002
 Revises: 0001
@@ -18,6 +18,7 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    op.add_column("users", sa.Column("display_name", sa.String(length=100), nullable=True))
     op.create_table(
         "auth_sessions",
         sa.Column("id", sa.Uuid(), nullable=False),
@@ -73,3 +74,4 @@ def downgrade() -> None:
     op.drop_table("refresh_tokens")
     op.drop_index(op.f("ix_auth_sessions_user_id"), table_name="auth_sessions")
     op.drop_table("auth_sessions")
+    op.drop_column("users", "display_name")

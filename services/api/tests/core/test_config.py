@@ -21,7 +21,7 @@ def env_file(tmp_path: Path) -> Path:
 def test_env_file_is_read(env_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DATABASE_URL", raising=False)
     monkeypatch.delenv("LOG_LEVEL", raising=False)
-    settings = Settings(_env_file=env_file)  # type: ignore[call-arg]
+    settings = Settings(_env_file=env_file)
     assert settings.DATABASE_URL == FROM_FILE
     assert settings.LOG_LEVEL == "DEBUG"
     assert settings.database_target == "filehost:5432/from_file"
@@ -29,7 +29,7 @@ def test_env_file_is_read(env_file: Path, monkeypatch: pytest.MonkeyPatch) -> No
 
 def test_process_environment_overrides_env_file(env_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DATABASE_URL", FROM_ENV)
-    settings = Settings(_env_file=env_file)  # type: ignore[call-arg]
+    settings = Settings(_env_file=env_file)
     assert settings.DATABASE_URL == FROM_ENV
     assert settings.database_url.host == "envhost"
 
@@ -48,16 +48,16 @@ def test_a_bad_database_url_is_refused(
 ) -> None:
     monkeypatch.setenv("DATABASE_URL", url)
     with pytest.raises(ValidationError) as raised:
-        Settings(_env_file=env_file)  # type: ignore[call-arg]
+        Settings(_env_file=env_file)
     assert message in str(raised.value)
 
 
 def test_database_url_is_required(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DATABASE_URL", raising=False)
     with pytest.raises(ValidationError, match="DATABASE_URL"):
-        Settings(_env_file=tmp_path / "missing.env", KEY_ENCRYPTION_KEY="k" * 40)  # type: ignore[call-arg]
+        Settings(_env_file=tmp_path / "missing.env", KEY_ENCRYPTION_KEY="k" * 40)
 
 
 def test_database_target_never_contains_the_password(env_file: Path) -> None:
-    settings = Settings(_env_file=env_file, DATABASE_URL=FROM_FILE)  # type: ignore[call-arg]
+    settings = Settings(_env_file=env_file, DATABASE_URL=FROM_FILE)
     assert "secret" not in settings.database_target

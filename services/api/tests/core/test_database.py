@@ -72,7 +72,9 @@ async def _count(engine: AsyncEngine, email: str) -> int:
 
 
 async def _post(app: FastAPI, path: str) -> httpx.Response:
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), base_url="http://t") as client:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), base_url="http://t"
+    ) as client:
         return await client.post(path)
 
 

@@ -1,7 +1,9 @@
 """Liveness never touches the database; readiness needs the database and the schema at head."""
 
 import httpx
+
 from app.core.config import Settings
+from app.core.database import build_engine
 from app.main import create_app
 from tests.conftest import make_settings
 
@@ -35,8 +37,6 @@ async def test_ready_is_503_when_the_schema_is_behind(settings: Settings, engine
 async def test_ready_is_503_and_live_200_when_the_database_is_unreachable(settings: Settings) -> None:
     # A second app pointed at a closed port: its lifespan would refuse to start, so build its state
     # from a running app and then swap the engine for one that cannot connect.
-    from app.core.database import build_engine
-
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         closed = make_settings(
@@ -56,4 +56,3 @@ async def test_ready_is_503_and_live_200_when_the_database_is_unreachable(settin
     assert ready.status_code == 503
     assert ready.json()["checks"]["database"].startswith("unreachable")
     assert live.status_code == 200
-

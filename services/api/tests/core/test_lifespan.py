@@ -54,4 +54,6 @@ async def test_startup_against_an_unreachable_database_fails_clearly_within_the_
     assert password not in message
     assert password not in caplog.text
     assert 1.5 <= elapsed < 10
-    assert any(record.levelname == "ERROR" and "startup failed" in record.message for record in caplog.records)
+    assert any(
+        record.levelname == "ERROR" and "startup failed" in record.message for record in caplog.records
+    )

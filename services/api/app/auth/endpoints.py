@@ -1,0 +1,162 @@
+"""HTTP interface of authentication: registration, the RFC 6749 token endpoint, RFC 7009 revocation,
+logout, and the user's sessions."""
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Response, status
+
+from app.auth import repository, service
+from app.auth.dependencies import CurrentAuth
+from app.auth.schemas import OAuthErrorBody, SessionRead, TokenResponse
+from app.core.database import SessionDep
+from app.core.dependencies import ClientDep, ClockDep, HasherDep, KeyRingDep, SettingsDep
+from app.core.errors import OAuthError, PyauthError, error_responses
+from app.users import service as user_service
+from app.users.schemas import UserCreate, UserRead
+
+router = APIRouter(prefix="/auth", tags=["auth"])
+
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+OAUTH_ERRORS: dict[int | str, dict[str, object]] = {
+    400: {"model": OAuthErrorBody, "description": "RFC 6749 §5.2 error"}
+}
+
+
+class UnsupportedGrantType(OAuthError):
+    code = "unsupported_grant_type"
+    message = "grant_type must be 'password' or 'refresh_token'."
+
+
+class SessionNotFound(PyauthError):
+    status_code = 404
+    code = "session_not_found"
+    message = "No such session."
+
+
+@router.post(
+    "/register",
+    status_code=status.HTTP_201_CREATED,
+    response_model=UserRead,
+    responses=error_responses(409, 422),
+)
+async def register(
+    body: UserCreate, db: SessionDep, hasher: HasherDep, settings: SettingsDep, response: Response
+) -> UserRead:
+    user = await user_service.register(
+        db, email=body.email, password=body.password, hasher=hasher, settings=settings
+    )
+    response.headers.update(NO_STORE)
+    return UserRead.model_validate(user)
+
+
+@router.post("/token", response_model=TokenResponse, responses={**OAUTH_ERRORS, **error_responses(422)})
+async def token(
+    db: SessionDep,
+    hasher: HasherDep,
+    keyring: KeyRingDep,
+    settings: SettingsDep,
+    clock: ClockDep,
+    client: ClientDep,
+    response: Response,
+    grant_type: Annotated[str | None, Form(max_length=64)] = None,
+    username: Annotated[str | None, Form(max_length=320)] = None,
+    password: Annotated[str | None, Form(max_length=4096)] = None,
+    refresh_token: Annotated[str | None, Form(max_length=512)] = None,
+    scope: Annotated[str | None, Form(max_length=1024)] = None,
+    client_id: Annotated[str | None, Form(max_length=256)] = None,
+) -> TokenResponse:
+    """OAuth 2.0 token endpoint (form-encoded): `grant_type=password` with `username` (the email) and
+    `password`, or `grant_type=refresh_token` with `refresh_token`. Public clients: no client secret."""
+    now = clock.now()
+    if grant_type == "password":
+        if not username or password is None:
+            raise OAuthError("username and password are required for grant_type=password.")
+        issued = await service.login_with_password(
+            db,
+            username=username,
+            password=password,
+            hasher=hasher,
+            keyring=keyring,
+            settings=settings,
+            now=now,
+            client=client,
+        )
+    elif grant_type == "refresh_token":
+        if not refresh_token:
+            raise OAuthError("refresh_token is required for grant_type=refresh_token.")
+        issued = await service.refresh(
+            db, refresh_token=refresh_token, keyring=keyring, settings=settings, now=now
+        )
+    elif not grant_type:
+        raise OAuthError("grant_type is required.")
+    else:
+        raise UnsupportedGrantType()
+    response.headers.update(NO_STORE)
+    return TokenResponse(
+        access_token=issued.access_token, expires_in=issued.expires_in, refresh_token=issued.refresh_token
+    )
+
+
+@router.post("/revoke", responses=OAUTH_ERRORS)
+async def revoke(
+    db: SessionDep,
+    clock: ClockDep,
+    token: Annotated[str | None, Form(max_length=4096)] = None,
+    token_type_hint: Annotated[str | None, Form(max_length=64)] = None,
+) -> Response:
+    """RFC 7009: revoke a refresh token, which ends its session. Answers 200 for unknown tokens too."""
+    if not token:
+        raise OAuthError("token is required.")
+    await service.revoke_refresh_token(db, token=token, now=clock.now())
+    return Response(status_code=200, headers=NO_STORE)
+
+
+@router.post("/logout", status_code=204, responses=error_responses(401))
+async def logout(auth: CurrentAuth, db: SessionDep, clock: ClockDep) -> Response:
+    """End the session of the access token used."""
+    await repository.revoke_sessions(
+        db, user_id=auth.user.id, session_id=auth.session.id, now=clock.now(), reason="logout"
+    )
+    return Response(status_code=204)
+
+
+@router.post("/logout-all", status_code=204, responses=error_responses(401))
+async def logout_all(auth: CurrentAuth, db: SessionDep, clock: ClockDep) -> Response:
+    """End every session of the user, this one included."""
+    await repository.revoke_sessions(db, user_id=auth.user.id, now=clock.now(), reason="logout_all")
+    return Response(status_code=204)
+
+
+@router.get("/sessions", response_model=list[SessionRead], responses=error_responses(401))
+async def list_sessions(
+    auth: CurrentAuth, db: SessionDep, clock: ClockDep, settings: SettingsDep
+) -> list[SessionRead]:
+    now = clock.now()
+    sessions = await repository.live_sessions(
+        db, auth.user.id, now=now, idle_since=now - service.idle_ttl(settings)
+    )
+    return [
+        SessionRead(
+            id=s.id,
+            created_at=s.created_at,
+            last_used_at=s.last_used_at,
+            expires_at=s.expires_at,
+            user_agent=s.user_agent,
+            ip_address=s.ip_address,
+            current=s.id == auth.session.id,
+        )
+        for s in sessions
+    ]
+
+
+@router.delete("/sessions/{session_id}", status_code=204, responses=error_responses(401, 404))
+async def revoke_session(
+    session_id: uuid.UUID, auth: CurrentAuth, db: SessionDep, clock: ClockDep
+) -> Response:
+    ended = await repository.revoke_sessions(
+        db, user_id=auth.user.id, session_id=session_id, now=clock.now(), reason="revoked_by_user"
+    )
+    if not ended:
+        raise SessionNotFound()
+    return Response(status_code=204)

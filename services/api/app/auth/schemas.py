@@ -1,0 +1,32 @@
+"""Bodies of the token, revocation and session endpoints."""
+
+import uuid
+from datetime import datetime
+
+from pydantic import BaseModel
+
+
+class TokenResponse(BaseModel):
+    """RFC 6749 §5.1."""
+
+    access_token: str
+    token_type: str = "Bearer"  # noqa: S105 - the RFC 6749 token type, not a secret
+    expires_in: int
+    refresh_token: str
+
+
+class OAuthErrorBody(BaseModel):
+    """RFC 6749 §5.2."""
+
+    error: str
+    error_description: str
+
+
+class SessionRead(BaseModel):
+    id: uuid.UUID
+    created_at: datetime
+    last_used_at: datetime
+    expires_at: datetime
+    user_agent: str | None
+    ip_address: str | None
+    current: bool

@@ -1,0 +1,211 @@
+"""Access tokens: RFC 9068 JWTs (`typ: at+jwt`) signed with the key ring's current key.
+
+Verification follows RFC 8725: the algorithm is pinned per key (never taken from the token), key
+location headers (`jku`, `x5u`, `jwk`, `x5c`) are refused rather than followed, and `exp`/`nbf`/`iat`
+are checked against the injected clock, not the system one.
+"""
+
+import logging
+import math
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
+from typing import Any, Final
+
+import jwt
+from jwt.types import Options
+
+from app.core.config import Settings
+from app.core.errors import PyauthError
+from app.keys.service import KeyRing
+
+log = logging.getLogger("pyauth.tokens")
+
+ACCESS_TOKEN_TYPES: Final = frozenset({"at+jwt", "application/at+jwt"})
+# Headers that point at a key to verify with: following them would let the token choose its own key.
+# `crit`/`b64` would change how the token is parsed; pyauth never issues them.
+FORBIDDEN_HEADERS: Final = frozenset({"jku", "x5u", "jwk", "x5c", "crit", "b64"})
+REGISTERED_CLAIMS: Final = frozenset({"iss", "aud", "sub", "exp", "iat", "nbf", "jti", "sid"})
+REQUIRED_CLAIMS: Final = ["iss", "aud", "sub", "exp", "iat", "nbf", "jti", "sid"]
+# Tolerated clock difference between the issuing and the verifying process, for nbf and iat only:
+# expiry gets no leeway.
+CLOCK_SKEW: Final = timedelta(seconds=30)
+MAX_TOKEN_LENGTH: Final = 8192
+
+
+class InvalidAccessToken(PyauthError):
+    """Any refusal of an access token. The message never says which check failed."""
+
+    status_code = 401
+    code = "invalid_token"
+    message = "The access token is invalid or has expired."
+    headers: Mapping[str, str] | None = MappingProxyType({"WWW-Authenticate": 'Bearer error="invalid_token"'})
+
+
+@dataclass(frozen=True, slots=True)
+class AccessClaims:
+    """The verified claims of an access token."""
+
+    sub: str
+    sid: str
+    jti: str
+    exp: int
+    claims: Mapping[str, Any]
+
+    @property
+    def expires_at(self) -> datetime:
+        return datetime.fromtimestamp(self.exp, UTC)
+
+
+class _Refused(Exception):
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+def _timestamp(now: datetime) -> float:
+    if now.tzinfo is None:
+        raise ValueError("`now` must be timezone-aware")
+    return now.timestamp()
+
+
+def issue_access_token(
+    keyring: KeyRing,
+    settings: Settings,
+    *,
+    subject: str,
+    session_id: str,
+    now: datetime,
+    extra_claims: Mapping[str, Any] | None = None,
+) -> tuple[str, int]:
+    """A signed access token for `subject` in session `session_id`, and its lifetime in seconds."""
+    extra = dict(extra_claims or {})
+    if clash := REGISTERED_CLAIMS & extra.keys():
+        raise ValueError(f"extra_claims may not set registered claims: {sorted(clash)}")
+    key = keyring.current
+    issued_at = math.floor(_timestamp(now))
+    ttl = settings.ACCESS_TOKEN_TTL_SECONDS
+    claims = {
+        **extra,
+        "iss": settings.issuer,
+        "aud": settings.JWT_AUDIENCE,
+        "sub": subject,
+        "exp": issued_at + ttl,
+        "iat": issued_at,
+        "nbf": issued_at,
+        "jti": secrets.token_urlsafe(16),
+        "sid": session_id,
+    }
+    headers = {"kid": key.kid, "typ": "at+jwt"}
+    token = jwt.encode(claims, key.private_key, algorithm=key.algorithm, headers=headers)
+    return token, ttl
+
+
+def decode_access_token(keyring: KeyRing, settings: Settings, token: str, *, now: datetime) -> AccessClaims:
+    """Verify an access token against the key ring, at time `now`; `InvalidAccessToken` if refused."""
+    try:
+        return _verify(keyring, settings, token, now=_timestamp(now))
+    except _Refused as refused:
+        log.debug("access token refused: %s", refused.reason)
+    except (jwt.PyJWTError, ValueError, TypeError, OverflowError) as exc:
+        # Whatever a hostile token makes the parser raise is a refusal (401), never a 500.
+        log.debug("access token refused: %s", type(exc).__name__)
+    raise InvalidAccessToken()
+
+
+async def verify_access_token(
+    keyring: KeyRing, settings: Settings, token: str, *, now: datetime
+) -> AccessClaims:
+    """`decode_access_token`, after letting the key ring pick up keys made by other processes: the
+    periodic refresh, and a rate-limited one when the token names a key id not seen yet."""
+    await keyring.maybe_refresh()
+    kid = _unverified_kid(token)
+    if kid is not None and keyring.key_for(kid) is None:
+        await keyring.refresh_for_unknown_kid(kid)
+    return decode_access_token(keyring, settings, token, now=now)
+
+
+def _unverified_kid(token: str) -> str | None:
+    if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH:
+        return None
+    try:
+        kid = jwt.get_unverified_header(token).get("kid")
+    except (jwt.PyJWTError, ValueError, TypeError):
+        return None
+    return kid if isinstance(kid, str) and 0 < len(kid) <= 64 else None
+
+
+def _numeric_date(claims: Mapping[str, Any], name: str) -> float:
+    value = claims.get(name)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _Refused(f"{name} is not a NumericDate")
+    try:
+        number = float(value)
+    except OverflowError:
+        raise _Refused(f"{name} is out of range") from None
+    if not math.isfinite(number):
+        raise _Refused(f"{name} is out of range")
+    return number
+
+
+def _non_empty_string(claims: Mapping[str, Any], name: str) -> str:
+    value = claims.get(name)
+    if not isinstance(value, str) or not value:
+        raise _Refused(f"{name} is not a non-empty string")
+    return value
+
+
+def _verify(keyring: KeyRing, settings: Settings, token: str, *, now: float) -> AccessClaims:
+    if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH:
+        raise _Refused("not a string of acceptable length")
+    header = jwt.get_unverified_header(token)
+
+    if forbidden := FORBIDDEN_HEADERS & header.keys():
+        raise _Refused(f"forbidden header(s) {sorted(forbidden)}")
+    typ = header.get("typ")
+    if not isinstance(typ, str) or typ.lower() not in ACCESS_TOKEN_TYPES:
+        raise _Refused("typ is not at+jwt")
+    kid = header.get("kid")
+    key = keyring.key_for(kid) if isinstance(kid, str) else None
+    if key is None:
+        raise _Refused(f"unknown kid {str(kid)[:64]!r}")
+    # Pinned per key: a token cannot pick `none`, HS256 or another curve by naming it.
+    if header.get("alg") != key.algorithm:
+        raise _Refused(f"alg {str(header.get('alg'))[:16]!r} is not the algorithm of key {kid}")
+
+    options: Options = {
+        # PyJWT would compare these with the system clock; they are checked below against `now`.
+        "verify_exp": False,
+        "verify_nbf": False,
+        "verify_iat": False,
+        "require": REQUIRED_CLAIMS,
+    }
+    claims = jwt.decode(
+        token,
+        key.public_key,
+        algorithms=[key.algorithm],
+        audience=settings.JWT_AUDIENCE,
+        issuer=settings.issuer,
+        options=options,
+    )
+
+    exp = _numeric_date(claims, "exp")
+    nbf = _numeric_date(claims, "nbf")
+    iat = _numeric_date(claims, "iat")
+    skew = CLOCK_SKEW.total_seconds()
+    if exp <= now:
+        raise _Refused("expired")
+    if nbf > now + skew:
+        raise _Refused("not yet valid (nbf)")
+    if iat > now + skew:
+        raise _Refused("issued in the future (iat)")
+
+    return AccessClaims(
+        sub=_non_empty_string(claims, "sub"),
+        sid=_non_empty_string(claims, "sid"),
+        jti=_non_empty_string(claims, "jti"),
+        exp=math.floor(exp),
+        claims=MappingProxyType(claims),
+    )

@@ -1,0 +1,48 @@
+"""The current user's own account: read it, update it, change the password."""
+
+from fastapi import APIRouter, Response
+
+from app.auth.dependencies import CurrentAuth
+from app.core.database import SessionDep
+from app.core.dependencies import ClockDep, HasherDep, SettingsDep
+from app.core.errors import error_responses
+from app.users import service
+from app.users.schemas import PasswordChange, UserRead, UserUpdate
+
+router = APIRouter(prefix="/users", tags=["users"])
+
+
+@router.get("/me", response_model=UserRead, responses=error_responses(401))
+async def read_me(auth: CurrentAuth, response: Response) -> UserRead:
+    response.headers["Cache-Control"] = "no-store"
+    return UserRead.model_validate(auth.user)
+
+
+@router.patch("/me", response_model=UserRead, responses=error_responses(401, 422))
+async def update_me(auth: CurrentAuth, changes: UserUpdate, db: SessionDep, response: Response) -> UserRead:
+    user = await service.update_profile(db, auth.user, changes)
+    response.headers["Cache-Control"] = "no-store"
+    return UserRead.model_validate(user)
+
+
+@router.post("/me/password", status_code=204, responses=error_responses(400, 401, 422))
+async def change_password(
+    auth: CurrentAuth,
+    body: PasswordChange,
+    db: SessionDep,
+    hasher: HasherDep,
+    settings: SettingsDep,
+    clock: ClockDep,
+) -> Response:
+    """Requires the current password. Every other session of the user ends; this one stays."""
+    await service.change_password(
+        db,
+        user=auth.user,
+        current_session_id=auth.session.id,
+        current_password=body.current_password,
+        new_password=body.new_password,
+        hasher=hasher,
+        settings=settings,
+        now=clock.now(),
+    )
+    return Response(status_code=204)

@@ -1,0 +1,33 @@
+"""Queries on the `users` table. Functions flush; the request commits."""
+
+import uuid
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.users.models import User
+
+
+async def get_by_id(session: AsyncSession, user_id: uuid.UUID) -> User | None:
+    return await session.get(User, user_id)
+
+
+async def get_by_email(session: AsyncSession, email: str) -> User | None:
+    return await session.scalar(select(User).where(User.email == email))
+
+
+async def insert_if_absent(session: AsyncSession, email: str, password_hash: str) -> User | None:
+    """Insert a user unless the email is taken; None if it is. ON CONFLICT makes concurrent
+    registrations of one email produce one row and no unique-violation error."""
+    statement = (
+        insert(User)
+        .values(id=uuid.uuid4(), email=email, password_hash=password_hash)
+        .on_conflict_do_nothing(index_elements=[User.email])
+        .returning(User)
+    )
+    return await session.scalar(statement)
+
+
+async def set_password_hash(session: AsyncSession, user_id: uuid.UUID, password_hash: str) -> None:
+    await session.execute(update(User).where(User.id == user_id).values(password_hash=password_hash))

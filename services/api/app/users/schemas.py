@@ -1,0 +1,38 @@
+"""What the API accepts and returns about users. Request models forbid unknown fields, so fields such
+as `is_verified` or `id` can never be set by a client."""
+
+import uuid
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+
+class UserCreate(StrictModel):
+    email: str = Field(max_length=320, examples=["alice@example.com"])
+    # The policy counts code points after NFC; this bound only stops absurd bodies early.
+    password: str = Field(max_length=4096, examples=["correct horse battery staple"])
+
+
+class UserRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    email: str
+    display_name: str | None
+    is_active: bool
+    is_verified: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class UserUpdate(StrictModel):
+    display_name: str | None = Field(default=None, max_length=100)
+
+
+class PasswordChange(StrictModel):
+    current_password: str = Field(max_length=4096)
+    new_password: str = Field(max_length=4096)

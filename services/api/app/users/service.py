@@ -1,0 +1,79 @@
+"""The rules for accounts: registration under the password policy, profile updates, password change."""
+
+import logging
+import uuid
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth import repository as auth_repository
+from app.core.config import Settings
+from app.core.errors import PyauthError
+from app.passwords.hashing import PasswordHasher
+from app.passwords.policy import check_new_password, normalize_password, refuse_oversized
+from app.users import repository
+from app.users.emails import canonicalize_email
+from app.users.models import User
+from app.users.schemas import UserUpdate
+
+log = logging.getLogger("pyauth.users")
+
+
+class EmailAlreadyRegistered(PyauthError):
+    status_code = 409
+    code = "email_already_registered"
+    message = "An account with this email address already exists."
+
+
+class InvalidCurrentPassword(PyauthError):
+    status_code = 400
+    code = "invalid_current_password"
+    message = "The current password is not correct."
+
+
+async def register(
+    db: AsyncSession, *, email: str, password: str, hasher: PasswordHasher, settings: Settings
+) -> User:
+    refuse_oversized(password, settings)
+    canonical = canonicalize_email(email)
+    password = check_new_password(password, settings=settings, email=canonical)
+    # Hash before touching the database: no pooled connection is held while the hash runs, and a taken
+    # email answers no faster than a free one. The unique index decides, also under a race.
+    password_hash = await hasher.hash(password)
+    user = await repository.insert_if_absent(db, canonical, password_hash)
+    if user is None:
+        raise EmailAlreadyRegistered()
+    log.info("registered user=%s", user.id)
+    return user
+
+
+async def update_profile(db: AsyncSession, user: User, changes: UserUpdate) -> User:
+    for field, value in changes.model_dump(exclude_unset=True).items():
+        setattr(user, field, value)
+    await db.flush()
+    await db.refresh(user)
+    return user
+
+
+async def change_password(
+    db: AsyncSession,
+    *,
+    user: User,
+    current_session_id: uuid.UUID,
+    current_password: str,
+    new_password: str,
+    hasher: PasswordHasher,
+    settings: Settings,
+    now: datetime,
+) -> int:
+    """Returns how many other sessions were ended."""
+    refuse_oversized(current_password, settings)
+    if not await hasher.verify(user.password_hash, normalize_password(current_password)):
+        raise InvalidCurrentPassword()
+    password = check_new_password(new_password, settings=settings, email=user.email)
+    await repository.set_password_hash(db, user.id, await hasher.hash(password))
+    ended = await auth_repository.revoke_sessions(
+        db, user_id=user.id, now=now, reason="password_changed", except_session_id=current_session_id
+    )
+    log.info("password changed user=%s other_sessions_ended=%d", user.id, ended)
+    return ended

@@ -1,0 +1,134 @@
+"""Refresh tokens: rotation on every use, reuse detection that revokes the family, the grace window for
+concurrent refreshes, absolute and idle expiry, and RFC 7009 revocation."""
+
+import asyncio
+from datetime import timedelta
+
+import httpx
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from app.auth.models import AuthSession, RefreshToken
+from app.core.clock import ManualClock
+from app.core.opaque_tokens import digest
+from tests.auth.helpers import live_email, refresh_grant, signed_up, tokens_of
+
+PAST_GRACE = timedelta(seconds=11)
+
+
+async def test_refresh_rotates_the_token(client: httpx.AsyncClient) -> None:
+    _, first = await signed_up(client)
+    response = await refresh_grant(client, first.refresh)
+    assert response.headers["cache-control"] == "no-store"
+    second = tokens_of(response)
+    assert second.refresh != first.refresh
+    assert (await client.get("/users/me", headers=second.bearer)).status_code == 200
+
+
+async def test_refresh_tokens_are_stored_only_as_a_digest(
+    client: httpx.AsyncClient, db_session: AsyncSession
+) -> None:
+    _, tokens = await signed_up(client)
+    stored = await db_session.get(RefreshToken, digest(tokens.refresh))
+    assert stored is not None
+    raw = [row[0] for row in (await db_session.execute(select(RefreshToken.token_hash))).all()]
+    assert tokens.refresh.encode() not in raw
+
+
+async def test_replay_after_three_rotations_revokes_all_four(
+    client: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    _, t1 = await signed_up(client)
+    chain = [t1]
+    for _ in range(3):
+        clock.advance(timedelta(seconds=1))
+        chain.append(tokens_of(await refresh_grant(client, chain[-1].refresh)))
+    clock.advance(PAST_GRACE)
+    replay = await refresh_grant(client, t1.refresh)
+    assert replay.status_code == 400
+    assert replay.json()["error"] == "invalid_grant"
+    for tokens in chain:
+        assert (await refresh_grant(client, tokens.refresh)).status_code == 400
+        assert (await client.get("/users/me", headers=tokens.bearer)).status_code == 401
+
+
+async def test_reuse_revocation_survives_the_error_response(
+    client: httpx.AsyncClient, clock: ManualClock, db_session: AsyncSession
+) -> None:
+    _, t1 = await signed_up(client)
+    tokens_of(await refresh_grant(client, t1.refresh))
+    clock.advance(PAST_GRACE)
+    await refresh_grant(client, t1.refresh)
+    stored = await db_session.get(RefreshToken, digest(t1.refresh))
+    assert stored is not None
+    auth_session = await db_session.get(AuthSession, stored.session_id, populate_existing=True)
+    assert auth_session is not None
+    assert auth_session.revoked_reason == "refresh_token_reuse"
+
+
+async def test_a_replay_within_the_grace_window_keeps_the_session(
+    client: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    _, t1 = await signed_up(client)
+    t2 = tokens_of(await refresh_grant(client, t1.refresh))
+    clock.advance(timedelta(seconds=2))
+    again = await refresh_grant(client, t1.refresh)
+    assert again.status_code == 400
+    assert again.json()["error"] == "invalid_grant"
+    assert "already used" in again.json()["error_description"]
+    assert (await refresh_grant(client, t2.refresh)).status_code == 200
+
+
+async def test_concurrent_refreshes_never_split_the_family(
+    live_client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    _, tokens = await signed_up(live_client, live_email("refresh-race"))
+    responses = await asyncio.gather(*(refresh_grant(live_client, tokens.refresh) for _ in range(20)))
+    winners = [r for r in responses if r.status_code == 200]
+    assert len(winners) == 1
+    assert all(r.status_code == 400 for r in responses if r.status_code != 200)
+    session_id = (await live_client.get("/auth/sessions", headers=tokens_of(winners[0]).bearer)).json()[0][
+        "id"
+    ]
+    async with engine.connect() as connection:
+        unused = await connection.scalar(
+            select(func.count())
+            .select_from(RefreshToken)
+            .where(RefreshToken.session_id == session_id, RefreshToken.used_at.is_(None))
+        )
+    assert unused == 1, "one live token: the family did not split"
+    assert (await refresh_grant(live_client, tokens_of(winners[0]).refresh)).status_code == 200
+
+
+async def test_sessions_expire_after_the_idle_timeout(client: httpx.AsyncClient, clock: ManualClock) -> None:
+    _, tokens = await signed_up(client)
+    clock.advance(timedelta(days=7, seconds=1))
+    assert (await refresh_grant(client, tokens.refresh)).status_code == 400
+
+
+async def test_use_keeps_a_session_alive_until_its_absolute_lifetime(
+    client: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    _, tokens = await signed_up(client)
+    for _ in range(4):  # 24 days in 6-day steps: never idle for 7 days
+        clock.advance(timedelta(days=6))
+        tokens = tokens_of(await refresh_grant(client, tokens.refresh))
+    clock.advance(timedelta(days=6, seconds=1))  # 30 days and a second: idle only 6 days, but too old
+    assert (await refresh_grant(client, tokens.refresh)).status_code == 400
+
+
+async def test_unknown_refresh_tokens_are_invalid_grant(client: httpx.AsyncClient) -> None:
+    response = await refresh_grant(client, "x" * 43)
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_grant"
+
+
+async def test_revocation_ends_the_session_and_accepts_unknown_tokens(client: httpx.AsyncClient) -> None:
+    _, tokens = await signed_up(client)
+    assert (await client.post("/auth/revoke", data={"token": tokens.refresh})).status_code == 200
+    assert (await refresh_grant(client, tokens.refresh)).status_code == 400
+    assert (await client.get("/users/me", headers=tokens.bearer)).status_code == 401
+    assert (await client.post("/auth/revoke", data={"token": "never-issued"})).status_code == 200
+    missing = await client.post("/auth/revoke", data={})
+    assert missing.status_code == 400
+    assert missing.json()["error"] == "invalid_request"

@@ -1,0 +1,103 @@
+"""Logout, logout-all, listing and revoking sessions, and password change ending other sessions."""
+
+import httpx
+
+from tests.auth.helpers import PASSWORD, password_grant, refresh_grant, signed_up, tokens_of
+
+
+async def test_logout_ends_the_current_session_at_once(client: httpx.AsyncClient) -> None:
+    _, tokens = await signed_up(client)
+    assert (await client.post("/auth/logout", headers=tokens.bearer)).status_code == 204
+    assert (await client.get("/users/me", headers=tokens.bearer)).status_code == 401
+    assert (await refresh_grant(client, tokens.refresh)).status_code == 400
+
+
+async def test_logout_all_ends_every_session(client: httpx.AsyncClient) -> None:
+    email, first = await signed_up(client)
+    second = tokens_of(await password_grant(client, email))
+    assert (await client.post("/auth/logout-all", headers=second.bearer)).status_code == 204
+    for tokens in (first, second):
+        assert (await client.get("/users/me", headers=tokens.bearer)).status_code == 401
+        assert (await refresh_grant(client, tokens.refresh)).status_code == 400
+
+
+async def test_sessions_are_listed_and_one_can_be_revoked(client: httpx.AsyncClient) -> None:
+    email, first = await signed_up(client)
+    second = tokens_of(
+        await client.post(
+            "/auth/token",
+            data={"grant_type": "password", "username": email, "password": PASSWORD},
+            headers={"User-Agent": "second-device/1.0"},
+        )
+    )
+    listed = await client.get("/auth/sessions", headers=first.bearer)
+    assert listed.status_code == 200
+    sessions = listed.json()
+    assert len(sessions) == 2
+    assert sum(s["current"] for s in sessions) == 1
+    other = next(s for s in sessions if not s["current"])
+    assert other["user_agent"] == "second-device/1.0"
+    assert {"id", "created_at", "last_used_at", "ip_address"} <= set(other)
+
+    assert (await client.delete(f"/auth/sessions/{other['id']}", headers=first.bearer)).status_code == 204
+    assert (await client.get("/users/me", headers=second.bearer)).status_code == 401
+    assert (await client.get("/users/me", headers=first.bearer)).status_code == 200
+    assert len((await client.get("/auth/sessions", headers=first.bearer)).json()) == 1
+
+
+async def test_another_users_session_cannot_be_revoked(client: httpx.AsyncClient) -> None:
+    _, alice = await signed_up(client)
+    _, bob = await signed_up(client)
+    bob_session = (await client.get("/auth/sessions", headers=bob.bearer)).json()[0]["id"]
+    response = await client.delete(f"/auth/sessions/{bob_session}", headers=alice.bearer)
+    assert response.status_code == 404
+    assert response.json()["error"] == "session_not_found"
+    assert (await client.get("/users/me", headers=bob.bearer)).status_code == 200
+
+
+async def test_password_change_requires_the_current_password(client: httpx.AsyncClient) -> None:
+    _, tokens = await signed_up(client)
+    response = await client.post(
+        "/users/me/password",
+        json={"current_password": "not-my-password-at-all", "new_password": "a-brand-new-passphrase-9"},
+        headers=tokens.bearer,
+    )
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_current_password"
+
+
+async def test_password_change_ends_other_sessions_and_keeps_this_one(client: httpx.AsyncClient) -> None:
+    email, this = await signed_up(client)
+    other = tokens_of(await password_grant(client, email))
+    new_password = "a-brand-new-passphrase-9"
+    response = await client.post(
+        "/users/me/password",
+        json={"current_password": PASSWORD, "new_password": new_password},
+        headers=this.bearer,
+    )
+    assert response.status_code == 204
+    assert (await client.get("/users/me", headers=this.bearer)).status_code == 200
+    assert (await client.get("/users/me", headers=other.bearer)).status_code == 401
+    assert (await password_grant(client, email)).status_code == 400
+    assert (await password_grant(client, email, new_password)).status_code == 200
+
+
+async def test_the_new_password_must_pass_the_policy(client: httpx.AsyncClient) -> None:
+    _, tokens = await signed_up(client)
+    response = await client.post(
+        "/users/me/password",
+        json={"current_password": PASSWORD, "new_password": "short"},
+        headers=tokens.bearer,
+    )
+    assert response.status_code == 422
+    assert response.json()["error"] == "password_too_short"
+
+
+async def test_profile_update_accepts_only_user_fields(client: httpx.AsyncClient) -> None:
+    _, tokens = await signed_up(client)
+    updated = await client.patch("/users/me", json={"display_name": "Alice"}, headers=tokens.bearer)
+    assert updated.status_code == 200
+    assert updated.json()["display_name"] == "Alice"
+    refused = await client.patch("/users/me", json={"is_verified": True}, headers=tokens.bearer)
+    assert refused.status_code == 422
+    assert (await client.get("/users/me", headers=tokens.bearer)).json()["is_verified"] is False

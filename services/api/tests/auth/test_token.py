@@ -1,0 +1,177 @@
+"""The RFC 6749 token endpoint with the password grant, and what an access token opens."""
+
+import asyncio
+import statistics
+import time
+from datetime import timedelta
+
+import httpx
+import jwt
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.clock import ManualClock
+from app.core.config import Settings
+from app.passwords.hashing import PasswordHasher
+from app.users.models import User
+from tests.auth.helpers import PASSWORD, live_email, password_grant, register, signed_up, unique_email
+from tests.conftest import make_settings
+
+
+async def test_password_grant_returns_rfc6749_tokens(client: httpx.AsyncClient, settings: Settings) -> None:
+    email = unique_email()
+    await register(client, email)
+    response = await password_grant(client, email)
+    assert response.status_code == 200
+    assert response.headers["cache-control"] == "no-store"
+    body = response.json()
+    assert set(body) == {"access_token", "token_type", "expires_in", "refresh_token"}
+    assert body["token_type"] == "Bearer"
+    assert body["expires_in"] == settings.ACCESS_TOKEN_TTL_SECONDS
+    assert len(body["refresh_token"]) >= 43  # 256 bits, base64url
+    header = jwt.get_unverified_header(body["access_token"])
+    assert header["typ"] == "at+jwt"
+    assert header["alg"] == "ES256"
+    assert header["kid"]
+    claims = jwt.decode(body["access_token"], options={"verify_signature": False})
+    assert {"iss", "aud", "sub", "exp", "iat", "nbf", "jti", "sid"} <= set(claims)
+
+
+async def test_the_access_token_opens_users_me(client: httpx.AsyncClient) -> None:
+    email, tokens = await signed_up(client)
+    response = await client.get("/users/me", headers=tokens.bearer)
+    assert response.status_code == 200
+    assert response.json()["email"] == email
+    assert response.headers["cache-control"] == "no-store"
+
+
+async def test_login_with_a_differently_cased_email_works(client: httpx.AsyncClient) -> None:
+    email = unique_email()
+    await register(client, email)
+    assert (await password_grant(client, f" {email.upper()}")).status_code == 200
+
+
+@pytest.mark.parametrize("case", ["unknown", "wrong_password", "inactive"])
+async def test_failed_logins_all_look_the_same(
+    client: httpx.AsyncClient, db_session: AsyncSession, case: str
+) -> None:
+    email = unique_email()
+    await register(client, email)
+    if case == "inactive":
+        await db_session.execute(update(User).where(User.email == email).values(is_active=False))
+    username = unique_email() if case == "unknown" else email
+    password = "not-the-right-password-at-all" if case == "wrong_password" else PASSWORD
+    response = await password_grant(client, username, password)
+    assert response.status_code == 400
+    assert response.json() == {"error": "invalid_grant", "error_description": "Invalid email or password."}
+
+
+async def test_a_huge_password_is_refused_before_hashing(client: httpx.AsyncClient) -> None:
+    response = await password_grant(client, unique_email(), "x" * 4000)
+    assert response.status_code == 422
+    assert response.json()["error"] == "password_too_long"
+
+
+@pytest.mark.parametrize(
+    ("data", "error"),
+    [
+        ({}, "invalid_request"),
+        ({"grant_type": "password", "username": "a@example.org"}, "invalid_request"),
+        ({"grant_type": "refresh_token"}, "invalid_request"),
+        ({"grant_type": "client_credentials"}, "unsupported_grant_type"),
+        ({"grant_type": "authorization_code", "code": "x"}, "unsupported_grant_type"),
+    ],
+)
+async def test_token_endpoint_errors_follow_rfc6749(
+    client: httpx.AsyncClient, data: dict[str, str], error: str
+) -> None:
+    response = await client.post("/auth/token", data=data)
+    assert response.status_code == 400
+    assert response.json()["error"] == error
+    assert "error_description" in response.json()
+
+
+async def test_rehash_on_login_when_the_cost_rises(
+    client: httpx.AsyncClient, db_session: AsyncSession, app: FastAPI
+) -> None:
+    email = unique_email()
+    await register(client, email)
+    stronger = PasswordHasher(make_settings(ARGON2_TIME_COST=3))
+    app.state.hasher, weaker = stronger, app.state.hasher
+    try:
+        assert (await password_grant(client, email)).status_code == 200
+    finally:
+        app.state.hasher = weaker
+        stronger.shutdown()
+    stored = await db_session.scalar(select(User.password_hash).where(User.email == email))
+    assert stored is not None and ",t=3," in stored
+    assert (await password_grant(client, email)).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [None, "Bearer", "Bearer not-a-jwt", "Basic dXNlcjpwYXNz", "Bearer " + "a" * 5000],
+)
+async def test_missing_or_malformed_bearer_tokens_get_401_with_www_authenticate(
+    client: httpx.AsyncClient, authorization: str | None
+) -> None:
+    headers = {"Authorization": authorization} if authorization else {}
+    response = await client.get("/users/me", headers=headers)
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == 'Bearer error="invalid_token"'
+    assert response.json()["error"] == "invalid_token"
+
+
+async def test_a_refresh_token_is_not_an_access_token(client: httpx.AsyncClient) -> None:
+    _, tokens = await signed_up(client)
+    response = await client.get("/users/me", headers={"Authorization": f"Bearer {tokens.refresh}"})
+    assert response.status_code == 401
+
+
+async def test_an_expired_access_token_is_refused(client: httpx.AsyncClient, clock: ManualClock) -> None:
+    _, tokens = await signed_up(client)
+    clock.advance(timedelta(minutes=16))
+    response = await client.get("/users/me", headers=tokens.bearer)
+    assert response.status_code == 401
+
+
+async def test_login_timing_for_unknown_and_known_emails_is_alike(client: httpx.AsyncClient) -> None:
+    """Benchmark-style: the median of many unknown-email logins against the median of many wrong-password
+    logins. It reports the ratio and checks it lies within 20%."""
+    email = unique_email()
+    await register(client, email)
+
+    async def timed(username: str) -> float:
+        started = time.perf_counter()
+        response = await password_grant(client, username, "definitely-not-the-password")
+        assert response.status_code == 400
+        return time.perf_counter() - started
+
+    for _ in range(3):  # warm-up
+        await timed(email)
+        await timed(unique_email())
+    unknown, wrong = [], []
+    for _ in range(25):
+        unknown.append(await timed(unique_email()))
+        wrong.append(await timed(email))
+    ratio = statistics.median(unknown) / statistics.median(wrong)
+    print(f"\nlogin timing: unknown/wrong-password median ratio = {ratio:.3f}")
+    assert 0.8 <= ratio <= 1.2
+
+
+async def test_hashing_does_not_stall_token_authenticated_requests(live_client: httpx.AsyncClient) -> None:
+    """While a flood of logins keeps the hashing pool busy, /users/me still answers: it never waits
+    for a hash, because hashes run on their own threads, off the event loop."""
+    email, tokens = await signed_up(live_client, live_email())
+    flood = [
+        asyncio.create_task(password_grant(live_client, email, "wrong-password-for-the-flood"))
+        for _ in range(30)
+    ]
+    await asyncio.sleep(0.01)
+    me = await live_client.get("/users/me", headers=tokens.bearer)
+    pending_when_me_answered = sum(not task.done() for task in flood)
+    await asyncio.gather(*flood)
+    assert me.status_code == 200
+    assert pending_when_me_answered > 0, "/users/me answered while logins were still hashing"

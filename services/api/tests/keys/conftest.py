@@ -1,0 +1,71 @@
+"""Fixtures for the key tests: a session factory inside the test's rolled-back transaction, a clock
+the test moves, and a key ring loaded through them.
+
+Other suites' apps commit signing keys for real (their lifespan loads a key ring), so the tests here
+never assume the table starts empty: they hide its rows, inside their transaction or for the test.
+"""
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import Table, delete, insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+
+from app.core.clock import ManualClock
+from app.core.config import Settings
+from app.keys.models import SigningKey
+from app.keys.service import KeyRing, rotate_signing_key
+
+
+@pytest.fixture
+async def sessionmaker(connection: AsyncConnection) -> async_sessionmaker[AsyncSession]:
+    """Commits made through it only release savepoints: the test's transaction rolls all back,
+    including the deletion of keys committed before the test."""
+    await connection.execute(delete(SigningKey))
+    return async_sessionmaker(
+        bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+    )
+
+
+@pytest.fixture
+async def committed_keys_set_aside(engine: AsyncEngine) -> AsyncIterator[None]:
+    """For tests that must commit: the table starts empty and, afterwards, holds again exactly the
+    rows it held before."""
+    table = SigningKey.__table__
+    assert isinstance(table, Table)
+    async with engine.begin() as connection:
+        saved = (await connection.execute(delete(table).returning(*table.c))).mappings().all()
+    try:
+        yield
+    finally:
+        async with engine.begin() as connection:
+            await connection.execute(delete(table))
+            if saved:
+                await connection.execute(insert(table), [dict(row) for row in saved])
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(datetime.now(UTC).replace(microsecond=0))
+
+
+@pytest.fixture
+async def keyring(
+    sessionmaker: async_sessionmaker[AsyncSession], settings: Settings, clock: ManualClock
+) -> KeyRing:
+    return await KeyRing.load(sessionmaker, settings, clock)
+
+
+@pytest.fixture
+def rotate(
+    sessionmaker: async_sessionmaker[AsyncSession], settings: Settings, clock: ManualClock
+) -> Callable[[], Awaitable[str]]:
+    """Rotate as the CLI would, from another 'process': the key rings under test do not see it
+    until they refresh."""
+
+    async def rotate() -> str:
+        async with sessionmaker() as session, session.begin():
+            return await rotate_signing_key(session, settings, clock)
+
+    return rotate

@@ -1,0 +1,147 @@
+"""`/.well-known/jwks.json` and `/.well-known/openid-configuration`, and a resource server that
+verifies pyauth's tokens with nothing but the served JWKS, over real HTTP."""
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+import uvicorn
+from fastapi import FastAPI
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.core.clock import ManualClock
+from app.core.config import Settings
+from app.core.errors import install_error_handlers
+from app.keys import endpoints as keys_endpoints
+from app.keys.service import REFRESH_INTERVAL, KeyRing
+from app.keys.tokens import issue_access_token
+
+
+def _keys_app(keyring: KeyRing, settings: Settings) -> FastAPI:
+    app = FastAPI()
+    install_error_handlers(app)
+    app.include_router(keys_endpoints.router)
+    app.state.keyring = keyring
+    app.state.settings = settings
+    return app
+
+
+@pytest.fixture
+async def client(keyring: KeyRing, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=_keys_app(keyring, settings))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client
+
+
+@pytest.fixture
+def statements(connection: AsyncConnection) -> Iterator[list[str]]:
+    """Every SQL statement sent on the test's connection while the test runs."""
+    sent: list[str] = []
+
+    def record(*args: Any) -> None:
+        sent.append(args[2])
+
+    sync_connection = connection.sync_connection
+    assert sync_connection is not None
+    event.listen(sync_connection, "before_cursor_execute", record)
+    yield sent
+    event.remove(sync_connection, "before_cursor_execute", record)
+
+
+async def test_jwks_is_served_from_memory_with_cache_headers(
+    client: httpx.AsyncClient, keyring: KeyRing, clock: ManualClock, statements: list[str]
+) -> None:
+    for _ in range(3):
+        response = await client.get("/.well-known/jwks.json")
+        assert response.status_code == 200
+        assert response.headers["cache-control"] == "public, max-age=300"
+        assert response.json() == keyring.jwks()
+    assert statements == []
+
+    clock.advance(REFRESH_INTERVAL)
+    await client.get("/.well-known/jwks.json")
+    await client.get("/.well-known/jwks.json")
+    assert [sql.split()[0] for sql in statements if "signing_keys" in sql] == ["SELECT"]  # one refresh
+
+
+async def test_jwks_lists_exactly_the_public_key(client: httpx.AsyncClient, keyring: KeyRing) -> None:
+    [jwk] = (await client.get("/.well-known/jwks.json")).json()["keys"]
+    assert set(jwk) == {"kty", "crv", "x", "y", "kid", "alg", "use"}
+    assert (jwk["kid"], jwk["alg"], jwk["use"]) == (keyring.current.kid, "ES256", "sig")
+
+
+async def test_openid_configuration(client: httpx.AsyncClient, settings: Settings) -> None:
+    response = await client.get("/.well-known/openid-configuration")
+    assert response.status_code == 200
+    issuer = settings.issuer
+    assert response.json() == {
+        "issuer": issuer,
+        "jwks_uri": f"{issuer}/.well-known/jwks.json",
+        "token_endpoint": f"{issuer}/auth/token",
+        "revocation_endpoint": f"{issuer}/auth/revoke",
+        "grant_types_supported": ["password", "refresh_token"],
+        "token_endpoint_auth_methods_supported": ["none"],
+        "response_types_supported": [],
+        "scopes_supported": [],
+        "id_token_signing_alg_values_supported": ["ES256"],
+    }
+
+
+async def _serve(app: FastAPI) -> tuple[uvicorn.Server, "asyncio.Task[None]", str]:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_config=None, access_log=False))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    async with asyncio.timeout(10):
+        while not server.started:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.01)
+    return server, task, f"http://127.0.0.1:{port}"
+
+
+async def test_a_resource_server_verifies_tokens_with_the_served_jwks(
+    keyring: KeyRing, settings: Settings, clock: ManualClock, rotate: Callable[[], Awaitable[str]]
+) -> None:
+    # PyJWT checks exp/nbf with the system clock here, as a real resource server would: `clock`
+    # starts at the real time and is not moved.
+    server, task, base_url = await _serve(_keys_app(keyring, settings))
+    try:
+        client = jwt.PyJWKClient(f"{base_url}/.well-known/jwks.json", cooldown_duration=0)
+
+        def verify(token: str) -> dict[str, Any]:
+            signing_key = client.get_signing_key_from_jwt(token)
+            assert signing_key.algorithm_name == "ES256"
+            return jwt.decode(
+                token,
+                signing_key.key,
+                algorithms=["ES256", "EdDSA"],
+                audience=settings.JWT_AUDIENCE,
+                issuer=settings.issuer,
+            )
+
+        token, _ = issue_access_token(keyring, settings, subject="user-1", session_id="s1", now=clock.now())
+        assert (await asyncio.to_thread(verify, token))["sub"] == "user-1"
+
+        # After a rotation the resource server finds the new key in the same JWKS, and the old one.
+        await rotate()
+        await keyring.refresh()
+        rotated, _ = issue_access_token(keyring, settings, subject="user-2", session_id="s2", now=clock.now())
+        assert jwt.get_unverified_header(rotated)["kid"] != jwt.get_unverified_header(token)["kid"]
+        assert (await asyncio.to_thread(verify, rotated))["sub"] == "user-2"
+        assert (await asyncio.to_thread(verify, token))["sub"] == "user-1"
+
+        # A tampered token fails there too.
+        header, payload, signature = rotated.split(".")
+        with pytest.raises(jwt.InvalidSignatureError):
+            await asyncio.to_thread(verify, f"{header}.{payload}.{signature[:-4]}AAAA")
+    finally:
+        server.should_exit = True
+        async with asyncio.timeout(10):
+            await task

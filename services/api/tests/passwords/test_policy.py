@@ -1,0 +1,192 @@
+"""The password policy: lengths in code points after NFC, the common-password list, context words."""
+
+import unicodedata
+from typing import Any
+
+import pytest
+
+from app.core.errors import PyauthError
+from app.passwords import policy
+from app.passwords.policy import (
+    PasswordContainsContext,
+    PasswordNotText,
+    PasswordTooCommon,
+    PasswordTooLong,
+    PasswordTooShort,
+    check_new_password,
+    common_passwords,
+    normalize_password,
+    refuse_oversized,
+)
+
+from .helpers import make_settings
+
+GOOD_PASSWORD = "glacier violin marmalade"
+
+
+def check(password: str, email: str | None = None, **overrides: Any) -> str:
+    return check_new_password(password, settings=make_settings(**overrides), email=email)
+
+
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [
+        (PasswordTooLong, "password_too_long"),
+        (PasswordTooShort, "password_too_short"),
+        (PasswordTooCommon, "password_too_common"),
+        (PasswordContainsContext, "password_contains_context"),
+        (PasswordNotText, "password_not_text"),
+    ],
+)
+def test_each_refusal_is_a_422_pyauth_error_with_its_own_code(error: type[PyauthError], code: str) -> None:
+    assert issubclass(error, PyauthError)
+    assert error.status_code == 422
+    assert error.code == code
+    assert error.message
+
+
+@pytest.mark.parametrize(
+    ("password", "email", "error"),
+    [
+        ("x" * 129, None, PasswordTooLong),
+        ("short password", None, PasswordTooShort),
+        ("1q2w3e4r5t6y7u8i9o0p", None, PasswordTooCommon),
+        ("the marguerite password", "marguerite@example.com", PasswordContainsContext),
+        ("glacier violin \ud800 marmalade", None, PasswordNotText),
+    ],
+)
+def test_each_refusal_is_raised(password: str, email: str | None, error: type[PyauthError]) -> None:
+    with pytest.raises(error) as raised:
+        check(password, email)
+    assert raised.value.detail
+
+
+def test_a_good_password_is_returned_unchanged() -> None:
+    assert check(GOOD_PASSWORD, "marguerite@example.com") == GOOD_PASSWORD
+
+
+@pytest.mark.parametrize("length", [15, 64, 128])
+def test_passwords_up_to_the_maximum_are_accepted(length: int) -> None:
+    password = (GOOD_PASSWORD * 6)[:length]
+    assert check(password) == password
+
+
+def test_one_code_point_over_the_maximum_is_too_long() -> None:
+    with pytest.raises(PasswordTooLong, match="at most 128 characters"):
+        check((GOOD_PASSWORD * 6)[:129])
+
+
+def test_one_code_point_under_the_minimum_is_too_short() -> None:
+    with pytest.raises(PasswordTooShort, match="at least 15 characters"):
+        check(GOOD_PASSWORD[:14])
+
+
+def test_minimum_length_comes_from_settings() -> None:
+    assert check("glacier violin", PASSWORD_MIN_LENGTH=14) == "glacier violin"
+
+
+def test_128_four_byte_code_points_are_accepted() -> None:
+    password = "".join(chr(0x1F600 + i % 64) for i in range(128))
+    assert len(password.encode()) == 4 * 128
+    assert check(password) == password
+
+
+def test_length_counts_code_points_after_nfc() -> None:
+    decomposed = "e\u0301" * 100  # 200 code points, 100 after NFC
+    assert len(decomposed) == 200
+    assert check(decomposed) == "\u00e9" * 100
+
+    with pytest.raises(PasswordTooShort):
+        check("e\u0301" * 14)  # 28 code points, 14 after NFC
+
+
+def test_the_byte_limit_applies_to_the_raw_input() -> None:
+    # Decomposed Hangul: 3 jamo of 3 bytes each compose into one syllable (each has a final consonant).
+    syllables = "".join(chr(0xAC00 + 28 * i + 1 + i % 27) for i in range(57))
+    decomposed = unicodedata.normalize("NFD", syllables)
+    assert len(decomposed.encode()) == 513
+
+    with pytest.raises(PasswordTooLong):
+        check(decomposed)
+    assert check(decomposed[:-3]) == syllables[:-1]
+
+
+def test_a_megabyte_password_is_refused_before_any_normalisation(monkeypatch: pytest.MonkeyPatch) -> None:
+    def fail(*_: object) -> str:
+        raise AssertionError("normalised a password that should have been refused first")
+
+    monkeypatch.setattr(policy, "normalize_password", fail)
+    huge = "a" * 1_000_000
+    with pytest.raises(PasswordTooLong):
+        refuse_oversized(huge, make_settings())
+    with pytest.raises(PasswordTooLong):
+        check(huge)
+    with pytest.raises(PasswordTooLong):
+        check("\u00e9" * 300)  # 300 code points but 600 bytes: refused on bytes
+
+
+def test_refuse_oversized_accepts_what_fits() -> None:
+    refuse_oversized("a" * 512, make_settings())
+    with pytest.raises(PasswordTooLong):
+        refuse_oversized("a" * 513, make_settings())
+
+
+def test_normalize_password_is_nfc() -> None:
+    assert normalize_password("Cafe\u0301") == "Caf\u00e9"
+    assert normalize_password("Caf\u00e9") == "Caf\u00e9"
+
+
+def test_the_common_list_holds_at_least_10000_passwords_and_loads_once() -> None:
+    passwords = common_passwords()
+    assert len(passwords) >= 10_000
+    assert {"password", "123456", "qwerty"} <= passwords
+    assert common_passwords() is passwords
+
+
+@pytest.mark.parametrize("password", ["1q2w3e4r5t6y7u8i9o0p", "1Q2W3E4R5T6Y7U8I9O0P", "123456789987654321"])
+def test_a_common_password_is_refused_whatever_its_case(password: str) -> None:
+    with pytest.raises(PasswordTooCommon):
+        check(password)
+
+
+@pytest.mark.parametrize("password", ["password", "PassWord", "iloveyou"])
+def test_short_common_passwords_are_refused_when_the_minimum_allows_them(password: str) -> None:
+    with pytest.raises(PasswordTooCommon):
+        check(password, PASSWORD_MIN_LENGTH=8)
+
+
+@pytest.mark.parametrize(
+    ("password", "email"),
+    [
+        ("i am MARGUERITE and i like tea", "marguerite@example.com"),
+        ("down the WonderLand rabbit hole", "alice@wonderland.co.uk"),
+        ("zoë and the lighthouse keeper", "Zoë@example.com"),
+        ("my pyauth password is long", None),
+        ("my PyAuth password is long", "marguerite@example.com"),
+    ],
+)
+def test_context_words_are_refused_whatever_their_case(password: str, email: str | None) -> None:
+    with pytest.raises(PasswordContainsContext):
+        check(password, email)
+
+
+def test_the_service_name_comes_from_settings() -> None:
+    with pytest.raises(PasswordContainsContext):
+        check("welcome to acme login land", SERVICE_NAME="Acme Login")
+    assert check("my pyauth password is long", SERVICE_NAME="Acme Login") == "my pyauth password is long"
+
+
+def test_context_words_shorter_than_three_characters_are_ignored() -> None:
+    assert check("al and jo went to io land", "al@jo.io") == "al and jo went to io land"
+
+
+def test_the_email_is_optional() -> None:
+    assert check("marguerite likes tea a lot", None) == "marguerite likes tea a lot"
+
+
+def test_refusals_are_checked_in_order() -> None:
+    # Too short wins over too common and context; too long is checked before anything else.
+    with pytest.raises(PasswordTooShort):
+        check("pyauth", "pyauth@pyauth.io")
+    with pytest.raises(PasswordTooLong):
+        check("pyauth" * 30)
