@@ -30,7 +30,8 @@ def make_settings(**overrides: object) -> Settings:
         "DATABASE_URL": os.environ.get(
             "DATABASE_URL", "postgresql+asyncpg://pyauth:pyauth@localhost:5432/pyauth_test"
         ),
-        "KEY_ENCRYPTION_KEY": os.environ.get("KEY_ENCRYPTION_KEY", TEST_KEY_ENCRYPTION_KEY),
+        # Always the test key: signing keys stored in the test database are encrypted with it.
+        "KEY_ENCRYPTION_KEY": TEST_KEY_ENCRYPTION_KEY,
         "ENVIRONMENT": "test",
         "DB_STARTUP_TIMEOUT": 10,
     }
