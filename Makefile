@@ -28,8 +28,8 @@ up: base-image ## Build and start db, migrate and api; wait until healthy
 	@$(COMPOSE) ps
 	@echo "pyauth is up: http://127.0.0.1:$${API_PORT:-8000}/docs"
 
-down: ## Stop and remove containers; keep the data volume
-	$(COMPOSE) --profile test down --remove-orphans
+down: ## Stop every service gracefully; keeps the data volume (and the logs, until the next make up)
+	$(COMPOSE) --profile test stop
 
 clean: ## Stop everything and DELETE the data volume
 	@echo "Removing containers and the pgdata volume: all development data is deleted."

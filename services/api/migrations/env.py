@@ -11,11 +11,9 @@ from alembic import context
 from sqlalchemy import Connection, text
 
 from app.core.config import get_settings
-from app.core.database import build_engine
+from app.core.database import MIGRATION_LOCK_ID, build_engine
 from app.core.logging import configure_logging
 from app.core.registry import Base
-
-MIGRATION_LOCK_ID = 0x70796175_7468  # "pyauth"
 
 log = logging.getLogger("pyauth.migrate")
 

@@ -18,6 +18,9 @@ from app.core.config import Settings
 
 log = logging.getLogger("pyauth.database")
 
+# The Postgres advisory lock every migration run holds, so concurrent migrators run one at a time.
+MIGRATION_LOCK_ID = 0x70796175_7468  # "pyauth"
+
 
 class DatabaseUnreachable(RuntimeError):
     """The database did not answer `SELECT 1` within the startup bound."""

@@ -1,0 +1,105 @@
+"""Migrations: two migrators at once do not collide, the models match the migrations, and every
+revision downgrades cleanly."""
+
+import asyncio
+import os
+import sys
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from app.core.config import Settings
+from app.core.database import MIGRATION_LOCK_ID
+from app.core.registry import Base
+from app.health.service import SERVICE_ROOT, alembic_config, schema_head
+
+
+@pytest.fixture
+async def scratch_database(settings: Settings) -> AsyncIterator[str]:
+    """A fresh, empty database, dropped afterwards."""
+    name = f"pyauth_migrate_{uuid.uuid4().hex[:8]}_test"
+    admin = create_async_engine(settings.database_url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    async with admin.connect() as connection:
+        await connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield settings.database_url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        async with admin.connect() as connection:
+            await connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        await admin.dispose()
+
+
+async def _alembic(url: str, *args: str) -> tuple[int, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "alembic",
+        *args,
+        cwd=SERVICE_ROOT,
+        env={**os.environ, "DATABASE_URL": url, "KEY_ENCRYPTION_KEY": "x" * 40},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await process.communicate()
+    return process.returncode or 0, output.decode()
+
+
+async def test_two_migrators_started_at_once_wait_for_each_other(scratch_database: str) -> None:
+    """Hold the migration lock, start two migrators, see both queue on it, then let them go: both
+    succeed and the schema is at head once."""
+    engine = create_async_engine(scratch_database)
+    try:
+        async with engine.connect() as holder:
+            await holder.execute(text("SELECT pg_advisory_lock(:id)"), {"id": MIGRATION_LOCK_ID})
+            await holder.commit()
+            migrators = [asyncio.create_task(_alembic(scratch_database, "upgrade", "head")) for _ in range(2)]
+            waiting = 0
+            for _ in range(200):
+                waiting = await holder.scalar(
+                    text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+                )
+                await holder.commit()
+                if waiting == 2:
+                    break
+                await asyncio.sleep(0.1)
+            await holder.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": MIGRATION_LOCK_ID})
+            await holder.commit()
+            results = await asyncio.gather(*migrators)
+        assert waiting == 2, "both migrators queued on the advisory lock"
+        assert [code for code, _ in results] == [0, 0], results
+        async with engine.connect() as connection:
+            versions = (await connection.execute(text("SELECT version_num FROM alembic_version"))).scalars().all()
+        assert versions == [schema_head()]
+    finally:
+        await engine.dispose()
+
+
+async def test_every_revision_downgrades_and_upgrades_again(scratch_database: str) -> None:
+    for args in (("upgrade", "head"), ("downgrade", "base"), ("upgrade", "head")):
+        code, output = await _alembic(scratch_database, *args)
+        assert code == 0, output
+
+
+def _diff(connection: Connection) -> list[object]:
+    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    return list(compare_metadata(context, Base.metadata))
+
+
+async def test_the_models_match_the_migrations(engine: object, settings: Settings) -> None:
+    """Autogenerate against the migrated test database finds nothing to do."""
+    check = create_async_engine(settings.DATABASE_URL)
+    try:
+        async with check.connect() as connection:
+            assert await connection.run_sync(_diff) == []
+    finally:
+        await check.dispose()
+
+
+def test_there_is_one_head() -> None:
+    assert len(ScriptDirectory.from_config(alembic_config()).get_heads()) == 1
