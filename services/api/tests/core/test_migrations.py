@@ -74,7 +74,9 @@ async def test_two_migrators_started_at_once_wait_for_each_other(scratch_databas
         assert waiting == 2, "both migrators queued on the advisory lock"
         assert [code for code, _ in results] == [0, 0], results
         async with engine.connect() as connection:
-            versions = (await connection.execute(text("SELECT version_num FROM alembic_version"))).scalars().all()
+            versions = (
+                (await connection.execute(text("SELECT version_num FROM alembic_version"))).scalars().all()
+            )
         assert versions == [schema_head()]
     finally:
         await engine.dispose()
