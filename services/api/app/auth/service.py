@@ -178,6 +178,6 @@ async def _issue(
         subject=str(user.id),
         session_id=str(session_id),
         now=now,
-        extra_claims={"email_verified": user.is_verified},
+        extra_claims={"email_verified": user.is_verified, "roles": list(user.roles)},
     )
     return IssuedTokens(access_token, expires_in, refresh_token, session_id)

@@ -2,10 +2,16 @@
 
 import uuid
 
-from sqlalchemy import Boolean, String, Uuid, text
+from sqlalchemy import Boolean, CheckConstraint, String, Uuid, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.models import Base, Timestamps
+
+
+USER_ROLE = "user"
+ADMIN_ROLE = "admin"
+ROLES = (USER_ROLE, ADMIN_ROLE)
 
 
 class User(Timestamps, Base):
@@ -19,3 +25,12 @@ class User(Timestamps, Base):
     display_name: Mapped[str | None] = mapped_column(String(100))
     is_active: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("true"))
     is_verified: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
+    roles: Mapped[list[str]] = mapped_column(
+        ARRAY(String(32)), nullable=False, default=lambda: ["user"], server_default=text("'{user}'")
+    )
+
+    __table_args__ = (CheckConstraint("roles <@ ARRAY['user', 'admin']::varchar[]", name="known_roles"),)
+
+    @property
+    def is_admin(self) -> bool:
+        return ADMIN_ROLE in self.roles

@@ -25,6 +25,7 @@ class UserRead(BaseModel):
     display_name: str | None
     is_active: bool
     is_verified: bool
+    roles: list[str]
     created_at: datetime
     updated_at: datetime
 
