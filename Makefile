@@ -10,7 +10,7 @@ export PYPI_CA_BUNDLE
 
 LINT := ruff check . && ruff format --check . && mypy app tests
 
-.PHONY: help up down clean logs ps test lint fmt migrate shell psql rotate-keys prereqs base-image
+.PHONY: help up down clean logs ps test lint fmt migrate shell psql rotate-keys prereqs base-image bench admin
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -54,6 +54,9 @@ fmt: base-image ## Format the code with ruff (writes to services/api)
 	$(COMPOSE) --profile test run --rm --no-deps --user "$$(id -u):$$(id -g)" \
 		-v "$(CURDIR)/services/api:/srv/pyauth" tests sh -c 'ruff check --fix . && ruff format .'
 
+bench: base-image ## Benchmark the running stack (after make up) against this machine's limits
+	@./bench/run.sh
+
 migrate: prereqs ## Apply database migrations (alembic upgrade head)
 	$(COMPOSE) run --rm migrate
 
@@ -65,3 +68,15 @@ psql: prereqs ## Open psql on the development database
 
 rotate-keys: prereqs ## Add a new current JWT signing key (old tokens stay valid until they expire)
 	$(COMPOSE) exec api python3 -m app.keys.cli rotate
+
+# EMAIL must come from the command line: many shells export EMAIL for mail tools. The address reaches the
+# container as an argument quoted by the shell from the environment, never spliced into the command; the
+# password never appears on a command line. A terminal gets a TTY (getpass, no echo), even when stdout
+# is redirected; a pipe on stdin gets -T, since compose refuses a TTY for a non-terminal stdin.
+admin: prereqs ## Create an admin, or grant the role to a user: make admin EMAIL=alice@example.com
+	@if [ "$(origin EMAIL)" != "command line" ] || [ -z "$$EMAIL" ]; then \
+		echo "usage: make admin EMAIL=alice@example.com  (asks for the password, or reads one line from stdin)"; \
+		exit 2; \
+	fi
+	$(COMPOSE) exec $$([ -t 0 ] && echo --no-TTY=false || echo -T) api \
+		python3 -m app.admin.cli create-admin "$$EMAIL"

@@ -9,13 +9,20 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
+from app.account import endpoints as account_endpoints
+from app.admin import endpoints as admin_endpoints
+from app.admin.bootstrap import ensure_first_admin
+from app.audit import endpoints as audit_endpoints
 from app.auth import endpoints as auth_endpoints
 from app.core.clock import Clock, SystemClock
 from app.core.config import Settings, get_settings
 from app.core.database import build_engine, build_sessionmaker, wait_for_database
+from app.core.dependencies import trusted_networks
 from app.core.errors import install_error_handlers
 from app.core.requests import RequestLogMiddleware
+from app.core.security import RequestGuard, SecurityHeaders
 from app.health import endpoints as health_endpoints
 from app.health.service import schema_head
 from app.keys import endpoints as keys_endpoints
@@ -43,6 +50,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.hasher = PasswordHasher(settings)
     try:
         app.state.keyring = await KeyRing.load(app.state.sessionmaker, settings, app.state.clock)
+        await ensure_first_admin(app.state.sessionmaker, settings, app.state.hasher, app.state.clock)
         yield
     finally:
         app.state.hasher.shutdown()
@@ -52,18 +60,39 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:
     settings = settings or get_settings()
+    docs = settings.docs_enabled
     app = FastAPI(
         title="pyauth",
         summary="Self-hosted authentication: accounts, passwords, JWT access tokens, refresh tokens.",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
+        debug=settings.DEBUG,
     )
     app.state.settings = settings
     app.state.clock = clock or SystemClock()
+    app.state.trusted_proxies = trusted_networks(settings.TRUSTED_PROXIES)
     install_error_handlers(app)
+    # Outermost last: the request log sees every answer, the headers reach even a guard's refusal.
+    if settings.CORS_ORIGINS:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.CORS_ORIGINS,
+            allow_methods=["GET", "POST", "PATCH", "PUT", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+            max_age=600,
+        )
+    app.add_middleware(RequestGuard, settings=settings)
+    app.add_middleware(SecurityHeaders, settings=settings)
     app.add_middleware(RequestLogMiddleware)
     app.include_router(health_endpoints.router)
     app.include_router(auth_endpoints.router)
     app.include_router(users_endpoints.router)
+    app.include_router(account_endpoints.router)
     app.include_router(keys_endpoints.router)
+    app.include_router(admin_endpoints.router)
+    app.include_router(audit_endpoints.admin_router)
+    app.include_router(audit_endpoints.own_router)
     return app

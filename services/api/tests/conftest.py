@@ -34,6 +34,8 @@ def make_settings(**overrides: object) -> Settings:
         "KEY_ENCRYPTION_KEY": TEST_KEY_ENCRYPTION_KEY,
         "ENVIRONMENT": "test",
         "DB_STARTUP_TIMEOUT": 10,
+        # Tests send many requests from one address; the rate-limit tests turn the limits on.
+        "RATE_LIMITS_ENABLED": False,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[arg-type]
@@ -115,7 +117,13 @@ async def app(
     application = create_app(settings, clock=clock)
 
     async def test_db() -> AsyncIterator[AsyncSession]:
-        yield db_session
+        # As get_db does, but a commit only releases a savepoint of the test's transaction.
+        try:
+            yield db_session
+            await db_session.commit()
+        except BaseException:
+            await db_session.rollback()
+            raise
 
     application.dependency_overrides[get_db] = test_db
     async with application.router.lifespan_context(application):

@@ -6,12 +6,17 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Response, status
 
+from app.account import service as account_service
+from app.audit.events import AuditEvent
+from app.audit.service import record
 from app.auth import repository, service
 from app.auth.dependencies import CurrentAuth
 from app.auth.schemas import OAuthErrorBody, SessionRead, TokenResponse
 from app.core.database import SessionDep
 from app.core.dependencies import ClientDep, ClockDep, HasherDep, KeyRingDep, SettingsDep
 from app.core.errors import OAuthError, PyauthError, error_responses
+from app.ratelimit.dependencies import RateLimit
+from app.ratelimit.service import TokenEndpointRateLimited
 from app.users import service as user_service
 from app.users.schemas import UserCreate, UserRead
 
@@ -36,21 +41,37 @@ class SessionNotFound(PyauthError):
 
 @router.post(
     "/register",
+    dependencies=[RateLimit("register", "RATE_LIMIT_REGISTER")],
     status_code=status.HTTP_201_CREATED,
     response_model=UserRead,
     responses=error_responses(409, 422),
 )
 async def register(
-    body: UserCreate, db: SessionDep, hasher: HasherDep, settings: SettingsDep, response: Response
+    body: UserCreate,
+    db: SessionDep,
+    hasher: HasherDep,
+    settings: SettingsDep,
+    clock: ClockDep,
+    client: ClientDep,
+    response: Response,
 ) -> UserRead:
+    """Create an account and mail it a verification link."""
+    now = clock.now()
     user = await user_service.register(
         db, email=body.email, password=body.password, hasher=hasher, settings=settings
     )
+    await account_service.send_verification(db, user, settings=settings, now=now)
+    await record(db, AuditEvent.USER_REGISTERED, now=now, user_id=user.id, client=client)
     response.headers.update(NO_STORE)
     return UserRead.model_validate(user)
 
 
-@router.post("/token", response_model=TokenResponse, responses={**OAUTH_ERRORS, **error_responses(422)})
+@router.post(
+    "/token",
+    dependencies=[RateLimit("token", "RATE_LIMIT_TOKEN", TokenEndpointRateLimited)],
+    response_model=TokenResponse,
+    responses={**OAUTH_ERRORS, **error_responses(422)},
+)
 async def token(
     db: SessionDep,
     hasher: HasherDep,
@@ -86,7 +107,7 @@ async def token(
         if not refresh_token:
             raise OAuthError("refresh_token is required for grant_type=refresh_token.")
         issued = await service.refresh(
-            db, refresh_token=refresh_token, keyring=keyring, settings=settings, now=now
+            db, refresh_token=refresh_token, keyring=keyring, settings=settings, now=now, client=client
         )
     elif not grant_type:
         raise OAuthError("grant_type is required.")
@@ -98,33 +119,51 @@ async def token(
     )
 
 
-@router.post("/revoke", responses=OAUTH_ERRORS)
+@router.post(
+    "/revoke",
+    dependencies=[RateLimit("revoke", "RATE_LIMIT_REVOKE", TokenEndpointRateLimited)],
+    responses=OAUTH_ERRORS,
+)
 async def revoke(
     db: SessionDep,
     clock: ClockDep,
+    client: ClientDep,
     token: Annotated[str | None, Form(max_length=4096)] = None,
     token_type_hint: Annotated[str | None, Form(max_length=64)] = None,
 ) -> Response:
     """RFC 7009: revoke a refresh token, which ends its session. Answers 200 for unknown tokens too."""
     if not token:
         raise OAuthError("token is required.")
-    await service.revoke_refresh_token(db, token=token, now=clock.now())
+    await service.revoke_refresh_token(db, token=token, now=clock.now(), client=client)
     return Response(status_code=200, headers=NO_STORE)
 
 
 @router.post("/logout", status_code=204, responses=error_responses(401))
-async def logout(auth: CurrentAuth, db: SessionDep, clock: ClockDep) -> Response:
+async def logout(auth: CurrentAuth, db: SessionDep, clock: ClockDep, client: ClientDep) -> Response:
     """End the session of the access token used."""
-    await repository.revoke_sessions(
-        db, user_id=auth.user.id, session_id=auth.session.id, now=clock.now(), reason="logout"
+    await service.end_sessions(
+        db,
+        user_id=auth.user.id,
+        session_id=auth.session.id,
+        now=clock.now(),
+        client=client,
+        reason="logout",
+        event=AuditEvent.LOGOUT,
     )
     return Response(status_code=204)
 
 
 @router.post("/logout-all", status_code=204, responses=error_responses(401))
-async def logout_all(auth: CurrentAuth, db: SessionDep, clock: ClockDep) -> Response:
+async def logout_all(auth: CurrentAuth, db: SessionDep, clock: ClockDep, client: ClientDep) -> Response:
     """End every session of the user, this one included."""
-    await repository.revoke_sessions(db, user_id=auth.user.id, now=clock.now(), reason="logout_all")
+    await service.end_sessions(
+        db,
+        user_id=auth.user.id,
+        now=clock.now(),
+        client=client,
+        reason="logout_all",
+        event=AuditEvent.LOGOUT_ALL,
+    )
     return Response(status_code=204)
 
 
@@ -152,10 +191,16 @@ async def list_sessions(
 
 @router.delete("/sessions/{session_id}", status_code=204, responses=error_responses(401, 404))
 async def revoke_session(
-    session_id: uuid.UUID, auth: CurrentAuth, db: SessionDep, clock: ClockDep
+    session_id: uuid.UUID, auth: CurrentAuth, db: SessionDep, clock: ClockDep, client: ClientDep
 ) -> Response:
-    ended = await repository.revoke_sessions(
-        db, user_id=auth.user.id, session_id=session_id, now=clock.now(), reason="revoked_by_user"
+    ended = await service.end_sessions(
+        db,
+        user_id=auth.user.id,
+        session_id=session_id,
+        now=clock.now(),
+        client=client,
+        reason="revoked_by_user",
+        event=AuditEvent.SESSION_REVOKED,
     )
     if not ended:
         raise SessionNotFound()

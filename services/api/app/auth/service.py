@@ -14,16 +14,19 @@ from typing import NoReturn
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit.events import AuditEvent
+from app.audit.service import record
 from app.auth import repository
 from app.auth.models import AuthSession
 from app.core.config import Settings
 from app.core.dependencies import ClientInfo
-from app.core.errors import OAuthError
+from app.core.errors import OAuthError, PyauthError
 from app.core.opaque_tokens import digest, new_token
 from app.keys.service import KeyRing
 from app.keys.tokens import issue_access_token
 from app.passwords.hashing import PasswordHasher
 from app.passwords.policy import normalize_password, refuse_oversized
+from app.ratelimit import service as ratelimit
 from app.users import repository as user_repository
 from app.users.emails import InvalidEmail, canonicalize_email
 from app.users.models import User
@@ -39,6 +42,10 @@ class InvalidGrant(OAuthError):
 class InvalidCredentials(InvalidGrant):
     # One message for unknown email, wrong password and inactive account: nothing to enumerate.
     message = "Invalid email or password."
+
+
+class EmailNotVerified(InvalidGrant):
+    message = "The email address is not verified yet. Use the link that was mailed to it."
 
 
 class RefreshTokenAlreadyUsed(InvalidGrant):
@@ -80,21 +87,31 @@ async def login_with_password(
     refuse_oversized(password, settings)
     password = normalize_password(password)
     try:
-        user = await user_repository.get_by_email(db, canonicalize_email(username))
+        email = canonicalize_email(username)
     except InvalidEmail:
-        user = None
+        email = username.strip().lower()  # still throttled, like any address
+    throttle = await ratelimit.throttle_state(db, email)
+    try:
+        ratelimit.check_login_allowed(throttle, settings, now)
+    except PyauthError:
+        await record(db, AuditEvent.LOGIN_THROTTLED, now=now, client=client, reason="throttled")
+        await db.commit()
+        raise
+    user = await user_repository.get_by_email(db, email)
     # Nothing is written yet: end the read so the pooled connection is not held while the hash runs.
     await db.commit()
+    failure = LoginFailure(db, email, now, client)
     if user is None:
         await hasher.verify_dummy(password)
-        log.info("login failed: unknown account")
-        raise InvalidCredentials()
-    if not await hasher.verify(user.password_hash, password):
-        log.info("login failed: wrong password user=%s", user.id)
-        raise InvalidCredentials()
-    if not user.is_active:
-        log.info("login failed: inactive account user=%s", user.id)
-        raise InvalidCredentials()
+        await failure.refuse(None, "unknown_account")
+    elif not await hasher.verify(user.password_hash, password):
+        await failure.refuse(user, "wrong_password")
+    elif not user.is_active:
+        await failure.refuse(user, "inactive")
+    elif not user.is_verified and not settings.ALLOW_UNVERIFIED_LOGIN:
+        await failure.refuse(user, "unverified", counts=False, error=EmailNotVerified())
+    if throttle.failures:
+        await ratelimit.clear_failures(db, email)
     if hasher.needs_rehash(user.password_hash):
         await user_repository.set_password_hash(db, user.id, await hasher.hash(password))
     auth_session = await repository.create_session(
@@ -105,27 +122,72 @@ async def login_with_password(
         user_agent=client.user_agent,
         ip_address=client.ip_address,
     )
+    await record(
+        db, AuditEvent.LOGIN_SUCCEEDED, now=now, user_id=user.id, session_id=auth_session.id, client=client
+    )
     log.info("login succeeded user=%s session=%s", user.id, auth_session.id)
     return await _issue(db, user, auth_session.id, keyring=keyring, settings=settings, now=now)
 
 
+@dataclass(frozen=True)
+class LoginFailure:
+    """Answers a failed login: counts it against the email, records it, and refuses. The count and the
+    record are committed, because the error response that follows rolls the request back."""
+
+    db: AsyncSession
+    email: str
+    now: datetime
+    client: ClientInfo
+
+    async def refuse(
+        self, user: User | None, reason: str, *, counts: bool = True, error: InvalidGrant | None = None
+    ) -> NoReturn:
+        failures = await ratelimit.count_failure(self.db, self.email, self.now) if counts else None
+        await record(
+            self.db,
+            AuditEvent.LOGIN_FAILED,
+            now=self.now,
+            user_id=user.id if user else None,
+            client=self.client,
+            reason=reason,
+            details={"consecutive_failures": failures} if failures else None,
+        )
+        await self.db.commit()
+        log.info("login failed: %s user=%s", reason, user.id if user else "-")
+        raise error or InvalidCredentials()
+
+
 async def refresh(
-    db: AsyncSession, *, refresh_token: str, keyring: KeyRing, settings: Settings, now: datetime
+    db: AsyncSession,
+    *,
+    refresh_token: str,
+    keyring: KeyRing,
+    settings: Settings,
+    now: datetime,
+    client: ClientInfo,
 ) -> IssuedTokens:
     token_hash = digest(refresh_token)
     session_id = await repository.mark_refresh_token_used(db, token_hash, now)
     if session_id is None:
-        await _refuse_spent_token(db, token_hash, settings=settings, now=now)
+        await _refuse_spent_token(db, token_hash, settings=settings, now=now, client=client)
     found = await repository.session_with_user(db, session_id) if session_id else None
     if found is None or not session_is_live(found.session, found.user, now=now, settings=settings):
         raise InvalidGrant()
     await repository.touch_session(db, found.session.id, now)
+    await record(
+        db,
+        AuditEvent.TOKEN_REFRESHED,
+        now=now,
+        user_id=found.user.id,
+        session_id=found.session.id,
+        client=client,
+    )
     log.info("refresh rotated session=%s", found.session.id)
     return await _issue(db, found.user, found.session.id, keyring=keyring, settings=settings, now=now)
 
 
 async def _refuse_spent_token(
-    db: AsyncSession, token_hash: bytes, *, settings: Settings, now: datetime
+    db: AsyncSession, token_hash: bytes, *, settings: Settings, now: datetime, client: ClientInfo
 ) -> NoReturn:
     """The token is unknown or already used. A recent use is a concurrent refresh; an older one is a
     replay, and the whole session is revoked."""
@@ -143,22 +205,69 @@ async def _refuse_spent_token(
             now=now,
             reason="refresh_token_reuse",
         )
+        await record(
+            db,
+            AuditEvent.REFRESH_REUSE_DETECTED,
+            now=now,
+            user_id=auth_session.user_id,
+            session_id=auth_session.id,
+            client=client,
+        )
         log.warning("refresh token reuse detected: session=%s revoked", auth_session.id)
         # The revocation must outlive the error response that follows, which rolls the request back.
         await db.commit()
     raise InvalidGrant()
 
 
-async def revoke_refresh_token(db: AsyncSession, *, token: str, now: datetime) -> None:
+async def revoke_refresh_token(db: AsyncSession, *, token: str, now: datetime, client: ClientInfo) -> None:
     """RFC 7009: end the session the token belongs to; unknown tokens are silently accepted."""
     found = await repository.find_refresh_token(db, digest(token))
     if found is None:
         return
     auth_session = await db.get(AuthSession, found.session_id)
     if auth_session is not None:
-        await repository.revoke_sessions(
-            db, user_id=auth_session.user_id, session_id=auth_session.id, now=now, reason="revoked"
+        await end_sessions(
+            db,
+            user_id=auth_session.user_id,
+            session_id=auth_session.id,
+            now=now,
+            client=client,
+            reason="revoked",
+            event=AuditEvent.TOKEN_REVOKED,
         )
+
+
+async def end_sessions(
+    db: AsyncSession,
+    *,
+    user_id: uuid.UUID,
+    now: datetime,
+    client: ClientInfo,
+    reason: str,
+    event: AuditEvent,
+    session_id: uuid.UUID | None = None,
+    except_session_id: uuid.UUID | None = None,
+) -> int:
+    """Revoke one session or all of a user's (but one), with its audit record. Returns how many ended."""
+    ended = await repository.revoke_sessions(
+        db,
+        user_id=user_id,
+        now=now,
+        reason=reason,
+        session_id=session_id,
+        except_session_id=except_session_id,
+    )
+    if ended:
+        await record(
+            db,
+            event,
+            now=now,
+            user_id=user_id,
+            session_id=session_id,
+            client=client,
+            details={"ended": ended},
+        )
+    return ended
 
 
 async def _issue(

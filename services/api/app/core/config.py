@@ -3,13 +3,19 @@
 Process environment wins over `.env`, as pydantic-settings does. `DATABASE_URL` is required and validated.
 """
 
+import os
 from functools import lru_cache
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
+
+# The committed development values (.env): production mode refuses every one of them.
+DEVELOPMENT_SECRETS = frozenset(
+    {"dev-only-key-encryption-key-change-me-in-production", "pyauth", "postgres", "password", ""}
+)
 
 
 class Settings(BaseSettings):
@@ -27,6 +33,10 @@ class Settings(BaseSettings):
     DB_STARTUP_TIMEOUT: float = Field(30.0, ge=0, le=600, description="How long startup retries SELECT 1.")
     DB_APPLICATION_NAME: str = Field("pyauth", description="Shown in pg_stat_activity.")
     DB_READY_TIMEOUT: float = Field(2.0, gt=0, le=30, description="Bound on the readiness check's query.")
+
+    # The server (`python -m app`): uvicorn worker processes, each with its own database pool,
+    # hashing threads and key ring.
+    API_WORKERS: int = Field(0, ge=0, le=64, description="uvicorn worker processes; 0 means one per core.")
 
     # Identity of this service: the `iss` of its tokens, and a context word refused in passwords.
     SERVICE_NAME: str = "pyauth"
@@ -55,6 +65,76 @@ class Settings(BaseSettings):
     SESSION_IDLE_TTL_SECONDS: int = Field(7 * 86400, ge=60)
     REFRESH_REUSE_GRACE_SECONDS: float = Field(10.0, ge=0, le=300)
 
+    # Account lifecycle: emailed single-use tokens and the links that carry them
+    ALLOW_UNVERIFIED_LOGIN: bool = True
+    VERIFICATION_TOKEN_TTL_SECONDS: int = Field(24 * 3600, ge=300)
+    RESET_TOKEN_TTL_SECONDS: int = Field(30 * 60, ge=60, le=24 * 3600)
+    EMAIL_CHANGE_TOKEN_TTL_SECONDS: int = Field(24 * 3600, ge=300)
+    ENUMERATION_SAFE_RESPONSE_SECONDS: float = Field(
+        0.1, ge=0, le=5, description="Forgot-password and verification requests answer no sooner than this."
+    )
+    VERIFY_EMAIL_URL: str = Field(
+        "{base}/auth/verify?token={token}",
+        description="Link in verification mails; {base} = PUBLIC_BASE_URL.",
+    )
+    RESET_PASSWORD_URL: str = Field("{base}/auth/password/reset?token={token}")
+    CONFIRM_EMAIL_CHANGE_URL: str = Field("{base}/auth/email/confirm?token={token}")
+
+    # Outgoing mail: the outbox worker's backend, the SMTP server it delivers to, and its retry schedule
+    MAIL_BACKEND: Literal["console", "smtp"] = Field(
+        "console", description="console prints each mail to the worker's stdout (development only)."
+    )
+    MAIL_FROM: str = Field("pyauth <no-reply@localhost>", description="From header and envelope sender.")
+    SMTP_HOST: str = "localhost"
+    SMTP_PORT: int = Field(587, ge=1, le=65535)
+    SMTP_SECURITY: Literal["none", "starttls", "tls"] = Field(
+        "starttls", description="starttls requires the upgrade; tls is implicit TLS (usually port 465)."
+    )
+    SMTP_USERNAME: str | None = None
+    SMTP_PASSWORD: SecretStr | None = None
+    SMTP_TIMEOUT: float = Field(15.0, gt=0, le=30, description="Bound on one delivery, in seconds.")
+    MAIL_MAX_ATTEMPTS: int = Field(20, ge=1, le=100, description="Then the mail is marked failed, kept.")
+    MAIL_RETRY_BASE_SECONDS: float = Field(10.0, gt=0, description="First retry delay; doubles each time.")
+    MAIL_RETRY_MAX_SECONDS: float = Field(3600.0, gt=0, description="Cap on the retry delay.")
+    MAIL_POLL_INTERVAL_SECONDS: float = Field(1.0, gt=0, le=60, description="How often the worker looks.")
+    MAIL_BATCH_SIZE: int = Field(20, ge=1, le=1000, description="Mails handled per poll at most.")
+
+    # Abuse protection: per-client-IP limits per endpoint (requests per RATE_LIMIT_WINDOW_SECONDS), and
+    # per-account login throttling (free attempts, then a delay that doubles up to a ceiling)
+    RATE_LIMITS_ENABLED: bool = True
+    RATE_LIMIT_WINDOW_SECONDS: int = Field(60, ge=1, le=3600)
+    RATE_LIMIT_TOKEN: int = Field(60, ge=1, description="POST /auth/token, both grants.")
+    RATE_LIMIT_REVOKE: int = Field(60, ge=1)
+    RATE_LIMIT_REGISTER: int = Field(10, ge=1)
+    RATE_LIMIT_FORGOT_PASSWORD: int = Field(5, ge=1)
+    RATE_LIMIT_VERIFICATION: int = Field(
+        10, ge=1, description="Verification and email-change requests and links."
+    )
+    RATE_LIMIT_RESET_PASSWORD: int = Field(10, ge=1)
+    TRUSTED_PROXIES: list[str] = Field(
+        default_factory=list, description='CIDRs whose X-Forwarded-For is believed, e.g. ["10.0.0.0/8"].'
+    )
+    LOGIN_FREE_ATTEMPTS: int = Field(5, ge=1, le=100)
+    LOGIN_DELAY_BASE_SECONDS: float = Field(1.0, gt=0, le=60)
+    LOGIN_DELAY_MAX_SECONDS: float = Field(900.0, gt=0, le=86400)
+    LOGIN_MAX_FAILURES: int = Field(100, ge=10, le=100, description="Then the password must be reset (63B).")
+
+    # HTTP hardening
+    MAX_BODY_BYTES: int = Field(64 * 1024, ge=1024, le=10 * 1024 * 1024, description="Larger bodies get 413.")
+    MAX_JSON_DEPTH: int = Field(32, ge=2, le=512)
+    HSTS_SECONDS: int = Field(0, ge=0, description="Strict-Transport-Security max-age; 0 = not sent (HTTP).")
+    CORS_ORIGINS: list[str] = Field(
+        default_factory=list, description="Allowed browser origins; empty = none."
+    )
+    DOCS_ENABLED: bool | None = Field(
+        None, description="Swagger UI at /docs; default: on except in production."
+    )
+    DEBUG: bool = False
+
+    # First administrator: created at startup while no admin exists, then ignored (or `make admin EMAIL=...`)
+    FIRST_ADMIN_EMAIL: str | None = None
+    FIRST_ADMIN_PASSWORD: SecretStr | None = None
+
     LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     LOG_FORMAT: Literal["text", "json"] = "text"
 
@@ -73,9 +153,35 @@ class Settings(BaseSettings):
             raise ValueError("DATABASE_URL must name a host and a database, e.g. ...@db:5432/pyauth")
         return value
 
+    @model_validator(mode="after")
+    def _refuse_development_defaults_in_production(self) -> Self:
+        if self.ENVIRONMENT != "production":
+            return self
+        problems = []
+        if self.KEY_ENCRYPTION_KEY.get_secret_value() in DEVELOPMENT_SECRETS:
+            problems.append("KEY_ENCRYPTION_KEY is the development default")
+        if (self.database_url.password or "") in DEVELOPMENT_SECRETS:
+            problems.append("the database password in DATABASE_URL is a development default")
+        if self.DEBUG:
+            problems.append("DEBUG is on")
+        if not self.PUBLIC_BASE_URL.startswith("https://"):
+            problems.append("PUBLIC_BASE_URL must be an https:// URL")
+        if problems:
+            raise ValueError("ENVIRONMENT=production refuses to start: " + "; ".join(problems))
+        return self
+
+    @property
+    def docs_enabled(self) -> bool:
+        return self.DOCS_ENABLED if self.DOCS_ENABLED is not None else self.ENVIRONMENT != "production"
+
     @property
     def issuer(self) -> str:
         return self.PUBLIC_BASE_URL.rstrip("/")
+
+    @property
+    def api_workers(self) -> int:
+        """How many uvicorn worker processes serve the API."""
+        return self.API_WORKERS or os.cpu_count() or 1
 
     @property
     def database_url(self) -> URL:

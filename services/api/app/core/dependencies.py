@@ -1,6 +1,7 @@
 """Typed access to what the lifespan keeps on `app.state`, as `Annotated` dependency aliases."""
 
 from dataclasses import dataclass
+from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -44,9 +45,42 @@ class ClientInfo:
 def _client(request: Request) -> ClientInfo:
     user_agent = request.headers.get("user-agent")
     return ClientInfo(
-        ip_address=request.client.host if request.client else None,
+        ip_address=client_ip(request, request.app.state.trusted_proxies),
         user_agent=user_agent[:MAX_USER_AGENT] if user_agent else None,
     )
+
+
+def trusted_networks(cidrs: list[str]) -> tuple[IPv4Network | IPv6Network, ...]:
+    return tuple(ip_network(cidr, strict=False) for cidr in cidrs)
+
+
+def client_ip(request: Request, trusted: tuple[IPv4Network | IPv6Network, ...]) -> str | None:
+    """The peer address; behind trusted proxies, the right-most X-Forwarded-For hop that is not one of
+    them. A client can prepend anything to X-Forwarded-For, so only what trusted proxies appended counts."""
+    peer = request.client.host if request.client else None
+    if not trusted or peer is None or not _is_trusted(peer, trusted):
+        return peer
+    hops = [hop.strip() for hop in request.headers.get("x-forwarded-for", "").split(",") if hop.strip()]
+    for hop in reversed(hops):
+        if not _is_trusted(hop, trusted):
+            return hop if _is_ip(hop) else peer
+    return peer
+
+
+def _is_ip(value: str) -> bool:
+    try:
+        ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_trusted(value: str, trusted: tuple[IPv4Network | IPv6Network, ...]) -> bool:
+    try:
+        address = ip_address(value)
+    except ValueError:
+        return False
+    return any(address in network for network in trusted)
 
 
 SettingsDep = Annotated[Settings, Depends(_settings)]

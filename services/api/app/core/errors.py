@@ -100,9 +100,16 @@ def _describe(errors: list[Any]) -> str:
     return "; ".join(parts)
 
 
-async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    return error_response(422, "validation_error", _describe(list(exc.errors())))
+    errors = list(exc.errors())
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type != "application/json" and any(
+        tuple(error.get("loc", ())) == ("body",) and error.get("type") == "model_attributes_type"
+        for error in errors
+    ):
+        return error_response(415, "unsupported_media_type", "This endpoint takes application/json.")
+    return error_response(422, "validation_error", _describe(errors))
 
 
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:

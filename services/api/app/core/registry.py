@@ -1,8 +1,21 @@
 """Imports every domain's models so that `Base.metadata` knows all tables (for Alembic and tests)."""
 
+from app.account import models as account_models
+from app.audit import models as audit_models
 from app.auth import models as auth_models
 from app.core.models import Base
 from app.keys import models as keys_models
+from app.mail import models as mail_models
+from app.ratelimit import models as ratelimit_models
 from app.users import models as users_models
 
-__all__ = ["Base", "auth_models", "keys_models", "users_models"]
+__all__ = [
+    "Base",
+    "account_models",
+    "audit_models",
+    "auth_models",
+    "keys_models",
+    "mail_models",
+    "ratelimit_models",
+    "users_models",
+]

@@ -4,7 +4,7 @@ from fastapi import APIRouter, Response
 
 from app.auth.dependencies import CurrentAuth
 from app.core.database import SessionDep
-from app.core.dependencies import ClockDep, HasherDep, SettingsDep
+from app.core.dependencies import ClientDep, ClockDep, HasherDep, SettingsDep
 from app.core.errors import error_responses
 from app.users import service
 from app.users.schemas import PasswordChange, UserRead, UserUpdate
@@ -33,6 +33,7 @@ async def change_password(
     hasher: HasherDep,
     settings: SettingsDep,
     clock: ClockDep,
+    client: ClientDep,
 ) -> Response:
     """Requires the current password. Every other session of the user ends; this one stays."""
     await service.change_password(
@@ -44,5 +45,6 @@ async def change_password(
         hasher=hasher,
         settings=settings,
         now=clock.now(),
+        client=client,
     )
     return Response(status_code=204)

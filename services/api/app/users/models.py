@@ -8,7 +8,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.models import Base, Timestamps
 
-
 USER_ROLE = "user"
 ADMIN_ROLE = "admin"
 ROLES = (USER_ROLE, ADMIN_ROLE)
@@ -29,6 +28,8 @@ class User(Timestamps, Base):
         ARRAY(String(32)), nullable=False, default=lambda: ["user"], server_default=text("'{user}'")
     )
 
+    # Fetch server-set values (updated_at) with RETURNING, so a flushed user can be serialised at once.
+    __mapper_args__ = {"eager_defaults": True}  # noqa: RUF012 - SQLAlchemy's declarative attribute
     __table_args__ = (CheckConstraint("roles <@ ARRAY['user', 'admin']::varchar[]", name="known_roles"),)
 
     @property

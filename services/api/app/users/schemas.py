@@ -6,9 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-
-class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+from app.core.schemas import StrictModel
 
 
 class UserCreate(StrictModel):

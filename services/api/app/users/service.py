@@ -6,8 +6,11 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit.events import AuditEvent
+from app.audit.service import record
 from app.auth import repository as auth_repository
 from app.core.config import Settings
+from app.core.dependencies import ClientInfo
 from app.core.errors import PyauthError
 from app.passwords.hashing import PasswordHasher
 from app.passwords.policy import check_new_password, normalize_password, refuse_oversized
@@ -65,6 +68,7 @@ async def change_password(
     hasher: PasswordHasher,
     settings: Settings,
     now: datetime,
+    client: ClientInfo,
 ) -> int:
     """Returns how many other sessions were ended."""
     refuse_oversized(current_password, settings)
@@ -74,6 +78,15 @@ async def change_password(
     await repository.set_password_hash(db, user.id, await hasher.hash(password))
     ended = await auth_repository.revoke_sessions(
         db, user_id=user.id, now=now, reason="password_changed", except_session_id=current_session_id
+    )
+    await record(
+        db,
+        AuditEvent.PASSWORD_CHANGED,
+        now=now,
+        user_id=user.id,
+        session_id=current_session_id,
+        client=client,
+        details={"sessions_ended": ended},
     )
     log.info("password changed user=%s other_sessions_ended=%d", user.id, ended)
     return ended

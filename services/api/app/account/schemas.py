@@ -1,0 +1,30 @@
+"""Bodies of the account-lifecycle endpoints. Unknown fields are refused."""
+
+from pydantic import BaseModel, Field
+
+from app.core.schemas import StrictModel
+
+
+class EmailRequest(StrictModel):
+    email: str = Field(max_length=320, examples=["alice@example.com"])
+
+
+class TokenConfirm(StrictModel):
+    token: str = Field(min_length=1, max_length=512)
+
+
+class PasswordReset(StrictModel):
+    token: str = Field(min_length=1, max_length=512)
+    new_password: str = Field(max_length=4096)
+
+
+class EmailChangeRequest(StrictModel):
+    new_email: str = Field(max_length=320)
+    current_password: str = Field(max_length=4096)
+
+
+class Accepted(BaseModel):
+    """The same answer whether or not an account matched: nothing to enumerate."""
+
+    status: str = "accepted"
+    detail: str

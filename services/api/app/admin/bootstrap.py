@@ -1,0 +1,101 @@
+"""FIRST_ADMIN_EMAIL / FIRST_ADMIN_PASSWORD: create the first administrator at startup, once.
+
+Applied only while no admin exists; from the moment one does (made here, by the CLI, or in any other
+way) it does nothing, so the settings may stay set, though removing the password after the first start
+is better. Every API worker runs it at startup: the admin-roster advisory lock makes them take turns,
+and only the first finds no admin and acts.
+
+If an account with that email already exists, it is promoted only when FIRST_ADMIN_PASSWORD is its
+password: registration is open, and whoever registered the address first must not become admin
+through the operator's setting. Otherwise nothing is granted and an error is logged.
+"""
+
+import logging
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.admin import service
+from app.core.clock import Clock
+from app.core.config import Settings
+from app.core.errors import PyauthError
+from app.passwords.hashing import PasswordHasher
+from app.passwords.policy import check_new_password
+from app.users import repository as users_repository
+from app.users.emails import canonicalize_email
+
+log = logging.getLogger("pyauth.admin")
+
+SOURCE = "first_admin_setting"
+
+
+class FirstAdminMisconfigured(RuntimeError):
+    """FIRST_ADMIN_EMAIL or FIRST_ADMIN_PASSWORD cannot be applied as set; startup stops."""
+
+
+async def ensure_first_admin(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    hasher: PasswordHasher,
+    clock: Clock,
+) -> None:
+    configured = _configured(settings)
+    if configured is None:
+        return
+    async with sessionmaker() as db:
+        if await service.any_admin_exists(db):
+            return
+    email, password = _validated(*configured, settings=settings)
+    # Hashed before the lock is taken, so that starting workers do not queue behind a hash.
+    password_hash = await hasher.hash(password)
+    async with sessionmaker() as db, db.begin():
+        await service.lock_admin_roster(db)
+        if not await service.any_admin_exists(db):  # else another worker was first
+            await _create_or_promote(db, email, password, password_hash, hasher=hasher, clock=clock)
+
+
+def _configured(settings: Settings) -> tuple[str, str] | None:
+    """The email and password, or None when the bootstrap is not (or no longer) configured."""
+    email = (settings.FIRST_ADMIN_EMAIL or "").strip()
+    password = settings.FIRST_ADMIN_PASSWORD.get_secret_value() if settings.FIRST_ADMIN_PASSWORD else ""
+    if password and not email:
+        log.warning("FIRST_ADMIN_PASSWORD is set without FIRST_ADMIN_EMAIL: no admin created")
+    return (email, password) if email and password else None
+
+
+def _validated(raw_email: str, password: str, *, settings: Settings) -> tuple[str, str]:
+    """The canonical email and the NFC password. An invalid setting is the operator's mistake and stops
+    startup: the first admin they asked for would otherwise silently not exist. Only the code of the
+    refusal is reported, never the value."""
+    try:
+        email = canonicalize_email(raw_email)
+        return email, check_new_password(password, settings=settings, email=email)
+    except PyauthError as exc:
+        setting = "FIRST_ADMIN_EMAIL" if exc.code == "invalid_email" else "FIRST_ADMIN_PASSWORD"
+        message = f"{setting} refused ({exc.code}): {exc.detail}"
+        log.error("first admin not created: %s", message)
+        raise FirstAdminMisconfigured(message) from None
+
+
+async def _create_or_promote(
+    db: AsyncSession, email: str, password: str, password_hash: str, *, hasher: PasswordHasher, clock: Clock
+) -> None:
+    now = clock.now()
+    user = await users_repository.get_by_email(db, email)
+    if user is None:
+        created = await service.create_admin(
+            db, email=email, password_hash=password_hash, now=now, source=SOURCE
+        )
+        if created is not None:
+            log.info("first admin created from FIRST_ADMIN_EMAIL: user=%s", created.id)
+            return
+        user = await users_repository.get_by_email(db, email)  # registered meanwhile
+    if user is None:
+        return
+    if not await hasher.verify(user.password_hash, password):
+        log.error(
+            "first admin not created: an account with FIRST_ADMIN_EMAIL exists and FIRST_ADMIN_PASSWORD "
+            "is not its password; grant it the role with `make admin EMAIL=...`"
+        )
+        return
+    await service.promote_to_admin(db, user, now=now, source=SOURCE)
+    log.info("first admin: the existing account of FIRST_ADMIN_EMAIL promoted: user=%s", user.id)

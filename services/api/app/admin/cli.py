@@ -1,0 +1,152 @@
+"""`python -m app.admin.cli create-admin EMAIL`: create an administrator, or grant the role to an existing
+account.
+
+For a new account the password is asked twice on a terminal (getpass, never echoed), or read as one
+line from stdin when stdin is not a terminal (`echo "$PW" | make admin EMAIL=...`). It must pass the
+full password policy. An existing account is granted the admin role and nothing else about it changes:
+no password is asked or read. The password is never printed, logged or passed on the command line.
+
+Exit status: 0 on success, 1 when the email or password is refused (the error code is printed) or the
+database cannot be reached, 2 on a usage error.
+"""
+
+import argparse
+import asyncio
+import getpass
+import sys
+from dataclasses import dataclass
+from typing import Literal, TextIO
+
+from sqlalchemy.exc import InterfaceError, OperationalError
+
+from app.admin import service
+from app.core.clock import SystemClock
+from app.core.config import Settings, get_settings
+from app.core.database import build_engine, build_sessionmaker
+from app.core.errors import PyauthError
+from app.core.logging import configure_logging
+from app.passwords.hashing import PasswordHasher
+from app.passwords.policy import check_new_password
+from app.users import repository as users_repository
+from app.users.emails import canonicalize_email
+from app.users.models import User
+
+SOURCE = "cli"
+
+
+class PasswordRequired(PyauthError):
+    status_code = 422
+    code = "password_required"
+    message = "No password was given on stdin."
+
+
+class PasswordsDoNotMatch(PyauthError):
+    status_code = 422
+    code = "passwords_do_not_match"
+    message = "The two passwords are not the same."
+
+
+class UserVanished(PyauthError):
+    status_code = 409
+    code = "user_vanished"
+    message = "The account was deleted while the command ran; run it again."
+
+
+@dataclass(frozen=True)
+class Outcome:
+    user: User
+    result: Literal["created", "promoted", "already_admin"]
+
+
+def read_password(stdin: TextIO, settings: Settings) -> str:
+    """From the terminal, asked twice; otherwise the first line of stdin without its line ending."""
+    if stdin.isatty():
+        first = getpass.getpass("Password for the new admin: ")
+        if first != getpass.getpass("Repeat the password: "):
+            raise PasswordsDoNotMatch()
+        password = first
+    else:
+        # Bounded read: the policy refuses anything longer anyway, before any hashing.
+        line = stdin.readline(4 * settings.PASSWORD_MAX_LENGTH + 2)
+        password = line.removesuffix("\n").removesuffix("\r")
+    if not password:
+        raise PasswordRequired()
+    return password
+
+
+async def create_admin(settings: Settings, raw_email: str, stdin: TextIO) -> Outcome:
+    """Create the admin or grant the role. Raises `PyauthError` for a refused email or password."""
+    email = canonicalize_email(raw_email)
+    clock = SystemClock()
+    engine = build_engine(settings)
+    hasher: PasswordHasher | None = None
+    try:
+        sessionmaker = build_sessionmaker(engine)
+        async with sessionmaker() as db:
+            existing = await users_repository.get_by_email(db, email)
+        password_hash: str | None = None
+        if existing is None:
+            password = check_new_password(read_password(stdin, settings), settings=settings, email=email)
+            hasher = PasswordHasher(settings)
+            password_hash = await hasher.hash(password)
+        async with sessionmaker() as db, db.begin():
+            await service.lock_admin_roster(db)
+            user = await users_repository.get_by_email(db, email)
+            if user is None and password_hash is not None:
+                created = await service.create_admin(
+                    db, email=email, password_hash=password_hash, now=clock.now(), source=SOURCE
+                )
+                if created is not None:
+                    return Outcome(created, "created")
+                user = await users_repository.get_by_email(db, email)
+            if user is None:  # deleted between the two reads: the caller may simply run it again
+                raise UserVanished()
+            if user.is_admin:
+                return Outcome(user, "already_admin")
+            await service.promote_to_admin(db, user, now=clock.now(), source=SOURCE)
+            return Outcome(user, "promoted")
+    finally:
+        if hasher is not None:
+            hasher.shutdown()
+        await engine.dispose()
+
+
+def main(argv: list[str] | None = None, stdin: TextIO | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m app.admin.cli", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    create = commands.add_parser(
+        "create-admin", help="create an admin (password from the terminal or stdin) or promote a user"
+    )
+    create.add_argument("email")
+    args = parser.parse_args(argv)
+
+    settings = get_settings()
+    configure_logging(settings)
+    try:
+        outcome = asyncio.run(create_admin(settings, args.email, stdin or sys.stdin))
+    except PyauthError as exc:
+        print(f"error: {exc.code}: {exc.detail}", file=sys.stderr)
+        return 1
+    except (KeyboardInterrupt, EOFError):
+        print("\naborted: nothing changed", file=sys.stderr)
+        return 1
+    except (OperationalError, InterfaceError, OSError, TimeoutError) as exc:
+        print(
+            f"error: database unavailable at {settings.database_target} ({type(exc).__name__})",
+            file=sys.stderr,
+        )
+        return 1
+    user = outcome.user
+    if outcome.result == "created":
+        print(f"admin created: {user.email} (id {user.id})")
+    elif outcome.result == "promoted":
+        print(f"admin role granted to the existing account {user.email} (id {user.id})")
+    else:
+        print(f"{user.email} (id {user.id}) is already an admin; nothing changed")
+    if not user.is_active:
+        print("note: this account is deactivated; it cannot log in until it is activated")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,276 @@
+"""The rules of administration: listing and reading users, activating, deactivating, setting roles,
+deleting, ending sessions, and granting the admin role to the first administrator.
+
+Every change takes the admin-roster lock (a transaction-scoped advisory lock) and re-reads the acting
+admin under it. Two admins removing each other's role at the same moment therefore run one after the
+other, and the second finds it is no longer an admin: the roster never drops to zero through the API.
+Since an admin can neither deactivate, delete nor demote themself, at least one active admin remains.
+
+Every change records its audit event, with `actor_id` the admin and `user_id` the target, in the same
+transaction.
+"""
+
+import hashlib
+import logging
+import unicodedata
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final
+
+from sqlalchemy import ColumnElement, exists, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.admin.dependencies import AdminRequired
+from app.audit import service as audit
+from app.audit.events import AuditEvent
+from app.auth import repository as auth_repository
+from app.auth.dependencies import Authenticated
+from app.core.dependencies import ClientInfo
+from app.core.errors import PyauthError
+from app.users import repository as users_repository
+from app.users.models import ADMIN_ROLE, ROLES, USER_ROLE, User
+
+log = logging.getLogger("pyauth.admin")
+
+# Held by every change to who is an admin or who may act: the API's admin actions, the CLI, and the
+# FIRST_ADMIN_* bootstrap of every starting worker.
+ADMIN_ROSTER_LOCK_ID: Final = int.from_bytes(
+    hashlib.sha256(b"pyauth.admin_roster").digest()[:8], "big", signed=True
+)
+
+DEACTIVATED_REASON = "deactivated"
+REVOKED_BY_ADMIN_REASON = "revoked_by_admin"
+
+
+class UserNotFound(PyauthError):
+    status_code = 404
+    code = "user_not_found"
+    message = "No such user."
+
+
+class CannotDeactivateSelf(PyauthError):
+    status_code = 409
+    code = "cannot_deactivate_self"
+    message = "Administrators cannot deactivate their own account; ask another administrator."
+
+
+class CannotDeleteSelf(PyauthError):
+    status_code = 409
+    code = "cannot_delete_self"
+    message = "Administrators cannot delete their own account; ask another administrator."
+
+
+class CannotRemoveOwnAdminRole(PyauthError):
+    status_code = 409
+    code = "cannot_remove_own_admin_role"
+    message = "Administrators cannot remove their own admin role; ask another administrator."
+
+
+class UnknownRole(PyauthError):
+    status_code = 422
+    code = "unknown_role"
+    message = f"Unknown role. Known roles: {', '.join(ROLES)}."
+
+
+@dataclass(frozen=True)
+class AdminAction:
+    """Who acts, from where, and when: what the audit row of an admin action records."""
+
+    admin: Authenticated
+    client: ClientInfo
+    now: datetime
+
+
+# Reading
+
+
+async def list_users(
+    db: AsyncSession,
+    *,
+    limit: int,
+    offset: int,
+    email: str | None = None,
+    role: str | None = None,
+    is_active: bool | None = None,
+) -> tuple[list[User], int]:
+    """One page of users, newest first, and how many match in all. `email` is a case-insensitive
+    substring of the canonical email; LIKE wildcards in it match literally."""
+    conditions: list[ColumnElement[bool]] = []
+    if email:
+        needle = unicodedata.normalize("NFC", email.strip()).lower()
+        conditions.append(User.email.ilike(f"%{escape_like(needle)}%", escape="\\"))
+    if role is not None:
+        conditions.append(User.roles.contains([role]))
+    if is_active is not None:
+        conditions.append(User.is_active.is_(is_active))
+    total = await db.scalar(select(func.count()).select_from(User).where(*conditions)) or 0
+    users = await db.scalars(
+        select(User)
+        .where(*conditions)
+        .order_by(User.created_at.desc(), User.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    return list(users), total
+
+
+async def get_user(db: AsyncSession, user_id: uuid.UUID) -> User:
+    user = await users_repository.get_by_id(db, user_id)
+    if user is None:
+        raise UserNotFound()
+    return user
+
+
+def escape_like(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+# Changing
+
+
+async def set_active(db: AsyncSession, action: AdminAction, user_id: uuid.UUID, *, active: bool) -> User:
+    """Activate or deactivate. Deactivation ends every session of the user at once."""
+    if not active and user_id == action.admin.user.id:
+        raise CannotDeactivateSelf()
+    target = await _begin(db, action, user_id)
+    was_active = target.is_active
+    target.is_active = active
+    await db.flush()
+    await db.refresh(target)  # updated_at is set by the database
+    details: dict[str, object] = {"was_active": was_active}
+    if active:
+        event = AuditEvent.ADMIN_USER_ACTIVATED
+    else:
+        event = AuditEvent.ADMIN_USER_DEACTIVATED
+        details["sessions_ended"] = await auth_repository.revoke_sessions(
+            db, user_id=target.id, now=action.now, reason=DEACTIVATED_REASON
+        )
+    await _record(db, action, event, target.id, details)
+    log.info("admin=%s %s user=%s", action.admin.user.id, event, target.id)
+    return target
+
+
+async def set_roles(db: AsyncSession, action: AdminAction, user_id: uuid.UUID, roles: Sequence[str]) -> User:
+    """Replace the user's roles. Only known roles; `user` is always kept; an admin keeps their own
+    admin role. Takes effect at once on pyauth's own endpoints, and in access tokens issued from the
+    next refresh or login on."""
+    wanted = normalize_roles(roles)
+    if user_id == action.admin.user.id and ADMIN_ROLE not in wanted:
+        raise CannotRemoveOwnAdminRole()
+    target = await _begin(db, action, user_id)
+    before = list(target.roles)
+    target.roles = wanted
+    await db.flush()
+    await db.refresh(target)
+    await _record(db, action, AuditEvent.ADMIN_ROLES_CHANGED, target.id, {"before": before, "after": wanted})
+    log.info("admin=%s set roles of user=%s to %s", action.admin.user.id, target.id, wanted)
+    return target
+
+
+async def delete_user(db: AsyncSession, action: AdminAction, user_id: uuid.UUID) -> None:
+    """Delete the account; its sessions and tokens go with it (ON DELETE CASCADE). Its audit events
+    stay: they hold the user's id, not a foreign key."""
+    if user_id == action.admin.user.id:
+        raise CannotDeleteSelf()
+    target = await _begin(db, action, user_id)
+    await _record(db, action, AuditEvent.ADMIN_USER_DELETED, target.id, {"roles": list(target.roles)})
+    await db.delete(target)
+    await db.flush()
+    log.info("admin=%s deleted user=%s", action.admin.user.id, user_id)
+
+
+async def end_sessions(db: AsyncSession, action: AdminAction, user_id: uuid.UUID) -> int:
+    """End every session of the user; returns how many were live."""
+    target = await _begin(db, action, user_id)
+    ended = await auth_repository.revoke_sessions(
+        db, user_id=target.id, now=action.now, reason=REVOKED_BY_ADMIN_REASON
+    )
+    await _record(db, action, AuditEvent.ADMIN_SESSIONS_ENDED, target.id, {"sessions_ended": ended})
+    log.info("admin=%s ended %d sessions of user=%s", action.admin.user.id, ended, target.id)
+    return ended
+
+
+def normalize_roles(roles: Sequence[str]) -> list[str]:
+    """Known roles only, `user` always included, in the order of `ROLES`, without duplicates."""
+    if any(role not in ROLES for role in roles):
+        raise UnknownRole()
+    wanted = {*roles, USER_ROLE}
+    return [role for role in ROLES if role in wanted]
+
+
+# The first administrator (CLI and FIRST_ADMIN_* settings)
+
+
+async def lock_admin_roster(db: AsyncSession) -> None:
+    """Transaction-scoped: released by the commit or rollback that ends the caller's transaction."""
+    await db.execute(select(func.pg_advisory_xact_lock(ADMIN_ROSTER_LOCK_ID)))
+
+
+async def any_admin_exists(db: AsyncSession) -> bool:
+    return bool(await db.scalar(select(exists().where(User.roles.contains([ADMIN_ROLE])))))
+
+
+async def create_admin(
+    db: AsyncSession, *, email: str, password_hash: str, now: datetime, source: str
+) -> User | None:
+    """A new account holding the admin role, or None if the (canonical) email is taken."""
+    user = await users_repository.insert_if_absent(db, email, password_hash)
+    if user is None:
+        return None
+    user.roles = normalize_roles([ADMIN_ROLE])
+    await db.flush()
+    await audit.record(
+        db, AuditEvent.ADMIN_CREATED, now=now, user_id=user.id, reason=source, details={"promoted": False}
+    )
+    log.info("admin created user=%s (%s)", user.id, source)
+    return user
+
+
+async def promote_to_admin(db: AsyncSession, user: User, *, now: datetime, source: str) -> None:
+    """Grant an existing account the admin role (nothing else about it changes)."""
+    before = list(user.roles)
+    user.roles = normalize_roles([*before, ADMIN_ROLE])
+    await db.flush()
+    await audit.record(
+        db,
+        AuditEvent.ADMIN_CREATED,
+        now=now,
+        user_id=user.id,
+        reason=source,
+        details={"promoted": True, "before": before},
+    )
+    log.info("admin role granted to user=%s (%s)", user.id, source)
+
+
+async def _begin(db: AsyncSession, action: AdminAction, user_id: uuid.UUID) -> User:
+    """Take the roster lock, check that the actor is still an active admin now that concurrent changes
+    are committed, and load the target locked for update."""
+    await lock_admin_roster(db)
+    actor = await db.get(User, action.admin.user.id, populate_existing=True)
+    if actor is None or not actor.is_active or not actor.is_admin:
+        raise AdminRequired()
+    target = await db.get(User, user_id, populate_existing=True, with_for_update=True)
+    if target is None:
+        raise UserNotFound()
+    return target
+
+
+async def _record(
+    db: AsyncSession,
+    action: AdminAction,
+    event: AuditEvent,
+    user_id: uuid.UUID,
+    details: dict[str, object],
+) -> None:
+    await audit.record(
+        db,
+        event,
+        now=action.now,
+        user_id=user_id,
+        actor_id=action.admin.user.id,
+        session_id=action.admin.session.id,
+        client=action.client,
+        details=details,
+    )

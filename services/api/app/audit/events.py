@@ -1,0 +1,32 @@
+"""The names of security events, as stored in `audit_events.event`. Stable strings: they are an API."""
+
+# ruff: noqa: S105 - event names such as "password.changed" are not passwords
+
+from enum import StrEnum
+
+
+class AuditEvent(StrEnum):
+    USER_REGISTERED = "user.registered"
+    LOGIN_SUCCEEDED = "login.succeeded"
+    LOGIN_FAILED = "login.failed"
+    LOGIN_THROTTLED = "login.throttled"
+    TOKEN_REFRESHED = "token.refreshed"
+    REFRESH_REUSE_DETECTED = "refresh.reuse_detected"
+    LOGOUT = "session.logout"
+    LOGOUT_ALL = "session.logout_all"
+    SESSION_REVOKED = "session.revoked"
+    TOKEN_REVOKED = "token.revoked"
+    PASSWORD_CHANGED = "password.changed"
+    PASSWORD_RESET_REQUESTED = "password.reset_requested"
+    PASSWORD_RESET = "password.reset"
+    VERIFICATION_REQUESTED = "email.verification_requested"
+    EMAIL_VERIFIED = "email.verified"
+    EMAIL_CHANGE_REQUESTED = "email.change_requested"
+    EMAIL_CHANGED = "email.changed"
+    ADMIN_USER_ACTIVATED = "admin.user_activated"
+    ADMIN_USER_DEACTIVATED = "admin.user_deactivated"
+    ADMIN_ROLES_CHANGED = "admin.roles_changed"
+    ADMIN_USER_DELETED = "admin.user_deleted"
+    ADMIN_SESSIONS_ENDED = "admin.sessions_ended"
+    ADMIN_CREATED = "admin.created"
+    RATE_LIMITED = "rate_limit.exceeded"

@@ -1,0 +1,133 @@
+"""Writing and reading the audit log.
+
+`record()` adds one row to the caller's transaction: the event is committed with the change it
+describes, or not at all. A flow that answers with an error (which rolls the request back) and must
+still keep its event commits first, as reuse detection does for its revocation.
+
+No password, token or secret ever goes into a row: `details` is for small facts (counts, role lists,
+codes), and keys that look like secrets are redacted as a last line of defence.
+"""
+
+import json
+import logging
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.audit import repository
+from app.audit.events import AuditEvent
+from app.audit.models import (
+    MAX_IP_LENGTH,
+    MAX_REASON_LENGTH,
+    MAX_USER_AGENT_LENGTH,
+    AuditEntry,
+)
+from app.audit.repository import Cursor
+from app.core.dependencies import ClientInfo
+
+__all__ = ["AuditEvent", "record", "search"]
+
+log = logging.getLogger("pyauth.audit")
+
+MAX_DETAILS_BYTES = 2048
+REDACTED = "[redacted]"
+# A key holding any of these is never stored with its value.
+_SECRET_KEY_PARTS = ("password", "secret", "token", "hash", "credential", "authorization", "cookie")
+
+
+async def record(
+    db: AsyncSession,
+    event: AuditEvent,
+    *,
+    now: datetime,
+    user_id: uuid.UUID | None = None,
+    actor_id: uuid.UUID | None = None,
+    session_id: uuid.UUID | None = None,
+    client: ClientInfo | None = None,
+    reason: str | None = None,
+    details: Mapping[str, Any] | None = None,
+) -> None:
+    """Add an event to the caller's transaction. No round trip: the row goes out with the next flush.
+
+    `user_id` is the account the event is about, `actor_id` the administrator who acted (None when
+    the user acted themself or nobody did), `reason` a short code such as `wrong_password`.
+    """
+    db.add(
+        AuditEntry(
+            occurred_at=now,
+            event=AuditEvent(event).value,
+            user_id=user_id,
+            actor_id=actor_id,
+            session_id=session_id,
+            ip_address=_clip(client.ip_address if client else None, MAX_IP_LENGTH),
+            user_agent=_clip(client.user_agent if client else None, MAX_USER_AGENT_LENGTH),
+            reason=_clip(reason, MAX_REASON_LENGTH),
+            details=_safe_details(event, details),
+        )
+    )
+
+
+async def search(
+    db: AsyncSession,
+    *,
+    limit: int,
+    cursor: str | None = None,
+    user_id: uuid.UUID | None = None,
+    actor_id: uuid.UUID | None = None,
+    events: Sequence[AuditEvent] = (),
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> tuple[list[AuditEntry], str | None]:
+    """One page of events, newest first, and the cursor of the next page (None on the last one).
+
+    `since` is inclusive and `until` exclusive. Raises `InvalidCursor` for a cursor this API did not
+    hand out."""
+    rows = await repository.page(
+        db,
+        limit=limit,
+        before=Cursor.decode(cursor) if cursor else None,
+        user_id=user_id,
+        actor_id=actor_id,
+        events=[AuditEvent(event).value for event in events],
+        since=since,
+        until=until,
+    )
+    next_cursor = Cursor.of(rows[limit - 1]).encode() if len(rows) > limit else None
+    return rows[:limit], next_cursor
+
+
+def _clip(value: str | None, length: int) -> str | None:
+    return value[:length] if value else None
+
+
+def _safe_details(event: AuditEvent, details: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if not details:
+        return None
+    redacted: list[str] = []
+    # A JSON round trip: uuids and datetimes become strings, and what is stored is exactly what reads back.
+    clean = json.loads(json.dumps(_redact(details, redacted), default=str))
+    if redacted:
+        log.warning("audit %s: redacted details keys %s", event, sorted(set(redacted)))
+    if len(json.dumps(clean)) > MAX_DETAILS_BYTES:
+        log.warning("audit %s: details over %d bytes dropped", event, MAX_DETAILS_BYTES)
+        return {"truncated": True}
+    return dict(clean)
+
+
+def _redact(value: Any, redacted: list[str]) -> Any:
+    if isinstance(value, Mapping):
+        result = {}
+        for key, item in value.items():
+            name = str(key)
+            if any(part in name.lower() for part in _SECRET_KEY_PARTS):
+                redacted.append(name)
+                result[name] = REDACTED
+            else:
+                result[name] = _redact(item, redacted)
+        return result
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_redact(item, redacted) for item in value]
+    return value

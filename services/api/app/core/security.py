@@ -1,0 +1,168 @@
+"""Request guards and response headers, as pure ASGI middleware (no buffering beyond the small bodies
+pyauth accepts, no extra task per request).
+
+- `RequestGuard`: bodies over MAX_BODY_BYTES get 413 (by Content-Length, or while streaming), media types
+  other than JSON and form get 415, JSON nested deeper than MAX_JSON_DEPTH gets 400 before any parser runs.
+- `SecurityHeaders`: `X-Content-Type-Options: nosniff` everywhere, `Cache-Control: no-store` unless the
+  endpoint chose a policy, a restrictive CSP except on the API docs, HSTS when configured.
+"""
+
+import json
+from collections.abc import Iterable
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.core.config import Settings
+
+ACCEPTED_MEDIA_TYPES = frozenset({"application/json", "application/x-www-form-urlencoded"})
+DOCS_PATHS = ("/docs", "/redoc", "/openapi.json")
+API_CSP = b"default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            text: str = value.decode("latin-1")
+            return text
+    return None
+
+
+def json_depth_exceeds(body: bytes, limit: int) -> bool:
+    """True if arrays/objects nest deeper than `limit`. A byte scan that skips strings: linear and cheap,
+    run before any JSON parser can recurse."""
+    depth = 0
+    in_string = escaped = False
+    for byte in body:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            if depth > limit:
+                return True
+        elif byte in (0x5D, 0x7D):  # ] }
+            depth -= 1
+    return False
+
+
+async def _reject(send: Send, status: int, code: str, detail: str) -> None:
+    body = json.dumps({"error": code, "detail": detail}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class RequestGuard:
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.max_body = settings.MAX_BODY_BYTES
+        self.max_depth = settings.MAX_JSON_DEPTH
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS", "DELETE"):
+            await self.app(scope, receive, send)
+            return
+        length = _header(scope, b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_body):
+            await _reject(send, 413, "request_too_large", f"The body is larger than {self.max_body} bytes.")
+            return
+        media_type = (_header(scope, b"content-type") or "").split(";", 1)[0].strip().lower()
+        if length != "0" and media_type and media_type not in ACCEPTED_MEDIA_TYPES:
+            await _reject(
+                send,
+                415,
+                "unsupported_media_type",
+                "Send application/json, or a form for the token endpoints.",
+            )
+            return
+        body = await self._read_body(receive)
+        if body is None:
+            await _reject(send, 413, "request_too_large", f"The body is larger than {self.max_body} bytes.")
+            return
+        if media_type == "application/json" and json_depth_exceeds(body, self.max_depth):
+            await _reject(send, 400, "json_too_deep", f"JSON may nest at most {self.max_depth} levels.")
+            return
+        await self.app(scope, _replay(body, receive), send)
+
+    async def _read_body(self, receive: Receive) -> bytes | None:
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body:
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+class SecurityHeaders:
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.hsts = (
+            f"max-age={settings.HSTS_SECONDS}; includeSubDomains".encode()
+            if settings.HSTS_SECONDS > 0
+            else None
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        is_docs = scope["path"].startswith(DOCS_PATHS)
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                headers.extend(self._missing(present, is_docs))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+    def _missing(self, present: set[bytes], is_docs: bool) -> Iterable[tuple[bytes, bytes]]:
+        yield b"x-content-type-options", b"nosniff"
+        if b"cache-control" not in present and not is_docs:
+            yield b"cache-control", b"no-store"
+        if b"content-security-policy" not in present and not is_docs:
+            yield b"content-security-policy", API_CSP
+        if b"x-frame-options" not in present:
+            yield b"x-frame-options", b"DENY"
+        if b"referrer-policy" not in present:
+            yield b"referrer-policy", b"no-referrer"
+        if self.hsts is not None:
+            yield b"strict-transport-security", self.hsts

@@ -1,0 +1,27 @@
+"""`RateLimit(...)`: the per-client-IP limit of one endpoint, as a route dependency."""
+
+from typing import Any
+
+from fastapi import Depends, Request
+
+from app.core.dependencies import ClientDep, ClockDep, SettingsDep
+from app.core.errors import PyauthError
+from app.ratelimit.service import RateLimited, hit
+
+
+def RateLimit(name: str, setting: str, error: type[PyauthError] = RateLimited) -> Any:
+    """Count the request against `settings.<setting>` requests per window, under the key `name`."""
+
+    async def limit(request: Request, client: ClientDep, settings: SettingsDep, clock: ClockDep) -> None:
+        if settings.RATE_LIMITS_ENABLED:
+            await hit(
+                request.app.state.sessionmaker,
+                name=name,
+                limit=getattr(settings, setting),
+                client=client,
+                settings=settings,
+                now=clock.now(),
+                error=error,
+            )
+
+    return Depends(limit)

@@ -1,0 +1,206 @@
+"""`python -m app.admin.cli create-admin EMAIL`, run as `make admin` runs it: a separate process against
+the test database, the password on stdin. Its commits are real; `purge_live_accounts` removes them."""
+
+import asyncio
+import os
+import pty
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.audit.models import AuditEntry
+from app.core.config import Settings
+from app.users.models import User
+from tests.auth.helpers import PASSWORD, live_email
+
+PROJECT = Path(__file__).resolve().parents[2]
+PROMPTS = (b"Password for the new admin: ", b"Repeat the password: ")
+
+pytestmark = pytest.mark.usefixtures("purge_live_accounts")
+
+
+async def _cli(settings: Settings, *args: str, stdin: bytes | None) -> tuple[int, str, str]:
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "DATABASE_URL": settings.DATABASE_URL,
+        "KEY_ENCRYPTION_KEY": settings.KEY_ENCRYPTION_KEY.get_secret_value(),
+        "ENVIRONMENT": "test",
+        "LOG_LEVEL": "WARNING",
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "app.admin.cli", *args,
+        cwd=PROJECT, env=env,
+        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    async with asyncio.timeout(60):
+        stdout, stderr = await process.communicate(stdin)
+    return process.returncode or 0, stdout.decode(), stderr.decode()
+
+
+async def _user(engine: AsyncEngine, email: str) -> User | None:
+    async with engine.connect() as connection:
+        row = (await connection.execute(select(User).where(User.email == email))).one_or_none()
+    return User(**row._mapping) if row else None
+
+
+async def _created_events(engine: AsyncEngine, user: User) -> list[AuditEntry]:
+    async with engine.connect() as connection:
+        rows = await connection.execute(
+            select(AuditEntry).where(AuditEntry.user_id == user.id, AuditEntry.event == "admin.created")
+        )
+        return [AuditEntry(**row._mapping) for row in rows]
+
+
+async def test_create_admin_reads_the_password_from_stdin(engine: AsyncEngine, settings: Settings) -> None:
+    email = live_email("cli-admin")
+    code, out, err = await _cli(settings, "create-admin", email.upper(), stdin=f"{PASSWORD}\n".encode())
+    assert code == 0, err
+    assert out.startswith(f"admin created: {email} (id ")
+    assert PASSWORD not in out + err
+
+    user = await _user(engine, email)
+    assert user is not None
+    assert user.roles == ["user", "admin"]
+    assert user.password_hash.startswith("$argon2id$")
+    [event] = await _created_events(engine, user)
+    assert (event.reason, event.actor_id, event.details) == ("cli", None, {"promoted": False})
+
+
+async def test_the_new_admin_can_log_in_with_that_password(engine: AsyncEngine, settings: Settings) -> None:
+    """The password from stdin is the one hashed: the trailing newline is not part of it."""
+    from app.passwords.hashing import PasswordHasher  # noqa: PLC0415
+
+    email = live_email("cli-login")
+    code, _, err = await _cli(settings, "create-admin", email, stdin=f"{PASSWORD}\r\n".encode())
+    assert code == 0, err
+    user = await _user(engine, email)
+    assert user is not None
+    hasher = PasswordHasher(settings)
+    try:
+        assert await hasher.verify(user.password_hash, PASSWORD)
+    finally:
+        hasher.shutdown()
+
+
+async def test_a_weak_password_is_refused_with_its_code(engine: AsyncEngine, settings: Settings) -> None:
+    email = live_email("cli-weak")
+    code, out, err = await _cli(settings, "create-admin", email, stdin=b"short\n")
+    assert code == 1
+    assert "password_too_short" in err
+    assert "short\n" not in out
+    assert await _user(engine, email) is None
+
+    code, _, err = await _cli(settings, "create-admin", email, stdin=b"1234567890qwertyuiop\n")
+    assert code == 1
+    assert "password_too_common" in err
+    assert await _user(engine, email) is None
+
+
+async def test_an_empty_stdin_is_refused(engine: AsyncEngine, settings: Settings) -> None:
+    email = live_email("cli-empty")
+    code, _, err = await _cli(settings, "create-admin", email, stdin=b"")
+    assert code == 1
+    assert "password_required" in err
+    assert await _user(engine, email) is None
+
+
+async def test_an_invalid_email_is_refused(settings: Settings) -> None:
+    code, _, err = await _cli(settings, "create-admin", "not-an-email", stdin=f"{PASSWORD}\n".encode())
+    assert code == 1
+    assert "invalid_email" in err
+
+
+async def test_an_existing_user_is_promoted_without_a_password(
+    engine: AsyncEngine, settings: Settings
+) -> None:
+    email = live_email("cli-promote")
+    async with engine.begin() as connection:
+        await connection.execute(insert(User).values(email=email, password_hash="$argon2id$unchanged"))
+
+    code, out, err = await _cli(settings, "create-admin", email, stdin=None)
+    assert code == 0, err
+    assert out.startswith(f"admin role granted to the existing account {email}")
+    user = await _user(engine, email)
+    assert user is not None
+    assert user.roles == ["user", "admin"]
+    assert user.password_hash == "$argon2id$unchanged"
+    [event] = await _created_events(engine, user)
+    assert event.details == {"promoted": True, "before": ["user"]}
+
+    code, out, _ = await _cli(settings, "create-admin", email, stdin=None)
+    assert code == 0
+    assert "already an admin; nothing changed" in out
+    assert len(await _created_events(engine, user)) == 1
+
+
+async def test_a_missing_email_is_a_usage_error(settings: Settings) -> None:
+    code, _, err = await _cli(settings, "create-admin", stdin=None)
+    assert code == 2
+    assert "email" in err
+
+
+async def _on_terminal(settings: Settings, email: str, answers: list[str]) -> tuple[int, bytes]:
+    """Run the CLI on a pseudo-terminal, answering each prompt in turn; return its status and everything
+    the terminal showed."""
+    master, slave = pty.openpty()
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "DATABASE_URL": settings.DATABASE_URL,
+        "KEY_ENCRYPTION_KEY": settings.KEY_ENCRYPTION_KEY.get_secret_value(),
+        "ENVIRONMENT": "test",
+        "LOG_LEVEL": "WARNING",
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "app.admin.cli", "create-admin", email,
+        cwd=PROJECT, env=env, stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
+    )  # fmt: skip
+    os.close(slave)
+    shown = b""
+
+    def read() -> bytes:
+        try:
+            return os.read(master, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            return b""
+
+    try:
+        async with asyncio.timeout(60):
+            for prompt, answer in zip(PROMPTS, answers, strict=True):
+                while prompt not in shown:
+                    chunk = await asyncio.to_thread(read)
+                    assert chunk, shown
+                    shown += chunk
+                os.write(master, answer.encode() + b"\n")
+            while chunk := await asyncio.to_thread(read):
+                shown += chunk
+            code = await process.wait()
+    finally:
+        os.close(master)
+    return code, shown
+
+
+async def test_on_a_terminal_the_password_is_asked_twice_and_never_echoed(
+    engine: AsyncEngine, settings: Settings
+) -> None:
+    email = live_email("cli-tty")
+    code, shown = await _on_terminal(settings, email, [PASSWORD, PASSWORD])
+    assert code == 0, shown
+    assert b"admin created" in shown
+    assert PASSWORD.encode() not in shown
+    user = await _user(engine, email)
+    assert user is not None
+    assert user.roles == ["user", "admin"]
+
+
+async def test_on_a_terminal_two_different_passwords_are_refused(
+    engine: AsyncEngine, settings: Settings
+) -> None:
+    email = live_email("cli-mismatch")
+    code, shown = await _on_terminal(settings, email, [PASSWORD, PASSWORD + "x"])
+    assert code == 1
+    assert b"passwords_do_not_match" in shown
+    assert await _user(engine, email) is None

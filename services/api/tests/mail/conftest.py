@@ -1,0 +1,91 @@
+"""Fixtures for the mail tests: a real SMTP server (tests/mail/smtp_sink.py), an outbox that holds only
+the test's own mails, and settings that point the SMTP backend at the server.
+
+The server is the compose `smtp` service when SMTP_TEST_HOST is set (`make test`), and otherwise a
+subprocess on 127.0.0.1 with free ports, started once per test session.
+"""
+
+import asyncio
+import os
+import sys
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import Table, delete, insert
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from app.core.config import Settings
+from app.core.database import build_sessionmaker
+from app.health.service import SERVICE_ROOT
+from app.mail.models import OutboxMail
+from tests.conftest import make_settings
+from tests.mail.helpers import SmtpSink
+
+
+@pytest.fixture(scope="session")
+async def smtp_sink() -> AsyncIterator[SmtpSink]:
+    host = os.environ.get("SMTP_TEST_HOST")
+    if host:
+        control_port = os.environ.get("SMTP_TEST_CONTROL_PORT", "8025")
+        yield SmtpSink(host, int(os.environ.get("SMTP_TEST_PORT", "1025")), f"http://{host}:{control_port}")
+        return
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tests.mail.smtp_sink",
+        "--host",
+        "127.0.0.1",
+        "--smtp-port",
+        "0",
+        "--control-port",
+        "0",
+        cwd=SERVICE_ROOT,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert process.stdout is not None
+        line = (await asyncio.wait_for(process.stdout.readline(), timeout=15)).decode()
+        assert line.startswith("ready "), f"the SMTP sink did not start: {line!r}"
+        ports = dict(part.split("=") for part in line.split()[1:])
+        yield SmtpSink("127.0.0.1", int(ports["smtp"]), f"http://127.0.0.1:{ports['control']}")
+    finally:
+        if process.returncode is None:
+            process.terminate()
+        await process.wait()
+
+
+@pytest.fixture
+async def sink(smtp_sink: SmtpSink) -> SmtpSink:
+    """The SMTP server, accepting, up, and empty."""
+    await smtp_sink.reset()
+    return smtp_sink
+
+
+@pytest.fixture(autouse=True)
+async def outbox(engine: AsyncEngine) -> AsyncIterator[None]:
+    """The mail tests commit for real, as the worker does: the outbox starts empty for them, and
+    afterwards holds again exactly the rows it held before (other suites' live tests commit mail too)."""
+    table = OutboxMail.__table__
+    assert isinstance(table, Table)
+    async with engine.begin() as connection:
+        saved = (await connection.execute(delete(table).returning(*table.c))).mappings().all()
+    try:
+        yield
+    finally:
+        async with engine.begin() as connection:
+            await connection.execute(delete(table))
+            if saved:
+                await connection.execute(insert(table), [dict(row) for row in saved])
+
+
+@pytest.fixture
+def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """The worker's session factory: real transactions on the test database."""
+    return build_sessionmaker(engine)
+
+
+@pytest.fixture
+def mail_settings(sink: SmtpSink) -> Settings:
+    return make_settings(
+        **sink.settings(MAIL_RETRY_BASE_SECONDS=10, MAIL_RETRY_MAX_SECONDS=80, MAIL_MAX_ATTEMPTS=5)
+    )

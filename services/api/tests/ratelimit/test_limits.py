@@ -1,0 +1,177 @@
+"""Per-client-IP limits and per-account login throttling, counted in Postgres."""
+
+import asyncio
+import uuid
+from datetime import timedelta
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from app.core.clock import ManualClock
+from app.core.dependencies import trusted_networks
+from app.ratelimit.models import LoginThrottle
+from tests.account.helpers import last_mail_to
+from tests.auth.helpers import PASSWORD, live_email, password_grant, register, signed_up, unique_email
+
+WRONG = "not-the-password-at-all"
+
+
+@pytest.fixture
+def limited(app: FastAPI, clock: ManualClock) -> FastAPI:
+    """Limits on, localhost trusted as a proxy (so each test can speak from its own address), and the clock
+    moved to a window no earlier test has used."""
+    app.state.settings = app.state.settings.model_copy(
+        update={"RATE_LIMITS_ENABLED": True, "RATE_LIMIT_REGISTER": 3, "RATE_LIMIT_TOKEN": 4}
+    )
+    app.state.trusted_proxies = trusted_networks(["127.0.0.1/32"])
+    clock.advance(timedelta(days=uuid.uuid4().int % 100_000))
+    return app
+
+
+def from_ip(address: str) -> dict[str, str]:
+    return {"X-Forwarded-For": address}
+
+
+def new_ip() -> str:
+    value = uuid.uuid4().int
+    return f"10.{value % 250}.{value // 250 % 250}.{value // 62500 % 250 + 1}"
+
+
+async def test_a_client_over_its_limit_gets_429_with_retry_after(
+    limited: FastAPI, client: httpx.AsyncClient
+) -> None:
+    ip = new_ip()
+    statuses = [
+        (
+            await client.post(
+                "/auth/register", json={"email": unique_email(), "password": PASSWORD}, headers=from_ip(ip)
+            )
+        ).status_code
+        for _ in range(3)
+    ]
+    assert statuses == [201, 201, 201]
+    refused = await client.post(
+        "/auth/register", json={"email": unique_email(), "password": PASSWORD}, headers=from_ip(ip)
+    )
+    assert refused.status_code == 429
+    assert refused.json()["error"] == "too_many_requests"
+    assert 1 <= int(refused.headers["retry-after"]) <= 60
+    other = await client.post(
+        "/auth/register", json={"email": unique_email(), "password": PASSWORD}, headers=from_ip(new_ip())
+    )
+    assert other.status_code == 201
+
+
+async def test_the_token_endpoint_limit_answers_in_the_oauth_shape(
+    limited: FastAPI, client: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    ip = new_ip()
+    form = {"grant_type": "refresh_token", "refresh_token": "x" * 43}
+    for _ in range(4):
+        assert (await client.post("/auth/token", data=form, headers=from_ip(ip))).status_code == 400
+    refused = await client.post("/auth/token", data=form, headers=from_ip(ip))
+    assert refused.status_code == 429
+    assert refused.json()["error"] == "too_many_requests"
+    assert "error_description" in refused.json()
+    clock.advance(timedelta(seconds=61))
+    assert (await client.post("/auth/token", data=form, headers=from_ip(ip))).status_code == 400
+
+
+async def test_forwarded_for_is_ignored_from_untrusted_peers(app: FastAPI, client: httpx.AsyncClient) -> None:
+    email = unique_email()
+    await register(client, email)
+    response = await client.post(
+        "/auth/token",
+        data={"grant_type": "password", "username": email, "password": PASSWORD},
+        headers=from_ip("203.0.113.9"),
+    )
+    tokens = response.json()
+    sessions = await client.get(
+        "/auth/sessions", headers={"Authorization": f"Bearer {tokens['access_token']}"}
+    )
+    assert sessions.json()[0]["ip_address"] == "127.0.0.1"
+
+
+async def test_behind_a_trusted_proxy_the_client_is_the_last_untrusted_hop(
+    limited: FastAPI, client: httpx.AsyncClient
+) -> None:
+    email = unique_email()
+    await register(client, email, PASSWORD)
+    response = await client.post(
+        "/auth/token",
+        data={"grant_type": "password", "username": email, "password": PASSWORD},
+        headers=from_ip("198.51.100.1, 203.0.113.7, 127.0.0.1"),
+    )
+    tokens = response.json()
+    sessions = await client.get(
+        "/auth/sessions", headers={"Authorization": f"Bearer {tokens['access_token']}"}
+    )
+    assert sessions.json()[0]["ip_address"] == "203.0.113.7"
+
+
+async def test_failed_logins_bring_increasing_delays_not_a_lockout(
+    client: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    email, _ = await signed_up(client)
+    for _ in range(5):
+        assert (await password_grant(client, email, WRONG)).status_code == 400
+    throttled = await password_grant(client, email, PASSWORD)
+    assert throttled.status_code == 429, "even the right password waits: it is not checked during the delay"
+    assert throttled.headers["retry-after"] == "1"
+    clock.advance(timedelta(seconds=1))
+    assert (await password_grant(client, email, WRONG)).status_code == 400
+    second = await password_grant(client, email, PASSWORD)
+    assert second.status_code == 429
+    assert second.headers["retry-after"] == "2", "the delay doubles"
+    clock.advance(timedelta(seconds=2))
+    assert (await password_grant(client, email, PASSWORD)).status_code == 200
+    assert (await password_grant(client, email, WRONG)).status_code == 400, "a success reset the count"
+    assert (await password_grant(client, email, PASSWORD)).status_code == 200
+
+
+async def test_unknown_emails_are_throttled_alike(client: httpx.AsyncClient) -> None:
+    known, _ = await signed_up(client)
+    unknown = unique_email()
+    statuses = {}
+    for email in (known, unknown):
+        statuses[email] = [(await password_grant(client, email, WRONG)).status_code for _ in range(7)]
+    assert statuses[known] == statuses[unknown] == [400, 400, 400, 400, 400, 429, 429]
+
+
+async def test_after_the_maximum_of_failures_the_password_must_be_reset(
+    client: httpx.AsyncClient, clock: ManualClock, app: FastAPI, db_session: AsyncSession
+) -> None:
+    app.state.settings = app.state.settings.model_copy(update={"LOGIN_MAX_FAILURES": 12})
+    email, _ = await signed_up(client)
+    for _ in range(12):
+        clock.advance(timedelta(hours=1))
+        assert (await password_grant(client, email, WRONG)).status_code == 400
+    clock.advance(timedelta(hours=1))
+    refused = await password_grant(client, email, PASSWORD)
+    assert refused.status_code == 400
+    assert "reset the password" in refused.json()["error_description"]
+    await client.post("/auth/password/forgot", json={"email": email})
+    token = (await last_mail_to(db_session, email, "reset_password")).token
+    new_password = "a-fresh-long-passphrase-3"
+    assert (
+        await client.post("/auth/password/reset", json={"token": token, "new_password": new_password})
+    ).status_code == 204
+    assert (await password_grant(client, email, new_password)).status_code == 200
+
+
+async def test_parallel_failures_are_each_counted(
+    live_app: FastAPI, live_client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    live_app.state.settings = live_app.state.settings.model_copy(update={"LOGIN_FREE_ATTEMPTS": 100})
+    email = live_email("parallel")
+    await register(live_client, email)
+    responses = await asyncio.gather(*(password_grant(live_client, email, WRONG) for _ in range(100)))
+    assert [r.status_code for r in responses].count(400) == 100
+    async with engine.connect() as connection:
+        failures = await connection.scalar(select(LoginThrottle.failures).where(LoginThrottle.email == email))
+        await connection.execute(delete(LoginThrottle).where(LoginThrottle.email == email))
+        await connection.commit()
+    assert failures == 100
