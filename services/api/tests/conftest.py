@@ -148,10 +148,22 @@ async def live_app(settings: Settings, engine: AsyncEngine, clock: ManualClock) 
     application = create_app(settings, clock=clock)
     async with application.router.lifespan_context(application):
         yield application
+    await delete_live_accounts(engine)
+
+
+async def delete_live_accounts(engine: AsyncEngine) -> None:
+    """Delete what live tests committed: their users (sessions and tokens go by cascade), and the audit
+    rows, mails and login counters about them, which outlive users by design."""
+    pattern = {"pattern": f"%@{LIVE_EMAIL_DOMAIN}"}
     async with engine.begin() as connection:
+        live_ids = "SELECT id FROM users WHERE email LIKE :pattern"
         await connection.execute(
-            text("DELETE FROM users WHERE email LIKE :pattern"), {"pattern": f"%@{LIVE_EMAIL_DOMAIN}"}
+            text(f"DELETE FROM audit_events WHERE user_id IN ({live_ids}) OR actor_id IN ({live_ids})"),  # noqa: S608 - constant
+            pattern,
         )
+        await connection.execute(text("DELETE FROM mail_outbox WHERE recipient LIKE :pattern"), pattern)
+        await connection.execute(text("DELETE FROM login_throttles WHERE email LIKE :pattern"), pattern)
+        await connection.execute(text("DELETE FROM users WHERE email LIKE :pattern"), pattern)
 
 
 @pytest.fixture

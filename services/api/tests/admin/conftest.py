@@ -8,29 +8,19 @@ before the users themselves. `committed_admins_set_aside` hides every committed 
 from collections.abc import AsyncIterator
 
 import pytest
-from sqlalchemy import delete, or_, select, text, update
+from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.audit.models import AuditEntry
 from app.core.config import Settings
 from app.passwords.hashing import PasswordHasher
 from app.users.models import ADMIN_ROLE, User
-from tests.conftest import LIVE_EMAIL_DOMAIN
-
-
-async def purge_live_accounts_now(engine: AsyncEngine) -> None:
-    async with engine.begin() as connection:
-        live_ids = select(User.id).where(User.email.like(f"%@{LIVE_EMAIL_DOMAIN}"))
-        await connection.execute(
-            delete(AuditEntry).where(or_(AuditEntry.user_id.in_(live_ids), AuditEntry.actor_id.in_(live_ids)))
-        )
-        await connection.execute(delete(User).where(User.email.like(f"%@{LIVE_EMAIL_DOMAIN}")))
+from tests.conftest import delete_live_accounts
 
 
 @pytest.fixture
 async def purge_live_accounts(engine: AsyncEngine) -> AsyncIterator[None]:
     yield
-    await purge_live_accounts_now(engine)
+    await delete_live_accounts(engine)
 
 
 @pytest.fixture

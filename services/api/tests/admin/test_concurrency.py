@@ -11,9 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.admin.service import ADMIN_ROSTER_LOCK_ID
 from app.users.models import ADMIN_ROLE, USER_ROLE, User
-from tests.admin.conftest import purge_live_accounts_now
 from tests.admin.helpers import Account, user_account
 from tests.auth.helpers import live_email
+from tests.conftest import delete_live_accounts
 
 
 @pytest.fixture
@@ -28,7 +28,7 @@ async def admins_pair(
         )
     yield first, second
     # Before live_app's own cleanup: audit rows are not deleted with their users.
-    await purge_live_accounts_now(engine)
+    await delete_live_accounts(engine)
 
 
 async def test_two_admins_demoting_each_other_at_once_leave_one_admin(
