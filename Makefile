@@ -8,7 +8,9 @@ COMPOSE := docker compose -f compose.yaml -f compose.test.yaml
 PYPI_CA_BUNDLE ?= $(firstword $(wildcard $(SSL_CERT_FILE) /etc/ssl/certs/ca-certificates.crt) docker/no-extra-ca.pem)
 export PYPI_CA_BUNDLE
 
-LINT := ruff check . && ruff format --check . && mypy app tests
+LINT := ruff check . && ruff format --check . && mypy app tests tools && python3 tools/audit_dependencies.py
+# pip-audit asks PyPI's vulnerability service; behind a TLS-intercepting proxy it needs the same CA bundle.
+AUDIT_CA := $(if $(filter docker/no-extra-ca.pem,$(PYPI_CA_BUNDLE)),,-v "$(abspath $(PYPI_CA_BUNDLE)):/run/pyauth-ca.pem:ro" -e REQUESTS_CA_BUNDLE=/run/pyauth-ca.pem)
 
 .PHONY: help up down clean logs ps test lint fmt migrate shell psql rotate-keys prereqs base-image bench admin
 
@@ -45,9 +47,9 @@ test: base-image ## Run pytest in the compose network against its own database (
 	$(COMPOSE) --profile test build tests
 	$(COMPOSE) --profile test run --rm tests
 
-lint: base-image ## ruff check, ruff format --check and mypy, in the test image
+lint: base-image ## ruff check, ruff format --check, mypy and a dependency audit, in the test image
 	$(COMPOSE) --profile test build tests
-	$(COMPOSE) --profile test run --rm --no-deps tests sh -c '$(LINT)'
+	$(COMPOSE) --profile test run --rm --no-deps $(AUDIT_CA) tests sh -c '$(LINT)'
 
 fmt: base-image ## Format the code with ruff (writes to services/api)
 	$(COMPOSE) --profile test build tests

@@ -63,6 +63,7 @@ FROM runtime AS test
 USER root
 COPY --from=test-deps /opt/venv /opt/venv
 COPY tests ./tests
+COPY tools ./tools
 RUN chown -R pyauth:pyauth /srv/pyauth
 USER pyauth
 CMD ["python3", "-m", "pytest"]

@@ -17,7 +17,6 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
   {
     echo "listen_addresses = '*'"
     echo "password_encryption = 'scram-sha-256'"
-    echo "unix_socket_directories = '/var/run/postgresql'"
   } >> "$PGDATA/postgresql.conf"
   if [ "$database" != "postgres" ]; then
     echo "CREATE DATABASE \"$database\" OWNER \"$user\";" \
@@ -28,6 +27,7 @@ fi
 
 if [ "${1:-}" = "postgres" ]; then
   shift
-  exec postgres -D "$PGDATA" "$@"
+  # The root filesystem is read-only in compose: the socket and its lock file go to the /tmp tmpfs.
+  exec postgres -D "$PGDATA" -c unix_socket_directories=/tmp "$@"
 fi
 exec "$@"
