@@ -7,12 +7,13 @@ The database is the one named by DATABASE_URL, which must end in `_test`: `make 
 
 import os
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import httpx
 import pytest
 from alembic import command
 from fastapi import FastAPI
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Table, delete, insert, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
 
 from app.core.clock import ManualClock
@@ -135,6 +136,21 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield client
+
+
+@asynccontextmanager
+async def rows_set_aside(engine: AsyncEngine, table: Table) -> AsyncIterator[None]:
+    """For tests that must commit to a shared table: it starts empty and, afterwards, holds again exactly
+    the rows it held before."""
+    async with engine.begin() as connection:
+        saved = (await connection.execute(delete(table).returning(*table.c))).mappings().all()
+    try:
+        yield
+    finally:
+        async with engine.begin() as connection:
+            await connection.execute(delete(table))
+            if saved:
+                await connection.execute(insert(table), [dict(row) for row in saved])
 
 
 LIVE_EMAIL_DOMAIN = "live.example.org"

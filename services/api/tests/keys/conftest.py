@@ -9,13 +9,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import Table, delete, insert
+from sqlalchemy import Table, delete
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.core.clock import ManualClock
 from app.core.config import Settings
 from app.keys.models import SigningKey
 from app.keys.service import KeyRing, rotate_signing_key
+from tests.conftest import rows_set_aside
 
 
 @pytest.fixture
@@ -34,15 +35,8 @@ async def committed_keys_set_aside(engine: AsyncEngine) -> AsyncIterator[None]:
     rows it held before."""
     table = SigningKey.__table__
     assert isinstance(table, Table)
-    async with engine.begin() as connection:
-        saved = (await connection.execute(delete(table).returning(*table.c))).mappings().all()
-    try:
+    async with rows_set_aside(engine, table):
         yield
-    finally:
-        async with engine.begin() as connection:
-            await connection.execute(delete(table))
-            if saved:
-                await connection.execute(insert(table), [dict(row) for row in saved])
 
 
 @pytest.fixture

@@ -11,14 +11,14 @@ import sys
 from collections.abc import AsyncIterator
 
 import pytest
-from sqlalchemy import Table, delete, insert
+from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.core.config import Settings
 from app.core.database import build_sessionmaker
 from app.health.service import SERVICE_ROOT
 from app.mail.models import OutboxMail
-from tests.conftest import make_settings
+from tests.conftest import make_settings, rows_set_aside
 from tests.mail.helpers import SmtpSink
 
 
@@ -67,15 +67,8 @@ async def outbox(engine: AsyncEngine) -> AsyncIterator[None]:
     afterwards holds again exactly the rows it held before (other suites' live tests commit mail too)."""
     table = OutboxMail.__table__
     assert isinstance(table, Table)
-    async with engine.begin() as connection:
-        saved = (await connection.execute(delete(table).returning(*table.c))).mappings().all()
-    try:
+    async with rows_set_aside(engine, table):
         yield
-    finally:
-        async with engine.begin() as connection:
-            await connection.execute(delete(table))
-            if saved:
-                await connection.execute(insert(table), [dict(row) for row in saved])
 
 
 @pytest.fixture
