@@ -12,7 +12,8 @@ LINT := ruff check . && ruff format --check . && mypy app tests tools && python3
 # pip-audit asks PyPI's vulnerability service; behind a TLS-intercepting proxy it needs the same CA bundle.
 AUDIT_CA := $(if $(filter docker/no-extra-ca.pem,$(PYPI_CA_BUNDLE)),,-v "$(abspath $(PYPI_CA_BUNDLE)):/run/pyauth-ca.pem:ro" -e REQUESTS_CA_BUNDLE=/run/pyauth-ca.pem)
 
-.PHONY: help up down clean logs ps test lint fmt migrate shell psql rotate-keys prereqs base-image bench admin
+.PHONY: help up down clean logs ps test lint fmt migrate shell psql rotate-keys prereqs base-image bench admin \
+	faults
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -55,6 +56,13 @@ fmt: base-image ## Format the code with ruff (writes to services/api)
 	$(COMPOSE) --profile test build tests
 	$(COMPOSE) --profile test run --rm --no-deps --user "$$(id -u):$$(id -g)" \
 		-v "$(CURDIR)/services/api:/srv/pyauth" tests sh -c 'ruff check --fix . && ruff format .'
+
+# Its own compose project (FAULTS_PROJECT, default pyauth-faults) with its own volume and free ports; the
+# development stack and its data are not touched. FAULTS_ARGS passes options, e.g. FAULTS_ARGS="--only 1,2".
+faults: base-image ## Fault injection + schemathesis on a throw-away stack (about 5 min)
+	@python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+		|| { echo "make faults needs python3 3.11 or later on the host (standard library only)"; exit 1; }
+	@python3 faults/run.py $(FAULTS_ARGS)
 
 bench: base-image ## Benchmark the running stack (after make up) against this machine's limits
 	@./bench/run.sh

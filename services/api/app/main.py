@@ -27,6 +27,9 @@ from app.health import endpoints as health_endpoints
 from app.health.service import schema_head
 from app.keys import endpoints as keys_endpoints
 from app.keys.service import KeyRing
+from app.metrics import endpoints as metrics_endpoints
+from app.metrics.gauges import ResourceGauges
+from app.metrics.middleware import RequestMetrics
 from app.passwords.hashing import PasswordHasher
 from app.users import endpoints as users_endpoints
 
@@ -48,11 +51,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.sessionmaker = build_sessionmaker(engine)
     app.state.schema_head = schema_head()
     app.state.hasher = PasswordHasher(settings)
+    app.state.resource_gauges = ResourceGauges(app.state.hasher, engine, enabled=settings.METRICS_ENABLED)
     try:
         app.state.keyring = await KeyRing.load(app.state.sessionmaker, settings, app.state.clock)
         await ensure_first_admin(app.state.sessionmaker, settings, app.state.hasher, app.state.clock)
+        app.state.resource_gauges.start()
         yield
     finally:
+        await app.state.resource_gauges.stop()
         app.state.hasher.shutdown()
         await engine.dispose()
         log.info("shutdown: database engine disposed, connections closed")
@@ -86,6 +92,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         )
     app.add_middleware(RequestGuard, settings=settings)
     app.add_middleware(SecurityHeaders, settings=settings)
+    if settings.METRICS_ENABLED:  # inside the request log, outside the guards: it counts their refusals
+        app.add_middleware(RequestMetrics)
     app.add_middleware(RequestLogMiddleware)
     app.include_router(health_endpoints.router)
     app.include_router(auth_endpoints.router)
@@ -95,4 +103,6 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.include_router(admin_endpoints.router)
     app.include_router(audit_endpoints.admin_router)
     app.include_router(audit_endpoints.own_router)
+    if settings.METRICS_ENABLED:
+        app.include_router(metrics_endpoints.router)
     return app

@@ -18,7 +18,7 @@ from app.auth.dependencies import CurrentAuth
 from app.core.config import Settings
 from app.core.database import SessionDep
 from app.core.dependencies import ClientDep, ClockDep, HasherDep, SettingsDep
-from app.core.errors import PyauthError, error_responses
+from app.core.errors import GUARD_ERRORS, UNAVAILABLE, PyauthError, error_responses
 from app.ratelimit.dependencies import RateLimit
 from app.users.schemas import UserRead
 
@@ -26,7 +26,8 @@ router = APIRouter(tags=["account"])
 
 VERIFICATION_SENT = Accepted(detail="If an unverified account uses this address, a new link is on its way.")
 RESET_SENT = Accepted(detail="If an account uses this address, a link to reset its password is on its way.")
-TOKEN_ERRORS = error_responses(400, 422)
+# Every JSON endpoint here is rate limited and uses the database.
+REQUEST_ERRORS = error_responses(*GUARD_ERRORS, 422, 429, UNAVAILABLE)
 
 
 async def _answer_no_sooner_than(db: AsyncSession, started: float, settings: Settings) -> None:
@@ -43,6 +44,7 @@ async def _answer_no_sooner_than(db: AsyncSession, started: float, settings: Set
     dependencies=[RateLimit("verification", "RATE_LIMIT_VERIFICATION")],
     status_code=status.HTTP_202_ACCEPTED,
     response_model=Accepted,
+    responses=REQUEST_ERRORS,
 )
 async def request_verification(
     body: EmailRequest, db: SessionDep, settings: SettingsDep, clock: ClockDep, client: ClientDep
@@ -61,7 +63,7 @@ async def request_verification(
     "/auth/verify/confirm",
     dependencies=[RateLimit("verification", "RATE_LIMIT_VERIFICATION")],
     response_model=UserRead,
-    responses=TOKEN_ERRORS,
+    responses=REQUEST_ERRORS,
 )
 async def confirm_verification(
     body: TokenConfirm, db: SessionDep, clock: ClockDep, client: ClientDep
@@ -92,6 +94,7 @@ async def verify_link(
     dependencies=[RateLimit("forgot_password", "RATE_LIMIT_FORGOT_PASSWORD")],
     status_code=status.HTTP_202_ACCEPTED,
     response_model=Accepted,
+    responses=REQUEST_ERRORS,
 )
 async def forgot_password(
     body: EmailRequest, db: SessionDep, settings: SettingsDep, clock: ClockDep, client: ClientDep
@@ -108,7 +111,7 @@ async def forgot_password(
     "/auth/password/reset",
     dependencies=[RateLimit("reset_password", "RATE_LIMIT_RESET_PASSWORD")],
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=TOKEN_ERRORS,
+    responses=REQUEST_ERRORS,
 )
 async def reset_password(
     body: PasswordReset,
@@ -171,7 +174,7 @@ async def reset_from_page(
     dependencies=[RateLimit("verification", "RATE_LIMIT_VERIFICATION")],
     status_code=status.HTTP_202_ACCEPTED,
     response_model=Accepted,
-    responses=error_responses(400, 401, 409, 422),
+    responses={**REQUEST_ERRORS, **error_responses(401, 409)},
 )
 async def request_email_change(
     body: EmailChangeRequest,
@@ -200,7 +203,7 @@ async def request_email_change(
     "/auth/email/confirm",
     dependencies=[RateLimit("verification", "RATE_LIMIT_VERIFICATION")],
     response_model=UserRead,
-    responses=error_responses(400, 409, 422),
+    responses={**REQUEST_ERRORS, **error_responses(409)},
 )
 async def confirm_email_change(
     body: TokenConfirm, db: SessionDep, settings: SettingsDep, clock: ClockDep, client: ClientDep

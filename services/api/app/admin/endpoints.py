@@ -14,7 +14,7 @@ from app.admin.schemas import RolesUpdate, SessionsEnded, UserPage
 from app.admin.service import AdminAction
 from app.core.database import SessionDep
 from app.core.dependencies import ClientDep, ClockDep
-from app.core.errors import error_responses
+from app.core.errors import GUARD_ERRORS, UNAVAILABLE, error_responses
 from app.users.schemas import UserRead
 
 
@@ -34,7 +34,7 @@ def _action(admin: CurrentAdmin, client: ClientDep, clock: ClockDep) -> AdminAct
 Action = Annotated[AdminAction, Depends(_action)]
 
 
-@router.get("", response_model=UserPage, responses=error_responses(401, 403, 422))
+@router.get("", response_model=UserPage, responses=error_responses(401, 403, 422, UNAVAILABLE))
 async def list_users(
     _: CurrentAdmin,
     db: SessionDep,
@@ -55,24 +55,36 @@ async def list_users(
     )
 
 
-@router.get("/{user_id}", response_model=UserRead, responses=error_responses(401, 403, 404))
+@router.get("/{user_id}", response_model=UserRead, responses=error_responses(401, 403, 404, 422, UNAVAILABLE))
 async def get_user(user_id: uuid.UUID, _: CurrentAdmin, db: SessionDep) -> UserRead:
     return UserRead.model_validate(await service.get_user(db, user_id))
 
 
-@router.post("/{user_id}/activate", response_model=UserRead, responses=error_responses(401, 403, 404))
+@router.post(
+    "/{user_id}/activate",
+    response_model=UserRead,
+    responses=error_responses(*GUARD_ERRORS, 401, 403, 404, 422, UNAVAILABLE),
+)
 async def activate_user(user_id: uuid.UUID, action: Action, db: SessionDep) -> UserRead:
     return UserRead.model_validate(await service.set_active(db, action, user_id, active=True))
 
 
-@router.post("/{user_id}/deactivate", response_model=UserRead, responses=error_responses(401, 403, 404, 409))
+@router.post(
+    "/{user_id}/deactivate",
+    response_model=UserRead,
+    responses=error_responses(*GUARD_ERRORS, 401, 403, 404, 409, 422, UNAVAILABLE),
+)
 async def deactivate_user(user_id: uuid.UUID, action: Action, db: SessionDep) -> UserRead:
     """Every session of the user ends at once: their access tokens stop working on pyauth's endpoints
     and their refresh tokens are refused. Administrators cannot deactivate themselves (409)."""
     return UserRead.model_validate(await service.set_active(db, action, user_id, active=False))
 
 
-@router.put("/{user_id}/roles", response_model=UserRead, responses=error_responses(401, 403, 404, 409, 422))
+@router.put(
+    "/{user_id}/roles",
+    response_model=UserRead,
+    responses=error_responses(*GUARD_ERRORS, 401, 403, 404, 409, 422, UNAVAILABLE),
+)
 async def set_roles(user_id: uuid.UUID, body: RolesUpdate, action: Action, db: SessionDep) -> UserRead:
     """Replace the roles: known roles only, `user` is always kept. Administrators cannot remove their
     own admin role (409). New access tokens carry the roles from the next refresh or login."""
@@ -83,7 +95,7 @@ async def set_roles(user_id: uuid.UUID, body: RolesUpdate, action: Action, db: S
     "/{user_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses=error_responses(401, 403, 404, 409),
+    responses=error_responses(401, 403, 404, 409, 422, UNAVAILABLE),
 )
 async def delete_user(user_id: uuid.UUID, action: Action, db: SessionDep) -> None:
     """Delete the account and, with it, its sessions. Its audit events are kept. Administrators cannot
@@ -92,7 +104,9 @@ async def delete_user(user_id: uuid.UUID, action: Action, db: SessionDep) -> Non
 
 
 @router.post(
-    "/{user_id}/sessions/revoke", response_model=SessionsEnded, responses=error_responses(401, 403, 404)
+    "/{user_id}/sessions/revoke",
+    response_model=SessionsEnded,
+    responses=error_responses(*GUARD_ERRORS, 401, 403, 404, 422, UNAVAILABLE),
 )
 async def end_sessions(user_id: uuid.UUID, action: Action, db: SessionDep) -> SessionsEnded:
     """End every session of the user."""

@@ -6,7 +6,7 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import AwareDatetime
+from pydantic import AwareDatetime, BeforeValidator
 
 from app.admin.dependencies import CurrentAdmin
 from app.admin.endpoints import no_store
@@ -17,7 +17,21 @@ from app.audit.repository import MAX_CURSOR_LENGTH
 from app.audit.schemas import AuditEventRead, AuditPage, OwnEventRead, OwnEventsPage
 from app.auth.dependencies import CurrentAuth
 from app.core.database import SessionDep
-from app.core.errors import error_responses
+from app.core.errors import UNAVAILABLE, error_responses
+
+
+def _not_a_number(value: object) -> object:
+    """pydantic also reads numbers as Unix times; the API documents RFC 3339 date-times only."""
+    if isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return value
+        raise ValueError("expected an RFC 3339 date-time with a timezone, e.g. 2026-01-31T12:00:00Z")
+    return value
+
+
+Rfc3339 = Annotated[AwareDatetime, BeforeValidator(_not_a_number)]
 
 admin_router = APIRouter(prefix="/admin/audit", tags=["admin"], dependencies=[Depends(no_store)])
 own_router = APIRouter(prefix="/users/me/events", tags=["users"], dependencies=[Depends(no_store)])
@@ -27,7 +41,7 @@ CursorQuery = Annotated[
 ]
 
 
-@admin_router.get("", response_model=AuditPage, responses=error_responses(401, 403, 422))
+@admin_router.get("", response_model=AuditPage, responses=error_responses(401, 403, 422, UNAVAILABLE))
 async def list_events(
     _: CurrentAdmin,
     db: SessionDep,
@@ -36,8 +50,8 @@ async def list_events(
     event: Annotated[
         list[AuditEvent] | None, Query(description="One or several; repeat the parameter.")
     ] = None,
-    since: Annotated[AwareDatetime | None, Query(description="Inclusive, with a timezone.")] = None,
-    until: Annotated[AwareDatetime | None, Query(description="Exclusive, with a timezone.")] = None,
+    since: Annotated[Rfc3339 | None, Query(description="Inclusive, with a timezone.")] = None,
+    until: Annotated[Rfc3339 | None, Query(description="Exclusive, with a timezone.")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: CursorQuery = None,
 ) -> AuditPage:
@@ -55,7 +69,7 @@ async def list_events(
     return AuditPage(items=[AuditEventRead.model_validate(row) for row in rows], next_cursor=next_cursor)
 
 
-@own_router.get("", response_model=OwnEventsPage, responses=error_responses(401, 422))
+@own_router.get("", response_model=OwnEventsPage, responses=error_responses(401, 422, UNAVAILABLE))
 async def list_own_events(
     auth: CurrentAuth,
     db: SessionDep,

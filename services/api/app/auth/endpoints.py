@@ -14,7 +14,14 @@ from app.auth.dependencies import CurrentAuth
 from app.auth.schemas import OAuthErrorBody, SessionRead, TokenResponse
 from app.core.database import SessionDep
 from app.core.dependencies import ClientDep, ClockDep, HasherDep, KeyRingDep, SettingsDep
-from app.core.errors import OAuthError, PyauthError, error_responses
+from app.core.errors import (
+    GUARD_ERRORS,
+    UNAVAILABLE,
+    ErrorBody,
+    OAuthError,
+    PyauthError,
+    error_responses,
+)
 from app.ratelimit.dependencies import RateLimit
 from app.ratelimit.service import TokenEndpointRateLimited
 from app.users import service as user_service
@@ -23,8 +30,55 @@ from app.users.schemas import UserCreate, UserRead
 router = APIRouter(prefix="/auth", tags=["auth"])
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-OAUTH_ERRORS: dict[int | str, dict[str, object]] = {
-    400: {"model": OAuthErrorBody, "description": "RFC 6749 §5.2 error"}
+# The token and revocation endpoints answer in RFC 6749 §5.2's shape; only the request guard's refusal of
+# a malformed body (400), and statuses no RFC shape covers (413, 415, 422, 503), use the common one.
+OAUTH_ERRORS = {
+    **error_responses(*GUARD_ERRORS, 422, UNAVAILABLE),
+    **error_responses(400, model=OAuthErrorBody | ErrorBody),
+    **error_responses(429, model=OAuthErrorBody),
+}
+FORM = "application/x-www-form-urlencoded"
+# What the form fields' types cannot say (they stay optional so that a missing one gets RFC 6749's error
+# rather than a validation error): which fields each grant requires. Added to the generated schema.
+TOKEN_REQUEST_DOC = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            FORM: {
+                "schema": {
+                    "oneOf": [
+                        {
+                            "title": "Password grant",
+                            "required": ["grant_type", "username", "password"],
+                            "properties": {
+                                "grant_type": {"const": "password"},
+                                "username": {"type": "string", "minLength": 1},
+                                "password": {"type": "string"},
+                            },
+                        },
+                        {
+                            "title": "Refresh token grant",
+                            "required": ["grant_type", "refresh_token"],
+                            "properties": {
+                                "grant_type": {"const": "refresh_token"},
+                                "refresh_token": {"type": "string", "minLength": 1},
+                            },
+                        },
+                    ]
+                }
+            }
+        },
+    }
+}
+REVOKE_REQUEST_DOC = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            FORM: {
+                "schema": {"required": ["token"], "properties": {"token": {"type": "string", "minLength": 1}}}
+            }
+        },
+    }
 }
 
 
@@ -44,7 +98,7 @@ class SessionNotFound(PyauthError):
     dependencies=[RateLimit("register", "RATE_LIMIT_REGISTER")],
     status_code=status.HTTP_201_CREATED,
     response_model=UserRead,
-    responses=error_responses(409, 422),
+    responses=error_responses(*GUARD_ERRORS, 409, 422, 429, UNAVAILABLE),
 )
 async def register(
     body: UserCreate,
@@ -70,7 +124,8 @@ async def register(
     "/token",
     dependencies=[RateLimit("token", "RATE_LIMIT_TOKEN", TokenEndpointRateLimited)],
     response_model=TokenResponse,
-    responses={**OAUTH_ERRORS, **error_responses(422)},
+    responses=OAUTH_ERRORS,
+    openapi_extra=TOKEN_REQUEST_DOC,
 )
 async def token(
     db: SessionDep,
@@ -122,7 +177,9 @@ async def token(
 @router.post(
     "/revoke",
     dependencies=[RateLimit("revoke", "RATE_LIMIT_REVOKE", TokenEndpointRateLimited)],
+    response_class=Response,  # 200 without a body
     responses=OAUTH_ERRORS,
+    openapi_extra=REVOKE_REQUEST_DOC,
 )
 async def revoke(
     db: SessionDep,
@@ -138,7 +195,7 @@ async def revoke(
     return Response(status_code=200, headers=NO_STORE)
 
 
-@router.post("/logout", status_code=204, responses=error_responses(401))
+@router.post("/logout", status_code=204, responses=error_responses(*GUARD_ERRORS, 401, UNAVAILABLE))
 async def logout(auth: CurrentAuth, db: SessionDep, clock: ClockDep, client: ClientDep) -> Response:
     """End the session of the access token used."""
     await service.end_sessions(
@@ -153,7 +210,7 @@ async def logout(auth: CurrentAuth, db: SessionDep, clock: ClockDep, client: Cli
     return Response(status_code=204)
 
 
-@router.post("/logout-all", status_code=204, responses=error_responses(401))
+@router.post("/logout-all", status_code=204, responses=error_responses(*GUARD_ERRORS, 401, UNAVAILABLE))
 async def logout_all(auth: CurrentAuth, db: SessionDep, clock: ClockDep, client: ClientDep) -> Response:
     """End every session of the user, this one included."""
     await service.end_sessions(
@@ -167,7 +224,7 @@ async def logout_all(auth: CurrentAuth, db: SessionDep, clock: ClockDep, client:
     return Response(status_code=204)
 
 
-@router.get("/sessions", response_model=list[SessionRead], responses=error_responses(401))
+@router.get("/sessions", response_model=list[SessionRead], responses=error_responses(401, UNAVAILABLE))
 async def list_sessions(
     auth: CurrentAuth, db: SessionDep, clock: ClockDep, settings: SettingsDep
 ) -> list[SessionRead]:
@@ -189,7 +246,9 @@ async def list_sessions(
     ]
 
 
-@router.delete("/sessions/{session_id}", status_code=204, responses=error_responses(401, 404))
+@router.delete(
+    "/sessions/{session_id}", status_code=204, responses=error_responses(401, 404, 422, UNAVAILABLE)
+)
 async def revoke_session(
     session_id: uuid.UUID, auth: CurrentAuth, db: SessionDep, clock: ClockDep, client: ClientDep
 ) -> Response:

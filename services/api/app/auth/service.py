@@ -24,6 +24,7 @@ from app.core.errors import OAuthError, PyauthError
 from app.core.opaque_tokens import digest, new_token
 from app.keys.service import KeyRing
 from app.keys.tokens import issue_access_token
+from app.metrics import instruments as metrics
 from app.passwords.hashing import PasswordHasher
 from app.passwords.policy import normalize_password, refuse_oversized
 from app.ratelimit import service as ratelimit
@@ -93,7 +94,10 @@ async def login_with_password(
     throttle = await ratelimit.throttle_state(db, email)
     try:
         ratelimit.check_login_allowed(throttle, settings, now)
-    except PyauthError:
+    except PyauthError as error:
+        metrics.count_login(
+            "reset_required" if isinstance(error, ratelimit.PasswordResetRequired) else "throttled"
+        )
         await record(db, AuditEvent.LOGIN_THROTTLED, now=now, client=client, reason="throttled")
         await db.commit()
         raise
@@ -125,6 +129,7 @@ async def login_with_password(
     await record(
         db, AuditEvent.LOGIN_SUCCEEDED, now=now, user_id=user.id, session_id=auth_session.id, client=client
     )
+    metrics.count_login("succeeded")
     log.info("login succeeded user=%s session=%s", user.id, auth_session.id)
     return await _issue(db, user, auth_session.id, keyring=keyring, settings=settings, now=now)
 
@@ -153,6 +158,7 @@ class LoginFailure:
             details={"consecutive_failures": failures} if failures else None,
         )
         await self.db.commit()
+        metrics.count_login(reason)
         log.info("login failed: %s user=%s", reason, user.id if user else "-")
         raise error or InvalidCredentials()
 
@@ -172,6 +178,7 @@ async def refresh(
         await _refuse_spent_token(db, token_hash, settings=settings, now=now, client=client)
     found = await repository.session_with_user(db, session_id) if session_id else None
     if found is None or not session_is_live(found.session, found.user, now=now, settings=settings):
+        metrics.count_refresh("invalid")
         raise InvalidGrant()
     await repository.touch_session(db, found.session.id, now)
     await record(
@@ -182,6 +189,7 @@ async def refresh(
         session_id=found.session.id,
         client=client,
     )
+    metrics.count_refresh("rotated")
     log.info("refresh rotated session=%s", found.session.id)
     return await _issue(db, found.user, found.session.id, keyring=keyring, settings=settings, now=now)
 
@@ -193,9 +201,12 @@ async def _refuse_spent_token(
     replay, and the whole session is revoked."""
     token = await repository.find_refresh_token(db, token_hash)
     if token is None or token.used_at is None:
+        metrics.count_refresh("invalid")
         raise InvalidGrant()
     if now - token.used_at <= timedelta(seconds=settings.REFRESH_REUSE_GRACE_SECONDS):
+        metrics.count_refresh("concurrent_reuse")
         raise RefreshTokenAlreadyUsed()
+    metrics.count_refresh("reuse_detected")
     auth_session = await db.get(AuthSession, token.session_id)
     if auth_session is not None and auth_session.revoked_at is None:
         await repository.revoke_sessions(

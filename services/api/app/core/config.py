@@ -25,18 +25,28 @@ class Settings(BaseSettings):
 
     # The database chain: this URL is the only place the database is named.
     DATABASE_URL: str
-    DB_POOL_SIZE: int = Field(10, ge=1, le=200)
-    DB_MAX_OVERFLOW: int = Field(5, ge=0, le=200)
+    DB_POOL_SIZE: int = Field(
+        10, ge=1, le=200, description="Per worker. Unset: 10, fewer if workers x 10 > DB_MAX_CONNECTIONS."
+    )
+    # 0: overflow connections get opened and closed over and over under load (a fork and a SCRAM handshake).
+    DB_MAX_OVERFLOW: int = Field(0, ge=0, le=200)
     DB_POOL_TIMEOUT: float = Field(5.0, gt=0, le=120, description="Seconds to wait for a pooled connection.")
-    DB_POOL_PRE_PING: bool = True
+    DB_POOL_PRE_PING: bool = Field(
+        False, description="Ping each connection before use (3 round trips with asyncpg); see database.py."
+    )
     DB_POOL_RECYCLE: int = Field(1800, ge=-1, description="Seconds after which a connection is replaced.")
     DB_STARTUP_TIMEOUT: float = Field(30.0, ge=0, le=600, description="How long startup retries SELECT 1.")
     DB_APPLICATION_NAME: str = Field("pyauth", description="Shown in pg_stat_activity.")
     DB_READY_TIMEOUT: float = Field(2.0, gt=0, le=30, description="Bound on the readiness check's query.")
 
-    # The server (`python -m app`): uvicorn worker processes, each with its own database pool,
-    # hashing threads and key ring.
+    # The server (`python -m app`): worker processes, each with its own DB pool, hashing threads and keys
     API_WORKERS: int = Field(0, ge=0, le=64, description="uvicorn worker processes; 0 means one per core.")
+    DB_MAX_CONNECTIONS: int = Field(
+        40, ge=1, le=1000, description="All workers' pools together; keep under Postgres max_connections."
+    )
+    PASSWORD_HASH_NICE: int = Field(
+        0, ge=0, le=19, description="Hashing threads' niceness; >0: token checks go first in a login flood."
+    )
 
     # Identity of this service: the `iss` of its tokens, and a context word refused in passwords.
     SERVICE_NAME: str = "pyauth"
@@ -50,7 +60,9 @@ class Settings(BaseSettings):
     ARGON2_MEMORY_KIB: int = Field(19456, ge=19456, description="OWASP minimum: 19 MiB.")
     ARGON2_TIME_COST: int = Field(2, ge=2)
     ARGON2_PARALLELISM: int = Field(1, ge=1)
-    PASSWORD_HASH_WORKERS: int = Field(0, ge=0, le=64, description="Hashing threads; 0 means one per core.")
+    PASSWORD_HASH_WORKERS: int = Field(
+        0, ge=0, le=64, description="Hashing threads per worker; 0: the cores divided among the workers."
+    )
 
     # Access tokens (RFC 9068 JWTs) and their signing keys
     JWT_ALGORITHM: Literal["ES256", "EdDSA"] = "ES256"
@@ -131,6 +143,12 @@ class Settings(BaseSettings):
     )
     DEBUG: bool = False
 
+    # Metrics: GET /metrics in the Prometheus text format, open or behind a bearer token
+    METRICS_ENABLED: bool = Field(True, description="Off: no /metrics route (404) and no request timing.")
+    METRICS_TOKEN: SecretStr | None = Field(
+        None, description="When set (non-empty), /metrics answers 401 unless this bearer token is sent."
+    )
+
     # First administrator: created at startup while no admin exists, then ignored (or `make admin EMAIL=...`)
     FIRST_ADMIN_EMAIL: str | None = None
     FIRST_ADMIN_PASSWORD: SecretStr | None = None
@@ -152,6 +170,12 @@ class Settings(BaseSettings):
         if not url.host or not url.database:
             raise ValueError("DATABASE_URL must name a host and a database, e.g. ...@db:5432/pyauth")
         return value
+
+    @model_validator(mode="after")
+    def _share_the_connections_among_the_workers(self) -> Self:
+        if "DB_POOL_SIZE" not in self.model_fields_set:
+            self.DB_POOL_SIZE = max(1, min(10, self.DB_MAX_CONNECTIONS // self.api_workers))
+        return self
 
     @model_validator(mode="after")
     def _refuse_development_defaults_in_production(self) -> Self:
@@ -182,6 +206,12 @@ class Settings(BaseSettings):
     def api_workers(self) -> int:
         """How many uvicorn worker processes serve the API."""
         return self.API_WORKERS or os.cpu_count() or 1
+
+    @property
+    def password_hash_threads(self) -> int:
+        """Hashing threads of one worker: PASSWORD_HASH_WORKERS, or the cores shared among the workers,
+        so that all workers together hash on one thread per core."""
+        return self.PASSWORD_HASH_WORKERS or max(1, (os.cpu_count() or 1) // self.api_workers)
 
     @property
     def database_url(self) -> URL:

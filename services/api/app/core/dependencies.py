@@ -14,22 +14,22 @@ from app.passwords.hashing import PasswordHasher
 MAX_USER_AGENT = 512
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def _clock(request: Request) -> Clock:
+async def _clock(request: Request) -> Clock:
     clock: Clock = request.app.state.clock
     return clock
 
 
-def _hasher(request: Request) -> PasswordHasher:
+async def _hasher(request: Request) -> PasswordHasher:
     hasher: PasswordHasher = request.app.state.hasher
     return hasher
 
 
-def _keyring(request: Request) -> KeyRing:
+async def _keyring(request: Request) -> KeyRing:
     keyring: KeyRing = request.app.state.keyring
     return keyring
 
@@ -42,7 +42,7 @@ class ClientInfo:
     user_agent: str | None
 
 
-def _client(request: Request) -> ClientInfo:
+async def _client(request: Request) -> ClientInfo:
     user_agent = request.headers.get("user-agent")
     return ClientInfo(
         ip_address=client_ip(request, request.app.state.trusted_proxies),

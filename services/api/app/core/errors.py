@@ -8,13 +8,16 @@ import logging
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from pydantic import BaseModel
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 log = logging.getLogger("pyauth.errors")
 
@@ -86,10 +89,23 @@ async def _pyauth_error(_: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, exc.code, exc.detail, exc.headers)
 
 
-async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = _HTTP_CODES.get(exc.status_code, "http_error")
-    return error_response(exc.status_code, code, str(exc.detail), exc.headers)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        # Starlette names only the first route that matched the path; a path has one route per method.
+        headers["Allow"] = ", ".join(_allowed_methods(request))
+    return error_response(exc.status_code, code, str(exc.detail), headers or None)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    allowed: set[str] = set()
+    for context in iter_route_contexts(request.app.router.routes):
+        methods = getattr(context.original_route, "methods", None)
+        if context.path and methods and compile_path(context.path)[0].match(request.url.path):
+            allowed |= methods
+    return sorted(allowed)
 
 
 def _describe(errors: list[Any]) -> str:
@@ -119,6 +135,37 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(503, ServiceUnavailable.code, ServiceUnavailable.message)
 
 
+# SQLSTATE classes that mean "the database is not there right now": connection exceptions (08),
+# insufficient resources (53), operator intervention such as a shutdown in progress (57P).
+_UNAVAILABLE_SQLSTATES = ("08", "53", "57P")
+_CHARACTER_NOT_IN_REPERTOIRE = "22021"  # e.g. a NUL character, which Postgres text cannot hold
+
+
+async def _dbapi_error(request: Request, exc: Exception) -> JSONResponse:
+    """Driver errors that OperationalError/InterfaceError do not cover: a stopping server, a connection
+    lost mid-protocol, a character Postgres cannot store. Anything else is a bug: 500."""
+    assert isinstance(exc, DBAPIError)
+    sqlstate = str(getattr(exc.orig, "sqlstate", "") or "")
+    if sqlstate == _CHARACTER_NOT_IN_REPERTOIRE:
+        return error_response(
+            422, "invalid_character", "The request contains a character that cannot be stored."
+        )
+    if (
+        exc.connection_invalidated
+        or sqlstate.startswith(_UNAVAILABLE_SQLSTATES)
+        or _is_connection_fault(exc.orig)
+    ):
+        return await _database_error(request, exc)
+    return await _unexpected_error(request, exc)
+
+
+def _is_connection_fault(error: BaseException | None) -> bool:
+    cause = getattr(error, "__cause__", None)
+    return isinstance(
+        cause, asyncpg.exceptions.InternalClientError | asyncpg.exceptions.ConnectionDoesNotExistError
+    )
+
+
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path, exc_info=exc)
     return error_response(500, "internal_error", "An internal error occurred.")
@@ -130,9 +177,57 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     for unavailable in (OperationalError, InterfaceError, PoolTimeoutError, OSError, TimeoutError):
         app.add_exception_handler(unavailable, _database_error)
+    app.add_exception_handler(DBAPIError, _dbapi_error)
     app.add_exception_handler(Exception, _unexpected_error)
 
 
-def error_responses(*status_codes: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI entries for the error statuses an endpoint can answer, all with `ErrorBody`."""
-    return {status: {"model": ErrorBody, "description": "Error"} for status in status_codes}
+# OpenAPI documentation of error answers, so that the served document describes every response the API
+# gives (schemathesis checks it in `make faults`). Endpoints list their statuses with `error_responses`.
+
+# What the request guard (app.core.security) answers to any POST, PUT or PATCH before an endpoint runs: a
+# body that is not valid JSON or nests too deep (400), is too large (413), or has another media type (415).
+GUARD_ERRORS = (400, 413, 415)
+# What any endpoint that uses the database answers while it is down or the pool stays exhausted.
+UNAVAILABLE = 503
+
+_ERROR_DESCRIPTIONS = {
+    400: "Malformed or refused: the body is not valid JSON or nests deeper than MAX_JSON_DEPTH, "
+    "or a rule refused the request; `error` says which.",
+    401: "No access token, or one that is invalid or expired, or whose session has ended.",
+    403: "The caller lacks the role this needs.",
+    404: "No such resource.",
+    409: "Conflicts with the current state; `error` says how.",
+    413: "The body is larger than MAX_BODY_BYTES.",
+    415: "The body is neither JSON nor, where the endpoint takes one, a form.",
+    422: "A parameter or a field of the body is invalid; `detail` says which.",
+    429: "Too many requests: try again after `Retry-After` seconds.",
+    503: "The database is unreachable, or no pooled connection came free within DB_POOL_TIMEOUT.",
+}
+_ERROR_HEADERS: dict[int, dict[str, Any]] = {
+    401: {
+        "WWW-Authenticate": {
+            "description": 'Always `Bearer error="invalid_token"` (RFC 6750).',
+            "required": True,
+            "schema": {"type": "string"},
+        }
+    },
+    429: {
+        "Retry-After": {
+            "description": "Seconds until a new request can succeed.",
+            "required": True,
+            "schema": {"type": "integer", "minimum": 1},
+        }
+    },
+}
+
+
+def error_responses(*status_codes: int, model: Any = ErrorBody) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the error statuses an endpoint can answer, with `ErrorBody` unless `model` says
+    otherwise, e.g. `error_responses(*GUARD_ERRORS, 401, 422, UNAVAILABLE)`."""
+    responses: dict[int | str, dict[str, Any]] = {}
+    for status in status_codes:
+        entry: dict[str, Any] = {"model": model, "description": _ERROR_DESCRIPTIONS.get(status, "Error")}
+        if status in _ERROR_HEADERS:
+            entry["headers"] = _ERROR_HEADERS[status]
+        responses[status] = entry
+    return responses

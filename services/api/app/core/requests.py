@@ -42,8 +42,8 @@ class RequestLogMiddleware:
             await self.app(scope, receive, send_with_id)
         finally:
             duration_ms = (time.perf_counter() - started) * 1000
-            # Healthcheck probes every few seconds would drown the log; their failures still show.
-            quiet = scope["path"].startswith("/health/") and status == 200
+            # Health probes and metric scrapes, every few seconds, would drown the log; failures still show.
+            quiet = scope["path"].startswith(("/health/", "/metrics")) and status == 200
             log.log(
                 logging.DEBUG if quiet else logging.INFO,
                 "%s %s %d %.1fms rid=%s",

@@ -5,6 +5,7 @@ size bounds how many hashes (each about 19 MiB and 17 ms of a core) run at once 
 """
 
 import asyncio
+import contextlib
 import os
 import secrets
 import threading
@@ -33,9 +34,12 @@ class PasswordHasher:
             parallelism=settings.ARGON2_PARALLELISM,
             type=argon2.Type.ID,
         )
-        self._max_workers = settings.PASSWORD_HASH_WORKERS or os.cpu_count() or 1
+        self._max_workers = settings.password_hash_threads
         self._executor = ThreadPoolExecutor(
-            max_workers=self._max_workers, thread_name_prefix=THREAD_NAME_PREFIX
+            max_workers=self._max_workers,
+            thread_name_prefix=THREAD_NAME_PREFIX,
+            initializer=_lower_priority,
+            initargs=(settings.PASSWORD_HASH_NICE,),
         )
         # Jobs finish on pool threads while the event loop submits new ones.
         self._pending_lock = threading.Lock()
@@ -107,6 +111,16 @@ class PasswordHasher:
     def _job_done(self, _: "Future[Any] | None") -> None:
         with self._pending_lock:
             self._pending -= 1
+
+
+def _lower_priority(nice: int) -> None:
+    """Run this hashing thread at a lower CPU priority (Linux: niceness is per thread), so that while
+    logins flood the pool the event loop still gets a core at once for token checks; hashing keeps
+    every cycle the loop leaves idle. Raising one's own niceness needs no privilege. Off by default:
+    on a shared host every other process would come before the hashing too, and logins starve."""
+    if nice and hasattr(os, "setpriority"):
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
 
 
 def _encode(password: str) -> bytes:

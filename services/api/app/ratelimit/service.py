@@ -118,11 +118,11 @@ def check_login_allowed(state: ThrottleState, settings: Settings, now: datetime)
     """Raise before any password check when this email must wait, or must reset its password."""
     if state.failures >= settings.LOGIN_MAX_FAILURES:
         raise PasswordResetRequired()
-    if state.last_failure_at is None:
+    delay = delay_for(state.failures, settings)
+    if state.last_failure_at is None or delay == 0:
+        # Within the free attempts nothing waits, also when a concurrent failure was stamped later.
         return
-    wait = (
-        state.last_failure_at + timedelta(seconds=delay_for(state.failures, settings)) - now
-    ).total_seconds()
+    wait = (state.last_failure_at + timedelta(seconds=delay) - now).total_seconds()
     if wait > 0:
         raise LoginThrottled(headers=_retry_after(wait))
 

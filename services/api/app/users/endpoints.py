@@ -5,27 +5,27 @@ from fastapi import APIRouter, Response
 from app.auth.dependencies import CurrentAuth
 from app.core.database import SessionDep
 from app.core.dependencies import ClientDep, ClockDep, HasherDep, SettingsDep
-from app.core.errors import error_responses
+from app.core.errors import GUARD_ERRORS, UNAVAILABLE, error_responses
 from app.users import service
 from app.users.schemas import PasswordChange, UserRead, UserUpdate
 
 router = APIRouter(prefix="/users", tags=["users"])
 
 
-@router.get("/me", response_model=UserRead, responses=error_responses(401))
+@router.get("/me", response_model=UserRead, responses=error_responses(401, UNAVAILABLE))
 async def read_me(auth: CurrentAuth, response: Response) -> UserRead:
     response.headers["Cache-Control"] = "no-store"
     return UserRead.model_validate(auth.user)
 
 
-@router.patch("/me", response_model=UserRead, responses=error_responses(401, 422))
+@router.patch("/me", response_model=UserRead, responses=error_responses(*GUARD_ERRORS, 401, 422, UNAVAILABLE))
 async def update_me(auth: CurrentAuth, changes: UserUpdate, db: SessionDep, response: Response) -> UserRead:
     user = await service.update_profile(db, auth.user, changes)
     response.headers["Cache-Control"] = "no-store"
     return UserRead.model_validate(user)
 
 
-@router.post("/me/password", status_code=204, responses=error_responses(400, 401, 422))
+@router.post("/me/password", status_code=204, responses=error_responses(*GUARD_ERRORS, 401, 422, UNAVAILABLE))
 async def change_password(
     auth: CurrentAuth,
     body: PasswordChange,

@@ -96,7 +96,11 @@ async def test_verify_dummy_runs_in_the_pool_and_raises_nothing(hasher: Password
 
 def test_the_pool_has_the_configured_number_of_workers(make_hasher: Callable[..., PasswordHasher]) -> None:
     assert make_hasher(PASSWORD_HASH_WORKERS=3).max_workers == 3
-    assert make_hasher(PASSWORD_HASH_WORKERS=0).max_workers == (os.cpu_count() or 1)
+    # 0: the cores divided among the uvicorn workers, so that all of them together use one thread per core.
+    cores = os.cpu_count() or 1
+    assert make_hasher(PASSWORD_HASH_WORKERS=0, API_WORKERS=1).max_workers == cores
+    assert make_hasher(PASSWORD_HASH_WORKERS=0, API_WORKERS=cores).max_workers == 1
+    assert make_hasher(PASSWORD_HASH_WORKERS=0, API_WORKERS=2 * cores).max_workers == 1
 
 
 async def test_concurrent_hashes_run_on_at_most_max_workers_threads(

@@ -1,0 +1,22 @@
+"""Serve a ceiling app of `apps.py` with pyauth's own server options (`app.__main__.server_options`):
+the same worker count, event loop and HTTP parser as the API. Runs in the API image:
+`python3 /bench/ceilings/serve.py constant_json|primary_key_select`."""
+
+import sys
+
+import uvicorn
+
+from app.__main__ import server_options
+from app.core.config import get_settings
+
+APPS = ("constant_json", "primary_key_select")
+
+
+def main() -> None:
+    if len(sys.argv) != 2 or sys.argv[1] not in APPS:
+        raise SystemExit(f"usage: serve.py {'|'.join(APPS)}")
+    uvicorn.run(f"apps:{sys.argv[1]}", **server_options(get_settings()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,637 @@
+"""The driver of `make bench`, run in the load-generator container inside the compose network.
+
+It creates the scenarios' accounts and tokens through pyauth's public API (emails
+`bench-<run>-…@bench.example`; `bench/run.sh` deletes them afterwards), then drives each scenario and each
+ceiling app with wrk for a warm-up and a measured run at the same concurrency, and writes the results as
+JSON, Markdown and a PNG chart (gnuplot) to bench/results/. Standard library only.
+
+Each ceiling is measured right before the scenarios it bounds, so that both see the machine in the same
+state. Settings come from the environment (bench/run.sh and compose.bench.yaml set them): the URLs,
+BENCH_* durations and concurrency, and BENCH_API_SETTINGS (what the running API is configured with).
+"""
+
+import itertools
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+API_URL = os.environ.get("API_URL", "http://api:8000")
+CEILING_JSON_URL = os.environ.get("CEILING_JSON_URL", "http://bench-ceiling-json:8000")
+CEILING_SELECT_URL = os.environ.get("CEILING_SELECT_URL", "http://bench-ceiling-select:8000")
+CEILING_ARGON2_URL = os.environ.get("CEILING_ARGON2_URL", "http://bench-ceiling-argon2:8000")
+CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "64"))
+THREADS = int(os.environ.get("BENCH_THREADS", str(os.cpu_count() or 2)))
+WARM_UP = int(os.environ.get("BENCH_WARMUP_SECONDS", "5"))
+DURATION = int(os.environ.get("BENCH_DURATION_SECONDS", "15"))
+TIMEOUT = int(os.environ.get("BENCH_TIMEOUT_SECONDS", "5"))
+ARGON2_SECONDS = int(os.environ.get("BENCH_ARGON2_SECONDS", "10"))
+MIXED_ME_CONNECTIONS = int(os.environ.get("BENCH_MIXED_ME_CONNECTIONS", "16"))
+RESULTS = Path(os.environ.get("BENCH_RESULTS", "/bench/results"))
+WRK_SCRIPTS = Path(__file__).resolve().parent / "wrk"
+# Passes the password policy: 15+ characters, not common, nothing of the email or the service name.
+PASSWORD = "quartz-lantern-meadow-4711"  # noqa: S105 - a throw-away password of throw-away accounts
+
+SCENARIOS = ("me", "refresh", "login", "register", "jwks")
+# scenario: (ceiling it is read against, target fraction of it or None)
+TARGETS: dict[str, tuple[str, float | None]] = {
+    "me": ("select", 0.50),
+    "refresh": ("select", 0.35),
+    "login": ("argon2_verify", 0.90),
+    "register": ("argon2_hash", 0.85),
+    "jwks": ("json", None),
+}
+CEILING_NAMES = {
+    "json": "constant JSON (minimal ASGI)",
+    "select": "one primary-key SELECT (raw asyncpg)",
+    "argon2_verify": "argon2id verify",
+    "argon2_hash": "argon2id hash",
+}
+MAX_P99_OVER_P50 = 5.0
+TIMES = "\N{MULTIPLICATION SIGN}"
+MIXED_MAX_P99_OVER_P50 = 10.0
+
+
+def say(message: str) -> None:
+    print(message, flush=True)
+
+
+# --- HTTP for the setup --------------------------------------------------------------------------------
+
+
+_setup_addresses = itertools.count(1)
+
+
+def http(method: str, url: str, *, json_body: Any = None, form: dict[str, str] | None = None) -> Any:
+    """One setup request, from a client address of its own (see wrk/common.lua), in 198.19.0.0/16."""
+    n = next(_setup_addresses) % 65536
+    data, headers = None, {"X-Forwarded-For": f"198.19.{n // 256}.{n % 256}"}
+    if json_body is not None:
+        data = json.dumps(json_body).encode()
+        headers["Content-Type"] = "application/json"
+    elif form is not None:
+        data = urllib.parse.urlencode(form).encode()
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
+    request = urllib.request.Request(url, data=data, headers=headers, method=method)  # noqa: S310
+    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - URLs from our config
+        return json.loads(response.read() or b"null")
+
+
+def wait_until_answering(url: str, *, any_status: bool = False, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2).close()  # noqa: S310
+            return
+        except urllib.error.HTTPError:
+            if any_status:
+                return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise SystemExit(f"bench: {url} did not answer within {seconds:g} s")
+        time.sleep(0.5)
+
+
+def parallel(fn: Callable[[Any], Any], items: Iterable[Any], workers: int = 16) -> list[Any]:
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(fn, items))
+
+
+@dataclass
+class Fixtures:
+    """What the scenarios need, made through the public API."""
+
+    run_id: str
+    emails: list[str] = field(default_factory=list)
+    user_ids: list[str] = field(default_factory=list)
+    access_tokens: list[str] = field(default_factory=list)
+    refresh_chains: dict[str, list[str]] = field(default_factory=dict)
+
+
+def make_fixtures(run_id: str) -> Fixtures:
+    fixtures = Fixtures(run_id)
+    fixtures.emails = [f"bench-{run_id}-u{i}@bench.example" for i in range(CONNECTIONS)]
+
+    def register(email: str) -> str:
+        user = http("POST", f"{API_URL}/auth/register", json_body={"email": email, "password": PASSWORD})
+        return str(user["id"])
+
+    def login(email: str) -> dict[str, Any]:
+        form = {"grant_type": "password", "username": email, "password": PASSWORD}
+        tokens: dict[str, Any] = http("POST", f"{API_URL}/auth/token", form=form)
+        return tokens
+
+    fixtures.user_ids = parallel(register, fixtures.emails)
+    # One session per connection for `me`; for `refresh` one token chain per connection, and one spare
+    # per wrk thread, for the warm-up and again (fresh chains) for the measured run.
+    chains = CONNECTIONS + THREADS
+    logins = parallel(login, [fixtures.emails[i % CONNECTIONS] for i in range(CONNECTIONS + 2 * chains)])
+    fixtures.access_tokens = [t["access_token"] for t in logins[:CONNECTIONS]]
+    fixtures.refresh_chains = {
+        "warm-up": [t["refresh_token"] for t in logins[CONNECTIONS : CONNECTIONS + chains]],
+        "measured": [t["refresh_token"] for t in logins[CONNECTIONS + chains :]],
+    }
+    return fixtures
+
+
+# --- wrk -----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    """One measured wrk run."""
+
+    name: str
+    url: str
+    connections: int
+    threads: int
+    seconds: float
+    requests: int
+    good: int
+    errors: int
+    timeouts: int
+    errors_by_kind: dict[str, int]
+    latency_ms: dict[str, float]
+    sample_error: str | None
+
+    @property
+    def rate(self) -> float:
+        """Answers with the expected status, per second."""
+        return self.good / self.seconds
+
+    @property
+    def tail(self) -> float:
+        """p99 over p50."""
+        return self.latency_ms["p99"] / self.latency_ms["p50"] if self.latency_ms["p50"] else float("inf")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "url": self.url,
+            "connections": self.connections,
+            "threads": self.threads,
+            "seconds": round(self.seconds, 3),
+            "requests": self.requests,
+            "good_requests": self.good,
+            "requests_per_second": round(self.rate, 1),
+            "errors": self.errors,
+            "timeouts": self.timeouts,
+            "errors_by_kind": self.errors_by_kind,
+            "sample_error": self.sample_error,
+            "latency_ms": self.latency_ms,
+            "p99_over_p50": round(self.tail, 2),
+        }
+
+
+class Wrk:
+    def __init__(self, work: Path, run_id: str) -> None:
+        self.work = work
+        self.run_id = run_id
+        self.counter = 0
+
+    def start(
+        self,
+        name: str,
+        script: str,
+        url: str,
+        *,
+        connections: int,
+        seconds: int,
+        data: Iterable[str] | None = None,
+        threads: int | None = None,
+    ) -> Callable[[], Run]:
+        """Start wrk; the returned function waits for it and reads its numbers."""
+        self.counter += 1
+        stem = f"{self.counter:02d}-{name}"
+        threads = min(threads or THREADS, connections)
+        env = {
+            **os.environ,
+            "BENCH_OUT": str(self.work / f"{stem}.json"),
+            "BENCH_THREADS": str(threads),
+            "BENCH_RUN": f"{self.run_id}-{self.counter}",
+            "BENCH_PASSWORD": PASSWORD,
+        }
+        if data is not None:
+            data_file = self.work / f"{stem}.txt"
+            data_file.write_text("\n".join(data) + "\n")
+            env["BENCH_DATA"] = str(data_file)
+        command = [
+            "wrk",
+            f"--threads={threads}",
+            f"--connections={connections}",
+            f"--duration={seconds}s",
+            f"--timeout={TIMEOUT}s",
+            f"--script={WRK_SCRIPTS / script}",
+            url,
+        ]
+        process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # noqa: S603
+
+        def finish() -> Run:
+            output, _ = process.communicate(timeout=seconds + 60)
+            if process.returncode != 0:
+                raise SystemExit(f"bench: wrk failed for {name}:\n{output.decode(errors='replace')}")
+            return self._read(name, url, connections, threads, self.work / f"{stem}.json")
+
+        return finish
+
+    def run(self, name: str, script: str, url: str, **kwargs: Any) -> Run:
+        return self.start(name, script, url, **kwargs)()
+
+    @staticmethod
+    def _read(name: str, url: str, connections: int, threads: int, path: Path) -> Run:
+        raw = json.loads(path.read_text())
+        errors = raw["errors"]
+        socket_errors = errors["connect"] + errors["read"] + errors["write"]
+        percentiles = raw["latency_us"]["percentiles"]
+        latency = {f"p{key.removesuffix('.0')}": round(value / 1000, 2) for key, value in percentiles.items()}
+        latency["mean"] = round(raw["latency_us"]["mean"] / 1000, 2)
+        latency["max"] = round(raw["latency_us"]["max"] / 1000, 2)
+        by_kind = {f"status {status}": count for status, count in raw["unexpected_by_status"].items()}
+        by_kind.update({kind: errors[kind] for kind in ("connect", "read", "write") if errors[kind]})
+        return Run(
+            name=name,
+            url=url,
+            connections=connections,
+            threads=threads,
+            seconds=raw["duration_us"] / 1e6,
+            requests=raw["requests"],
+            good=raw["requests"] - raw["unexpected"],
+            errors=raw["unexpected"] + socket_errors,
+            timeouts=errors["timeout"],
+            errors_by_kind=by_kind,
+            latency_ms=latency,
+            sample_error=raw["sample"],
+        )
+
+
+def measure(wrk: Wrk, name: str, script: str, url: str, **kwargs: Any) -> Run:
+    """A warm-up run, then the measured one, with the same settings."""
+    warm_up_data = kwargs.pop("warm_up_data", None)
+    data = kwargs.get("data")
+    wrk.run(f"{name}-warm-up", script, url, seconds=WARM_UP, **{**kwargs, "data": warm_up_data or data})
+    run = wrk.run(name, script, url, seconds=DURATION, **kwargs)
+    say(
+        f"  {name:<22} {run.rate:>9.1f} req/s  p50 {run.latency_ms['p50']:>8.2f} ms  "
+        f"p99 {run.latency_ms['p99']:>8.2f} ms  errors {run.errors}  timeouts {run.timeouts}"
+    )
+    if run.sample_error:
+        say(f"    first unexpected answer: {run.sample_error}")
+    return run
+
+
+# --- the report ----------------------------------------------------------------------------------------
+
+
+def verdicts(runs: dict[str, Run], ceilings: dict[str, float]) -> dict[str, dict[str, Any]]:
+    rows = {}
+    for scenario in SCENARIOS:
+        run = runs[scenario]
+        ceiling_key, target = TARGETS[scenario]
+        ratio = run.rate / ceilings[ceiling_key] if ceilings[ceiling_key] else 0.0
+        clean = run.errors == 0 and run.timeouts == 0
+        tail_ok = run.tail <= MAX_P99_OVER_P50
+        rows[scenario] = {
+            **run.as_dict(),
+            "ceiling": ceiling_key,
+            "ceiling_per_second": round(ceilings[ceiling_key], 1),
+            "ratio": round(ratio, 3),
+            "target_ratio": target,
+            "meets_ratio": None if target is None else ratio >= target,
+            "meets_errors": clean,
+            "meets_tail": tail_ok,
+            "meets_all": clean and tail_ok and (target is None or ratio >= target),
+        }
+    return rows
+
+
+def mark(ok: bool | None) -> str:
+    return "—" if ok is None else ("yes" if ok else "**no**")
+
+
+def markdown(report: dict[str, Any]) -> str:
+    rows = report["scenarios"]
+    ceilings = report["ceilings"]
+    mixed = report["mixed"]
+    config = report["config"]
+    api = report["api_settings"]
+    lines = [
+        "# pyauth benchmark",
+        "",
+        f"{report['finished_at']} · commit {report['git']} · {report['machine']['cpus']} cores "
+        f"({report['machine']['cpu_model']}) · {config['connections']} connections, wrk "
+        f"{config['threads']} threads, {config['warm_up_seconds']} s warm-up + "
+        f"{config['duration_seconds']} s measured per run, {config['timeout_seconds']} s timeout",
+        "",
+        f"API: {api.get('api_workers')} uvicorn workers (uvloop, httptools); per worker a database pool of "
+        f"{api.get('db_pool_size')} + {api.get('db_max_overflow')} overflow and "
+        f"{api.get('hash_threads_per_worker')} hashing threads (nice {api.get('hash_threads_nice')}); "
+        "argon2id "
+        f"m={api.get('argon2_memory_kib')} KiB, t={api.get('argon2_time_cost')}, "
+        f"p={api.get('argon2_parallelism')}.",
+        "",
+        "| scenario | req/s | p50 ms | p95 ms | p99 ms | p99/p50 | errors | timeouts | ceiling "
+        "| ceiling req/s | ratio | target | met |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|---|--:|--:|--:|:-:|",
+    ]
+    for scenario, row in rows.items():
+        latency = row["latency_ms"]
+        target = row["target_ratio"]
+        lines.append(
+            f"| `{scenario}` | {row['requests_per_second']:,.1f} | {latency['p50']:.2f} "
+            f"| {latency['p95']:.2f} | {latency['p99']:.2f} | {row['p99_over_p50']:.2f} | {row['errors']} "
+            f"| {row['timeouts']} "
+            f"| {CEILING_NAMES[row['ceiling']]} | {row['ceiling_per_second']:,.1f} | {row['ratio']:.2f} "
+            f"| {'≥ ' + format(target, '.2f') if target is not None else '—'} | {mark(row['meets_all'])} |"
+        )
+    lines += [
+        "",
+        f"Targets: the ratio, zero errors and zero timeouts, and p99 ≤ {MAX_P99_OVER_P50:g} {TIMES} p50. "
+        "Errors are answers with another status than the scenario's (200; 201 for `register`) and "
+        "socket errors.",
+        "",
+        "## Ceilings (same run, same cores)",
+        "",
+        "| ceiling | per second | p50 ms | p99 ms | how |",
+        "|---|--:|--:|--:|---|",
+    ]
+    for key, ceiling in ceilings.items():
+        latency = ceiling.get("latency_ms")
+        p50 = f"{latency['p50']:.2f}" if latency else "—"
+        p99 = f"{latency['p99']:.2f}" if latency else "—"
+        per_second = ceiling["per_second"]
+        lines.append(f"| {CEILING_NAMES[key]} | {per_second:,.1f} | {p50} | {p99} | {ceiling['how']} |")
+    me_solo = rows["me"]["latency_ms"]["p50"]
+    lines += [
+        "",
+        "## Mixed: token checks during a login flood",
+        "",
+        f"`login` at {mixed['login']['connections']} connections and `me` at {mixed['me']['connections']} "
+        "connections, at the same time.",
+        "",
+        "| part | req/s | p50 ms | p95 ms | p99 ms | p99/p50 | errors | timeouts |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for part in ("login", "me"):
+        run = mixed[part]
+        latency = run["latency_ms"]
+        lines.append(
+            f"| `{part}` | {run['requests_per_second']:,.1f} | {latency['p50']:.2f} | {latency['p95']:.2f} "
+            f"| {latency['p99']:.2f} | {run['p99_over_p50']:.2f} | {run['errors']} | {run['timeouts']} |"
+        )
+    lines += [
+        "",
+        f"`me` p99 under the flood is {mixed['me']['p99_over_p50']:.2f} {TIMES} its p50 (target ≤ "
+        f"{MIXED_MAX_P99_OVER_P50:g}: {mark(mixed['meets_target'])}), and "
+        f"{mixed['me']['latency_ms']['p99'] / me_solo:.2f} {TIMES} the p50 of `me` alone at "
+        f"{CONNECTIONS} connections.",
+        "",
+        "![latency percentiles and throughput per scenario](latest.png)",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def chart(report: dict[str, Any], work: Path, output: Path) -> None:
+    """Latency percentiles, and throughput next to its ceiling, per scenario (gnuplot, PNG)."""
+    data = work / "chart.tsv"
+    with data.open("w") as out:
+        for scenario, row in report["scenarios"].items():
+            latency = row["latency_ms"]
+            out.write(
+                f"{scenario}\t{latency['p50']}\t{latency['p95']}\t{latency['p99']}\t"
+                f"{row['requests_per_second']}\t{row['ceiling_per_second']}\t{row['ratio']}\n"
+            )
+        mixed = report["mixed"]["me"]
+        latency = mixed["latency_ms"]
+        out.write(f"me+login\t{latency['p50']}\t{latency['p95']}\t{latency['p99']}\tNaN\tNaN\tNaN\n")
+    title = (
+        f"pyauth make bench: {report['finished_at']}, {report['machine']['cpus']} cores, "
+        f"{report['config']['connections']} connections"
+    )
+    script = f"""
+set terminal pngcairo size 1400,560 font "DejaVu Sans,10" noenhanced
+set output "{output}"
+set datafile separator "\\t"
+set datafile missing "NaN"
+set multiplot layout 1,2 title "{title}"
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.85 border -1
+set boxwidth 0.9 relative
+set logscale y
+set grid ytics
+set key top left
+set xtics nomirror
+set title "Latency percentiles (ms, log scale; me+login: me during a login flood)"
+plot "{data}" using 2:xtic(1) title "p50" lc rgb "#4e79a7", \\
+     "" using 3 title "p95" lc rgb "#f28e2b", \\
+     "" using 4 title "p99" lc rgb "#e15759"
+set title "Throughput and its ceiling (requests/s, log scale; label: fraction of the ceiling)"
+plot "{data}" every ::0::{len(SCENARIOS) - 1} using 5:xtic(1) title "scenario" lc rgb "#59a14f", \\
+     "" every ::0::{len(SCENARIOS) - 1} using 6 title "ceiling" lc rgb "#bab0ac", \\
+     "" every ::0::{len(SCENARIOS) - 1} using ($0 - 1.0/6):5:(sprintf("%.2f", $7)) \\
+        with labels offset 0,0.8 notitle
+unset multiplot
+"""
+    subprocess.run(["gnuplot"], input=script.encode(), check=True)  # noqa: S607
+
+
+def console_table(report: dict[str, Any]) -> str:
+    header = (
+        f"{'scenario':<10}{'req/s':>10}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'p99/p50':>8}{'errors':>7}"
+        f"{'t/o':>5}  {'ceiling':<38}{'ceil/s':>9}{'ratio':>7}{'target':>8}  met"
+    )
+    lines = [header, "-" * len(header)]
+    for scenario, row in report["scenarios"].items():
+        latency = row["latency_ms"]
+        target = row["target_ratio"]
+        lines.append(
+            f"{scenario:<10}{row['requests_per_second']:>10,.1f}{latency['p50']:>9.2f}{latency['p95']:>9.2f}"
+            f"{latency['p99']:>9.2f}{row['p99_over_p50']:>8.2f}{row['errors']:>7}{row['timeouts']:>5}  "
+            f"{CEILING_NAMES[row['ceiling']]:<38}{row['ceiling_per_second']:>9,.1f}{row['ratio']:>7.2f}"
+            f"{('>= ' + format(target, '.2f')) if target is not None else '-':>8}  "
+            f"{'yes' if row['meets_all'] else 'NO'}"
+        )
+    mixed = report["mixed"]
+    me, login = mixed["me"], mixed["login"]
+    lines += [
+        "",
+        f"mixed: login {login['requests_per_second']:,.1f} req/s at {login['connections']} connections "
+        f"while me {me['requests_per_second']:,.1f} req/s at {me['connections']}: me p50 "
+        f"{me['latency_ms']['p50']:.2f} ms, p99 {me['latency_ms']['p99']:.2f} ms = "
+        f"{me['p99_over_p50']:.2f} x p50 "
+        f"(target <= {MIXED_MAX_P99_OVER_P50:g}: {'yes' if mixed['meets_target'] else 'NO'})",
+    ]
+    return "\n".join(lines)
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.machine()
+
+
+# --- the run -------------------------------------------------------------------------------------------
+
+
+def measure_argon2(operation: str) -> dict[str, Any]:
+    url = f"{CEILING_ARGON2_URL}/measure?operation={operation}&seconds={ARGON2_SECONDS}"
+    result: dict[str, Any] = http("GET", url)
+    say(
+        f"  ceiling: argon2id {operation:<7} {result['per_second']:>9.1f} per s  "
+        f"({result['threads']} threads, {result['seconds']:g} s)"
+    )
+    return result
+
+
+def main() -> None:
+    started = time.monotonic()
+    api_settings = json.loads(os.environ.get("BENCH_API_SETTINGS", "{}"))
+    run_id = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+    work = Path(tempfile.mkdtemp(prefix="bench-"))
+
+    say("bench: waiting for the API and the ceiling apps")
+    wait_until_answering(f"{API_URL}/health/ready")
+    wait_until_answering(CEILING_JSON_URL, any_status=True)
+    wait_until_answering(f"{CEILING_SELECT_URL}/users/x", any_status=True)
+    wait_until_answering(CEILING_ARGON2_URL, any_status=True)
+
+    say(f"bench: creating {CONNECTIONS} accounts and their sessions through the API (run {run_id})")
+    fixtures = make_fixtures(run_id)
+
+    wrk = Wrk(work, run_id)
+    c = {"connections": CONNECTIONS}
+    say(f"bench: {WARM_UP} s warm-up + {DURATION} s measured per run, {CONNECTIONS} connections")
+    runs: dict[str, Run] = {}
+    ceiling_runs: dict[str, Run] = {}
+    ceiling_runs["json"] = measure(wrk, "ceiling: constant JSON", "get.lua", f"{CEILING_JSON_URL}/", **c)
+    runs["jwks"] = measure(wrk, "jwks", "get.lua", f"{API_URL}/.well-known/jwks.json", **c)
+    ceiling_runs["select"] = measure(
+        wrk, "ceiling: asyncpg SELECT", "select.lua", CEILING_SELECT_URL, data=fixtures.user_ids, **c
+    )
+    runs["me"] = measure(wrk, "me", "me.lua", API_URL, data=fixtures.access_tokens, **c)
+    runs["refresh"] = measure(
+        wrk,
+        "refresh",
+        "refresh.lua",
+        API_URL,
+        data=fixtures.refresh_chains["measured"],
+        warm_up_data=fixtures.refresh_chains["warm-up"],
+        **c,
+    )
+    verify = measure_argon2("verify")
+    runs["login"] = measure(wrk, "login", "login.lua", API_URL, data=fixtures.emails, **c)
+    hashing = measure_argon2("hash")
+    runs["register"] = measure(wrk, "register", "register.lua", API_URL, **c)
+
+    say(f"bench: mixed, login at {CONNECTIONS} connections and me at {MIXED_ME_CONNECTIONS} at once")
+    mixed_runs: dict[str, Run] = {}
+    for seconds, keep in ((WARM_UP, False), (DURATION, True)):
+        finish_login = wrk.start(
+            "mixed-login",
+            "login.lua",
+            API_URL,
+            connections=CONNECTIONS,
+            seconds=seconds,
+            data=fixtures.emails,
+            threads=1,
+        )
+        finish_me = wrk.start(
+            "mixed-me",
+            "me.lua",
+            API_URL,
+            connections=MIXED_ME_CONNECTIONS,
+            seconds=seconds,
+            data=fixtures.access_tokens,
+            threads=1,
+        )
+        login_run, me_run = finish_login(), finish_me()
+        if keep:
+            mixed_runs = {"login": login_run, "me": me_run}
+    for part, run in mixed_runs.items():
+        say(
+            f"  mixed {part:<16} {run.rate:>9.1f} req/s  p50 {run.latency_ms['p50']:>8.2f} ms  "
+            f"p99 {run.latency_ms['p99']:>8.2f} ms  errors {run.errors}  timeouts {run.timeouts}"
+        )
+
+    ceilings = {
+        "json": ceiling_runs["json"].rate,
+        "select": ceiling_runs["select"].rate,
+        "argon2_verify": verify["per_second"],
+        "argon2_hash": hashing["per_second"],
+    }
+    threads_how = (
+        f"argon2-cffi on {verify['threads']} threads ({verify['api_workers']} workers {TIMES} "
+        f"{verify['threads_per_worker']}), no HTTP"
+    )
+    report: dict[str, Any] = {
+        "finished_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "git": os.environ.get("BENCH_GIT", "unknown"),
+        "machine": {"cpus": os.cpu_count(), "cpu_model": cpu_model()},
+        "config": {
+            "connections": CONNECTIONS,
+            "threads": THREADS,
+            "warm_up_seconds": WARM_UP,
+            "duration_seconds": DURATION,
+            "timeout_seconds": TIMEOUT,
+            "mixed_me_connections": MIXED_ME_CONNECTIONS,
+            "load_generator": "wrk (Debian), inside the compose network",
+        },
+        "api_settings": api_settings,
+        "scenarios": verdicts(runs, ceilings),
+        "ceilings": {
+            "json": {
+                **ceiling_runs["json"].as_dict(),
+                "per_second": ceilings["json"],
+                "how": "raw ASGI app, constant body, the API's server options",
+            },
+            "select": {
+                **ceiling_runs["select"].as_dict(),
+                "per_second": ceilings["select"],
+                "how": "raw ASGI app, asyncpg pool (the API's pool size), one round trip per request",
+            },
+            "argon2_verify": {**verify, "how": threads_how},
+            "argon2_hash": {**hashing, "how": threads_how},
+        },
+        "mixed": {
+            "login": mixed_runs["login"].as_dict(),
+            "me": mixed_runs["me"].as_dict(),
+            "target_p99_over_p50": MIXED_MAX_P99_OVER_P50,
+            "meets_target": mixed_runs["me"].tail <= MIXED_MAX_P99_OVER_P50
+            and mixed_runs["me"].errors == 0
+            and mixed_runs["me"].timeouts == 0,
+        },
+    }
+    report["elapsed_seconds"] = round(time.monotonic() - started, 1)
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "latest.json").write_text(json.dumps(report, indent=2) + "\n")
+    (RESULTS / "latest.md").write_text(markdown(report))
+    chart(report, work, RESULTS / "latest.png")
+    say("")
+    say(console_table(report))
+    say("")
+    say("bench: wrote bench/results/latest.json, latest.md and latest.png")
+    met = all(row["meets_all"] for row in report["scenarios"].values()) and report["mixed"]["meets_target"]
+    if not met:
+        say("bench: some targets are not met (see the table)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

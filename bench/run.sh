@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# `make bench`: measures the running stack (`make up` first) against the limits of this machine.
+#
+#  1. starts the API under test (bench-api: the api service, plus a trusted proxy for the load generator's
+#     client addresses) and the ceilings, all from the api service's image and settings: the
+#     constant-JSON and raw-asyncpg apps on the API's server options, the argon2id meter on as many
+#     threads as the API hashes on (compose.bench.yaml);
+#  2. runs bench/driver.py in the load-generator container, inside the compose network: it creates its
+#     accounts through the API, measures each ceiling right before the scenarios it bounds, runs every
+#     scenario with wrk, and writes bench/results/;
+#  3. stops them and deletes the bench's accounts from the development database (also when
+#     interrupted). Accounts are named bench-…@bench.example; nothing else is touched.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+compose() { docker compose -f compose.yaml -f compose.test.yaml -f compose.bench.yaml --profile bench "$@"; }
+log() { printf 'bench: %s\n' "$*"; }
+
+dev_psql() {
+  compose exec -T db sh -c 'PGPASSWORD="$POSTGRES_PASSWORD" psql -h 127.0.0.1 -U "$POSTGRES_USER" -d "$POSTGRES_DB" -v ON_ERROR_STOP=1 -Atq' \
+    < "$1"
+}
+
+# Requests still in flight when wrk stops finish afterwards; a cleanup that meets them can deadlock, so
+# it waits and tries again.
+delete_bench_data() {
+  for attempt in 1 2 3; do
+    dev_psql bench/cleanup.sql 2>/dev/null && return 0
+    sleep $((attempt * 2))
+  done
+  dev_psql bench/cleanup.sql
+}
+
+api=$(compose ps -q api 2>/dev/null || true)
+if [ -z "$api" ] || [ "$(docker inspect --format '{{.State.Health.Status}}' "$api" 2>/dev/null)" != healthy ]; then
+  echo "bench: the stack is not up and healthy: run 'make up' first" >&2
+  exit 1
+fi
+
+services=(bench-api bench-ceiling-json bench-ceiling-select bench-ceiling-argon2)
+cleanup() {
+  log "stopping the bench services and deleting the bench's data"
+  compose rm --stop --force "${services[@]}" >/dev/null 2>&1 || true
+  delete_bench_data || log "cleanup failed: run 'make psql < bench/cleanup.sql' by hand"
+}
+trap cleanup EXIT
+
+started=$SECONDS
+log "building the load generator image"
+compose build --quiet bench
+
+log "deleting leftovers of an interrupted run"
+delete_bench_data
+
+# The load generator's network: its X-Forwarded-For is believed by bench-api (see compose.bench.yaml).
+network=$(docker inspect --format '{{range $name, $_ := .NetworkSettings.Networks}}{{$name}} {{end}}' "$api" | awk '{print $1}')
+BENCH_SUBNET=$(docker network inspect --format '{{range .IPAM.Config}}{{.Subnet}} {{end}}' "$network" | awk '{print $1}')
+export BENCH_SUBNET
+
+log "starting the API under test and the ceilings (the api service's image and settings)"
+compose up --detach --wait --no-deps --no-build "${services[@]}" 2>&1 | { grep -v '^ Container' || true; }
+
+api_settings=$(compose exec -T bench-api python3 - < bench/api_settings.py)
+log "API settings: $api_settings"
+
+git_rev=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+if [ -n "$(git status --porcelain 2>/dev/null)" ]; then git_rev="$git_rev+changes"; fi
+compose run --rm --no-deps -T --user "$(id -u):$(id -g)" \
+  -e BENCH_API_SETTINGS="$api_settings" -e BENCH_GIT="$git_rev" \
+  bench python3 /bench/driver.py
+
+log "finished in $((SECONDS - started)) s"

@@ -1,0 +1,110 @@
+-- Shared by every scenario script of `make bench` (loaded with dofile). wrk runs one Lua state per
+-- thread plus a main one: setup() and done() run in the main state, init(), request() and response()
+-- in each thread's. Each thread counts the answers whose status is not the scenario's expected one;
+-- done() adds them up and writes the run's numbers as JSON to $BENCH_OUT for the driver.
+
+expected_status = 200
+unexpected = 0
+statuses = {}
+sample = nil
+
+local threads = {}
+
+function setup(thread)
+  thread:set("thread_id", #threads)
+  table.insert(threads, thread)
+end
+
+-- The lines of a data file the driver wrote (tokens, emails, ids).
+function lines(path)
+  local result = {}
+  for line in io.lines(path) do
+    if line ~= "" then
+      table.insert(result, line)
+    end
+  end
+  return result
+end
+
+-- The share of `items` that belongs to this thread, so no two threads use the same item.
+function share(items)
+  local threads_count = tonumber(os.getenv("BENCH_THREADS"))
+  local mine = {}
+  for index, item in ipairs(items) do
+    if (index - 1) % threads_count == thread_id then
+      table.insert(mine, item)
+    end
+  end
+  return mine
+end
+
+-- A client address of its own for each request, in 198.18.0.0/16 (RFC 2544's benchmarking range), sent
+-- as X-Forwarded-For: the API under test trusts the load generator as a proxy, so its per-IP rate limits
+-- count each request as a real client's instead of refusing one address's load.
+local address_counter = 0
+
+function client_address()
+  local threads_count = tonumber(os.getenv("BENCH_THREADS"))
+  address_counter = address_counter + 1
+  local n = (address_counter * threads_count + thread_id) % 65536
+  return string.format("198.18.%d.%d", math.floor(n / 256), n % 256)
+end
+
+function urlencode(text)
+  return (string.gsub(text, "[^%w%-%._~]", function(c)
+    return string.format("%%%02X", string.byte(c))
+  end))
+end
+
+function response(status, headers, body)
+  if status ~= expected_status then
+    unexpected = unexpected + 1
+    local key = tostring(status)
+    statuses[key] = (statuses[key] or 0) + 1
+    if sample == nil then
+      sample = key .. " " .. string.sub(body or "", 1, 200)
+    end
+  end
+  if on_response ~= nil then
+    on_response(status, body)
+  end
+end
+
+local function json_string(text)
+  return '"' .. string.gsub(text, '[%c"\\]', function(c)
+    return string.format("\\u%04x", string.byte(c))
+  end) .. '"'
+end
+
+function done(summary, latency, requests)
+  local total_unexpected, by_status, first_sample = 0, {}, nil
+  for _, thread in ipairs(threads) do
+    total_unexpected = total_unexpected + (thread:get("unexpected") or 0)
+    for status, count in pairs(thread:get("statuses") or {}) do
+      by_status[status] = (by_status[status] or 0) + count
+    end
+    first_sample = first_sample or thread:get("sample")
+  end
+  local status_parts = {}
+  for status, count in pairs(by_status) do
+    table.insert(status_parts, json_string(status) .. ":" .. count)
+  end
+  local percentiles = {}
+  for _, p in ipairs({50, 75, 90, 95, 99, 99.9}) do
+    table.insert(percentiles, string.format('"%s":%d', tostring(p), latency:percentile(p)))
+  end
+  local errors = summary.errors
+  local out = assert(io.open(os.getenv("BENCH_OUT"), "w"))
+  out:write(string.format(
+    '{"duration_us":%d,"requests":%d,"bytes":%d,' ..
+    '"errors":{"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d},' ..
+    '"unexpected":%d,"unexpected_by_status":{%s},"sample":%s,' ..
+    '"latency_us":{"min":%d,"mean":%.1f,"max":%d,"stdev":%.1f,"percentiles":{%s}}}',
+    summary.duration, summary.requests, summary.bytes,
+    errors.connect, errors.read, errors.write, errors.status, errors.timeout,
+    total_unexpected, table.concat(status_parts, ","),
+    first_sample and json_string(first_sample) or "null",
+    latency.min, latency.mean, latency.max, latency.stdev, table.concat(percentiles, ",")
+  ))
+  out:close()
+end

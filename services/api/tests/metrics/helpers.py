@@ -1,0 +1,30 @@
+"""Reading `/metrics` as Prometheus would: scrape it and pick one sample out of the text."""
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+
+async def scrape(client: httpx.AsyncClient) -> str:
+    response = await client.get("/metrics")
+    assert response.status_code == 200, response.text
+    return response.text
+
+
+def sample(exposition: str, name: str, **labels: str) -> float | None:
+    """The value of the sample `name` with exactly these labels, or None if the scrape has none."""
+    for family in text_string_to_metric_families(exposition):
+        for found in family.samples:
+            if found.name == name and found.labels == labels:
+                return found.value
+    return None
+
+
+def requests_total(exposition: str, method: str, route: str, status: int) -> float:
+    value = sample(exposition, "pyauth_http_requests_total", method=method, route=route, status=str(status))
+    return value or 0.0
+
+
+def outcome(exposition: str, name: str, value: str) -> float:
+    found = sample(exposition, name, outcome=value)
+    assert found is not None, f"{name}{{outcome={value!r}}} is missing"
+    return found
