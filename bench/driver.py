@@ -326,17 +326,20 @@ def markdown(report: dict[str, Any]) -> str:
     mixed = report["mixed"]
     config = report["config"]
     api = report["api_settings"]
+    load = report["machine"]["load_average_1m"]
     lines = [
         "# pyauth benchmark",
         "",
         f"{report['finished_at']} · commit {report['git']} · {report['machine']['cpus']} cores "
         f"({report['machine']['cpu_model']}) · {config['connections']} connections, wrk "
         f"{config['threads']} threads, {config['warm_up_seconds']} s warm-up + "
-        f"{config['duration_seconds']} s measured per run, {config['timeout_seconds']} s timeout",
+        f"{config['duration_seconds']} s measured per run, {config['timeout_seconds']} s timeout · "
+        f"host load average {load['start']} at the start, {load['end']} at the end (1 min; "
+        f"{report['machine']['cpus']} = every core busy)",
         "",
         f"API: {api.get('api_workers')} uvicorn workers (uvloop, httptools); per worker a database pool of "
         f"{api.get('db_pool_size')} + {api.get('db_max_overflow')} overflow and "
-        f"{api.get('hash_threads_per_worker')} hashing threads (nice {api.get('hash_threads_nice')}); "
+        f"{api.get('hash_threads_per_worker')} hashing thread(s) (nice {api.get('hash_threads_nice')}); "
         "argon2id "
         f"m={api.get('argon2_memory_kib')} KiB, t={api.get('argon2_time_cost')}, "
         f"p={api.get('argon2_parallelism')}.",
@@ -477,6 +480,14 @@ def console_table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def load_average() -> str:
+    """The host's 1-minute load average: other work on the machine shows in every number here."""
+    try:
+        return Path("/proc/loadavg").read_text().split()[0]
+    except OSError:
+        return "unknown"
+
+
 def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -488,6 +499,40 @@ def cpu_model() -> str:
 
 
 # --- the run -------------------------------------------------------------------------------------------
+
+
+def run_mixed(wrk: Wrk, fixtures: Fixtures) -> dict[str, Run]:
+    """`login` at full concurrency and `me` beside it, at once: do token checks starve?"""
+    say(f"bench: mixed, login at {CONNECTIONS} connections and me at {MIXED_ME_CONNECTIONS} at once")
+    mixed_runs: dict[str, Run] = {}
+    for seconds, keep in ((WARM_UP, False), (DURATION, True)):
+        finish_login = wrk.start(
+            "mixed-login",
+            "login.lua",
+            API_URL,
+            connections=CONNECTIONS,
+            seconds=seconds,
+            data=fixtures.emails,
+            threads=1,
+        )
+        finish_me = wrk.start(
+            "mixed-me",
+            "me.lua",
+            API_URL,
+            connections=MIXED_ME_CONNECTIONS,
+            seconds=seconds,
+            data=fixtures.access_tokens,
+            threads=1,
+        )
+        login_run, me_run = finish_login(), finish_me()
+        if keep:
+            mixed_runs = {"login": login_run, "me": me_run}
+    for part, run in mixed_runs.items():
+        say(
+            f"  mixed {part:<16} {run.rate:>9.1f} req/s  p50 {run.latency_ms['p50']:>8.2f} ms  "
+            f"p99 {run.latency_ms['p99']:>8.2f} ms  errors {run.errors}  timeouts {run.timeouts}"
+        )
+    return mixed_runs
 
 
 def measure_argon2(operation: str) -> dict[str, Any]:
@@ -502,6 +547,7 @@ def measure_argon2(operation: str) -> dict[str, Any]:
 
 def main() -> None:
     started = time.monotonic()
+    load_at_start = load_average()
     api_settings = json.loads(os.environ.get("BENCH_API_SETTINGS", "{}"))
     run_id = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
     work = Path(tempfile.mkdtemp(prefix="bench-"))
@@ -540,35 +586,7 @@ def main() -> None:
     hashing = measure_argon2("hash")
     runs["register"] = measure(wrk, "register", "register.lua", API_URL, **c)
 
-    say(f"bench: mixed, login at {CONNECTIONS} connections and me at {MIXED_ME_CONNECTIONS} at once")
-    mixed_runs: dict[str, Run] = {}
-    for seconds, keep in ((WARM_UP, False), (DURATION, True)):
-        finish_login = wrk.start(
-            "mixed-login",
-            "login.lua",
-            API_URL,
-            connections=CONNECTIONS,
-            seconds=seconds,
-            data=fixtures.emails,
-            threads=1,
-        )
-        finish_me = wrk.start(
-            "mixed-me",
-            "me.lua",
-            API_URL,
-            connections=MIXED_ME_CONNECTIONS,
-            seconds=seconds,
-            data=fixtures.access_tokens,
-            threads=1,
-        )
-        login_run, me_run = finish_login(), finish_me()
-        if keep:
-            mixed_runs = {"login": login_run, "me": me_run}
-    for part, run in mixed_runs.items():
-        say(
-            f"  mixed {part:<16} {run.rate:>9.1f} req/s  p50 {run.latency_ms['p50']:>8.2f} ms  "
-            f"p99 {run.latency_ms['p99']:>8.2f} ms  errors {run.errors}  timeouts {run.timeouts}"
-        )
+    mixed_runs = run_mixed(wrk, fixtures)
 
     ceilings = {
         "json": ceiling_runs["json"].rate,
@@ -583,7 +601,11 @@ def main() -> None:
     report: dict[str, Any] = {
         "finished_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "git": os.environ.get("BENCH_GIT", "unknown"),
-        "machine": {"cpus": os.cpu_count(), "cpu_model": cpu_model()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "cpu_model": cpu_model(),
+            "load_average_1m": {"start": load_at_start, "end": load_average()},
+        },
         "config": {
             "connections": CONNECTIONS,
             "threads": THREADS,
@@ -627,6 +649,8 @@ def main() -> None:
     say("")
     say(console_table(report))
     say("")
+    load = report["machine"]["load_average_1m"]
+    say(f"bench: host load average {load['start']} at the start, {load['end']} at the end")
     say("bench: wrote bench/results/latest.json, latest.md and latest.png")
     met = all(row["meets_all"] for row in report["scenarios"].values()) and report["mixed"]["meets_target"]
     if not met:
