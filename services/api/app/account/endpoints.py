@@ -84,8 +84,7 @@ async def verify_link(
     try:
         await service.confirm_verification(db, token=token, now=clock.now(), client=client)
     except PyauthError as error:
-        await db.rollback()  # a refused link must not be spent
-        return pages.message("Email not verified", error.detail, error.status_code)
+        return await pages.refused(db, "Email not verified", error)
     return pages.message("Email verified", "Your email address is verified. You can close this page.")
 
 
@@ -164,8 +163,7 @@ async def reset_from_page(
             client=client,
         )
     except PyauthError as error:
-        await db.rollback()  # a refused link must not be spent
-        return pages.message("Password not changed", error.detail, error.status_code)
+        return await pages.refused(db, "Password not changed", error)
     return pages.message("Password changed", "Your password is changed and every session was signed out.")
 
 
@@ -232,6 +230,5 @@ async def confirm_email_link(
             db, token=token, settings=settings, now=clock.now(), client=client
         )
     except PyauthError as error:
-        await db.rollback()  # a refused link must not be spent
-        return pages.message("Email not changed", error.detail, error.status_code)
+        return await pages.refused(db, "Email not changed", error)
     return pages.message("Email changed", f"Your sign-in address is now {user.email}.")

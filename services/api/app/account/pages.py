@@ -5,6 +5,9 @@ resources; every value is escaped."""
 from html import escape
 
 from fastapi.responses import HTMLResponse
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.errors import PyauthError
 
 PAGE_CSP = "default-src 'none'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 
@@ -28,6 +31,12 @@ def page(title: str, body_html: str, status_code: int = 200) -> HTMLResponse:
 
 def message(title: str, text: str, status_code: int = 200) -> HTMLResponse:
     return page(title, f"<p>{escape(text)}</p>", status_code)
+
+
+async def refused(db: AsyncSession, title: str, error: PyauthError) -> HTMLResponse:
+    """A link that was refused: undo whatever the attempt wrote, so the link is not spent, and say why."""
+    await db.rollback()
+    return message(title, error.detail, error.status_code)
 
 
 def reset_form(token: str) -> HTMLResponse:

@@ -23,12 +23,12 @@ from app.core.errors import PyauthError
 from app.core.opaque_tokens import digest, new_token
 from app.mail.outbox import enqueue
 from app.passwords.hashing import PasswordHasher
-from app.passwords.policy import check_new_password, normalize_password, refuse_oversized
+from app.passwords.policy import check_new_password, refuse_oversized
 from app.ratelimit import service as ratelimit
 from app.users import repository as user_repository
 from app.users.emails import canonicalize_email
 from app.users.models import User
-from app.users.service import EmailAlreadyRegistered, InvalidCurrentPassword
+from app.users.service import EmailAlreadyRegistered, confirm_current_password
 
 log = logging.getLogger("pyauth.account")
 
@@ -185,9 +185,7 @@ async def request_email_change(
     now: datetime,
     client: ClientInfo,
 ) -> None:
-    refuse_oversized(current_password, settings)
-    if not await hasher.verify(user.password_hash, normalize_password(current_password)):
-        raise InvalidCurrentPassword()
+    await confirm_current_password(user, current_password, hasher=hasher, settings=settings)
     canonical = canonicalize_email(new_email)
     if canonical == user.email or await user_repository.get_by_email(db, canonical) is not None:
         raise EmailAlreadyRegistered()

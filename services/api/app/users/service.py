@@ -50,6 +50,15 @@ async def register(
     return user
 
 
+async def confirm_current_password(
+    user: User, password: str, *, hasher: PasswordHasher, settings: Settings
+) -> None:
+    """The check every sensitive change of one's own account starts with (ASVS 6.2.3)."""
+    refuse_oversized(password, settings)
+    if not await hasher.verify(user.password_hash, normalize_password(password)):
+        raise InvalidCurrentPassword()
+
+
 async def update_profile(db: AsyncSession, user: User, changes: UserUpdate) -> User:
     for field, value in changes.model_dump(exclude_unset=True).items():
         setattr(user, field, value)
@@ -71,9 +80,7 @@ async def change_password(
     client: ClientInfo,
 ) -> int:
     """Returns how many other sessions were ended."""
-    refuse_oversized(current_password, settings)
-    if not await hasher.verify(user.password_hash, normalize_password(current_password)):
-        raise InvalidCurrentPassword()
+    await confirm_current_password(user, current_password, hasher=hasher, settings=settings)
     password = check_new_password(new_password, settings=settings, email=user.email)
     await repository.set_password_hash(db, user.id, await hasher.hash(password))
     ended = await auth_repository.revoke_sessions(
