@@ -245,7 +245,7 @@ async def promote_to_admin(
 
     Registration is open, so an account under the address an operator expects may be an attacker's:
     an unverified one is refused unless `require_verified` is False (the CLI's --force, or a caller
-    that proved ownership otherwise). A forced promotion says so in its audit row."""
+    that proved ownership otherwise). The audit row of an unverified account's promotion says so."""
     forced = not user.is_verified
     if forced and require_verified:
         raise AccountNotVerified()
