@@ -83,10 +83,12 @@ rotate-keys: prereqs ## Add a new current JWT signing key (old tokens stay valid
 # container as an argument quoted by the shell from the environment, never spliced into the command; the
 # password never appears on a command line. A terminal gets a TTY (getpass, no echo), even when stdout
 # is redirected; a pipe on stdin gets -T, since compose refuses a TTY for a non-terminal stdin.
-admin: prereqs ## Create an admin, or grant the role to a user: make admin EMAIL=alice@example.com
+# An existing account whose address was never verified is refused unless FORCE=1 (also from the command
+# line only): anyone can register the address an operator is expected to promote.
+admin: prereqs ## Create an admin, or grant the role to a verified user: make admin EMAIL=alice@example.com [FORCE=1]
 	@if [ "$(origin EMAIL)" != "command line" ] || [ -z "$$EMAIL" ]; then \
-		echo "usage: make admin EMAIL=alice@example.com  (asks for the password, or reads one line from stdin)"; \
+		echo "usage: make admin EMAIL=alice@example.com [FORCE=1]  (asks for the password, or reads one line from stdin)"; \
 		exit 2; \
 	fi
 	$(COMPOSE) exec $$([ -t 0 ] && echo --no-TTY=false || echo -T) api \
-		python3 -m app.admin.cli create-admin "$$EMAIL"
+		python3 -m app.admin.cli create-admin "$$EMAIL" $(if $(and $(filter command line,$(origin FORCE)),$(filter 1,$(FORCE))),--force)

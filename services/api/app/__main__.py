@@ -2,14 +2,31 @@
 
 `server_options()` is the one description of how pyauth is served; `make bench` serves its ceiling apps
 with the same options, so that they compare like with like.
+
+`serve()` binds two listening sockets before any worker starts: the public port (8000) and, unless the
+metrics are off or moved to the public port, METRICS_PORT (9000), which compose does not publish. Every
+uvicorn worker accepts on both, as uvicorn's workers share one socket, and the app tells them apart by
+the port a connection arrived on (`app.metrics.listener`). So a scrape is answered by a worker like any
+request: it publishes its own gauges at that moment and merges every worker's files
+(`app.metrics.exposition`); no extra server or process is needed.
 """
 
+import contextlib
+import logging
+import socket
+import sys
 from typing import Any
 
 import uvicorn
+from uvicorn.supervisors import Multiprocess
 
-from app.core.config import Settings, get_settings
+from app.core.config import PUBLIC_PORT, Settings, get_settings
 from app.core.logging import logging_config
+
+LISTEN_HOST = "0.0.0.0"  # noqa: S104 - inside its container; compose publishes only the public port
+STARTUP_FAILURE = 3  # uvicorn's exit status when the app could not start
+
+log = logging.getLogger("pyauth.main")
 
 
 def server_options(settings: Settings) -> dict[str, Any]:
@@ -18,8 +35,8 @@ def server_options(settings: Settings) -> dict[str, Any]:
     Named rather than left to "auto", so that an image without them fails at start instead of quietly
     serving on the slower pure-Python loop and parser."""
     return {
-        "host": "0.0.0.0",  # noqa: S104 - inside its container; compose publishes it on 127.0.0.1 only
-        "port": 8000,
+        "host": LISTEN_HOST,  # compose publishes it on 127.0.0.1 only
+        "port": PUBLIC_PORT,
         "workers": settings.api_workers,
         "loop": "uvloop",
         "http": "httptools",
@@ -32,8 +49,39 @@ def server_options(settings: Settings) -> dict[str, Any]:
     }
 
 
+def bind_metrics_socket(settings: Settings, host: str = LISTEN_HOST) -> socket.socket | None:
+    """The listening socket of METRICS_PORT, bound as uvicorn binds its own; None without one."""
+    port = settings.metrics_port
+    if port is None:
+        return None
+    sock = socket.socket(socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.set_inheritable(True)  # the workers inherit it with the public socket
+    log.info("metrics on http://%s:%d/metrics (not on the public port)", host, port)
+    return sock
+
+
+def serve(settings: Settings, *, host: str = LISTEN_HOST, port: int = PUBLIC_PORT) -> None:
+    """Serve the API on `port` and the metrics on METRICS_PORT, with settings.api_workers workers."""
+    options = {**server_options(settings), "host": host, "port": port}
+    config = uvicorn.Config("app.main:create_app", factory=True, **options)
+    sockets = [config.bind_socket()]
+    metrics_socket = bind_metrics_socket(settings, options["host"])
+    if metrics_socket is not None:
+        sockets.append(metrics_socket)
+    if config.workers > 1:
+        Multiprocess(config, sockets=sockets).run()
+        return
+    server = uvicorn.Server(config)
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C in a terminal: uvicorn has shut down already
+        server.run(sockets=sockets)
+    if not server.started:
+        sys.exit(STARTUP_FAILURE)
+
+
 def main() -> None:
-    uvicorn.run("app.main:create_app", factory=True, **server_options(get_settings()))
+    serve(get_settings())
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from app.keys import endpoints as keys_endpoints
 from app.keys.service import KeyRing
 from app.metrics import endpoints as metrics_endpoints
 from app.metrics.gauges import ResourceGauges
+from app.metrics.listener import MetricsListener
 from app.metrics.middleware import RequestMetrics
 from app.passwords.hashing import PasswordHasher
 from app.users import endpoints as users_endpoints
@@ -82,6 +83,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.state.trusted_proxies = trusted_networks(settings.TRUSTED_PROXIES)
     install_error_handlers(app)
     # Outermost last: the request log sees every answer, the headers reach even a guard's refusal.
+    if settings.metrics_port is not None:  # innermost: /metrics only on its own port, and only it there
+        app.add_middleware(MetricsListener, metrics_port=settings.metrics_port)
     if settings.CORS_ORIGINS:
         app.add_middleware(
             CORSMiddleware,

@@ -92,10 +92,17 @@ async def _create_or_promote(
     if user is None:
         return
     if not await hasher.verify(user.password_hash, password):
+        # Not a hint to promote it: this is how an address squatter's account looks.
         log.error(
-            "first admin not created: an account with FIRST_ADMIN_EMAIL exists and FIRST_ADMIN_PASSWORD "
-            "is not its password; grant it the role with `make admin EMAIL=...`"
+            "first admin not created: an account with FIRST_ADMIN_EMAIL already exists (user=%s, created %s, "
+            "email %s) and FIRST_ADMIN_PASSWORD is not its password, so it may have been registered by "
+            "someone else. Do not grant it the admin role unless you know it is yours; otherwise delete "
+            "it, or choose another FIRST_ADMIN_EMAIL",
+            user.id,
+            user.created_at.isoformat(timespec="seconds"),
+            "verified" if user.is_verified else "NOT verified",
         )
         return
-    await service.promote_to_admin(db, user, now=now, source=SOURCE)
+    # Knowing the account's password proves it is the operator's, verified or not.
+    await service.promote_to_admin(db, user, now=now, source=SOURCE, require_verified=False)
     log.info("first admin: the existing account of FIRST_ADMIN_EMAIL promoted: user=%s", user.id)

@@ -1,10 +1,15 @@
-"""`python -m app.admin.cli create-admin EMAIL`: create an administrator, or grant the role to an existing
-account.
+"""`python -m app.admin.cli create-admin EMAIL [--force]`: create an administrator, or grant the role to
+an existing account.
 
 For a new account the password is asked twice on a terminal (getpass, never echoed), or read as one
 line from stdin when stdin is not a terminal (`echo "$PW" | make admin EMAIL=...`). It must pass the
 full password policy. An existing account is granted the admin role and nothing else about it changes:
 no password is asked or read. The password is never printed, logged or passed on the command line.
+
+Registration is open, so an existing account under the expected address may be an attacker's. Its
+creation time and verification state are printed before anything is granted, and an account whose
+address was never verified is refused unless --force (`make admin EMAIL=... FORCE=1`) says that the
+operator knows who registered it.
 
 Exit status: 0 on success, 1 when the email or password is refused (the error code is printed) or the
 database cannot be reached, 2 on a usage error.
@@ -15,6 +20,7 @@ import asyncio
 import getpass
 import sys
 from dataclasses import dataclass
+from datetime import UTC
 from typing import Literal, TextIO
 
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -74,8 +80,21 @@ def read_password(stdin: TextIO, settings: Settings) -> str:
     return password
 
 
-async def create_admin(settings: Settings, raw_email: str, stdin: TextIO) -> Outcome:
-    """Create the admin or grant the role. Raises `PyauthError` for a refused email or password."""
+def describe_account(user: User) -> str:
+    """What an operator needs to judge an existing account before making it admin."""
+    created = user.created_at.astimezone(UTC).isoformat(timespec="seconds")
+    verified = "verified" if user.is_verified else "NOT verified"
+    active = "active" if user.is_active else "deactivated"
+    return f"existing account {user.email} (id {user.id}): created {created}, email {verified}, {active}"
+
+
+async def create_admin(
+    settings: Settings, raw_email: str, stdin: TextIO, *, force: bool = False, out: TextIO | None = None
+) -> Outcome:
+    """Create the admin or grant the role. Raises `PyauthError` for a refused email or password, and
+    `AccountNotVerified` for an existing unverified account unless `force`. An existing account is
+    described on `out` before anything is granted."""
+    out = out or sys.stdout
     email = canonicalize_email(raw_email)
     clock = SystemClock()
     engine = build_engine(settings)
@@ -101,9 +120,14 @@ async def create_admin(settings: Settings, raw_email: str, stdin: TextIO) -> Out
                 user = await users_repository.get_by_email(db, email)
             if user is None:  # deleted between the two reads: the caller may simply run it again
                 raise UserVanished()
+            print(describe_account(user), file=out, flush=True)
             if user.is_admin:
                 return Outcome(user, "already_admin")
-            await service.promote_to_admin(db, user, now=clock.now(), source=SOURCE)
+            if force and not user.is_verified:
+                print("warning: --force: promoting an account whose address was never verified", file=out)
+            await service.promote_to_admin(
+                db, user, now=clock.now(), source=SOURCE, require_verified=not force
+            )
             return Outcome(user, "promoted")
     finally:
         if hasher is not None:
@@ -118,12 +142,17 @@ def main(argv: list[str] | None = None, stdin: TextIO | None = None) -> int:
         "create-admin", help="create an admin (password from the terminal or stdin) or promote a user"
     )
     create.add_argument("email")
+    create.add_argument(
+        "--force",
+        action="store_true",
+        help="promote an existing account even though its email address was never verified",
+    )
     args = parser.parse_args(argv)
 
     settings = get_settings()
     configure_logging(settings)
     try:
-        outcome = asyncio.run(create_admin(settings, args.email, stdin or sys.stdin))
+        outcome = asyncio.run(create_admin(settings, args.email, stdin or sys.stdin, force=args.force))
     except PyauthError as exc:
         print(f"error: {exc.code}: {exc.detail}", file=sys.stderr)
         return 1

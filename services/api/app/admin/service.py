@@ -68,6 +68,16 @@ class CannotRemoveOwnAdminRole(PyauthError):
     message = "Administrators cannot remove their own admin role; ask another administrator."
 
 
+class AccountNotVerified(PyauthError):
+    status_code = 409
+    code = "account_not_verified"
+    message = (
+        "The account's email address was never verified: whoever registered it may not own the address. "
+        "Have its owner verify it first or, if you know who registered it, run again with --force "
+        "(make admin EMAIL=... FORCE=1)."
+    )
+
+
 class UnknownRole(PyauthError):
     status_code = 422
     code = "unknown_role"
@@ -228,20 +238,25 @@ async def create_admin(
     return user
 
 
-async def promote_to_admin(db: AsyncSession, user: User, *, now: datetime, source: str) -> None:
-    """Grant an existing account the admin role (nothing else about it changes)."""
+async def promote_to_admin(
+    db: AsyncSession, user: User, *, now: datetime, source: str, require_verified: bool = True
+) -> None:
+    """Grant an existing account the admin role (nothing else about it changes).
+
+    Registration is open, so an account under the address an operator expects may be an attacker's:
+    an unverified one is refused unless `require_verified` is False (the CLI's --force, or a caller
+    that proved ownership otherwise). The audit row of an unverified account's promotion says so."""
+    forced = not user.is_verified
+    if forced and require_verified:
+        raise AccountNotVerified()
     before = list(user.roles)
     user.roles = normalize_roles([*before, ADMIN_ROLE])
     await db.flush()
-    await audit.record(
-        db,
-        AuditEvent.ADMIN_CREATED,
-        now=now,
-        user_id=user.id,
-        reason=source,
-        details={"promoted": True, "before": before},
-    )
-    log.info("admin role granted to user=%s (%s)", user.id, source)
+    details: dict[str, object] = {"promoted": True, "before": before}
+    if forced:
+        details["unverified"] = True
+    await audit.record(db, AuditEvent.ADMIN_CREATED, now=now, user_id=user.id, reason=source, details=details)
+    log.info("admin role granted to user=%s (%s)%s", user.id, source, " unverified" if forced else "")
 
 
 async def _begin(db: AsyncSession, action: AdminAction, user_id: uuid.UUID) -> User:

@@ -12,6 +12,7 @@ class AuditEvent(StrEnum):
     LOGIN_THROTTLED = "login.throttled"
     TOKEN_REFRESHED = "token.refreshed"
     REFRESH_REUSE_DETECTED = "refresh.reuse_detected"
+    REFRESH_FAILED = "refresh.failed"
     LOGOUT = "session.logout"
     LOGOUT_ALL = "session.logout_all"
     SESSION_REVOKED = "session.revoked"

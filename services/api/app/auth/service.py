@@ -179,7 +179,13 @@ async def refresh(
     found = await repository.session_with_user(db, session_id) if session_id else None
     if found is None or not session_is_live(found.session, found.user, now=now, settings=settings):
         metrics.count_refresh("invalid")
-        raise InvalidGrant()
+        user_id, dead_session_id = (found.user.id, found.session.id) if found else (None, session_id)
+        # Undo the claim first: a token of an ended session stays unspent, so presenting it again is
+        # refused the same way instead of looking like a replay.
+        await db.rollback()
+        await RefreshFailure(db, now, client).refuse(
+            REFRESH_SESSION_ENDED, user_id=user_id, session_id=dead_session_id
+        )
     await repository.touch_session(db, found.session.id, now)
     await record(
         db,
@@ -194,20 +200,68 @@ async def refresh(
     return await _issue(db, found.user, found.session.id, keyring=keyring, settings=settings, now=now)
 
 
+# The reasons of a `refresh.failed` audit row. A replay that revokes a live session is recorded as
+# `refresh.reuse_detected` instead, with the revocation.
+REFRESH_UNKNOWN = "unknown_token"  # no such token: forged, mistyped, or its session deleted
+REFRESH_SESSION_ENDED = "session_ended"  # unused, but its session ended or its user is deactivated
+REFRESH_CONCURRENT_REUSE = "concurrent_reuse"  # used within the grace window (two tabs); session kept
+REFRESH_REPLAYED_INTO_ENDED = "token_reused"  # used before the grace window, its session already ended
+
+
+@dataclass(frozen=True)
+class RefreshFailure:
+    """Answers a refused refresh (ASVS 16.3.2): records why and refuses. The record is committed, because
+    the error response that follows rolls the request back, as a failed login's is. Each refusal costs
+    one request of the client's per-IP token limit (RATE_LIMIT_TOKEN), which bounds the rows a flood
+    of made-up tokens can write."""
+
+    db: AsyncSession
+    now: datetime
+    client: ClientInfo
+
+    async def refuse(
+        self,
+        reason: str,
+        *,
+        user_id: uuid.UUID | None = None,
+        session_id: uuid.UUID | None = None,
+        error: InvalidGrant | None = None,
+    ) -> NoReturn:
+        await record(
+            self.db,
+            AuditEvent.REFRESH_FAILED,
+            now=self.now,
+            user_id=user_id,
+            session_id=session_id,
+            client=self.client,
+            reason=reason,
+        )
+        await self.db.commit()
+        log.info("refresh refused: %s session=%s", reason, session_id or "-")
+        raise error or InvalidGrant()
+
+
 async def _refuse_spent_token(
     db: AsyncSession, token_hash: bytes, *, settings: Settings, now: datetime, client: ClientInfo
 ) -> NoReturn:
     """The token is unknown or already used. A recent use is a concurrent refresh; an older one is a
-    replay, and the whole session is revoked."""
+    replay, and the whole session is revoked. Every refusal leaves an audit row."""
+    failure = RefreshFailure(db, now, client)
     token = await repository.find_refresh_token(db, token_hash)
     if token is None or token.used_at is None:
         metrics.count_refresh("invalid")
-        raise InvalidGrant()
+        await failure.refuse(REFRESH_UNKNOWN)
+    auth_session = await db.get(AuthSession, token.session_id)
+    user_id = auth_session.user_id if auth_session is not None else None
     if now - token.used_at <= timedelta(seconds=settings.REFRESH_REUSE_GRACE_SECONDS):
         metrics.count_refresh("concurrent_reuse")
-        raise RefreshTokenAlreadyUsed()
+        await failure.refuse(
+            REFRESH_CONCURRENT_REUSE,
+            user_id=user_id,
+            session_id=token.session_id,
+            error=RefreshTokenAlreadyUsed(),
+        )
     metrics.count_refresh("reuse_detected")
-    auth_session = await db.get(AuthSession, token.session_id)
     if auth_session is not None and auth_session.revoked_at is None:
         await repository.revoke_sessions(
             db,
@@ -227,7 +281,10 @@ async def _refuse_spent_token(
         log.warning("refresh token reuse detected: session=%s revoked", auth_session.id)
         # The revocation must outlive the error response that follows, which rolls the request back.
         await db.commit()
-    raise InvalidGrant()
+        raise InvalidGrant()
+    # A replay into a session that had already ended (by an earlier replay, a logout, a reset): nothing
+    # left to revoke, but still someone presenting a spent token.
+    await failure.refuse(REFRESH_REPLAYED_INTO_ENDED, user_id=user_id, session_id=token.session_id)
 
 
 async def revoke_refresh_token(db: AsyncSession, *, token: str, now: datetime, client: ClientInfo) -> None:

@@ -18,6 +18,10 @@ DEVELOPMENT_SECRETS = frozenset(
 )
 
 
+# Where `python -m app` serves the API inside its container; compose publishes it (API_PORT on the host).
+PUBLIC_PORT = 8000
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
@@ -143,10 +147,18 @@ class Settings(BaseSettings):
     )
     DEBUG: bool = False
 
-    # Metrics: GET /metrics in the Prometheus text format, open or behind a bearer token
+    # Metrics: GET /metrics in the Prometheus text format, on a port of its own that compose does not
+    # publish (as Keycloak's management port), open or behind a bearer token
     METRICS_ENABLED: bool = Field(True, description="Off: no /metrics route (404) and no request timing.")
     METRICS_TOKEN: SecretStr | None = Field(
         None, description="When set (non-empty), /metrics answers 401 unless this bearer token is sent."
+    )
+    METRICS_PORT: int = Field(
+        9000, ge=1, le=65535, description="`python -m app` serves /metrics on this port, and only there."
+    )
+    METRICS_ON_PUBLIC_PORT: bool = Field(
+        False,
+        description="Serve /metrics on the public port, not METRICS_PORT; production requires METRICS_TOKEN.",
     )
 
     # First administrator: created at startup while no admin exists, then ignored (or `make admin EMAIL=...`)
@@ -178,6 +190,21 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _keep_the_metrics_off_the_public_port(self) -> Self:
+        if self.METRICS_PORT == PUBLIC_PORT:
+            raise ValueError(
+                f"METRICS_PORT must not be the public port {PUBLIC_PORT}; "
+                "to serve /metrics there, set METRICS_ON_PUBLIC_PORT=true"
+            )
+        token = self.METRICS_TOKEN.get_secret_value() if self.METRICS_TOKEN else ""
+        if self.ENVIRONMENT == "production" and self.metrics_on_public_port and not token:
+            raise ValueError(
+                "ENVIRONMENT=production refuses to start: METRICS_ON_PUBLIC_PORT=true without METRICS_TOKEN "
+                "would serve /metrics to anyone who reaches the API"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _refuse_development_defaults_in_production(self) -> Self:
         if self.ENVIRONMENT != "production":
             return self
@@ -197,6 +224,16 @@ class Settings(BaseSettings):
     @property
     def docs_enabled(self) -> bool:
         return self.DOCS_ENABLED if self.DOCS_ENABLED is not None else self.ENVIRONMENT != "production"
+
+    @property
+    def metrics_on_public_port(self) -> bool:
+        """/metrics answers on the public port (METRICS_ON_PUBLIC_PORT), rather than on METRICS_PORT."""
+        return self.METRICS_ENABLED and self.METRICS_ON_PUBLIC_PORT
+
+    @property
+    def metrics_port(self) -> int | None:
+        """The port of the metrics listener, or None when there is none."""
+        return self.METRICS_PORT if self.METRICS_ENABLED and not self.METRICS_ON_PUBLIC_PORT else None
 
     @property
     def issuer(self) -> str:

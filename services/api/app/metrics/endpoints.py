@@ -1,6 +1,7 @@
 """`GET /metrics`: the Prometheus text exposition, left out of the OpenAPI schema.
 
-It is open unless METRICS_TOKEN is set; then it answers 401 to any request without
+Served on METRICS_PORT only (`listener`), or on the public port with METRICS_ON_PUBLIC_PORT. It is open
+unless METRICS_TOKEN is set; then it answers 401 to any request without
 `Authorization: Bearer <METRICS_TOKEN>`. METRICS_ENABLED=false removes the route altogether (404).
 """
 

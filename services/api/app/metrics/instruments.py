@@ -31,18 +31,24 @@ HTTP_REQUEST_DURATION = Histogram(
     buckets=LATENCY_BUCKETS,
 )
 
+# An unknown account, a wrong password and a deactivated account get the same answer (ASVS 6.3.8), and
+# the metrics must not tell them apart either: a scrape taken around one guess would otherwise say
+# whether the account exists, or (since deactivation is checked after the hash) that the password was
+# right. The reasons stay in the audit log, which only administrators read.
+INVALID_CREDENTIALS = "invalid_credentials"
+_CREDENTIAL_REFUSALS = frozenset({"unknown_account", "wrong_password", "inactive"})
+
 LOGIN_OUTCOMES = (
     "succeeded",
-    "unknown_account",
-    "wrong_password",
-    "inactive",
+    INVALID_CREDENTIALS,
     "unverified",
     "throttled",
     "reset_required",
 )
 LOGIN_ATTEMPTS = Counter(
     "pyauth_login_attempts",
-    "Password grants, by outcome: succeeded, or the reason of the refusal.",
+    "Password grants, by outcome: succeeded, or the reason of the refusal (invalid_credentials: unknown "
+    "account, wrong password or deactivated account, which are not told apart).",
     ["outcome"],
 )
 
@@ -75,8 +81,9 @@ for _outcome in REFRESH_OUTCOMES:
 
 
 def count_login(outcome: str) -> None:
-    """One password grant decided: `succeeded` or one of the refusal reasons in LOGIN_OUTCOMES."""
-    LOGIN_ATTEMPTS.labels(outcome).inc()
+    """One password grant decided: `succeeded` or a refusal reason. The reasons of an invalid-credentials
+    refusal (unknown_account, wrong_password, inactive) all count as `invalid_credentials`."""
+    LOGIN_ATTEMPTS.labels(INVALID_CREDENTIALS if outcome in _CREDENTIAL_REFUSALS else outcome).inc()
 
 
 def count_refresh(outcome: str) -> None:

@@ -2,6 +2,7 @@
 admin exists, and several workers starting together create exactly one."""
 
 import asyncio
+import logging
 
 import pytest
 from sqlalchemy import func, select, update
@@ -95,7 +96,36 @@ async def test_an_existing_account_is_promoted_only_with_its_own_password(
     [admin] = await _admins(sessionmaker)
     assert admin.email == email
     [event] = await _created_events(sessionmaker, admin)
-    assert event.details == {"promoted": True, "before": ["user"]}
+    # Its password proved it is the operator's; the audit row still says it was never verified.
+    assert event.details == {"promoted": True, "before": ["user"], "unverified": True}
+
+
+async def test_the_startup_log_does_not_invite_promoting_a_squatted_account(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    hasher: PasswordHasher,
+    clock: ManualClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An account under FIRST_ADMIN_EMAIL whose password is not FIRST_ADMIN_PASSWORD is what an address
+    squatter leaves: the error says so and shows the account, rather than suggesting `make admin`."""
+    email = unique_email("squatted")
+    async with sessionmaker() as db, db.begin():
+        squatter = await users_repository.insert_if_absent(
+            db, email, await hasher.hash("squatters-passphrase-77")
+        )
+        assert squatter is not None
+
+    with caplog.at_level(logging.ERROR, logger="pyauth.admin"):
+        await ensure_first_admin(sessionmaker, _settings(email), hasher, clock)
+
+    assert await _admins(sessionmaker) == []
+    [line] = [record.getMessage() for record in caplog.records if record.name == "pyauth.admin"]
+    assert "make admin" not in line
+    assert "grant it the role" not in line
+    assert f"user={squatter.id}" in line
+    assert "email NOT verified" in line
+    assert "may have been registered by someone else" in line
+    assert email not in line
 
 
 async def test_a_password_the_policy_refuses_stops_startup(

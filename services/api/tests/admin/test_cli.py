@@ -5,6 +5,7 @@ import asyncio
 import os
 import pty
 import sys
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -114,16 +115,20 @@ async def test_an_invalid_email_is_refused(settings: Settings) -> None:
     assert "invalid_email" in err
 
 
-async def test_an_existing_user_is_promoted_without_a_password(
+async def test_an_existing_verified_user_is_promoted_without_a_password(
     engine: AsyncEngine, settings: Settings
 ) -> None:
     email = live_email("cli-promote")
     async with engine.begin() as connection:
-        await connection.execute(insert(User).values(email=email, password_hash="$argon2id$unchanged"))
+        await connection.execute(
+            insert(User).values(email=email, password_hash="$argon2id$unchanged", is_verified=True)
+        )
 
     code, out, err = await _cli(settings, "create-admin", email, stdin=None)
     assert code == 0, err
-    assert out.startswith(f"admin role granted to the existing account {email}")
+    described, granted = out.splitlines()
+    assert described.startswith(f"existing account {email} (id ")
+    assert granted.startswith(f"admin role granted to the existing account {email}")
     user = await _user(engine, email)
     assert user is not None
     assert user.roles == ["user", "admin"]
@@ -135,6 +140,52 @@ async def test_an_existing_user_is_promoted_without_a_password(
     assert code == 0
     assert "already an admin; nothing changed" in out
     assert len(await _created_events(engine, user)) == 1
+
+
+async def test_an_unverified_account_is_not_promoted_and_is_shown_first(
+    engine: AsyncEngine, settings: Settings
+) -> None:
+    """Registration is open: an account under the address an operator means to promote may be an
+    attacker's. Its creation time and verification state are shown, and it is refused without --force."""
+    email = live_email("cli-squatted")
+    async with engine.begin() as connection:
+        await connection.execute(insert(User).values(email=email, password_hash="$argon2id$squatter"))
+    user = await _user(engine, email)
+    assert user is not None
+
+    code, out, err = await _cli(settings, "create-admin", email, stdin=None)
+
+    assert code == 1
+    created = user.created_at.astimezone(UTC).isoformat(timespec="seconds")
+    assert out.strip() == (
+        f"existing account {email} (id {user.id}): created {created}, email NOT verified, active"
+    )
+    assert "account_not_verified" in err
+    assert "FORCE=1" in err
+    refused = await _user(engine, email)
+    assert refused is not None
+    assert refused.roles == ["user"]
+    assert await _created_events(engine, refused) == []
+
+
+async def test_force_promotes_an_unverified_account_and_the_audit_row_says_so(
+    engine: AsyncEngine, settings: Settings
+) -> None:
+    email = live_email("cli-forced")
+    async with engine.begin() as connection:
+        await connection.execute(insert(User).values(email=email, password_hash="$argon2id$known"))
+
+    code, out, err = await _cli(settings, "create-admin", email, "--force", stdin=None)
+
+    assert code == 0, err
+    assert "email NOT verified" in out
+    assert "warning: --force" in out
+    assert f"admin role granted to the existing account {email}" in out
+    user = await _user(engine, email)
+    assert user is not None
+    assert user.roles == ["user", "admin"]
+    [event] = await _created_events(engine, user)
+    assert event.details == {"promoted": True, "before": ["user"], "unverified": True}
 
 
 async def test_a_missing_email_is_a_usage_error(settings: Settings) -> None:

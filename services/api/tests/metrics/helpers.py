@@ -3,9 +3,16 @@
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from app.core.config import Settings
+
+METRICS_PORT: int = Settings.model_fields["METRICS_PORT"].default
+METRICS_URL = f"http://testserver:{METRICS_PORT}/metrics"
+"""A scrape through httpx's ASGI transport, which puts the URL's port in `scope["server"]`, as uvicorn
+puts the port of the socket a connection arrived on: here, METRICS_PORT."""
+
 
 async def scrape(client: httpx.AsyncClient) -> str:
-    response = await client.get("/metrics")
+    response = await client.get(METRICS_URL)
     assert response.status_code == 200, response.text
     return response.text
 

@@ -14,6 +14,7 @@ import httpx
 
 from app.main import create_app
 from tests.conftest import make_settings
+from tests.metrics.helpers import METRICS_URL
 
 
 async def serve(requests: int, connections: int, scrape: bool, hold: bool) -> None:
@@ -28,7 +29,7 @@ async def serve(requests: int, connections: int, scrape: bool, hold: bool) -> No
                     await held.enter_async_context(app.state.engine.connect())
                 app.state.resource_gauges.publish()  # rather than wait for the next tick
                 if scrape:
-                    response = await client.get("/metrics")
+                    response = await client.get(METRICS_URL)
                     assert response.status_code == 200
                     sys.stdout.write(response.text)
                 if hold:
