@@ -80,10 +80,12 @@ async def _issue(
     ttl_seconds: int,
     now: datetime,
     retire_older: bool = False,
+    lock: bool = True,
 ) -> str:
     """A new token. The owner's row is locked first (and re-read), so a concurrent password change
     either ends this token or runs after it was issued."""
-    await repository.lock_owner(db, user.id)
+    if lock:
+        await repository.lock_owner(db, user.id)
     if retire_older:
         await repository.spend_all(db, user_id=user.id, purposes=(purpose,), now=now)
     token, token_hash = new_token()
@@ -115,7 +117,7 @@ async def _issue_after_cooldown(
     last = await repository.last_issued_at(db, user.id, purpose)
     if last is not None and now - last < timedelta(seconds=settings.MAIL_RECIPIENT_COOLDOWN_SECONDS):
         return None
-    return await _issue(db, user, purpose, email=user.email, ttl_seconds=ttl_seconds, now=now)
+    return await _issue(db, user, purpose, email=user.email, ttl_seconds=ttl_seconds, now=now, lock=False)
 
 
 def _refuse_unless_redeemable(found: AccountToken, user: User | None, now: datetime) -> User:
@@ -186,8 +188,29 @@ async def refuse_link(
     )
 
 
-async def send_verification(db: AsyncSession, user: User, *, settings: Settings, now: datetime) -> bool:
-    """Mail a verification link unless one went out within the cooldown; says whether it did."""
+async def send_verification(db: AsyncSession, user: User, *, settings: Settings, now: datetime) -> None:
+    """Mail the first verification link of a new account. Nobody else sees its row before the commit and
+    it has no earlier link, so neither the lock nor the cooldown is needed."""
+    token = await _issue(
+        db,
+        user,
+        TokenPurpose.VERIFY_EMAIL,
+        email=user.email,
+        ttl_seconds=settings.VERIFICATION_TOKEN_TTL_SECONDS,
+        now=now,
+        lock=False,
+    )
+    await _send(db, user.email, mails.verify_email(settings, token), now)
+
+
+async def request_verification(
+    db: AsyncSession, *, email: str, settings: Settings, now: datetime, client: ClientInfo
+) -> None:
+    """Mail a new verification link if an active, unverified account has this address and no link went
+    out within the cooldown. Says nothing."""
+    user = await _find_quietly(db, email)
+    if user is None or user.is_verified or not user.is_active:
+        return
     token = await _issue_after_cooldown(
         db,
         user,
@@ -196,27 +219,15 @@ async def send_verification(db: AsyncSession, user: User, *, settings: Settings,
         settings=settings,
         now=now,
     )
-    if token is None:
-        return False
-    await _send(db, user.email, mails.verify_email(settings, token), now)
-    return True
-
-
-async def request_verification(
-    db: AsyncSession, *, email: str, settings: Settings, now: datetime, client: ClientInfo
-) -> None:
-    """Mail a new verification link if an active, unverified account has this address. Says nothing."""
-    user = await _find_quietly(db, email)
-    if user is None or user.is_verified or not user.is_active:
-        return
-    mailed = await send_verification(db, user, settings=settings, now=now)
+    if token is not None:
+        await _send(db, user.email, mails.verify_email(settings, token), now)
     await record(
         db,
         AuditEvent.VERIFICATION_REQUESTED,
         now=now,
         user_id=user.id,
         client=client,
-        reason=None if mailed else "cooldown",
+        reason=None if token else "cooldown",
     )
 
 
@@ -326,6 +337,7 @@ async def request_email_change(
         email=user.email,
         ttl_seconds=settings.EMAIL_CHANGE_TOKEN_TTL_SECONDS,
         now=now,
+        lock=False,  # held since the token above
     )
     await _send(db, canonical, mails.confirm_email_change(settings, token), now)
     await _send(db, user.email, mails.email_change_requested(settings, canonical, cancel), now)
