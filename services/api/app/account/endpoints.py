@@ -1,28 +1,41 @@
 """HTTP interface of the account lifecycle: verification, forgot/reset password, email change.
 
-JSON endpoints for clients, and GET pages for the links in mails (they work without a frontend; point
-VERIFY_EMAIL_URL / RESET_PASSWORD_URL / CONFIRM_EMAIL_CHANGE_URL at your own pages to replace them).
+JSON endpoints for clients, and pages for the links in mails (they work without a frontend; point
+VERIFY_EMAIL_URL / RESET_PASSWORD_URL / CONFIRM_EMAIL_CHANGE_URL / CANCEL_EMAIL_CHANGE_URL at your own
+pages to replace them). A link's GET only shows a page with a button; the button's POST acts.
+
+Every refused link is rolled back (it stays unspent) and audited, the refusal committed on its own.
 """
 
 import asyncio
 import time
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Form, Query, status
 from fastapi.responses import HTMLResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.account import pages, service
-from app.account.schemas import Accepted, EmailChangeRequest, EmailRequest, PasswordReset, TokenConfirm
+from app.account.models import TokenPurpose
+from app.account.schemas import (
+    Accepted,
+    EmailChangeCancelled,
+    EmailChangeRequest,
+    EmailRequest,
+    PasswordReset,
+    TokenConfirm,
+)
 from app.auth.dependencies import CurrentAuth
 from app.core.config import Settings
 from app.core.database import SessionDep
-from app.core.dependencies import ClientDep, ClockDep, HasherDep, SettingsDep
+from app.core.dependencies import ClientDep, ClientInfo, ClockDep, HasherDep, SettingsDep
 from app.core.errors import GUARD_ERRORS, UNAVAILABLE, PyauthError, error_responses
 from app.ratelimit.dependencies import RateLimit
 from app.users.schemas import UserRead
 
 router = APIRouter(tags=["account"])
+T = TypeVar("T")
 
 VERIFICATION_SENT = Accepted(detail="If an unverified account uses this address, a new link is on its way.")
 RESET_SENT = Accepted(detail="If an account uses this address, a link to reset its password is on its way.")
@@ -39,6 +52,61 @@ async def _answer_no_sooner_than(db: AsyncSession, started: float, settings: Set
         await asyncio.sleep(remaining)
 
 
+async def _redeeming(
+    db: AsyncSession,
+    action: Callable[[], Awaitable[T]],
+    *,
+    token: str,
+    purpose: TokenPurpose,
+    clock: ClockDep,
+    client: ClientInfo,
+) -> T:
+    """Run a link's action; on refusal roll it back, audit the refusal, and raise the error on."""
+    try:
+        return await action()
+    except PyauthError as error:
+        await service.refuse_link(db, error, token=token, purpose=purpose, now=clock.now(), client=client)
+        raise
+
+
+async def _link_page(
+    db: AsyncSession,
+    *,
+    token: str,
+    purpose: TokenPurpose,
+    clock: ClockDep,
+    client: ClientInfo,
+    refused_title: str,
+    ok: Callable[[], HTMLResponse],
+) -> HTMLResponse:
+    """The GET of a mailed link: the page with the button if the link would work, else why not. Reads
+    only: a mail scanner's prefetch spends nothing."""
+    try:
+        await service.check_link(db, token=token, purpose=purpose, now=clock.now())
+    except PyauthError as error:
+        await service.refuse_link(db, error, token=token, purpose=purpose, now=clock.now(), client=client)
+        return pages.refused(refused_title, error)
+    return ok()
+
+
+async def _link_form(
+    db: AsyncSession,
+    action: Callable[[], Awaitable[HTMLResponse]],
+    *,
+    token: str,
+    purpose: TokenPurpose,
+    clock: ClockDep,
+    client: ClientInfo,
+    refused_title: str,
+) -> HTMLResponse:
+    """The POST of a link's button: act, or roll back, audit and say why not."""
+    try:
+        return await action()
+    except PyauthError as error:
+        await service.refuse_link(db, error, token=token, purpose=purpose, now=clock.now(), client=client)
+        return pages.refused(refused_title, error)
+
+
 @router.post(
     "/auth/verify/request",
     dependencies=[RateLimit("verification", "RATE_LIMIT_VERIFICATION")],
@@ -50,7 +118,8 @@ async def request_verification(
     body: EmailRequest, db: SessionDep, settings: SettingsDep, clock: ClockDep, client: ClientDep
 ) -> Accepted:
     """Mail a new verification link. The answer is the same, in content and time, whether or not the
-    account exists."""
+    account exists, and whether or not a link went out (none does within MAIL_RECIPIENT_COOLDOWN_SECONDS
+    of the last one)."""
     started = time.perf_counter()
     await service.request_verification(
         db, email=body.email, settings=settings, now=clock.now(), client=client
@@ -68,7 +137,14 @@ async def request_verification(
 async def confirm_verification(
     body: TokenConfirm, db: SessionDep, clock: ClockDep, client: ClientDep
 ) -> UserRead:
-    user = await service.confirm_verification(db, token=body.token, now=clock.now(), client=client)
+    user = await _redeeming(
+        db,
+        lambda: service.confirm_verification(db, token=body.token, now=clock.now(), client=client),
+        token=body.token,
+        purpose=TokenPurpose.VERIFY_EMAIL,
+        clock=clock,
+        client=client,
+    )
     return UserRead.model_validate(user)
 
 
@@ -81,11 +157,45 @@ async def confirm_verification(
 async def verify_link(
     db: SessionDep, clock: ClockDep, client: ClientDep, token: Annotated[str, Query(max_length=512)] = ""
 ) -> HTMLResponse:
-    try:
+    return await _link_page(
+        db,
+        token=token,
+        purpose=TokenPurpose.VERIFY_EMAIL,
+        clock=clock,
+        client=client,
+        refused_title="Email not verified",
+        ok=lambda: pages.confirm_button(
+            "Verify your email address",
+            "Press the button to confirm that this address is yours.",
+            action="/auth/verify/form",
+            token=token,
+            button="Verify my address",
+        ),
+    )
+
+
+@router.post(
+    "/auth/verify/form",
+    dependencies=[RateLimit("verification", "RATE_LIMIT_VERIFICATION")],
+    response_class=HTMLResponse,
+    include_in_schema=False,
+)
+async def verify_from_page(
+    db: SessionDep, clock: ClockDep, client: ClientDep, token: Annotated[str, Form(max_length=512)] = ""
+) -> HTMLResponse:
+    async def act() -> HTMLResponse:
         await service.confirm_verification(db, token=token, now=clock.now(), client=client)
-    except PyauthError as error:
-        return await pages.refused(db, "Email not verified", error)
-    return pages.message("Email verified", "Your email address is verified. You can close this page.")
+        return pages.message("Email verified", "Your email address is verified. You can close this page.")
+
+    return await _link_form(
+        db,
+        act,
+        token=token,
+        purpose=TokenPurpose.VERIFY_EMAIL,
+        clock=clock,
+        client=client,
+        refused_title="Email not verified",
+    )
 
 
 @router.post(
@@ -99,7 +209,8 @@ async def forgot_password(
     body: EmailRequest, db: SessionDep, settings: SettingsDep, clock: ClockDep, client: ClientDep
 ) -> Accepted:
     """Mail a password-reset link. The answer is the same, in content and time, whether or not the account
-    exists."""
+    exists, and whether or not a link went out (none does within MAIL_RECIPIENT_COOLDOWN_SECONDS of the
+    last one; that one stays valid)."""
     started = time.perf_counter()
     await service.forgot_password(db, email=body.email, settings=settings, now=clock.now(), client=client)
     await _answer_no_sooner_than(db, started, settings)
@@ -120,14 +231,22 @@ async def reset_password(
     clock: ClockDep,
     client: ClientDep,
 ) -> None:
-    """Set a new password with the mailed token. Every session of the account ends."""
-    await service.reset_password(
+    """Set a new password with the mailed token. Every session and every pending account token of the
+    account ends."""
+    await _redeeming(
         db,
+        lambda: service.reset_password(
+            db,
+            token=body.token,
+            new_password=body.new_password,
+            hasher=hasher,
+            settings=settings,
+            now=clock.now(),
+            client=client,
+        ),
         token=body.token,
-        new_password=body.new_password,
-        hasher=hasher,
-        settings=settings,
-        now=clock.now(),
+        purpose=TokenPurpose.RESET_PASSWORD,
+        clock=clock,
         client=client,
     )
 
@@ -152,7 +271,7 @@ async def reset_from_page(
     token: Annotated[str, Form(max_length=512)] = "",
     new_password: Annotated[str, Form(max_length=4096)] = "",
 ) -> HTMLResponse:
-    try:
+    async def act() -> HTMLResponse:
         await service.reset_password(
             db,
             token=token,
@@ -162,9 +281,17 @@ async def reset_from_page(
             now=clock.now(),
             client=client,
         )
-    except PyauthError as error:
-        return await pages.refused(db, "Password not changed", error)
-    return pages.message("Password changed", "Your password is changed and every session was signed out.")
+        return pages.message("Password changed", "Your password is changed and every session was signed out.")
+
+    return await _link_form(
+        db,
+        act,
+        token=token,
+        purpose=TokenPurpose.RESET_PASSWORD,
+        clock=clock,
+        client=client,
+        refused_title="Password not changed",
+    )
 
 
 @router.post(
@@ -183,7 +310,8 @@ async def request_email_change(
     clock: ClockDep,
     client: ClientDep,
 ) -> Accepted:
-    """Requires the current password. The new address takes effect when its confirmation link is used."""
+    """Requires the current password. The new address takes effect when its confirmation link is used;
+    the old address is told, with a link that cancels the change."""
     await service.request_email_change(
         db,
         user=auth.user,
@@ -206,8 +334,15 @@ async def request_email_change(
 async def confirm_email_change(
     body: TokenConfirm, db: SessionDep, settings: SettingsDep, clock: ClockDep, client: ClientDep
 ) -> UserRead:
-    user = await service.confirm_email_change(
-        db, token=body.token, settings=settings, now=clock.now(), client=client
+    user = await _redeeming(
+        db,
+        lambda: service.confirm_email_change(
+            db, token=body.token, settings=settings, now=clock.now(), client=client
+        ),
+        token=body.token,
+        purpose=TokenPurpose.CHANGE_EMAIL,
+        clock=clock,
+        client=client,
     )
     return UserRead.model_validate(user)
 
@@ -220,15 +355,135 @@ async def confirm_email_change(
 )
 async def confirm_email_link(
     db: SessionDep,
-    settings: SettingsDep,
     clock: ClockDep,
     client: ClientDep,
     token: Annotated[str, Query(max_length=512)] = "",
 ) -> HTMLResponse:
-    try:
+    return await _link_page(
+        db,
+        token=token,
+        purpose=TokenPurpose.CHANGE_EMAIL,
+        clock=clock,
+        client=client,
+        refused_title="Email not changed",
+        ok=lambda: pages.confirm_button(
+            "Confirm your new email address",
+            "Press the button to make this address the sign-in address of your account.",
+            action="/auth/email/confirm/form",
+            token=token,
+            button="Confirm the change",
+        ),
+    )
+
+
+@router.post(
+    "/auth/email/confirm/form",
+    dependencies=[RateLimit("verification", "RATE_LIMIT_VERIFICATION")],
+    response_class=HTMLResponse,
+    include_in_schema=False,
+)
+async def confirm_email_from_page(
+    db: SessionDep,
+    settings: SettingsDep,
+    clock: ClockDep,
+    client: ClientDep,
+    token: Annotated[str, Form(max_length=512)] = "",
+) -> HTMLResponse:
+    async def act() -> HTMLResponse:
         user = await service.confirm_email_change(
             db, token=token, settings=settings, now=clock.now(), client=client
         )
-    except PyauthError as error:
-        return await pages.refused(db, "Email not changed", error)
-    return pages.message("Email changed", f"Your sign-in address is now {user.email}.")
+        return pages.message("Email changed", f"Your sign-in address is now {user.email}.")
+
+    return await _link_form(
+        db,
+        act,
+        token=token,
+        purpose=TokenPurpose.CHANGE_EMAIL,
+        clock=clock,
+        client=client,
+        refused_title="Email not changed",
+    )
+
+
+CANCELLED_DETAIL = (
+    "Every pending change of your email address is cancelled. If you did not ask for the change, someone "
+    "knows your password: change it now."
+)
+
+
+@router.post(
+    "/auth/email/cancel",
+    dependencies=[RateLimit("verification", "RATE_LIMIT_VERIFICATION")],
+    response_model=EmailChangeCancelled,
+    responses=REQUEST_ERRORS,
+)
+async def cancel_email_change(
+    body: TokenConfirm, db: SessionDep, clock: ClockDep, client: ClientDep
+) -> EmailChangeCancelled:
+    """The link mailed to the old address: cancel every pending email change of the account."""
+    cancelled = await _redeeming(
+        db,
+        lambda: service.cancel_email_change(db, token=body.token, now=clock.now(), client=client),
+        token=body.token,
+        purpose=TokenPurpose.CANCEL_EMAIL_CHANGE,
+        clock=clock,
+        client=client,
+    )
+    return EmailChangeCancelled(pending_changes_cancelled=cancelled, detail=CANCELLED_DETAIL)
+
+
+@router.get(
+    "/auth/email/cancel",
+    dependencies=[RateLimit("verification", "RATE_LIMIT_VERIFICATION")],
+    response_class=HTMLResponse,
+    include_in_schema=False,
+)
+async def cancel_email_link(
+    db: SessionDep,
+    clock: ClockDep,
+    client: ClientDep,
+    token: Annotated[str, Query(max_length=512)] = "",
+) -> HTMLResponse:
+    return await _link_page(
+        db,
+        token=token,
+        purpose=TokenPurpose.CANCEL_EMAIL_CHANGE,
+        clock=clock,
+        client=client,
+        refused_title="Email change not cancelled",
+        ok=lambda: pages.confirm_button(
+            "Cancel the change of your email address",
+            "Press the button to cancel every pending change of your account's email address.",
+            action="/auth/email/cancel/form",
+            token=token,
+            button="Cancel the change",
+        ),
+    )
+
+
+@router.post(
+    "/auth/email/cancel/form",
+    dependencies=[RateLimit("verification", "RATE_LIMIT_VERIFICATION")],
+    response_class=HTMLResponse,
+    include_in_schema=False,
+)
+async def cancel_email_from_page(
+    db: SessionDep,
+    clock: ClockDep,
+    client: ClientDep,
+    token: Annotated[str, Form(max_length=512)] = "",
+) -> HTMLResponse:
+    async def act() -> HTMLResponse:
+        await service.cancel_email_change(db, token=token, now=clock.now(), client=client)
+        return pages.message("Email change cancelled", CANCELLED_DETAIL)
+
+    return await _link_form(
+        db,
+        act,
+        token=token,
+        purpose=TokenPurpose.CANCEL_EMAIL_CHANGE,
+        clock=clock,
+        client=client,
+        refused_title="Email change not cancelled",
+    )

@@ -72,14 +72,16 @@ def confirm_email_change(settings: Settings, token: str) -> Mail:
     )
 
 
-def email_change_requested(settings: Settings, new_email: str) -> Mail:
+def email_change_requested(settings: Settings, new_email: str, cancel_token: str) -> Mail:
     return Mail(
         kind="email_change_requested",
         subject=f"A change of your {settings.SERVICE_NAME} email address was requested",
         body=(
             f"Someone signed in to your account asked to change its email address to {new_email}.\n"
-            "The change takes effect only when the new address confirms it.\n"
-            "If this was not you, change your password now.\n"
+            "The change takes effect only when the new address confirms it.\n\n"
+            "If this was not you, cancel the change with this link, then change your password:\n\n"
+            f"{link(settings.CANCEL_EMAIL_CHANGE_URL, settings, cancel_token)}\n\n"
+            f"The link works once and expires in {_hours(settings.EMAIL_CHANGE_TOKEN_TTL_SECONDS)}.\n"
         ),
     )
 

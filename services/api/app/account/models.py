@@ -1,7 +1,7 @@
 """The `account_tokens` table: single-use tokens sent by email, stored only as a SHA-256 digest.
 
-`email` is the address the token was mailed to: a verification token only verifies that address, and an
-email-change token carries the new address it will set.
+`email` is the address the token was mailed to: a verification token only verifies that address, an
+email-change token carries the new address it will set, and a cancel token the old address it was sent to.
 """
 
 import enum
@@ -18,6 +18,14 @@ class TokenPurpose(enum.StrEnum):
     VERIFY_EMAIL = "verify_email"
     RESET_PASSWORD = "reset_password"  # noqa: S105 - a purpose label, not a secret
     CHANGE_EMAIL = "change_email"
+    # Mailed to the old address with the "change requested" warning: it only ever takes power away, so
+    # it outlives password changes and newer requests.
+    CANCEL_EMAIL_CHANGE = "cancel_email_change"
+
+
+# What a password change or reset, logout-all, deactivation or an administrator's reset ends: every token
+# that can grant something (ASVS 7.4.3).
+GRANTING_PURPOSES = (TokenPurpose.VERIFY_EMAIL, TokenPurpose.RESET_PASSWORD, TokenPurpose.CHANGE_EMAIL)
 
 
 class AccountToken(Base):

@@ -1,11 +1,13 @@
 """The few HTML pages pyauth serves itself, so that mailed links work without a frontend: verify an
-address, confirm an email change, and a plain form to choose a new password. No scripts, no external
-resources; every value is escaped."""
+address, confirm or cancel an email change, and a plain form to choose a new password. No scripts, no
+external resources; every value is escaped.
+
+A mailed link's GET only shows a page with a button; the button POSTs the token and only that acts, so a
+mail scanner that prefetches links spends nothing."""
 
 from html import escape
 
 from fastapi.responses import HTMLResponse
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import PyauthError
 
@@ -33,10 +35,20 @@ def message(title: str, text: str, status_code: int = 200) -> HTMLResponse:
     return page(title, f"<p>{escape(text)}</p>", status_code)
 
 
-async def refused(db: AsyncSession, title: str, error: PyauthError) -> HTMLResponse:
-    """A link that was refused: undo whatever the attempt wrote, so the link is not spent, and say why."""
-    await db.rollback()
+def refused(title: str, error: PyauthError) -> HTMLResponse:
+    """A refused link's page (the caller has rolled back and audited, with `service.refuse_link`)."""
     return message(title, error.detail, error.status_code)
+
+
+def confirm_button(title: str, text: str, *, action: str, token: str, button: str) -> HTMLResponse:
+    """The page a mailed link opens: what the button will do, and a form that POSTs the token."""
+    return page(
+        title,
+        f"<p>{escape(text)}</p>"
+        f'<form method=post action="{escape(action, quote=True)}">'
+        f'<input type=hidden name=token value="{escape(token, quote=True)}">'
+        f"<p><button type=submit>{escape(button)}</button></p></form>",
+    )
 
 
 def reset_form(token: str) -> HTMLResponse:

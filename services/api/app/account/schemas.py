@@ -28,3 +28,9 @@ class Accepted(BaseModel):
 
     status: str = "accepted"
     detail: str
+
+
+class EmailChangeCancelled(BaseModel):
+    status: str = "cancelled"
+    pending_changes_cancelled: int
+    detail: str

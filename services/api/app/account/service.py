@@ -2,8 +2,17 @@
 records an audit event.
 
 - Verification: a token mailed at registration (and on request) marks the address verified.
-- Forgot / reset: the answer never says whether the account exists; a reset ends every session.
-- Email change: needs the current password; takes effect only when the new address confirms.
+- Forgot / reset: the answer never says whether the account exists; a reset ends every session and every
+  pending account token.
+- Email change: needs the current password; takes effect only when the new address confirms; the old
+  address is warned and gets a link that cancels every pending change.
+
+Mailed links never act on GET (mail scanners prefetch them): `check_link` only reads, for the page that
+holds the button; the POST redeems.
+
+Forgot-password and verification mails have a per-account cooldown (MAIL_RECIPIENT_COOLDOWN_SECONDS): a
+repeated request within it issues no link and sends no mail, and a newer link never retires an older one,
+so nobody can flood an inbox or keep cancelling the owner's link by asking again.
 """
 
 import logging
@@ -13,7 +22,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.account import mails, repository
-from app.account.models import AccountToken, TokenPurpose
+from app.account.models import GRANTING_PURPOSES, AccountToken, TokenPurpose
+from app.account.pending import end_pending_tokens
 from app.audit.events import AuditEvent
 from app.audit.service import record
 from app.auth import repository as auth_repository
@@ -28,7 +38,7 @@ from app.ratelimit import service as ratelimit
 from app.users import repository as user_repository
 from app.users.emails import canonicalize_email
 from app.users.models import User
-from app.users.service import EmailAlreadyRegistered, confirm_current_password
+from app.users.service import EmailAlreadyRegistered, InvalidCurrentPassword, confirm_current_password
 
 log = logging.getLogger("pyauth.account")
 
@@ -42,7 +52,7 @@ class TokenInvalid(PyauthError):
 class TokenUsed(PyauthError):
     status_code = 400
     code = "token_used"
-    message = "The link was already used. Ask for a new one."
+    message = "The link was already used, or a later change to the account ended it. Ask for a new one."
 
 
 class TokenExpired(PyauthError):
@@ -51,14 +61,33 @@ class TokenExpired(PyauthError):
     message = "The link has expired. Ask for a new one."
 
 
+class TokenSuperseded(PyauthError):
+    status_code = 400
+    code = "token_superseded"
+    message = "The password of the account was changed after this link was sent. Ask for a new one."
+
+
 async def _send(db: AsyncSession, to: str, mail: mails.Mail, now: datetime) -> None:
     await enqueue(db, to=to, subject=mail.subject, body=mail.body, now=now, kind=mail.kind)
 
 
 async def _issue(
-    db: AsyncSession, user: User, purpose: TokenPurpose, *, email: str, ttl_seconds: int, now: datetime
+    db: AsyncSession,
+    user: User,
+    purpose: TokenPurpose,
+    *,
+    email: str,
+    ttl_seconds: int,
+    now: datetime,
+    retire_older: bool = False,
+    lock: bool = True,
 ) -> str:
-    await repository.spend_all(db, user_id=user.id, purpose=purpose, now=now)
+    """A new token. The owner's row is locked first (and re-read), so a concurrent password change
+    either ends this token or runs after it was issued."""
+    if lock:
+        await repository.lock_owner(db, user.id)
+    if retire_older:
+        await repository.spend_all(db, user_id=user.id, purposes=(purpose,), now=now)
     token, token_hash = new_token()
     await repository.add(
         db,
@@ -72,24 +101,96 @@ async def _issue(
     return token
 
 
-async def _redeem(
-    db: AsyncSession, token: str, purpose: TokenPurpose, now: datetime
-) -> tuple[AccountToken, User]:
-    found = await repository.claim(db, digest(token), purpose)
-    if found is None:
-        raise TokenInvalid()
+async def _issue_after_cooldown(
+    db: AsyncSession,
+    user: User,
+    purpose: TokenPurpose,
+    *,
+    ttl_seconds: int,
+    settings: Settings,
+    now: datetime,
+) -> str | None:
+    """A new token for the user's address, or None when one of this purpose was issued less than
+    MAIL_RECIPIENT_COOLDOWN_SECONDS ago. Under the owner's row lock, so that two concurrent requests
+    cannot both pass. Older tokens stay valid: asking again never cancels the link the owner holds."""
+    await repository.lock_owner(db, user.id)
+    last = await repository.last_issued_at(db, user.id, purpose)
+    if last is not None and now - last < timedelta(seconds=settings.MAIL_RECIPIENT_COOLDOWN_SECONDS):
+        return None
+    return await _issue(db, user, purpose, email=user.email, ttl_seconds=ttl_seconds, now=now, lock=False)
+
+
+def _refuse_unless_redeemable(found: AccountToken, user: User | None, now: datetime) -> User:
     if found.used_at is not None:
         raise TokenUsed()
     if found.expires_at <= now:
         raise TokenExpired()
-    user = await user_repository.get_by_id(db, found.user_id)
     if user is None or not user.is_active:
         raise TokenInvalid()
+    if (
+        found.purpose in GRANTING_PURPOSES
+        and user.password_changed_at is not None
+        and found.created_at < user.password_changed_at
+    ):
+        raise TokenSuperseded()
+    return user
+
+
+async def check_link(db: AsyncSession, *, token: str, purpose: TokenPurpose, now: datetime) -> None:
+    """Raise what redeeming the token would raise first, without writing anything: for the GET page."""
+    found = await repository.find(db, digest(token), purpose)
+    if found is None:
+        raise TokenInvalid()
+    _refuse_unless_redeemable(found, await user_repository.get_by_id(db, found.user_id), now)
+
+
+async def _redeem(
+    db: AsyncSession, token: str, purpose: TokenPurpose, now: datetime
+) -> tuple[AccountToken, User]:
+    token_hash = digest(token)
+    seen = await repository.find(db, token_hash, purpose)
+    if seen is None:
+        raise TokenInvalid()
+    user = await repository.lock_owner(db, seen.user_id)  # the owner first: see repository's lock order
+    found = await repository.claim(db, token_hash, purpose)
+    if found is None:
+        raise TokenInvalid()
+    user = _refuse_unless_redeemable(found, user, now)
     found.used_at = now
     return found, user
 
 
+async def refuse_link(
+    db: AsyncSession,
+    error: PyauthError,
+    *,
+    token: str,
+    purpose: TokenPurpose,
+    now: datetime,
+    client: ClientInfo,
+) -> None:
+    """A link was refused: undo whatever the attempt wrote, so the link is not spent, then record the
+    refusal and commit it, as login failures are (ASVS 16.3). The caller then answers with the error."""
+    await db.rollback()
+    found = await repository.find(db, digest(token)) if token else None
+    await record(
+        db,
+        AuditEvent.ACCOUNT_LINK_REFUSED,
+        now=now,
+        user_id=found.user_id if found else None,
+        client=client,
+        reason=error.code,
+        details={"purpose": purpose.value},
+    )
+    await db.commit()
+    log.info(
+        "link refused: %s purpose=%s user=%s", error.code, purpose.value, found.user_id if found else "-"
+    )
+
+
 async def send_verification(db: AsyncSession, user: User, *, settings: Settings, now: datetime) -> None:
+    """Mail the first verification link of a new account. Nobody else sees its row before the commit and
+    it has no earlier link, so neither the lock nor the cooldown is needed."""
     token = await _issue(
         db,
         user,
@@ -97,6 +198,7 @@ async def send_verification(db: AsyncSession, user: User, *, settings: Settings,
         email=user.email,
         ttl_seconds=settings.VERIFICATION_TOKEN_TTL_SECONDS,
         now=now,
+        lock=False,
     )
     await _send(db, user.email, mails.verify_email(settings, token), now)
 
@@ -104,12 +206,29 @@ async def send_verification(db: AsyncSession, user: User, *, settings: Settings,
 async def request_verification(
     db: AsyncSession, *, email: str, settings: Settings, now: datetime, client: ClientInfo
 ) -> None:
-    """Mail a new verification link if an active, unverified account has this address. Says nothing."""
+    """Mail a new verification link if an active, unverified account has this address and no link went
+    out within the cooldown. Says nothing."""
     user = await _find_quietly(db, email)
     if user is None or user.is_verified or not user.is_active:
         return
-    await send_verification(db, user, settings=settings, now=now)
-    await record(db, AuditEvent.VERIFICATION_REQUESTED, now=now, user_id=user.id, client=client)
+    token = await _issue_after_cooldown(
+        db,
+        user,
+        TokenPurpose.VERIFY_EMAIL,
+        ttl_seconds=settings.VERIFICATION_TOKEN_TTL_SECONDS,
+        settings=settings,
+        now=now,
+    )
+    if token is not None:
+        await _send(db, user.email, mails.verify_email(settings, token), now)
+    await record(
+        db,
+        AuditEvent.VERIFICATION_REQUESTED,
+        now=now,
+        user_id=user.id,
+        client=client,
+        reason=None if token else "cooldown",
+    )
 
 
 async def confirm_verification(db: AsyncSession, *, token: str, now: datetime, client: ClientInfo) -> User:
@@ -117,6 +236,7 @@ async def confirm_verification(db: AsyncSession, *, token: str, now: datetime, c
     if found.email != user.email:
         raise TokenInvalid()  # the address changed since the link was sent
     user.is_verified = True
+    await repository.spend_all(db, user_id=user.id, purposes=(TokenPurpose.VERIFY_EMAIL,), now=now)
     await db.flush()
     await record(db, AuditEvent.EMAIL_VERIFIED, now=now, user_id=user.id, client=client)
     log.info("email verified user=%s", user.id)
@@ -129,16 +249,24 @@ async def forgot_password(
     user = await _find_quietly(db, email)
     if user is None or not user.is_active:
         return
-    token = await _issue(
+    token = await _issue_after_cooldown(
         db,
         user,
         TokenPurpose.RESET_PASSWORD,
-        email=user.email,
         ttl_seconds=settings.RESET_TOKEN_TTL_SECONDS,
+        settings=settings,
         now=now,
     )
-    await _send(db, user.email, mails.reset_password(settings, token), now)
-    await record(db, AuditEvent.PASSWORD_RESET_REQUESTED, now=now, user_id=user.id, client=client)
+    if token is not None:
+        await _send(db, user.email, mails.reset_password(settings, token), now)
+    await record(
+        db,
+        AuditEvent.PASSWORD_RESET_REQUESTED,
+        now=now,
+        user_id=user.id,
+        client=client,
+        reason=None if token else "cooldown",
+    )
 
 
 async def reset_password(
@@ -159,7 +287,7 @@ async def reset_password(
     await user_repository.set_password_hash(db, user.id, await hasher.hash(password))
     # Opening the mailed link proves the address, so a reset also verifies it.
     user.is_verified = True
-    await repository.spend_all(db, user_id=user.id, purpose=TokenPurpose.RESET_PASSWORD, now=now)
+    tokens_ended = await end_pending_tokens(db, user.id, now=now, password_changed=True)
     await ratelimit.clear_failures(db, user.email)
     ended = await auth_repository.revoke_sessions(db, user_id=user.id, now=now, reason="password_reset")
     await _send(db, user.email, mails.password_changed(settings), now)
@@ -169,7 +297,7 @@ async def reset_password(
         now=now,
         user_id=user.id,
         client=client,
-        details={"sessions_ended": ended},
+        details={"sessions_ended": ended, "pending_links_ended": tokens_ended},
     )
     log.info("password reset user=%s sessions_ended=%d", user.id, ended)
 
@@ -186,6 +314,7 @@ async def request_email_change(
     client: ClientInfo,
 ) -> None:
     await confirm_current_password(user, current_password, hasher=hasher, settings=settings)
+    checked_hash = user.password_hash
     canonical = canonicalize_email(new_email)
     if canonical == user.email or await user_repository.get_by_email(db, canonical) is not None:
         raise EmailAlreadyRegistered()
@@ -196,9 +325,22 @@ async def request_email_change(
         email=canonical,
         ttl_seconds=settings.EMAIL_CHANGE_TOKEN_TTL_SECONDS,
         now=now,
+        retire_older=True,
+    )
+    # _issue re-read the user under its lock: a password changed meanwhile makes the check above stale.
+    if user.password_hash != checked_hash or not user.is_active:
+        raise InvalidCurrentPassword()
+    cancel = await _issue(
+        db,
+        user,
+        TokenPurpose.CANCEL_EMAIL_CHANGE,
+        email=user.email,
+        ttl_seconds=settings.EMAIL_CHANGE_TOKEN_TTL_SECONDS,
+        now=now,
+        lock=False,  # held since the token above
     )
     await _send(db, canonical, mails.confirm_email_change(settings, token), now)
-    await _send(db, user.email, mails.email_change_requested(settings, canonical), now)
+    await _send(db, user.email, mails.email_change_requested(settings, canonical, cancel), now)
     await record(db, AuditEvent.EMAIL_CHANGE_REQUESTED, now=now, user_id=user.id, client=client)
 
 
@@ -216,12 +358,31 @@ async def confirm_email_change(
     except IntegrityError:
         raise EmailAlreadyRegistered() from None  # taken by a registration since the check above
     # Links sent to the old address must not verify or reset anything any more.
-    for purpose in (TokenPurpose.VERIFY_EMAIL, TokenPurpose.RESET_PASSWORD):
-        await repository.spend_all(db, user_id=user.id, purpose=purpose, now=now)
+    await repository.spend_all(
+        db, user_id=user.id, purposes=(TokenPurpose.VERIFY_EMAIL, TokenPurpose.RESET_PASSWORD), now=now
+    )
     await _send(db, old_email, mails.email_changed(settings, user.email), now)
     await record(db, AuditEvent.EMAIL_CHANGED, now=now, user_id=user.id, client=client)
     log.info("email changed user=%s", user.id)
     return user
+
+
+async def cancel_email_change(db: AsyncSession, *, token: str, now: datetime, client: ClientInfo) -> int:
+    """The old address's link: end every pending email change of the account. Returns how many."""
+    _, user = await _redeem(db, token, TokenPurpose.CANCEL_EMAIL_CHANGE, now)
+    cancelled = await repository.spend_all(
+        db, user_id=user.id, purposes=(TokenPurpose.CHANGE_EMAIL,), now=now
+    )
+    await record(
+        db,
+        AuditEvent.EMAIL_CHANGE_CANCELLED,
+        now=now,
+        user_id=user.id,
+        client=client,
+        details={"pending_changes_cancelled": cancelled},
+    )
+    log.info("email change cancelled user=%s pending=%d", user.id, cancelled)
+    return cancelled
 
 
 async def _find_quietly(db: AsyncSession, email: str) -> User | None:

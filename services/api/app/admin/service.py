@@ -22,6 +22,7 @@ from typing import Final
 from sqlalchemy import ColumnElement, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.account.pending import end_pending_tokens
 from app.admin.dependencies import AdminRequired
 from app.audit import service as audit
 from app.audit.events import AuditEvent
@@ -141,7 +142,7 @@ def escape_like(value: str) -> str:
 
 
 async def set_active(db: AsyncSession, action: AdminAction, user_id: uuid.UUID, *, active: bool) -> User:
-    """Activate or deactivate. Deactivation ends every session of the user at once."""
+    """Activate or deactivate. Deactivation ends every session and pending account token of the user."""
     if not active and user_id == action.admin.user.id:
         raise CannotDeactivateSelf()
     target = await _begin(db, action, user_id)
@@ -157,6 +158,7 @@ async def set_active(db: AsyncSession, action: AdminAction, user_id: uuid.UUID, 
         details["sessions_ended"] = await auth_repository.revoke_sessions(
             db, user_id=target.id, now=action.now, reason=DEACTIVATED_REASON
         )
+        details["pending_links_ended"] = await end_pending_tokens(db, target.id, now=action.now)
     await _record(db, action, event, target.id, details)
     log.info("admin=%s %s user=%s", action.admin.user.id, event, target.id)
     return target
@@ -192,12 +194,20 @@ async def delete_user(db: AsyncSession, action: AdminAction, user_id: uuid.UUID)
 
 
 async def end_sessions(db: AsyncSession, action: AdminAction, user_id: uuid.UUID) -> int:
-    """End every session of the user; returns how many were live."""
+    """End every session and every pending account token of the user (an administrator's reset of a
+    possibly taken-over account); returns how many sessions were live."""
     target = await _begin(db, action, user_id)
     ended = await auth_repository.revoke_sessions(
         db, user_id=target.id, now=action.now, reason=REVOKED_BY_ADMIN_REASON
     )
-    await _record(db, action, AuditEvent.ADMIN_SESSIONS_ENDED, target.id, {"sessions_ended": ended})
+    tokens_ended = await end_pending_tokens(db, target.id, now=action.now)
+    await _record(
+        db,
+        action,
+        AuditEvent.ADMIN_SESSIONS_ENDED,
+        target.id,
+        {"sessions_ended": ended, "pending_links_ended": tokens_ended},
+    )
     log.info("admin=%s ended %d sessions of user=%s", action.admin.user.id, ended, target.id)
     return ended
 

@@ -24,6 +24,8 @@ class AuditEvent(StrEnum):
     EMAIL_VERIFIED = "email.verified"
     EMAIL_CHANGE_REQUESTED = "email.change_requested"
     EMAIL_CHANGED = "email.changed"
+    EMAIL_CHANGE_CANCELLED = "email.change_cancelled"
+    ACCOUNT_LINK_REFUSED = "account.link_refused"
     ADMIN_USER_ACTIVATED = "admin.user_activated"
     ADMIN_USER_DEACTIVATED = "admin.user_deactivated"
     ADMIN_ROLES_CHANGED = "admin.roles_changed"

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Response, status
 
 from app.account import service as account_service
+from app.account.pending import end_pending_tokens
 from app.audit.events import AuditEvent
 from app.audit.service import record
 from app.auth import repository, service
@@ -212,7 +213,8 @@ async def logout(auth: CurrentAuth, db: SessionDep, clock: ClockDep, client: Cli
 
 @router.post("/logout-all", status_code=204, responses=error_responses(*GUARD_ERRORS, 401, UNAVAILABLE))
 async def logout_all(auth: CurrentAuth, db: SessionDep, clock: ClockDep, client: ClientDep) -> Response:
-    """End every session of the user, this one included."""
+    """End every session of the user, this one included, and every pending account token."""
+    await end_pending_tokens(db, auth.user.id, now=clock.now())
     await service.end_sessions(
         db,
         user_id=auth.user.id,

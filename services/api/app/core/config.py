@@ -95,6 +95,17 @@ class Settings(BaseSettings):
     )
     RESET_PASSWORD_URL: str = Field("{base}/auth/password/reset?token={token}")
     CONFIRM_EMAIL_CHANGE_URL: str = Field("{base}/auth/email/confirm?token={token}")
+    CANCEL_EMAIL_CHANGE_URL: str = Field(
+        "{base}/auth/email/cancel?token={token}",
+        description="Link in the warning mailed to the old address; it cancels every pending email change.",
+    )
+    MAIL_RECIPIENT_COOLDOWN_SECONDS: int = Field(
+        300,
+        ge=0,
+        le=24 * 3600,
+        description="Forgot-password and verification requests within this time of the last link of the"
+        " same kind mail nothing and issue no new link; the earlier link stays valid. 0: off.",
+    )
 
     # Outgoing mail: the outbox worker's backend, the SMTP server it delivers to, and its retry schedule
     MAIL_BACKEND: Literal["console", "smtp"] = Field(

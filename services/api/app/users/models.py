@@ -1,8 +1,9 @@
 """The `users` table. `email` holds the canonical form and is unique, so one address is one account."""
 
 import uuid
+from datetime import datetime
 
-from sqlalchemy import Boolean, CheckConstraint, String, Uuid, text
+from sqlalchemy import Boolean, CheckConstraint, DateTime, String, Uuid, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -27,6 +28,8 @@ class User(Timestamps, Base):
     roles: Mapped[list[str]] = mapped_column(
         ARRAY(String(32)), nullable=False, default=lambda: ["user"], server_default=text("'{user}'")
     )
+    # The last password change or reset (None: never). Mailed account tokens created before it are refused.
+    password_changed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     # Fetch server-set values (updated_at) with RETURNING, so a flushed user can be serialised at once.
     __mapper_args__ = {"eager_defaults": True}  # noqa: RUF012 - SQLAlchemy's declarative attribute

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.account.pending import end_pending_tokens
 from app.audit.events import AuditEvent
 from app.audit.service import record
 from app.auth import repository as auth_repository
@@ -83,6 +84,7 @@ async def change_password(
     await confirm_current_password(user, current_password, hasher=hasher, settings=settings)
     password = check_new_password(new_password, settings=settings, email=user.email)
     await repository.set_password_hash(db, user.id, await hasher.hash(password))
+    await end_pending_tokens(db, user.id, now=now, password_changed=True)
     ended = await auth_repository.revoke_sessions(
         db, user_id=user.id, now=now, reason="password_changed", except_session_id=current_session_id
     )

@@ -128,7 +128,7 @@ async def test_deactivation_ends_every_session_at_once(
     [row] = await audit_rows(db_session, user.id, "admin.user_deactivated")
     assert row.actor_id == admin.id
     assert row.session_id is not None
-    assert row.details == {"was_active": True, "sessions_ended": 2}
+    assert row.details == {"was_active": True, "sessions_ended": 2, "pending_links_ended": 1}
 
 
 async def test_activation_lets_the_user_log_in_again(
@@ -307,7 +307,7 @@ async def test_admins_end_all_of_a_users_sessions(
 
     [row] = await audit_rows(db_session, user.id, "admin.sessions_ended")
     assert (row.actor_id, row.user_id) == (admin.id, user.id)
-    assert row.details == {"sessions_ended": 2}
+    assert row.details == {"sessions_ended": 2, "pending_links_ended": 1}  # the verification link
 
 
 async def test_admin_audit_rows_record_the_admins_client(
