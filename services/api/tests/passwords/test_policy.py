@@ -38,7 +38,7 @@ def check(password: str, email: str | None = None, **overrides: Any) -> str:
 
 
 # The length tests use repetitive text, which the estimate would refuse first: they turn it off.
-NO_ESTIMATE = {"PASSWORD_MIN_SCORE": 0}
+NO_ESTIMATE: dict[str, Any] = {"PASSWORD_MIN_SCORE": 0}
 
 
 @pytest.mark.parametrize(
