@@ -3,6 +3,7 @@ zxcvbn's minimum score. The range API check has its own module (`test_pwned.py`)
 
 import secrets
 import string
+import time
 import unicodedata
 from importlib import resources
 from typing import Any
@@ -11,7 +12,7 @@ import pytest
 from zxcvbn.frequency_lists import FREQUENCY_LISTS
 
 from app.core.errors import PyauthError
-from app.passwords import policy
+from app.passwords import policy, strength
 from app.passwords.policy import (
     BREACHED_PASSWORDS_FILE,
     PasswordContainsContext,
@@ -294,3 +295,15 @@ async def test_the_full_check_refuses_what_the_local_check_refuses() -> None:
     with pytest.raises(PasswordTooGuessable):
         await check_new_password("monkeymonkeymonkey", settings=make_settings(), email=None)
     assert await check_new_password(GOOD_PASSWORD, settings=make_settings(), email=None) == GOOD_PASSWORD
+
+
+@pytest.mark.parametrize("length", [64, 128])
+def test_the_estimate_is_bounded_on_long_symbol_dense_input(length: int) -> None:
+    # Given whole, zxcvbn spends seconds on this: its l33t matcher tries every combination of substitutions
+    # of twenty distinct digits and symbols. The window it is given keeps that bounded.
+    password = ("!$%(+0123456789<@[{|" * 7)[:length]
+    assert len(strength.estimator_window(password)) <= strength.WINDOW
+    started = time.perf_counter()
+    with pytest.raises(PasswordTooGuessable):
+        check(password)
+    assert time.perf_counter() - started < 1.0
