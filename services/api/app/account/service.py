@@ -283,7 +283,7 @@ async def reset_password(
     found, user = await _redeem(db, token, TokenPurpose.RESET_PASSWORD, now)
     if found.email != user.email:
         raise TokenInvalid()
-    password = check_new_password(new_password, settings=settings, email=user.email)
+    password = await check_new_password(new_password, settings=settings, email=user.email)
     await user_repository.set_password_hash(db, user.id, await hasher.hash(password))
     # Opening the mailed link proves the address, so a reset also verifies it.
     user.is_verified = True

@@ -44,7 +44,7 @@ async def ensure_first_admin(
     async with sessionmaker() as db:
         if await service.any_admin_exists(db):
             return
-    email, password = _validated(*configured, settings=settings)
+    email, password = await _validated(*configured, settings=settings)
     # Hashed before the lock is taken, so that starting workers do not queue behind a hash.
     password_hash = await hasher.hash(password)
     async with sessionmaker() as db, db.begin():
@@ -62,13 +62,13 @@ def _configured(settings: Settings) -> tuple[str, str] | None:
     return (email, password) if email and password else None
 
 
-def _validated(raw_email: str, password: str, *, settings: Settings) -> tuple[str, str]:
+async def _validated(raw_email: str, password: str, *, settings: Settings) -> tuple[str, str]:
     """The canonical email and the NFC password. An invalid setting is the operator's mistake and stops
     startup: the first admin they asked for would otherwise silently not exist. Only the code of the
     refusal is reported, never the value."""
     try:
         email = canonicalize_email(raw_email)
-        return email, check_new_password(password, settings=settings, email=email)
+        return email, await check_new_password(password, settings=settings, email=email)
     except PyauthError as exc:
         setting = "FIRST_ADMIN_EMAIL" if exc.code == "invalid_email" else "FIRST_ADMIN_PASSWORD"
         message = f"{setting} refused ({exc.code}): {exc.detail}"

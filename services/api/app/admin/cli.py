@@ -105,7 +105,9 @@ async def create_admin(
             existing = await users_repository.get_by_email(db, email)
         password_hash: str | None = None
         if existing is None:
-            password = check_new_password(read_password(stdin, settings), settings=settings, email=email)
+            password = await check_new_password(
+                read_password(stdin, settings), settings=settings, email=email
+            )
             hasher = PasswordHasher(settings)
             password_hash = await hasher.hash(password)
         async with sessionmaker() as db, db.begin():

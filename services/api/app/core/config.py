@@ -61,6 +61,16 @@ class Settings(BaseSettings):
     # Passwords (NIST SP 800-63B-4; OWASP Password Storage cheat sheet)
     PASSWORD_MIN_LENGTH: int = Field(15, ge=8, le=64)
     PASSWORD_MAX_LENGTH: int = Field(128, ge=64, le=1024, description="Code points after NFC.")
+    PASSWORD_MIN_SCORE: int = Field(
+        4, ge=0, le=4, description="zxcvbn score (0-4) a new password must reach; 0 turns the estimate off."
+    )
+    # Have I Been Pwned's range API (k-anonymity: only the first 5 hex digits of the SHA-1 leave pyauth)
+    HIBP_ENABLED: bool = Field(False, description="Also refuse passwords that the range API knows.")
+    HIBP_API_URL: str = Field("https://api.pwnedpasswords.com", description="GET {url}/range/{prefix}.")
+    HIBP_TIMEOUT_SECONDS: float = Field(
+        2.0, gt=0, le=30, description="Whole-call bound; on timeout or error the check is skipped."
+    )
+    HIBP_MIN_COUNT: int = Field(1, ge=1, description="Refuse when breaches hold the password this often.")
     ARGON2_MEMORY_KIB: int = Field(19456, ge=19456, description="OWASP minimum: 19 MiB.")
     ARGON2_TIME_COST: int = Field(2, ge=2)
     ARGON2_PARALLELISM: int = Field(1, ge=1)

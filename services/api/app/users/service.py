@@ -40,7 +40,7 @@ async def register(
 ) -> User:
     refuse_oversized(password, settings)
     canonical = canonicalize_email(email)
-    password = check_new_password(password, settings=settings, email=canonical)
+    password = await check_new_password(password, settings=settings, email=canonical)
     # Hash before touching the database: no pooled connection is held while the hash runs, and a taken
     # email answers no faster than a free one. The unique index decides, also under a race.
     password_hash = await hasher.hash(password)
@@ -82,7 +82,7 @@ async def change_password(
 ) -> int:
     """Returns how many other sessions were ended."""
     await confirm_current_password(user, current_password, hasher=hasher, settings=settings)
-    password = check_new_password(new_password, settings=settings, email=user.email)
+    password = await check_new_password(new_password, settings=settings, email=user.email)
     await repository.set_password_hash(db, user.id, await hasher.hash(password))
     await end_pending_tokens(db, user.id, now=now, password_changed=True)
     ended = await auth_repository.revoke_sessions(

@@ -79,6 +79,24 @@ async def test_password_policy_refusals_have_their_own_codes(
     assert response.json()["error"] == code
 
 
+@pytest.mark.parametrize(
+    ("password", "code"),
+    [
+        ("football1234567890", "password_too_guessable"),  # a common word and a run of digits
+        ("qazwsxedcrfvtgbyhn", "password_too_guessable"),  # a keyboard walk
+        ("monkeymonkeymonkey", "password_too_guessable"),  # a repeated word
+        ("momsanaladventure", "password_too_common"),  # breached, in no list of most common ones
+    ],
+)
+async def test_registration_names_why_a_password_is_refused(
+    client: httpx.AsyncClient, password: str, code: str
+) -> None:
+    response = await register(client, unique_email(), password)
+    assert response.status_code == 422
+    assert response.json()["error"] == code
+    assert password not in response.text
+
+
 async def test_the_email_local_part_is_refused_in_the_password(client: httpx.AsyncClient) -> None:
     email = unique_email("marjorie")
     response = await register(client, email, f"{email.split('@')[0]}-and-more-words")
