@@ -732,6 +732,23 @@ def concurrency(ctx: Context) -> Outcome:
     right_password = api.login(victim.email, victim.password)
     free_attempts = int(ctx.settings["login_free_attempts"])
     max_failures = int(ctx.settings["login_max_failures"])
+    # LOGIN_MAX_FAILURES reached: a client the account has not seen is refused even with the password;
+    # the owner's client, presenting the device token of its earlier login (where the API hands them
+    # out), is not.
+    outcome.expect(
+        right_password.status in (400, 429) and not right_password.issued_token,
+        f"after {max_failures} failures an unknown client with the right password got "
+        f"{right_password.status} {right_password.field('error') or ''}, not a refusal",
+    )
+    known_device = (
+        api.login(victim.email, victim.password, device_token=victim.device_token)
+        if victim.device_token
+        else None
+    )
+    outcome.expect(
+        known_device is None or known_device.issued_token,
+        f"the owner's device token did not get tokens: {known_device and known_device.status}",
+    )
     outcome.figures += [
         f"50 parallel registrations of one email: {show(registrations)}; accounts with it: {accounts}",
         f"20 parallel refreshes of one token: {show(tally(refreshes))}; live tokens in the family "
@@ -739,7 +756,9 @@ def concurrency(ctx: Context) -> Outcome:
         f"{follow_up.status if follow_up else 'not tried'}",
         f"100 parallel wrong passwords (LOGIN_FREE_ATTEMPTS={free_attempts}: each one is checked): "
         f"{show(tally(logins))}; failures counted {counted}, audited {audited}; then the right password: "
-        f"{right_password.status} {right_password.field('error') or ''} (LOGIN_MAX_FAILURES={max_failures})",
+        f"{right_password.status} {right_password.field('error') or ''} (LOGIN_MAX_FAILURES={max_failures}); "
+        "with the owner's device token: "
+        + (f"{known_device.status}" if known_device else "no device token handed out"),
     ]
     return outcome
 
