@@ -413,20 +413,25 @@ def show_workers(per_worker: dict[str, int]) -> str:
 
 def gate_failures(report: dict[str, Any]) -> list[str]:
     """What fails `make bench`: any measured run, of a scenario, the mixed one or a ceiling, with errors
-    or timeouts. The ratio, tail and mixed targets are a report only: they depend on the machine."""
+    or timeouts, or with no expected answer at all (wrk counts a timeout when an answer comes later than
+    it: a run whose every request outlasts the run shows neither). The ratio, tail and mixed targets are a
+    report only: they depend on the machine."""
     runs = [(f"scenario {name}", row) for name, row in report["scenarios"].items()]
     runs += [(f"mixed {part}", report["mixed"][part]) for part in ("login", "me")]
     runs += [(f"ceiling {name}", row) for name, row in report["ceilings"].items() if "errors" in row]
-    return [
-        f"{label}: {row['errors']} errors, {row['timeouts']} timeouts"
-        + (
-            f" ({', '.join(f'{kind} x{n}' for kind, n in row['errors_by_kind'].items())})"
-            if row.get("errors_by_kind")
-            else ""
-        )
-        for label, row in runs
-        if row["errors"] or row["timeouts"]
-    ]
+    failures = []
+    for label, row in runs:
+        if row["errors"] or row["timeouts"]:
+            kinds = ", ".join(f"{kind} x{n}" for kind, n in row["errors_by_kind"].items())
+            failures.append(
+                f"{label}: {row['errors']} errors, {row['timeouts']} timeouts"
+                + (f" ({kinds})" if kinds else "")
+            )
+        elif not row["good_requests"]:
+            failures.append(
+                f"{label}: no expected answer in {row['seconds']:g} s ({row['requests']} answers)"
+            )
+    return failures
 
 
 def mark(ok: bool | None) -> str:
