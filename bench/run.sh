@@ -11,8 +11,8 @@
 #  3. stops them and deletes the bench's accounts from the development database (also when
 #     interrupted). Accounts are named bench-…@bench.example; nothing else is touched.
 #
-# Exit status: 1 when any run had errors or timeouts (the driver's gate; the ratio targets are a report),
-# and whatever failed otherwise.
+# Exit status: 1 when any run had errors, timeouts or no answer at all (the driver's gate; the ratio
+# targets are a report), and whatever failed otherwise.
 #
 # Which stack: the compose project BENCH_PROJECT (else COMPOSE_PROJECT_NAME, else compose.yaml's `pyauth`),
 # with its images PYAUTH_TAG; e.g. a stack of one's own, started beside the development one with
