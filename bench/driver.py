@@ -8,12 +8,18 @@ JSON, Markdown and a PNG chart (gnuplot) to bench/results/. Standard library onl
 Each ceiling is measured right before the scenarios it bounds, so that both see the machine in the same
 state. Settings come from the environment (bench/run.sh and compose.bench.yaml set them): the URLs,
 BENCH_* durations and concurrency, and BENCH_API_SETTINGS (what the running API is configured with).
+
+Around each measured run it reads the API's `pyauth_worker_requests_total` from /metrics (the internal
+metrics port first, the API port when that does not answer), so the report shows how many requests each
+worker process answered. Exit status: 1 when any run (scenario, mixed or ceiling) had errors or timeouts;
+the ratio, tail and mixed targets are reported, never a reason to fail.
 """
 
 import itertools
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -39,6 +45,13 @@ DURATION = int(os.environ.get("BENCH_DURATION_SECONDS", "15"))
 TIMEOUT = int(os.environ.get("BENCH_TIMEOUT_SECONDS", "5"))
 ARGON2_SECONDS = int(os.environ.get("BENCH_ARGON2_SECONDS", "10"))
 MIXED_ME_CONNECTIONS = int(os.environ.get("BENCH_MIXED_ME_CONNECTIONS", "16"))
+# Where the API under test serves /metrics, in the order tried: its internal metrics port (METRICS_PORT,
+# 9000), then its public port (before /metrics moved, or with METRICS_PORT unset).
+METRICS_URLS = os.environ.get(
+    "BENCH_METRICS_URLS",
+    f"http://{urllib.parse.urlsplit(API_URL).hostname}:9000/metrics {API_URL}/metrics",
+).split()
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
 RESULTS = Path(os.environ.get("BENCH_RESULTS", "/bench/results"))
 WRK_SCRIPTS = Path(__file__).resolve().parent / "wrk"
 # Passes the password policy: 15+ characters, not common, nothing of the email or the service name.
@@ -126,7 +139,11 @@ def make_fixtures(run_id: str) -> Fixtures:
     fixtures.emails = [f"bench-{run_id}-u{i}@bench.example" for i in range(CONNECTIONS)]
 
     def register(email: str) -> str:
-        user = http("POST", f"{API_URL}/auth/register", json_body={"email": email, "password": PASSWORD})
+        user = http(
+            "POST",
+            f"{API_URL}/auth/register",
+            json_body={"email": email, "password": PASSWORD},
+        )
         return str(user["id"])
 
     def login(email: str) -> dict[str, Any]:
@@ -138,13 +155,56 @@ def make_fixtures(run_id: str) -> Fixtures:
     # One session per connection for `me`; for `refresh` one token chain per connection, and one spare
     # per wrk thread, for the warm-up and again (fresh chains) for the measured run.
     chains = CONNECTIONS + THREADS
-    logins = parallel(login, [fixtures.emails[i % CONNECTIONS] for i in range(CONNECTIONS + 2 * chains)])
+    logins = parallel(
+        login,
+        [fixtures.emails[i % CONNECTIONS] for i in range(CONNECTIONS + 2 * chains)],
+    )
     fixtures.access_tokens = [t["access_token"] for t in logins[:CONNECTIONS]]
     fixtures.refresh_chains = {
         "warm-up": [t["refresh_token"] for t in logins[CONNECTIONS : CONNECTIONS + chains]],
         "measured": [t["refresh_token"] for t in logins[CONNECTIONS + chains :]],
     }
     return fixtures
+
+
+# --- requests per worker ---------------------------------------------------------------------------------
+
+WORKER_SAMPLE = re.compile(r'^pyauth_worker_requests_total\{worker="(\d+)"\} ([0-9.e+]+)$', re.MULTILINE)
+
+
+class WorkerCounts:
+    """Reads `pyauth_worker_requests_total` of the API under test: requests answered per worker pid."""
+
+    def __init__(self, urls: list[str]) -> None:
+        self.urls = urls
+        self.url: str | None = None  # the first that answered, then kept
+
+    def read(self) -> dict[str, int]:
+        """Per-worker totals now; empty when no metrics URL answers or the metric is not there."""
+        headers = {"Authorization": f"Bearer {METRICS_TOKEN}"} if METRICS_TOKEN else {}
+        for url in [self.url] if self.url else self.urls:
+            request = urllib.request.Request(url, headers=headers)  # noqa: S310 - URLs from our config
+            try:
+                with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+                    text = response.read().decode()
+            except OSError:
+                continue
+            self.url = url
+            return {pid: int(float(value)) for pid, value in WORKER_SAMPLE.findall(text)}
+        return {}
+
+    @staticmethod
+    def between(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+        """Requests each worker answered between two readings (a worker seen only after: all of its)."""
+        return {pid: total - before.get(pid, 0) for pid, total in sorted(after.items())}
+
+
+def worker_spread(per_worker: dict[str, int]) -> float | None:
+    """The busiest worker's requests over the least busy one's: 1.0 is an even spread."""
+    counts = list(per_worker.values())
+    if len(counts) < 2:
+        return None
+    return round(max(counts) / min(counts), 2) if min(counts) else float("inf")
 
 
 # --- wrk -----------------------------------------------------------------------------------------------
@@ -166,6 +226,12 @@ class Run:
     errors_by_kind: dict[str, int]
     latency_ms: dict[str, float]
     sample_error: str | None
+    # API worker pid -> requests it answered during the run (empty for the ceilings, or without /metrics)
+    per_worker: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def clean(self) -> bool:
+        return self.errors == 0 and self.timeouts == 0
 
     @property
     def rate(self) -> float:
@@ -192,6 +258,8 @@ class Run:
             "sample_error": self.sample_error,
             "latency_ms": self.latency_ms,
             "p99_over_p50": round(self.tail, 2),
+            "requests_per_worker": self.per_worker,
+            "worker_spread": worker_spread(self.per_worker),
         }
 
 
@@ -236,7 +304,7 @@ class Wrk:
             f"--script={WRK_SCRIPTS / script}",
             url,
         ]
-        process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # noqa: S603
+        process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
         def finish() -> Run:
             output, _ = process.communicate(timeout=seconds + 60)
@@ -276,15 +344,33 @@ class Wrk:
         )
 
 
-def measure(wrk: Wrk, name: str, script: str, url: str, **kwargs: Any) -> Run:
-    """A warm-up run, then the measured one, with the same settings."""
+def measure(
+    wrk: Wrk,
+    name: str,
+    script: str,
+    url: str,
+    workers: WorkerCounts | None = None,
+    **kwargs: Any,
+) -> Run:
+    """A warm-up run, then the measured one, with the same settings; with `workers`, the requests each
+    API worker answered during the measured run."""
     warm_up_data = kwargs.pop("warm_up_data", None)
     data = kwargs.get("data")
-    wrk.run(f"{name}-warm-up", script, url, seconds=WARM_UP, **{**kwargs, "data": warm_up_data or data})
+    wrk.run(
+        f"{name}-warm-up",
+        script,
+        url,
+        seconds=WARM_UP,
+        **{**kwargs, "data": warm_up_data or data},
+    )
+    before = workers.read() if workers else {}
     run = wrk.run(name, script, url, seconds=DURATION, **kwargs)
+    if workers:
+        run.per_worker = WorkerCounts.between(before, workers.read())
     say(
         f"  {name:<22} {run.rate:>9.1f} req/s  p50 {run.latency_ms['p50']:>8.2f} ms  "
         f"p99 {run.latency_ms['p99']:>8.2f} ms  errors {run.errors}  timeouts {run.timeouts}"
+        + (f"  per worker {show_workers(run.per_worker)}" if run.per_worker else "")
     )
     if run.sample_error:
         say(f"    first unexpected answer: {run.sample_error}")
@@ -314,6 +400,38 @@ def verdicts(runs: dict[str, Run], ceilings: dict[str, float]) -> dict[str, dict
             "meets_all": clean and tail_ok and (target is None or ratio >= target),
         }
     return rows
+
+
+def show_workers(per_worker: dict[str, int]) -> str:
+    """`1,204 / 1,198 (1.01)`: each worker's requests, then the busiest over the least busy."""
+    if not per_worker:
+        return "—"
+    spread = worker_spread(per_worker)
+    counts = " / ".join(f"{count:,}" for count in per_worker.values())
+    return counts if spread is None else f"{counts} ({spread:.2f})"
+
+
+def gate_failures(report: dict[str, Any]) -> list[str]:
+    """What fails `make bench`: any measured run, of a scenario, the mixed one or a ceiling, with errors
+    or timeouts, or with no expected answer at all (wrk counts a timeout when an answer comes later than
+    it: a run whose every request outlasts the run shows neither). The ratio, tail and mixed targets are a
+    report only: they depend on the machine."""
+    runs = [(f"scenario {name}", row) for name, row in report["scenarios"].items()]
+    runs += [(f"mixed {part}", report["mixed"][part]) for part in ("login", "me")]
+    runs += [(f"ceiling {name}", row) for name, row in report["ceilings"].items() if "errors" in row]
+    failures = []
+    for label, row in runs:
+        if row["errors"] or row["timeouts"]:
+            kinds = ", ".join(f"{kind} x{n}" for kind, n in row["errors_by_kind"].items())
+            failures.append(
+                f"{label}: {row['errors']} errors, {row['timeouts']} timeouts"
+                + (f" ({kinds})" if kinds else "")
+            )
+        elif not row["good_requests"]:
+            failures.append(
+                f"{label}: no expected answer in {row['seconds']:g} s ({row['requests']} answers)"
+            )
+    return failures
 
 
 def mark(ok: bool | None) -> str:
@@ -400,6 +518,22 @@ def markdown(report: dict[str, Any]) -> str:
         f"{mixed['me']['latency_ms']['p99'] / me_solo:.2f} {TIMES} the p50 of `me` alone at "
         f"{CONNECTIONS} connections.",
         "",
+        "## Requests per API worker",
+        "",
+        "Requests each uvicorn worker answered during the measured run (`pyauth_worker_requests_total`), "
+        "and the busiest over the least busy (1.00: an even spread).",
+        "",
+        "| run | per worker (spread) |",
+        "|---|---|",
+    ]
+    for scenario, row in rows.items():
+        lines.append(f"| `{scenario}` | {show_workers(row['requests_per_worker'])} |")
+    lines += [
+        f"| mixed (`login` + `me`) | {show_workers(mixed['requests_per_worker'])} |",
+        "",
+        f"Gate: {'passed, no run had errors or timeouts' if not report['gate_failures'] else 'FAILED: '}"
+        + "; ".join(report["gate_failures"]),
+        "",
         "![latency percentiles and throughput per scenario](latest.png)",
         "",
     ]
@@ -448,7 +582,7 @@ plot "{data}" every ::0::{len(SCENARIOS) - 1} using 5:xtic(1) title "scenario" l
         with labels offset 0,0.8 notitle
 unset multiplot
 """
-    subprocess.run(["gnuplot"], input=script.encode(), check=True)  # noqa: S607
+    subprocess.run(["gnuplot"], input=script.encode(), check=True)
 
 
 def console_table(report: dict[str, Any]) -> str:
@@ -476,6 +610,12 @@ def console_table(report: dict[str, Any]) -> str:
         f"{me['latency_ms']['p50']:.2f} ms, p99 {me['latency_ms']['p99']:.2f} ms = "
         f"{me['p99_over_p50']:.2f} x p50 "
         f"(target <= {MIXED_MAX_P99_OVER_P50:g}: {'yes' if mixed['meets_target'] else 'NO'})",
+        "",
+        "requests per API worker (busiest / least busy): "
+        + ", ".join(
+            f"{name} {show_workers(row['requests_per_worker'])}" for name, row in report["scenarios"].items()
+        )
+        + f", mixed {show_workers(mixed['requests_per_worker'])}",
     ]
     return "\n".join(lines)
 
@@ -501,11 +641,14 @@ def cpu_model() -> str:
 # --- the run -------------------------------------------------------------------------------------------
 
 
-def run_mixed(wrk: Wrk, fixtures: Fixtures) -> dict[str, Run]:
-    """`login` at full concurrency and `me` beside it, at once: do token checks starve?"""
+def run_mixed(wrk: Wrk, fixtures: Fixtures, workers: WorkerCounts) -> tuple[dict[str, Run], dict[str, int]]:
+    """`login` at full concurrency and `me` beside it, at once: do token checks starve? Also returns the
+    requests each API worker answered during the measured pair."""
     say(f"bench: mixed, login at {CONNECTIONS} connections and me at {MIXED_ME_CONNECTIONS} at once")
     mixed_runs: dict[str, Run] = {}
+    per_worker: dict[str, int] = {}
     for seconds, keep in ((WARM_UP, False), (DURATION, True)):
+        before = workers.read() if keep else {}
         finish_login = wrk.start(
             "mixed-login",
             "login.lua",
@@ -527,12 +670,14 @@ def run_mixed(wrk: Wrk, fixtures: Fixtures) -> dict[str, Run]:
         login_run, me_run = finish_login(), finish_me()
         if keep:
             mixed_runs = {"login": login_run, "me": me_run}
+            per_worker = WorkerCounts.between(before, workers.read())
     for part, run in mixed_runs.items():
         say(
             f"  mixed {part:<16} {run.rate:>9.1f} req/s  p50 {run.latency_ms['p50']:>8.2f} ms  "
             f"p99 {run.latency_ms['p99']:>8.2f} ms  errors {run.errors}  timeouts {run.timeouts}"
         )
-    return mixed_runs
+    say(f"  mixed per worker       {show_workers(per_worker)}")
+    return mixed_runs, per_worker
 
 
 def measure_argon2(operation: str) -> dict[str, Any]:
@@ -545,7 +690,37 @@ def measure_argon2(operation: str) -> dict[str, Any]:
     return result
 
 
-def main() -> None:
+def publish(report: dict[str, Any], work: Path) -> int:
+    """Write the results, print the table, and judge the gate (`verdict`)."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "latest.json").write_text(json.dumps(report, indent=2) + "\n")
+    (RESULTS / "latest.md").write_text(markdown(report))
+    chart(report, work, RESULTS / "latest.png")
+    say("")
+    say(console_table(report))
+    say("")
+    load = report["machine"]["load_average_1m"]
+    say(f"bench: host load average {load['start']} at the start, {load['end']} at the end")
+    say("bench: wrote bench/results/latest.json, latest.md and latest.png")
+    return verdict(report)
+
+
+def verdict(report: dict[str, Any]) -> int:
+    """Say which targets are missed (a report) and which runs had errors or timeouts (the gate): the exit
+    status of `make bench`, 1 when any run had errors or timeouts."""
+    met = all(row["meets_all"] for row in report["scenarios"].values()) and report["mixed"]["meets_target"]
+    if not met:
+        say("bench: some targets are not met (see the table); targets are a report, not a gate")
+    if report["gate_failures"]:
+        say("bench: FAILED, runs with errors or timeouts:")
+        for failure in report["gate_failures"]:
+            say(f"  {failure}")
+        return 1
+    say("bench: passed: no run had errors or timeouts")
+    return 0
+
+
+def main() -> int:
     started = time.monotonic()
     load_at_start = load_average()
     api_settings = json.loads(os.environ.get("BENCH_API_SETTINGS", "{}"))
@@ -561,17 +736,29 @@ def main() -> None:
     say(f"bench: creating {CONNECTIONS} accounts and their sessions through the API (run {run_id})")
     fixtures = make_fixtures(run_id)
 
+    workers = WorkerCounts(METRICS_URLS)
+    if workers.read():
+        say(f"bench: requests per API worker from {workers.url}")
+    else:
+        say(f"bench: no pyauth_worker_requests_total at {' or '.join(METRICS_URLS)}: no per-worker counts")
+
     wrk = Wrk(work, run_id)
-    c = {"connections": CONNECTIONS}
+    c: dict[str, Any] = {"connections": CONNECTIONS}
+    api = {**c, "workers": workers}
     say(f"bench: {WARM_UP} s warm-up + {DURATION} s measured per run, {CONNECTIONS} connections")
     runs: dict[str, Run] = {}
     ceiling_runs: dict[str, Run] = {}
     ceiling_runs["json"] = measure(wrk, "ceiling: constant JSON", "get.lua", f"{CEILING_JSON_URL}/", **c)
-    runs["jwks"] = measure(wrk, "jwks", "get.lua", f"{API_URL}/.well-known/jwks.json", **c)
+    runs["jwks"] = measure(wrk, "jwks", "get.lua", f"{API_URL}/.well-known/jwks.json", **api)
     ceiling_runs["select"] = measure(
-        wrk, "ceiling: asyncpg SELECT", "select.lua", CEILING_SELECT_URL, data=fixtures.user_ids, **c
+        wrk,
+        "ceiling: asyncpg SELECT",
+        "select.lua",
+        CEILING_SELECT_URL,
+        data=fixtures.user_ids,
+        **c,
     )
-    runs["me"] = measure(wrk, "me", "me.lua", API_URL, data=fixtures.access_tokens, **c)
+    runs["me"] = measure(wrk, "me", "me.lua", API_URL, data=fixtures.access_tokens, **api)
     runs["refresh"] = measure(
         wrk,
         "refresh",
@@ -579,14 +766,14 @@ def main() -> None:
         API_URL,
         data=fixtures.refresh_chains["measured"],
         warm_up_data=fixtures.refresh_chains["warm-up"],
-        **c,
+        **api,
     )
     verify = measure_argon2("verify")
-    runs["login"] = measure(wrk, "login", "login.lua", API_URL, data=fixtures.emails, **c)
+    runs["login"] = measure(wrk, "login", "login.lua", API_URL, data=fixtures.emails, **api)
     hashing = measure_argon2("hash")
-    runs["register"] = measure(wrk, "register", "register.lua", API_URL, **c)
+    runs["register"] = measure(wrk, "register", "register.lua", API_URL, **api)
 
-    mixed_runs = run_mixed(wrk, fixtures)
+    mixed_runs, mixed_per_worker = run_mixed(wrk, fixtures, workers)
 
     ceilings = {
         "json": ceiling_runs["json"].rate,
@@ -634,27 +821,18 @@ def main() -> None:
         "mixed": {
             "login": mixed_runs["login"].as_dict(),
             "me": mixed_runs["me"].as_dict(),
+            "requests_per_worker": mixed_per_worker,
+            "worker_spread": worker_spread(mixed_per_worker),
             "target_p99_over_p50": MIXED_MAX_P99_OVER_P50,
             "meets_target": mixed_runs["me"].tail <= MIXED_MAX_P99_OVER_P50
             and mixed_runs["me"].errors == 0
             and mixed_runs["me"].timeouts == 0,
         },
     }
+    report["gate_failures"] = gate_failures(report)
     report["elapsed_seconds"] = round(time.monotonic() - started, 1)
 
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "latest.json").write_text(json.dumps(report, indent=2) + "\n")
-    (RESULTS / "latest.md").write_text(markdown(report))
-    chart(report, work, RESULTS / "latest.png")
-    say("")
-    say(console_table(report))
-    say("")
-    load = report["machine"]["load_average_1m"]
-    say(f"bench: host load average {load['start']} at the start, {load['end']} at the end")
-    say("bench: wrote bench/results/latest.json, latest.md and latest.png")
-    met = all(row["meets_all"] for row in report["scenarios"].values()) and report["mixed"]["meets_target"]
-    if not met:
-        say("bench: some targets are not met (see the table)")
+    return publish(report, work)
 
 
 if __name__ == "__main__":

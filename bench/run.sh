@@ -10,10 +10,23 @@
 #     scenario with wrk, and writes bench/results/;
 #  3. stops them and deletes the bench's accounts from the development database (also when
 #     interrupted). Accounts are named bench-…@bench.example; nothing else is touched.
+#
+# Exit status: 1 when any run had errors, timeouts or no answer at all (the driver's gate; the ratio
+# targets are a report), and whatever failed otherwise.
+#
+# Which stack: the compose project BENCH_PROJECT (else COMPOSE_PROJECT_NAME, else compose.yaml's `pyauth`),
+# with its images PYAUTH_TAG; e.g. a stack of one's own, started beside the development one with
+#   PYAUTH_TAG=me POSTGRES_PORT=25432 API_PORT=28000 docker compose -p pyauth-me \
+#     -f compose.yaml -f compose.test.yaml up --build --detach --wait
+#   BENCH_PROJECT=pyauth-me PYAUTH_TAG=me POSTGRES_PORT=25432 API_PORT=28000 make bench
+# (the ports only keep compose from reading the development defaults; nothing of the bench is published).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-compose() { docker compose -f compose.yaml -f compose.test.yaml -f compose.bench.yaml --profile bench "$@"; }
+project=${BENCH_PROJECT:-${COMPOSE_PROJECT_NAME:-pyauth}}
+compose() {
+  docker compose -p "$project" -f compose.yaml -f compose.test.yaml -f compose.bench.yaml --profile bench "$@"
+}
 log() { printf 'bench: %s\n' "$*"; }
 
 dev_psql() {
@@ -33,9 +46,10 @@ delete_bench_data() {
 
 api=$(compose ps -q api 2>/dev/null || true)
 if [ -z "$api" ] || [ "$(docker inspect --format '{{.State.Health.Status}}' "$api" 2>/dev/null)" != healthy ]; then
-  echo "bench: the stack is not up and healthy: run 'make up' first" >&2
+  echo "bench: the stack of compose project '$project' is not up and healthy: run 'make up' first" >&2
   exit 1
 fi
+log "benchmarking compose project $project (images ${PYAUTH_TAG:-latest})"
 
 services=(bench-api bench-ceiling-json bench-ceiling-select bench-ceiling-argon2)
 cleanup() {
@@ -65,8 +79,10 @@ log "API settings: $api_settings"
 
 git_rev=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 if [ -n "$(git status --porcelain 2>/dev/null)" ]; then git_rev="$git_rev+changes"; fi
+status=0
 compose run --rm --no-deps -T --user "$(id -u):$(id -g)" \
   -e BENCH_API_SETTINGS="$api_settings" -e BENCH_GIT="$git_rev" \
-  bench python3 /bench/driver.py
+  bench python3 /bench/driver.py || status=$?
 
-log "finished in $((SECONDS - started)) s"
+log "finished in $((SECONDS - started)) s, exit status $status"
+exit "$status"

@@ -104,8 +104,13 @@ class Api:
             "POST", "/auth/register", kind="register", json_body={"email": email, "password": password}
         )
 
-    def login(self, email: str, password: str, timeout: float | None = None) -> Reply:
+    def login(
+        self, email: str, password: str, timeout: float | None = None, device_token: str | None = None
+    ) -> Reply:
+        """The password grant; with `device_token`, as the client a successful login handed it to."""
         form = {"grant_type": "password", "username": email, "password": password}
+        if device_token:
+            form["device_token"] = device_token
         return self.call("POST", "/auth/token", kind="login", form=form, timeout=timeout)
 
     def refresh(self, refresh_token: str, timeout: float | None = None) -> Reply:
@@ -136,6 +141,7 @@ class Account:
     access_token: str
     refresh_token: str
     session_id: str
+    device_token: str | None = None  # from the login's answer, where the API hands one out
 
 
 def session_id_of(access_token: str) -> str:
@@ -160,6 +166,7 @@ def create_account(api: Api, email: str, password: str) -> Account:
         access,
         str(logged_in.field("refresh_token")),
         session_id_of(access),
+        str(logged_in.field("device_token")) if logged_in.field("device_token") else None,
     )
 
 

@@ -42,6 +42,7 @@ class ContainerState:
     started_at: str
     restart_count: int
     running: bool
+    exit_code: int
 
 
 class Stack:
@@ -153,11 +154,32 @@ class Stack:
 
     def state(self, service: str) -> ContainerState:
         container = self.container_id(service)
-        fmt = "{{.State.StartedAt}}|{{.RestartCount}}|{{.State.Running}}"
-        started_at, restarts, running = (
+        fmt = "{{.State.StartedAt}}|{{.RestartCount}}|{{.State.Running}}|{{.State.ExitCode}}"
+        started_at, restarts, running, exit_code = (
             self.run("docker", "inspect", "--format", fmt, container).stdout.strip().split("|")
         )
-        return ContainerState(container, started_at, int(restarts), running == "true")
+        return ContainerState(container, started_at, int(restarts), running == "true", int(exit_code))
+
+    def wait_stopped(self, service: str, timeout: float = 30.0) -> ContainerState | None:
+        """The service's container state once it no longer runs; None if it still runs after `timeout`."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            state = self.state(service)
+            if not state.running:
+                return state
+            time.sleep(0.1)
+        return None
+
+    def containers(self) -> list[str]:
+        """Every container of this project, running or not, in any profile."""
+        label = f"label=com.docker.compose.project={self.project}"
+        return self.run("docker", "ps", "--all", "--quiet", "--filter", label).stdout.split()
+
+    def volumes(self) -> list[str]:
+        """The names of this project's volumes. (Whether the data in them is the same, the checks prove
+        with digests of its rows: a volume's CreatedAt moves with its directory's mtime.)"""
+        label = f"label=com.docker.compose.project={self.project}"
+        return sorted(self.run("docker", "volume", "ls", "--quiet", "--filter", label).stdout.split())
 
     def ip_address(self, service: str) -> str:
         fmt = "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}"

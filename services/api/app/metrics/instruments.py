@@ -89,3 +89,12 @@ def count_login(outcome: str) -> None:
 def count_refresh(outcome: str) -> None:
     """One refresh grant decided: one of REFRESH_OUTCOMES."""
     REFRESH_ATTEMPTS.labels(outcome).inc()
+
+
+# Requests answered by each API worker process, labelled with its pid: `make bench` reads it to show how
+# evenly the kernel spreads connections over the workers. Bounded by the workers a container has run.
+WORKER_REQUESTS = Counter(
+    "pyauth_worker_requests",
+    "HTTP requests answered by each API worker process, by the worker's pid.",
+    ["worker"],
+)

@@ -7,12 +7,13 @@ that a guard refused before routing, counts as `unmatched`. Methods outside HTTP
 as `other`: neither label can grow with what clients send.
 """
 
+import os
 import time
 
 from prometheus_client.metrics import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.metrics.instruments import HTTP_REQUEST_DURATION, HTTP_REQUESTS, UNMATCHED_ROUTE
+from app.metrics.instruments import HTTP_REQUEST_DURATION, HTTP_REQUESTS, UNMATCHED_ROUTE, WORKER_REQUESTS
 
 STANDARD_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"})
 
@@ -23,6 +24,9 @@ class RequestMetrics:
         # The labelled children, resolved once per (method, route, status): `labels()` takes a lock and
         # validates its arguments on every call. Bounded by the routes, methods and statuses there are.
         self._series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        # This worker's child of WORKER_REQUESTS, resolved on the first request: by then the process is
+        # the worker itself, whatever forked or spawned it.
+        self._worker_requests: Counter | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -44,6 +48,9 @@ class RequestMetrics:
             counter, histogram = self._series_for(scope["method"], route, status)
             counter.inc()
             histogram.observe(time.perf_counter() - started)
+            if self._worker_requests is None:
+                self._worker_requests = WORKER_REQUESTS.labels(str(os.getpid()))
+            self._worker_requests.inc()
 
     def _series_for(self, method: str, route: str, status: int) -> tuple[Counter, Histogram]:
         key = (method, route, status)

@@ -1,0 +1,133 @@
+"""The gate of `make bench` and its per-worker counts, on the driver's own functions: a run with errors or
+timeouts fails the bench (exit status 1), a missed target does not; /metrics is read from the internal
+port, else from the API port. Run by `make lint` (in the test image) or with pytest on the host."""
+
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import driver
+from driver import Run, WorkerCounts
+
+
+def run(name: str, *, errors: int = 0, timeouts: int = 0, good: int = 1000) -> Run:
+    return Run(
+        name=name,
+        url="http://bench-api:8000",
+        connections=64,
+        threads=2,
+        seconds=10.0,
+        requests=good + errors,
+        good=good,
+        errors=errors,
+        timeouts=timeouts,
+        errors_by_kind={"status 503": errors} if errors else {},
+        latency_ms={"p50": 10.0, "p95": 20.0, "p99": 30.0, "mean": 12.0, "max": 40.0},
+        sample_error=None,
+        per_worker={"101": 510, "102": 490},
+    )
+
+
+def report(**broken: Run) -> dict[str, Any]:
+    runs = {scenario: broken.get(scenario, run(scenario)) for scenario in driver.SCENARIOS}
+    # Ceilings far above every scenario: every ratio target is missed, which must not fail the bench.
+    ceilings = {"json": 1e9, "select": 1e9, "argon2_verify": 1e9, "argon2_hash": 1e9}
+    mixed = {part: broken.get(f"mixed_{part}", run(f"mixed-{part}")) for part in ("login", "me")}
+    result: dict[str, Any] = {
+        "scenarios": driver.verdicts(runs, ceilings),
+        "mixed": {**{part: r.as_dict() for part, r in mixed.items()}, "meets_target": True},
+        "ceilings": {
+            "json": {**broken.get("ceiling_json", run("ceiling-json")).as_dict(), "per_second": 1e9},
+            "argon2_verify": {"per_second": 1e9, "threads": 2},
+        },
+    }
+    result["gate_failures"] = driver.gate_failures(result)
+    return result
+
+
+def test_a_scenario_with_errors_fails_the_bench() -> None:
+    failed = report(login=run("login", errors=3))
+
+    assert failed["gate_failures"] == ["scenario login: 3 errors, 0 timeouts (status 503 x3)"]
+    assert driver.verdict(failed) == 1
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        {"register": run("register", timeouts=1)},
+        {"mixed_login": run("mixed-login", timeouts=10)},
+        {"mixed_me": run("mixed-me", errors=1)},
+        {"ceiling_json": run("ceiling-json", errors=2)},
+        {"login": run("login", good=0)},  # every request outlasted the run: wrk counts no timeout
+    ],
+)
+def test_any_run_with_errors_or_timeouts_fails_the_bench(broken: dict[str, Run]) -> None:
+    failed = report(**broken)
+
+    assert len(failed["gate_failures"]) == 1
+    assert driver.verdict(failed) == 1
+
+
+def test_missed_targets_alone_do_not_fail_the_bench() -> None:
+    clean = report()
+
+    assert not any(row["meets_ratio"] for row in clean["scenarios"].values() if row["target_ratio"])
+    assert clean["gate_failures"] == []
+    assert driver.verdict(clean) == 0
+
+
+class Exposition(BaseHTTPRequestHandler):
+    body = (
+        b"# TYPE pyauth_worker_requests_total counter\n"
+        b'pyauth_worker_requests_total{worker="101"} 1500.0\n'
+        b'pyauth_worker_requests_total{worker="102"} 40.0\n'
+    )
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain; version=0.0.4")
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+@pytest.fixture
+def metrics_url() -> Iterator[str]:
+    server = HTTPServer(("127.0.0.1", 0), Exposition)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/metrics"
+    server.shutdown()
+    server.server_close()
+
+
+def test_requests_per_worker_are_read_from_the_api_port_when_the_metrics_port_does_not_answer(
+    metrics_url: str,
+) -> None:
+    with HTTPServer(("127.0.0.1", 0), Exposition) as closed:  # bound, then closed: nothing listens there
+        silent = f"http://127.0.0.1:{closed.server_address[1]}/metrics"
+    counts = WorkerCounts([silent, metrics_url])
+
+    assert counts.read() == {"101": 1500, "102": 40}
+    assert counts.url == metrics_url
+    assert WorkerCounts.between({"101": 1000}, {"101": 1500, "102": 40}) == {"101": 500, "102": 40}
+    assert driver.worker_spread({"101": 500, "102": 40}) == 12.5
+    assert driver.show_workers({"101": 500, "102": 40}) == "500 / 40 (12.50)"
+
+
+def test_no_metrics_means_no_per_worker_counts_and_no_failure() -> None:
+    with HTTPServer(("127.0.0.1", 0), Exposition) as closed:
+        silent = f"http://127.0.0.1:{closed.server_address[1]}/metrics"
+
+    assert WorkerCounts([silent]).read() == {}
+    assert driver.show_workers({}) == "—"
