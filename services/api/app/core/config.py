@@ -106,8 +106,7 @@ class Settings(BaseSettings):
     SMTP_PASSWORD: SecretStr | None = None
     SMTP_TIMEOUT: float = Field(15.0, gt=0, le=30, description="Bound on one delivery, in seconds.")
     SMTP_TLS_CA_FILE: str | None = Field(
-        None,
-        description="PEM file of the CAs trusted for the SMTP server instead of the system's (a private CA).",
+        None, description="PEM file of the CAs trusted for SMTP's TLS instead of the system's (a private CA)."
     )
     MAIL_MAX_ATTEMPTS: int = Field(20, ge=1, le=100, description="Then the mail is marked failed, kept.")
     MAIL_RETRY_BASE_SECONDS: float = Field(10.0, gt=0, description="First retry delay; doubles each time.")
@@ -194,6 +193,12 @@ class Settings(BaseSettings):
         if not url.host or not url.database:
             raise ValueError("DATABASE_URL must name a host and a database, e.g. ...@db:5432/pyauth")
         return value
+
+    @field_validator("SMTP_TLS_CA_FILE")
+    @classmethod
+    def _unset_when_empty(cls, value: str | None) -> str | None:
+        # compose passes `${SMTP_TLS_CA_FILE:-}`: empty means "the system's CAs", not a file named "".
+        return value or None
 
     @model_validator(mode="after")
     def _share_the_connections_among_the_workers(self) -> Self:
