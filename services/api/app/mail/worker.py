@@ -25,7 +25,7 @@ import random
 import signal
 import sys
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import select
@@ -66,6 +66,26 @@ def retry_delay(attempts: int, settings: Settings, rand: Callable[[], float] = r
     return timedelta(seconds=ceiling * (0.5 + 0.5 * rand()))
 
 
+def _record_attempt(
+    mail: OutboxMail, failure: Exception | None, *, permanent: bool, settings: Settings, now: datetime
+) -> None:
+    """Mark the row sent, rescheduled or failed for good after one attempt."""
+    mail.attempts += 1
+    if failure is None:
+        mail.sent_at = now
+        mail.last_error = None
+    else:
+        mail.last_error = describe_failure(failure)[:MAX_ERROR_LENGTH]
+        if permanent or mail.attempts >= settings.MAIL_MAX_ATTEMPTS:
+            mail.failed_at = now
+        else:
+            mail.next_attempt_at = now + retry_delay(mail.attempts, settings)
+    if mail.sent_at is not None or mail.failed_at is not None:
+        # The body's links carry live single-use tokens: once the mail will never be sent again, no copy
+        # of them stays in the database (a dump or a read-only role would otherwise hold them).
+        mail.body = BLANKED_BODY
+
+
 async def _deliver_one(
     sessionmaker: async_sessionmaker[AsyncSession], backend: MailBackend, settings: Settings, clock: Clock
 ) -> bool:
@@ -98,21 +118,7 @@ async def _deliver_one(
             except Exception as exc:  # any other failure is transient: the server, the network, TLS
                 failure = exc
 
-        now = clock.now()
-        mail.attempts += 1
-        if failure is None:
-            mail.sent_at = now
-            mail.last_error = None
-        else:
-            mail.last_error = describe_failure(failure)[:MAX_ERROR_LENGTH]
-            if permanent or mail.attempts >= settings.MAIL_MAX_ATTEMPTS:
-                mail.failed_at = now
-            else:
-                mail.next_attempt_at = now + retry_delay(mail.attempts, settings)
-        if mail.sent_at is not None or mail.failed_at is not None:
-            # The body's links carry live single-use tokens: once the mail will never be sent again, no
-            # copy of them stays in the database (a dump or a read-only role would otherwise hold them).
-            mail.body = BLANKED_BODY
+        _record_attempt(mail, failure, permanent=permanent, settings=settings, now=clock.now())
         outcome = (mail.id, mail.kind, recipient_domain(mail.recipient), mail.attempts, mail.next_attempt_at)
 
     # Logged after the commit, so the line is true. The domain only: never the local part or the body.

@@ -12,10 +12,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-# A session is dead once revoked, past its absolute expiry, or idle past SESSION_IDLE_TTL_SECONDS; it is
-# deleted `retention` after that moment. Until then its used refresh tokens must stay: a replayed one is
-# how reuse detection (RFC 9700 §4.14) notices a theft and revokes the session.
-_DEAD_SESSION = "(s.revoked_at < :cutoff OR s.expires_at < :cutoff OR s.last_used_at < :idle_cutoff)"
+# A session is dead once revoked, past its absolute expiry, or idle past SESSION_IDLE_TTL_SECONDS; the
+# two session deletes below take it (and its tokens) only once it has been dead since before `cutoff`,
+# i.e. for the retention margin. Until then its used refresh tokens stay: a replayed one is how reuse
+# detection (RFC 9700 §4.14) notices a theft and revokes the session.
 
 
 async def _delete(db: AsyncSession, sql: str, **params: object) -> int:
@@ -32,7 +32,8 @@ async def delete_refresh_tokens_of_dead_sessions(
         db,
         "DELETE FROM refresh_tokens WHERE ctid = ANY(ARRAY("
         " SELECT t.ctid FROM refresh_tokens t JOIN auth_sessions s ON s.id = t.session_id"
-        f" WHERE {_DEAD_SESSION} LIMIT :batch))",
+        " WHERE (s.revoked_at < :cutoff OR s.expires_at < :cutoff OR s.last_used_at < :idle_cutoff)"
+        " LIMIT :batch))",
         cutoff=cutoff,
         idle_cutoff=cutoff - idle_ttl,
         batch=batch,
@@ -44,7 +45,9 @@ async def delete_dead_sessions(db: AsyncSession, *, cutoff: datetime, idle_ttl: 
     return await _delete(
         db,
         "DELETE FROM auth_sessions WHERE ctid = ANY(ARRAY("
-        f" SELECT s.ctid FROM auth_sessions s WHERE {_DEAD_SESSION} LIMIT :batch))",
+        " SELECT s.ctid FROM auth_sessions s"
+        " WHERE (s.revoked_at < :cutoff OR s.expires_at < :cutoff OR s.last_used_at < :idle_cutoff)"
+        " LIMIT :batch))",
         cutoff=cutoff,
         idle_cutoff=cutoff - idle_ttl,
         batch=batch,

@@ -1,12 +1,11 @@
 """The retention pass: what is deleted, and when.
 
-| rows | deleted once |
-|---|---|
-| sessions and their refresh tokens | revoked, expired or idle for RETENTION_SESSIONS_SECONDS |
-| account tokens | expired for RETENTION_ACCOUNT_TOKENS_SECONDS |
-| login failure counters | no failure for RETENTION_LOGIN_THROTTLES_SECONDS (at least the longest delay); never at LOGIN_MAX_FAILURES |
-| rate-limit windows | started over an hour ago |
-| outbox mails | sent or failed, queued RETENTION_MAIL_SECONDS ago |
+- sessions and their refresh tokens: revoked, expired or idle for RETENTION_SESSIONS_SECONDS;
+- account tokens: expired for RETENTION_ACCOUNT_TOKENS_SECONDS;
+- login failure counters: no failure for RETENTION_LOGIN_THROTTLES_SECONDS (and at least the longest
+  login delay); never one at LOGIN_MAX_FAILURES, a lock that only a reset lifts;
+- rate-limit windows: started over an hour ago;
+- outbox mails: sent or failed (bodies blanked already), queued RETENTION_MAIL_SECONDS ago.
 
 Each kind is deleted in batches of RETENTION_BATCH_SIZE, one transaction per batch, until a batch comes
 back short. `run()` repeats the pass every RETENTION_INTERVAL_SECONDS inside the mail worker; running it

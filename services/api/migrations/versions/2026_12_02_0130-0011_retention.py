@@ -26,7 +26,9 @@ def upgrade() -> None:
         postgresql_where=sa.text("sent_at IS NOT NULL OR failed_at IS NOT NULL"),
     )
     # Mails sent or failed before this revision still hold their links: blank them as the worker now does.
-    op.execute("UPDATE mail_outbox SET body = '' WHERE (sent_at IS NOT NULL OR failed_at IS NOT NULL) AND body <> ''")
+    op.execute(
+        "UPDATE mail_outbox SET body = '' WHERE (sent_at IS NOT NULL OR failed_at IS NOT NULL) AND body <> ''"
+    )
 
 
 def downgrade() -> None:

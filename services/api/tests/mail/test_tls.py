@@ -10,6 +10,7 @@ import pytest
 from app.mail.backends import MailConfigurationError, PermanentDeliveryError, SmtpBackend, build_backend
 from tests.conftest import make_settings
 from tests.mail.helpers import SmtpSink, address
+from tests.mail.smtp_sink import make_certificates
 from tests.mail.test_backends import a_message
 
 
@@ -64,8 +65,6 @@ async def test_a_certificate_no_trusted_ca_signed_is_refused_and_nothing_is_sent
 
 async def test_a_ca_file_of_another_ca_does_not_trust_the_server(sink: SmtpSink, tmp_path: Path) -> None:
     """SMTP_TLS_CA_FILE replaces the trusted CAs: a file holding some other CA trusts nothing here."""
-    from tests.mail.smtp_sink import make_certificates
-
     other_ca = tmp_path / "other-ca.pem"
     other_ca.write_bytes(make_certificates().ca_pem)
     settings = make_settings(**sink.tls_settings(SMTP_TLS_CA_FILE=str(other_ca)))
