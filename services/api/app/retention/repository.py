@@ -3,19 +3,21 @@ caller's transaction, so each batch holds its locks only briefly and never rewri
 
 `ctid = ANY(ARRAY(SELECT ctid … LIMIT n))` makes the delete a TID scan of exactly the rows found. A row
 updated concurrently has a new ctid and is left alone; where an update can make a row live again (a login
-failure counted), the condition is repeated on the outer DELETE so the new version is checked too. A dead
-session never comes back (refresh refuses it), so its rows need no such check.
+failure counted), the condition is repeated on the outer DELETE so the new version is checked too.
+Sessions go by id instead: a batch of dead ones is chosen, their refresh tokens are deleted in batches,
+then the sessions themselves; a dead session never comes back, so nothing needs checking twice.
 """
 
+import uuid
 from datetime import datetime, timedelta
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-# A session is dead once revoked, past its absolute expiry, or idle past SESSION_IDLE_TTL_SECONDS; the
-# two session deletes below take it (and its tokens) only once it has been dead since before `cutoff`,
-# i.e. for the retention margin. Until then its used refresh tokens stay: a replayed one is how reuse
-# detection (RFC 9700 §4.14) notices a theft and revokes the session.
+# A session is dead once revoked, past its absolute expiry, or idle past SESSION_IDLE_TTL_SECONDS, and
+# never comes back (refresh refuses it). It and its refresh tokens are deleted only once it has been dead
+# since before `cutoff`, i.e. for the retention margin. Until then its used refresh tokens stay: a
+# replayed one is how reuse detection (RFC 9700 §4.14) notices a theft and revokes the session.
 
 
 async def _delete(db: AsyncSession, sql: str, **params: object) -> int:
@@ -23,35 +25,36 @@ async def _delete(db: AsyncSession, sql: str, **params: object) -> int:
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
-async def delete_refresh_tokens_of_dead_sessions(
+async def dead_session_ids(
     db: AsyncSession, *, cutoff: datetime, idle_ttl: timedelta, batch: int
-) -> int:
-    """Refresh tokens of sessions dead since before `cutoff`: first, so that the sessions' own delete
-    below cascades to nothing and stays bounded."""
+) -> list[uuid.UUID]:
+    """Up to `batch` sessions dead since before `cutoff`: the next ones to delete, tokens first."""
+    rows = await db.execute(
+        text(
+            "SELECT id FROM auth_sessions"
+            " WHERE revoked_at < :cutoff OR expires_at < :cutoff OR last_used_at < :idle_cutoff"
+            " LIMIT :batch"
+        ),
+        {"cutoff": cutoff, "idle_cutoff": cutoff - idle_ttl, "batch": batch},
+    )
+    return list(rows.scalars().all())
+
+
+async def delete_refresh_tokens_of(db: AsyncSession, session_ids: list[uuid.UUID], *, batch: int) -> int:
+    """Up to `batch` refresh tokens of these (dead) sessions, found through ix_refresh_tokens_session_id.
+    A session may hold thousands (one per refresh), so they go in batches before the session does."""
     return await _delete(
         db,
         "DELETE FROM refresh_tokens WHERE ctid = ANY(ARRAY("
-        " SELECT t.ctid FROM refresh_tokens t JOIN auth_sessions s ON s.id = t.session_id"
-        " WHERE (s.revoked_at < :cutoff OR s.expires_at < :cutoff OR s.last_used_at < :idle_cutoff)"
-        " LIMIT :batch))",
-        cutoff=cutoff,
-        idle_cutoff=cutoff - idle_ttl,
+        " SELECT ctid FROM refresh_tokens WHERE session_id = ANY(:ids) LIMIT :batch))",
+        ids=session_ids,
         batch=batch,
     )
 
 
-async def delete_dead_sessions(db: AsyncSession, *, cutoff: datetime, idle_ttl: timedelta, batch: int) -> int:
-    """Sessions dead since before `cutoff` (their refresh tokens go with them, by cascade)."""
-    return await _delete(
-        db,
-        "DELETE FROM auth_sessions WHERE ctid = ANY(ARRAY("
-        " SELECT s.ctid FROM auth_sessions s"
-        " WHERE (s.revoked_at < :cutoff OR s.expires_at < :cutoff OR s.last_used_at < :idle_cutoff)"
-        " LIMIT :batch))",
-        cutoff=cutoff,
-        idle_cutoff=cutoff - idle_ttl,
-        batch=batch,
-    )
+async def delete_sessions(db: AsyncSession, session_ids: list[uuid.UUID]) -> int:
+    """These (dead) sessions; their tokens are gone already, so the cascade finds nothing."""
+    return await _delete(db, "DELETE FROM auth_sessions WHERE id = ANY(:ids)", ids=session_ids)
 
 
 async def delete_expired_account_tokens(db: AsyncSession, *, cutoff: datetime, batch: int) -> int:

@@ -43,20 +43,12 @@ def login_throttle_cutoff(settings: Settings, now: datetime) -> datetime:
 
 
 def _batches(settings: Settings, now: datetime) -> dict[str, Batch]:
-    """One batch delete per kind, in the order they run (refresh tokens before their sessions)."""
-    sessions_cutoff = now - timedelta(seconds=settings.RETENTION_SESSIONS_SECONDS)
-    idle_ttl = timedelta(seconds=settings.SESSION_IDLE_TTL_SECONDS)
+    """One batch delete per kind that is deleted by a condition alone (sessions are done apart)."""
     tokens_cutoff = now - timedelta(seconds=settings.RETENTION_ACCOUNT_TOKENS_SECONDS)
     throttles_cutoff = login_throttle_cutoff(settings, now)
     windows_cutoff = now - RATE_LIMIT_WINDOW_RETENTION
     mail_cutoff = now - timedelta(seconds=settings.RETENTION_MAIL_SECONDS)
     return {
-        "refresh_tokens": lambda db, n: repository.delete_refresh_tokens_of_dead_sessions(
-            db, cutoff=sessions_cutoff, idle_ttl=idle_ttl, batch=n
-        ),
-        "sessions": lambda db, n: repository.delete_dead_sessions(
-            db, cutoff=sessions_cutoff, idle_ttl=idle_ttl, batch=n
-        ),
         "account_tokens": lambda db, n: repository.delete_expired_account_tokens(
             db, cutoff=tokens_cutoff, batch=n
         ),
@@ -70,6 +62,42 @@ def _batches(settings: Settings, now: datetime) -> dict[str, Batch]:
     }
 
 
+def _stopped(stop: asyncio.Event | None) -> bool:
+    return stop is not None and stop.is_set()
+
+
+async def _prune_sessions(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    now: datetime,
+    deleted: dict[str, int],
+    stop: asyncio.Event | None,
+) -> None:
+    """Dead sessions, RETENTION_BATCH_SIZE at a time: their refresh tokens in batches, then the sessions.
+    Choosing the sessions first keeps each step an index lookup; a join of all dead sessions with their
+    tokens would be scanned again for every batch."""
+    size = settings.RETENTION_BATCH_SIZE
+    cutoff = now - timedelta(seconds=settings.RETENTION_SESSIONS_SECONDS)
+    idle_ttl = timedelta(seconds=settings.SESSION_IDLE_TTL_SECONDS)
+    while not _stopped(stop):
+        async with sessionmaker.begin() as db:
+            session_ids = await repository.dead_session_ids(db, cutoff=cutoff, idle_ttl=idle_ttl, batch=size)
+        if not session_ids:
+            return
+        while not _stopped(stop):
+            async with sessionmaker.begin() as db:
+                count = await repository.delete_refresh_tokens_of(db, session_ids, batch=size)
+            deleted["refresh_tokens"] += count
+            if count < size:
+                break
+        if _stopped(stop):
+            return  # the next pass finishes these sessions
+        async with sessionmaker.begin() as db:
+            deleted["sessions"] += await repository.delete_sessions(db, session_ids)
+        if len(session_ids) < size:
+            return
+
+
 async def prune(
     sessionmaker: async_sessionmaker[AsyncSession],
     settings: Settings,
@@ -79,11 +107,12 @@ async def prune(
 ) -> dict[str, int]:
     """One pass: delete every kind in bounded batches; how many rows of each kind went. Stops between
     batches when `stop` is set."""
-    deleted: dict[str, int] = {}
+    deleted = {"refresh_tokens": 0, "sessions": 0}
+    await _prune_sessions(sessionmaker, settings, now, deleted, stop)
     size = settings.RETENTION_BATCH_SIZE
     for kind, batch in _batches(settings, now).items():
         deleted[kind] = 0
-        while not (stop is not None and stop.is_set()):
+        while not _stopped(stop):
             async with sessionmaker.begin() as db:
                 count = await batch(db, size)
             deleted[kind] += count

@@ -289,3 +289,20 @@ async def test_pruning_deletes_in_bounded_batches(
     assert await db_session.scalar(ours, {"key": key}) == 0
     everything = await prune(test_sessionmaker, make_settings(RETENTION_BATCH_SIZE=2), now)
     assert everything["rate_limit_windows"] == 0, "a pass finds nothing left to do"
+
+
+async def test_dead_sessions_with_more_tokens_than_a_batch_go_whole_batch_by_batch(
+    db_session: AsyncSession, test_sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    now = datetime.now().astimezone()
+    user = await a_user(db_session)
+    dead = [await a_session(db_session, user, created=now - 60 * DAY, tokens=7) for _ in range(5)]
+    live = await a_session(db_session, user, created=now - DAY, tokens=7)
+    settings = make_settings(RETENTION_BATCH_SIZE=2)
+
+    deleted = await prune(test_sessionmaker, settings, now)
+
+    assert await sessions_left(db_session, *dead, live) == {live}
+    assert await tokens_left(db_session, *dead) == 0
+    assert await tokens_left(db_session, live) == 7
+    assert deleted["sessions"] >= 5 and deleted["refresh_tokens"] >= 35
