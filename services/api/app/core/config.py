@@ -130,6 +130,9 @@ class Settings(BaseSettings):
     SMTP_USERNAME: str | None = None
     SMTP_PASSWORD: SecretStr | None = None
     SMTP_TIMEOUT: float = Field(15.0, gt=0, le=30, description="Bound on one delivery, in seconds.")
+    SMTP_TLS_CA_FILE: str | None = Field(
+        None, description="PEM file of the CAs trusted for SMTP's TLS instead of the system's (a private CA)."
+    )
     MAIL_MAX_ATTEMPTS: int = Field(20, ge=1, le=100, description="Then the mail is marked failed, kept.")
     MAIL_RETRY_BASE_SECONDS: float = Field(10.0, gt=0, description="First retry delay; doubles each time.")
     MAIL_RETRY_MAX_SECONDS: float = Field(3600.0, gt=0, description="Cap on the retry delay.")
@@ -155,6 +158,26 @@ class Settings(BaseSettings):
     LOGIN_DELAY_BASE_SECONDS: float = Field(1.0, gt=0, le=60)
     LOGIN_DELAY_MAX_SECONDS: float = Field(900.0, gt=0, le=86400)
     LOGIN_MAX_FAILURES: int = Field(100, ge=10, le=100, description="Then the password must be reset (63B).")
+
+    # Retention: the worker deletes rows nobody can use any more, every RETENTION_INTERVAL_SECONDS, in
+    # batches of RETENTION_BATCH_SIZE rows (one short transaction each). Each period counts from the moment
+    # the row stopped being usable; rate-limit windows go one hour after they start.
+    RETENTION_INTERVAL_SECONDS: float = Field(
+        3600.0, ge=1, le=86400, description="How often the worker prunes."
+    )
+    RETENTION_BATCH_SIZE: int = Field(1000, ge=1, le=100_000, description="Rows deleted per statement.")
+    RETENTION_SESSIONS_SECONDS: int = Field(
+        7 * 86400, ge=0, description="Sessions and their refresh tokens, after expiry or revocation."
+    )
+    RETENTION_ACCOUNT_TOKENS_SECONDS: int = Field(
+        7 * 86400, ge=0, description="Verification, reset and email-change tokens, after they expire."
+    )
+    RETENTION_LOGIN_THROTTLES_SECONDS: int = Field(
+        86400, ge=0, description="Failure counters, after the last failure; never while they delay or lock."
+    )
+    RETENTION_MAIL_SECONDS: int = Field(
+        7 * 86400, ge=0, description="Sent or failed outbox rows (bodies already blanked), after queueing."
+    )
 
     # HTTP hardening
     MAX_BODY_BYTES: int = Field(64 * 1024, ge=1024, le=10 * 1024 * 1024, description="Larger bodies get 413.")
@@ -203,6 +226,12 @@ class Settings(BaseSettings):
         if not url.host or not url.database:
             raise ValueError("DATABASE_URL must name a host and a database, e.g. ...@db:5432/pyauth")
         return value
+
+    @field_validator("SMTP_TLS_CA_FILE")
+    @classmethod
+    def _unset_when_empty(cls, value: str | None) -> str | None:
+        # compose passes `${SMTP_TLS_CA_FILE:-}`: empty means "the system's CAs", not a file named "".
+        return value or None
 
     @model_validator(mode="after")
     def _share_the_connections_among_the_workers(self) -> Self:

@@ -7,6 +7,7 @@ from app.core.models import Base
 from app.keys import models as keys_models
 from app.mail import models as mail_models
 from app.ratelimit import models as ratelimit_models
+from app.retention import models as retention_models
 from app.users import models as users_models
 
 __all__ = [
@@ -17,5 +18,6 @@ __all__ = [
     "keys_models",
     "mail_models",
     "ratelimit_models",
+    "retention_models",
     "users_models",
 ]

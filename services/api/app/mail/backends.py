@@ -1,12 +1,15 @@
 """Mail backends: how the worker hands a message over. `MAIL_BACKEND` picks one.
 
 - `smtp`: delivers to the configured SMTP server with aiosmtplib (plain, STARTTLS or implicit TLS,
-  optional credentials). A 5xx refusal of the recipient or the message raises `PermanentDeliveryError`;
-  every other failure is transient, and the worker retries it.
+  optional credentials). TLS always verifies the server's certificate and name, against the system's CAs
+  or, with SMTP_TLS_CA_FILE, against the CAs in that file only (a private CA). A 5xx refusal of the
+  recipient or the message raises `PermanentDeliveryError`; every other failure is transient, and the
+  worker retries it.
 - `console`: prints the whole message to stdout, for development only.
 """
 
 import asyncio
+import ssl
 import sys
 from email.message import EmailMessage
 from email.utils import parseaddr
@@ -60,6 +63,7 @@ class SmtpBackend:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._sender = sender_address(settings)
+        self._tls_context = tls_context(settings)
 
     def _client(self) -> aiosmtplib.SMTP:
         settings = self._settings
@@ -72,6 +76,7 @@ class SmtpBackend:
             # instead of silently receiving the message in plain text.
             start_tls=settings.SMTP_SECURITY == "starttls",
             timeout=settings.SMTP_TIMEOUT,
+            tls_context=self._tls_context,
             username=settings.SMTP_USERNAME or None,
             password=password if settings.SMTP_USERNAME else None,
         )
@@ -103,6 +108,22 @@ class SmtpBackend:
             pass
         finally:
             client.close()
+
+
+def tls_context(settings: Settings) -> ssl.SSLContext:
+    """The client side of SMTP's TLS: certificate and host name verified, always. SMTP_TLS_CA_FILE, when
+    set, replaces the system's CAs (a relay with a certificate from a private CA); a file that cannot be
+    read as PEM certificates is a configuration error, found at start rather than at the first mail."""
+    ca_file = settings.SMTP_TLS_CA_FILE
+    try:
+        context = ssl.create_default_context(cafile=ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise MailConfigurationError(
+            f"SMTP_TLS_CA_FILE={ca_file!r} cannot be read as PEM CA certificates ({type(exc).__name__})"
+        ) from exc
+    if ca_file and not context.get_ca_certs():
+        raise MailConfigurationError(f"SMTP_TLS_CA_FILE={ca_file!r} holds no CA certificate")
+    return context
 
 
 def smtp_code(exc: BaseException) -> int | None:

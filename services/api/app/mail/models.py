@@ -1,5 +1,6 @@
 """The `mail_outbox` table: one row per mail to send, written in the transaction of the change that
-caused it, and kept after delivery (`sent_at`) or after the last failed attempt (`failed_at`)."""
+caused it. After delivery (`sent_at`) or the last failed attempt (`failed_at`) its body is blanked and the
+row is kept for RETENTION_MAIL_SECONDS, then deleted by the retention pass."""
 
 import uuid
 from datetime import datetime
@@ -13,6 +14,8 @@ MAX_RECIPIENT_LENGTH = 320
 MAX_SUBJECT_LENGTH = 255
 MAX_KIND_LENGTH = 40
 MAX_ERROR_LENGTH = 200
+# What `body` holds once the mail is sent or has failed for good: its links are never needed again.
+BLANKED_BODY = ""
 
 
 class OutboxMail(Base):
@@ -23,7 +26,8 @@ class OutboxMail(Base):
     kind: Mapped[str | None] = mapped_column(String(MAX_KIND_LENGTH))
     recipient: Mapped[str] = mapped_column(String(MAX_RECIPIENT_LENGTH), nullable=False)
     subject: Mapped[str] = mapped_column(String(MAX_SUBJECT_LENGTH), nullable=False)
-    # Holds links with single-use tokens: never logged (except by the console backend, for development).
+    # Holds links with single-use tokens: never logged (except by the console backend, for development),
+    # and blanked once the mail is sent or failed for good.
     body: Mapped[str] = mapped_column(Text, nullable=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default=text("0"))
@@ -40,5 +44,11 @@ class OutboxMail(Base):
             "ix_mail_outbox_pending",
             "next_attempt_at",
             postgresql_where=text("sent_at IS NULL AND failed_at IS NULL"),
+        ),
+        # The retention pass: finished mails, oldest first.
+        Index(
+            "ix_mail_outbox_finished",
+            "created_at",
+            postgresql_where=text("sent_at IS NOT NULL OR failed_at IS NOT NULL"),
         ),
     )

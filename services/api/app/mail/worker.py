@@ -8,10 +8,13 @@ extra connection.
 Each mail is delivered in its own transaction: the row is claimed with `SELECT … FOR UPDATE SKIP LOCKED
 LIMIT 1` and stays locked while it is sent, so concurrent workers never send one mail twice; then it is
 marked sent, rescheduled with exponential backoff and jitter, or marked failed (a 5xx refusal, or
-MAIL_MAX_ATTEMPTS reached). Rows are never deleted. Delivery is at least once: if the worker dies between
-the server's acceptance and the commit, that one mail is sent again, with the same Message-ID.
+MAIL_MAX_ATTEMPTS reached). A sent or failed mail has its body blanked in that same transaction; the row
+itself is deleted RETENTION_MAIL_SECONDS later by the retention pass (`app.retention`), which this process
+also runs, every RETENTION_INTERVAL_SECONDS. Delivery is at least once: if the worker dies between the
+server's acceptance and the commit, that one mail is sent again, with the same Message-ID.
 
-SIGTERM or SIGINT: the mail in flight is finished and recorded, then the process exits 0.
+SIGTERM or SIGINT: the mail in flight (and the retention batch in flight) is finished and recorded, then
+the process exits 0.
 """
 
 import argparse
@@ -22,7 +25,7 @@ import random
 import signal
 import sys
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import select
@@ -42,8 +45,9 @@ from app.mail.backends import (
     build_backend,
     describe_failure,
 )
-from app.mail.models import MAX_ERROR_LENGTH, OutboxMail
+from app.mail.models import BLANKED_BODY, MAX_ERROR_LENGTH, OutboxMail
 from app.mail.outbox import build_message, recipient_domain
+from app.retention import service as retention
 
 log = logging.getLogger("pyauth.mail")
 
@@ -60,6 +64,26 @@ def retry_delay(attempts: int, settings: Settings, rand: Callable[[], float] = r
     exponent = min(max(attempts - 1, 0), 64)
     ceiling = min(settings.MAIL_RETRY_MAX_SECONDS, settings.MAIL_RETRY_BASE_SECONDS * 2.0**exponent)
     return timedelta(seconds=ceiling * (0.5 + 0.5 * rand()))
+
+
+def _record_attempt(
+    mail: OutboxMail, failure: Exception | None, *, permanent: bool, settings: Settings, now: datetime
+) -> None:
+    """Mark the row sent, rescheduled or failed for good after one attempt."""
+    mail.attempts += 1
+    if failure is None:
+        mail.sent_at = now
+        mail.last_error = None
+    else:
+        mail.last_error = describe_failure(failure)[:MAX_ERROR_LENGTH]
+        if permanent or mail.attempts >= settings.MAIL_MAX_ATTEMPTS:
+            mail.failed_at = now
+        else:
+            mail.next_attempt_at = now + retry_delay(mail.attempts, settings)
+    if mail.sent_at is not None or mail.failed_at is not None:
+        # The body's links carry live single-use tokens: once the mail will never be sent again, no copy
+        # of them stays in the database (a dump or a read-only role would otherwise hold them).
+        mail.body = BLANKED_BODY
 
 
 async def _deliver_one(
@@ -94,17 +118,7 @@ async def _deliver_one(
             except Exception as exc:  # any other failure is transient: the server, the network, TLS
                 failure = exc
 
-        now = clock.now()
-        mail.attempts += 1
-        if failure is None:
-            mail.sent_at = now
-            mail.last_error = None
-        else:
-            mail.last_error = describe_failure(failure)[:MAX_ERROR_LENGTH]
-            if permanent or mail.attempts >= settings.MAIL_MAX_ATTEMPTS:
-                mail.failed_at = now
-            else:
-                mail.next_attempt_at = now + retry_delay(mail.attempts, settings)
+        _record_attempt(mail, failure, permanent=permanent, settings=settings, now=clock.now())
         outcome = (mail.id, mail.kind, recipient_domain(mail.recipient), mail.attempts, mail.next_attempt_at)
 
     # Logged after the commit, so the line is true. The domain only: never the local part or the body.
@@ -216,19 +230,22 @@ async def serve(settings: Settings, backend: MailBackend, heartbeat_file: Path) 
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
         log.info(
-            "mail worker started: backend %s, database %s, polling every %gs",
+            "mail worker started: backend %s, database %s, polling every %gs, pruning every %gs",
             settings.MAIL_BACKEND,
             settings.database_target,
             settings.MAIL_POLL_INTERVAL_SECONDS,
+            settings.RETENTION_INTERVAL_SECONDS,
         )
-        await run(
-            build_sessionmaker(engine),
-            backend,
-            settings,
-            SystemClock(),
-            stop=stop,
-            heartbeat_file=heartbeat_file,
-        )
+        sessionmaker = build_sessionmaker(engine)
+        # A task of its own: a long pass (a backlog after downtime) never holds up a mail.
+        pruning = asyncio.create_task(retention.run(sessionmaker, settings, SystemClock(), stop=stop))
+        try:
+            await run(
+                sessionmaker, backend, settings, SystemClock(), stop=stop, heartbeat_file=heartbeat_file
+            )
+        finally:
+            stop.set()
+            await pruning
         log.info("mail worker stopped")
         return 0
     finally:

@@ -2,13 +2,15 @@
 the test's own mails, and settings that point the SMTP backend at the server.
 
 The server is the compose `smtp` service when SMTP_TEST_HOST is set (`make test`), and otherwise a
-subprocess on 127.0.0.1 with free ports, started once per test session.
+subprocess on 127.0.0.1 with free ports, started once per test session. Its TLS listeners present a
+certificate of a private CA made at its start; `sink_ca_file` holds that CA for SMTP_TLS_CA_FILE.
 """
 
 import asyncio
 import os
 import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Table
@@ -27,7 +29,13 @@ async def smtp_sink() -> AsyncIterator[SmtpSink]:
     host = os.environ.get("SMTP_TEST_HOST")
     if host:
         control_port = os.environ.get("SMTP_TEST_CONTROL_PORT", "8025")
-        yield SmtpSink(host, int(os.environ.get("SMTP_TEST_PORT", "1025")), f"http://{host}:{control_port}")
+        yield SmtpSink(
+            host,
+            int(os.environ.get("SMTP_TEST_PORT", "1025")),
+            f"http://{host}:{control_port}",
+            starttls_port=int(os.environ.get("SMTP_TEST_STARTTLS_PORT", "1587")),
+            tls_port=int(os.environ.get("SMTP_TEST_TLS_PORT", "1465")),
+        )
         return
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -36,6 +44,10 @@ async def smtp_sink() -> AsyncIterator[SmtpSink]:
         "--host",
         "127.0.0.1",
         "--smtp-port",
+        "0",
+        "--starttls-port",
+        "0",
+        "--tls-port",
         "0",
         "--control-port",
         "0",
@@ -47,11 +59,25 @@ async def smtp_sink() -> AsyncIterator[SmtpSink]:
         line = (await asyncio.wait_for(process.stdout.readline(), timeout=15)).decode()
         assert line.startswith("ready "), f"the SMTP sink did not start: {line!r}"
         ports = dict(part.split("=") for part in line.split()[1:])
-        yield SmtpSink("127.0.0.1", int(ports["smtp"]), f"http://127.0.0.1:{ports['control']}")
+        yield SmtpSink(
+            "127.0.0.1",
+            int(ports["smtp"]),
+            f"http://127.0.0.1:{ports['control']}",
+            starttls_port=int(ports["starttls"]),
+            tls_port=int(ports["tls"]),
+        )
     finally:
         if process.returncode is None:
             process.terminate()
         await process.wait()
+
+
+@pytest.fixture(scope="session")
+async def sink_ca_file(smtp_sink: SmtpSink, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The test SMTP server's private CA, as a PEM file for SMTP_TLS_CA_FILE."""
+    path = tmp_path_factory.mktemp("smtp-ca") / "ca.pem"
+    path.write_text(await smtp_sink.ca_pem())
+    return path
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ class ReceivedMail:
     rcpt_tos: list[str]
     data: str
     login: str | None
+    tls: str | None = None  # the TLS version it arrived over; None: plain SMTP
 
     @property
     def message(self) -> EmailMessage:
@@ -39,9 +40,13 @@ class ReceivedMail:
 class SmtpSink:
     """The test SMTP server and its control port."""
 
-    def __init__(self, host: str, smtp_port: int, control_url: str) -> None:
+    def __init__(
+        self, host: str, smtp_port: int, control_url: str, *, starttls_port: int, tls_port: int
+    ) -> None:
         self.host = host
         self.smtp_port = smtp_port
+        self.starttls_port = starttls_port
+        self.tls_port = tls_port
         self.control_url = control_url
 
     async def _call(self, method: str, path: str) -> Any:
@@ -55,6 +60,10 @@ class SmtpSink:
 
     async def state(self) -> dict[str, Any]:
         return cast(dict[str, Any], await self._call("GET", "/state"))
+
+    async def ca_pem(self) -> str:
+        """The private CA that signed the TLS listeners' certificate (new at every start of the server)."""
+        return str((await self._call("GET", "/ca"))["pem"])
 
     async def reset(self) -> None:
         await self._call("POST", "/reset")
@@ -85,6 +94,14 @@ class SmtpSink:
             "SMTP_TIMEOUT": 5,
             **overrides,
         }
+
+    def starttls_settings(self, **overrides: object) -> dict[str, object]:
+        """Settings overrides that deliver to the listener that requires STARTTLS."""
+        return self.settings(SMTP_PORT=self.starttls_port, SMTP_SECURITY="starttls", **overrides)
+
+    def tls_settings(self, **overrides: object) -> dict[str, object]:
+        """Settings overrides that deliver to the implicit-TLS listener."""
+        return self.settings(SMTP_PORT=self.tls_port, SMTP_SECURITY="tls", **overrides)
 
 
 def address(prefix: str = "user", domain: str = "example.org") -> str:

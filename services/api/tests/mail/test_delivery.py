@@ -214,3 +214,46 @@ def test_retry_delays_double_up_to_the_cap_with_jitter_in_the_upper_half() -> No
     assert longest == [10, 20, 40, 80, 160, 320, 640, 1280, 2560, 3600, 3600]
     assert shortest == [delay / 2 for delay in longest]
     assert retry_delay(100, settings).total_seconds() <= 3600
+
+
+async def test_a_sent_mail_keeps_no_copy_of_its_link_in_the_outbox(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    clock: ManualClock,
+    sink: SmtpSink,
+    mail_settings: Settings,
+) -> None:
+    link = "https://pyauth.test/auth/password/reset?token=LIVE-RESET-TOKEN-" + "r" * 30
+    mail_id = await queue(sessionmaker, clock, body=f"Open {link}\n", kind="reset_password")
+
+    await deliver_due(sessionmaker, SmtpBackend(mail_settings), mail_settings, clock)
+
+    [received] = await sink.received()
+    assert link in received.body, "the recipient gets the link"
+    row = await outbox_row(sessionmaker, mail_id)
+    assert row.sent_at is not None
+    assert row.body == "", "the database does not"
+    assert (row.recipient, row.kind) != ("", None), "what the mail was stays for the retention period"
+
+
+async def test_a_mail_retried_keeps_its_body_and_one_failed_for_good_does_not(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    clock: ManualClock,
+    sink: SmtpSink,
+    mail_settings: Settings,
+) -> None:
+    body = "https://pyauth.test/auth/verify?token=LIVE-VERIFY-TOKEN\n"
+    backend = SmtpBackend(mail_settings)
+    retried = await queue(sessionmaker, clock, body=body)
+    await sink.refuse(451)
+    await deliver_due(sessionmaker, backend, mail_settings, clock)
+    assert (await outbox_row(sessionmaker, retried)).body == body, "still to be sent: kept whole"
+
+    refused = await queue(sessionmaker, clock, body=body)
+    clock.advance(timedelta(hours=2))
+    await sink.refuse(550)
+    await deliver_due(sessionmaker, backend, mail_settings, clock)
+
+    for mail_id in (retried, refused):
+        row = await outbox_row(sessionmaker, mail_id)
+        assert row.failed_at is not None
+        assert row.body == ""

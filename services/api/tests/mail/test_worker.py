@@ -9,11 +9,14 @@ import signal
 import socket
 import sys
 import time
+import uuid
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.core.clock import SystemClock
 from app.core.config import Settings
@@ -21,8 +24,10 @@ from app.core.database import build_engine, build_sessionmaker
 from app.health.service import SERVICE_ROOT
 from app.mail import healthcheck
 from app.mail.backends import SmtpBackend
+from app.mail.models import OutboxMail
 from app.mail.outbox import enqueue
 from app.mail.worker import run
+from app.ratelimit.models import RateLimitHit
 from tests.conftest import TEST_KEY_ENCRYPTION_KEY, make_settings
 from tests.mail.helpers import SmtpSink, address, outbox_row
 
@@ -204,3 +209,42 @@ async def test_the_console_worker_prints_the_mail_and_its_link_to_stdout(
     assert worker.returncode == 0
     assert (await outbox_row(sessionmaker, mail_id)).sent_at is not None
     assert link not in stderr.decode(), "the log lines never carry the body"
+
+
+async def test_the_worker_process_prunes_expired_rows_on_its_schedule(
+    sessionmaker: async_sessionmaker[AsyncSession], engine: AsyncEngine, settings: Settings, tmp_path: Path
+) -> None:
+    """The retention pass runs inside the worker the compose file starts, at once and then every
+    RETENTION_INTERVAL_SECONDS: an old rate-limit window and a mail sent long ago go, a pending mail stays."""
+    now = SystemClock().now()
+    window_key = f"worker-retention:{uuid.uuid4().hex}"
+    async with sessionmaker.begin() as session:
+        session.add(RateLimitHit(key=window_key, window_start=now - timedelta(hours=3), hits=1))
+        old_mail = await enqueue(session, to=address(), subject="Hi", body="", now=now - timedelta(days=30))
+        pending = await enqueue(
+            session, to=address(), subject="Hi", body="Hi.\n", now=now + timedelta(days=1)
+        )
+        await session.execute(
+            update(OutboxMail).where(OutboxMail.id == old_mail).values(sent_at=now - timedelta(days=30))
+        )
+    environment = worker_environment(settings, MAIL_BACKEND="console", RETENTION_INTERVAL_SECONDS=1)
+    worker = await start_worker(environment, tmp_path / "heartbeat")
+    try:
+
+        async def pruned() -> bool:
+            async with engine.connect() as connection:
+                left = await connection.scalar(
+                    select(func.count()).select_from(RateLimitHit).where(RateLimitHit.key == window_key)
+                )
+                mail_left = await connection.scalar(
+                    select(func.count()).select_from(OutboxMail).where(OutboxMail.id == old_mail)
+                )
+            return left == 0 and mail_left == 0
+
+        await wait_for("the retention pass", pruned, within=20)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        _, stderr = await asyncio.wait_for(worker.communicate(), timeout=15)
+    assert worker.returncode == 0, stderr.decode()
+    assert "retention pass deleted" in stderr.decode()
+    assert (await outbox_row(sessionmaker, pending)).sent_at is None, "a pending mail is never pruned"

@@ -1,0 +1,113 @@
+"""One bounded batch of deletes per function: at most `batch` rows, found by `ctid` and deleted in the
+caller's transaction, so each batch holds its locks only briefly and never rewrites a whole table at once.
+
+`ctid = ANY(ARRAY(SELECT ctid … LIMIT n))` makes the delete a TID scan of exactly the rows found. A row
+updated concurrently has a new ctid and is left alone; where an update can make a row live again (a login
+failure counted), the condition is repeated on the outer DELETE so the new version is checked too.
+Sessions go by id instead: a batch of dead ones is chosen, their refresh tokens are deleted in batches,
+then the sessions themselves; a dead session never comes back, so nothing needs checking twice.
+"""
+
+import uuid
+from datetime import datetime, timedelta
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+# A session is dead once revoked, past its absolute expiry, or idle past SESSION_IDLE_TTL_SECONDS, and
+# never comes back (refresh refuses it). It and its refresh tokens are deleted only once it has been dead
+# since before `cutoff`, i.e. for the retention margin. Until then its used refresh tokens stay: a
+# replayed one is how reuse detection (RFC 9700 §4.14) notices a theft and revokes the session.
+
+
+async def _delete(db: AsyncSession, sql: str, **params: object) -> int:
+    result = await db.execute(text(sql), params)
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def dead_session_ids(
+    db: AsyncSession, *, cutoff: datetime, idle_ttl: timedelta, batch: int
+) -> list[uuid.UUID]:
+    """Up to `batch` sessions dead since before `cutoff`: the next ones to delete, tokens first."""
+    rows = await db.execute(
+        text(
+            "SELECT id FROM auth_sessions"
+            " WHERE revoked_at < :cutoff OR expires_at < :cutoff OR last_used_at < :idle_cutoff"
+            " LIMIT :batch"
+        ),
+        {"cutoff": cutoff, "idle_cutoff": cutoff - idle_ttl, "batch": batch},
+    )
+    return list(rows.scalars().all())
+
+
+async def delete_refresh_tokens_of(db: AsyncSession, session_ids: list[uuid.UUID], *, batch: int) -> int:
+    """Up to `batch` refresh tokens of these (dead) sessions, found through ix_refresh_tokens_session_id.
+    A session may hold thousands (one per refresh), so they go in batches before the session does."""
+    return await _delete(
+        db,
+        "DELETE FROM refresh_tokens WHERE ctid = ANY(ARRAY("
+        " SELECT ctid FROM refresh_tokens WHERE session_id = ANY(:ids) LIMIT :batch))",
+        ids=session_ids,
+        batch=batch,
+    )
+
+
+async def delete_sessions(db: AsyncSession, session_ids: list[uuid.UUID]) -> int:
+    """These (dead) sessions; their tokens are gone already, so the cascade finds nothing."""
+    return await _delete(db, "DELETE FROM auth_sessions WHERE id = ANY(:ids)", ids=session_ids)
+
+
+async def delete_expired_account_tokens(db: AsyncSession, *, cutoff: datetime, batch: int) -> int:
+    """Verification, reset and email-change tokens that expired before `cutoff`, used or not: until it
+    expires a used token still answers "already used" rather than "unknown"."""
+    return await _delete(
+        db,
+        "DELETE FROM account_tokens WHERE ctid = ANY(ARRAY("
+        " SELECT ctid FROM account_tokens WHERE expires_at < :cutoff LIMIT :batch))",
+        cutoff=cutoff,
+        batch=batch,
+    )
+
+
+async def delete_stale_login_throttles(
+    db: AsyncSession, *, cutoff: datetime, max_failures: int, batch: int
+) -> int:
+    """Failure counters whose last failure is older than `cutoff` (which the caller keeps beyond the
+    longest login delay, so a deleted row no longer delays anyone). A row at `max_failures` is a lock
+    that only a password reset lifts: it is never deleted here.
+
+    Kept to `last_failure_at` and `failures` only, so that a reshaped throttle table (a different key)
+    needs no change here."""
+    return await _delete(
+        db,
+        "DELETE FROM login_throttles WHERE ctid = ANY(ARRAY("
+        " SELECT ctid FROM login_throttles"
+        " WHERE last_failure_at < :cutoff AND failures < :max_failures LIMIT :batch))"
+        " AND last_failure_at < :cutoff AND failures < :max_failures",
+        cutoff=cutoff,
+        max_failures=max_failures,
+        batch=batch,
+    )
+
+
+async def delete_old_rate_limit_windows(db: AsyncSession, *, cutoff: datetime, batch: int) -> int:
+    """Per-IP counters of windows that started before `cutoff`."""
+    return await _delete(
+        db,
+        "DELETE FROM rate_limit_hits WHERE ctid = ANY(ARRAY("
+        " SELECT ctid FROM rate_limit_hits WHERE window_start < :cutoff LIMIT :batch))",
+        cutoff=cutoff,
+        batch=batch,
+    )
+
+
+async def delete_finished_mails(db: AsyncSession, *, cutoff: datetime, batch: int) -> int:
+    """Outbox rows queued before `cutoff` that were sent or failed for good (pending ones stay)."""
+    return await _delete(
+        db,
+        "DELETE FROM mail_outbox WHERE ctid = ANY(ARRAY("
+        " SELECT ctid FROM mail_outbox"
+        " WHERE created_at < :cutoff AND (sent_at IS NOT NULL OR failed_at IS NOT NULL) LIMIT :batch))",
+        cutoff=cutoff,
+        batch=batch,
+    )
