@@ -127,3 +127,24 @@ def test_production_turns_the_docs_off_unless_enabled() -> None:
     assert make_settings(**safe).docs_enabled is False
     assert make_settings(**safe, DOCS_ENABLED=True).docs_enabled is True
     assert make_settings().docs_enabled is True
+
+
+@pytest.mark.parametrize("path", ["/auth/register", "/auth/token", "/auth/verify/request"])
+@pytest.mark.parametrize("body", [b"[" * 50_000, b"[" * 5_000 + b"]" * 5_000, b'{"email": "a@example.org"}'])
+async def test_a_body_without_a_content_type_gets_415_before_any_parser(
+    client: httpx.AsyncClient, path: str, body: bytes
+) -> None:
+    # Some FastAPI versions parse a body without Content-Type as JSON, past the depth guard; the guard
+    # refuses such a body itself, whatever the endpoint takes (JSON or a form) and whatever it holds.
+    response = await client.post(path, content=body)
+    assert "content-type" not in response.request.headers
+    assert response.status_code == 415
+    assert response.json() == {
+        "error": "unsupported_media_type",
+        "detail": "A body needs a Content-Type: application/json, or a form for the token endpoints.",
+    }
+
+
+async def test_an_empty_body_needs_no_content_type(client: httpx.AsyncClient) -> None:
+    response = await client.post("/auth/logout")
+    assert response.status_code == 401  # past the guard: the endpoint asks for a token
