@@ -23,6 +23,8 @@ from app.health.service import alembic_config
 from app.main import create_app
 
 TEST_KEY_ENCRYPTION_KEY = "test-only-key-encryption-key-0123456789"
+# 32 random bytes in base64 (`openssl rand -base64 32`): what production accepts, for its settings tests.
+PRODUCTION_KEY_ENCRYPTION_KEY = "v5xV5Jk9bk1H7MtjRcbl2KCFbHchveSgi17t45fvlmw="
 
 
 def make_settings(**overrides: object) -> Settings:

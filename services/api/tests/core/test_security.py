@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from app.core.config import Settings
 from app.core.security import json_depth_exceeds
 from app.main import create_app
-from tests.conftest import make_settings
+from tests.conftest import PRODUCTION_KEY_ENCRYPTION_KEY, make_settings
 
 
 async def test_every_response_says_nosniff_and_no_store(client: httpx.AsyncClient) -> None:
@@ -109,23 +109,25 @@ def test_production_refuses_development_defaults(overrides: dict[str, object], p
     safe: dict[str, object] = {
         "ENVIRONMENT": "production",
         "DATABASE_URL": "postgresql+asyncpg://pyauth:a-long-random-password@db:5432/pyauth",
-        "KEY_ENCRYPTION_KEY": "a-long-random-production-key-0123456789abcdef",
+        "KEY_ENCRYPTION_KEY": PRODUCTION_KEY_ENCRYPTION_KEY,
         "PUBLIC_BASE_URL": "https://auth.example",
+        "MAIL_BACKEND": "smtp",
     }
     make_settings(**safe)  # the safe baseline starts
     with pytest.raises(ValidationError, match=problem):
         make_settings(**{**safe, **overrides})
 
 
-def test_production_turns_the_docs_off_unless_enabled() -> None:
+def test_production_turns_the_docs_off() -> None:
     safe: dict[str, object] = {
         "ENVIRONMENT": "production",
         "DATABASE_URL": "postgresql+asyncpg://pyauth:a-long-random-password@db:5432/pyauth",
-        "KEY_ENCRYPTION_KEY": "a-long-random-production-key-0123456789abcdef",
+        "KEY_ENCRYPTION_KEY": PRODUCTION_KEY_ENCRYPTION_KEY,
         "PUBLIC_BASE_URL": "https://auth.example",
+        "MAIL_BACKEND": "smtp",
     }
     assert make_settings(**safe).docs_enabled is False
-    assert make_settings(**safe, DOCS_ENABLED=True).docs_enabled is True
+    assert make_settings(**safe, DOCS_ENABLED=False).docs_enabled is False
     assert make_settings().docs_enabled is True
 
 
