@@ -86,7 +86,11 @@ def random_key_problem(key: str) -> str | None:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    # hide_input_in_errors: a refusal names the problem; pydantic would also print part of the input, secrets
+    # included.
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", hide_input_in_errors=True
+    )
 
     ENVIRONMENT: Literal["development", "test", "production"] = "development"
 

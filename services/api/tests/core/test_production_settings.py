@@ -164,3 +164,16 @@ def test_random_keys_in_every_accepted_encoding_pass_the_key_rule() -> None:
             raw.hex().upper(),
         ):
             assert random_key_problem(key) is None, key
+
+
+def test_a_refusal_names_the_problems_but_no_secret() -> None:
+    key = base64.b64encode(os.urandom(31)).decode()  # refused: too short
+    # The key is the last setting given: pydantic's error would show the start and the end of its input.
+    values = {name: PRODUCTION[name] for name in ("ENVIRONMENT", "DATABASE_URL", "PUBLIC_BASE_URL")}
+    with pytest.raises(ValidationError) as refused:
+        Settings(_env_file=None, **values, KEY_ENCRYPTION_KEY=key)  # type: ignore[arg-type]
+    message = str(refused.value)
+    assert "decodes to 31 bytes" in message
+    assert "MAIL_BACKEND=console" in message
+    assert key[-8:] not in message
+    assert "a-long-random-password" not in message
