@@ -23,6 +23,15 @@ from app.health.service import alembic_config
 from app.main import create_app
 
 TEST_KEY_ENCRYPTION_KEY = "test-only-key-encryption-key-0123456789"
+# 32 random bytes in base64 (`openssl rand -base64 32`): what production accepts, for its settings tests.
+PRODUCTION_KEY_ENCRYPTION_KEY = "v5xV5Jk9bk1H7MtjRcbl2KCFbHchveSgi17t45fvlmw="
+
+# What the settings would otherwise derive from the host's core count (os.cpu_count): the worker count,
+# and from it each worker's pool size (DB_MAX_CONNECTIONS shared among the workers) and hashing threads.
+# Pinned to what a 2-core CI machine derives (a pool of 10, one hashing thread), so that the suite runs the
+# same on any machine: on 12 cores the pool would shrink to 3 and the concurrency tests would wait for it.
+# A test of the derivation itself passes API_WORKERS=0 / PASSWORD_HASH_WORKERS=0 ("derive") explicitly.
+HOST_INDEPENDENT_SETTINGS: dict[str, object] = {"API_WORKERS": 1, "PASSWORD_HASH_WORKERS": 1}
 
 
 def make_settings(**overrides: object) -> Settings:
@@ -34,6 +43,7 @@ def make_settings(**overrides: object) -> Settings:
         # Always the test key: signing keys stored in the test database are encrypted with it.
         "KEY_ENCRYPTION_KEY": TEST_KEY_ENCRYPTION_KEY,
         "ENVIRONMENT": "test",
+        **HOST_INDEPENDENT_SETTINGS,
         "DB_STARTUP_TIMEOUT": 10,
         # Tests send many requests from one address; the rate-limit tests turn the limits on.
         "RATE_LIMITS_ENABLED": False,

@@ -3,19 +3,86 @@
 Process environment wins over `.env`, as pydantic-settings does. `DATABASE_URL` is required and validated.
 """
 
+import base64
+import binascii
+import ipaddress
 import os
+import re
+import zlib
 from functools import lru_cache
 from typing import Literal, Self
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
-# The committed development values (.env): production mode refuses every one of them.
+# The committed development values (.env, the tests' key): refused whenever PUBLIC_BASE_URL is not loopback.
 DEVELOPMENT_SECRETS = frozenset(
-    {"dev-only-key-encryption-key-change-me-in-production", "pyauth", "postgres", "password", ""}
+    {
+        "dev-only-key-encryption-key-change-me-in-production",
+        "test-only-key-encryption-key-0123456789",
+        "pyauth",
+        "postgres",
+        "password",
+        "",
+    }
 )
+# A production KEY_ENCRYPTION_KEY is 32+ random bytes, written in hex or base64 (standard or URL-safe,
+# padding optional): `openssl rand -base64 32`. See `random_key_problem`.
+KEY_ENCRYPTION_KEY_MIN_BYTES = 32
+_HEX = re.compile(r"[0-9a-fA-F]+")
+_BASE64 = re.compile(r"[A-Za-z0-9+/]+={0,2}|[A-Za-z0-9_-]+={0,2}")
+
+
+def is_loopback_url(url: str) -> bool:
+    """True if the URL's host is `localhost` or a loopback address (127.0.0.0/8, ::1): a service only
+    this machine can reach. Anything else, an unparsable URL included, counts as public."""
+    try:
+        host = urlsplit(url).hostname
+    except ValueError:
+        return False
+    if host is None:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def random_key_problem(key: str) -> str | None:
+    """Why `key` is not 32+ random bytes in hex or base64, or None if it looks like such a key.
+
+    Decoding proves the length only: a passphrase of lower-case words and hyphens also reads as base64url.
+    So the text must also look random (hex mixes digits and letters, base64 mixes upper- and lower-case
+    letters) and the decoded bytes must not compress (no repeated pattern). A random key passes always
+    (deflate cannot shorten 32 random bytes); a passphrase or a pattern fails.
+    """
+    if _HEX.fullmatch(key) and len(key) % 2 == 0:
+        decoded = bytes.fromhex(key)
+        mixed = any(c.isdigit() for c in key) and any(c.isalpha() for c in key)
+    elif _BASE64.fullmatch(key):
+        data = key.rstrip("=")
+        try:
+            decoded = base64.urlsafe_b64decode(
+                data.replace("+", "-").replace("/", "_") + "=" * (-len(data) % 4)
+            )
+        except (binascii.Error, ValueError):
+            return "KEY_ENCRYPTION_KEY is not valid hex or base64"
+        mixed = any(c.isupper() for c in data) and any(c.islower() for c in data)
+    else:
+        return "KEY_ENCRYPTION_KEY must be hex or base64 (e.g. `openssl rand -base64 32`)"
+    if len(decoded) < KEY_ENCRYPTION_KEY_MIN_BYTES:
+        return (
+            f"KEY_ENCRYPTION_KEY decodes to {len(decoded)} bytes, fewer than {KEY_ENCRYPTION_KEY_MIN_BYTES} "
+            "(e.g. `openssl rand -base64 32`)"
+        )
+    if not mixed or len(zlib.compress(decoded, 9)) <= len(decoded):
+        return "KEY_ENCRYPTION_KEY does not look random (e.g. `openssl rand -base64 32`)"
+    return None
 
 
 # Where `python -m app` serves the API inside its container; compose publishes it (API_PORT on the host).
@@ -23,7 +90,11 @@ PUBLIC_PORT = 8000
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    # hide_input_in_errors: a refusal names the problem; pydantic would also print part of the input, secrets
+    # included.
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", hide_input_in_errors=True
+    )
 
     ENVIRONMENT: Literal["development", "test", "production"] = "development"
 
@@ -83,7 +154,9 @@ class Settings(BaseSettings):
     JWT_AUDIENCE: str = "pyauth"
     ACCESS_TOKEN_TTL_SECONDS: int = Field(900, ge=60, le=86400)
     KEY_ENCRYPTION_KEY: SecretStr = Field(
-        min_length=32, description="Encrypts signing keys at rest. Any string of 32+ characters."
+        min_length=32,
+        description="Encrypts signing keys at rest. 32+ characters; in production 32+ random bytes in hex or "
+        "base64: `openssl rand -base64 32`.",
     )
 
     # Sessions and refresh tokens
@@ -187,7 +260,7 @@ class Settings(BaseSettings):
         default_factory=list, description="Allowed browser origins; empty = none."
     )
     DOCS_ENABLED: bool | None = Field(
-        None, description="Swagger UI at /docs; default: on except in production."
+        None, description="Swagger UI at /docs; default: on except in production, which refuses true."
     )
     DEBUG: bool = False
 
@@ -205,7 +278,8 @@ class Settings(BaseSettings):
         description="Serve /metrics on the public port, not METRICS_PORT; production requires METRICS_TOKEN.",
     )
 
-    # First administrator: created at startup while no admin exists, then ignored (or `make admin EMAIL=...`)
+    # First administrator: created at startup while no admin exists, then ignored (or `make admin EMAIL=...`).
+    # Production refuses a FIRST_ADMIN_PASSWORD: a password left in the environment outlives its use.
     FIRST_ADMIN_EMAIL: str | None = None
     FIRST_ADMIN_PASSWORD: SecretStr | None = None
 
@@ -256,19 +330,40 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_development_defaults_in_production(self) -> Self:
-        if self.ENVIRONMENT != "production":
-            return self
+        """Fail closed. The committed development secrets are refused whenever PUBLIC_BASE_URL is not
+        loopback, whatever ENVIRONMENT says (forgetting ENVIRONMENT=production must not be enough to run
+        a public host on them); ENVIRONMENT=production refuses more."""
         problems = []
-        if self.KEY_ENCRYPTION_KEY.get_secret_value() in DEVELOPMENT_SECRETS:
-            problems.append("KEY_ENCRYPTION_KEY is the development default")
-        if (self.database_url.password or "") in DEVELOPMENT_SECRETS:
-            problems.append("the database password in DATABASE_URL is a development default")
-        if self.DEBUG:
-            problems.append("DEBUG is on")
-        if not self.PUBLIC_BASE_URL.startswith("https://"):
-            problems.append("PUBLIC_BASE_URL must be an https:// URL")
+        public = not is_loopback_url(self.PUBLIC_BASE_URL)
+        if public or self.ENVIRONMENT == "production":
+            if self.KEY_ENCRYPTION_KEY.get_secret_value() in DEVELOPMENT_SECRETS:
+                problems.append("KEY_ENCRYPTION_KEY is the development default")
+            if (self.database_url.password or "") in DEVELOPMENT_SECRETS:
+                problems.append("the database password in DATABASE_URL is a development default")
+        if self.ENVIRONMENT == "production":
+            if self.DEBUG:
+                problems.append("DEBUG is on")
+            if not self.PUBLIC_BASE_URL.startswith("https://"):
+                problems.append("PUBLIC_BASE_URL must be an https:// URL")
+            if self.MAIL_BACKEND == "console":
+                problems.append("MAIL_BACKEND=console would print mailed links to a log: use smtp")
+            elif self.SMTP_SECURITY == "none":
+                problems.append("SMTP_SECURITY=none would send mailed links in clear: use starttls or tls")
+            if self.DOCS_ENABLED:
+                problems.append("DOCS_ENABLED is on")
+            if self.FIRST_ADMIN_PASSWORD is not None and self.FIRST_ADMIN_PASSWORD.get_secret_value():
+                problems.append("FIRST_ADMIN_PASSWORD is set: remove it once the first admin exists")
+            if self.KEY_ENCRYPTION_KEY.get_secret_value() not in DEVELOPMENT_SECRETS and (
+                key_problem := random_key_problem(self.KEY_ENCRYPTION_KEY.get_secret_value())
+            ):
+                problems.append(key_problem)
         if problems:
-            raise ValueError("ENVIRONMENT=production refuses to start: " + "; ".join(problems))
+            why = (
+                "ENVIRONMENT=production refuses to start"
+                if self.ENVIRONMENT == "production"
+                else "PUBLIC_BASE_URL is not a loopback address, so development secrets are refused"
+            )
+            raise ValueError(f"{why}: " + "; ".join(problems))
         return self
 
     @property

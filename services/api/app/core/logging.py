@@ -1,7 +1,13 @@
 """Logging for the API, the migrator and the CLIs: human-readable lines by default, JSON with
 LOG_FORMAT=json. Uvicorn's own loggers go through the same handler; its access log is replaced by
-`app.core.requests`, which logs one line per request without query strings or headers."""
+`app.core.requests`, which logs one line per request without query strings or headers.
 
+Both formats escape control characters in every logged value (ASVS 16.4.1), whichever logger wrote it:
+a percent-decoded path, an email or an exception message cannot start a forged line (`%0a`) or send
+terminal escapes (`%1b`). A traceback's lines each start with `  | `, so none of them reads as a record.
+"""
+
+import copy
 import json
 import logging
 import logging.config
@@ -11,25 +17,86 @@ from typing import Any
 from app.core.config import Settings
 
 _STANDARD_ATTRS = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+# Starts each line of a traceback or stack in text logs: a record's own line starts with its time.
+CONTINUATION = "  | "
+
+
+def escape_controls(text: str) -> str:
+    r"""`text` with every character that is not printable written as a Python escape (`\x0a`, `\x1b`,
+    `\u2028`): C0 and C1 controls, DEL, line and paragraph separators, bidi and other format characters.
+    Backslashes are kept as they are: a logged `\x0a` may have been typed, but it is never a line break."""
+    if text.isprintable():  # the common case, at C speed
+        return text
+    return "".join(char if char.isprintable() else _escape(char) for char in text)
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    if code <= 0xFF:
+        return f"\\x{code:02x}"
+    if code <= 0xFFFF:
+        return f"\\u{code:04x}"
+    return f"\\U{code:08x}"
+
+
+def _escape_lines(text: str) -> list[str]:
+    """A multi-line text (a traceback) as lines, each escaped."""
+    return [escape_controls(line) for line in text.rstrip("\n").split("\n")]
+
+
+def _safe(value: Any) -> Any:
+    """A JSON-ready copy of an `extra` value with every string in it escaped."""
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, dict):
+        return {escape_controls(str(key)): _safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_safe(item) for item in value]
+    return escape_controls(str(value))
+
+
+def _details(formatter: logging.Formatter, record: logging.LogRecord) -> list[str]:
+    """The record's traceback and stack, if any, as escaped lines."""
+    lines: list[str] = []
+    if record.exc_info:
+        lines += _escape_lines(formatter.formatException(record.exc_info))
+    elif record.exc_text:
+        lines += _escape_lines(record.exc_text)
+    if record.stack_info:
+        lines += _escape_lines(formatter.formatStack(record.stack_info))
+    return lines
+
+
+class TextFormatter(logging.Formatter):
+    """`logging.Formatter`, with the record's line escaped and its traceback lines marked."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        # A copy: other handlers of the same record see it unchanged.
+        line = copy.copy(record)
+        line.msg, line.args = record.getMessage(), None
+        line.exc_info, line.exc_text, line.stack_info = None, None, None
+        text = escape_controls(super().format(line))
+        return "\n".join([text, *(CONTINUATION + detail for detail in _details(self, record))])
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message and any `extra` fields."""
+    """One JSON object per line: time, level, logger, message and any `extra` fields, every string in
+    them escaped (JSON would keep a line break on one line, but a viewer that decodes it would not)."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
             "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
             + f".{int(record.msecs):03d}Z",
             "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
+            "logger": escape_controls(record.name),
+            "message": escape_controls(record.getMessage()),
         }
         for key, value in record.__dict__.items():
             if key not in _STANDARD_ATTRS and not key.startswith("_"):
-                entry[key] = value
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+                entry[escape_controls(key)] = _safe(value)
+        if details := _details(self, record):
+            entry["exception"] = "\n".join(details)
+        return json.dumps(entry)
 
 
 class DropStartupTraceback(logging.Filter):
@@ -45,7 +112,11 @@ def logging_config(settings: Settings) -> dict[str, Any]:
     formatter = (
         {"()": JsonFormatter}
         if settings.LOG_FORMAT == "json"
-        else {"format": "%(asctime)s %(levelname)-7s %(name)s: %(message)s", "datefmt": "%Y-%m-%dT%H:%M:%S"}
+        else {
+            "()": TextFormatter,
+            "fmt": "%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+            "datefmt": "%Y-%m-%dT%H:%M:%S",
+        }
     )
     return {
         "version": 1,

@@ -1,7 +1,9 @@
 """Per-request plumbing: a request id on every response, and one log line per request.
 
 A pure ASGI middleware, so it adds no task or buffering to the request path. The line holds method,
-path (never the query string, which may carry tokens), status, duration and the request id.
+path (never the query string, which may carry tokens), status, duration and the request id. The path is
+the percent-decoded one, so it may hold any character (`%0a`, `%1b`): the log formatters
+(`app.core.logging`) escape control characters in it, as in every other logged value.
 """
 
 import logging

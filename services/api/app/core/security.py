@@ -2,7 +2,8 @@
 pyauth accepts, no extra task per request).
 
 - `RequestGuard`: bodies over MAX_BODY_BYTES get 413 (by Content-Length, or while streaming), media types
-  other than JSON and form get 415, JSON nested deeper than MAX_JSON_DEPTH gets 400 before any parser runs.
+  other than JSON and form get 415, and so does a non-empty body without a media type (some FastAPI
+  versions parse it as JSON), JSON nested deeper than MAX_JSON_DEPTH gets 400 before any parser runs.
 - `SecurityHeaders`: `X-Content-Type-Options: nosniff` everywhere, `Cache-Control: no-store` unless the
   endpoint chose a policy, a restrictive CSP except on the API docs, HSTS when configured.
 """
@@ -93,6 +94,16 @@ class RequestGuard:
         body = await self._read_body(receive)
         if body is None:
             await _reject(send, 413, "request_too_large", f"The body is larger than {self.max_body} bytes.")
+            return
+        if body and not media_type:
+            # FastAPI (before its strict_content_type) parses such a body as JSON, past the depth check
+            # below; refusing it here holds whatever version parses the body afterwards.
+            await _reject(
+                send,
+                415,
+                "unsupported_media_type",
+                "A body needs a Content-Type: application/json, or a form for the token endpoints.",
+            )
             return
         if media_type == "application/json" and json_depth_exceeds(body, self.max_depth):
             await _reject(send, 400, "json_too_deep", f"JSON may nest at most {self.max_depth} levels.")

@@ -33,6 +33,10 @@ REQUIRED_CLAIMS: Final = ["iss", "aud", "sub", "exp", "iat", "nbf", "jti", "sid"
 # expiry gets no leeway.
 CLOCK_SKEW: Final = timedelta(seconds=30)
 MAX_TOKEN_LENGTH: Final = 8192
+# The header segment (base64url) is checked against this before any JSON parser sees it. pyauth's own
+# headers (alg, kid, typ) take about 100 characters; 512 decode to at most 384 bytes, too shallow for a
+# nested-array header to exhaust the parser's recursion limit (which older PyJWT lets escape as a 500).
+MAX_HEADER_LENGTH: Final = 512
 
 
 class InvalidAccessToken(PyauthError):
@@ -109,7 +113,7 @@ def decode_access_token(keyring: KeyRing, settings: Settings, token: str, *, now
         return _verify(keyring, settings, token, now=_timestamp(now))
     except _Refused as refused:
         log.debug("access token refused: %s", refused.reason)
-    except (jwt.PyJWTError, ValueError, TypeError, OverflowError) as exc:
+    except (jwt.PyJWTError, ValueError, TypeError, OverflowError, RecursionError) as exc:
         # Whatever a hostile token makes the parser raise is a refusal (401), never a 500.
         log.debug("access token refused: %s", type(exc).__name__)
     raise InvalidAccessToken()
@@ -127,12 +131,21 @@ async def verify_access_token(
     return decode_access_token(keyring, settings, token, now=now)
 
 
+def _size_refusal(token: object) -> str | None:
+    """Why a token is refused by its size alone, before any of it is decoded; None if it may be parsed."""
+    if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH:
+        return "not a string of acceptable length"
+    if len(token.split(".", 1)[0]) > MAX_HEADER_LENGTH:
+        return f"header over {MAX_HEADER_LENGTH} characters"
+    return None
+
+
 def _unverified_kid(token: str) -> str | None:
-    if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH:
+    if _size_refusal(token) is not None:
         return None
     try:
         kid = jwt.get_unverified_header(token).get("kid")
-    except (jwt.PyJWTError, ValueError, TypeError):
+    except (jwt.PyJWTError, ValueError, TypeError, RecursionError):
         return None
     return kid if isinstance(kid, str) and 0 < len(kid) <= 64 else None
 
@@ -158,8 +171,8 @@ def _non_empty_string(claims: Mapping[str, Any], name: str) -> str:
 
 
 def _verify(keyring: KeyRing, settings: Settings, token: str, *, now: float) -> AccessClaims:
-    if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH:
-        raise _Refused("not a string of acceptable length")
+    if (refusal := _size_refusal(token)) is not None:
+        raise _Refused(refusal)
     header = jwt.get_unverified_header(token)
 
     if forbidden := FORBIDDEN_HEADERS & header.keys():

@@ -10,6 +10,7 @@ counted from the last failure. A throttled attempt is refused without checking t
 counted. At LOGIN_MAX_FAILURES the password must be reset. A success or a reset clears the count.
 """
 
+import ipaddress
 import math
 import random
 from dataclasses import dataclass
@@ -62,6 +63,24 @@ def _retry_after(seconds: float) -> dict[str, str]:
     return {"Retry-After": str(max(1, math.ceil(seconds)))}
 
 
+def client_bucket(ip: str | None) -> str:
+    """Whom a per-IP limit counts: an IPv4 address, or the /64 of an IPv6 one. A /64 is one link's prefix,
+    and a host on it picks its own addresses in it (SLAAC, RFC 8981 temporary addresses), so a client owns
+    at least 2^64 of them; counting per IPv6 address would give it as many buckets. IPv4-mapped IPv6 is
+    counted as the IPv4 address it maps."""
+    if ip is None:
+        return "unknown"
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip  # not an address (a test transport's name): counted as itself
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((int(address) >> 64 << 64, 64)))
+    return str(address)
+
+
 async def hit(
     sessionmaker: async_sessionmaker[AsyncSession],
     *,
@@ -75,7 +94,7 @@ async def hit(
     """Count one request of `client` against limit `name`; raise `error` (429, Retry-After) past it."""
     window = settings.RATE_LIMIT_WINDOW_SECONDS
     start = datetime.fromtimestamp(now.timestamp() // window * window, now.tzinfo)
-    key = f"{name}:{client.ip_address or 'unknown'}"
+    key = f"{name}:{client_bucket(client.ip_address)}"
     async with sessionmaker() as db:
         await db.execute(text("SET LOCAL synchronous_commit = off"))
         statement = insert(RateLimitHit).values(key=key, window_start=start, hits=1)

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from app.core.config import Settings
 from app.core.security import json_depth_exceeds
 from app.main import create_app
-from tests.conftest import make_settings
+from tests.conftest import PRODUCTION_KEY_ENCRYPTION_KEY, make_settings
 
 
 async def test_every_response_says_nosniff_and_no_store(client: httpx.AsyncClient) -> None:
@@ -109,21 +109,44 @@ def test_production_refuses_development_defaults(overrides: dict[str, object], p
     safe: dict[str, object] = {
         "ENVIRONMENT": "production",
         "DATABASE_URL": "postgresql+asyncpg://pyauth:a-long-random-password@db:5432/pyauth",
-        "KEY_ENCRYPTION_KEY": "a-long-random-production-key-0123456789abcdef",
+        "KEY_ENCRYPTION_KEY": PRODUCTION_KEY_ENCRYPTION_KEY,
         "PUBLIC_BASE_URL": "https://auth.example",
+        "MAIL_BACKEND": "smtp",
     }
     make_settings(**safe)  # the safe baseline starts
     with pytest.raises(ValidationError, match=problem):
         make_settings(**{**safe, **overrides})
 
 
-def test_production_turns_the_docs_off_unless_enabled() -> None:
+def test_production_turns_the_docs_off() -> None:
     safe: dict[str, object] = {
         "ENVIRONMENT": "production",
         "DATABASE_URL": "postgresql+asyncpg://pyauth:a-long-random-password@db:5432/pyauth",
-        "KEY_ENCRYPTION_KEY": "a-long-random-production-key-0123456789abcdef",
+        "KEY_ENCRYPTION_KEY": PRODUCTION_KEY_ENCRYPTION_KEY,
         "PUBLIC_BASE_URL": "https://auth.example",
+        "MAIL_BACKEND": "smtp",
     }
     assert make_settings(**safe).docs_enabled is False
-    assert make_settings(**safe, DOCS_ENABLED=True).docs_enabled is True
+    assert make_settings(**safe, DOCS_ENABLED=False).docs_enabled is False
     assert make_settings().docs_enabled is True
+
+
+@pytest.mark.parametrize("path", ["/auth/register", "/auth/token", "/auth/verify/request"])
+@pytest.mark.parametrize("body", [b"[" * 50_000, b"[" * 5_000 + b"]" * 5_000, b'{"email": "a@example.org"}'])
+async def test_a_body_without_a_content_type_gets_415_before_any_parser(
+    client: httpx.AsyncClient, path: str, body: bytes
+) -> None:
+    # Some FastAPI versions parse a body without Content-Type as JSON, past the depth guard; the guard
+    # refuses such a body itself, whatever the endpoint takes (JSON or a form) and whatever it holds.
+    response = await client.post(path, content=body)
+    assert "content-type" not in response.request.headers
+    assert response.status_code == 415
+    assert response.json() == {
+        "error": "unsupported_media_type",
+        "detail": "A body needs a Content-Type: application/json, or a form for the token endpoints.",
+    }
+
+
+async def test_an_empty_body_needs_no_content_type(client: httpx.AsyncClient) -> None:
+    response = await client.post("/auth/logout")
+    assert response.status_code == 401  # past the guard: the endpoint asks for a token

@@ -14,7 +14,7 @@ CORES = os.cpu_count() or 1
 
 
 def test_the_server_runs_one_worker_per_core_on_uvloop_and_httptools() -> None:
-    options = server_options(make_settings())
+    options = server_options(make_settings(API_WORKERS=0))
     assert options["workers"] == CORES
     assert (options["loop"], options["http"]) == ("uvloop", "httptools")
     assert options["access_log"] is False
@@ -41,8 +41,8 @@ def test_an_explicit_pool_size_is_kept() -> None:
 
 
 def test_all_workers_together_hash_on_one_thread_per_core() -> None:
-    assert make_settings(API_WORKERS=1).password_hash_threads == CORES
-    assert make_settings(API_WORKERS=CORES).password_hash_threads == 1
+    assert make_settings(API_WORKERS=1, PASSWORD_HASH_WORKERS=0).password_hash_threads == CORES
+    assert make_settings(API_WORKERS=CORES, PASSWORD_HASH_WORKERS=0).password_hash_threads == 1
     assert make_settings(API_WORKERS=CORES, PASSWORD_HASH_WORKERS=3).password_hash_threads == 3
 
 
@@ -58,3 +58,15 @@ def test_hashing_threads_can_yield_the_cpu_to_the_event_loop() -> None:
     thread.join()
     assert niceness == [7]
     assert make_settings().PASSWORD_HASH_NICE == 0  # off unless asked for
+
+
+@pytest.mark.parametrize("cores", [1, 2, 12, 64])
+def test_the_test_settings_are_the_same_on_any_number_of_cores(
+    cores: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The host is simulated (os.cpu_count is all the settings read of it): a 12-core laptop once got a
+    # pool of 3 per worker here, and the concurrency tests waited on it.
+    monkeypatch.setattr(os, "cpu_count", lambda: cores)
+    settings = make_settings()
+    assert (settings.api_workers, settings.DB_POOL_SIZE, settings.password_hash_threads) == (1, 10, 1)
+    assert server_options(settings)["workers"] == 1

@@ -8,6 +8,7 @@ import logging
 from datetime import timedelta
 from typing import Any
 
+import httpx
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -17,10 +18,13 @@ from app.core.clock import ManualClock
 from app.core.config import Settings
 from app.keys.service import KeyRing
 from app.keys.tokens import (
+    MAX_HEADER_LENGTH,
+    MAX_TOKEN_LENGTH,
     AccessClaims,
     InvalidAccessToken,
     decode_access_token,
     issue_access_token,
+    verify_access_token,
 )
 from tests.conftest import make_settings
 
@@ -319,3 +323,37 @@ async def test_a_refusal_is_generic_to_the_client_and_logged_without_the_token(
 async def test_garbage_is_refused(keyring: KeyRing, settings: Settings, clock: ManualClock) -> None:
     for token in ["", "abc", "a.b.c", "x" * 10_000, f"{_json_b64({'typ': 'at+jwt'})}.e30.", "..."]:
         _refuse(keyring, settings, token, clock)
+
+
+def _nested_arrays_header_token(depth: int) -> str:
+    """A token whose header segment is `depth` nested JSON arrays: valid JSON, within MAX_TOKEN_LENGTH,
+    deep enough to exhaust the JSON parser's recursion limit."""
+    return f"{_b64(b'[' * depth + b']' * depth)}.e30.c2ln"
+
+
+async def test_a_token_header_over_the_size_cap_is_refused_before_parsing(
+    keyring: KeyRing, settings: Settings, clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    token = _nested_arrays_header_token(3000)
+    assert len(token) <= MAX_TOKEN_LENGTH
+    with caplog.at_level(logging.DEBUG, logger="pyauth.tokens"):
+        with pytest.raises(InvalidAccessToken):
+            await verify_access_token(keyring, settings, token, now=clock.now())
+        _refuse(keyring, settings, token, clock)
+    # Refused by the size of its header, not by whatever the JSON parser made of it.
+    reasons = [record.getMessage() for record in caplog.records if record.name == "pyauth.tokens"]
+    assert reasons == [f"access token refused: header over {MAX_HEADER_LENGTH} characters"] * 2
+    # A real header stays far below the cap.
+    issued, _ = issue_access_token(keyring, settings, subject="u", session_id="s", now=clock.now())
+    assert len(issued.split(".")[0]) < MAX_HEADER_LENGTH / 3
+
+
+@pytest.mark.parametrize("depth", [3000, 100])
+async def test_a_bearer_token_with_a_nested_arrays_header_gets_401_not_500(
+    client: httpx.AsyncClient, depth: int
+) -> None:
+    response = await client.get(
+        "/users/me", headers={"Authorization": f"Bearer {_nested_arrays_header_token(depth)}"}
+    )
+    assert response.status_code == 401
+    assert response.json()["error"] == "invalid_token"

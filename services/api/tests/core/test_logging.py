@@ -1,0 +1,96 @@
+"""Log lines cannot be forged (ASVS 16.4.1): both formats escape control characters in every logged
+value, from every logger, and mark a traceback's lines so that none reads as a record of its own."""
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Literal
+
+import httpx
+import pytest
+
+from app.core.logging import CONTINUATION, escape_controls, logging_config
+from tests.conftest import make_settings
+
+FORGED = "2026-12-01T00:00:00 INFO    pyauth.auth: login succeeded user=admin"
+Format = Literal["text", "json"]
+
+
+@contextmanager
+def log_output(log_format: Format, logger_name: str) -> Iterator[io.StringIO]:
+    """What `logger_name` writes at INFO and above, through the formatter the app configures."""
+    spec = dict(logging_config(make_settings(LOG_FORMAT=log_format))["formatters"]["default"])
+    factory = spec.pop("()")
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(factory(**spec))
+    logger = logging.getLogger(logger_name)
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield stream
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+def _messages(output: str, log_format: Format) -> list[str]:
+    lines = output.splitlines()
+    return [json.loads(line)["message"] for line in lines] if log_format == "json" else lines
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+async def test_a_percent_encoded_line_break_in_the_path_cannot_forge_a_request_log_line(
+    client: httpx.AsyncClient, log_format: Format
+) -> None:
+    path = "/nope%0a" + FORGED.replace(" ", "%20") + "%0d%1b[2J%e2%80%a8"
+    with log_output(log_format, "pyauth.request") as output:
+        response = await client.get(path)
+    assert response.status_code == 404
+    (message,) = _messages(output.getvalue(), log_format)  # one record, one line
+    assert "GET /nope\\x0a2026-12-01T00:00:00 INFO    pyauth.auth: login succeeded" in message
+    assert "\\x0d\\x1b[2J\\u2028 404 " in message
+    assert "\x1b" not in output.getvalue()
+    if log_format == "json":
+        assert json.loads(output.getvalue())["path"].startswith("/nope\\x0a2026")
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+@pytest.mark.parametrize("logger_name", ["pyauth.auth", "uvicorn.error", "sqlalchemy.engine", "alembic"])
+def test_every_logger_escapes_control_characters_in_every_value(log_format: Format, logger_name: str) -> None:
+    with log_output(log_format, logger_name) as output:
+        logging.getLogger(logger_name).warning(
+            "login failed for %s", f"a@example.org\n{FORGED}\x1b]0;title\x07", extra={"email": "b@x\r\nc"}
+        )
+    (message,) = _messages(output.getvalue(), log_format)
+    assert message.endswith("login failed for a@example.org\\x0a" + FORGED + "\\x1b]0;title\\x07")
+    if log_format == "json":
+        assert json.loads(output.getvalue())["email"] == "b@x\\x0d\\x0ac"
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_a_traceback_cannot_start_a_record_of_its_own(log_format: Format) -> None:
+    with log_output(log_format, "pyauth.errors") as output:
+        try:
+            raise ValueError(f"bad input\n{FORGED}\x1b[2J")
+        except ValueError:
+            logging.getLogger("pyauth.errors").exception("unhandled ValueError on POST /auth/token")
+    if log_format == "json":
+        (line,) = output.getvalue().splitlines()
+        exception = json.loads(line)["exception"]
+        assert exception.endswith(f"ValueError: bad input\n{FORGED}\\x1b[2J")
+        return
+    first, *rest = output.getvalue().splitlines()
+    assert first.endswith("unhandled ValueError on POST /auth/token")
+    assert rest[0] == CONTINUATION + "Traceback (most recent call last):"
+    assert all(line.startswith(CONTINUATION) for line in rest)
+    assert rest[-1] == CONTINUATION + FORGED + "\\x1b[2J"
+
+
+def test_printable_text_is_logged_as_it_is() -> None:
+    for text in ["plain", "Zoë Ødegård 日本語 😀", "C:\\path\\x0a", ""]:
+        assert escape_controls(text) == text
+    assert escape_controls("\t\x7f\x85\u202e\U000e0001") == "\\x09\\x7f\\x85\\u202e\\U000e0001"
