@@ -16,6 +16,7 @@ from sqlalchemy import Connection, text
 
 from app.core.config import get_settings
 from app.core.database import MIGRATION_LOCK_ID, build_engine
+from app.core.grants import GRANTS_REVISION, grant_application_rights
 from app.core.logging import configure_logging
 from app.core.registry import Base
 
@@ -30,6 +31,19 @@ def run_migrations(connection: Connection) -> None:
     with context.begin_transaction():
         connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": MIGRATION_LOCK_ID})
         context.run_migrations()
+        if _rights_apply():
+            grant_application_rights(connection, attributes["app_role"])
+
+
+def _rights_apply() -> bool:
+    """Whether the schema is at or past the revision that brought the application role's rights: then
+    every run applies them again, so a database that reached it without them (or a renamed role) is fixed."""
+    script = context.script
+    return any(
+        revision.revision == GRANTS_REVISION
+        for head in context.get_context().get_current_heads()
+        for revision in script.iterate_revisions(head, "base")
+    )
 
 
 async def run_async_migrations() -> None:

@@ -13,6 +13,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.core.config import Settings
@@ -126,3 +127,35 @@ async def test_the_models_match_the_migrations(engine: object, settings: Setting
 
 def test_there_is_one_head() -> None:
     assert len(ScriptDirectory.from_config(alembic_config()).get_heads()) == 1
+
+
+async def test_an_upgrade_at_head_gives_the_application_role_its_rights_again(
+    scratch_database: Scratch, settings: Settings
+) -> None:
+    """A database that reached head without migration 0010's grants (an old volume that ran the empty
+    slot, a renamed role) is put right by the next `alembic upgrade head`, with audit_events still
+    append-only."""
+    if settings.database_url.username == make_url(scratch_database.admin_url).username:
+        pytest.skip("one role migrates and runs the app: there are no rights to grant")
+    code, output = await _alembic(scratch_database, "upgrade", "head")
+    assert code == 0, output
+    role = settings.database_url.username
+    admin = create_async_engine(scratch_database.admin_url)
+    app = create_async_engine(scratch_database.app_url)
+    try:
+        async with admin.begin() as connection:
+            await connection.execute(text(f'REVOKE ALL ON ALL TABLES IN SCHEMA public FROM "{role}"'))
+        code, output = await _alembic(scratch_database, "upgrade", "head")
+        assert code == 0, output
+        async with app.connect() as connection:
+            assert await connection.scalar(text("SELECT count(*) FROM users")) == 0
+            privileges = await connection.scalar(
+                text(
+                    "SELECT array_agg(p ORDER BY p) FROM unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', "
+                    "'DELETE', 'TRUNCATE']) p WHERE has_table_privilege('audit_events', p)"
+                )
+            )
+        assert privileges == ["INSERT", "SELECT"]
+    finally:
+        await app.dispose()
+        await admin.dispose()
