@@ -89,10 +89,9 @@ SQL
     echo 'DROP ROLE pyauth_role_upgrade;' | setup_psql "$admin" -d postgres
   fi
 
+  # The passwords reach psql through its environment (\getenv), never its command line.
   setup_psql "$admin" -d postgres -f /usr/local/share/pyauth/postgres-roles.sql \
-    -v admin="$admin" -v owner="$owner" -v app="$app" -v database="$database" \
-    -v admin_password="$POSTGRES_ADMIN_PASSWORD" -v owner_password="$POSTGRES_OWNER_PASSWORD" \
-    -v app_password="$POSTGRES_PASSWORD"
+    -v admin="$admin" -v owner="$owner" -v app="$app" -v database="$database"
 
   pg_ctl -D "$PGDATA" -m fast -w -s stop
   trap - EXIT TERM INT

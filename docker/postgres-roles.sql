@@ -1,9 +1,15 @@
 -- The roles and the database, run by postgres-entrypoint.sh as the superuser on every start of the db
 -- container. Idempotent: a fresh volume, an up-to-date one and one made before these roles existed (every
--- object owned by the superuser) all end the same way. psql variables: admin, owner, app, database and
--- the three passwords. The application role's table rights are granted by migration 0010, which knows the
--- tables; here it only gets to connect.
+-- object owned by the superuser) all end the same way. psql variables: admin, owner, app and database;
+-- the passwords come from the environment. The application role's table rights are granted by migration
+-- 0010 (app/core/grants.py), which knows the tables; here it only gets to connect.
 \set ON_ERROR_STOP on
+\getenv admin_password POSTGRES_ADMIN_PASSWORD
+\getenv owner_password POSTGRES_OWNER_PASSWORD
+\getenv app_password POSTGRES_PASSWORD
+-- A statement that fails is logged with its text: not these, which carry passwords.
+SET log_min_error_statement = panic;
+SET log_statement = 'none';
 
 SELECT format('CREATE ROLE %I', :'owner') WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'owner')
 \gexec
