@@ -20,6 +20,7 @@ from alembic import command
 from fastapi import FastAPI
 from sqlalchemy import Connection, Table, delete, insert, text
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
 
 from app.core.clock import ManualClock
@@ -73,7 +74,17 @@ async def _create_database_if_missing(settings: Settings) -> None:
                 text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": url.database}
             )
             if not exists:
-                await connection.execute(text(f'CREATE DATABASE "{url.database}"'))
+                try:
+                    await connection.execute(text(f'CREATE DATABASE "{url.database}"'))
+                except DBAPIError as error:
+                    if getattr(error.orig, "sqlstate", None) != "42501":
+                        raise
+                    pytest.exit(
+                        f"{admin.url.username!r} may not create {url.database!r}: set "
+                        "TEST_ADMIN_DATABASE_URL to a role that may, "
+                        "e.g. postgresql+asyncpg://postgres:postgres@localhost:5432/postgres",
+                        returncode=2,
+                    )
     finally:
         await admin.dispose()
 
