@@ -89,8 +89,8 @@ migrate: prereqs ## Apply database migrations (alembic upgrade head)
 shell: prereqs ## Open a shell in the running api container
 	$(COMPOSE) exec api bash
 
-psql: prereqs ## Open psql on the development database
-	$(COMPOSE) exec db sh -c 'PGPASSWORD="$$POSTGRES_PASSWORD" psql -h 127.0.0.1 -U "$$POSTGRES_USER" "$$POSTGRES_DB"'
+psql: prereqs ## Open psql on the development database, as its owner (pyauth_owner)
+	$(COMPOSE) exec db sh -c 'PGPASSWORD="$$POSTGRES_OWNER_PASSWORD" psql -h 127.0.0.1 -U "$$POSTGRES_OWNER_USER" "$$POSTGRES_DB"'
 
 rotate-keys: prereqs ## Add a new current JWT signing key (old tokens stay valid until they expire)
 	$(COMPOSE) exec api python3 -m app.keys.cli rotate

@@ -29,8 +29,9 @@ compose() {
 }
 log() { printf 'bench: %s\n' "$*"; }
 
+# As the owner: the cleanup deletes audit rows, which the application role may not.
 dev_psql() {
-  compose exec -T db sh -c 'PGPASSWORD="$POSTGRES_PASSWORD" psql -h 127.0.0.1 -U "$POSTGRES_USER" -d "$POSTGRES_DB" -v ON_ERROR_STOP=1 -Atq' \
+  compose exec -T db sh -c 'PGPASSWORD="$POSTGRES_OWNER_PASSWORD" psql -h 127.0.0.1 -U "$POSTGRES_OWNER_USER" -d "$POSTGRES_DB" -v ON_ERROR_STOP=1 -Atq' \
     < "$1"
 }
 

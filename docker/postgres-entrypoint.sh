@@ -1,16 +1,27 @@
 #!/bin/sh
-# First start: initdb with POSTGRES_USER/POSTGRES_PASSWORD, create POSTGRES_DB, accept scram-sha-256
-# over TCP. Every start: exec postgres as PID 1 so that SIGINT/SIGTERM reach it and it stops cleanly.
+# The db container's entrypoint. Three roles (README, "Database roles"):
+#   POSTGRES_ADMIN_USER  the bootstrap superuser: only this script uses it, to create and upgrade the others;
+#   POSTGRES_OWNER_USER  owns POSTGRES_DB and its schema; the migrate service runs Alembic as it;
+#   POSTGRES_USER        the api and worker: no superuser, no ownership, only the rights migration 0010 grants.
+# First start: initdb with the admin, accept scram-sha-256 over TCP. Every start: set up the roles and the
+# database (idempotent, see postgres-roles.sql) on a server that listens only on a private socket, then
+# exec postgres as PID 1 so that SIGINT/SIGTERM reach it and it stops cleanly.
+#
+# A volume made before the roles existed has POSTGRES_USER as its bootstrap superuser, owning everything.
+# Postgres cannot take superuser from the bootstrap role, so it is renamed to POSTGRES_ADMIN_USER, a new
+# POSTGRES_USER is made, and every object is handed to the owner: the data stays where it is.
 set -eu
 
-if [ ! -s "$PGDATA/PG_VERSION" ]; then
-  : "${POSTGRES_PASSWORD:?POSTGRES_PASSWORD must be set for the first start}"
-  user=${POSTGRES_USER:-postgres}
-  database=${POSTGRES_DB:-$user}
+admin=${POSTGRES_ADMIN_USER:-postgres}
+app=${POSTGRES_USER:?POSTGRES_USER must be set}
+owner=${POSTGRES_OWNER_USER:?POSTGRES_OWNER_USER must be set}
+database=${POSTGRES_DB:-$app}
+
+initialise() {
+  : "${POSTGRES_ADMIN_PASSWORD:?POSTGRES_ADMIN_PASSWORD must be set for the first start}"
   pwfile=$(mktemp)
-  trap 'rm -f "$pwfile"' EXIT
-  printf '%s\n' "$POSTGRES_PASSWORD" > "$pwfile"
-  initdb --pgdata="$PGDATA" --username="$user" --pwfile="$pwfile" --auth=scram-sha-256 \
+  printf '%s\n' "$POSTGRES_ADMIN_PASSWORD" > "$pwfile"
+  initdb --pgdata="$PGDATA" --username="$admin" --pwfile="$pwfile" --auth=scram-sha-256 \
     --encoding=UTF8 --locale=C.UTF-8 >/dev/null
   rm -f "$pwfile"
   echo "host all all all scram-sha-256" >> "$PGDATA/pg_hba.conf"
@@ -18,14 +29,81 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
     echo "listen_addresses = '*'"
     echo "password_encryption = 'scram-sha-256'"
   } >> "$PGDATA/postgresql.conf"
-  if [ "$database" != "postgres" ]; then
-    echo "CREATE DATABASE \"$database\" OWNER \"$user\";" \
-      | postgres --single -D "$PGDATA" -j postgres >/dev/null
+  echo "postgres-entrypoint: initialised $PGDATA with superuser $admin"
+}
+
+# psql on the private socket; the first argument is the role to connect as.
+setup_psql() {
+  role=$1
+  shift
+  psql -X -q -v ON_ERROR_STOP=1 -h "$setup_dir" -U "$role" "$@"
+}
+
+set_up_roles() {
+  : "${POSTGRES_ADMIN_PASSWORD:?POSTGRES_ADMIN_PASSWORD must be set}"
+  : "${POSTGRES_OWNER_PASSWORD:?POSTGRES_OWNER_PASSWORD must be set}"
+  : "${POSTGRES_PASSWORD:?POSTGRES_PASSWORD must be set}"
+  for distinct in "$app" "$owner"; do
+    if [ "$distinct" = "$admin" ]; then
+      echo "postgres-entrypoint: POSTGRES_USER, POSTGRES_OWNER_USER and POSTGRES_ADMIN_USER must differ" >&2
+      exit 1
+    fi
+  done
+  if [ "$app" = "$owner" ]; then
+    echo "postgres-entrypoint: POSTGRES_USER and POSTGRES_OWNER_USER must differ" >&2
+    exit 1
   fi
-  echo "postgres-entrypoint: initialised $PGDATA for user $user, database $database"
-fi
+
+  # Trust, but only on a socket in a directory only this container's postgres user can open, and only
+  # while this server runs: it listens on no TCP port, so nothing else can reach it.
+  setup_dir=$(mktemp -d /tmp/pyauth-setup.XXXXXX)
+  printf 'local all all trust\n' > "$setup_dir/pg_hba.conf"
+  trap 'pg_ctl -D "$PGDATA" -m fast -w stop >/dev/null 2>&1 || true; rm -rf "$setup_dir"' EXIT
+  trap 'exit 143' TERM INT
+  # The server's own log goes to the container's (crash recovery after a kill shows there, too).
+  pg_ctl -D "$PGDATA" -w -t 300 -o "-c listen_addresses='' -c unix_socket_directories='$setup_dir' \
+    -c hba_file='$setup_dir/pg_hba.conf'" -s start
+
+  bootstrap=$(setup_psql "$admin" -d postgres -Atc "SELECT rolname FROM pg_roles WHERE oid = 10" 2>/dev/null \
+    || setup_psql "$app" -d postgres -Atc "SELECT rolname FROM pg_roles WHERE oid = 10")
+  if [ "$bootstrap" != "$admin" ]; then
+    # An old volume: its bootstrap superuser is POSTGRES_USER. A session cannot rename its own role, so a
+    # short-lived superuser renames it to the admin.
+    echo "postgres-entrypoint: upgrading an old volume: superuser $bootstrap becomes $admin"
+    setup_psql "$bootstrap" -d postgres -v admin="$admin" <<'SQL'
+SET pyauth_setup.admin = :'admin';
+DO $$
+BEGIN
+  IF EXISTS (SELECT FROM pg_roles WHERE rolname = current_setting('pyauth_setup.admin')) THEN
+    RAISE EXCEPTION 'a role named % exists already: set POSTGRES_ADMIN_USER to another name',
+      current_setting('pyauth_setup.admin');
+  END IF;
+END
+$$;
+SET client_min_messages = warning;
+DROP ROLE IF EXISTS pyauth_role_upgrade;
+CREATE ROLE pyauth_role_upgrade LOGIN SUPERUSER;
+SQL
+    echo 'ALTER ROLE :"old" RENAME TO :"admin";' \
+      | setup_psql pyauth_role_upgrade -d postgres -v old="$bootstrap" -v admin="$admin"
+    echo 'DROP ROLE pyauth_role_upgrade;' | setup_psql "$admin" -d postgres
+  fi
+
+  # The passwords reach psql through its environment (\getenv), never its command line.
+  setup_psql "$admin" -d postgres -f /usr/local/share/pyauth/postgres-roles.sql \
+    -v admin="$admin" -v owner="$owner" -v app="$app" -v database="$database"
+
+  pg_ctl -D "$PGDATA" -m fast -w -s stop
+  trap - EXIT TERM INT
+  rm -rf "$setup_dir"
+  echo "postgres-entrypoint: roles ready: $owner owns $database, $app has the application's rights"
+}
 
 if [ "${1:-}" = "postgres" ]; then
+  if [ ! -s "$PGDATA/PG_VERSION" ]; then
+    initialise
+  fi
+  set_up_roles
   shift
   # The root filesystem is read-only in compose: the socket and its lock file go to the /tmp tmpfs.
   exec postgres -D "$PGDATA" -c unix_socket_directories=/tmp "$@"

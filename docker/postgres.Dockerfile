@@ -1,6 +1,7 @@
 # Postgres 17 from Debian trixie's own packages (no registry needed).
-# Honours POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB on first start, keeps its data in
-# /var/lib/postgresql/data, runs as `postgres`, and asks for scram-sha-256 passwords on every connection.
+# Sets up its superuser (POSTGRES_ADMIN_*), the schema owner (POSTGRES_OWNER_*), the application role
+# (POSTGRES_USER/POSTGRES_PASSWORD) and POSTGRES_DB on every start (postgres-entrypoint.sh), keeps its data
+# in /var/lib/postgresql/data, runs as `postgres`, and asks for scram-sha-256 passwords on every connection.
 
 FROM debian:trixie-slim
 ENV DEBIAN_FRONTEND=noninteractive \
@@ -15,6 +16,7 @@ RUN mkdir -p /etc/postgresql-common \
     && install -d -o postgres -g postgres -m 0700 /var/lib/postgresql/data \
     && install -d -o postgres -g postgres -m 2775 /var/run/postgresql
 COPY --chmod=0755 postgres-entrypoint.sh /usr/local/bin/postgres-entrypoint
+COPY --chmod=0644 postgres-roles.sql /usr/local/share/pyauth/postgres-roles.sql
 USER postgres
 VOLUME /var/lib/postgresql/data
 EXPOSE 5432

@@ -3,6 +3,11 @@ per test.
 
 The database is the one named by DATABASE_URL, which must end in `_test`: `make test` points it at
 `pyauth_test` on the compose `db` host, so development data is never read or written.
+
+The app connects as DATABASE_URL's role, as it does in production: with `make test` the limited
+application role. TEST_ADMIN_DATABASE_URL names a role that may create databases (`make test`: the
+superuser): it creates and migrates the test database, and it cleans up what the application role may not
+(audit rows, probe tables). Unset, DATABASE_URL's role does all of it (a single-role database).
 """
 
 import os
@@ -14,6 +19,8 @@ import pytest
 from alembic import command
 from fastapi import FastAPI
 from sqlalchemy import Connection, Table, delete, insert, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
 
 from app.core.clock import ManualClock
@@ -61,33 +68,61 @@ def settings() -> Settings:
     return settings
 
 
+def admin_database_url(database: str | None, fallback: str | URL) -> URL:
+    """TEST_ADMIN_DATABASE_URL (or, unset, `fallback`: DATABASE_URL) on `database`."""
+    return make_url(os.environ.get("TEST_ADMIN_DATABASE_URL") or fallback).set(database=database)
+
+
 async def _create_database_if_missing(settings: Settings) -> None:
     url = settings.database_url
-    admin = create_async_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    admin = create_async_engine(
+        admin_database_url("postgres", settings.DATABASE_URL), isolation_level="AUTOCOMMIT"
+    )
     try:
         async with admin.connect() as connection:
             exists = await connection.scalar(
                 text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": url.database}
             )
             if not exists:
-                await connection.execute(text(f'CREATE DATABASE "{url.database}"'))
+                try:
+                    await connection.execute(text(f'CREATE DATABASE "{url.database}"'))
+                except DBAPIError as error:
+                    if getattr(error.orig, "sqlstate", None) != "42501":
+                        raise
+                    pytest.exit(
+                        f"{admin.url.username!r} may not create {url.database!r}: set "
+                        "TEST_ADMIN_DATABASE_URL to a role that may, "
+                        "e.g. postgresql+asyncpg://postgres:postgres@localhost:5432/postgres",
+                        returncode=2,
+                    )
     finally:
         await admin.dispose()
 
 
-def _upgrade(connection: Connection) -> None:
+def _upgrade(connection: Connection, app_role: str | None) -> None:
     config = alembic_config()
     config.attributes["connection"] = connection
     config.attributes["configure_logging"] = False
+    config.attributes["app_role"] = app_role  # migration 0010 grants it the application's rights
     command.upgrade(config, "head")
 
 
 @pytest.fixture(scope="session")
-async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
+async def admin_engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    """The test database as TEST_ADMIN_DATABASE_URL's role, which migrated it: for what the application
+    role may not do (DDL, deleting audit rows)."""
     await _create_database_if_missing(settings)
+    admin = create_async_engine(admin_database_url(settings.database_url.database, settings.DATABASE_URL))
+    async with admin.begin() as connection:
+        await connection.run_sync(_upgrade, settings.database_url.username)
+    yield admin
+    await admin.dispose()
+
+
+@pytest.fixture(scope="session")
+async def engine(settings: Settings, admin_engine: AsyncEngine) -> AsyncIterator[AsyncEngine]:
+    """The migrated test database as the application's role (DATABASE_URL)."""
     engine = build_engine(settings)
-    async with engine.begin() as connection:
-        await connection.run_sync(_upgrade)
     yield engine
     await engine.dispose()
 
@@ -179,8 +214,17 @@ async def live_app(settings: Settings, engine: AsyncEngine, clock: ManualClock) 
 
 async def delete_live_accounts(engine: AsyncEngine) -> None:
     """Delete what live tests committed: their users (sessions and tokens go by cascade), and the audit
-    rows, mails and login counters about them, which outlive users by design."""
+    rows, mails and login counters about them, which outlive users by design. As the admin role: the
+    application role may not delete audit rows."""
     pattern = {"pattern": f"%@{LIVE_EMAIL_DOMAIN}"}
+    admin = create_async_engine(admin_database_url(engine.url.database, engine.url))
+    try:
+        await _delete_live_accounts(admin, pattern)
+    finally:
+        await admin.dispose()
+
+
+async def _delete_live_accounts(engine: AsyncEngine, pattern: dict[str, str]) -> None:
     async with engine.begin() as connection:
         live_ids = "SELECT id FROM users WHERE email LIKE :pattern"
         await connection.execute(

@@ -100,6 +100,11 @@ class Settings(BaseSettings):
 
     # The database chain: this URL is the only place the database is named.
     DATABASE_URL: str
+    # The schema owner's connection, used only by `alembic upgrade` (the compose migrate service); the api
+    # and worker never get it. Migration 0010 grants DATABASE_URL's role the application's rights.
+    MIGRATION_DATABASE_URL: str | None = Field(
+        None, description="The schema owner's URL, for migrations only; unset: DATABASE_URL (one role)."
+    )
     DB_POOL_SIZE: int = Field(
         10, ge=1, le=200, description="Per worker. Unset: 10, fewer if workers x 10 > DB_MAX_CONNECTIONS."
     )
@@ -306,6 +311,35 @@ class Settings(BaseSettings):
     def _unset_when_empty(cls, value: str | None) -> str | None:
         # compose passes `${SMTP_TLS_CA_FILE:-}`: empty means "the system's CAs", not a file named "".
         return value or None
+    @field_validator("MIGRATION_DATABASE_URL")
+    @classmethod
+    def _require_asyncpg_migration_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None  # compose blanks it for the api and worker
+        try:
+            url = make_url(value)
+        except ArgumentError:
+            raise ValueError("MIGRATION_DATABASE_URL is not a URL") from None
+        if url.drivername != "postgresql+asyncpg" or not url.host or not url.database:
+            raise ValueError(
+                "MIGRATION_DATABASE_URL must look like postgresql+asyncpg://owner:password@host/db"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _refuse_a_development_migration_password_in_production(self) -> Self:
+        development = DEVELOPMENT_SECRETS | {"pyauth_owner"}  # .env's POSTGRES_OWNER_PASSWORD
+        migration_url = self.MIGRATION_DATABASE_URL
+        if (
+            self.ENVIRONMENT == "production"
+            and migration_url
+            and (make_url(migration_url).password or "") in development
+        ):
+            raise ValueError(
+                "ENVIRONMENT=production refuses to start: "
+                "the database password in MIGRATION_DATABASE_URL is a development default"
+            )
+        return self
 
     @model_validator(mode="after")
     def _share_the_connections_among_the_workers(self) -> Self:
@@ -399,6 +433,11 @@ class Settings(BaseSettings):
     def database_url(self) -> URL:
         """The URL as SQLAlchemy parses it."""
         return make_url(self.DATABASE_URL)
+
+    @property
+    def migration_database_url(self) -> URL:
+        """Where migrations run: the schema owner, or DATABASE_URL's role when no owner is configured."""
+        return make_url(self.MIGRATION_DATABASE_URL or self.DATABASE_URL)
 
     @property
     def database_target(self) -> str:

@@ -52,6 +52,32 @@ def test_a_bad_database_url_is_refused(
     assert message in str(raised.value)
 
 
+def test_the_migration_url_defaults_to_the_database_url_and_blank_means_unset(env_file: Path) -> None:
+    """Compose blanks MIGRATION_DATABASE_URL for the api and worker: they never hold the owner's password."""
+    owner = "postgresql+asyncpg://pyauth_owner:s3cret-owner@db:5432/pyauth"
+    assert Settings(_env_file=env_file, MIGRATION_DATABASE_URL=owner).migration_database_url.username == (
+        "pyauth_owner"
+    )
+    blank = Settings(_env_file=env_file, MIGRATION_DATABASE_URL="")
+    assert blank.MIGRATION_DATABASE_URL is None
+    assert blank.migration_database_url.username == blank.database_url.username
+
+
+@pytest.mark.parametrize("password", ["pyauth", "pyauth_owner", "postgres"])
+def test_production_refuses_a_development_migrator_password(env_file: Path, password: str) -> None:
+    with pytest.raises(ValidationError, match="MIGRATION_DATABASE_URL is a development default"):
+        Settings(
+            _env_file=env_file,
+            ENVIRONMENT="production",
+            MIGRATION_DATABASE_URL=f"postgresql+asyncpg://pyauth_owner:{password}@db:5432/pyauth",
+        )
+
+
+def test_a_bad_migration_url_is_refused(env_file: Path) -> None:
+    with pytest.raises(ValidationError, match="MIGRATION_DATABASE_URL"):
+        Settings(_env_file=env_file, MIGRATION_DATABASE_URL="postgresql://owner:pw@db:5432/pyauth")
+
+
 def test_database_url_is_required(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DATABASE_URL", raising=False)
     with pytest.raises(ValidationError, match="DATABASE_URL"):

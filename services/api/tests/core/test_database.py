@@ -55,13 +55,16 @@ def email() -> str:
 
 
 @pytest.fixture(autouse=True)
-async def _probe_tables(engine: AsyncEngine) -> AsyncIterator[None]:
-    async with engine.begin() as connection:
+async def _probe_tables(engine: AsyncEngine, admin_engine: AsyncEngine) -> AsyncIterator[None]:
+    # DDL is the migrator's: the application role may not create tables.
+    app_role = engine.dialect.identifier_preparer.quote(engine.url.username or "")
+    async with admin_engine.begin() as connection:
         await connection.execute(
             text("CREATE TABLE IF NOT EXISTS probe_deferred (v int UNIQUE DEFERRABLE INITIALLY DEFERRED)")
         )
+        await connection.execute(text(f"GRANT SELECT, INSERT ON probe_deferred TO {app_role}"))
     yield
-    async with engine.begin() as connection:
+    async with admin_engine.begin() as connection:
         await connection.execute(text("DELETE FROM users WHERE email LIKE 'get-db-%'"))
         await connection.execute(text("DROP TABLE probe_deferred"))
 

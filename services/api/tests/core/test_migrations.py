@@ -6,43 +6,65 @@ import os
 import sys
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.core.config import Settings
 from app.core.database import MIGRATION_LOCK_ID
 from app.core.registry import Base
 from app.health.service import SERVICE_ROOT, alembic_config, schema_head
+from tests.conftest import admin_database_url
+
+
+@dataclass(frozen=True)
+class Scratch:
+    """A database's URLs: the application role's and the admin's, who migrates it (as in conftest)."""
+
+    app_url: str
+    admin_url: str
 
 
 @pytest.fixture
-async def scratch_database(settings: Settings) -> AsyncIterator[str]:
+async def scratch_database(settings: Settings) -> AsyncIterator[Scratch]:
     """A fresh, empty database, dropped afterwards."""
     name = f"pyauth_migrate_{uuid.uuid4().hex[:8]}_test"
-    admin = create_async_engine(settings.database_url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    admin = create_async_engine(
+        admin_database_url("postgres", settings.DATABASE_URL), isolation_level="AUTOCOMMIT"
+    )
     async with admin.connect() as connection:
         await connection.execute(text(f'CREATE DATABASE "{name}"'))
     try:
-        yield settings.database_url.set(database=name).render_as_string(hide_password=False)
+        yield Scratch(
+            app_url=settings.database_url.set(database=name).render_as_string(hide_password=False),
+            admin_url=admin_database_url(name, settings.DATABASE_URL).render_as_string(hide_password=False),
+        )
     finally:
         async with admin.connect() as connection:
             await connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
         await admin.dispose()
 
 
-async def _alembic(url: str, *args: str) -> tuple[int, str]:
+async def _alembic(scratch: Scratch, *args: str) -> tuple[int, str]:
+    """`alembic` as the migrate service runs it: as the admin, granting the application role its rights."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "alembic",
         *args,
         cwd=SERVICE_ROOT,
-        env={**os.environ, "DATABASE_URL": url, "KEY_ENCRYPTION_KEY": "x" * 40},
+        env={
+            **os.environ,
+            "DATABASE_URL": scratch.app_url,
+            "MIGRATION_DATABASE_URL": scratch.admin_url,
+            "KEY_ENCRYPTION_KEY": "x" * 40,
+        },
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
@@ -50,10 +72,10 @@ async def _alembic(url: str, *args: str) -> tuple[int, str]:
     return process.returncode or 0, output.decode()
 
 
-async def test_two_migrators_started_at_once_wait_for_each_other(scratch_database: str) -> None:
+async def test_two_migrators_started_at_once_wait_for_each_other(scratch_database: Scratch) -> None:
     """Hold the migration lock, start two migrators, see both queue on it, then let them go: both
     succeed and the schema is at head once."""
-    engine = create_async_engine(scratch_database)
+    engine = create_async_engine(scratch_database.admin_url)
     try:
         async with engine.connect() as holder:
             await holder.execute(text("SELECT pg_advisory_lock(:id)"), {"id": MIGRATION_LOCK_ID})
@@ -82,7 +104,7 @@ async def test_two_migrators_started_at_once_wait_for_each_other(scratch_databas
         await engine.dispose()
 
 
-async def test_every_revision_downgrades_and_upgrades_again(scratch_database: str) -> None:
+async def test_every_revision_downgrades_and_upgrades_again(scratch_database: Scratch) -> None:
     for args in (("upgrade", "head"), ("downgrade", "base"), ("upgrade", "head")):
         code, output = await _alembic(scratch_database, *args)
         assert code == 0, output
@@ -105,3 +127,35 @@ async def test_the_models_match_the_migrations(engine: object, settings: Setting
 
 def test_there_is_one_head() -> None:
     assert len(ScriptDirectory.from_config(alembic_config()).get_heads()) == 1
+
+
+async def test_an_upgrade_at_head_gives_the_application_role_its_rights_again(
+    scratch_database: Scratch, settings: Settings
+) -> None:
+    """A database that reached head without migration 0010's grants (an old volume that ran the empty
+    slot, a renamed role) is put right by the next `alembic upgrade head`, with audit_events still
+    append-only."""
+    if settings.database_url.username == make_url(scratch_database.admin_url).username:
+        pytest.skip("one role migrates and runs the app: there are no rights to grant")
+    code, output = await _alembic(scratch_database, "upgrade", "head")
+    assert code == 0, output
+    role = settings.database_url.username
+    admin = create_async_engine(scratch_database.admin_url)
+    app = create_async_engine(scratch_database.app_url)
+    try:
+        async with admin.begin() as connection:
+            await connection.execute(text(f'REVOKE ALL ON ALL TABLES IN SCHEMA public FROM "{role}"'))
+        code, output = await _alembic(scratch_database, "upgrade", "head")
+        assert code == 0, output
+        async with app.connect() as connection:
+            assert await connection.scalar(text("SELECT count(*) FROM users")) == 0
+            privileges = await connection.scalar(
+                text(
+                    "SELECT array_agg(p ORDER BY p) FROM unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', "
+                    "'DELETE', 'TRUNCATE']) p WHERE has_table_privilege('audit_events', p)"
+                )
+            )
+        assert privileges == ["INSERT", "SELECT"]
+    finally:
+        await app.dispose()
+        await admin.dispose()
