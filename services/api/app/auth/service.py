@@ -98,10 +98,10 @@ async def login_with_password(
     except InvalidEmail:
         email = username.strip().lower()  # still throttled, like any address
     hasher.refuse_when_full()  # before anything is counted
-    user = await user_repository.get_by_email(db, email)
     device = await devices.recognise(db, device_token, email, settings=settings, now=now)
     attempt = LoginAttempt(db, email, device, now, client)
     await attempt.reserve(settings)
+    user = await user_repository.get_by_email(db, email)
     # The reservation is committed, and the pooled connection not held while the hash runs.
     await db.commit()
     try:

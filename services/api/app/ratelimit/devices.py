@@ -69,9 +69,11 @@ async def reserve_attempt(
             )
         )
     ).one_or_none()
-    if current is None:  # rotated away by a concurrent success
-        return Reservation(granted=False, failures=0, retry_after=1.0)
-    return refusal(current.failures, current.last_failure_at, settings, now, lock=False)
+    refused = None
+    if current is not None:  # else rotated away by a concurrent success
+        refused = refusal(current.failures, current.last_failure_at, settings, now, lock=False)
+    # Allowed now but not a moment ago: a concurrent attempt won the race for it.
+    return refused or Reservation(granted=False, failures=0, retry_after=1.0)
 
 
 async def release_attempt(db: AsyncSession, device: LoginDevice) -> None:
@@ -105,16 +107,17 @@ async def issue(
         )
     )
     await db.flush()
-    newest = (
+    others = LoginDevice.user_id == user_id, LoginDevice.token_hash != token_hash
+    newest_others = (
         select(LoginDevice.token_hash)
-        .where(LoginDevice.user_id == user_id)
+        .where(*others)
         .order_by(LoginDevice.created_at.desc())
-        .limit(MAX_DEVICES_PER_USER)
+        .limit(MAX_DEVICES_PER_USER - 1)
     )
     await db.execute(
         delete(LoginDevice).where(
-            LoginDevice.user_id == user_id,
-            (LoginDevice.expires_at <= now) | LoginDevice.token_hash.not_in(newest.scalar_subquery()),
+            *others,
+            (LoginDevice.expires_at <= now) | LoginDevice.token_hash.not_in(newest_others.scalar_subquery()),
         )
     )
     return token

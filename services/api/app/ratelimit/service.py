@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, Float, and_, delete, func, literal, or_, text, update
+from sqlalchemy import ColumnElement, Float, and_, delete, func, literal, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import QueryableAttribute
@@ -157,14 +157,16 @@ def attempt_allowed(
 
 def refusal(
     failures: int, last_failure_at: datetime | None, settings: Settings, now: datetime, *, lock: bool
-) -> Reservation:
-    """Why an attempt was refused: the lock, or how long to wait."""
+) -> Reservation | None:
+    """Why the schedule refuses an attempt now (the lock, or how long to wait), or None if it allows one."""
     if lock and failures >= settings.LOGIN_MAX_FAILURES:
         return Reservation(granted=False, failures=failures, locked=True)
-    since = last_failure_at or now
-    wait = (since + timedelta(seconds=delay_for(failures, settings)) - now).total_seconds()
-    # A refusal whose wait has passed lost a race with a concurrent attempt: the next one may pass.
-    return Reservation(granted=False, failures=failures, retry_after=max(wait, 1.0))
+    wait = (
+        (last_failure_at + timedelta(seconds=delay_for(failures, settings)) - now).total_seconds()
+        if last_failure_at is not None and failures >= settings.LOGIN_FREE_ATTEMPTS
+        else 0.0
+    )
+    return Reservation(granted=False, failures=failures, retry_after=wait) if wait > 0 else None
 
 
 async def reserve_attempt(
@@ -178,25 +180,39 @@ async def reserve_attempt(
 ) -> Reservation:
     """Count one password check against `email` before it runs, if the schedule allows one now.
 
-    One upsert decides and counts under the row's lock, so however many attempts arrive at once, no more
-    checks run than one after the other would: at most LOGIN_FREE_ATTEMPTS before the delay applies. The
-    count stays when the check fails; a success deletes the row (`clear_failures`)."""
-    statement = insert(LoginThrottle).values(email=email, kind=kind.value, failures=1, last_failure_at=now)
-    failures = await db.scalar(
-        statement.on_conflict_do_update(
-            index_elements=[LoginThrottle.email, LoginThrottle.kind],
-            set_={"failures": LoginThrottle.failures + 1, "last_failure_at": now},
-            where=attempt_allowed(
-                LoginThrottle.failures, LoginThrottle.last_failure_at, settings, now, lock=lock
-            ),
-        ).returning(LoginThrottle.failures)
-    )
-    if failures is not None:
-        return Reservation(granted=True, failures=int(failures))
-    row = await db.get(LoginThrottle, (email, kind.value), populate_existing=True)
-    if row is None:  # cleared by a concurrent success since
-        return Reservation(granted=False, failures=0, retry_after=1.0)
-    return refusal(row.failures, row.last_failure_at, settings, now, lock=lock)
+    The UPDATE decides and counts in one statement: concurrent ones queue on the row and each re-checks
+    the schedule against the count the one before left, so however many attempts arrive at once, no more
+    checks run than one after the other would: at most LOGIN_FREE_ATTEMPTS before the delay applies. A
+    refused UPDATE takes no lock, so refusals do not queue behind each other. The count stays when the
+    check fails; a success deletes the row (`clear_failures`)."""
+    key = (LoginThrottle.email == email, LoginThrottle.kind == kind.value)
+    allowed = attempt_allowed(LoginThrottle.failures, LoginThrottle.last_failure_at, settings, now, lock=lock)
+    state = select(LoginThrottle.failures, LoginThrottle.last_failure_at).where(*key)
+    for _ in range(3):
+        failures = await db.scalar(
+            update(LoginThrottle)
+            .where(*key, allowed)
+            .values(failures=LoginThrottle.failures + 1, last_failure_at=now)
+            .returning(LoginThrottle.failures)
+        )
+        if failures is not None:
+            return Reservation(granted=True, failures=int(failures))
+        row = (await db.execute(state)).first()
+        if row is None:
+            first = await db.scalar(
+                insert(LoginThrottle)
+                .values(email=email, kind=kind.value, failures=1, last_failure_at=now)
+                .on_conflict_do_nothing()
+                .returning(LoginThrottle.failures)
+            )
+            if first is not None:
+                return Reservation(granted=True, failures=1)
+        else:
+            refused = refusal(row.failures, row.last_failure_at, settings, now, lock=lock)
+            if refused is not None:
+                return refused
+        # A concurrent attempt counted, inserted or deleted the row between the statements: again.
+    return Reservation(granted=False, failures=0, retry_after=1.0)
 
 
 async def release_attempt(db: AsyncSession, email: str, *, kind: AttemptKind = AttemptKind.LOGIN) -> None:
