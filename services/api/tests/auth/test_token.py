@@ -27,7 +27,8 @@ async def test_password_grant_returns_rfc6749_tokens(client: httpx.AsyncClient, 
     assert response.status_code == 200
     assert response.headers["cache-control"] == "no-store"
     body = response.json()
-    assert set(body) == {"access_token", "token_type", "expires_in", "refresh_token"}
+    # RFC 6749 §5.1 allows more parameters: `device_token` is pyauth's (see ratelimit/test_lockout.py).
+    assert set(body) == {"access_token", "token_type", "expires_in", "refresh_token", "device_token"}
     assert body["token_type"] == "Bearer"
     assert body["expires_in"] == settings.ACCESS_TOKEN_TTL_SECONDS
     assert len(body["refresh_token"]) >= 43  # 256 bits, base64url
