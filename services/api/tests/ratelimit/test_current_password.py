@@ -157,14 +157,14 @@ async def test_current_password_checks_have_a_per_ip_limit(
 
 
 async def test_parallel_wrong_current_passwords_run_at_most_the_free_checks(
-    live_app: FastAPI, live_client: httpx.AsyncClient
+    flood_app: FastAPI, flood_client: httpx.AsyncClient
 ) -> None:
     email = live_email("reauth")
-    await register(live_client, email)
-    tokens = tokens_of(await password_grant(live_client, email))
-    hasher = live_app.state.hasher
+    await register(flood_client, email)
+    tokens = tokens_of(await password_grant(flood_client, email))
+    hasher = flood_app.state.hasher
     before = hasher.finished
-    responses = await asyncio.gather(*(change_password(live_client, tokens, WRONG) for _ in range(30)))
-    free = live_app.state.settings.LOGIN_FREE_ATTEMPTS
+    responses = await asyncio.gather(*(change_password(flood_client, tokens, WRONG) for _ in range(30)))
+    free = flood_app.state.settings.LOGIN_FREE_ATTEMPTS
     assert hasher.finished - before == free
     assert Counter(r.status_code for r in responses) == Counter({400: free, 429: 30 - free})

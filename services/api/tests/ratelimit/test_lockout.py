@@ -7,22 +7,18 @@ import asyncio
 import hashlib
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from http.cookies import SimpleCookie
 
 import httpx
-import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.audit.models import AuditEntry
 from app.core.clock import ManualClock
-from app.main import create_app
 from app.ratelimit.models import LoginDevice, LoginThrottle
 from tests.auth.helpers import PASSWORD, live_email, register, unique_email
-from tests.conftest import delete_live_accounts, make_settings
 
 WRONG = "not-the-password-at-all"
 
@@ -72,25 +68,6 @@ async def checks_audited(engine: AsyncEngine, email: str) -> int:
             {"email": email},
         )
     return int(count or 0)
-
-
-@pytest.fixture
-async def flood_app(engine: AsyncEngine, clock: ManualClock) -> AsyncIterator[FastAPI]:
-    """As `live_app`, committing for real, with two differences for a flood of 100 requests: the test client
-    speaks through a trusted proxy, so that each request can come from its own address, and requests wait
-    up to 60 s for a pooled connection, so that a busy shared test machine does not turn the queue for
-    the 10 connections into 503s."""
-    application = create_app(make_settings(DB_POOL_TIMEOUT=60, TRUSTED_PROXIES=["127.0.0.1/32"]), clock=clock)
-    async with application.router.lifespan_context(application):
-        yield application
-    await delete_live_accounts(engine)
-
-
-@pytest.fixture
-async def flood_client(flood_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=flood_app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-        yield client
 
 
 async def test_100_parallel_wrong_passwords_from_100_addresses_run_at_most_the_free_checks(
