@@ -4,13 +4,13 @@ Per-IP limits: a fixed window per (limit name, client IP). A hit is one upsert i
 with `synchronous_commit = off`, so it is counted even when the request it guards then fails (a wrong
 password, a bad token) and costs no WAL flush.
 
-Login throttling: consecutive failures per canonical email (and per known device, `devices.py`). An attempt
-is reserved, that is counted, before its password is checked, by one conditional UPDATE that counts it only
-if the schedule allows it (an INSERT for the first): the first LOGIN_FREE_ATTEMPTS are free; after that each attempt must wait
-LOGIN_DELAY_BASE_SECONDS * 2^(failures - free), at most LOGIN_DELAY_MAX_SECONDS, counted from the last
-counted attempt. A refused attempt is answered without checking the password and is not counted. At
-LOGIN_MAX_FAILURES untrusted clients are refused until a reset or a login from a known device. A success
-clears the count; a failure leaves its reservation counted.
+Login throttling: consecutive failures per canonical email (and per known device, `devices.py`). An
+attempt is reserved, that is counted, before its password is checked, by one conditional UPDATE that counts
+it only if the schedule allows it (an INSERT for the first): the first LOGIN_FREE_ATTEMPTS are free; after
+that each attempt must wait LOGIN_DELAY_BASE_SECONDS * 2^(failures - free), at most
+LOGIN_DELAY_MAX_SECONDS, counted from the last counted attempt. A refused attempt is answered without
+checking the password and is not counted. At LOGIN_MAX_FAILURES untrusted clients are refused until a reset
+or a login from a known device. A success clears the count; a failure leaves its reservation counted.
 """
 
 import math
