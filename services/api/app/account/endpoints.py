@@ -296,10 +296,13 @@ async def reset_from_page(
 
 @router.post(
     "/users/me/email",
-    dependencies=[RateLimit("verification", "RATE_LIMIT_VERIFICATION")],
+    dependencies=[
+        RateLimit("verification", "RATE_LIMIT_VERIFICATION"),
+        RateLimit("current_password", "RATE_LIMIT_CURRENT_PASSWORD"),
+    ],
     status_code=status.HTTP_202_ACCEPTED,
     response_model=Accepted,
-    responses={**REQUEST_ERRORS, **error_responses(401, 409)},
+    responses={**REQUEST_ERRORS, **error_responses(401, 403, 409)},
 )
 async def request_email_change(
     body: EmailChangeRequest,

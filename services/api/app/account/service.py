@@ -313,7 +313,16 @@ async def request_email_change(
     now: datetime,
     client: ClientInfo,
 ) -> None:
-    await confirm_current_password(user, current_password, hasher=hasher, settings=settings)
+    await confirm_current_password(
+        db,
+        user,
+        current_password,
+        hasher=hasher,
+        settings=settings,
+        now=now,
+        client=client,
+        purpose="email_change",
+    )
     checked_hash = user.password_hash
     canonical = canonicalize_email(new_email)
     if canonical == user.email or await user_repository.get_by_email(db, canonical) is not None:

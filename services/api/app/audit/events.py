@@ -18,6 +18,8 @@ class AuditEvent(StrEnum):
     SESSION_REVOKED = "session.revoked"
     TOKEN_REVOKED = "token.revoked"
     PASSWORD_CHANGED = "password.changed"
+    CURRENT_PASSWORD_FAILED = "password.current_check_failed"
+    CURRENT_PASSWORD_THROTTLED = "password.current_check_throttled"
     PASSWORD_RESET_REQUESTED = "password.reset_requested"
     PASSWORD_RESET = "password.reset"
     VERIFICATION_REQUESTED = "email.verification_requested"

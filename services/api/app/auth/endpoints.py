@@ -2,9 +2,11 @@
 logout, and the user's sessions."""
 
 import uuid
+from ipaddress import ip_address
 from typing import Annotated
+from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Form, Response, status
+from fastapi import APIRouter, Form, Request, Response, status
 
 from app.account import service as account_service
 from app.account.pending import end_pending_tokens
@@ -13,6 +15,7 @@ from app.audit.service import record
 from app.auth import repository, service
 from app.auth.dependencies import CurrentAuth
 from app.auth.schemas import OAuthErrorBody, SessionRead, TokenResponse
+from app.core.config import Settings
 from app.core.database import SessionDep
 from app.core.dependencies import ClientDep, ClockDep, HasherDep, KeyRingDep, SettingsDep
 from app.core.errors import (
@@ -55,6 +58,11 @@ TOKEN_REQUEST_DOC = {
                                 "grant_type": {"const": "password"},
                                 "username": {"type": "string", "minLength": 1},
                                 "password": {"type": "string"},
+                                "device_token": {
+                                    "type": "string",
+                                    "description": "The device token of an earlier successful login, "
+                                    "for clients that do not keep the device cookie.",
+                                },
                             },
                         },
                         {
@@ -81,6 +89,38 @@ REVOKE_REQUEST_DOC = {
         },
     }
 }
+
+
+# The device token of a successful login travels back as this cookie (scoped to the token endpoint, so no
+# other request carries it) or, for clients without cookies, as the `device_token` form field.
+DEVICE_COOKIE = "pyauth_device"
+TOKEN_PATH = "/auth/token"  # noqa: S105 - a path, not a secret
+
+
+def set_device_cookie(response: Response, token: str, settings: Settings) -> None:
+    base = urlsplit(settings.PUBLIC_BASE_URL)
+    response.set_cookie(
+        DEVICE_COOKIE,
+        token,
+        max_age=settings.DEVICE_TOKEN_TTL_SECONDS,
+        path=base.path.rstrip("/") + TOKEN_PATH,
+        secure=not _is_plain_http_loopback(base.scheme, base.hostname),
+        httponly=True,
+        samesite="strict",
+    )
+
+
+def _is_plain_http_loopback(scheme: str, host: str | None) -> bool:
+    """A browser keeps no Secure cookie from http://localhost in every version: there, and only there, the
+    cookie goes without the Secure attribute."""
+    if scheme != "http" or not host:
+        return False
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class UnsupportedGrantType(OAuthError):
@@ -125,6 +165,7 @@ async def register(
     "/token",
     dependencies=[RateLimit("token", "RATE_LIMIT_TOKEN", TokenEndpointRateLimited)],
     response_model=TokenResponse,
+    response_model_exclude_none=True,
     responses=OAUTH_ERRORS,
     openapi_extra=TOKEN_REQUEST_DOC,
 )
@@ -135,6 +176,7 @@ async def token(
     settings: SettingsDep,
     clock: ClockDep,
     client: ClientDep,
+    request: Request,
     response: Response,
     grant_type: Annotated[str | None, Form(max_length=64)] = None,
     username: Annotated[str | None, Form(max_length=320)] = None,
@@ -142,9 +184,14 @@ async def token(
     refresh_token: Annotated[str | None, Form(max_length=512)] = None,
     scope: Annotated[str | None, Form(max_length=1024)] = None,
     client_id: Annotated[str | None, Form(max_length=256)] = None,
+    device_token: Annotated[str | None, Form(max_length=512)] = None,
 ) -> TokenResponse:
     """OAuth 2.0 token endpoint (form-encoded): `grant_type=password` with `username` (the email) and
-    `password`, or `grant_type=refresh_token` with `refresh_token`. Public clients: no client secret."""
+    `password`, or `grant_type=refresh_token` with `refresh_token`. Public clients: no client secret.
+
+    A password login also answers a `device_token`, as a cookie and in the body: sent back with a later
+    login (cookie or `device_token` field), it keeps that client's attempts apart from everyone else's
+    failures. Keep the newest one: each successful login replaces it."""
     now = clock.now()
     if grant_type == "password":
         if not username or password is None:
@@ -158,7 +205,10 @@ async def token(
             settings=settings,
             now=now,
             client=client,
+            device_token=device_token or request.cookies.get(DEVICE_COOKIE),
         )
+        if issued.device_token:
+            set_device_cookie(response, issued.device_token, settings)
     elif grant_type == "refresh_token":
         if not refresh_token:
             raise OAuthError("refresh_token is required for grant_type=refresh_token.")
@@ -171,7 +221,10 @@ async def token(
         raise UnsupportedGrantType()
     response.headers.update(NO_STORE)
     return TokenResponse(
-        access_token=issued.access_token, expires_in=issued.expires_in, refresh_token=issued.refresh_token
+        access_token=issued.access_token,
+        expires_in=issued.expires_in,
+        refresh_token=issued.refresh_token,
+        device_token=issued.device_token,
     )
 
 

@@ -3,7 +3,7 @@
 import uuid
 from datetime import datetime
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class TokenResponse(BaseModel):
@@ -13,6 +13,11 @@ class TokenResponse(BaseModel):
     token_type: str = "Bearer"  # noqa: S105 - the RFC 6749 token type, not a secret
     expires_in: int
     refresh_token: str
+    device_token: str | None = Field(
+        None,
+        description="Password grant only: send it back with later logins (`device_token` field) if you do "
+        "not keep the device cookie; each successful login replaces it.",
+    )
 
 
 class OAuthErrorBody(BaseModel):

@@ -8,7 +8,7 @@ REFRESH_REUSE_GRACE_SECONDS of its rotation (two tabs refreshing at once): theft
 
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import NoReturn
 
@@ -20,14 +20,16 @@ from app.auth import repository
 from app.auth.models import AuthSession
 from app.core.config import Settings
 from app.core.dependencies import ClientInfo
-from app.core.errors import OAuthError, PyauthError
+from app.core.errors import OAuthError
 from app.core.opaque_tokens import digest, new_token
 from app.keys.service import KeyRing
 from app.keys.tokens import issue_access_token
 from app.metrics import instruments as metrics
-from app.passwords.hashing import PasswordHasher
+from app.passwords.hashing import HashQueueFull, PasswordHasher
 from app.passwords.policy import normalize_password, refuse_oversized
+from app.ratelimit import devices
 from app.ratelimit import service as ratelimit
+from app.ratelimit.models import LoginDevice
 from app.users import repository as user_repository
 from app.users.emails import InvalidEmail, canonicalize_email
 from app.users.models import User
@@ -59,6 +61,7 @@ class IssuedTokens:
     expires_in: int
     refresh_token: str
     session_id: uuid.UUID
+    device_token: str | None = None  # after a password login: the client's new device token
 
 
 def idle_ttl(settings: Settings) -> timedelta:
@@ -84,38 +87,44 @@ async def login_with_password(
     settings: Settings,
     now: datetime,
     client: ClientInfo,
+    device_token: str | None = None,
 ) -> IssuedTokens:
+    """Check the password, once an attempt is reserved on the device's counter (a valid device token for
+    this account) or else on the account's; a refused reservation is answered without hashing."""
     refuse_oversized(password, settings)
     password = normalize_password(password)
     try:
         email = canonicalize_email(username)
     except InvalidEmail:
         email = username.strip().lower()  # still throttled, like any address
-    throttle = await ratelimit.throttle_state(db, email)
-    try:
-        ratelimit.check_login_allowed(throttle, settings, now)
-    except PyauthError as error:
-        metrics.count_login(
-            "reset_required" if isinstance(error, ratelimit.PasswordResetRequired) else "throttled"
-        )
-        await record(db, AuditEvent.LOGIN_THROTTLED, now=now, client=client, reason="throttled")
-        await db.commit()
-        raise
+    hasher.refuse_when_full()  # before anything is counted
+    device = await devices.recognise(db, device_token, email, settings=settings, now=now)
+    attempt = LoginAttempt(db, email, device, now, client)
+    await attempt.reserve(settings)
     user = await user_repository.get_by_email(db, email)
-    # Nothing is written yet: end the read so the pooled connection is not held while the hash runs.
+    # The reservation is committed, and the pooled connection not held while the hash runs.
     await db.commit()
-    failure = LoginFailure(db, email, now, client)
+    try:
+        if user is None:
+            await hasher.verify_dummy(password)
+            matched = False
+        else:
+            matched = await hasher.verify(user.password_hash, password)
+    except HashQueueFull:
+        await attempt.release()
+        raise
     if user is None:
-        await hasher.verify_dummy(password)
-        await failure.refuse(None, "unknown_account")
-    elif not await hasher.verify(user.password_hash, password):
-        await failure.refuse(user, "wrong_password")
+        await attempt.refuse(None, "unknown_account")
+    elif not matched:
+        await attempt.refuse(user, "wrong_password")
     elif not user.is_active:
-        await failure.refuse(user, "inactive")
+        await attempt.refuse(user, "inactive")
     elif not user.is_verified and not settings.ALLOW_UNVERIFIED_LOGIN:
-        await failure.refuse(user, "unverified", counts=False, error=EmailNotVerified())
-    if throttle.failures:
-        await ratelimit.clear_failures(db, email)
+        await attempt.release()
+        await attempt.refuse(user, "unverified", counts=False, error=EmailNotVerified())
+    # A success from anywhere clears the account's count, which also lifts its lock.
+    await ratelimit.clear_failures(db, email, kind=ratelimit.AttemptKind.LOGIN)
+    new_device_token = await devices.issue(db, user.id, settings=settings, now=now, replaces=device)
     if hasher.needs_rehash(user.password_hash):
         await user_repository.set_password_hash(db, user.id, await hasher.hash(password))
     auth_session = await repository.create_session(
@@ -127,27 +136,72 @@ async def login_with_password(
         ip_address=client.ip_address,
     )
     await record(
-        db, AuditEvent.LOGIN_SUCCEEDED, now=now, user_id=user.id, session_id=auth_session.id, client=client
+        db,
+        AuditEvent.LOGIN_SUCCEEDED,
+        now=now,
+        user_id=user.id,
+        session_id=auth_session.id,
+        client=client,
+        details={"known_device": True} if device else None,
     )
     metrics.count_login("succeeded")
     log.info("login succeeded user=%s session=%s", user.id, auth_session.id)
-    return await _issue(db, user, auth_session.id, keyring=keyring, settings=settings, now=now)
+    issued = await _issue(db, user, auth_session.id, keyring=keyring, settings=settings, now=now)
+    return replace(issued, device_token=new_device_token)
 
 
-@dataclass(frozen=True)
-class LoginFailure:
-    """Answers a failed login: counts it against the email, records it, and refuses. The count and the
-    record are committed, because the error response that follows rolls the request back."""
+@dataclass
+class LoginAttempt:
+    """One password login's place in the throttle: reserved on the known device's counter or else on the
+    account's, and given back when its check did not fail. Its refusals are committed, because the error
+    response that follows rolls the request back."""
 
     db: AsyncSession
     email: str
+    device: LoginDevice | None
     now: datetime
     client: ClientInfo
+    reservation: ratelimit.Reservation | None = None
+
+    async def reserve(self, settings: Settings) -> None:
+        db, now = self.db, self.now
+        if self.device is not None:
+            reservation = await devices.reserve_attempt(db, self.device, settings=settings, now=now)
+        else:
+            reservation = await ratelimit.reserve_attempt(db, self.email, settings=settings, now=now)
+        if reservation.granted:
+            self.reservation = reservation
+            return
+        reason = "reset_required" if reservation.locked else "throttled"
+        metrics.count_login(reason)
+        await record(
+            self.db,
+            AuditEvent.LOGIN_THROTTLED,
+            now=self.now,
+            client=self.client,
+            reason=reason,
+            details={"known_device": True} if self.device else None,
+        )
+        await self.db.commit()
+        if reservation.locked:
+            raise ratelimit.PasswordResetRequired()
+        raise ratelimit.LoginThrottled(headers=reservation.retry_after_header)
+
+    async def release(self) -> None:
+        if self.device is not None:
+            await devices.release_attempt(self.db, self.device)
+        else:
+            await ratelimit.release_attempt(self.db, self.email)
+        await self.db.commit()
 
     async def refuse(
         self, user: User | None, reason: str, *, counts: bool = True, error: InvalidGrant | None = None
     ) -> NoReturn:
-        failures = await ratelimit.count_failure(self.db, self.email, self.now) if counts else None
+        details: dict[str, object] = {}
+        if counts and self.reservation is not None:
+            details["consecutive_failures"] = self.reservation.failures
+        if self.device is not None:
+            details["known_device"] = True
         await record(
             self.db,
             AuditEvent.LOGIN_FAILED,
@@ -155,7 +209,7 @@ class LoginFailure:
             user_id=user.id if user else None,
             client=self.client,
             reason=reason,
-            details={"consecutive_failures": failures} if failures else None,
+            details=details or None,
         )
         await self.db.commit()
         metrics.count_login(reason)

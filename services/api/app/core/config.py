@@ -153,6 +153,9 @@ class Settings(BaseSettings):
     PASSWORD_HASH_WORKERS: int = Field(
         0, ge=0, le=64, description="Hashing threads per worker; 0: the cores divided among the workers."
     )
+    PASSWORD_HASH_QUEUE_MAX: int = Field(
+        64, ge=1, le=10000, description="Hashes running or waiting per worker; more: 503 with Retry-After."
+    )
 
     # Access tokens (RFC 9068 JWTs) and their signing keys
     JWT_ALGORITHM: Literal["ES256", "EdDSA"] = "ES256"
@@ -229,13 +232,21 @@ class Settings(BaseSettings):
         10, ge=1, description="Verification and email-change requests and links."
     )
     RATE_LIMIT_RESET_PASSWORD: int = Field(10, ge=1)
+    RATE_LIMIT_CURRENT_PASSWORD: int = Field(
+        10, ge=1, description="POST /users/me/password and /users/me/email: current-password checks."
+    )
     TRUSTED_PROXIES: list[str] = Field(
         default_factory=list, description='CIDRs whose X-Forwarded-For is believed, e.g. ["10.0.0.0/8"].'
     )
     LOGIN_FREE_ATTEMPTS: int = Field(5, ge=1, le=100)
     LOGIN_DELAY_BASE_SECONDS: float = Field(1.0, gt=0, le=60)
     LOGIN_DELAY_MAX_SECONDS: float = Field(900.0, gt=0, le=86400)
-    LOGIN_MAX_FAILURES: int = Field(100, ge=10, le=100, description="Then the password must be reset (63B).")
+    LOGIN_MAX_FAILURES: int = Field(
+        100, ge=10, le=100, description="Then untrusted clients are refused until a reset or a known device."
+    )
+    DEVICE_TOKEN_TTL_SECONDS: int = Field(
+        90 * 86400, ge=3600, le=400 * 86400, description="How long a login's device token is trusted."
+    )
 
     # Retention: the worker deletes rows nobody can use any more, every RETENTION_INTERVAL_SECONDS, in
     # batches of RETENTION_BATCH_SIZE rows (one short transaction each). Each period counts from the moment

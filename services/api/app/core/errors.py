@@ -194,14 +194,16 @@ _ERROR_DESCRIPTIONS = {
     400: "Malformed or refused: the body is not valid JSON or nests deeper than MAX_JSON_DEPTH, "
     "or a rule refused the request; `error` says which.",
     401: "No access token, or one that is invalid or expired, or whose session has ended.",
-    403: "The caller lacks the role this needs.",
+    403: "The caller lacks the role this needs, or (`password_reset_required`) too many wrong current "
+    "passwords were tried.",
     404: "No such resource.",
     409: "Conflicts with the current state; `error` says how.",
     413: "The body is larger than MAX_BODY_BYTES.",
     415: "The body is neither JSON nor, where the endpoint takes one, a form.",
     422: "A parameter or a field of the body is invalid; `detail` says which.",
     429: "Too many requests: try again after `Retry-After` seconds.",
-    503: "The database is unreachable, or no pooled connection came free within DB_POOL_TIMEOUT.",
+    503: "The database is unreachable, or no pooled connection came free within DB_POOL_TIMEOUT, or "
+    "PASSWORD_HASH_QUEUE_MAX password checks are already waiting (then with `Retry-After`).",
 }
 _ERROR_HEADERS: dict[int, dict[str, Any]] = {
     401: {
@@ -215,6 +217,13 @@ _ERROR_HEADERS: dict[int, dict[str, Any]] = {
         "Retry-After": {
             "description": "Seconds until a new request can succeed.",
             "required": True,
+            "schema": {"type": "integer", "minimum": 1},
+        }
+    },
+    503: {
+        "Retry-After": {
+            "description": "When the password-hashing queue is full: seconds to wait.",
+            "required": False,
             "schema": {"type": "integer", "minimum": 1},
         }
     },

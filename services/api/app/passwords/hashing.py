@@ -1,7 +1,9 @@
 """argon2id password hashing in a bounded thread pool, so that it never runs on the event loop.
 
 argon2-cffi releases the GIL while it hashes, so the pool's threads run on separate cores, and the pool's
-size bounds how many hashes (each about 19 MiB and 17 ms of a core) run at once (ASVS 15.2.2).
+size bounds how many hashes (each about 19 MiB and 17 ms of a core) run at once (ASVS 15.2.2). The queue in
+front of it is bounded too (PASSWORD_HASH_QUEUE_MAX): past it a request is refused at once with 503 and
+Retry-After, rather than waiting behind a flood for longer than any client waits.
 """
 
 import asyncio
@@ -17,11 +19,21 @@ import argon2
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from app.core.config import Settings
+from app.core.errors import ServiceUnavailable
 
 THREAD_NAME_PREFIX = "password-hash"
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
+
+
+class HashQueueFull(ServiceUnavailable):
+    """Every hashing slot of this worker is taken and PASSWORD_HASH_QUEUE_MAX jobs are waiting or running."""
+
+    message = "Too many password checks are waiting. Try again shortly."
+
+    def __init__(self) -> None:
+        super().__init__(headers={"Retry-After": "1"})
 
 
 class PasswordHasher:
@@ -35,6 +47,7 @@ class PasswordHasher:
             type=argon2.Type.ID,
         )
         self._max_workers = settings.password_hash_threads
+        self._queue_max = settings.PASSWORD_HASH_QUEUE_MAX
         self._executor = ThreadPoolExecutor(
             max_workers=self._max_workers,
             thread_name_prefix=THREAD_NAME_PREFIX,
@@ -44,6 +57,7 @@ class PasswordHasher:
         # Jobs finish on pool threads while the event loop submits new ones.
         self._pending_lock = threading.Lock()
         self._pending = 0
+        self._finished = 0
         # Made now, in the pool, so that the first login of an unknown user does not also pay for making it.
         self._dummy_hash = self._submit(self._argon2.hash, secrets.token_bytes(32))
 
@@ -56,6 +70,20 @@ class PasswordHasher:
     def queue_depth(self) -> int:
         """Jobs submitted and not yet finished: those running and those waiting for a thread."""
         return self._pending
+
+    @property
+    def finished(self) -> int:
+        """Jobs run to their end since start: how many hashes and verifications really ran."""
+        return self._finished
+
+    @property
+    def is_full(self) -> bool:
+        return self._pending >= self._queue_max
+
+    def refuse_when_full(self) -> None:
+        """Raise `HashQueueFull` now, before a caller does work it would have to undo for a refused job."""
+        if self.is_full:
+            raise HashQueueFull()
 
     async def hash(self, password: str) -> str:
         return await self._run(self._argon2.hash, _encode(password))
@@ -94,6 +122,7 @@ class PasswordHasher:
             return False
 
     async def _run(self, fn: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        self.refuse_when_full()
         return await asyncio.wrap_future(self._submit(fn, *args, **kwargs))
 
     def _submit(self, fn: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> Future[_T]:
@@ -108,9 +137,11 @@ class PasswordHasher:
         future.add_done_callback(self._job_done)
         return future
 
-    def _job_done(self, _: "Future[Any] | None") -> None:
+    def _job_done(self, future: "Future[Any] | None") -> None:
         with self._pending_lock:
             self._pending -= 1
+            if future is not None and not future.cancelled():
+                self._finished += 1
 
 
 def _lower_priority(nice: int) -> None:

@@ -4,10 +4,13 @@ Per-IP limits: a fixed window per (limit name, client IP). A hit is one upsert i
 with `synchronous_commit = off`, so it is counted even when the request it guards then fails (a wrong
 password, a bad token) and costs no WAL flush.
 
-Login throttling: consecutive failures per canonical email. The first LOGIN_FREE_ATTEMPTS are free; after
-that each attempt must wait LOGIN_DELAY_BASE_SECONDS * 2^(failures - free), at most LOGIN_DELAY_MAX_SECONDS,
-counted from the last failure. A throttled attempt is refused without checking the password and is not
-counted. At LOGIN_MAX_FAILURES the password must be reset. A success or a reset clears the count.
+Login throttling: consecutive failures per canonical email (and per known device, `devices.py`). An
+attempt is reserved, that is counted, before its password is checked, by one conditional UPDATE that counts
+it only if the schedule allows it (an INSERT for the first): the first LOGIN_FREE_ATTEMPTS are free; after
+that each attempt must wait LOGIN_DELAY_BASE_SECONDS * 2^(failures - free), at most
+LOGIN_DELAY_MAX_SECONDS, counted from the last counted attempt. A refused attempt is answered without
+checking the password and is not counted. At LOGIN_MAX_FAILURES untrusted clients are refused until a reset
+or a login from a known device. A success clears the count; a failure leaves its reservation counted.
 """
 
 import ipaddress
@@ -15,10 +18,13 @@ import math
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import delete, text
+from sqlalchemy import ColumnElement, Float, and_, delete, func, literal, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import QueryableAttribute
 
 from app.audit.events import AuditEvent
 from app.audit.service import record
@@ -56,7 +62,10 @@ class LoginThrottled(OAuthError):
 
 class PasswordResetRequired(OAuthError):
     code = "invalid_grant"
-    message = "Too many failed sign-in attempts: reset the password to sign in again."
+    message = (
+        "Too many failed sign-in attempts: reset the password, or sign in from a device that signed in "
+        "before."
+    )
 
 
 def _retry_after(seconds: float) -> dict[str, str]:
@@ -115,15 +124,26 @@ async def hit(
         raise error(headers=_retry_after(wait))
 
 
+class AttemptKind(StrEnum):
+    """What a `login_throttles` row counts."""
+
+    LOGIN = "login"  # sign-ins from untrusted clients, per canonical email
+    REAUTH = "reauth"  # a signed-in user's current-password checks (password and email change)
+
+
 @dataclass(frozen=True)
-class ThrottleState:
+class Reservation:
+    """The answer to a request for one password check. Granted: `failures` counts it already. Refused:
+    `locked` (LOGIN_MAX_FAILURES reached) or wait `retry_after` seconds."""
+
+    granted: bool
     failures: int
-    last_failure_at: datetime | None
+    retry_after: float = 0.0
+    locked: bool = False
 
-
-async def throttle_state(db: AsyncSession, email: str) -> ThrottleState:
-    row = await db.get(LoginThrottle, email)
-    return ThrottleState(row.failures, row.last_failure_at) if row else ThrottleState(0, None)
+    @property
+    def retry_after_header(self) -> dict[str, str]:
+        return _retry_after(self.retry_after)
 
 
 def delay_for(failures: int, settings: Settings) -> float:
@@ -133,30 +153,99 @@ def delay_for(failures: int, settings: Settings) -> float:
     return float(min(settings.LOGIN_DELAY_BASE_SECONDS * 2**exponent, settings.LOGIN_DELAY_MAX_SECONDS))
 
 
-def check_login_allowed(state: ThrottleState, settings: Settings, now: datetime) -> None:
-    """Raise before any password check when this email must wait, or must reset its password."""
-    if state.failures >= settings.LOGIN_MAX_FAILURES:
-        raise PasswordResetRequired()
-    delay = delay_for(state.failures, settings)
-    if state.last_failure_at is None or delay == 0:
-        # Within the free attempts nothing waits, also when a concurrent failure was stamped later.
-        return
-    wait = (state.last_failure_at + timedelta(seconds=delay) - now).total_seconds()
-    if wait > 0:
-        raise LoginThrottled(headers=_retry_after(wait))
-
-
-async def count_failure(db: AsyncSession, email: str, now: datetime) -> int:
-    """One more consecutive failure, atomically: concurrent failures are each counted."""
-    statement = insert(LoginThrottle).values(email=email, failures=1, last_failure_at=now)
-    failures = await db.scalar(
-        statement.on_conflict_do_update(
-            index_elements=[LoginThrottle.email],
-            set_={"failures": LoginThrottle.failures + 1, "last_failure_at": now},
-        ).returning(LoginThrottle.failures)
+def attempt_allowed(
+    failures: QueryableAttribute[int],
+    last_failure_at: QueryableAttribute[Any],
+    settings: Settings,
+    now: datetime,
+    *,
+    lock: bool,
+) -> ColumnElement[bool]:
+    """`delay_for` in SQL, evaluated on the locked row: within the free attempts, or the delay since the
+    last counted attempt has passed; and, where the lock applies, below LOGIN_MAX_FAILURES."""
+    free = settings.LOGIN_FREE_ATTEMPTS
+    delay = func.least(
+        literal(settings.LOGIN_DELAY_BASE_SECONDS, Float)
+        * func.power(literal(2.0, Float), func.least(failures - free, 32)),
+        literal(settings.LOGIN_DELAY_MAX_SECONDS, Float),
     )
-    return int(failures or 0)
+    waited = func.coalesce(last_failure_at, now) + func.make_interval(0, 0, 0, 0, 0, 0, delay) <= now
+    allowed = or_(failures < free, waited)
+    return and_(failures < settings.LOGIN_MAX_FAILURES, allowed) if lock else allowed
 
 
-async def clear_failures(db: AsyncSession, email: str) -> None:
-    await db.execute(delete(LoginThrottle).where(LoginThrottle.email == email))
+def refusal(
+    failures: int, last_failure_at: datetime | None, settings: Settings, now: datetime, *, lock: bool
+) -> Reservation | None:
+    """Why the schedule refuses an attempt now (the lock, or how long to wait), or None if it allows one."""
+    if lock and failures >= settings.LOGIN_MAX_FAILURES:
+        return Reservation(granted=False, failures=failures, locked=True)
+    wait = (
+        (last_failure_at + timedelta(seconds=delay_for(failures, settings)) - now).total_seconds()
+        if last_failure_at is not None and failures >= settings.LOGIN_FREE_ATTEMPTS
+        else 0.0
+    )
+    return Reservation(granted=False, failures=failures, retry_after=wait) if wait > 0 else None
+
+
+async def reserve_attempt(
+    db: AsyncSession,
+    email: str,
+    *,
+    settings: Settings,
+    now: datetime,
+    kind: AttemptKind = AttemptKind.LOGIN,
+    lock: bool = True,
+) -> Reservation:
+    """Count one password check against `email` before it runs, if the schedule allows one now.
+
+    The UPDATE decides and counts in one statement: concurrent ones queue on the row and each re-checks
+    the schedule against the count the one before left, so however many attempts arrive at once, no more
+    checks run than one after the other would: at most LOGIN_FREE_ATTEMPTS before the delay applies. A
+    refused UPDATE takes no lock, so refusals do not queue behind each other. The count stays when the
+    check fails; a success deletes the row (`clear_failures`)."""
+    key = (LoginThrottle.email == email, LoginThrottle.kind == kind.value)
+    allowed = attempt_allowed(LoginThrottle.failures, LoginThrottle.last_failure_at, settings, now, lock=lock)
+    state = select(LoginThrottle.failures, LoginThrottle.last_failure_at).where(*key)
+    for _ in range(3):
+        failures = await db.scalar(
+            update(LoginThrottle)
+            .where(*key, allowed)
+            .values(failures=LoginThrottle.failures + 1, last_failure_at=now)
+            .returning(LoginThrottle.failures)
+        )
+        if failures is not None:
+            return Reservation(granted=True, failures=int(failures))
+        row = (await db.execute(state)).first()
+        if row is None:
+            first = await db.scalar(
+                insert(LoginThrottle)
+                .values(email=email, kind=kind.value, failures=1, last_failure_at=now)
+                .on_conflict_do_nothing()
+                .returning(LoginThrottle.failures)
+            )
+            if first is not None:
+                return Reservation(granted=True, failures=1)
+        else:
+            refused = refusal(row.failures, row.last_failure_at, settings, now, lock=lock)
+            if refused is not None:
+                return refused
+        # A concurrent attempt counted, inserted or deleted the row between the statements: again.
+    return Reservation(granted=False, failures=0, retry_after=1.0)
+
+
+async def release_attempt(db: AsyncSession, email: str, *, kind: AttemptKind = AttemptKind.LOGIN) -> None:
+    """Give back a reservation whose check did not fail: it never ran, or the password was right."""
+    await db.execute(
+        update(LoginThrottle)
+        .where(LoginThrottle.email == email, LoginThrottle.kind == kind.value, LoginThrottle.failures > 0)
+        .values(failures=LoginThrottle.failures - 1)
+    )
+
+
+async def clear_failures(db: AsyncSession, email: str, *, kind: AttemptKind | None = None) -> None:
+    """Forget the failures of `email`: of one kind after a success, of every kind after a reset."""
+    statement = delete(LoginThrottle).where(LoginThrottle.email == email)
+    if kind is not None:
+        statement = statement.where(LoginThrottle.kind == kind.value)
+    await db.execute(statement)

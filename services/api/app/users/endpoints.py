@@ -6,6 +6,7 @@ from app.auth.dependencies import CurrentAuth
 from app.core.database import SessionDep
 from app.core.dependencies import ClientDep, ClockDep, HasherDep, SettingsDep
 from app.core.errors import GUARD_ERRORS, UNAVAILABLE, error_responses
+from app.ratelimit.dependencies import RateLimit
 from app.users import service
 from app.users.schemas import PasswordChange, UserRead, UserUpdate
 
@@ -25,7 +26,12 @@ async def update_me(auth: CurrentAuth, changes: UserUpdate, db: SessionDep, resp
     return UserRead.model_validate(user)
 
 
-@router.post("/me/password", status_code=204, responses=error_responses(*GUARD_ERRORS, 401, 422, UNAVAILABLE))
+@router.post(
+    "/me/password",
+    dependencies=[RateLimit("current_password", "RATE_LIMIT_CURRENT_PASSWORD")],
+    status_code=204,
+    responses=error_responses(*GUARD_ERRORS, 401, 403, 422, 429, UNAVAILABLE),
+)
 async def change_password(
     auth: CurrentAuth,
     body: PasswordChange,
@@ -35,7 +41,9 @@ async def change_password(
     clock: ClockDep,
     client: ClientDep,
 ) -> Response:
-    """Requires the current password. Every other session of the user ends; this one stays."""
+    """Requires the current password, whose checks are throttled per account (429 with Retry-After; 403
+    `password_reset_required` after LOGIN_MAX_FAILURES) and audited. Every other session of the user
+    ends; this one stays."""
     await service.change_password(
         db,
         user=auth.user,

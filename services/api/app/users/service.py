@@ -13,8 +13,9 @@ from app.auth import repository as auth_repository
 from app.core.config import Settings
 from app.core.dependencies import ClientInfo
 from app.core.errors import PyauthError
-from app.passwords.hashing import PasswordHasher
+from app.passwords.hashing import HashQueueFull, PasswordHasher
 from app.passwords.policy import check_new_password, normalize_password, refuse_oversized
+from app.ratelimit import service as ratelimit
 from app.users import repository
 from app.users.emails import canonicalize_email
 from app.users.models import User
@@ -35,6 +36,18 @@ class InvalidCurrentPassword(PyauthError):
     message = "The current password is not correct."
 
 
+class CurrentPasswordThrottled(PyauthError):
+    status_code = 429
+    code = "too_many_requests"
+    message = "Too many wrong current passwords. Try again later."
+
+
+class CurrentPasswordLocked(PyauthError):
+    status_code = 403
+    code = "password_reset_required"
+    message = "Too many wrong current passwords: reset the password by mail to go on."
+
+
 async def register(
     db: AsyncSession, *, email: str, password: str, hasher: PasswordHasher, settings: Settings
 ) -> User:
@@ -52,12 +65,60 @@ async def register(
 
 
 async def confirm_current_password(
-    user: User, password: str, *, hasher: PasswordHasher, settings: Settings
+    db: AsyncSession,
+    user: User,
+    password: str,
+    *,
+    hasher: PasswordHasher,
+    settings: Settings,
+    now: datetime,
+    client: ClientInfo,
+    purpose: str,
 ) -> None:
-    """The check every sensitive change of one's own account starts with (ASVS 6.2.3)."""
+    """The check every sensitive change of one's own account starts with (ASVS 6.2.3), counted and
+    throttled per account like a login (reserved before the hash), on a counter of its own: anonymous
+    sign-in failures must not lock a signed-in owner out of changing the password. Each failure is
+    audited and committed, because the error response that follows rolls the request back."""
     refuse_oversized(password, settings)
-    if not await hasher.verify(user.password_hash, normalize_password(password)):
+    hasher.refuse_when_full()
+    kind = ratelimit.AttemptKind.REAUTH
+    reservation = await ratelimit.reserve_attempt(db, user.email, settings=settings, now=now, kind=kind)
+    if not reservation.granted:
+        reason = "reset_required" if reservation.locked else "throttled"
+        await record(
+            db,
+            AuditEvent.CURRENT_PASSWORD_THROTTLED,
+            now=now,
+            user_id=user.id,
+            client=client,
+            reason=reason,
+            details={"purpose": purpose},
+        )
+        await db.commit()
+        if reservation.locked:
+            raise CurrentPasswordLocked()
+        raise CurrentPasswordThrottled(headers=reservation.retry_after_header)
+    await db.commit()  # the reservation stands whatever the request's outcome
+    try:
+        matched = await hasher.verify(user.password_hash, normalize_password(password))
+    except HashQueueFull:
+        await ratelimit.release_attempt(db, user.email, kind=kind)
+        await db.commit()
+        raise
+    if not matched:
+        await record(
+            db,
+            AuditEvent.CURRENT_PASSWORD_FAILED,
+            now=now,
+            user_id=user.id,
+            client=client,
+            reason="wrong_password",
+            details={"purpose": purpose, "consecutive_failures": reservation.failures},
+        )
+        await db.commit()
+        log.info("current password check failed: %s user=%s", purpose, user.id)
         raise InvalidCurrentPassword()
+    await ratelimit.clear_failures(db, user.email, kind=kind)
 
 
 async def update_profile(db: AsyncSession, user: User, changes: UserUpdate) -> User:
@@ -81,7 +142,16 @@ async def change_password(
     client: ClientInfo,
 ) -> int:
     """Returns how many other sessions were ended."""
-    await confirm_current_password(user, current_password, hasher=hasher, settings=settings)
+    await confirm_current_password(
+        db,
+        user,
+        current_password,
+        hasher=hasher,
+        settings=settings,
+        now=now,
+        client=client,
+        purpose="password_change",
+    )
     password = await check_new_password(new_password, settings=settings, email=user.email)
     await repository.set_password_hash(db, user.id, await hasher.hash(password))
     await end_pending_tokens(db, user.id, now=now, password_changed=True)

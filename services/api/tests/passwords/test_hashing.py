@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from app.passwords.hashing import THREAD_NAME_PREFIX, PasswordHasher
+from app.passwords.hashing import THREAD_NAME_PREFIX, HashQueueFull, PasswordHasher
 
 from .helpers import make_settings
 
@@ -177,3 +177,26 @@ async def test_cancelled_jobs_leave_the_queue_depth_right(make_hasher: Callable[
 def test_shutdown_can_be_called_twice(hasher: PasswordHasher) -> None:
     hasher.shutdown()
     hasher.shutdown()
+
+
+async def test_a_full_queue_refuses_a_new_job_at_once_and_takes_one_again_when_it_drains(
+    make_hasher: Callable[..., PasswordHasher],
+) -> None:
+    hasher = make_hasher(PASSWORD_HASH_WORKERS=1, PASSWORD_HASH_QUEUE_MAX=2)
+    await hasher.hash(PASSWORD)  # one thread runs jobs in order: the start-up job is done
+    queued = [asyncio.create_task(hasher.hash(f"{PASSWORD} {i}")) for i in range(2)]
+    await asyncio.sleep(0)  # both submit their jobs
+    with pytest.raises(HashQueueFull) as refused:
+        await hasher.hash("a third job")
+    assert refused.value.status_code == 503
+    assert refused.value.headers == {"Retry-After": "1"}
+    hashes = await asyncio.gather(*queued)
+    assert await hasher.verify(hashes[1], f"{PASSWORD} 1") is True
+
+
+async def test_finished_counts_the_jobs_that_ran(make_hasher: Callable[..., PasswordHasher]) -> None:
+    hasher = make_hasher(PASSWORD_HASH_WORKERS=1)
+    await hasher.hash(PASSWORD)
+    before = hasher.finished
+    await asyncio.gather(*(hasher.verify_dummy(PASSWORD) for _ in range(3)))
+    assert hasher.finished - before == 3
