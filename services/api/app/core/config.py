@@ -322,6 +322,7 @@ class Settings(BaseSettings):
     def _unset_when_empty(cls, value: str | None) -> str | None:
         # compose passes `${SMTP_TLS_CA_FILE:-}`: empty means "the system's CAs", not a file named "".
         return value or None
+
     @field_validator("MIGRATION_DATABASE_URL")
     @classmethod
     def _require_asyncpg_migration_url(cls, value: str | None) -> str | None:
