@@ -600,7 +600,7 @@ LOGIN_THROTTLE_DIGEST = (
 
 def failed_logins(stack: Stack, email: str) -> str:
     """The failed-login counter of the account with this email, as text ('' when there is none)."""
-    return stack.scalar(f"SELECT failures FROM login_throttles WHERE email = '{email}'")
+    return stack.scalar(f"SELECT failures FROM login_throttles WHERE email = '{email}' AND kind = 'login'")
 
 
 # -- 5. make down / make up ----------------------------------------------------------------------------

@@ -48,9 +48,14 @@ def is_loopback_url(url: str) -> bool:
     if host == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        address = ipaddress.ip_address(host)
     except ValueError:
         return False
+    # An IPv4-mapped IPv6 address counts as public (fail closed): Python 3.13 calls ::ffff:127.0.0.1
+    # loopback, 3.11 does not, and the rule must not depend on the interpreter.
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return False
+    return address.is_loopback
 
 
 def random_key_problem(key: str) -> str | None:

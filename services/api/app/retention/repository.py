@@ -90,6 +90,17 @@ async def delete_stale_login_throttles(
     )
 
 
+async def delete_expired_login_devices(db: AsyncSession, *, now: datetime, batch: int) -> int:
+    """Device tokens past their expiry: they no longer make a login trusted, so nothing reads them."""
+    return await _delete(
+        db,
+        "DELETE FROM login_devices WHERE ctid = ANY(ARRAY("
+        " SELECT ctid FROM login_devices WHERE expires_at <= :now LIMIT :batch))",
+        now=now,
+        batch=batch,
+    )
+
+
 async def delete_old_rate_limit_windows(db: AsyncSession, *, cutoff: datetime, batch: int) -> int:
     """Per-IP counters of windows that started before `cutoff`."""
     return await _delete(

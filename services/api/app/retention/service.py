@@ -4,6 +4,7 @@
 - account tokens: expired for RETENTION_ACCOUNT_TOKENS_SECONDS;
 - login failure counters: no failure for RETENTION_LOGIN_THROTTLES_SECONDS (and at least the longest
   login delay); never one at LOGIN_MAX_FAILURES, a lock that only a reset lifts;
+- device tokens of known devices: once expired (DEVICE_TOKEN_TTL_SECONDS);
 - rate-limit windows: started over an hour ago;
 - outbox mails: sent or failed (bodies blanked already), queued RETENTION_MAIL_SECONDS ago.
 
@@ -55,6 +56,7 @@ def _batches(settings: Settings, now: datetime) -> dict[str, Batch]:
         "login_throttles": lambda db, n: repository.delete_stale_login_throttles(
             db, cutoff=throttles_cutoff, max_failures=settings.LOGIN_MAX_FAILURES, batch=n
         ),
+        "login_devices": lambda db, n: repository.delete_expired_login_devices(db, now=now, batch=n),
         "rate_limit_windows": lambda db, n: repository.delete_old_rate_limit_windows(
             db, cutoff=windows_cutoff, batch=n
         ),

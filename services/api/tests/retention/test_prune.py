@@ -14,7 +14,7 @@ from app.auth.models import AuthSession, RefreshToken
 from app.core.clock import ManualClock
 from app.core.opaque_tokens import digest
 from app.mail.models import OutboxMail
-from app.ratelimit.models import LoginThrottle, RateLimitHit
+from app.ratelimit.models import LoginDevice, LoginThrottle, RateLimitHit
 from app.retention import repository
 from app.retention.service import prune
 from app.users.models import User
@@ -175,6 +175,28 @@ async def test_expired_account_tokens_are_pruned_after_the_retention_margin(
     assert left == {hashes["live"], hashes["expired_recently"]}
 
 
+async def test_expired_device_tokens_are_pruned_and_live_ones_kept(
+    db_session: AsyncSession, test_sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    now = datetime.now().astimezone()
+    user = await a_user(db_session)
+    expiries = {"live": now + DAY, "expired": now - timedelta(seconds=1)}
+    hashes = {name: uuid.uuid4().bytes * 2 for name in expiries}
+    for name, expires in expiries.items():
+        db_session.add(
+            LoginDevice(token_hash=hashes[name], user_id=user, created_at=now - DAY, expires_at=expires)
+        )
+    await db_session.flush()
+
+    await prune(test_sessionmaker, SETTINGS, now)
+
+    db_session.expunge_all()
+    left = set(
+        (await db_session.scalars(select(LoginDevice.token_hash).where(LoginDevice.user_id == user))).all()
+    )
+    assert left == {hashes["live"]}
+
+
 async def test_a_login_lock_is_never_pruned_and_a_counter_only_after_its_delay_and_retention(
     db_session: AsyncSession, test_sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
@@ -216,11 +238,11 @@ async def test_a_login_counter_is_kept_at_least_as_long_as_the_longest_delay(
 
     await prune(test_sessionmaker, settings, now)
     db_session.expunge_all()
-    assert await db_session.get(LoginThrottle, email) is not None
+    assert await db_session.get(LoginThrottle, (email, "login")) is not None
 
     await prune(test_sessionmaker, settings, now + timedelta(hours=1, minutes=1))
     db_session.expunge_all()
-    assert await db_session.get(LoginThrottle, email) is None
+    assert await db_session.get(LoginThrottle, (email, "login")) is None
 
 
 async def test_rate_limit_windows_are_pruned_an_hour_after_they_start(
