@@ -8,6 +8,7 @@ REFRESH_INTERVAL, or at once when a token arrives naming a key id this process h
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import logging
 import secrets
@@ -42,6 +43,10 @@ SUPPORTED_ALGORITHMS: Final[Mapping[str, tuple[str, str]]] = {
 # with the retired key for up to this long, and those tokens must still verify everywhere.
 REFRESH_INTERVAL: Final = timedelta(seconds=30)
 UNKNOWN_KID_REFRESH_INTERVAL: Final = timedelta(seconds=10)
+# How long a request waits for the periodic refresh it started; the refresh goes on in the background.
+# With the pool exhausted, a refresh waits DB_POOL_TIMEOUT for a connection: the request must not wait
+# that out before its own query waits it out again.
+PERIODIC_REFRESH_WAIT_SECONDS: Final = 0.5
 RETIRED_KEY_GRACE: Final = timedelta(seconds=60)
 # One lock id for every process that may write signing keys (startup, the rotation CLI).
 KEY_GENERATION_LOCK_ID: Final = int.from_bytes(
@@ -230,6 +235,7 @@ class KeyRing:
         self._last_refresh: datetime = clock.now()
         self._last_unknown_kid_refresh: datetime | None = None
         self._refresh_lock = asyncio.Lock()
+        self._background: set[asyncio.Task[None]] = set()
 
     @classmethod
     async def load(
@@ -277,13 +283,18 @@ class KeyRing:
 
     async def maybe_refresh(self) -> None:
         """Refresh if the last refresh is older than REFRESH_INTERVAL. Cheap otherwise; a database
-        failure keeps the keys already held (and is logged)."""
+        failure keeps the keys already held (and is logged). Waits at most PERIODIC_REFRESH_WAIT_SECONDS
+        for the refresh; a slower one finishes in the background."""
         now = self._clock.now()
         elapsed = now - self._last_refresh
         if timedelta(0) <= elapsed < REFRESH_INTERVAL:
             return
         self._last_refresh = now  # before awaiting, so concurrent callers do not all query
-        await self._refresh_quietly()
+        refresh = asyncio.ensure_future(self._refresh_quietly())
+        self._background.add(refresh)  # a reference, so the task is not collected while it runs
+        refresh.add_done_callback(self._background.discard)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(refresh), PERIODIC_REFRESH_WAIT_SECONDS)
 
     async def refresh_for_unknown_kid(self, kid: str) -> bool:
         """Whether `kid` is known, refreshing first if it is not. At most one such refresh per

@@ -12,11 +12,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.core.clock import ManualClock
 from app.core.config import Settings
-from app.core.database import build_sessionmaker
+from app.core.database import build_engine, build_sessionmaker
 from app.keys.crypto import KeyDecryptionError, decrypt_private_key
 from app.keys.models import SigningKey
 from app.keys.service import (
     KEY_GENERATION_LOCK_ID,
+    PERIODIC_REFRESH_WAIT_SECONDS,
     REFRESH_INTERVAL,
     RETIRED_KEY_GRACE,
     UNKNOWN_KID_REFRESH_INTERVAL,
@@ -236,3 +237,26 @@ async def test_workers_starting_together_generate_a_single_key(
         for worker in workers:
             worker.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
+
+
+async def test_a_periodic_refresh_never_makes_a_request_wait_out_an_exhausted_pool(
+    settings: Settings, clock: ManualClock, committed_keys_set_aside: None
+) -> None:
+    """With every pooled connection taken, the refresh waits DB_POOL_TIMEOUT for one; the request that
+    started it waits at most PERIODIC_REFRESH_WAIT_SECONDS, so its own query's wait is the only one."""
+    pool_timeout = 3.0
+    engine = build_engine(make_settings(DB_POOL_SIZE=1, DB_MAX_OVERFLOW=0, DB_POOL_TIMEOUT=pool_timeout))
+    try:
+        keyring = await KeyRing.load(build_sessionmaker(engine), settings, clock)
+        async with engine.connect() as held:  # the pool's only connection
+            await held.execute(text("SELECT 1"))
+            clock.advance(REFRESH_INTERVAL)
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            await keyring.maybe_refresh()
+            waited = loop.time() - started
+        assert waited < pool_timeout / 2, f"the request waited {waited:.2f}s for the key refresh"
+        assert waited >= PERIODIC_REFRESH_WAIT_SECONDS * 0.9
+    finally:
+        await asyncio.sleep(pool_timeout)  # the background refresh gives up or succeeds
+        await engine.dispose()
