@@ -71,6 +71,31 @@ class Context:
         return int(self.settings["workers"])
 
 
+class Registrations:
+    """Registrations of new accounts for a load, each email noted before it is sent, so that a check can
+    look for every attempted one in the database, acknowledged or not. Replies carry the email as kind."""
+
+    def __init__(self, ctx: Context, label: str, *, timeout: float) -> None:
+        self.ctx, self.label, self.timeout = ctx, label, timeout
+        self.attempted: list[str] = []
+        self._lock = threading.Lock()
+
+    def register(self) -> Reply:
+        email = self.ctx.email(self.label)
+        with self._lock:
+            self.attempted.append(email)
+        reply = self.ctx.api.call(
+            "POST",
+            "/auth/register",
+            kind="register",
+            json_body={"email": email, "password": self.ctx.password},
+            timeout=self.timeout,
+        )
+        return Reply(
+            email, reply.started, reply.finished, reply.status, reply.error, reply.body, reply.headers
+        )
+
+
 # -- helpers --------------------------------------------------------------------------------------------
 
 
@@ -385,23 +410,8 @@ def sigterm_during_load(ctx: Context) -> Outcome:
     stack, api = ctx.stack, ctx.api
     grace = stack.stop_grace_seconds("api")
     families = [ctx.account("term-family") for _ in range(3)]
-    attempted: list[str] = []
-    attempted_lock = threading.Lock()
-
-    def register() -> Reply:
-        email = ctx.email("term")
-        with attempted_lock:
-            attempted.append(email)
-        reply = api.call(
-            "POST",
-            "/auth/register",
-            kind="register",
-            json_body={"email": email, "password": ctx.password},
-            timeout=grace + 30,
-        )
-        return Reply(
-            email, reply.started, reply.finished, reply.status, reply.error, reply.body, reply.headers
-        )
+    load_registrations = Registrations(ctx, "term", timeout=grace + 30)
+    attempted, register = load_registrations.attempted, load_registrations.register
 
     def refresher(account: Account) -> Callable[[], Reply]:
         current = [account.refresh_token]
@@ -516,23 +526,8 @@ def postgres_killed(ctx: Context) -> Outcome:
         accounts = list(pool.map(lambda _: ctx.account("kill"), range(ACKNOWLEDGED_REGISTRATIONS)))
     digest_before = committed_rows_digest(stack, (a.user_id for a in accounts))
 
-    attempted: list[str] = []
-    attempted_lock = threading.Lock()
-
-    def register() -> Reply:
-        email = ctx.email("kill-load")
-        with attempted_lock:
-            attempted.append(email)
-        reply = api.call(
-            "POST",
-            "/auth/register",
-            kind="register",
-            json_body={"email": email, "password": ctx.password},
-            timeout=60,
-        )
-        return Reply(
-            email, reply.started, reply.finished, reply.status, reply.error, reply.body, reply.headers
-        )
+    load_registrations = Registrations(ctx, "kill-load", timeout=60)
+    attempted, register = load_registrations.attempted, load_registrations.register
 
     db = stack.state("db")
     with Load([register, register], max_seconds=150, pause=0.05) as load:
