@@ -46,12 +46,11 @@ class GrantRegistry:
             raise OAuthError("grant_type is required.")
         handler = self.handlers.get(grant_type)
         if handler is None:
-            quoted = [f"'{name}'" for name in self.handlers]
-            listed = " or ".join([", ".join(quoted[:-1]), quoted[-1]] if len(quoted) > 1 else quoted)
+            listed = _listed([f"'{name}'" for name in self.handlers], "or")
             raise UnsupportedGrantType(f"grant_type must be {listed}.")
         required = [field for field in handler.fields if field.required]
         if any(_missing(form.get(field.name), field) for field in required):
-            names = " and ".join(field.name for field in required)
+            names = _listed([field.name for field in required], "and")
             verb = "is" if len(required) == 1 else "are"
             raise OAuthError(f"{names} {verb} required for grant_type={grant_type}.")
         return handler
@@ -85,6 +84,13 @@ class GrantRegistry:
                 "content": {FORM: {"schema": {"oneOf": [_grant_schema(h) for h in self.handlers.values()]}}},
             }
         }
+
+
+def _listed(words: list[str], conjunction: str) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    if len(words) <= 1:
+        return "".join(words)
+    return f"{', '.join(words[:-1])} {conjunction} {words[-1]}"
 
 
 def _missing(value: str | None, field: FormField) -> bool:
