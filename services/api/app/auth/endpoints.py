@@ -106,8 +106,8 @@ async def token(
     response: Response,
     form: Annotated[TokenForm, Depends(GRANTS.form_dependency())],
 ) -> TokenResponse:
-    """OAuth 2.0 token endpoint (form-encoded): `grant_type=password` with `username` (the email) and
-    `password`, or `grant_type=refresh_token` with `refresh_token`. Public clients: no client secret.
+    """OAuth 2.0 token endpoint (form-encoded). The request body's schema lists each grant type and its
+    fields (the password grant's `username` is the email). Public clients: no client secret.
 
     A password login also answers a `device_token`, as a cookie and in the body: sent back with a later
     login (cookie or `device_token` field), it keeps that client's attempts apart from everyone else's
