@@ -26,7 +26,7 @@ from app.account.models import GRANTING_PURPOSES, AccountToken, TokenPurpose
 from app.account.pending import end_pending_tokens
 from app.audit.events import AuditEvent
 from app.audit.service import record
-from app.auth import repository as auth_repository
+from app.auth.sessions import SessionEndReason, end_sessions
 from app.core.config import Settings
 from app.core.dependencies import ClientInfo
 from app.core.errors import PyauthError
@@ -289,7 +289,7 @@ async def reset_password(
     user.is_verified = True
     tokens_ended = await end_pending_tokens(db, user.id, now=now, password_changed=True)
     await ratelimit.clear_failures(db, user.email)
-    ended = await auth_repository.revoke_sessions(db, user_id=user.id, now=now, reason="password_reset")
+    ended = await end_sessions(db, SessionEndReason.PASSWORD_RESET, user_id=user.id, now=now, client=client)
     await _send(db, user.email, mails.password_changed(settings), now)
     await record(
         db,

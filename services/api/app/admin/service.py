@@ -26,8 +26,9 @@ from app.account.pending import end_pending_tokens
 from app.admin.dependencies import AdminRequired
 from app.audit import service as audit
 from app.audit.events import AuditEvent
-from app.auth import repository as auth_repository
+from app.auth import sessions
 from app.auth.dependencies import Authenticated
+from app.auth.sessions import SessionEndReason
 from app.core.dependencies import ClientInfo
 from app.core.errors import PyauthError
 from app.users import repository as users_repository
@@ -40,9 +41,6 @@ log = logging.getLogger("pyauth.admin")
 ADMIN_ROSTER_LOCK_ID: Final = int.from_bytes(
     hashlib.sha256(b"pyauth.admin_roster").digest()[:8], "big", signed=True
 )
-
-DEACTIVATED_REASON = "deactivated"
-REVOKED_BY_ADMIN_REASON = "revoked_by_admin"
 
 
 class UserNotFound(PyauthError):
@@ -155,8 +153,8 @@ async def set_active(db: AsyncSession, action: AdminAction, user_id: uuid.UUID, 
         event = AuditEvent.ADMIN_USER_ACTIVATED
     else:
         event = AuditEvent.ADMIN_USER_DEACTIVATED
-        details["sessions_ended"] = await auth_repository.revoke_sessions(
-            db, user_id=target.id, now=action.now, reason=DEACTIVATED_REASON
+        details["sessions_ended"] = await sessions.end_sessions(
+            db, SessionEndReason.DEACTIVATED, user_id=target.id, now=action.now, client=action.client
         )
         details["pending_links_ended"] = await end_pending_tokens(db, target.id, now=action.now)
     await _record(db, action, event, target.id, details)
@@ -197,8 +195,8 @@ async def end_sessions(db: AsyncSession, action: AdminAction, user_id: uuid.UUID
     """End every session and every pending account token of the user (an administrator's reset of a
     possibly taken-over account); returns how many sessions were live."""
     target = await _begin(db, action, user_id)
-    ended = await auth_repository.revoke_sessions(
-        db, user_id=target.id, now=action.now, reason=REVOKED_BY_ADMIN_REASON
+    ended = await sessions.end_sessions(
+        db, SessionEndReason.REVOKED_BY_ADMIN, user_id=target.id, now=action.now, client=action.client
     )
     tokens_ended = await end_pending_tokens(db, target.id, now=action.now)
     await _record(

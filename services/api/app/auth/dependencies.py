@@ -10,7 +10,7 @@ from fastapi.security import OAuth2PasswordBearer
 
 from app.auth import repository
 from app.auth.models import AuthSession
-from app.auth.service import session_is_live
+from app.auth.sessions import session_is_live
 from app.core.database import SessionDep
 from app.core.dependencies import ClockDep, KeyRingDep, SettingsDep
 from app.keys.tokens import InvalidAccessToken, verify_access_token

@@ -2,11 +2,9 @@
 logout, and the user's sessions."""
 
 import uuid
-from ipaddress import ip_address
 from typing import Annotated
-from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Form, Request, Response, status
+from fastapi import APIRouter, Depends, Form, Request, Response, status
 
 from app.account import service as account_service
 from app.account.pending import end_pending_tokens
@@ -14,8 +12,11 @@ from app.audit.events import AuditEvent
 from app.audit.service import record
 from app.auth import repository, service
 from app.auth.dependencies import CurrentAuth
+from app.auth.device_cookie import set_device_cookie
+from app.auth.grants.base import TokenRequest
+from app.auth.grants.registry import FORM, GRANTS, TokenForm
 from app.auth.schemas import OAuthErrorBody, SessionRead, TokenResponse
-from app.core.config import Settings
+from app.auth.sessions import SessionEndReason, end_sessions, idle_ttl
 from app.core.database import SessionDep
 from app.core.dependencies import ClientDep, ClockDep, HasherDep, KeyRingDep, SettingsDep
 from app.core.errors import (
@@ -41,44 +42,6 @@ OAUTH_ERRORS = {
     **error_responses(400, model=OAuthErrorBody | ErrorBody),
     **error_responses(429, model=OAuthErrorBody),
 }
-FORM = "application/x-www-form-urlencoded"
-# What the form fields' types cannot say (they stay optional so that a missing one gets RFC 6749's error
-# rather than a validation error): which fields each grant requires. Added to the generated schema.
-TOKEN_REQUEST_DOC = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            FORM: {
-                "schema": {
-                    "oneOf": [
-                        {
-                            "title": "Password grant",
-                            "required": ["grant_type", "username", "password"],
-                            "properties": {
-                                "grant_type": {"const": "password"},
-                                "username": {"type": "string", "minLength": 1},
-                                "password": {"type": "string"},
-                                "device_token": {
-                                    "type": "string",
-                                    "description": "The device token of an earlier successful login, "
-                                    "for clients that do not keep the device cookie.",
-                                },
-                            },
-                        },
-                        {
-                            "title": "Refresh token grant",
-                            "required": ["grant_type", "refresh_token"],
-                            "properties": {
-                                "grant_type": {"const": "refresh_token"},
-                                "refresh_token": {"type": "string", "minLength": 1},
-                            },
-                        },
-                    ]
-                }
-            }
-        },
-    }
-}
 REVOKE_REQUEST_DOC = {
     "requestBody": {
         "required": True,
@@ -89,43 +52,6 @@ REVOKE_REQUEST_DOC = {
         },
     }
 }
-
-
-# The device token of a successful login travels back as this cookie (scoped to the token endpoint, so no
-# other request carries it) or, for clients without cookies, as the `device_token` form field.
-DEVICE_COOKIE = "pyauth_device"
-TOKEN_PATH = "/auth/token"  # noqa: S105 - a path, not a secret
-
-
-def set_device_cookie(response: Response, token: str, settings: Settings) -> None:
-    base = urlsplit(settings.PUBLIC_BASE_URL)
-    response.set_cookie(
-        DEVICE_COOKIE,
-        token,
-        max_age=settings.DEVICE_TOKEN_TTL_SECONDS,
-        path=base.path.rstrip("/") + TOKEN_PATH,
-        secure=not _is_plain_http_loopback(base.scheme, base.hostname),
-        httponly=True,
-        samesite="strict",
-    )
-
-
-def _is_plain_http_loopback(scheme: str, host: str | None) -> bool:
-    """A browser keeps no Secure cookie from http://localhost in every version: there, and only there, the
-    cookie goes without the Secure attribute."""
-    if scheme != "http" or not host:
-        return False
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-class UnsupportedGrantType(OAuthError):
-    code = "unsupported_grant_type"
-    message = "grant_type must be 'password' or 'refresh_token'."
 
 
 class SessionNotFound(PyauthError):
@@ -167,7 +93,7 @@ async def register(
     response_model=TokenResponse,
     response_model_exclude_none=True,
     responses=OAUTH_ERRORS,
-    openapi_extra=TOKEN_REQUEST_DOC,
+    openapi_extra=GRANTS.request_body_doc(),
 )
 async def token(
     db: SessionDep,
@@ -178,47 +104,28 @@ async def token(
     client: ClientDep,
     request: Request,
     response: Response,
-    grant_type: Annotated[str | None, Form(max_length=64)] = None,
-    username: Annotated[str | None, Form(max_length=320)] = None,
-    password: Annotated[str | None, Form(max_length=4096)] = None,
-    refresh_token: Annotated[str | None, Form(max_length=512)] = None,
-    scope: Annotated[str | None, Form(max_length=1024)] = None,
-    client_id: Annotated[str | None, Form(max_length=256)] = None,
-    device_token: Annotated[str | None, Form(max_length=512)] = None,
+    form: Annotated[TokenForm, Depends(GRANTS.form_dependency())],
 ) -> TokenResponse:
-    """OAuth 2.0 token endpoint (form-encoded): `grant_type=password` with `username` (the email) and
-    `password`, or `grant_type=refresh_token` with `refresh_token`. Public clients: no client secret.
+    """OAuth 2.0 token endpoint (form-encoded). The request body's schema lists each grant type and its
+    fields (the password grant's `username` is the email). Public clients: no client secret.
 
     A password login also answers a `device_token`, as a cookie and in the body: sent back with a later
     login (cookie or `device_token` field), it keeps that client's attempts apart from everyone else's
     failures. Keep the newest one: each successful login replaces it."""
-    now = clock.now()
-    if grant_type == "password":
-        if not username or password is None:
-            raise OAuthError("username and password are required for grant_type=password.")
-        issued = await service.login_with_password(
-            db,
-            username=username,
-            password=password,
-            hasher=hasher,
-            keyring=keyring,
-            settings=settings,
-            now=now,
-            client=client,
-            device_token=device_token or request.cookies.get(DEVICE_COOKIE),
-        )
-        if issued.device_token:
-            set_device_cookie(response, issued.device_token, settings)
-    elif grant_type == "refresh_token":
-        if not refresh_token:
-            raise OAuthError("refresh_token is required for grant_type=refresh_token.")
-        issued = await service.refresh(
-            db, refresh_token=refresh_token, keyring=keyring, settings=settings, now=now, client=client
-        )
-    elif not grant_type:
-        raise OAuthError("grant_type is required.")
-    else:
-        raise UnsupportedGrantType()
+    handler = GRANTS.handler_for(form)
+    token_request = TokenRequest(
+        form=form,
+        cookies=request.cookies,
+        db=db,
+        hasher=hasher,
+        keyring=keyring,
+        settings=settings,
+        now=clock.now(),
+        client=client,
+    )
+    issued = await handler.issue(token_request)
+    if issued.device_token:
+        set_device_cookie(response, issued.device_token, settings)
     response.headers.update(NO_STORE)
     return TokenResponse(
         access_token=issued.access_token,
@@ -252,14 +159,13 @@ async def revoke(
 @router.post("/logout", status_code=204, responses=error_responses(*GUARD_ERRORS, 401, UNAVAILABLE))
 async def logout(auth: CurrentAuth, db: SessionDep, clock: ClockDep, client: ClientDep) -> Response:
     """End the session of the access token used."""
-    await service.end_sessions(
+    await end_sessions(
         db,
+        SessionEndReason.LOGOUT,
         user_id=auth.user.id,
         session_id=auth.session.id,
         now=clock.now(),
         client=client,
-        reason="logout",
-        event=AuditEvent.LOGOUT,
     )
     return Response(status_code=204)
 
@@ -268,14 +174,7 @@ async def logout(auth: CurrentAuth, db: SessionDep, clock: ClockDep, client: Cli
 async def logout_all(auth: CurrentAuth, db: SessionDep, clock: ClockDep, client: ClientDep) -> Response:
     """End every session of the user, this one included, and every pending account token."""
     await end_pending_tokens(db, auth.user.id, now=clock.now())
-    await service.end_sessions(
-        db,
-        user_id=auth.user.id,
-        now=clock.now(),
-        client=client,
-        reason="logout_all",
-        event=AuditEvent.LOGOUT_ALL,
-    )
+    await end_sessions(db, SessionEndReason.LOGOUT_ALL, user_id=auth.user.id, now=clock.now(), client=client)
     return Response(status_code=204)
 
 
@@ -284,9 +183,7 @@ async def list_sessions(
     auth: CurrentAuth, db: SessionDep, clock: ClockDep, settings: SettingsDep
 ) -> list[SessionRead]:
     now = clock.now()
-    sessions = await repository.live_sessions(
-        db, auth.user.id, now=now, idle_since=now - service.idle_ttl(settings)
-    )
+    sessions = await repository.live_sessions(db, auth.user.id, now=now, idle_since=now - idle_ttl(settings))
     return [
         SessionRead(
             id=s.id,
@@ -307,14 +204,13 @@ async def list_sessions(
 async def revoke_session(
     session_id: uuid.UUID, auth: CurrentAuth, db: SessionDep, clock: ClockDep, client: ClientDep
 ) -> Response:
-    ended = await service.end_sessions(
+    ended = await end_sessions(
         db,
+        SessionEndReason.REVOKED_BY_USER,
         user_id=auth.user.id,
         session_id=session_id,
         now=clock.now(),
         client=client,
-        reason="revoked_by_user",
-        event=AuditEvent.SESSION_REVOKED,
     )
     if not ended:
         raise SessionNotFound()

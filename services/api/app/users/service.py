@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.account.pending import end_pending_tokens
 from app.audit.events import AuditEvent
 from app.audit.service import record
-from app.auth import repository as auth_repository
+from app.auth.sessions import SessionEndReason, end_sessions
 from app.core.config import Settings
 from app.core.dependencies import ClientInfo
 from app.core.errors import PyauthError
@@ -155,8 +155,13 @@ async def change_password(
     password = await check_new_password(new_password, settings=settings, email=user.email)
     await repository.set_password_hash(db, user.id, await hasher.hash(password))
     await end_pending_tokens(db, user.id, now=now, password_changed=True)
-    ended = await auth_repository.revoke_sessions(
-        db, user_id=user.id, now=now, reason="password_changed", except_session_id=current_session_id
+    ended = await end_sessions(
+        db,
+        SessionEndReason.PASSWORD_CHANGED,
+        user_id=user.id,
+        now=now,
+        client=client,
+        except_session_id=current_session_id,
     )
     await record(
         db,

@@ -1,0 +1,25 @@
+"""The token endpoint's refusals that belong to authentication (RFC 6749 §5.2 codes)."""
+
+from app.core.errors import OAuthError
+
+
+class InvalidGrant(OAuthError):
+    code = "invalid_grant"
+    message = "The grant is invalid, expired or revoked."
+
+
+class InvalidCredentials(InvalidGrant):
+    # One message for unknown email, wrong password and inactive account: nothing to enumerate.
+    message = "Invalid email or password."
+
+
+class EmailNotVerified(InvalidGrant):
+    message = "The email address is not verified yet. Use the link that was mailed to it."
+
+
+class RefreshTokenAlreadyUsed(InvalidGrant):
+    message = "The refresh token was already used. Use the token issued with it; the session is kept."
+
+
+class UnsupportedGrantType(OAuthError):
+    code = "unsupported_grant_type"

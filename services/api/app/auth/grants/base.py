@@ -1,0 +1,70 @@
+"""What a grant handler declares (its form fields, how clients authenticate, the errors it answers)
+and what it is given (`TokenRequest`)."""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth.issuing import IssuedTokens
+from app.core.config import Settings
+from app.core.dependencies import ClientInfo
+from app.core.errors import PyauthError
+from app.keys.service import KeyRing
+from app.passwords.hashing import PasswordHasher
+
+
+@dataclass(frozen=True)
+class FormField:
+    """One form field of a grant. Every field is optional in the form itself, so that a missing one gets
+    RFC 6749's `invalid_request` rather than a validation error; `required` is checked per grant."""
+
+    name: str
+    max_length: int
+    required: bool = True
+    min_length: int = 1  # 0: an empty value counts as given (a password is checked, not presence-tested)
+    description: str | None = None
+
+    def schema(self) -> dict[str, Any]:
+        schema: dict[str, Any] = {"type": "string"}
+        if self.min_length:
+            schema["minLength"] = self.min_length
+        if self.description:
+            schema["description"] = self.description
+        return schema
+
+
+class ClientAuthentication(StrEnum):
+    """How a grant's clients authenticate (RFC 6749 §2.3)."""
+
+    NONE = "none"  # public clients: no secret; a `client_id`, if sent, is not checked
+
+
+@dataclass(frozen=True)
+class TokenRequest:
+    """A token request, once its grant type is known: the form and what handlers work with."""
+
+    form: Mapping[str, str | None]
+    cookies: Mapping[str, str]
+    db: AsyncSession
+    hasher: PasswordHasher
+    keyring: KeyRing
+    settings: Settings
+    now: datetime
+    client: ClientInfo
+
+
+class GrantHandler:
+    """One grant type. Subclasses set the class attributes and implement `issue`."""
+
+    grant_type: ClassVar[str]
+    title: ClassVar[str]  # in the OpenAPI document
+    fields: ClassVar[tuple[FormField, ...]]
+    client_authentication: ClassVar[ClientAuthentication] = ClientAuthentication.NONE
+    errors: ClassVar[tuple[type[PyauthError], ...]]  # what `issue` may raise, for the document
+
+    async def issue(self, request: TokenRequest) -> IssuedTokens:
+        raise NotImplementedError

@@ -1,0 +1,116 @@
+"""The table the token endpoint looks grant types up in, and what it derives from it: the form the
+endpoint reads, the check of each grant's required fields, and the OpenAPI request body.
+
+Adding a grant type is a handler module (see `base.GrantHandler`) and its line in `GRANTS`.
+"""
+
+import inspect
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Annotated, Any
+
+from fastapi import Form
+
+from app.auth.errors import UnsupportedGrantType
+from app.auth.grants.base import FormField, GrantHandler
+from app.auth.grants.password import PasswordGrant
+from app.auth.grants.refresh_token import RefreshTokenGrant
+from app.core.errors import OAuthError
+
+FORM = "application/x-www-form-urlencoded"
+# Fields of every token request (RFC 6749 §3.2, §3.3). `scope` and `client_id` are accepted and, for
+# the public clients of today's grants, not used.
+COMMON_FIELDS = (
+    FormField("grant_type", max_length=64),
+    FormField("scope", max_length=1024, required=False),
+    FormField("client_id", max_length=256, required=False),
+)
+
+TokenForm = Mapping[str, str | None]
+
+
+class GrantRegistry:
+    def __init__(self, *handlers: GrantHandler) -> None:
+        self.handlers = {handler.grant_type: handler for handler in handlers}
+        fields: dict[str, FormField] = {field.name: field for field in COMMON_FIELDS}
+        for handler in handlers:
+            for field in handler.fields:
+                known = fields.setdefault(field.name, field)
+                if known.max_length != field.max_length:  # one form, so one limit per field name
+                    raise ValueError(f"form field {field.name!r} is declared with two lengths")
+        self.fields = tuple(fields.values())
+
+    def handler_for(self, form: TokenForm) -> GrantHandler:
+        """The handler of the form's grant type, once the grant's required fields are present."""
+        grant_type = form.get("grant_type")
+        if not grant_type:
+            raise OAuthError("grant_type is required.")
+        handler = self.handlers.get(grant_type)
+        if handler is None:
+            listed = _listed([f"'{name}'" for name in self.handlers], "or")
+            raise UnsupportedGrantType(f"grant_type must be {listed}.")
+        required = [field for field in handler.fields if field.required]
+        if any(_missing(form.get(field.name), field) for field in required):
+            names = _listed([field.name for field in required], "and")
+            verb = "is" if len(required) == 1 else "are"
+            raise OAuthError(f"{names} {verb} required for grant_type={grant_type}.")
+        return handler
+
+    def form_dependency(self) -> Callable[..., Awaitable[TokenForm]]:
+        """A FastAPI dependency that reads every registered field from the form. Each is optional and
+        bounded in length (a longer one is a 422 before any handler runs)."""
+
+        async def token_form(**values: str | None) -> TokenForm:
+            return values
+
+        token_form.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+            [
+                inspect.Parameter(
+                    field.name,
+                    inspect.Parameter.KEYWORD_ONLY,
+                    default=None,
+                    annotation=Annotated[str | None, Form(max_length=field.max_length)],
+                )
+                for field in self.fields
+            ]
+        )
+        return token_form
+
+    def request_body_doc(self) -> dict[str, Any]:
+        """What the form fields' types cannot say: which fields each grant requires, as one `oneOf`
+        branch per grant, for the operation's `openapi_extra`."""
+        return {
+            "requestBody": {
+                "required": True,
+                "content": {FORM: {"schema": {"oneOf": [_grant_schema(h) for h in self.handlers.values()]}}},
+            }
+        }
+
+
+def _listed(words: list[str], conjunction: str) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    if len(words) <= 1:
+        return "".join(words)
+    return f"{', '.join(words[:-1])} {conjunction} {words[-1]}"
+
+
+def _missing(value: str | None, field: FormField) -> bool:
+    return value is None or len(value) < field.min_length
+
+
+def _grant_schema(handler: GrantHandler) -> dict[str, Any]:
+    codes = sorted({error.code for error in handler.errors})
+    return {
+        "title": handler.title,
+        "description": f"Client authentication: {handler.client_authentication}. Errors: {', '.join(codes)}.",
+        "required": ["grant_type", *(field.name for field in handler.fields if field.required)],
+        "properties": {
+            "grant_type": {"const": handler.grant_type},
+            **{field.name: field.schema() for field in handler.fields},
+        },
+    }
+
+
+GRANTS = GrantRegistry(
+    PasswordGrant(),
+    RefreshTokenGrant(),
+)

@@ -1,0 +1,156 @@
+"""Sessions begin and end here: a session starts from a finished login (`Authentication`) and ends
+through `end_sessions`, whatever the cause, with a typed `SessionEndReason`.
+
+Every end of a session, from a logout to an administrator's action, goes through `end_sessions`: the
+reason is stored on the session (`revoked_reason`) and, when the ending is the whole of what happened
+(a logout, a revocation, a detected replay), recorded as its own audit event. When it is one effect of a
+larger action (a password change, a reset, a deactivation), that action's own audit row carries the
+count instead.
+"""
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Final
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.audit.events import AuditEvent
+from app.audit.service import record
+from app.auth import repository
+from app.auth.models import AuthSession
+from app.core.config import Settings
+from app.core.dependencies import ClientInfo
+from app.metrics import instruments as metrics
+from app.users.models import User
+
+log = logging.getLogger("pyauth.auth")
+
+
+class SessionEndReason(StrEnum):
+    """Why a session ended, as stored in `auth_sessions.revoked_reason` (at most 40 characters).
+    Names, not secrets: hence the S105 exemptions."""
+
+    LOGOUT = "logout"
+    LOGOUT_ALL = "logout_all"
+    REVOKED_BY_USER = "revoked_by_user"  # DELETE /auth/sessions/{id}
+    TOKEN_REVOKED = "revoked"  # noqa: S105 - RFC 7009 revocation of one of its refresh tokens
+    PASSWORD_CHANGED = "password_changed"  # noqa: S105 - every session but the one that changed it
+    PASSWORD_RESET = "password_reset"  # noqa: S105
+    DEACTIVATED = "deactivated"  # by an administrator
+    REVOKED_BY_ADMIN = "revoked_by_admin"
+    REFRESH_TOKEN_REUSE = "refresh_token_reuse"  # noqa: S105 - a spent refresh token replayed: theft
+
+
+# The reasons whose ending is the event itself. The others are recorded by the action that caused them.
+OWN_EVENT: Final[dict[SessionEndReason, AuditEvent]] = {
+    SessionEndReason.LOGOUT: AuditEvent.LOGOUT,
+    SessionEndReason.LOGOUT_ALL: AuditEvent.LOGOUT_ALL,
+    SessionEndReason.REVOKED_BY_USER: AuditEvent.SESSION_REVOKED,
+    SessionEndReason.TOKEN_REVOKED: AuditEvent.TOKEN_REVOKED,
+    SessionEndReason.REFRESH_TOKEN_REUSE: AuditEvent.REFRESH_REUSE_DETECTED,
+}
+
+
+@dataclass(frozen=True)
+class Authentication:
+    """A finished login: who, by which methods (RFC 8176 `amr` values, in the order they ran) and when
+    (OIDC Core `auth_time`). What issues tokens or a browser session starts from this."""
+
+    user: User
+    amr: tuple[str, ...]
+    auth_time: datetime
+    known_device: bool = False  # the attempt counted on a recognised device's counter
+    device_token: str | None = None  # the client's new device token, when the login issued one
+
+
+# Every session today begins with a password login and nothing else. When a second factor exists, the
+# methods differ per session and must be stored on it (a column next to created_at; no migration yet).
+SESSION_AMR: Final = ("pwd",)
+
+
+def session_authentication(auth_session: AuthSession, user: User) -> Authentication:
+    """The authentication a session began with, for tokens issued by refreshing it: `auth_time` stays
+    the time of the login (the session's `created_at`, when the password was checked), not the refresh."""
+    return Authentication(user=user, amr=SESSION_AMR, auth_time=auth_session.created_at)
+
+
+def idle_ttl(settings: Settings) -> timedelta:
+    return timedelta(seconds=settings.SESSION_IDLE_TTL_SECONDS)
+
+
+def session_is_live(auth_session: AuthSession, user: User, *, now: datetime, settings: Settings) -> bool:
+    return (
+        auth_session.revoked_at is None
+        and auth_session.expires_at > now
+        and auth_session.last_used_at + idle_ttl(settings) > now
+        and user.is_active
+    )
+
+
+async def start_session(
+    db: AsyncSession,
+    authentication: Authentication,
+    *,
+    settings: Settings,
+    client: ClientInfo,
+) -> AuthSession:
+    """A new session for a finished login, with its audit record. Its `created_at` is the login's
+    `auth_time`."""
+    user, now = authentication.user, authentication.auth_time
+    auth_session = await repository.create_session(
+        db,
+        user_id=user.id,
+        now=now,
+        expires_at=now + timedelta(seconds=settings.SESSION_ABSOLUTE_TTL_SECONDS),
+        user_agent=client.user_agent,
+        ip_address=client.ip_address,
+    )
+    await record(
+        db,
+        AuditEvent.LOGIN_SUCCEEDED,
+        now=now,
+        user_id=user.id,
+        session_id=auth_session.id,
+        client=client,
+        details={"known_device": True} if authentication.known_device else None,
+    )
+    metrics.count_login("succeeded")
+    log.info("login succeeded user=%s session=%s", user.id, auth_session.id)
+    return auth_session
+
+
+async def end_sessions(
+    db: AsyncSession,
+    reason: SessionEndReason,
+    *,
+    user_id: uuid.UUID,
+    now: datetime,
+    client: ClientInfo | None,
+    session_id: uuid.UUID | None = None,
+    except_session_id: uuid.UUID | None = None,
+) -> int:
+    """End one session of the user (`session_id`), or all of them but `except_session_id`; returns how
+    many were live. Records the reason's own audit event, if it has one and a session ended."""
+    ended = await repository.revoke_sessions(
+        db,
+        user_id=user_id,
+        now=now,
+        reason=reason,
+        session_id=session_id,
+        except_session_id=except_session_id,
+    )
+    event = OWN_EVENT.get(reason)
+    if ended and event is not None:
+        await record(
+            db,
+            event,
+            now=now,
+            user_id=user_id,
+            session_id=session_id,
+            client=client,
+            details={"ended": ended},
+        )
+    return ended

@@ -1,0 +1,79 @@
+"""The token endpoint's grant registry (RFC 6749 §4): each grant type is one handler that declares its
+form fields, client authentication and errors; the endpoint's dispatch, field checks and OpenAPI request
+body all come from the table."""
+
+from typing import Any, ClassVar
+
+import httpx
+import pytest
+
+from app.auth.errors import InvalidGrant, UnsupportedGrantType
+from app.auth.grants.base import FormField, GrantHandler, TokenRequest
+from app.auth.grants.registry import FORM, GRANTS, GrantRegistry
+from app.auth.issuing import IssuedTokens
+from app.core.errors import OAuthError
+
+
+class DeviceCodeGrant(GrantHandler):
+    """A throw-away grant (RFC 8628's shape), registered only in these tests' own registries."""
+
+    grant_type = "urn:ietf:params:oauth:grant-type:device_code"
+    title = "Device code grant"
+    fields: ClassVar[tuple[FormField, ...]] = (FormField("device_code", max_length=256),)
+    errors = (InvalidGrant,)
+
+    async def issue(self, request: TokenRequest) -> IssuedTokens:
+        raise InvalidGrant()
+
+
+def branch(doc: dict[str, Any], title: str) -> dict[str, Any]:
+    schema = doc["requestBody"]["content"][FORM]["schema"]
+    return next(b for b in schema["oneOf"] if b["title"] == title)
+
+
+def test_password_and_refresh_token_are_the_registered_grants() -> None:
+    assert list(GRANTS.handlers) == ["password", "refresh_token"]
+
+
+def test_a_new_grant_is_one_handler_in_the_registry() -> None:
+    registry = GrantRegistry(*GRANTS.handlers.values(), DeviceCodeGrant())
+    handler = registry.handler_for({"grant_type": DeviceCodeGrant.grant_type, "device_code": "abc"})
+    assert isinstance(handler, DeviceCodeGrant)
+    assert "device_code" in {field.name for field in registry.fields}
+    documented = branch(registry.request_body_doc(), "Device code grant")
+    assert documented["required"] == ["grant_type", "device_code"]
+    assert documented["properties"]["grant_type"] == {"const": DeviceCodeGrant.grant_type}
+    assert "invalid_grant" in documented["description"]
+    with pytest.raises(UnsupportedGrantType) as refused:
+        registry.handler_for({"grant_type": "client_credentials"})
+    assert refused.value.detail == (
+        "grant_type must be 'password', 'refresh_token' or 'urn:ietf:params:oauth:grant-type:device_code'."
+    )
+
+
+def test_a_grant_s_required_fields_are_checked_before_its_handler_runs() -> None:
+    registry = GrantRegistry(DeviceCodeGrant())
+    with pytest.raises(OAuthError) as refused:
+        registry.handler_for({"grant_type": DeviceCodeGrant.grant_type, "device_code": ""})
+    assert refused.value.code == "invalid_request"
+    assert refused.value.detail == f"device_code is required for grant_type={DeviceCodeGrant.grant_type}."
+
+
+def test_two_grants_cannot_give_one_form_field_two_lengths() -> None:
+    class Clashing(DeviceCodeGrant):
+        grant_type = "clashing"
+        fields = (FormField("username", max_length=10),)
+
+    with pytest.raises(ValueError, match="username"):
+        GrantRegistry(*GRANTS.handlers.values(), Clashing())
+
+
+async def test_the_token_request_body_documents_each_registered_grant(client: httpx.AsyncClient) -> None:
+    document = (await client.get("/openapi.json")).json()
+    body = document["paths"]["/auth/token"]["post"]["requestBody"]
+    titles = [b["title"] for b in body["content"][FORM]["schema"]["oneOf"]]
+    assert titles == [handler.title for handler in GRANTS.handlers.values()]
+    password = branch({"requestBody": body}, "Password grant")
+    assert password["required"] == ["grant_type", "username", "password"]
+    assert set(password["properties"]) == {"grant_type", "username", "password", "device_token"}
+    assert "Client authentication: none" in password["description"]
