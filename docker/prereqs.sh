@@ -80,7 +80,10 @@ if [ "$(os_id)" = debian ] && [ "$(id -u)" = 0 ] && [ -z "$denied" ] && [ -z "${
   echo "prereqs: $problem."
   echo "prereqs: this is Debian and you are root: running docker/install-engine.sh to install and start"
   echo "prereqs: the Docker engine (docker.io) and the Compose v2 plugin (README, Troubleshooting)."
-  bash "$installer"
+  if ! bash "$installer"; then
+    echo "prereqs: docker/install-engine.sh failed (its reason is above; README, Troubleshooting)." >&2
+    exit 1
+  fi
   check
   if [ -z "$problem" ]; then
     echo "prereqs: Docker is ready; going on."

@@ -96,6 +96,9 @@ expect "Debian as root, no Compose v2: runs install-engine.sh" 0 ran "Compose v2
 new_case debian-root-still-broken; machine broken; run
 expect "Debian as root, still missing after install-engine.sh: stops" 1 ran "still not ready"
 
+new_case debian-root-installer-fails; printf 'echo "install-engine: no network"; exit 1\n' > "$case_dir/docker/install-engine.sh"; run
+expect "Debian as root, install-engine.sh fails: stops and says so" 1 not "install-engine.sh failed" "no network"
+
 new_case debian-user-sudo; stub id 'echo 1000'; stub sudo 'exit 0'; run
 expect "Debian, not root, sudo there: prints the one command" 1 not "sudo bash docker/install-engine.sh"
 
