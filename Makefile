@@ -29,10 +29,10 @@ AUDIT_CA := $(if $(filter docker/no-extra-ca.pem,$(PYPI_CA_BUNDLE)),,-v "$(abspa
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-prereqs:
-	@command -v docker >/dev/null || { echo "docker CLI not found: install Docker (see README, Troubleshooting)"; exit 1; }
-	@docker info >/dev/null 2>&1 || { echo "Docker engine not reachable: start dockerd or Docker Desktop (see README, Troubleshooting)"; exit 1; }
-	@docker compose version --short 2>/dev/null | grep -Eq '^v?[2-9]\.' || { echo "Compose v2 plugin missing: 'docker compose version' must say v2 (see README, Troubleshooting)"; exit 1; }
+# A missing docker CLI, engine or Compose v2: on Debian as root, docker/install-engine.sh runs (saying so);
+# elsewhere the one command to run is printed (docker/prereqs.sh, tested by docker/test-prereqs.sh).
+prereqs: ## Check for Docker and Compose v2; on Debian as root, install and start them
+	@bash docker/prereqs.sh
 
 base-image: prereqs
 	@./docker/base-image.sh
@@ -60,6 +60,7 @@ test: base-image ## Run pytest in the compose network against its own database (
 	$(COMPOSE) --profile test run --rm tests
 
 lint: base-image ## ruff check, ruff format --check, mypy and a dependency audit (app, faults/, bench/), in the test image
+	@bash docker/test-prereqs.sh
 	$(COMPOSE) --profile test build tests
 	$(COMPOSE) --profile test run --rm --no-deps $(AUDIT_CA) $(LINT_DRIVERS_MOUNTS) tests \
 		sh -c '$(LINT) && $(LINT_DRIVERS)'

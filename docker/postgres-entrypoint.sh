@@ -99,13 +99,39 @@ SQL
   echo "postgres-entrypoint: roles ready: $owner owns $database, $app has the application's rights"
 }
 
+# The server's pg_hba.conf, written on every start from the roles (PGDATA/pg_hba.conf, from initdb, is not
+# read), so an old volume gets the same rules as a new one. The local socket, reachable only inside this
+# container (`docker compose exec db psql`), trusts each role where the roles setup lets it connect, as the
+# usual Postgres image trusts local connections: the admin in every database, the owner and the
+# application role in POSTGRES_DB only (the only database they may connect to). Over TCP every role gives
+# its scram-sha-256 password.
+hba_file=/tmp/pyauth-pg_hba.conf
+write_hba() {
+  umask 077
+  cat > "$hba_file" <<HBA
+# Written by postgres-entrypoint on every start of the db container.
+local all "$admin" trust
+local "$database" "$owner","$app" trust
+host all all all scram-sha-256
+HBA
+  umask 022
+}
+
 if [ "${1:-}" = "postgres" ]; then
   if [ ! -s "$PGDATA/PG_VERSION" ]; then
     initialise
   fi
   set_up_roles
   shift
-  # The root filesystem is read-only in compose: the socket and its lock file go to the /tmp tmpfs.
-  exec postgres -D "$PGDATA" -c unix_socket_directories=/tmp "$@"
+  # The socket where every Postgres client looks for it, so that `docker compose exec db psql -U pyauth`
+  # works as with the usual image. The root filesystem is read-only in compose, which mounts a tmpfs
+  # owned by postgres there; without one (a read-only run that did not) it falls back to /tmp.
+  socket_dir=/var/run/postgresql
+  if ! [ -w "$socket_dir" ]; then
+    echo "postgres-entrypoint: $socket_dir is not writable: the socket goes to /tmp (psql -h /tmp)"
+    socket_dir=/tmp
+  fi
+  write_hba
+  exec postgres -D "$PGDATA" -c unix_socket_directories="$socket_dir" -c hba_file="$hba_file" "$@"
 fi
 exec "$@"

@@ -7,9 +7,13 @@ Run it with `uvicorn app.main:create_app --factory` (the container does).
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from importlib import resources
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 
 from app.account import endpoints as account_endpoints
 from app.admin import endpoints as admin_endpoints
@@ -22,7 +26,7 @@ from app.core.database import build_engine, build_sessionmaker, wait_for_databas
 from app.core.dependencies import trusted_networks
 from app.core.errors import install_error_handlers
 from app.core.requests import RequestLogMiddleware
-from app.core.security import RequestGuard, SecurityHeaders
+from app.core.security import DOCS_ASSETS_PATH, RequestGuard, SecurityHeaders, docs_csp
 from app.health import endpoints as health_endpoints
 from app.health.service import schema_head
 from app.keys import endpoints as keys_endpoints
@@ -35,6 +39,8 @@ from app.passwords.hashing import PasswordHasher
 from app.users import endpoints as users_endpoints
 
 log = logging.getLogger("pyauth.main")
+# Swagger UI's and ReDoc's files as the fastapi-offline package ships them (swagger-ui-dist, redoc).
+DOCS_ASSETS_DIRECTORY = str(resources.files("fastapi_offline") / "static")
 
 
 @asynccontextmanager
@@ -73,8 +79,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         summary="Self-hosted authentication: accounts, passwords, JWT access tokens, refresh tokens.",
         version="0.1.0",
         lifespan=lifespan,
-        docs_url="/docs" if docs else None,
-        redoc_url="/redoc" if docs else None,
+        docs_url=None,  # pyauth serves /docs and /redoc itself, with their assets: see install_docs
+        redoc_url=None,
         openapi_url="/openapi.json" if docs else None,
         debug=settings.DEBUG,
     )
@@ -108,4 +114,55 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.include_router(audit_endpoints.own_router)
     if settings.METRICS_ENABLED:
         app.include_router(metrics_endpoints.router)
+    if docs:
+        install_docs(app)
     return app
+
+
+def install_docs(app: FastAPI) -> None:
+    """Swagger UI at /docs and ReDoc at /redoc, their scripts, styles and icon served by pyauth itself from
+    the fastapi-offline package: the pages work, Authorize included, on a host with no internet access and
+    never load code from a CDN. Each page carries a CSP (`docs_csp`) that allows only those assets and its
+    own inline script (by hash)."""
+    app.mount(DOCS_ASSETS_PATH, StaticFiles(directory=DOCS_ASSETS_DIRECTORY), name="docs-assets")
+    openapi_url = app.openapi_url or "/openapi.json"
+    oauth2_redirect_url = app.swagger_ui_oauth2_redirect_url or "/docs/oauth2-redirect"
+
+    def page(response: HTMLResponse, *, generated_styles: bool = False) -> HTMLResponse:
+        csp = docs_csp(bytes(response.body).decode(), generated_styles=generated_styles)
+        response.headers["Content-Security-Policy"] = csp
+        return response
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "").rstrip("/")
+        return page(
+            get_swagger_ui_html(
+                openapi_url=root + openapi_url,
+                title=f"{app.title} - Swagger UI",
+                oauth2_redirect_url=root + oauth2_redirect_url,
+                swagger_js_url=f"{root}{DOCS_ASSETS_PATH}/swagger-ui-bundle.js",
+                swagger_css_url=f"{root}{DOCS_ASSETS_PATH}/swagger-ui.css",
+                swagger_favicon_url=f"{root}{DOCS_ASSETS_PATH}/favicon.png",
+                # No validator badge: Swagger UI would fetch it from validator.swagger.io.
+                swagger_ui_parameters={**(app.swagger_ui_parameters or {}), "validatorUrl": None},
+            )
+        )
+
+    @app.get(oauth2_redirect_url, include_in_schema=False)
+    async def swagger_ui_oauth2_redirect() -> HTMLResponse:
+        return page(get_swagger_ui_oauth2_redirect_html())
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "").rstrip("/")
+        return page(
+            get_redoc_html(
+                openapi_url=root + openapi_url,
+                title=f"{app.title} - ReDoc",
+                redoc_js_url=f"{root}{DOCS_ASSETS_PATH}/redoc.standalone.js",
+                redoc_favicon_url=f"{root}{DOCS_ASSETS_PATH}/favicon.png",
+                with_google_fonts=False,
+            ),
+            generated_styles=True,
+        )

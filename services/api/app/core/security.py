@@ -6,9 +6,13 @@ pyauth accepts, no extra task per request).
   versions parse it as JSON), JSON nested deeper than MAX_JSON_DEPTH gets 400 before any parser runs.
 - `SecurityHeaders`: `X-Content-Type-Options: nosniff` everywhere, `Cache-Control: no-store` unless the
   endpoint chose a policy, a restrictive CSP except on the API docs, HSTS when configured.
+- `docs_csp`: the API docs pages' own CSP: their assets from pyauth only, their inline code by hash.
 """
 
+import base64
+import hashlib
 import json
+import re
 from collections.abc import Iterable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -18,6 +22,33 @@ from app.core.config import Settings
 ACCEPTED_MEDIA_TYPES = frozenset({"application/json", "application/x-www-form-urlencoded"})
 DOCS_PATHS = ("/docs", "/redoc", "/openapi.json")
 API_CSP = b"default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
+DOCS_ASSETS_PATH = "/docs/assets"  # Swagger UI's and ReDoc's scripts, styles and icon, served by pyauth
+_INLINE_SCRIPT = re.compile(r"<script>(.*?)</script>", re.DOTALL)
+_INLINE_STYLE = re.compile(r"<style>(.*?)</style>", re.DOTALL)
+
+
+def _hashes(pattern: re.Pattern[str], html: str) -> str:
+    return "".join(
+        f" 'sha256-{base64.b64encode(hashlib.sha256(code.encode()).digest()).decode()}'"
+        for code in pattern.findall(html)
+    )
+
+
+def docs_csp(html: str, *, generated_styles: bool = False) -> str:
+    """The CSP of a docs page (Swagger UI, ReDoc): scripts, styles, the icon and the OpenAPI document come
+    from pyauth's own origin, which serves them (DOCS_ASSETS_PATH), and nothing from anywhere else; the
+    page's inline script and style are allowed by their hash, no other inline script. `data:` images are
+    the icons inside Swagger UI's stylesheet; ReDoc builds its search worker from a `blob:` URL and writes
+    its styles into `<style>` elements at run time (`generated_styles`: inline styles, never scripts).
+    Swagger UI's Authorize posts to the token endpoint with fetch (`connect-src 'self'`)."""
+    styles = " 'unsafe-inline'" if generated_styles else _hashes(_INLINE_STYLE, html)
+    return (
+        "default-src 'none'; "
+        f"script-src 'self'{_hashes(_INLINE_SCRIPT, html)}; "
+        f"style-src 'self'{styles}; "
+        "img-src 'self' data:; connect-src 'self'; worker-src blob:; "
+        "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+    )
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
