@@ -33,8 +33,10 @@ _RANGE = re.compile(
 _MAX_ACCEPT_LANGUAGE = 1024
 
 
+@lru_cache(maxsize=1)
 def supported_locales() -> tuple[str, ...]:
-    """English, then every locale with a compiled catalog, sorted."""
+    """English, then every locale with a compiled catalog, sorted (read once: the catalogs ship with the
+    code)."""
     found = sorted(path.parent.parent.name for path in LOCALES_ROOT.glob(f"*/LC_MESSAGES/{DOMAIN}.mo"))
     return (DEFAULT_LOCALE, *(locale for locale in found if locale != DEFAULT_LOCALE))
 

@@ -27,7 +27,6 @@ from tests.account.helpers import last_mail_to
 from tests.auth.helpers import PASSWORD, unique_email
 from tests.conftest import make_settings
 
-SERVICE_ROOT = APP_ROOT.parent
 TOKEN = "tok-" + "x" * 40
 NEW_EMAIL = "new@example.org"
 LOCALES = ("en", "de")
@@ -251,10 +250,10 @@ def test_the_compiled_catalogs_match_their_po_files() -> None:
 
 
 def test_every_string_to_translate_has_a_german_translation() -> None:
-    """What `pybabel extract -F babel.cfg -k N_` finds in the code and templates is all in the German
-    catalog: a new English string without its translation fails here."""
+    """What `pybabel extract -F app/locales/babel.cfg -k N_` finds in the code and templates is all in
+    the German catalog: a new English string without its translation fails here."""
     config = configparser.RawConfigParser()
-    config.read(SERVICE_ROOT / "babel.cfg")
+    assert config.read(LOCALES_ROOT / "babel.cfg"), "app/locales/babel.cfg is shipped with the code"
     sections = [section.split(":", 1) for section in config.sections()]
     method_map = [(pattern.strip(), method) for method, pattern in sections]
     options_map = {pattern: dict(config.items(f"{method}: {pattern}")) for pattern, method in method_map}
