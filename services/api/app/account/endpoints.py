@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.account import pages, service
 from app.account.models import TokenPurpose
+from app.account.pages import Pages, PagesDep
 from app.account.schemas import (
     Accepted,
     EmailChangeCancelled,
@@ -77,6 +78,7 @@ async def _link_page(
     clock: ClockDep,
     client: ClientInfo,
     refused_title: str,
+    page: Pages,
     ok: Callable[[], HTMLResponse],
 ) -> HTMLResponse:
     """The GET of a mailed link: the page with the button if the link would work, else why not. Reads
@@ -85,7 +87,7 @@ async def _link_page(
         await service.check_link(db, token=token, purpose=purpose, now=clock.now())
     except PyauthError as error:
         await service.refuse_link(db, error, token=token, purpose=purpose, now=clock.now(), client=client)
-        return pages.refused(refused_title, error)
+        return page.refused(refused_title, error)
     return ok()
 
 
@@ -98,13 +100,14 @@ async def _link_form(
     clock: ClockDep,
     client: ClientInfo,
     refused_title: str,
+    page: Pages,
 ) -> HTMLResponse:
     """The POST of a link's button: act, or roll back, audit and say why not."""
     try:
         return await action()
     except PyauthError as error:
         await service.refuse_link(db, error, token=token, purpose=purpose, now=clock.now(), client=client)
-        return pages.refused(refused_title, error)
+        return page.refused(refused_title, error)
 
 
 @router.post(
@@ -155,7 +158,11 @@ async def confirm_verification(
     include_in_schema=False,
 )
 async def verify_link(
-    db: SessionDep, clock: ClockDep, client: ClientDep, token: Annotated[str, Query(max_length=512)] = ""
+    db: SessionDep,
+    clock: ClockDep,
+    client: ClientDep,
+    page: PagesDep,
+    token: Annotated[str, Query(max_length=512)] = "",
 ) -> HTMLResponse:
     return await _link_page(
         db,
@@ -163,14 +170,9 @@ async def verify_link(
         purpose=TokenPurpose.VERIFY_EMAIL,
         clock=clock,
         client=client,
-        refused_title="Email not verified",
-        ok=lambda: pages.confirm_button(
-            "Verify your email address",
-            "Press the button to confirm that this address is yours.",
-            action="/auth/verify/form",
-            token=token,
-            button="Verify my address",
-        ),
+        refused_title=pages.NOT_VERIFIED,
+        page=page,
+        ok=lambda: page.confirm_button(pages.VERIFY_EMAIL, token=token),
     )
 
 
@@ -181,11 +183,15 @@ async def verify_link(
     include_in_schema=False,
 )
 async def verify_from_page(
-    db: SessionDep, clock: ClockDep, client: ClientDep, token: Annotated[str, Form(max_length=512)] = ""
+    db: SessionDep,
+    clock: ClockDep,
+    client: ClientDep,
+    page: PagesDep,
+    token: Annotated[str, Form(max_length=512)] = "",
 ) -> HTMLResponse:
     async def act() -> HTMLResponse:
         await service.confirm_verification(db, token=token, now=clock.now(), client=client)
-        return pages.message("Email verified", "Your email address is verified. You can close this page.")
+        return page.message(pages.EMAIL_VERIFIED)
 
     return await _link_form(
         db,
@@ -194,7 +200,8 @@ async def verify_from_page(
         purpose=TokenPurpose.VERIFY_EMAIL,
         clock=clock,
         client=client,
-        refused_title="Email not verified",
+        refused_title=pages.NOT_VERIFIED,
+        page=page,
     )
 
 
@@ -252,8 +259,8 @@ async def reset_password(
 
 
 @router.get("/auth/password/reset", response_class=HTMLResponse, include_in_schema=False)
-async def reset_page(token: Annotated[str, Query(max_length=512)] = "") -> HTMLResponse:
-    return pages.reset_form(token)
+async def reset_page(page: PagesDep, token: Annotated[str, Query(max_length=512)] = "") -> HTMLResponse:
+    return page.reset_form(token)
 
 
 @router.post(
@@ -268,6 +275,7 @@ async def reset_from_page(
     settings: SettingsDep,
     clock: ClockDep,
     client: ClientDep,
+    page: PagesDep,
     token: Annotated[str, Form(max_length=512)] = "",
     new_password: Annotated[str, Form(max_length=4096)] = "",
 ) -> HTMLResponse:
@@ -281,7 +289,7 @@ async def reset_from_page(
             now=clock.now(),
             client=client,
         )
-        return pages.message("Password changed", "Your password is changed and every session was signed out.")
+        return page.message(pages.PASSWORD_CHANGED)
 
     return await _link_form(
         db,
@@ -290,7 +298,8 @@ async def reset_from_page(
         purpose=TokenPurpose.RESET_PASSWORD,
         clock=clock,
         client=client,
-        refused_title="Password not changed",
+        refused_title=pages.PASSWORD_NOT_CHANGED,
+        page=page,
     )
 
 
@@ -360,6 +369,7 @@ async def confirm_email_link(
     db: SessionDep,
     clock: ClockDep,
     client: ClientDep,
+    page: PagesDep,
     token: Annotated[str, Query(max_length=512)] = "",
 ) -> HTMLResponse:
     return await _link_page(
@@ -368,14 +378,9 @@ async def confirm_email_link(
         purpose=TokenPurpose.CHANGE_EMAIL,
         clock=clock,
         client=client,
-        refused_title="Email not changed",
-        ok=lambda: pages.confirm_button(
-            "Confirm your new email address",
-            "Press the button to make this address the sign-in address of your account.",
-            action="/auth/email/confirm/form",
-            token=token,
-            button="Confirm the change",
-        ),
+        refused_title=pages.EMAIL_NOT_CHANGED,
+        page=page,
+        ok=lambda: page.confirm_button(pages.CONFIRM_EMAIL_CHANGE, token=token),
     )
 
 
@@ -390,13 +395,14 @@ async def confirm_email_from_page(
     settings: SettingsDep,
     clock: ClockDep,
     client: ClientDep,
+    page: PagesDep,
     token: Annotated[str, Form(max_length=512)] = "",
 ) -> HTMLResponse:
     async def act() -> HTMLResponse:
         user = await service.confirm_email_change(
             db, token=token, settings=settings, now=clock.now(), client=client
         )
-        return pages.message("Email changed", f"Your sign-in address is now {user.email}.")
+        return page.message(pages.EMAIL_CHANGED, email=user.email)
 
     return await _link_form(
         db,
@@ -405,7 +411,8 @@ async def confirm_email_from_page(
         purpose=TokenPurpose.CHANGE_EMAIL,
         clock=clock,
         client=client,
-        refused_title="Email not changed",
+        refused_title=pages.EMAIL_NOT_CHANGED,
+        page=page,
     )
 
 
@@ -446,6 +453,7 @@ async def cancel_email_link(
     db: SessionDep,
     clock: ClockDep,
     client: ClientDep,
+    page: PagesDep,
     token: Annotated[str, Query(max_length=512)] = "",
 ) -> HTMLResponse:
     return await _link_page(
@@ -454,14 +462,9 @@ async def cancel_email_link(
         purpose=TokenPurpose.CANCEL_EMAIL_CHANGE,
         clock=clock,
         client=client,
-        refused_title="Email change not cancelled",
-        ok=lambda: pages.confirm_button(
-            "Cancel the change of your email address",
-            "Press the button to cancel every pending change of your account's email address.",
-            action="/auth/email/cancel/form",
-            token=token,
-            button="Cancel the change",
-        ),
+        refused_title=pages.EMAIL_CHANGE_NOT_CANCELLED,
+        page=page,
+        ok=lambda: page.confirm_button(pages.CANCEL_EMAIL_CHANGE, token=token),
     )
 
 
@@ -475,11 +478,12 @@ async def cancel_email_from_page(
     db: SessionDep,
     clock: ClockDep,
     client: ClientDep,
+    page: PagesDep,
     token: Annotated[str, Form(max_length=512)] = "",
 ) -> HTMLResponse:
     async def act() -> HTMLResponse:
         await service.cancel_email_change(db, token=token, now=clock.now(), client=client)
-        return pages.message("Email change cancelled", CANCELLED_DETAIL)
+        return page.message(pages.EMAIL_CHANGE_CANCELLED)
 
     return await _link_form(
         db,
@@ -488,5 +492,6 @@ async def cancel_email_from_page(
         purpose=TokenPurpose.CANCEL_EMAIL_CHANGE,
         clock=clock,
         client=client,
-        refused_title="Email change not cancelled",
+        refused_title=pages.EMAIL_CHANGE_NOT_CANCELLED,
+        page=page,
     )

@@ -31,6 +31,7 @@ from app.core.config import Settings
 from app.core.dependencies import ClientInfo
 from app.core.errors import PyauthError
 from app.core.opaque_tokens import digest, new_token
+from app.core.templating import N_
 from app.mail.outbox import enqueue
 from app.passwords.hashing import PasswordHasher
 from app.passwords.policy import check_new_password, refuse_oversized
@@ -46,29 +47,29 @@ log = logging.getLogger("pyauth.account")
 class TokenInvalid(PyauthError):
     status_code = 400
     code = "token_invalid"
-    message = "The link is not valid. Ask for a new one."
+    message = N_("The link is not valid. Ask for a new one.")
 
 
 class TokenUsed(PyauthError):
     status_code = 400
     code = "token_used"
-    message = "The link was already used, or a later change to the account ended it. Ask for a new one."
+    message = N_("The link was already used, or a later change to the account ended it. Ask for a new one.")
 
 
 class TokenExpired(PyauthError):
     status_code = 400
     code = "token_expired"
-    message = "The link has expired. Ask for a new one."
+    message = N_("The link has expired. Ask for a new one.")
 
 
 class TokenSuperseded(PyauthError):
     status_code = 400
     code = "token_superseded"
-    message = "The password of the account was changed after this link was sent. Ask for a new one."
+    message = N_("The password of the account was changed after this link was sent. Ask for a new one.")
 
 
 async def _send(db: AsyncSession, to: str, mail: mails.Mail, now: datetime) -> None:
-    await enqueue(db, to=to, subject=mail.subject, body=mail.body, now=now, kind=mail.kind)
+    await enqueue(db, to=to, subject=mail.subject, body=mail.body, html=mail.html, now=now, kind=mail.kind)
 
 
 async def _issue(
@@ -200,7 +201,7 @@ async def send_verification(db: AsyncSession, user: User, *, settings: Settings,
         now=now,
         lock=False,
     )
-    await _send(db, user.email, mails.verify_email(settings, token), now)
+    await _send(db, user.email, mails.verify_email(settings, token, user.locale), now)
 
 
 async def request_verification(
@@ -220,7 +221,7 @@ async def request_verification(
         now=now,
     )
     if token is not None:
-        await _send(db, user.email, mails.verify_email(settings, token), now)
+        await _send(db, user.email, mails.verify_email(settings, token, user.locale), now)
     await record(
         db,
         AuditEvent.VERIFICATION_REQUESTED,
@@ -258,7 +259,7 @@ async def forgot_password(
         now=now,
     )
     if token is not None:
-        await _send(db, user.email, mails.reset_password(settings, token), now)
+        await _send(db, user.email, mails.reset_password(settings, token, user.locale), now)
     await record(
         db,
         AuditEvent.PASSWORD_RESET_REQUESTED,
@@ -290,7 +291,7 @@ async def reset_password(
     tokens_ended = await end_pending_tokens(db, user.id, now=now, password_changed=True)
     await ratelimit.clear_failures(db, user.email)
     ended = await end_sessions(db, SessionEndReason.PASSWORD_RESET, user_id=user.id, now=now, client=client)
-    await _send(db, user.email, mails.password_changed(settings), now)
+    await _send(db, user.email, mails.password_changed(settings, user.locale), now)
     await record(
         db,
         AuditEvent.PASSWORD_RESET,
@@ -348,8 +349,8 @@ async def request_email_change(
         now=now,
         lock=False,  # held since the token above
     )
-    await _send(db, canonical, mails.confirm_email_change(settings, token), now)
-    await _send(db, user.email, mails.email_change_requested(settings, canonical, cancel), now)
+    await _send(db, canonical, mails.confirm_email_change(settings, token, user.locale), now)
+    await _send(db, user.email, mails.email_change_requested(settings, canonical, cancel, user.locale), now)
     await record(db, AuditEvent.EMAIL_CHANGE_REQUESTED, now=now, user_id=user.id, client=client)
 
 
@@ -370,7 +371,7 @@ async def confirm_email_change(
     await repository.spend_all(
         db, user_id=user.id, purposes=(TokenPurpose.VERIFY_EMAIL, TokenPurpose.RESET_PASSWORD), now=now
     )
-    await _send(db, old_email, mails.email_changed(settings, user.email), now)
+    await _send(db, old_email, mails.email_changed(settings, user.email, user.locale), now)
     await record(db, AuditEvent.EMAIL_CHANGED, now=now, user_id=user.id, client=client)
     log.info("email changed user=%s", user.id)
     return user

@@ -27,6 +27,7 @@ from app.core.errors import (
     PyauthError,
     error_responses,
 )
+from app.core.templating import RequestLocale
 from app.ratelimit.dependencies import RateLimit
 from app.ratelimit.service import TokenEndpointRateLimited
 from app.users import service as user_service
@@ -75,11 +76,13 @@ async def register(
     clock: ClockDep,
     client: ClientDep,
     response: Response,
+    locale: RequestLocale,
 ) -> UserRead:
-    """Create an account and mail it a verification link."""
+    """Create an account and mail it a verification link. Its mails are in the language the
+    Accept-Language header prefers among those pyauth has (English or German), English by default."""
     now = clock.now()
     user = await user_service.register(
-        db, email=body.email, password=body.password, hasher=hasher, settings=settings
+        db, email=body.email, password=body.password, hasher=hasher, settings=settings, locale=locale
     )
     await account_service.send_verification(db, user, settings=settings, now=now)
     await record(db, AuditEvent.USER_REGISTERED, now=now, user_id=user.id, client=client)

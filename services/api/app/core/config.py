@@ -203,6 +203,13 @@ class Settings(BaseSettings):
         " same kind mail nothing and issue no new link; the earlier link stays valid. 0: off.",
     )
 
+    # Templates and languages: the words of mails and pages (app.core.templating)
+    TEMPLATES_DIR: str | None = Field(
+        None,
+        description="A folder of templates (e.g. mail/verify_email.html, pages/base.html) that replace the"
+        " shipped ones of the same name; the others stay. Unset: the shipped templates only.",
+    )
+
     # Outgoing mail: the outbox worker's backend, the SMTP server it delivers to, and its retry schedule
     MAIL_BACKEND: Literal["console", "smtp"] = Field(
         "console", description="console prints each mail to the worker's stdout (development only)."
@@ -326,6 +333,14 @@ class Settings(BaseSettings):
     @classmethod
     def _unset_when_empty(cls, value: str | None) -> str | None:
         # compose passes `${SMTP_TLS_CA_FILE:-}`: empty means "the system's CAs", not a file named "".
+        return value or None
+
+    @field_validator("TEMPLATES_DIR")
+    @classmethod
+    def _templates_dir_exists(cls, value: str | None) -> str | None:
+        # Empty means unset (as compose passes it). A mistyped mount fails at start, not at the first mail.
+        if value and not os.path.isdir(value):
+            raise ValueError(f"TEMPLATES_DIR {value!r} is not a directory")
         return value or None
 
     @field_validator("MIGRATION_DATABASE_URL")

@@ -50,7 +50,9 @@ class ConsoleBackend:
         stream = self._stream or sys.stdout  # looked up at send time, so a redirected stdout is honoured
         lines = ["----- mail (console backend, development only) -----"]
         lines += [f"{name}: {message[name]}" for name in _CONSOLE_HEADERS if message[name] is not None]
-        body = str(message.get_content())
+        # The text part only: the HTML alternative says the same, with markup a terminal does not need.
+        text_part = message.get_body(preferencelist=("plain",))
+        body = str(text_part.get_content()) if text_part is not None else ""
         lines += ["", body.rstrip("\n"), "----- end of mail -----", ""]
         # Printing the body is this backend's purpose: nothing else in pyauth writes a mail body anywhere.
         stream.write("\n".join(lines))

@@ -29,6 +29,9 @@ class OutboxMail(Base):
     # Holds links with single-use tokens: never logged (except by the console backend, for development),
     # and blanked once the mail is sent or failed for good.
     body: Mapped[str] = mapped_column(Text, nullable=False)
+    # The text/html alternative of `body` (None: a text-only mail); the same links, so the same care: set
+    # to None with the body.
+    html_body: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default=text("0"))
     next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)

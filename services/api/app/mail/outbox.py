@@ -41,11 +41,19 @@ def _check_recipient(to: str) -> None:
 
 
 async def enqueue(
-    db: AsyncSession, *, to: str, subject: str, body: str, now: datetime, kind: str | None = None
+    db: AsyncSession,
+    *,
+    to: str,
+    subject: str,
+    body: str,
+    now: datetime,
+    kind: str | None = None,
+    html: str | None = None,
 ) -> uuid.UUID:
     """Queue a mail in the caller's transaction (flush only) and return its outbox id.
 
-    `to` is one address, `subject` one line, `body` plain text; `now` (timezone-aware) is when it was
+    `to` is one address, `subject` one line, `body` plain text, `html` (optional) the same content as an
+    HTML alternative; `now` (timezone-aware) is when it was
     written and when it is first due. `kind` is an optional label for logs, never sent.
     """
     _check_recipient(to)
@@ -60,6 +68,7 @@ async def enqueue(
         recipient=to,
         subject=subject,
         body=body,
+        html_body=html,
         created_at=now,
         attempts=0,
         next_attempt_at=now,
@@ -87,4 +96,7 @@ def build_message(mail: OutboxMail, mail_from: str) -> EmailMessage:
     # RFC 3834: an automatic message, so vacation responders and the like do not answer it.
     message["Auto-Submitted"] = "auto-generated"
     message.set_content(mail.body)
+    if mail.html_body is not None:
+        # multipart/alternative, text first (RFC 2046 section 5.1.4): a client shows the last part it can.
+        message.add_alternative(mail.html_body, subtype="html")
     return message

@@ -84,6 +84,7 @@ def _record_attempt(
         # The body's links carry live single-use tokens: once the mail will never be sent again, no copy
         # of them stays in the database (a dump or a read-only role would otherwise hold them).
         mail.body = BLANKED_BODY
+        mail.html_body = None
 
 
 async def _deliver_one(

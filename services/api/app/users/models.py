@@ -8,6 +8,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.models import Base, Timestamps
+from app.core.templating import DEFAULT_LOCALE, MAX_LOCALE_LENGTH
 
 USER_ROLE = "user"
 ADMIN_ROLE = "admin"
@@ -30,6 +31,11 @@ class User(Timestamps, Base):
     )
     # The last password change or reset (None: never). Mailed account tokens created before it are refused.
     password_changed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The language of the mails the account is sent, set from Accept-Language at registration. No CHECK:
+    # the supported ones are the catalogs shipped (`app.core.templating`), and an unknown one reads as `en`.
+    locale: Mapped[str] = mapped_column(
+        String(MAX_LOCALE_LENGTH), nullable=False, default=DEFAULT_LOCALE, server_default=text("'en'")
+    )
 
     # Fetch server-set values (updated_at) with RETURNING, so a flushed user can be serialised at once.
     __mapper_args__ = {"eager_defaults": True}  # noqa: RUF012 - SQLAlchemy's declarative attribute

@@ -6,6 +6,7 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.templating import DEFAULT_LOCALE
 from app.users.models import User
 
 
@@ -17,12 +18,14 @@ async def get_by_email(session: AsyncSession, email: str) -> User | None:
     return await session.scalar(select(User).where(User.email == email))
 
 
-async def insert_if_absent(session: AsyncSession, email: str, password_hash: str) -> User | None:
+async def insert_if_absent(
+    session: AsyncSession, email: str, password_hash: str, locale: str = DEFAULT_LOCALE
+) -> User | None:
     """Insert a user unless the email is taken; None if it is. ON CONFLICT makes concurrent
     registrations of one email produce one row and no unique-violation error."""
     statement = (
         insert(User)
-        .values(id=uuid.uuid4(), email=email, password_hash=password_hash)
+        .values(id=uuid.uuid4(), email=email, password_hash=password_hash, locale=locale)
         .on_conflict_do_nothing(index_elements=[User.email])
         .returning(User)
     )

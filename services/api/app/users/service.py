@@ -13,6 +13,7 @@ from app.auth.sessions import SessionEndReason, end_sessions
 from app.core.config import Settings
 from app.core.dependencies import ClientInfo
 from app.core.errors import PyauthError
+from app.core.templating import DEFAULT_LOCALE
 from app.passwords.hashing import HashQueueFull, PasswordHasher
 from app.passwords.policy import check_new_password, normalize_password, refuse_oversized
 from app.ratelimit import service as ratelimit
@@ -49,15 +50,22 @@ class CurrentPasswordLocked(PyauthError):
 
 
 async def register(
-    db: AsyncSession, *, email: str, password: str, hasher: PasswordHasher, settings: Settings
+    db: AsyncSession,
+    *,
+    email: str,
+    password: str,
+    hasher: PasswordHasher,
+    settings: Settings,
+    locale: str = DEFAULT_LOCALE,
 ) -> User:
+    """A new account; `locale` is the language of its mails (from Accept-Language at registration)."""
     refuse_oversized(password, settings)
     canonical = canonicalize_email(email)
     password = await check_new_password(password, settings=settings, email=canonical)
     # Hash before touching the database: no pooled connection is held while the hash runs, and a taken
     # email answers no faster than a free one. The unique index decides, also under a race.
     password_hash = await hasher.hash(password)
-    user = await repository.insert_if_absent(db, canonical, password_hash)
+    user = await repository.insert_if_absent(db, canonical, password_hash, locale)
     if user is None:
         raise EmailAlreadyRegistered()
     log.info("registered user=%s", user.id)

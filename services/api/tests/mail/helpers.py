@@ -34,7 +34,9 @@ class ReceivedMail:
     @property
     def body(self) -> str:
         """The decoded text, with the wire's CRLF line ends read back as `\\n`."""
-        return str(self.message.get_content()).replace("\r\n", "\n")
+        text = self.message.get_body(preferencelist=("plain",))
+        assert text is not None, "no text part"
+        return str(text.get_content()).replace("\r\n", "\n")
 
 
 class SmtpSink:

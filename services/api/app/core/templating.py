@@ -1,0 +1,118 @@
+"""Jinja2 templates and gettext catalogs: the words of every mail and HTML page pyauth writes.
+
+The shipped templates live in `app/templates/` (`mail/<kind>.subject.txt`, `mail/<kind>.txt`,
+`mail/<kind>.html`, `pages/*.html`); a file of the same name in TEMPLATES_DIR wins over the shipped one.
+Autoescaping is on for everything but `.txt` templates (plain text has no markup to escape).
+
+Strings are English in the source and translated by the Babel catalogs in `app/locales/<locale>/
+LC_MESSAGES/messages.mo`: a locale is supported when its catalog is there, so a new language is a catalog,
+not a code change. English needs no catalog.
+"""
+
+import re
+from functools import lru_cache
+from gettext import NullTranslations
+from pathlib import Path
+from typing import Annotated, Any
+
+from babel.support import Translations
+from fastapi import Depends, Request
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+APP_ROOT = Path(__file__).resolve().parent.parent
+TEMPLATES_ROOT = APP_ROOT / "templates"
+LOCALES_ROOT = APP_ROOT / "locales"
+DOMAIN = "messages"
+DEFAULT_LOCALE = "en"
+MAX_LOCALE_LENGTH = 16
+# An Accept-Language entry: a language range and an optional weight (RFC 9110 section 12.5.4).
+_RANGE = re.compile(
+    r"^\s*([A-Za-z]{1,8}(?:-[A-Za-z0-9]{1,8})*|\*)\s*(?:;\s*q\s*=\s*([01](?:\.\d{0,3})?))?\s*$"
+)
+# Longer headers are not read past this: a browser sends a few dozen characters.
+_MAX_ACCEPT_LANGUAGE = 1024
+
+
+@lru_cache(maxsize=1)
+def supported_locales() -> tuple[str, ...]:
+    """English, then every locale with a compiled catalog, sorted (read once: the catalogs ship with the
+    code)."""
+    found = sorted(path.parent.parent.name for path in LOCALES_ROOT.glob(f"*/LC_MESSAGES/{DOMAIN}.mo"))
+    return (DEFAULT_LOCALE, *(locale for locale in found if locale != DEFAULT_LOCALE))
+
+
+def negotiate_locale(accept_language: str | None) -> str:
+    """The supported locale an `Accept-Language` header prefers most (RFC 9110 section 12.5.4, matched
+    on the primary language subtag: `de-AT` gets `de`), else English. A malformed entry is skipped."""
+    if not accept_language:
+        return DEFAULT_LOCALE
+    supported = supported_locales()
+    ranked: list[tuple[float, int, str]] = []
+    for position, entry in enumerate(accept_language[:_MAX_ACCEPT_LANGUAGE].split(",")):
+        match = _RANGE.match(entry)
+        if match is None:
+            continue
+        weight = float(match.group(2)) if match.group(2) else 1.0
+        if weight > 0:
+            ranked.append((-weight, position, match.group(1).lower()))
+    for _, _, language_range in sorted(ranked):
+        if language_range == "*":
+            return DEFAULT_LOCALE
+        primary = language_range.split("-")[0]
+        if primary in supported:
+            return primary
+    return DEFAULT_LOCALE
+
+
+def known_locale(locale: str | None) -> str:
+    """`locale` if supported (a stored user's locale whose catalog was since removed falls back)."""
+    return locale if locale in supported_locales() else DEFAULT_LOCALE
+
+
+def translations(locale: str) -> NullTranslations:
+    if locale == DEFAULT_LOCALE:
+        return NullTranslations()
+    return _catalog(locale)
+
+
+@lru_cache(maxsize=16)
+def _catalog(locale: str) -> NullTranslations:
+    return Translations.load(str(LOCALES_ROOT), [locale], DOMAIN)
+
+
+@lru_cache(maxsize=32)
+def environment(templates_dir: str | None, locale: str) -> Environment:
+    """The environment for one override folder and one locale (cached: building it reads no file, but
+    its template cache is worth keeping)."""
+    loaders = [FileSystemLoader(templates_dir)] if templates_dir else []
+    loaders.append(FileSystemLoader(TEMPLATES_ROOT))
+    env = Environment(
+        loader=ChoiceLoader(loaders),
+        # Fail closed: only templates named as plain text are left unescaped.
+        autoescape=select_autoescape(disabled_extensions=("txt",), default_for_string=True, default=True),
+        undefined=StrictUndefined,  # a template naming a value nobody passes fails loudly, not blank
+        extensions=["jinja2.ext.i18n"],
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.install_gettext_translations(translations(locale), newstyle=True)  # type: ignore[attr-defined]
+    env.policies["ext.i18n.trimmed"] = True
+    env.globals["locale"] = locale
+    return env
+
+
+def render(templates_dir: str | None, locale: str, name: str, **values: Any) -> str:
+    return environment(templates_dir, known_locale(locale)).get_template(name).render(**values)
+
+
+def N_(message: str) -> str:
+    """Mark a string for the catalog without translating it here: it is translated where it is shown."""
+    return message
+
+
+async def _request_locale(request: Request) -> str:
+    return negotiate_locale(request.headers.get("accept-language"))
+
+
+# The locale the request's Accept-Language prefers among the supported ones (English by default).
+RequestLocale = Annotated[str, Depends(_request_locale)]
