@@ -26,9 +26,11 @@ from app.core.errors import (
     PyauthError,
     error_responses,
 )
+from app.passwords.policy import NEW_PASSWORD_ERRORS, PasswordTooLong
 from app.ratelimit.dependencies import RateLimit
 from app.ratelimit.service import TokenEndpointRateLimited
 from app.users import service as user_service
+from app.users.emails import InvalidEmail
 from app.users.schemas import UserCreate, UserRead
 
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -38,7 +40,7 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 # a malformed body (400), and statuses no RFC shape covers (413, 415, 422, 503), use the common one.
 OAUTH_ERRORS = {
     **error_responses(*GUARD_ERRORS, 422, UNAVAILABLE),
-    **error_responses(400, model=OAuthErrorBody | ErrorBody),
+    **error_responses(400, model=OAuthErrorBody | ErrorBody, raises=(OAuthError,)),
     **error_responses(429, model=OAuthErrorBody),
 }
 FORM = "application/x-www-form-urlencoded"
@@ -139,7 +141,13 @@ class SessionNotFound(PyauthError):
     dependencies=[RateLimit("register", "RATE_LIMIT_REGISTER")],
     status_code=status.HTTP_201_CREATED,
     response_model=UserRead,
-    responses=error_responses(*GUARD_ERRORS, 409, 422, 429, UNAVAILABLE),
+    responses=error_responses(
+        *GUARD_ERRORS,
+        422,
+        429,
+        UNAVAILABLE,
+        raises=(user_service.EmailAlreadyRegistered, InvalidEmail, *NEW_PASSWORD_ERRORS),
+    ),
 )
 async def register(
     body: UserCreate,
@@ -166,7 +174,16 @@ async def register(
     dependencies=[RateLimit("token", "RATE_LIMIT_TOKEN", TokenEndpointRateLimited)],
     response_model=TokenResponse,
     response_model_exclude_none=True,
-    responses=OAUTH_ERRORS,
+    responses={
+        **OAUTH_ERRORS,
+        **error_responses(
+            400,
+            model=OAuthErrorBody | ErrorBody,
+            raises=(OAuthError, service.InvalidGrant, UnsupportedGrantType),
+        ),
+        # A password far over the maximum is refused before any hashing.
+        **error_responses(422, raises=(PasswordTooLong,)),
+    },
     openapi_extra=TOKEN_REQUEST_DOC,
 )
 async def token(
@@ -302,7 +319,9 @@ async def list_sessions(
 
 
 @router.delete(
-    "/sessions/{session_id}", status_code=204, responses=error_responses(401, 404, 422, UNAVAILABLE)
+    "/sessions/{session_id}",
+    status_code=204,
+    responses=error_responses(401, 422, UNAVAILABLE, raises=(SessionNotFound,)),
 )
 async def revoke_session(
     session_id: uuid.UUID, auth: CurrentAuth, db: SessionDep, clock: ClockDep, client: ClientDep
