@@ -57,10 +57,11 @@ REDEEM_ERRORS = error_responses(*GUARD_ERRORS, 422, 429, UNAVAILABLE, raises=LIN
 HTML = {"text/html": {"schema": {"type": "string"}}}
 PAGE_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "An HTML page.", "content": HTML},
-    **error_responses(422, 429, UNAVAILABLE, for_html_route=True),
+    **error_responses(422, for_html_route=True),
 }
 LINK_PAGE_RESPONSES: dict[int | str, dict[str, Any]] = {
     **PAGE_RESPONSES,
+    **error_responses(429, UNAVAILABLE, for_html_route=True),
     400: {
         "description": "The link is refused (invalid, used, expired or superseded): a page that says why.",
         "content": HTML,
