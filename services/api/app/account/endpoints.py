@@ -10,7 +10,7 @@ Every refused link is rolled back (it stays unspent) and audited, the refusal co
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Form, Query, status
 from fastapi.responses import HTMLResponse
@@ -32,8 +32,16 @@ from app.core.config import Settings
 from app.core.database import SessionDep
 from app.core.dependencies import ClientDep, ClientInfo, ClockDep, HasherDep, SettingsDep
 from app.core.errors import GUARD_ERRORS, UNAVAILABLE, PyauthError, error_responses
+from app.passwords.policy import NEW_PASSWORD_ERRORS, PasswordTooLong
 from app.ratelimit.dependencies import RateLimit
+from app.users.emails import InvalidEmail
 from app.users.schemas import UserRead
+from app.users.service import (
+    CurrentPasswordLocked,
+    CurrentPasswordThrottled,
+    EmailAlreadyRegistered,
+    InvalidCurrentPassword,
+)
 
 router = APIRouter(tags=["account"])
 T = TypeVar("T")
@@ -42,6 +50,24 @@ VERIFICATION_SENT = Accepted(detail="If an unverified account uses this address,
 RESET_SENT = Accepted(detail="If an account uses this address, a link to reset its password is on its way.")
 # Every JSON endpoint here is rate limited and uses the database.
 REQUEST_ERRORS = error_responses(*GUARD_ERRORS, 422, 429, UNAVAILABLE)
+# What redeeming a mailed link refuses.
+LINK_ERRORS = (service.TokenInvalid, service.TokenUsed, service.TokenExpired, service.TokenSuperseded)
+REDEEM_ERRORS = error_responses(*GUARD_ERRORS, 422, 429, UNAVAILABLE, raises=LINK_ERRORS)
+# The GET of a mailed link shares its path with a JSON POST, so it is in the document too: the methods a
+# path serves (its 405's and OPTIONS's `Allow`) are the methods the document lists for it.
+HTML = {"text/html": {"schema": {"type": "string"}}}
+PAGE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "An HTML page.", "content": HTML},
+    **error_responses(422, for_html_route=True),
+}
+LINK_PAGE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **PAGE_RESPONSES,
+    **error_responses(429, UNAVAILABLE, for_html_route=True),
+    400: {
+        "description": "The link is refused (invalid, used, expired or superseded): a page that says why.",
+        "content": HTML,
+    },
+}
 
 
 async def _answer_no_sooner_than(db: AsyncSession, started: float, settings: Settings) -> None:
@@ -135,7 +161,7 @@ async def request_verification(
     "/auth/verify/confirm",
     dependencies=[RateLimit("verification", "RATE_LIMIT_VERIFICATION")],
     response_model=UserRead,
-    responses=REQUEST_ERRORS,
+    responses=REDEEM_ERRORS,
 )
 async def confirm_verification(
     body: TokenConfirm, db: SessionDep, clock: ClockDep, client: ClientDep
@@ -155,7 +181,7 @@ async def confirm_verification(
     "/auth/verify",
     dependencies=[RateLimit("verification", "RATE_LIMIT_VERIFICATION")],
     response_class=HTMLResponse,
-    include_in_schema=False,
+    responses=LINK_PAGE_RESPONSES,
 )
 async def verify_link(
     db: SessionDep,
@@ -228,7 +254,9 @@ async def forgot_password(
     "/auth/password/reset",
     dependencies=[RateLimit("reset_password", "RATE_LIMIT_RESET_PASSWORD")],
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=REQUEST_ERRORS,
+    responses=error_responses(
+        *GUARD_ERRORS, 422, 429, UNAVAILABLE, raises=(*LINK_ERRORS, *NEW_PASSWORD_ERRORS)
+    ),
 )
 async def reset_password(
     body: PasswordReset,
@@ -258,7 +286,7 @@ async def reset_password(
     )
 
 
-@router.get("/auth/password/reset", response_class=HTMLResponse, include_in_schema=False)
+@router.get("/auth/password/reset", response_class=HTMLResponse, responses=PAGE_RESPONSES)
 async def reset_page(page: PagesDep, token: Annotated[str, Query(max_length=512)] = "") -> HTMLResponse:
     return page.reset_form(token)
 
@@ -311,7 +339,21 @@ async def reset_from_page(
     ],
     status_code=status.HTTP_202_ACCEPTED,
     response_model=Accepted,
-    responses={**REQUEST_ERRORS, **error_responses(401, 403, 409)},
+    responses=error_responses(
+        *GUARD_ERRORS,
+        401,
+        422,
+        429,
+        UNAVAILABLE,
+        raises=(
+            InvalidCurrentPassword,
+            CurrentPasswordLocked,
+            CurrentPasswordThrottled,
+            EmailAlreadyRegistered,
+            InvalidEmail,
+            PasswordTooLong,
+        ),
+    ),
 )
 async def request_email_change(
     body: EmailChangeRequest,
@@ -341,7 +383,9 @@ async def request_email_change(
     "/auth/email/confirm",
     dependencies=[RateLimit("verification", "RATE_LIMIT_VERIFICATION")],
     response_model=UserRead,
-    responses={**REQUEST_ERRORS, **error_responses(409)},
+    responses=error_responses(
+        *GUARD_ERRORS, 422, 429, UNAVAILABLE, raises=(*LINK_ERRORS, EmailAlreadyRegistered)
+    ),
 )
 async def confirm_email_change(
     body: TokenConfirm, db: SessionDep, settings: SettingsDep, clock: ClockDep, client: ClientDep
@@ -363,7 +407,7 @@ async def confirm_email_change(
     "/auth/email/confirm",
     dependencies=[RateLimit("verification", "RATE_LIMIT_VERIFICATION")],
     response_class=HTMLResponse,
-    include_in_schema=False,
+    responses=LINK_PAGE_RESPONSES,
 )
 async def confirm_email_link(
     db: SessionDep,
@@ -426,7 +470,7 @@ CANCELLED_DETAIL = (
     "/auth/email/cancel",
     dependencies=[RateLimit("verification", "RATE_LIMIT_VERIFICATION")],
     response_model=EmailChangeCancelled,
-    responses=REQUEST_ERRORS,
+    responses=REDEEM_ERRORS,
 )
 async def cancel_email_change(
     body: TokenConfirm, db: SessionDep, clock: ClockDep, client: ClientDep
@@ -447,7 +491,7 @@ async def cancel_email_change(
     "/auth/email/cancel",
     dependencies=[RateLimit("verification", "RATE_LIMIT_VERIFICATION")],
     response_class=HTMLResponse,
-    include_in_schema=False,
+    responses=LINK_PAGE_RESPONSES,
 )
 async def cancel_email_link(
     db: SessionDep,

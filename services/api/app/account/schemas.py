@@ -3,6 +3,7 @@
 from pydantic import BaseModel, Field
 
 from app.core.schemas import StrictModel
+from app.passwords.policy import CurrentPassword, NewPassword
 
 
 class EmailRequest(StrictModel):
@@ -15,12 +16,12 @@ class TokenConfirm(StrictModel):
 
 class PasswordReset(StrictModel):
     token: str = Field(min_length=1, max_length=512)
-    new_password: str = Field(max_length=4096)
+    new_password: NewPassword
 
 
 class EmailChangeRequest(StrictModel):
     new_email: str = Field(max_length=320)
-    current_password: str = Field(max_length=4096)
+    current_password: CurrentPassword
 
 
 class Accepted(BaseModel):

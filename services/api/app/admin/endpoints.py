@@ -9,9 +9,16 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query, Response, status
 
 from app.admin import service
-from app.admin.dependencies import CurrentAdmin
+from app.admin.dependencies import AdminRequired, CurrentAdmin
 from app.admin.schemas import RolesUpdate, SessionsEnded, UserPage
-from app.admin.service import AdminAction
+from app.admin.service import (
+    AdminAction,
+    CannotDeactivateSelf,
+    CannotDeleteSelf,
+    CannotRemoveOwnAdminRole,
+    UnknownRole,
+    UserNotFound,
+)
 from app.core.database import SessionDep
 from app.core.dependencies import ClientDep, ClockDep
 from app.core.errors import GUARD_ERRORS, UNAVAILABLE, error_responses
@@ -34,7 +41,9 @@ def _action(admin: CurrentAdmin, client: ClientDep, clock: ClockDep) -> AdminAct
 Action = Annotated[AdminAction, Depends(_action)]
 
 
-@router.get("", response_model=UserPage, responses=error_responses(401, 403, 422, UNAVAILABLE))
+@router.get(
+    "", response_model=UserPage, responses=error_responses(401, 422, UNAVAILABLE, raises=(AdminRequired,))
+)
 async def list_users(
     _: CurrentAdmin,
     db: SessionDep,
@@ -55,7 +64,11 @@ async def list_users(
     )
 
 
-@router.get("/{user_id}", response_model=UserRead, responses=error_responses(401, 403, 404, 422, UNAVAILABLE))
+@router.get(
+    "/{user_id}",
+    response_model=UserRead,
+    responses=error_responses(401, 422, UNAVAILABLE, raises=(AdminRequired, UserNotFound)),
+)
 async def get_user(user_id: uuid.UUID, _: CurrentAdmin, db: SessionDep) -> UserRead:
     return UserRead.model_validate(await service.get_user(db, user_id))
 
@@ -63,7 +76,7 @@ async def get_user(user_id: uuid.UUID, _: CurrentAdmin, db: SessionDep) -> UserR
 @router.post(
     "/{user_id}/activate",
     response_model=UserRead,
-    responses=error_responses(*GUARD_ERRORS, 401, 403, 404, 422, UNAVAILABLE),
+    responses=error_responses(*GUARD_ERRORS, 401, 422, UNAVAILABLE, raises=(AdminRequired, UserNotFound)),
 )
 async def activate_user(user_id: uuid.UUID, action: Action, db: SessionDep) -> UserRead:
     return UserRead.model_validate(await service.set_active(db, action, user_id, active=True))
@@ -72,7 +85,9 @@ async def activate_user(user_id: uuid.UUID, action: Action, db: SessionDep) -> U
 @router.post(
     "/{user_id}/deactivate",
     response_model=UserRead,
-    responses=error_responses(*GUARD_ERRORS, 401, 403, 404, 409, 422, UNAVAILABLE),
+    responses=error_responses(
+        *GUARD_ERRORS, 401, 422, UNAVAILABLE, raises=(AdminRequired, UserNotFound, CannotDeactivateSelf)
+    ),
 )
 async def deactivate_user(user_id: uuid.UUID, action: Action, db: SessionDep) -> UserRead:
     """Every session of the user ends at once: their access tokens stop working on pyauth's endpoints
@@ -83,7 +98,13 @@ async def deactivate_user(user_id: uuid.UUID, action: Action, db: SessionDep) ->
 @router.put(
     "/{user_id}/roles",
     response_model=UserRead,
-    responses=error_responses(*GUARD_ERRORS, 401, 403, 404, 409, 422, UNAVAILABLE),
+    responses=error_responses(
+        *GUARD_ERRORS,
+        401,
+        422,
+        UNAVAILABLE,
+        raises=(AdminRequired, UserNotFound, CannotRemoveOwnAdminRole, UnknownRole),
+    ),
 )
 async def set_roles(user_id: uuid.UUID, body: RolesUpdate, action: Action, db: SessionDep) -> UserRead:
     """Replace the roles: known roles only, `user` is always kept. Administrators cannot remove their
@@ -95,7 +116,7 @@ async def set_roles(user_id: uuid.UUID, body: RolesUpdate, action: Action, db: S
     "/{user_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses=error_responses(401, 403, 404, 409, 422, UNAVAILABLE),
+    responses=error_responses(401, 422, UNAVAILABLE, raises=(AdminRequired, UserNotFound, CannotDeleteSelf)),
 )
 async def delete_user(user_id: uuid.UUID, action: Action, db: SessionDep) -> None:
     """Delete the account and, with it, its sessions. Its audit events are kept. Administrators cannot
@@ -106,7 +127,7 @@ async def delete_user(user_id: uuid.UUID, action: Action, db: SessionDep) -> Non
 @router.post(
     "/{user_id}/sessions/revoke",
     response_model=SessionsEnded,
-    responses=error_responses(*GUARD_ERRORS, 401, 403, 404, 422, UNAVAILABLE),
+    responses=error_responses(*GUARD_ERRORS, 401, 422, UNAVAILABLE, raises=(AdminRequired, UserNotFound)),
 )
 async def end_sessions(user_id: uuid.UUID, action: Action, db: SessionDep) -> SessionsEnded:
     """End every session of the user."""

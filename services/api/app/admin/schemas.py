@@ -3,6 +3,7 @@
 from pydantic import BaseModel, Field
 
 from app.core.schemas import StrictModel
+from app.users.models import ROLES
 from app.users.schemas import UserRead
 
 
@@ -16,7 +17,12 @@ class UserPage(BaseModel):
 
 
 class RolesUpdate(StrictModel):
-    roles: list[str] = Field(max_length=8, examples=[["user", "admin"]])
+    # Stated for generated clients, not enforced here: an unknown role stays a 422 `unknown_role`.
+    roles: list[str] = Field(
+        max_length=8,
+        examples=[["user", "admin"]],
+        json_schema_extra={"items": {"type": "string", "enum": list(ROLES)}},
+    )
 
 
 class SessionsEnded(BaseModel):

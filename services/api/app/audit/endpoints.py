@@ -8,12 +8,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from pydantic import AwareDatetime, BeforeValidator
 
-from app.admin.dependencies import CurrentAdmin
+from app.admin.dependencies import AdminRequired, CurrentAdmin
 from app.admin.endpoints import no_store
 from app.audit import service
 from app.audit.events import AuditEvent
 from app.audit.models import AuditEntry
-from app.audit.repository import MAX_CURSOR_LENGTH
+from app.audit.repository import MAX_CURSOR_LENGTH, InvalidCursor
 from app.audit.schemas import AuditEventRead, AuditPage, OwnEventRead, OwnEventsPage
 from app.auth.dependencies import CurrentAuth
 from app.core.database import SessionDep
@@ -41,7 +41,11 @@ CursorQuery = Annotated[
 ]
 
 
-@admin_router.get("", response_model=AuditPage, responses=error_responses(401, 403, 422, UNAVAILABLE))
+@admin_router.get(
+    "",
+    response_model=AuditPage,
+    responses=error_responses(401, 422, UNAVAILABLE, raises=(AdminRequired, InvalidCursor)),
+)
 async def list_events(
     _: CurrentAdmin,
     db: SessionDep,
@@ -69,7 +73,11 @@ async def list_events(
     return AuditPage(items=[AuditEventRead.model_validate(row) for row in rows], next_cursor=next_cursor)
 
 
-@own_router.get("", response_model=OwnEventsPage, responses=error_responses(401, 422, UNAVAILABLE))
+@own_router.get(
+    "",
+    response_model=OwnEventsPage,
+    responses=error_responses(401, 422, UNAVAILABLE, raises=(InvalidCursor,)),
+)
 async def list_own_events(
     auth: CurrentAuth,
     db: SessionDep,

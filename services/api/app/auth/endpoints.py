@@ -13,6 +13,7 @@ from app.audit.service import record
 from app.auth import repository, service
 from app.auth.dependencies import CurrentAuth
 from app.auth.device_cookie import set_device_cookie
+from app.auth.errors import InvalidGrant, UnsupportedGrantType
 from app.auth.grants.base import TokenRequest
 from app.auth.grants.registry import FORM, GRANTS, TokenForm
 from app.auth.schemas import OAuthErrorBody, SessionRead, TokenResponse
@@ -28,9 +29,11 @@ from app.core.errors import (
     error_responses,
 )
 from app.core.templating import RequestLocale
+from app.passwords.policy import NEW_PASSWORD_ERRORS, PasswordTooLong
 from app.ratelimit.dependencies import RateLimit
 from app.ratelimit.service import TokenEndpointRateLimited
 from app.users import service as user_service
+from app.users.emails import InvalidEmail
 from app.users.schemas import UserCreate, UserRead
 
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -40,7 +43,7 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 # a malformed body (400), and statuses no RFC shape covers (413, 415, 422, 503), use the common one.
 OAUTH_ERRORS = {
     **error_responses(*GUARD_ERRORS, 422, UNAVAILABLE),
-    **error_responses(400, model=OAuthErrorBody | ErrorBody),
+    **error_responses(400, model=OAuthErrorBody | ErrorBody, raises=(OAuthError,)),
     **error_responses(429, model=OAuthErrorBody),
 }
 REVOKE_REQUEST_DOC = {
@@ -66,7 +69,13 @@ class SessionNotFound(PyauthError):
     dependencies=[RateLimit("register", "RATE_LIMIT_REGISTER")],
     status_code=status.HTTP_201_CREATED,
     response_model=UserRead,
-    responses=error_responses(*GUARD_ERRORS, 409, 422, 429, UNAVAILABLE),
+    responses=error_responses(
+        *GUARD_ERRORS,
+        422,
+        429,
+        UNAVAILABLE,
+        raises=(user_service.EmailAlreadyRegistered, InvalidEmail, *NEW_PASSWORD_ERRORS),
+    ),
 )
 async def register(
     body: UserCreate,
@@ -95,7 +104,16 @@ async def register(
     dependencies=[RateLimit("token", "RATE_LIMIT_TOKEN", TokenEndpointRateLimited)],
     response_model=TokenResponse,
     response_model_exclude_none=True,
-    responses=OAUTH_ERRORS,
+    responses={
+        **OAUTH_ERRORS,
+        **error_responses(
+            400,
+            model=OAuthErrorBody | ErrorBody,
+            raises=(OAuthError, InvalidGrant, UnsupportedGrantType),
+        ),
+        # A password far over the maximum is refused before any hashing.
+        **error_responses(422, raises=(PasswordTooLong,)),
+    },
     openapi_extra=GRANTS.request_body_doc(),
 )
 async def token(
@@ -202,7 +220,9 @@ async def list_sessions(
 
 
 @router.delete(
-    "/sessions/{session_id}", status_code=204, responses=error_responses(401, 404, 422, UNAVAILABLE)
+    "/sessions/{session_id}",
+    status_code=204,
+    responses=error_responses(401, 422, UNAVAILABLE, raises=(SessionNotFound,)),
 )
 async def revoke_session(
     session_id: uuid.UUID, auth: CurrentAuth, db: SessionDep, clock: ClockDep, client: ClientDep

@@ -1,11 +1,13 @@
 """One error base class with a status, a stable code and a message, and the handlers that render it.
 
 Services raise `PyauthError` subclasses, never `HTTPException`. Every error leaves the API as
-`{"error": "<stable_code>", "detail": "<human text>"}` and never carries a stack trace.
+`{"error": "<stable_code>", "detail": "<human text>"}` and never carries a stack trace. A validation error
+adds `fields`, one entry per invalid input (its location and message), so a form can show each error next
+to its input.
 """
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
 import asyncpg
@@ -13,7 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import iter_route_contexts
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -21,12 +23,37 @@ from starlette.routing import compile_path
 
 log = logging.getLogger("pyauth.errors")
 
+# A body with thousands of invalid list items stays a short answer.
+MAX_FIELD_ERRORS = 50
+
+
+class FieldError(BaseModel):
+    """One invalid input of a request that failed validation."""
+
+    location: list[str | int] = Field(
+        description="Where the input is: its source (`body`, `query`, `path`, `header`), then its name and, "
+        'for nested or listed values, the keys and indexes down to it, e.g. `["body", "new_password"]`.'
+    )
+    field: str = Field(
+        description="The location without its source, dotted (`new_password`, `roles.0`), for a form to put "
+        "the message next to its input; empty when the whole body is wrong."
+    )
+    message: str = Field(description="What is wrong, in words (never the value sent).")
+    type: str = Field(
+        description="A stable code of the rule that failed, e.g. `missing`, `string_too_short`."
+    )
+
 
 class ErrorBody(BaseModel):
     """The JSON body of every error response."""
 
     error: str
     detail: str
+    fields: list[FieldError] = Field(
+        default_factory=list,
+        description="Only in a `validation_error`: each invalid input, at most "
+        f"{MAX_FIELD_ERRORS}. Absent otherwise.",
+    )
 
 
 class PyauthError(Exception):
@@ -125,7 +152,29 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
         for error in errors
     ):
         return error_response(415, "unsupported_media_type", "This endpoint takes application/json.")
-    return error_response(422, "validation_error", _describe(errors))
+    return JSONResponse(
+        {"error": "validation_error", "detail": _describe(errors), "fields": _fields(errors)}, status_code=422
+    )
+
+
+_SOURCES = {"body", "query", "path", "header", "cookie"}
+
+
+def _fields(errors: list[Any]) -> list[dict[str, Any]]:
+    """Each error's location, message and rule, never its `input` (which may be a password)."""
+    fields = []
+    for error in errors[:MAX_FIELD_ERRORS]:
+        location = [part if isinstance(part, int) else str(part) for part in error.get("loc", ())]
+        name = location[1:] if location and location[0] in _SOURCES else location
+        fields.append(
+            {
+                "location": location,
+                "field": ".".join(str(part) for part in name),
+                "message": str(error.get("msg", "invalid")),
+                "type": str(error.get("type", "invalid")),
+            }
+        )
+    return fields
 
 
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
@@ -200,7 +249,8 @@ _ERROR_DESCRIPTIONS = {
     409: "Conflicts with the current state; `error` says how.",
     413: "The body is larger than MAX_BODY_BYTES.",
     415: "The body is neither JSON nor, where the endpoint takes one, a form.",
-    422: "A parameter or a field of the body is invalid; `detail` says which.",
+    422: "A parameter or a field of the body is invalid: `detail` says which, and for a `validation_error` "
+    "`fields` lists each invalid input with its location and message.",
     429: "Too many requests: try again after `Retry-After` seconds.",
     503: "The database is unreachable, or no pooled connection came free within DB_POOL_TIMEOUT, or "
     "PASSWORD_HASH_QUEUE_MAX password checks are already waiting (then with `Retry-After`).",
@@ -230,12 +280,56 @@ _ERROR_HEADERS: dict[int, dict[str, Any]] = {
 }
 
 
-def error_responses(*status_codes: int, model: Any = ErrorBody) -> dict[int | str, dict[str, Any]]:
+# The codes a status carries wherever the status is listed, because the framework or a middleware answers
+# it the same way for every operation: the request guard (400 `json_too_deep`, 413, 415), a form the parser
+# cannot read (400 `bad_request`), request validation and Postgres's refusal of a character (422), the
+# rate limits (429), an unreachable database or a full hashing queue (503), an access token (401). What an
+# operation itself refuses comes from the `PyauthError` subclasses it names in `raises`.
+COMMON_CODES: dict[int, tuple[str, ...]] = {
+    400: ("bad_request", "json_too_deep"),
+    401: ("invalid_token",),
+    413: ("request_too_large",),
+    415: ("unsupported_media_type",),
+    422: ("validation_error", "invalid_character"),
+    429: ("too_many_requests",),
+    503: (ServiceUnavailable.code,),
+}
+
+
+def error_responses(
+    *status_codes: int,
+    raises: Iterable[type[PyauthError]] = (),
+    model: Any = ErrorBody,
+    for_html_route: bool = False,
+) -> dict[int | str, dict[str, Any]]:
     """OpenAPI entries for the error statuses an endpoint can answer, with `ErrorBody` unless `model` says
-    otherwise, e.g. `error_responses(*GUARD_ERRORS, 401, 422, UNAVAILABLE)`."""
+    otherwise, e.g. `error_responses(*GUARD_ERRORS, 401, 422, UNAVAILABLE, raises=(EmailAlreadyRegistered,))`.
+
+    Each entry's `error` is an enum of the codes the operation can answer with that status: the status's
+    `COMMON_CODES` if it is listed, and the `code` of each error class in `raises` at its `status_code`
+    (which adds the status if it is not listed). Name the classes, not their codes, so that a renamed code
+    follows into the document.
+
+    `for_html_route`: the route answers HTML (a page) but its errors in JSON. FastAPI would document a
+    model in the route's media type, so the entries name `ErrorBody` themselves, as application/json."""
+    codes: dict[int, list[str]] = {status: list(COMMON_CODES.get(status, ())) for status in status_codes}
+    for error in raises:
+        found = codes.setdefault(error.status_code, [])
+        if error.code not in found:
+            found.append(error.code)
     responses: dict[int | str, dict[str, Any]] = {}
-    for status in status_codes:
-        entry: dict[str, Any] = {"model": model, "description": _ERROR_DESCRIPTIONS.get(status, "Error")}
+    for status in sorted(codes):
+        entry: dict[str, Any] = {"description": _ERROR_DESCRIPTIONS.get(status, "Error")}
+        schema: dict[str, Any] = {}
+        if codes[status]:
+            # Merged by FastAPI with the model's `$ref` (OpenAPI 3.1: the body is the model AND this).
+            schema["properties"] = {"error": {"enum": sorted(codes[status])}}
+        if for_html_route:
+            schema["$ref"] = f"#/components/schemas/{ErrorBody.__name__}"
+        else:
+            entry["model"] = model
+        if schema:
+            entry["content"] = {"application/json": {"schema": schema}}
         if status in _ERROR_HEADERS:
             entry["headers"] = _ERROR_HEADERS[status]
         responses[status] = entry

@@ -5,6 +5,11 @@ LOG_FORMAT=json. Uvicorn's own loggers go through the same handler; its access l
 Both formats escape control characters in every logged value (ASVS 16.4.1), whichever logger wrote it:
 a percent-decoded path, an email or an exception message cannot start a forged line (`%0a`) or send
 terminal escapes (`%1b`). A traceback's lines each start with `  | `, so none of them reads as a record.
+
+Every record written while a request is served carries that request's id (`rid=…` at the end of a text
+line, `request_id` in JSON), whichever logger wrote it: `app.core.requests` sets it in a contextvar for the
+request's task, and the formatters read it, so a service's warning can be matched with its access line and
+the `X-Request-ID` the client saw.
 """
 
 import copy
@@ -12,6 +17,7 @@ import json
 import logging
 import logging.config
 import time
+from contextvars import ContextVar
 from typing import Any
 
 from app.core.config import Settings
@@ -19,6 +25,17 @@ from app.core.config import Settings
 _STANDARD_ATTRS = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 # Starts each line of a traceback or stack in text logs: a record's own line starts with its time.
 CONTINUATION = "  | "
+
+# The id of the request being served, set by `app.core.requests` for the request's task (and the tasks and
+# threads it starts, which copy the context); None outside a request (startup, workers, CLIs).
+request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
+
+
+def _request_id(record: logging.LogRecord) -> str | None:
+    """The id of the request `record` was written for: one given as `extra` wins over the contextvar, so a
+    record formatted elsewhere than where it was made (a queue handler) keeps its own."""
+    given = record.__dict__.get("request_id")
+    return str(given) if given is not None else request_id.get()
 
 
 def escape_controls(text: str) -> str:
@@ -75,7 +92,10 @@ class TextFormatter(logging.Formatter):
         line = copy.copy(record)
         line.msg, line.args = record.getMessage(), None
         line.exc_info, line.exc_text, line.stack_info = None, None, None
-        text = escape_controls(super().format(line))
+        text = super().format(line)
+        if (rid := _request_id(record)) is not None:
+            text += f" rid={rid}"
+        text = escape_controls(text)
         return "\n".join([text, *(CONTINUATION + detail for detail in _details(self, record))])
 
 
@@ -94,6 +114,8 @@ class JsonFormatter(logging.Formatter):
         for key, value in record.__dict__.items():
             if key not in _STANDARD_ATTRS and not key.startswith("_"):
                 entry[escape_controls(key)] = _safe(value)
+        if "request_id" not in entry and (rid := request_id.get()) is not None:
+            entry["request_id"] = escape_controls(rid)
         if details := _details(self, record):
             entry["exception"] = "\n".join(details)
         return json.dumps(entry)

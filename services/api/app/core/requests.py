@@ -1,9 +1,12 @@
-"""Per-request plumbing: a request id on every response, and one log line per request.
+"""Per-request plumbing: a request id on every response and every log line, and one log line per request.
 
 A pure ASGI middleware, so it adds no task or buffering to the request path. The line holds method,
 path (never the query string, which may carry tokens), status, duration and the request id. The path is
 the percent-decoded one, so it may hold any character (`%0a`, `%1b`): the log formatters
 (`app.core.logging`) escape control characters in it, as in every other logged value.
+
+The request id is set in `app.core.logging.request_id` for the whole request, so every record any logger
+writes while serving it carries the id (the formatters add it), the access line included.
 """
 
 import logging
@@ -12,6 +15,8 @@ import time
 import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.core.logging import request_id as current_request_id
 
 log = logging.getLogger("pyauth.request")
 
@@ -28,6 +33,7 @@ class RequestLogMiddleware:
             return
         request_id = self._request_id(scope)
         scope.setdefault("state", {})["request_id"] = request_id
+        token = current_request_id.set(request_id)
         started = time.perf_counter()
         status = 500
 
@@ -48,12 +54,11 @@ class RequestLogMiddleware:
             quiet = scope["path"].startswith(("/health/", "/metrics")) and status == 200
             log.log(
                 logging.DEBUG if quiet else logging.INFO,
-                "%s %s %d %.1fms rid=%s",
+                "%s %s %d %.1fms",  # the formatter adds `rid=…`, as to every line of the request
                 scope["method"],
                 scope["path"],
                 status,
                 duration_ms,
-                request_id,
                 extra={
                     "method": scope["method"],
                     "path": scope["path"],
@@ -62,6 +67,7 @@ class RequestLogMiddleware:
                     "request_id": request_id,
                 },
             )
+            current_request_id.reset(token)
 
     @staticmethod
     def _request_id(scope: Scope) -> str:

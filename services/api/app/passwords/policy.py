@@ -13,6 +13,9 @@ import gzip
 import unicodedata
 from functools import cache
 from importlib import resources
+from typing import Annotated
+
+from pydantic import Field
 
 from app.core.config import Settings
 from app.core.errors import PyauthError
@@ -20,6 +23,33 @@ from app.passwords import pwned, strength
 
 COMMON_PASSWORDS_FILE = "common-passwords.txt.gz"
 BREACHED_PASSWORDS_FILE = "breached-passwords.txt.gz"
+
+# A new password in a request body, as the OpenAPI document states it to generated clients: the length
+# rule of the default settings (a deployment's PASSWORD_MIN_LENGTH / PASSWORD_MAX_LENGTH replace it; the
+# server's answer, 422 `password_too_short` / `password_too_long`, is what counts), in code points after
+# NFC. The rules a client cannot check (common, breached, guessable, context words) stay in the server.
+# Validation itself only stops absurd bodies early (4096), so every policy refusal keeps its own code.
+_MIN_DEFAULT = Settings.model_fields["PASSWORD_MIN_LENGTH"].default
+_MAX_DEFAULT = Settings.model_fields["PASSWORD_MAX_LENGTH"].default
+NewPassword = Annotated[
+    str,
+    Field(
+        max_length=4096,
+        description=f"At least {_MIN_DEFAULT} and at most {_MAX_DEFAULT} characters "
+        "(Unicode code points after NFC normalisation; the deployment's PASSWORD_MIN_LENGTH and "
+        "PASSWORD_MAX_LENGTH, these by default). "
+        "Any characters, no composition rules; a common, breached or easily guessed password, or one that "
+        "contains the email's name or the service's name, is refused.",
+        json_schema_extra={"minLength": _MIN_DEFAULT, "maxLength": _MAX_DEFAULT},
+        examples=["correct horse battery staple"],
+    ),
+]
+# A password the account already has: never empty (stated, not enforced: an empty one stays a 400
+# `invalid_current_password`, counted like any wrong one); its length rule may have changed since it was set.
+CurrentPassword = Annotated[
+    str,
+    Field(max_length=4096, description="The account's current password.", json_schema_extra={"minLength": 1}),
+]
 
 # Shorter context words would refuse too many unrelated passwords ("al" from al@example.com).
 _MIN_CONTEXT_WORD_LENGTH = 3
@@ -59,6 +89,17 @@ class PasswordNotText(PyauthError):
     status_code = 422
     code = "password_not_text"
     message = "The password contains characters that are not valid Unicode text."
+
+
+# Every refusal of a new password: what an endpoint that takes one can answer with 422.
+NEW_PASSWORD_ERRORS: tuple[type[PyauthError], ...] = (
+    PasswordTooLong,
+    PasswordTooShort,
+    PasswordTooCommon,
+    PasswordTooGuessable,
+    PasswordContainsContext,
+    PasswordNotText,
+)
 
 
 def normalize_password(password: str) -> str:

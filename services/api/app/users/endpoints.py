@@ -6,6 +6,7 @@ from app.auth.dependencies import CurrentAuth
 from app.core.database import SessionDep
 from app.core.dependencies import ClientDep, ClockDep, HasherDep, SettingsDep
 from app.core.errors import GUARD_ERRORS, UNAVAILABLE, error_responses
+from app.passwords.policy import NEW_PASSWORD_ERRORS
 from app.ratelimit.dependencies import RateLimit
 from app.users import service
 from app.users.schemas import PasswordChange, UserRead, UserUpdate
@@ -30,7 +31,19 @@ async def update_me(auth: CurrentAuth, changes: UserUpdate, db: SessionDep, resp
     "/me/password",
     dependencies=[RateLimit("current_password", "RATE_LIMIT_CURRENT_PASSWORD")],
     status_code=204,
-    responses=error_responses(*GUARD_ERRORS, 401, 403, 422, 429, UNAVAILABLE),
+    responses=error_responses(
+        *GUARD_ERRORS,
+        401,
+        422,
+        429,
+        UNAVAILABLE,
+        raises=(
+            service.InvalidCurrentPassword,
+            service.CurrentPasswordLocked,
+            service.CurrentPasswordThrottled,
+            *NEW_PASSWORD_ERRORS,
+        ),
+    ),
 )
 async def change_password(
     auth: CurrentAuth,

@@ -7,12 +7,13 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.core.schemas import StrictModel
+from app.passwords.policy import CurrentPassword, NewPassword
 
 
 class UserCreate(StrictModel):
     email: str = Field(max_length=320, examples=["alice@example.com"])
-    # The policy counts code points after NFC; this bound only stops absurd bodies early.
-    password: str = Field(max_length=4096, examples=["correct horse battery staple"])
+    # The policy counts code points after NFC; validation only stops absurd bodies early.
+    password: NewPassword
 
 
 class UserRead(BaseModel):
@@ -33,5 +34,5 @@ class UserUpdate(StrictModel):
 
 
 class PasswordChange(StrictModel):
-    current_password: str = Field(max_length=4096)
-    new_password: str = Field(max_length=4096)
+    current_password: CurrentPassword
+    new_password: NewPassword

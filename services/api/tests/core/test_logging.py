@@ -94,3 +94,43 @@ def test_printable_text_is_logged_as_it_is() -> None:
     for text in ["plain", "Zoë Ødegård 日本語 😀", "C:\\path\\x0a", ""]:
         assert escape_controls(text) == text
     assert escape_controls("\t\x7f\x85\u202e\U000e0001") == "\\x09\\x7f\\x85\\u202e\\U000e0001"
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+async def test_every_log_line_of_a_request_carries_its_request_id(
+    client: httpx.AsyncClient, log_format: Format
+) -> None:
+    """A login failure's own line (from the auth service, not the request log) names the request it was
+    written for: the id the client got as X-Request-ID, the same as on the access line."""
+    with log_output(log_format, "pyauth") as output:
+        response = await client.post(
+            "/auth/token",
+            data={"grant_type": "password", "username": "nobody@example.org", "password": "not-the-password"},
+        )
+    assert response.status_code == 400
+    request_id = response.headers["x-request-id"]
+    lines = output.getvalue().splitlines()
+    failure = [line for line in lines if "login failed" in line]
+    access = [line for line in lines if "POST /auth/token 400" in line]
+    assert failure and access
+    for line in failure + access:
+        if log_format == "json":
+            assert json.loads(line)["request_id"] == request_id
+        else:
+            assert line.endswith(f" rid={request_id}")
+    with log_output(log_format, "pyauth") as output:
+        logging.getLogger("pyauth.auth").warning("outside any request")
+    assert "rid=" not in output.getvalue() and "request_id" not in output.getvalue()
+
+
+async def test_a_request_id_from_a_proxy_is_kept_on_every_line(client: httpx.AsyncClient) -> None:
+    with log_output("json", "pyauth") as output:
+        response = await client.post(
+            "/auth/token",
+            data={"grant_type": "password", "username": "nobody@example.org", "password": "not-the-password"},
+            headers={"X-Request-ID": "proxy-id-12345678"},
+        )
+    assert response.headers["x-request-id"] == "proxy-id-12345678"
+    records = [json.loads(line) for line in output.getvalue().splitlines()]
+    assert len(records) >= 2
+    assert {record["request_id"] for record in records} == {"proxy-id-12345678"}
