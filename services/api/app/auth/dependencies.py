@@ -1,5 +1,5 @@
 """Who is calling: the Bearer access token, verified, and its session checked live in the database,
-so that logout takes effect at once for pyauth's own endpoints."""
+so that logout takes effect at once for pyauth's own endpoints; `CurrentAdmin` adds the admin role."""
 
 import uuid
 from dataclasses import dataclass
