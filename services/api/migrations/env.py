@@ -18,7 +18,7 @@ from app.core.config import get_settings
 from app.core.database import MIGRATION_LOCK_ID, build_engine
 from app.core.grants import GRANTS_REVISION, grant_application_rights
 from app.core.logging import configure_logging
-from app.core.registry import Base
+from app.models import Base
 
 log = logging.getLogger("pyauth.migrate")
 

@@ -30,8 +30,9 @@ from app.account.schemas import (
 from app.auth.dependencies import CurrentAuth
 from app.core.config import Settings
 from app.core.database import SessionDep
-from app.core.dependencies import ClientDep, ClientInfo, ClockDep, HasherDep, SettingsDep
+from app.core.dependencies import ClientDep, ClientInfo, ClockDep, SettingsDep
 from app.core.errors import GUARD_ERRORS, UNAVAILABLE, PyauthError, error_responses
+from app.passwords.dependencies import HasherDep
 from app.passwords.policy import NEW_PASSWORD_ERRORS, PasswordTooLong
 from app.ratelimit.dependencies import RateLimit
 from app.users.emails import InvalidEmail

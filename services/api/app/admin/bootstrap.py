@@ -15,13 +15,14 @@ import logging
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.admin import service
+from app.admin.first_admin import UserVanished, create_or_promote
 from app.core.clock import Clock
 from app.core.config import Settings
 from app.core.errors import PyauthError
 from app.passwords.hashing import PasswordHasher
 from app.passwords.policy import check_new_password
-from app.users import repository as users_repository
 from app.users.emails import canonicalize_email
+from app.users.models import User
 
 log = logging.getLogger("pyauth.admin")
 
@@ -48,7 +49,7 @@ async def ensure_first_admin(
     # Hashed before the lock is taken, so that starting workers do not queue behind a hash.
     password_hash = await hasher.hash(password)
     async with sessionmaker() as db, db.begin():
-        await service.lock_admin_roster(db)
+        await service.lock_admin_roster(db)  # taken again by create_or_promote: the same transaction's lock
         if not await service.any_admin_exists(db):  # else another worker was first
             await _create_or_promote(db, email, password, password_hash, hasher=hasher, clock=clock)
 
@@ -79,19 +80,9 @@ async def _validated(raw_email: str, password: str, *, settings: Settings) -> tu
 async def _create_or_promote(
     db: AsyncSession, email: str, password: str, password_hash: str, *, hasher: PasswordHasher, clock: Clock
 ) -> None:
-    now = clock.now()
-    user = await users_repository.get_by_email(db, email)
-    if user is None:
-        created = await service.create_admin(
-            db, email=email, password_hash=password_hash, now=now, source=SOURCE
-        )
-        if created is not None:
-            log.info("first admin created from FIRST_ADMIN_EMAIL: user=%s", created.id)
-            return
-        user = await users_repository.get_by_email(db, email)  # registered meanwhile
-    if user is None:
-        return
-    if not await hasher.verify(user.password_hash, password):
+    async def vet(user: User) -> bool:
+        if await hasher.verify(user.password_hash, password):
+            return True  # knowing the account's password proves it is the operator's, verified or not
         # Not a hint to promote it: this is how an address squatter's account looks.
         log.error(
             "first admin not created: an account with FIRST_ADMIN_EMAIL already exists (user=%s, created %s, "
@@ -102,7 +93,21 @@ async def _create_or_promote(
             user.created_at.isoformat(timespec="seconds"),
             "verified" if user.is_verified else "NOT verified",
         )
+        return False
+
+    try:
+        outcome = await create_or_promote(
+            db,
+            email,
+            password_hash=password_hash,
+            now=clock.now(),
+            source=SOURCE,
+            vet=vet,
+            require_verified=False,
+        )
+    except UserVanished:
         return
-    # Knowing the account's password proves it is the operator's, verified or not.
-    await service.promote_to_admin(db, user, now=now, source=SOURCE, require_verified=False)
-    log.info("first admin: the existing account of FIRST_ADMIN_EMAIL promoted: user=%s", user.id)
+    if outcome.result == "created":
+        log.info("first admin created from FIRST_ADMIN_EMAIL: user=%s", outcome.user.id)
+    elif outcome.result == "promoted":
+        log.info("first admin: the existing account of FIRST_ADMIN_EMAIL promoted: user=%s", outcome.user.id)

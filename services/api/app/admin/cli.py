@@ -19,13 +19,12 @@ import argparse
 import asyncio
 import getpass
 import sys
-from dataclasses import dataclass
 from datetime import UTC
-from typing import Literal, TextIO
+from typing import TextIO
 
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from app.admin import service
+from app.admin.first_admin import Outcome, create_or_promote
 from app.core.clock import SystemClock
 from app.core.config import Settings, get_settings
 from app.core.database import build_engine, build_sessionmaker
@@ -50,18 +49,6 @@ class PasswordsDoNotMatch(PyauthError):
     status_code = 422
     code = "passwords_do_not_match"
     message = "The two passwords are not the same."
-
-
-class UserVanished(PyauthError):
-    status_code = 409
-    code = "user_vanished"
-    message = "The account was deleted while the command ran; run it again."
-
-
-@dataclass(frozen=True)
-class Outcome:
-    user: User
-    result: Literal["created", "promoted", "already_admin"]
 
 
 def read_password(stdin: TextIO, settings: Settings) -> str:
@@ -110,27 +97,23 @@ async def create_admin(
             )
             hasher = PasswordHasher(settings)
             password_hash = await hasher.hash(password)
-        async with sessionmaker() as db, db.begin():
-            await service.lock_admin_roster(db)
-            user = await users_repository.get_by_email(db, email)
-            if user is None and password_hash is not None:
-                created = await service.create_admin(
-                    db, email=email, password_hash=password_hash, now=clock.now(), source=SOURCE
-                )
-                if created is not None:
-                    return Outcome(created, "created")
-                user = await users_repository.get_by_email(db, email)
-            if user is None:  # deleted between the two reads: the caller may simply run it again
-                raise UserVanished()
+
+        async def vet(user: User) -> bool:
             print(describe_account(user), file=out, flush=True)
-            if user.is_admin:
-                return Outcome(user, "already_admin")
-            if force and not user.is_verified:
+            if force and not user.is_verified and not user.is_admin:
                 print("warning: --force: promoting an account whose address was never verified", file=out)
-            await service.promote_to_admin(
-                db, user, now=clock.now(), source=SOURCE, require_verified=not force
+            return True
+
+        async with sessionmaker() as db, db.begin():
+            return await create_or_promote(
+                db,
+                email,
+                password_hash=password_hash,
+                now=clock.now(),
+                source=SOURCE,
+                vet=vet,
+                require_verified=not force,
             )
-            return Outcome(user, "promoted")
     finally:
         if hasher is not None:
             hasher.shutdown()

@@ -9,7 +9,6 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query, Response, status
 
 from app.admin import service
-from app.admin.dependencies import AdminRequired, CurrentAdmin
 from app.admin.schemas import RolesUpdate, SessionsEnded, UserPage
 from app.admin.service import (
     AdminAction,
@@ -19,15 +18,11 @@ from app.admin.service import (
     UnknownRole,
     UserNotFound,
 )
+from app.auth.dependencies import AdminRequired, CurrentAdmin
 from app.core.database import SessionDep
-from app.core.dependencies import ClientDep, ClockDep
+from app.core.dependencies import ClientDep, ClockDep, no_store
 from app.core.errors import GUARD_ERRORS, UNAVAILABLE, error_responses
 from app.users.schemas import UserRead
-
-
-def no_store(response: Response) -> None:
-    response.headers["Cache-Control"] = "no-store"
-
 
 router = APIRouter(prefix="/admin/users", tags=["admin"], dependencies=[Depends(no_store)])
 

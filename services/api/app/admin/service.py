@@ -23,11 +23,10 @@ from sqlalchemy import ColumnElement, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.account.pending import end_pending_tokens
-from app.admin.dependencies import AdminRequired
 from app.audit import service as audit
 from app.audit.events import AuditEvent
 from app.auth import sessions
-from app.auth.dependencies import Authenticated
+from app.auth.dependencies import AdminRequired, Authenticated
 from app.auth.sessions import SessionEndReason
 from app.core.dependencies import ClientInfo
 from app.core.errors import PyauthError

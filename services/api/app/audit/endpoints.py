@@ -8,15 +8,14 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from pydantic import AwareDatetime, BeforeValidator
 
-from app.admin.dependencies import AdminRequired, CurrentAdmin
-from app.admin.endpoints import no_store
 from app.audit import service
 from app.audit.events import AuditEvent
 from app.audit.models import AuditEntry
 from app.audit.repository import MAX_CURSOR_LENGTH, InvalidCursor
 from app.audit.schemas import AuditEventRead, AuditPage, OwnEventRead, OwnEventsPage
-from app.auth.dependencies import CurrentAuth
+from app.auth.dependencies import AdminRequired, CurrentAdmin, CurrentAuth
 from app.core.database import SessionDep
+from app.core.dependencies import no_store
 from app.core.errors import UNAVAILABLE, error_responses
 
 

@@ -1,5 +1,5 @@
 """Who is calling: the Bearer access token, verified, and its session checked live in the database,
-so that logout takes effect at once for pyauth's own endpoints."""
+so that logout takes effect at once for pyauth's own endpoints; `CurrentAdmin` adds the admin role."""
 
 import uuid
 from dataclasses import dataclass
@@ -12,7 +12,9 @@ from app.auth import repository
 from app.auth.models import AuthSession
 from app.auth.sessions import session_is_live
 from app.core.database import SessionDep
-from app.core.dependencies import ClockDep, KeyRingDep, SettingsDep
+from app.core.dependencies import ClockDep, SettingsDep
+from app.core.errors import PyauthError
+from app.keys.dependencies import KeyRingDep
 from app.keys.tokens import InvalidAccessToken, verify_access_token
 from app.users.models import User
 
@@ -52,3 +54,24 @@ async def authenticated(
 
 
 CurrentAuth = Annotated[Authenticated, Depends(authenticated)]
+
+
+class AdminRequired(PyauthError):
+    status_code = 403
+    code = "admin_required"
+    message = "This action requires the admin role."
+
+
+async def current_admin(auth: CurrentAuth) -> Authenticated:
+    """401 for a missing or invalid token (from `CurrentAuth`), 403 for a valid one without the role.
+
+    The role is read from the user row loaded for this request, not from the token's `roles` claim, so
+    removing someone's admin role takes effect at once on pyauth's own endpoints. It lives here, not in
+    `admin`, because `audit` guards its admin routes with it and must not import `admin` (which uses `audit`).
+    """
+    if not auth.user.is_admin:
+        raise AdminRequired()
+    return auth
+
+
+CurrentAdmin = Annotated[Authenticated, Depends(current_admin)]

@@ -19,7 +19,7 @@ from app.auth.grants.registry import FORM, GRANTS, TokenForm
 from app.auth.schemas import OAuthErrorBody, SessionRead, TokenResponse
 from app.auth.sessions import SessionEndReason, end_sessions, idle_ttl
 from app.core.database import SessionDep
-from app.core.dependencies import ClientDep, ClockDep, HasherDep, KeyRingDep, SettingsDep
+from app.core.dependencies import ClientDep, ClockDep, SettingsDep
 from app.core.errors import (
     GUARD_ERRORS,
     UNAVAILABLE,
@@ -29,6 +29,8 @@ from app.core.errors import (
     error_responses,
 )
 from app.core.templating import RequestLocale
+from app.keys.dependencies import KeyRingDep
+from app.passwords.dependencies import HasherDep
 from app.passwords.policy import NEW_PASSWORD_ERRORS, PasswordTooLong
 from app.ratelimit.dependencies import RateLimit
 from app.ratelimit.service import TokenEndpointRateLimited

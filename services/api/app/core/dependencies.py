@@ -1,15 +1,17 @@
-"""Typed access to what the lifespan keeps on `app.state`, as `Annotated` dependency aliases."""
+"""Typed access to what the lifespan keeps on `app.state`, as `Annotated` dependency aliases.
+
+Only what belongs to no domain lives here; a domain's own aliases live in that domain (`HasherDep` in
+`app.passwords.dependencies`, `KeyRingDep` in `app.keys.dependencies`), so `core` imports no domain.
+"""
 
 from dataclasses import dataclass
 from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
 
 from app.core.clock import Clock
 from app.core.config import Settings
-from app.keys.service import KeyRing
-from app.passwords.hashing import PasswordHasher
 
 MAX_USER_AGENT = 512
 
@@ -22,16 +24,6 @@ async def _settings(request: Request) -> Settings:
 async def _clock(request: Request) -> Clock:
     clock: Clock = request.app.state.clock
     return clock
-
-
-async def _hasher(request: Request) -> PasswordHasher:
-    hasher: PasswordHasher = request.app.state.hasher
-    return hasher
-
-
-async def _keyring(request: Request) -> KeyRing:
-    keyring: KeyRing = request.app.state.keyring
-    return keyring
 
 
 @dataclass(frozen=True)
@@ -83,8 +75,11 @@ def _is_trusted(value: str, trusted: tuple[IPv4Network | IPv6Network, ...]) -> b
     return any(address in network for network in trusted)
 
 
+def no_store(response: Response) -> None:
+    """Router dependency for responses that hold account data: no cache may keep them."""
+    response.headers["Cache-Control"] = "no-store"
+
+
 SettingsDep = Annotated[Settings, Depends(_settings)]
 ClockDep = Annotated[Clock, Depends(_clock)]
-HasherDep = Annotated[PasswordHasher, Depends(_hasher)]
-KeyRingDep = Annotated[KeyRing, Depends(_keyring)]
 ClientDep = Annotated[ClientInfo, Depends(_client)]

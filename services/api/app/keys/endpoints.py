@@ -6,7 +6,8 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from app.core.dependencies import KeyRingDep, SettingsDep
+from app.core.dependencies import SettingsDep
+from app.keys.dependencies import KeyRingDep
 
 router = APIRouter(tags=["keys"])
 

@@ -4,8 +4,9 @@ from fastapi import APIRouter, Response
 
 from app.auth.dependencies import CurrentAuth
 from app.core.database import SessionDep
-from app.core.dependencies import ClientDep, ClockDep, HasherDep, SettingsDep
+from app.core.dependencies import ClientDep, ClockDep, SettingsDep
 from app.core.errors import GUARD_ERRORS, UNAVAILABLE, error_responses
+from app.passwords.dependencies import HasherDep
 from app.passwords.policy import NEW_PASSWORD_ERRORS
 from app.ratelimit.dependencies import RateLimit
 from app.users import service

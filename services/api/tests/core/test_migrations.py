@@ -18,8 +18,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.core.config import Settings
 from app.core.database import MIGRATION_LOCK_ID
-from app.core.registry import Base
 from app.health.service import SERVICE_ROOT, alembic_config, schema_head
+from app.models import Base
 from tests.conftest import admin_database_url
 
 

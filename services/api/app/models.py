@@ -1,4 +1,7 @@
-"""Imports every domain's models so that `Base.metadata` knows all tables (for Alembic and tests)."""
+"""Imports every domain's models so that `Base.metadata` knows all tables (for Alembic and tests).
+
+It lives at the top of `app`, next to `main`, because it names every domain; `core` stays below them all.
+"""
 
 from app.account import models as account_models
 from app.audit import models as audit_models

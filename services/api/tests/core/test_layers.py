@@ -1,0 +1,112 @@
+"""The layering of `app/`, read from the imports (ast) of every module: which package may import which.
+
+`ALLOWED` is the one table; the README's "Layers" section mirrors it and a test compares the two. Imports
+inside functions count as well: a lazy import is still a dependency.
+"""
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+APP = Path(__file__).resolve().parents[2] / "app"
+README = Path(__file__).resolve().parents[4] / "README.md"
+
+# Modules at the top of `app` that wire every domain together: they may import anything, nothing imports them.
+ENTRY_POINTS = {"main", "models", "__main__"}
+
+# What each package may import besides itself and `core`. `core` imports no domain; `admin` is imported by
+# no domain. The cycles between `account`, `auth` and `users` are today's, not a goal: do not add to them.
+ALLOWED: dict[str, set[str]] = {
+    "core": set(),
+    "passwords": set(),
+    "keys": set(),
+    "health": set(),
+    "metrics": {"passwords"},
+    "audit": {"auth"},
+    "retention": {"auth"},
+    "mail": {"retention"},
+    "ratelimit": {"audit", "users"},
+    "users": {"account", "audit", "auth", "passwords", "ratelimit"},
+    "auth": {"account", "audit", "keys", "metrics", "passwords", "ratelimit", "users"},
+    "account": {"audit", "auth", "mail", "passwords", "ratelimit", "users"},
+    "admin": {"account", "audit", "auth", "passwords", "users"},
+}
+
+# A domain's repository is its own; only the user row's is shared (every domain loads users).
+SHARED_REPOSITORIES = {"users"}
+
+
+def _imports(path: Path) -> list[str]:
+    """The `app.*` modules a file imports, as dotted names (`from app.x import y` gives `app.x.y` too, since
+    `y` may be a module)."""
+    found: list[str] = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            assert node.level == 0, f"{path}: use absolute imports (`from app...`)"
+            if node.module:
+                found.append(node.module)
+                found += [f"{node.module}.{alias.name}" for alias in node.names]
+    return [name for name in found if name == "app" or name.startswith("app.")]
+
+
+def _edges() -> list[tuple[str, str, str]]:
+    """(importing package, imported module, file) for every import between `app` modules."""
+    edges = []
+    for path in sorted(APP.rglob("*.py")):
+        parts = path.relative_to(APP).parts
+        package = parts[0].removesuffix(".py")
+        edges += [(package, module, str(path.relative_to(APP.parent))) for module in _imports(path)]
+    return edges
+
+
+def _package(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else None
+
+
+def test_core_imports_no_domain() -> None:
+    wrong = [
+        f"{file}: {module}"
+        for package, module, file in _edges()
+        if package == "core" and _package(module) not in (None, "core")
+    ]
+    assert wrong == []
+
+
+def test_every_import_between_packages_is_in_the_layering_table() -> None:
+    packages = {path.name for path in APP.iterdir() if (path / "__init__.py").exists()}
+    assert packages == set(ALLOWED), "every package of app/ has a row in ALLOWED (and in the README)"
+    wrong = []
+    for package, module, file in _edges():
+        target = _package(module)
+        if package in ENTRY_POINTS or target is None or target in (package, "core"):
+            continue
+        if target in ENTRY_POINTS or target not in ALLOWED[package]:
+            wrong.append(f"{file}: {package} -> {module}")
+    assert wrong == []
+
+
+def test_a_domain_repository_is_imported_only_by_its_domain() -> None:
+    wrong = [
+        f"{file}: {module}"
+        for package, module, file in _edges()
+        if module.split(".")[2:3] == ["repository"]
+        and _package(module) not in (package, *SHARED_REPOSITORIES)
+        and package not in ENTRY_POINTS
+    ]
+    assert wrong == []
+
+
+def _readme_table() -> dict[str, set[str]]:
+    section = README.read_text().split("### Layers", 1)[1].split("\n#", 1)[0]
+    rows = re.findall(r"^\| `(\w+)` \| (.*?) \|$", section, re.MULTILINE)
+    return {package: set(re.findall(r"`(\w+)`", allowed)) for package, allowed in rows}
+
+
+@pytest.mark.skipif(not README.exists(), reason="the README is not in the test image, only in the repository")
+def test_the_readme_layering_section_matches_the_table() -> None:
+    assert _readme_table() == ALLOWED
