@@ -31,7 +31,7 @@ from app.core.security import DOCS_ASSETS_PATH, RequestGuard, SecurityHeaders, d
 from app.health import endpoints as health_endpoints
 from app.health.service import schema_head
 from app.keys import endpoints as keys_endpoints
-from app.keys.service import KeyRing
+from app.keys.keyring import KeyRing
 from app.metrics import endpoints as metrics_endpoints
 from app.metrics.gauges import ResourceGauges
 from app.metrics.listener import MetricsListener

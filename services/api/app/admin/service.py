@@ -10,19 +10,17 @@ Every change records its audit event, with `actor_id` the admin and `user_id` th
 transaction.
 """
 
-import hashlib
 import logging
 import unicodedata
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final
 
-from sqlalchemy import ColumnElement, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.account.pending import end_pending_tokens
+from app.admin import repository
 from app.audit import service as audit
 from app.audit.events import AuditEvent
 from app.auth import sessions
@@ -34,12 +32,6 @@ from app.users import repository as users_repository
 from app.users.models import ADMIN_ROLE, ROLES, USER_ROLE, User
 
 log = logging.getLogger("pyauth.admin")
-
-# Held by every change to who is an admin or who may act: the API's admin actions, the CLI, and the
-# FIRST_ADMIN_* bootstrap of every starting worker.
-ADMIN_ROSTER_LOCK_ID: Final = int.from_bytes(
-    hashlib.sha256(b"pyauth.admin_roster").digest()[:8], "big", signed=True
-)
 
 
 class UserNotFound(PyauthError):
@@ -105,23 +97,10 @@ async def list_users(
 ) -> tuple[list[User], int]:
     """One page of users, newest first, and how many match in all. `email` is a case-insensitive
     substring of the canonical email; LIKE wildcards in it match literally."""
-    conditions: list[ColumnElement[bool]] = []
-    if email:
-        needle = unicodedata.normalize("NFC", email.strip()).lower()
-        conditions.append(User.email.ilike(f"%{escape_like(needle)}%", escape="\\"))
-    if role is not None:
-        conditions.append(User.roles.contains([role]))
-    if is_active is not None:
-        conditions.append(User.is_active.is_(is_active))
-    total = await db.scalar(select(func.count()).select_from(User).where(*conditions)) or 0
-    users = await db.scalars(
-        select(User)
-        .where(*conditions)
-        .order_by(User.created_at.desc(), User.id.desc())
-        .limit(limit)
-        .offset(offset)
+    needle = unicodedata.normalize("NFC", email.strip()).lower() if email else None
+    return await repository.page_of_users(
+        db, limit=limit, offset=offset, email_contains=needle, role=role, is_active=is_active
     )
-    return list(users), total
 
 
 async def get_user(db: AsyncSession, user_id: uuid.UUID) -> User:
@@ -129,10 +108,6 @@ async def get_user(db: AsyncSession, user_id: uuid.UUID) -> User:
     if user is None:
         raise UserNotFound()
     return user
-
-
-def escape_like(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 # Changing
@@ -185,8 +160,7 @@ async def delete_user(db: AsyncSession, action: AdminAction, user_id: uuid.UUID)
         raise CannotDeleteSelf()
     target = await _begin(db, action, user_id)
     await _record(db, action, AuditEvent.ADMIN_USER_DELETED, target.id, {"roles": list(target.roles)})
-    await db.delete(target)
-    await db.flush()
+    await repository.delete_user(db, target)
     log.info("admin=%s deleted user=%s", action.admin.user.id, user_id)
 
 
@@ -222,11 +196,11 @@ def normalize_roles(roles: Sequence[str]) -> list[str]:
 
 async def lock_admin_roster(db: AsyncSession) -> None:
     """Transaction-scoped: released by the commit or rollback that ends the caller's transaction."""
-    await db.execute(select(func.pg_advisory_xact_lock(ADMIN_ROSTER_LOCK_ID)))
+    await repository.lock_admin_roster(db)
 
 
 async def any_admin_exists(db: AsyncSession) -> bool:
-    return bool(await db.scalar(select(exists().where(User.roles.contains([ADMIN_ROLE])))))
+    return await repository.any_admin_exists(db)
 
 
 async def create_admin(
@@ -270,10 +244,10 @@ async def _begin(db: AsyncSession, action: AdminAction, user_id: uuid.UUID) -> U
     """Take the roster lock, check that the actor is still an active admin now that concurrent changes
     are committed, and load the target locked for update."""
     await lock_admin_roster(db)
-    actor = await db.get(User, action.admin.user.id, populate_existing=True)
+    actor = await repository.reload_user(db, action.admin.user.id)
     if actor is None or not actor.is_active or not actor.is_admin:
         raise AdminRequired()
-    target = await db.get(User, user_id, populate_existing=True, with_for_update=True)
+    target = await repository.reload_user_for_update(db, user_id)
     if target is None:
         raise UserNotFound()
     return target

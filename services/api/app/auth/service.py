@@ -32,7 +32,7 @@ from app.auth.sessions import (
 from app.core.config import Settings
 from app.core.dependencies import ClientInfo
 from app.core.opaque_tokens import digest
-from app.keys.service import KeyRing
+from app.keys.keyring import KeyRing
 from app.metrics import instruments as metrics
 from app.passwords.hashing import PasswordHasher
 from app.passwords.policy import normalize_password, refuse_oversized

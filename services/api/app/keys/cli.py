@@ -15,7 +15,7 @@ from app.core.config import Settings, get_settings
 from app.core.database import build_engine, build_sessionmaker
 from app.core.logging import configure_logging
 from app.keys.models import SigningKey
-from app.keys.service import rotate_signing_key
+from app.keys.storage import rotate_signing_key
 
 
 async def rotate(settings: Settings) -> str:

@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from app.keys.service import KeyRing
+from app.keys.keyring import KeyRing
 
 
 async def _keyring(request: Request) -> KeyRing:

@@ -1,4 +1,5 @@
-"""Access tokens: RFC 9068 JWTs (`typ: at+jwt`) signed with the key ring's current key.
+"""Access-token verification: RFC 9068 JWTs (`typ: at+jwt`) signed by a key of the key ring. The
+grants issue them (`app.auth.issuing`); resource-server code verifies them here.
 
 Verification follows RFC 8725: the algorithm is pinned per key (never taken from the token), key
 location headers (`jku`, `x5u`, `jwk`, `x5c`) are refused rather than followed, and `exp`/`nbf`/`iat`
@@ -7,8 +8,7 @@ are checked against the injected clock, not the system one.
 
 import logging
 import math
-import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
@@ -19,7 +19,7 @@ from jwt.types import Options
 
 from app.core.config import Settings
 from app.core.errors import PyauthError
-from app.keys.service import KeyRing
+from app.keys.keyring import KeyRing
 
 log = logging.getLogger("pyauth.tokens")
 
@@ -27,11 +27,6 @@ ACCESS_TOKEN_TYPES: Final = frozenset({"at+jwt", "application/at+jwt"})
 # Headers that point at a key to verify with: following them would let the token choose its own key.
 # `crit`/`b64` would change how the token is parsed; pyauth never issues them.
 FORBIDDEN_HEADERS: Final = frozenset({"jku", "x5u", "jwk", "x5c", "crit", "b64"})
-# Claims only `issue_access_token` sets: `amr` (RFC 8176) and `auth_time` (OIDC Core) come from the
-# login, never from `extra_claims`.
-REGISTERED_CLAIMS: Final = frozenset(
-    {"iss", "aud", "sub", "exp", "iat", "nbf", "jti", "sid", "amr", "auth_time"}
-)
 REQUIRED_CLAIMS: Final = ["iss", "aud", "sub", "exp", "iat", "nbf", "jti", "sid"]
 # Tolerated clock difference between the issuing and the verifying process, for nbf and iat only:
 # expiry gets no leeway.
@@ -77,47 +72,6 @@ def _timestamp(now: datetime) -> float:
     if now.tzinfo is None:
         raise ValueError("`now` must be timezone-aware")
     return now.timestamp()
-
-
-def issue_access_token(
-    keyring: KeyRing,
-    settings: Settings,
-    *,
-    subject: str,
-    session_id: str,
-    now: datetime,
-    amr: Sequence[str] = (),
-    auth_time: datetime | None = None,
-    extra_claims: Mapping[str, Any] | None = None,
-) -> tuple[str, int]:
-    """A signed access token for `subject` in session `session_id`, and its lifetime in seconds.
-
-    `amr` (RFC 8176 method values) and `auth_time` (when the user authenticated, OIDC Core §2) are
-    set when given; pyauth's grants always give them."""
-    extra = dict(extra_claims or {})
-    if clash := REGISTERED_CLAIMS & extra.keys():
-        raise ValueError(f"extra_claims may not set registered claims: {sorted(clash)}")
-    key = keyring.current
-    issued_at = math.floor(_timestamp(now))
-    ttl = settings.ACCESS_TOKEN_TTL_SECONDS
-    claims = {
-        **extra,
-        "iss": settings.issuer,
-        "aud": settings.JWT_AUDIENCE,
-        "sub": subject,
-        "exp": issued_at + ttl,
-        "iat": issued_at,
-        "nbf": issued_at,
-        "jti": secrets.token_urlsafe(16),
-        "sid": session_id,
-    }
-    if amr:
-        claims["amr"] = list(amr)
-    if auth_time is not None:
-        claims["auth_time"] = math.floor(_timestamp(auth_time))
-    headers = {"kid": key.kid, "typ": "at+jwt"}
-    token = jwt.encode(claims, key.private_key, algorithm=key.algorithm, headers=headers)
-    return token, ttl
 
 
 def decode_access_token(keyring: KeyRing, settings: Settings, token: str, *, now: datetime) -> AccessClaims:

@@ -14,6 +14,7 @@ from email.utils import format_datetime, parseaddr
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.mail import repository
 from app.mail.models import MAX_KIND_LENGTH, MAX_RECIPIENT_LENGTH, MAX_SUBJECT_LENGTH, OutboxMail
 
 
@@ -62,20 +63,9 @@ async def enqueue(
         _check_header("kind", kind, MAX_KIND_LENGTH)
     if now.tzinfo is None:
         raise InvalidOutgoingMail("now must be timezone-aware")
-    mail = OutboxMail(
-        id=uuid.uuid4(),
-        kind=kind,
-        recipient=to,
-        subject=subject,
-        body=body,
-        html_body=html,
-        created_at=now,
-        attempts=0,
-        next_attempt_at=now,
+    return await repository.add_mail(
+        db, kind=kind, recipient=to, subject=subject, body=body, html_body=html, now=now
     )
-    db.add(mail)
-    await db.flush()
-    return mail.id
 
 
 def recipient_domain(address: str) -> str:

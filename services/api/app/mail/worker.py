@@ -28,7 +28,6 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -37,7 +36,7 @@ from app.core.clock import Clock, SystemClock
 from app.core.config import Settings, get_settings
 from app.core.database import DatabaseUnreachable, build_engine, build_sessionmaker, wait_for_database
 from app.core.logging import configure_logging
-from app.mail import healthcheck
+from app.mail import healthcheck, repository
 from app.mail.backends import (
     MailBackend,
     MailConfigurationError,
@@ -92,17 +91,7 @@ async def _deliver_one(
 ) -> bool:
     """Claim, send and record one due mail in one transaction. False if none was due."""
     async with sessionmaker.begin() as session:
-        mail = await session.scalar(
-            select(OutboxMail)
-            .where(
-                OutboxMail.sent_at.is_(None),
-                OutboxMail.failed_at.is_(None),
-                OutboxMail.next_attempt_at <= clock.now(),
-            )
-            .order_by(OutboxMail.next_attempt_at)
-            .limit(1)
-            .with_for_update(skip_locked=True)
-        )
+        mail = await repository.claim_next_due(session, clock.now())
         if mail is None:
             return False
         failure: Exception | None = None

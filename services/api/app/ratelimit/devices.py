@@ -13,14 +13,13 @@ client untrusted.
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings
 from app.core.opaque_tokens import digest, new_token
+from app.ratelimit import repository
 from app.ratelimit.models import LoginDevice
-from app.ratelimit.service import Reservation, attempt_allowed, refusal
-from app.users.models import User
+from app.ratelimit.service import Reservation, refusal
 
 # A client that does not keep its device token gets a new one at every login: keep the newest few.
 MAX_DEVICES_PER_USER = 20
@@ -34,41 +33,21 @@ async def recognise(
     runs whenever a token is presented, for unknown accounts too, so its cost tells nothing."""
     if not token or len(token) > MAX_DEVICE_TOKEN_LENGTH:
         return None
-    device: LoginDevice | None = await db.scalar(
-        select(LoginDevice)
-        .join(User, User.id == LoginDevice.user_id)
-        .where(
-            LoginDevice.token_hash == digest(token),
-            User.email == email,
-            LoginDevice.expires_at > now,
-            LoginDevice.failures < settings.LOGIN_MAX_FAILURES,
-        )
+    return await repository.find_device(
+        db, digest(token), email, now=now, max_failures=settings.LOGIN_MAX_FAILURES
     )
-    return device
 
 
 async def reserve_attempt(
     db: AsyncSession, device: LoginDevice, *, settings: Settings, now: datetime
 ) -> Reservation:
     """As `service.reserve_attempt`, on the device's own counter; the account lock does not apply."""
-    failures = await db.scalar(
-        update(LoginDevice)
-        .where(
-            LoginDevice.token_hash == device.token_hash,
-            attempt_allowed(LoginDevice.failures, LoginDevice.last_failure_at, settings, now, lock=False),
-        )
-        .values(failures=LoginDevice.failures + 1, last_failure_at=now)
-        .returning(LoginDevice.failures)
+    failures = await repository.count_device_attempt_if_allowed(
+        db, device.token_hash, settings=settings, now=now
     )
     if failures is not None:
         return Reservation(granted=True, failures=int(failures))
-    current = (
-        await db.execute(
-            select(LoginDevice.failures, LoginDevice.last_failure_at).where(
-                LoginDevice.token_hash == device.token_hash
-            )
-        )
-    ).one_or_none()
+    current = await repository.device_state(db, device.token_hash)
     refused = None
     if current is not None:  # else rotated away by a concurrent success
         refused = refusal(current.failures, current.last_failure_at, settings, now, lock=False)
@@ -77,11 +56,7 @@ async def reserve_attempt(
 
 
 async def release_attempt(db: AsyncSession, device: LoginDevice) -> None:
-    await db.execute(
-        update(LoginDevice)
-        .where(LoginDevice.token_hash == device.token_hash, LoginDevice.failures > 0)
-        .values(failures=LoginDevice.failures - 1)
-    )
+    await repository.uncount_device_attempt(db, device.token_hash)
 
 
 async def issue(
@@ -95,29 +70,9 @@ async def issue(
     """A new device token for `user_id` after a successful login; the presented one, if any, is spent.
     Returns the token for the client; only its digest is stored."""
     if replaces is not None:
-        await db.execute(delete(LoginDevice).where(LoginDevice.token_hash == replaces.token_hash))
+        await repository.delete_device(db, replaces.token_hash)
     token, token_hash = new_token()
-    db.add(
-        LoginDevice(
-            token_hash=token_hash,
-            user_id=user_id,
-            created_at=now,
-            expires_at=now + timedelta(seconds=settings.DEVICE_TOKEN_TTL_SECONDS),
-            failures=0,
-        )
-    )
-    await db.flush()
-    others = LoginDevice.user_id == user_id, LoginDevice.token_hash != token_hash
-    newest_others = (
-        select(LoginDevice.token_hash)
-        .where(*others)
-        .order_by(LoginDevice.created_at.desc())
-        .limit(MAX_DEVICES_PER_USER - 1)
-    )
-    await db.execute(
-        delete(LoginDevice).where(
-            *others,
-            (LoginDevice.expires_at <= now) | LoginDevice.token_hash.not_in(newest_others.scalar_subquery()),
-        )
-    )
+    expires_at = now + timedelta(seconds=settings.DEVICE_TOKEN_TTL_SECONDS)
+    await repository.add_device(db, token_hash=token_hash, user_id=user_id, now=now, expires_at=expires_at)
+    await repository.prune_devices(db, user_id, keep=token_hash, newest=MAX_DEVICES_PER_USER - 1, now=now)
     return token

@@ -19,19 +19,15 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
 
-from sqlalchemy import ColumnElement, Float, and_, delete, func, literal, or_, select, text, update
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import QueryableAttribute
 
 from app.audit.events import AuditEvent
 from app.audit.service import record
 from app.core.config import Settings
 from app.core.dependencies import ClientInfo
 from app.core.errors import OAuthError, PyauthError
-from app.ratelimit.models import LoginThrottle, RateLimitHit
+from app.ratelimit import repository
 
 # A new window prunes windows older than this, now and then, so the table stays small.
 PRUNE_AFTER = timedelta(hours=1)
@@ -105,16 +101,10 @@ async def hit(
     start = datetime.fromtimestamp(now.timestamp() // window * window, now.tzinfo)
     key = f"{name}:{client_bucket(client.ip_address)}"
     async with sessionmaker() as db:
-        await db.execute(text("SET LOCAL synchronous_commit = off"))
-        statement = insert(RateLimitHit).values(key=key, window_start=start, hits=1)
-        hits = await db.scalar(
-            statement.on_conflict_do_update(
-                index_elements=[RateLimitHit.key, RateLimitHit.window_start],
-                set_={"hits": RateLimitHit.hits + 1},
-            ).returning(RateLimitHit.hits)
-        )
+        await repository.skip_wal_flush(db)
+        hits = await repository.count_hit(db, key, start)
         if hits == 1 and random.random() < PRUNE_PROBABILITY:  # noqa: S311 - not security-relevant
-            await db.execute(delete(RateLimitHit).where(RateLimitHit.window_start < now - PRUNE_AFTER))
+            await repository.prune_windows(db, now - PRUNE_AFTER)
         limited = hits is not None and hits > limit
         if limited and hits == limit + 1:  # one audit row per window, not one per refused request
             await record(db, AuditEvent.RATE_LIMITED, now=now, client=client, reason=name)
@@ -153,27 +143,6 @@ def delay_for(failures: int, settings: Settings) -> float:
     return float(min(settings.LOGIN_DELAY_BASE_SECONDS * 2**exponent, settings.LOGIN_DELAY_MAX_SECONDS))
 
 
-def attempt_allowed(
-    failures: QueryableAttribute[int],
-    last_failure_at: QueryableAttribute[Any],
-    settings: Settings,
-    now: datetime,
-    *,
-    lock: bool,
-) -> ColumnElement[bool]:
-    """`delay_for` in SQL, evaluated on the locked row: within the free attempts, or the delay since the
-    last counted attempt has passed; and, where the lock applies, below LOGIN_MAX_FAILURES."""
-    free = settings.LOGIN_FREE_ATTEMPTS
-    delay = func.least(
-        literal(settings.LOGIN_DELAY_BASE_SECONDS, Float)
-        * func.power(literal(2.0, Float), func.least(failures - free, 32)),
-        literal(settings.LOGIN_DELAY_MAX_SECONDS, Float),
-    )
-    waited = func.coalesce(last_failure_at, now) + func.make_interval(0, 0, 0, 0, 0, 0, delay) <= now
-    allowed = or_(failures < free, waited)
-    return and_(failures < settings.LOGIN_MAX_FAILURES, allowed) if lock else allowed
-
-
 def refusal(
     failures: int, last_failure_at: datetime | None, settings: Settings, now: datetime, *, lock: bool
 ) -> Reservation | None:
@@ -204,26 +173,15 @@ async def reserve_attempt(
     checks run than one after the other would: at most LOGIN_FREE_ATTEMPTS before the delay applies. A
     refused UPDATE takes no lock, so refusals do not queue behind each other. The count stays when the
     check fails; a success deletes the row (`clear_failures`)."""
-    key = (LoginThrottle.email == email, LoginThrottle.kind == kind.value)
-    allowed = attempt_allowed(LoginThrottle.failures, LoginThrottle.last_failure_at, settings, now, lock=lock)
-    state = select(LoginThrottle.failures, LoginThrottle.last_failure_at).where(*key)
     for _ in range(3):
-        failures = await db.scalar(
-            update(LoginThrottle)
-            .where(*key, allowed)
-            .values(failures=LoginThrottle.failures + 1, last_failure_at=now)
-            .returning(LoginThrottle.failures)
+        failures = await repository.count_attempt_if_allowed(
+            db, email, kind.value, settings=settings, now=now, lock=lock
         )
         if failures is not None:
             return Reservation(granted=True, failures=int(failures))
-        row = (await db.execute(state)).first()
+        row = await repository.attempt_state(db, email, kind.value)
         if row is None:
-            first = await db.scalar(
-                insert(LoginThrottle)
-                .values(email=email, kind=kind.value, failures=1, last_failure_at=now)
-                .on_conflict_do_nothing()
-                .returning(LoginThrottle.failures)
-            )
+            first = await repository.insert_first_attempt(db, email, kind.value, now=now)
             if first is not None:
                 return Reservation(granted=True, failures=1)
         else:
@@ -236,16 +194,9 @@ async def reserve_attempt(
 
 async def release_attempt(db: AsyncSession, email: str, *, kind: AttemptKind = AttemptKind.LOGIN) -> None:
     """Give back a reservation whose check did not fail: it never ran, or the password was right."""
-    await db.execute(
-        update(LoginThrottle)
-        .where(LoginThrottle.email == email, LoginThrottle.kind == kind.value, LoginThrottle.failures > 0)
-        .values(failures=LoginThrottle.failures - 1)
-    )
+    await repository.uncount_attempt(db, email, kind.value)
 
 
 async def clear_failures(db: AsyncSession, email: str, *, kind: AttemptKind | None = None) -> None:
     """Forget the failures of `email`: of one kind after a success, of every kind after a reset."""
-    statement = delete(LoginThrottle).where(LoginThrottle.email == email)
-    if kind is not None:
-        statement = statement.where(LoginThrottle.kind == kind.value)
-    await db.execute(statement)
+    await repository.delete_throttles(db, email, None if kind is None else kind.value)

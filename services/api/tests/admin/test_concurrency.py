@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.admin.service import ADMIN_ROSTER_LOCK_ID
+from app.admin.repository import ADMIN_ROSTER_LOCK_ID
 from app.users.models import ADMIN_ROLE, USER_ROLE, User
 from tests.admin.helpers import Account, user_account
 from tests.auth.helpers import live_email

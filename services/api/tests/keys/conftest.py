@@ -14,8 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 
 from app.core.clock import ManualClock
 from app.core.config import Settings
+from app.keys.keyring import KeyRing
 from app.keys.models import SigningKey
-from app.keys.service import KeyRing, rotate_signing_key
+from app.keys.storage import rotate_signing_key
 from tests.conftest import rows_set_aside
 
 

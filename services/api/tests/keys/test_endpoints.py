@@ -14,12 +14,12 @@ from fastapi import FastAPI
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.auth.issuing import issue_access_token
 from app.core.clock import ManualClock
 from app.core.config import Settings
 from app.core.errors import install_error_handlers
 from app.keys import endpoints as keys_endpoints
-from app.keys.service import REFRESH_INTERVAL, KeyRing
-from app.keys.tokens import issue_access_token
+from app.keys.keyring import REFRESH_INTERVAL, KeyRing
 
 
 def _keys_app(keyring: KeyRing, settings: Settings) -> FastAPI:

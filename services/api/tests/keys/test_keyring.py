@@ -10,20 +10,21 @@ from cryptography.hazmat.primitives import serialization
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from app.auth.issuing import issue_access_token
 from app.core.clock import ManualClock
 from app.core.config import Settings
 from app.core.database import build_engine, build_sessionmaker
 from app.keys.crypto import KeyDecryptionError, decrypt_private_key
-from app.keys.models import SigningKey
-from app.keys.service import (
-    KEY_GENERATION_LOCK_ID,
+from app.keys.keyring import (
     PERIODIC_REFRESH_WAIT_SECONDS,
     REFRESH_INTERVAL,
     RETIRED_KEY_GRACE,
     UNKNOWN_KID_REFRESH_INTERVAL,
     KeyRing,
 )
-from app.keys.tokens import InvalidAccessToken, issue_access_token, verify_access_token
+from app.keys.models import SigningKey
+from app.keys.repository import KEY_GENERATION_LOCK_ID
+from app.keys.tokens import InvalidAccessToken, verify_access_token
 from tests.conftest import make_settings
 
 Rotate = Callable[[], Awaitable[str]]

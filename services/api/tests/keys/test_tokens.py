@@ -14,16 +14,16 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.auth.issuing import issue_access_token
 from app.core.clock import ManualClock
 from app.core.config import Settings
-from app.keys.service import KeyRing
+from app.keys.keyring import KeyRing
 from app.keys.tokens import (
     MAX_HEADER_LENGTH,
     MAX_TOKEN_LENGTH,
     AccessClaims,
     InvalidAccessToken,
     decode_access_token,
-    issue_access_token,
     verify_access_token,
 )
 from tests.conftest import make_settings

@@ -13,7 +13,7 @@ from app.auth.issuing import IssuedTokens
 from app.core.config import Settings
 from app.core.dependencies import ClientInfo
 from app.core.errors import PyauthError
-from app.keys.service import KeyRing
+from app.keys.keyring import KeyRing
 from app.passwords.hashing import PasswordHasher
 
 

@@ -7,38 +7,31 @@ REFRESH_INTERVAL, or at once when a token arrives naming a key id this process h
 """
 
 import asyncio
-import base64
 import contextlib
-import hashlib
 import logging
-import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Final, Literal, NamedTuple
+from typing import Final
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.clock import Clock
 from app.core.config import Settings
-from app.keys.crypto import KeyDecryptionError, decrypt_private_key, encrypt_private_key
-from app.keys.models import SigningKey
+from app.keys import repository
+from app.keys.crypto import KeyDecryptionError
+from app.keys.repository import StoredKey
+from app.keys.storage import (
+    SUPPORTED_ALGORITHMS,
+    PrivateKey,
+    PublicKey,
+    load_private_key,
+    public_key_from_jwk,
+    rotate_signing_key,
+)
 
 log = logging.getLogger("pyauth.keys")
 
-Algorithm = Literal["ES256", "EdDSA"]
-PrivateKey = ec.EllipticCurvePrivateKey | Ed25519PrivateKey
-PublicKey = ec.EllipticCurvePublicKey | Ed25519PublicKey
-
-SUPPORTED_ALGORITHMS: Final[Mapping[str, tuple[str, str]]] = {
-    # algorithm: (kty, crv) of its keys
-    "ES256": ("EC", "P-256"),
-    "EdDSA": ("OKP", "Ed25519"),
-}
 # Must stay well under RETIRED_KEY_GRACE: a process that has not yet seen a rotation keeps signing
 # with the retired key for up to this long, and those tokens must still verify everywhere.
 REFRESH_INTERVAL: Final = timedelta(seconds=30)
@@ -48,10 +41,6 @@ UNKNOWN_KID_REFRESH_INTERVAL: Final = timedelta(seconds=10)
 # that out before its own query waits it out again.
 PERIODIC_REFRESH_WAIT_SECONDS: Final = 0.5
 RETIRED_KEY_GRACE: Final = timedelta(seconds=60)
-# One lock id for every process that may write signing keys (startup, the rotation CLI).
-KEY_GENERATION_LOCK_ID: Final = int.from_bytes(
-    hashlib.sha256(b"pyauth.signing_keys.generate").digest()[:8], "big", signed=True
-)
 
 _PUBLIC_JWK_MEMBERS = ("kty", "crv", "x", "y", "kid", "alg", "use")
 
@@ -77,147 +66,17 @@ class CurrentKey:
     private_key: PrivateKey = field(repr=False)
 
 
-class _StoredKey(NamedTuple):
-    kid: str
-    algorithm: str
-    public_jwk: dict[str, Any]
-    private_key_encrypted: bytes
-    created_at: datetime
-    retired_at: datetime | None
-
-
 class NoSigningKey(RuntimeError):
     """The database holds no unretired signing key this process can use."""
 
 
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _b64url_decode(value: str) -> bytes:
-    return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
-
-
-def new_kid() -> str:
-    return _b64url(secrets.token_bytes(16))
-
-
-def public_jwk(kid: str, algorithm: str, public_key: PublicKey) -> dict[str, str]:
-    """The RFC 7517 / RFC 8037 JWK of a public key: public members only."""
-    if isinstance(public_key, ec.EllipticCurvePublicKey):
-        numbers = public_key.public_numbers()
-        members = {
-            "kty": "EC",
-            "crv": "P-256",
-            "x": _b64url(numbers.x.to_bytes(32, "big")),
-            "y": _b64url(numbers.y.to_bytes(32, "big")),
-        }
-    else:
-        raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-        members = {"kty": "OKP", "crv": "Ed25519", "x": _b64url(raw)}
-    return {**members, "kid": kid, "alg": algorithm, "use": "sig"}
-
-
-def _public_key_from_jwk(algorithm: str, jwk: Mapping[str, Any]) -> PublicKey:
-    kty, crv = SUPPORTED_ALGORITHMS[algorithm]
-    if jwk.get("kty") != kty or jwk.get("crv") != crv:
-        raise ValueError(f"JWK is not a {kty}/{crv} key, as {algorithm} requires")
-    if kty == "EC":
-        x = int.from_bytes(_b64url_decode(jwk["x"]), "big")
-        y = int.from_bytes(_b64url_decode(jwk["y"]), "big")
-        return ec.EllipticCurvePublicNumbers(x, y, ec.SECP256R1()).public_key()
-    return Ed25519PublicKey.from_public_bytes(_b64url_decode(jwk["x"]))
-
-
-def _generate_private_key(algorithm: str) -> PrivateKey:
-    if algorithm == "ES256":
-        return ec.generate_private_key(ec.SECP256R1())
-    if algorithm == "EdDSA":
-        return Ed25519PrivateKey.generate()
-    raise ValueError(f"unsupported signing algorithm {algorithm!r}")
-
-
-def _load_private_key(stored: _StoredKey, settings: Settings) -> PrivateKey:
-    der = decrypt_private_key(
-        stored.private_key_encrypted,
-        kid=stored.kid,
-        key_encryption_key=settings.KEY_ENCRYPTION_KEY.get_secret_value(),
-    )
-    private_key = serialization.load_der_private_key(der, password=None)
-    expected = ec.EllipticCurvePrivateKey if stored.algorithm == "ES256" else Ed25519PrivateKey
-    if not isinstance(private_key, expected):
-        raise ValueError(f"signing key {stored.kid}: private key does not match {stored.algorithm}")
-    return private_key
-
-
-async def _lock_key_generation(session: AsyncSession) -> None:
-    # Transaction-scoped: released by the commit or rollback that ends the caller's transaction.
-    await session.execute(select(func.pg_advisory_xact_lock(KEY_GENERATION_LOCK_ID)))
-
-
-async def _read_keys(session: AsyncSession, cutoff: datetime) -> list[_StoredKey]:
-    """Every key a live token may still name: unretired, or retired after `cutoff`."""
-    result = await session.execute(
-        select(SigningKey)
-        .where(or_(SigningKey.retired_at.is_(None), SigningKey.retired_at > cutoff))
-        .order_by(SigningKey.created_at.desc(), SigningKey.kid)
-    )
-    return [
-        _StoredKey(
-            kid=row.kid,
-            algorithm=row.algorithm,
-            public_jwk=dict(row.public_jwk),
-            private_key_encrypted=bytes(row.private_key_encrypted),
-            created_at=row.created_at,
-            retired_at=row.retired_at,
-        )
-        for row in result.scalars()
-    ]
-
-
-def _pick_current(stored: Sequence[_StoredKey], algorithm: str) -> _StoredKey | None:
+def _pick_current(stored: Sequence[StoredKey], algorithm: str) -> StoredKey | None:
     """The newest unretired key of the configured algorithm; failing that, the newest unretired one
     (another process may run with a different JWT_ALGORITHM during a rolling change)."""
     unretired = [key for key in stored if key.retired_at is None and key.algorithm in SUPPORTED_ALGORITHMS]
     preferred = [key for key in unretired if key.algorithm == algorithm]
     candidates = preferred or unretired
     return candidates[0] if candidates else None  # `stored` is newest first
-
-
-async def rotate_signing_key(session: AsyncSession, settings: Settings, clock: Clock) -> str:
-    """Insert a new key of JWT_ALGORITHM, retire every other unretired key, and return the new kid.
-
-    Flushes; the caller commits. Retired keys stay published until their tokens have expired.
-    """
-    await _lock_key_generation(session)
-    now = clock.now()
-    algorithm = settings.JWT_ALGORITHM
-    kid = new_kid()
-    private_key = _generate_private_key(algorithm)
-    der = private_key.private_bytes(
-        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    session.add(
-        SigningKey(
-            kid=kid,
-            algorithm=algorithm,
-            public_jwk=public_jwk(kid, algorithm, private_key.public_key()),
-            private_key_encrypted=encrypt_private_key(
-                der, kid=kid, key_encryption_key=settings.KEY_ENCRYPTION_KEY.get_secret_value()
-            ),
-            created_at=now,
-            retired_at=None,
-        )
-    )
-    await session.flush()
-    await session.execute(
-        update(SigningKey)
-        .where(SigningKey.retired_at.is_(None), SigningKey.kid != kid)
-        .values(retired_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    log.info("signing key %s (%s) generated; previous keys retired", kid, algorithm)
-    return kid
 
 
 class KeyRing:
@@ -244,14 +103,14 @@ class KeyRing:
         """Load the key set, generating and committing a first key of JWT_ALGORITHM if none exists."""
         keyring = cls(sessionmaker, settings, clock)
         async with sessionmaker() as session, session.begin():
-            stored = await _read_keys(session, keyring._cutoff())
+            stored = await repository.read_keys(session, keyring._cutoff())
             if not keyring._has_configured_key(stored):
                 # Several workers start at once: one generates, the others wait here and then see it.
-                await _lock_key_generation(session)
-                stored = await _read_keys(session, keyring._cutoff())
+                await repository.lock_key_generation(session)
+                stored = await repository.read_keys(session, keyring._cutoff())
                 if not keyring._has_configured_key(stored):
                     await rotate_signing_key(session, settings, clock)
-                    stored = await _read_keys(session, keyring._cutoff())
+                    stored = await repository.read_keys(session, keyring._cutoff())
         keyring._install(stored)
         return keyring
 
@@ -278,7 +137,7 @@ class KeyRing:
         async with self._refresh_lock:
             self._last_refresh = self._clock.now()
             async with self._sessionmaker() as session:
-                stored = await _read_keys(session, self._cutoff())
+                stored = await repository.read_keys(session, self._cutoff())
             self._install(stored)
 
     async def maybe_refresh(self) -> None:
@@ -322,11 +181,11 @@ class KeyRing:
         ttl = timedelta(seconds=self._settings.ACCESS_TOKEN_TTL_SECONDS)
         return self._clock.now() - ttl - RETIRED_KEY_GRACE
 
-    def _has_configured_key(self, stored: Sequence[_StoredKey]) -> bool:
+    def _has_configured_key(self, stored: Sequence[StoredKey]) -> bool:
         algorithm = self._settings.JWT_ALGORITHM
         return any(key.retired_at is None and key.algorithm == algorithm for key in stored)
 
-    def _install(self, stored: Sequence[_StoredKey]) -> None:
+    def _install(self, stored: Sequence[StoredKey]) -> None:
         current_row = _pick_current(stored, self._settings.JWT_ALGORITHM)
         if current_row is None:
             if self._current is None:
@@ -339,7 +198,7 @@ class KeyRing:
             current = CurrentKey(
                 kid=current_row.kid,
                 algorithm=current_row.algorithm,
-                private_key=_load_private_key(current_row, self._settings),
+                private_key=load_private_key(current_row, self._settings),
             )
         keys: dict[str, PublishedKey] = {}
         for row in stored:
@@ -350,7 +209,7 @@ class KeyRing:
             keys[row.kid] = PublishedKey(
                 kid=row.kid,
                 algorithm=row.algorithm,
-                public_key=known.public_key if known else _public_key_from_jwk(row.algorithm, row.public_jwk),
+                public_key=known.public_key if known else public_key_from_jwk(row.algorithm, row.public_jwk),
                 jwk={name: row.public_jwk[name] for name in _PUBLIC_JWK_MEMBERS if name in row.public_jwk},
                 created_at=row.created_at,
                 retired_at=row.retired_at,

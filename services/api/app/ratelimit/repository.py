@@ -1,0 +1,202 @@
+"""Queries of rate limiting and login throttling: per-IP window counters (`rate_limit_hits`), failure
+counters per account (`login_throttles`) and per known device (`login_devices`). Functions execute or
+flush; the caller commits (`service.hit` commits its own short transaction)."""
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Float, Row, and_, delete, func, literal, or_, select, text, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import QueryableAttribute
+
+from app.core.config import Settings
+from app.ratelimit.models import LoginDevice, LoginThrottle, RateLimitHit
+from app.users.models import User
+
+# Per-IP windows
+
+
+async def skip_wal_flush(db: AsyncSession) -> None:
+    """For the rest of this transaction: commit without waiting for the WAL flush (a lost hit after a
+    crash is harmless)."""
+    await db.execute(text("SET LOCAL synchronous_commit = off"))
+
+
+async def count_hit(db: AsyncSession, key: str, window_start: datetime) -> int | None:
+    """Count one hit of `key` in the window starting at `window_start`; the hits counted so far."""
+    statement = insert(RateLimitHit).values(key=key, window_start=window_start, hits=1)
+    return await db.scalar(
+        statement.on_conflict_do_update(
+            index_elements=[RateLimitHit.key, RateLimitHit.window_start],
+            set_={"hits": RateLimitHit.hits + 1},
+        ).returning(RateLimitHit.hits)
+    )
+
+
+async def prune_windows(db: AsyncSession, before: datetime) -> None:
+    await db.execute(delete(RateLimitHit).where(RateLimitHit.window_start < before))
+
+
+# The schedule in SQL, shared by the account and the device counters
+
+
+def attempt_allowed(
+    failures: QueryableAttribute[int],
+    last_failure_at: QueryableAttribute[Any],
+    settings: Settings,
+    now: datetime,
+    *,
+    lock: bool,
+) -> ColumnElement[bool]:
+    """`service.delay_for` in SQL, evaluated on the locked row: within the free attempts, or the delay
+    since the last counted attempt has passed; and, where the lock applies, below LOGIN_MAX_FAILURES."""
+    free = settings.LOGIN_FREE_ATTEMPTS
+    delay = func.least(
+        literal(settings.LOGIN_DELAY_BASE_SECONDS, Float)
+        * func.power(literal(2.0, Float), func.least(failures - free, 32)),
+        literal(settings.LOGIN_DELAY_MAX_SECONDS, Float),
+    )
+    waited = func.coalesce(last_failure_at, now) + func.make_interval(0, 0, 0, 0, 0, 0, delay) <= now
+    allowed = or_(failures < free, waited)
+    return and_(failures < settings.LOGIN_MAX_FAILURES, allowed) if lock else allowed
+
+
+# Account counters
+
+
+def _throttle_key(email: str, kind: str) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
+    return LoginThrottle.email == email, LoginThrottle.kind == kind
+
+
+async def count_attempt_if_allowed(
+    db: AsyncSession, email: str, kind: str, *, settings: Settings, now: datetime, lock: bool
+) -> int | None:
+    """Count one attempt on the existing row if the schedule allows one now; the new count, or None."""
+    allowed = attempt_allowed(LoginThrottle.failures, LoginThrottle.last_failure_at, settings, now, lock=lock)
+    return await db.scalar(
+        update(LoginThrottle)
+        .where(*_throttle_key(email, kind), allowed)
+        .values(failures=LoginThrottle.failures + 1, last_failure_at=now)
+        .returning(LoginThrottle.failures)
+    )
+
+
+async def attempt_state(db: AsyncSession, email: str, kind: str) -> Row[int, datetime] | None:
+    """(failures, last_failure_at) of the row, if there is one."""
+    state = select(LoginThrottle.failures, LoginThrottle.last_failure_at).where(*_throttle_key(email, kind))
+    return (await db.execute(state)).first()
+
+
+async def insert_first_attempt(db: AsyncSession, email: str, kind: str, *, now: datetime) -> int | None:
+    """The row with its first counted attempt; None if a concurrent attempt inserted it first."""
+    return await db.scalar(
+        insert(LoginThrottle)
+        .values(email=email, kind=kind, failures=1, last_failure_at=now)
+        .on_conflict_do_nothing()
+        .returning(LoginThrottle.failures)
+    )
+
+
+async def uncount_attempt(db: AsyncSession, email: str, kind: str) -> None:
+    await db.execute(
+        update(LoginThrottle)
+        .where(LoginThrottle.email == email, LoginThrottle.kind == kind, LoginThrottle.failures > 0)
+        .values(failures=LoginThrottle.failures - 1)
+    )
+
+
+async def delete_throttles(db: AsyncSession, email: str, kind: str | None) -> None:
+    """The rows of `email`: of one kind, or of every kind."""
+    statement = delete(LoginThrottle).where(LoginThrottle.email == email)
+    if kind is not None:
+        statement = statement.where(LoginThrottle.kind == kind)
+    await db.execute(statement)
+
+
+# Device counters
+
+
+async def find_device(
+    db: AsyncSession, token_hash: bytes, email: str, *, now: datetime, max_failures: int
+) -> LoginDevice | None:
+    """The live, still trusted device of digest `token_hash` if it belongs to the account `email`."""
+    device: LoginDevice | None = await db.scalar(
+        select(LoginDevice)
+        .join(User, User.id == LoginDevice.user_id)
+        .where(
+            LoginDevice.token_hash == token_hash,
+            User.email == email,
+            LoginDevice.expires_at > now,
+            LoginDevice.failures < max_failures,
+        )
+    )
+    return device
+
+
+async def count_device_attempt_if_allowed(
+    db: AsyncSession, token_hash: bytes, *, settings: Settings, now: datetime
+) -> int | None:
+    """As `count_attempt_if_allowed`, on the device's counter; the account lock does not apply."""
+    allowed = attempt_allowed(LoginDevice.failures, LoginDevice.last_failure_at, settings, now, lock=False)
+    return await db.scalar(
+        update(LoginDevice)
+        .where(LoginDevice.token_hash == token_hash, allowed)
+        .values(failures=LoginDevice.failures + 1, last_failure_at=now)
+        .returning(LoginDevice.failures)
+    )
+
+
+async def device_state(db: AsyncSession, token_hash: bytes) -> Row[int, datetime | None] | None:
+    """(failures, last_failure_at) of the device, if it still exists."""
+    return (
+        await db.execute(
+            select(LoginDevice.failures, LoginDevice.last_failure_at).where(
+                LoginDevice.token_hash == token_hash
+            )
+        )
+    ).one_or_none()
+
+
+async def uncount_device_attempt(db: AsyncSession, token_hash: bytes) -> None:
+    await db.execute(
+        update(LoginDevice)
+        .where(LoginDevice.token_hash == token_hash, LoginDevice.failures > 0)
+        .values(failures=LoginDevice.failures - 1)
+    )
+
+
+async def delete_device(db: AsyncSession, token_hash: bytes) -> None:
+    await db.execute(delete(LoginDevice).where(LoginDevice.token_hash == token_hash))
+
+
+async def add_device(
+    db: AsyncSession, *, token_hash: bytes, user_id: uuid.UUID, now: datetime, expires_at: datetime
+) -> None:
+    db.add(
+        LoginDevice(
+            token_hash=token_hash,
+            user_id=user_id,
+            created_at=now,
+            expires_at=expires_at,
+            failures=0,
+        )
+    )
+    await db.flush()
+
+
+async def prune_devices(
+    db: AsyncSession, user_id: uuid.UUID, *, keep: bytes, newest: int, now: datetime
+) -> None:
+    """Delete the user's devices other than `keep` that have expired or are not among the `newest`."""
+    others = LoginDevice.user_id == user_id, LoginDevice.token_hash != keep
+    newest_others = (
+        select(LoginDevice.token_hash).where(*others).order_by(LoginDevice.created_at.desc()).limit(newest)
+    )
+    await db.execute(
+        delete(LoginDevice).where(
+            *others,
+            (LoginDevice.expires_at <= now) | LoginDevice.token_hash.not_in(newest_others.scalar_subquery()),
+        )
+    )
