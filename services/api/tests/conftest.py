@@ -160,10 +160,18 @@ async def app(
 ) -> AsyncIterator[FastAPI]:
     """The real app, started through its lifespan, with every request's session inside the test's
     rolled-back transaction."""
-    application = create_app(settings, clock=clock)
+    async with started_in_test_transaction(create_app(settings, clock=clock), db_session) as application:
+        yield application
+
+
+@asynccontextmanager
+async def started_in_test_transaction(
+    application: FastAPI, db_session: AsyncSession
+) -> AsyncIterator[FastAPI]:
+    """`application` started through its lifespan, every request's session being `db_session`: as get_db
+    does, but a commit only releases a savepoint of the test's transaction."""
 
     async def test_db() -> AsyncIterator[AsyncSession]:
-        # As get_db does, but a commit only releases a savepoint of the test's transaction.
         try:
             yield db_session
             await db_session.commit()

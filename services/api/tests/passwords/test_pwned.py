@@ -17,11 +17,10 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings
-from app.core.database import get_db
 from app.main import create_app
 from app.passwords.policy import PasswordTooCommon, PasswordTooGuessable, check_new_password
 from tests.auth.helpers import fresh_password, unique_email
-from tests.conftest import make_settings
+from tests.conftest import make_settings, started_in_test_transaction
 
 
 def sha1_hex(password: str) -> str:
@@ -197,19 +196,7 @@ async def test_an_unreachable_range_api_fails_open(caplog: pytest.LogCaptureFixt
 
 @pytest.fixture
 async def hibp_app(range_api: RangeApi, engine: object, db_session: AsyncSession) -> AsyncIterator[FastAPI]:
-    application = create_app(hibp_settings(range_api))
-
-    async def test_db() -> AsyncIterator[AsyncSession]:
-        # As the `app` fixture does: a commit only releases a savepoint of the test's transaction.
-        try:
-            yield db_session
-            await db_session.commit()
-        except BaseException:
-            await db_session.rollback()
-            raise
-
-    application.dependency_overrides[get_db] = test_db
-    async with application.router.lifespan_context(application):
+    async with started_in_test_transaction(create_app(hibp_settings(range_api)), db_session) as application:
         yield application
 
 
