@@ -16,6 +16,7 @@ so nobody can flood an inbox or keep cancelling the owner's link by asking again
 """
 
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
@@ -121,6 +122,28 @@ async def _issue_after_cooldown(
     return await _issue(db, user, purpose, email=user.email, ttl_seconds=ttl_seconds, now=now, lock=False)
 
 
+async def _mail_link_after_cooldown(
+    db: AsyncSession,
+    user: User,
+    purpose: TokenPurpose,
+    *,
+    ttl_seconds: int,
+    mail: Callable[[Settings, str, str], mails.Mail],
+    event: AuditEvent,
+    settings: Settings,
+    now: datetime,
+    client: ClientInfo,
+) -> None:
+    """A requested link (verification, reset): issued and mailed unless the cooldown holds it back;
+    audited either way, the cooldown as the reason."""
+    token = await _issue_after_cooldown(
+        db, user, purpose, ttl_seconds=ttl_seconds, settings=settings, now=now
+    )
+    if token is not None:
+        await _send(db, user.email, mail(settings, token, user.locale), now)
+    await record(db, event, now=now, user_id=user.id, client=client, reason=None if token else "cooldown")
+
+
 def _refuse_unless_redeemable(found: AccountToken, user: User | None, now: datetime) -> User:
     if found.used_at is not None:
         raise TokenUsed()
@@ -212,23 +235,16 @@ async def request_verification(
     user = await _find_quietly(db, email)
     if user is None or user.is_verified or not user.is_active:
         return
-    token = await _issue_after_cooldown(
+    await _mail_link_after_cooldown(
         db,
         user,
         TokenPurpose.VERIFY_EMAIL,
         ttl_seconds=settings.VERIFICATION_TOKEN_TTL_SECONDS,
+        mail=mails.verify_email,
+        event=AuditEvent.VERIFICATION_REQUESTED,
         settings=settings,
         now=now,
-    )
-    if token is not None:
-        await _send(db, user.email, mails.verify_email(settings, token, user.locale), now)
-    await record(
-        db,
-        AuditEvent.VERIFICATION_REQUESTED,
-        now=now,
-        user_id=user.id,
         client=client,
-        reason=None if token else "cooldown",
     )
 
 
@@ -250,23 +266,16 @@ async def forgot_password(
     user = await _find_quietly(db, email)
     if user is None or not user.is_active:
         return
-    token = await _issue_after_cooldown(
+    await _mail_link_after_cooldown(
         db,
         user,
         TokenPurpose.RESET_PASSWORD,
         ttl_seconds=settings.RESET_TOKEN_TTL_SECONDS,
+        mail=mails.reset_password,
+        event=AuditEvent.PASSWORD_RESET_REQUESTED,
         settings=settings,
         now=now,
-    )
-    if token is not None:
-        await _send(db, user.email, mails.reset_password(settings, token, user.locale), now)
-    await record(
-        db,
-        AuditEvent.PASSWORD_RESET_REQUESTED,
-        now=now,
-        user_id=user.id,
         client=client,
-        reason=None if token else "cooldown",
     )
 
 
