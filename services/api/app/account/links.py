@@ -90,6 +90,19 @@ class MailedLink:
     refused_title: str  # the title of the page that says why the link was refused
     rate_limit: Any  # the `RateLimit(...)` dependency of its routes
 
+    def add_route(
+        self, router: APIRouter, path: str, endpoint: Callable[..., Any], method: str, **options: Any
+    ) -> None:
+        """One of the link's HTML routes, behind its rate limit."""
+        router.add_api_route(
+            path,
+            endpoint,
+            methods=[method],
+            dependencies=[self.rate_limit],
+            response_class=HTMLResponse,
+            **options,
+        )
+
 
 def add_link_page(router: APIRouter, path: str, link: MailedLink, button: ButtonPage, *, name: str) -> None:
     """The GET a mailed link opens: a page with `button` if the link would work, else why not. Reads
@@ -104,15 +117,7 @@ def add_link_page(router: APIRouter, path: str, link: MailedLink, button: Button
             raise _refused(link, error, db=db, token=token, ctx=ctx, page=page) from error
         return page.confirm_button(button, token=token)
 
-    router.add_api_route(
-        path,
-        page_route,
-        methods=["GET"],
-        name=name,
-        dependencies=[link.rate_limit],
-        response_class=HTMLResponse,
-        responses=LINK_PAGE_RESPONSES,
-    )
+    link.add_route(router, path, page_route, "GET", name=name, responses=LINK_PAGE_RESPONSES)
 
 
 def add_link_form(
@@ -133,15 +138,7 @@ def add_link_form(
         except PyauthError as error:
             raise _refused(link, error, db=db, token=token, ctx=ctx, page=page) from error
 
-    router.add_api_route(
-        path,
-        form_route,
-        methods=["POST"],
-        name=name,
-        dependencies=[link.rate_limit],
-        response_class=HTMLResponse,
-        include_in_schema=False,
-    )
+    link.add_route(router, path, form_route, "POST", name=name, include_in_schema=False)
 
 
 def _refused(
