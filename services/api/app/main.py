@@ -116,6 +116,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.include_router(health_endpoints.router)
     app.include_router(auth_endpoints.router)
     app.include_router(users_endpoints.router)
+    app.include_router(account_endpoints.own_account_router)  # /users/me/password, next to /users/me
     app.include_router(account_endpoints.router)
     app.include_router(keys_endpoints.router)
     app.include_router(admin_endpoints.router)

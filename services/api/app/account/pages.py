@@ -110,7 +110,7 @@ class Pages:
         )
 
     def refused(self, title: str, error: PyauthError) -> HTMLResponse:
-        """A refused link's page (the caller has rolled back and audited, with `service.refuse_link`). The
+        """A refused link's page (`LinkRefused`'s answer, once its handler rolled back and audited). The
         detail is translated when the catalog has it (the link errors are marked for it), else English."""
         return self.render(
             "pages/message.html",

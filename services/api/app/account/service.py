@@ -23,13 +23,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.account import mails, repository
+from app.account.current_password import InvalidCurrentPassword, confirm_current_password
 from app.account.models import GRANTING_PURPOSES, AccountToken, TokenPurpose
 from app.account.pending import end_pending_tokens
 from app.audit.events import AuditEvent
 from app.audit.service import record
 from app.auth.sessions import SessionEndReason, end_sessions
 from app.core.config import Settings
-from app.core.dependencies import ClientInfo
+from app.core.context import RequestContext
 from app.core.errors import PyauthError
 from app.core.opaque_tokens import digest, new_token
 from app.core.templating import N_
@@ -40,9 +41,16 @@ from app.ratelimit import service as ratelimit
 from app.users import repository as user_repository
 from app.users.emails import canonicalize_email
 from app.users.models import User
-from app.users.service import EmailAlreadyRegistered, InvalidCurrentPassword, confirm_current_password
 
 log = logging.getLogger("pyauth.account")
+
+
+class EmailAlreadyRegistered(PyauthError):
+    """A registration's or an email change's address is taken."""
+
+    status_code = 409
+    code = "email_already_registered"
+    message = "An account with this email address already exists."
 
 
 class TokenInvalid(PyauthError):
@@ -131,17 +139,16 @@ async def _mail_link_after_cooldown(
     mail: Callable[[Settings, str, str], mails.Mail],
     event: AuditEvent,
     settings: Settings,
-    now: datetime,
-    client: ClientInfo,
+    ctx: RequestContext,
 ) -> None:
     """A requested link (verification, reset): issued and mailed unless the cooldown holds it back;
     audited either way, the cooldown as the reason."""
     token = await _issue_after_cooldown(
-        db, user, purpose, ttl_seconds=ttl_seconds, settings=settings, now=now
+        db, user, purpose, ttl_seconds=ttl_seconds, settings=settings, now=ctx.now
     )
     if token is not None:
-        await _send(db, user.email, mail(settings, token, user.locale), now)
-    await record(db, event, now=now, user_id=user.id, client=client, reason=None if token else "cooldown")
+        await _send(db, user.email, mail(settings, token, user.locale), ctx.now)
+    await record(db, event, ctx=ctx, user_id=user.id, reason=None if token else "cooldown")
 
 
 def _refuse_unless_redeemable(found: AccountToken, user: User | None, now: datetime) -> User:
@@ -160,12 +167,12 @@ def _refuse_unless_redeemable(found: AccountToken, user: User | None, now: datet
     return user
 
 
-async def check_link(db: AsyncSession, *, token: str, purpose: TokenPurpose, now: datetime) -> None:
+async def check_link(db: AsyncSession, *, token: str, purpose: TokenPurpose, ctx: RequestContext) -> None:
     """Raise what redeeming the token would raise first, without writing anything: for the GET page."""
     found = await repository.find(db, digest(token), purpose)
     if found is None:
         raise TokenInvalid()
-    _refuse_unless_redeemable(found, await user_repository.get_by_id(db, found.user_id), now)
+    _refuse_unless_redeemable(found, await user_repository.get_by_id(db, found.user_id), ctx.now)
 
 
 async def _redeem(
@@ -184,35 +191,26 @@ async def _redeem(
     return found, user
 
 
-async def refuse_link(
-    db: AsyncSession,
-    error: PyauthError,
-    *,
-    token: str,
-    purpose: TokenPurpose,
-    now: datetime,
-    client: ClientInfo,
+async def record_refused_link(
+    db: AsyncSession, error: PyauthError, *, token: str, purpose: TokenPurpose, ctx: RequestContext
 ) -> None:
-    """A link was refused: undo whatever the attempt wrote, so the link is not spent, then record the
-    refusal and commit it, as login failures are (ASVS 16.3). The caller then answers with the error."""
-    await db.rollback()
+    """Record a refused link, as login failures are (ASVS 16.3). Runs after the request was rolled back
+    (`LinkRefused`'s handler), so the link is not spent; the handler commits the record."""
     found = await repository.find(db, digest(token)) if token else None
     await record(
         db,
         AuditEvent.ACCOUNT_LINK_REFUSED,
-        now=now,
+        ctx=ctx,
         user_id=found.user_id if found else None,
-        client=client,
         reason=error.code,
         details={"purpose": purpose.value},
     )
-    await db.commit()
     log.info(
         "link refused: %s purpose=%s user=%s", error.code, purpose.value, found.user_id if found else "-"
     )
 
 
-async def send_verification(db: AsyncSession, user: User, *, settings: Settings, now: datetime) -> None:
+async def send_verification(db: AsyncSession, user: User, *, settings: Settings, ctx: RequestContext) -> None:
     """Mail the first verification link of a new account. Nobody else sees its row before the commit and
     it has no earlier link, so neither the lock nor the cooldown is needed."""
     token = await _issue(
@@ -221,14 +219,14 @@ async def send_verification(db: AsyncSession, user: User, *, settings: Settings,
         TokenPurpose.VERIFY_EMAIL,
         email=user.email,
         ttl_seconds=settings.VERIFICATION_TOKEN_TTL_SECONDS,
-        now=now,
+        now=ctx.now,
         lock=False,
     )
-    await _send(db, user.email, mails.verify_email(settings, token, user.locale), now)
+    await _send(db, user.email, mails.verify_email(settings, token, user.locale), ctx.now)
 
 
 async def request_verification(
-    db: AsyncSession, *, email: str, settings: Settings, now: datetime, client: ClientInfo
+    db: AsyncSession, *, email: str, settings: Settings, ctx: RequestContext
 ) -> None:
     """Mail a new verification link if an active, unverified account has this address and no link went
     out within the cooldown. Says nothing."""
@@ -243,26 +241,23 @@ async def request_verification(
         mail=mails.verify_email,
         event=AuditEvent.VERIFICATION_REQUESTED,
         settings=settings,
-        now=now,
-        client=client,
+        ctx=ctx,
     )
 
 
-async def confirm_verification(db: AsyncSession, *, token: str, now: datetime, client: ClientInfo) -> User:
-    found, user = await _redeem(db, token, TokenPurpose.VERIFY_EMAIL, now)
+async def confirm_verification(db: AsyncSession, *, token: str, ctx: RequestContext) -> User:
+    found, user = await _redeem(db, token, TokenPurpose.VERIFY_EMAIL, ctx.now)
     if found.email != user.email:
         raise TokenInvalid()  # the address changed since the link was sent
     user.is_verified = True
-    await repository.spend_all(db, user_id=user.id, purposes=(TokenPurpose.VERIFY_EMAIL,), now=now)
+    await repository.spend_all(db, user_id=user.id, purposes=(TokenPurpose.VERIFY_EMAIL,), now=ctx.now)
     await db.flush()
-    await record(db, AuditEvent.EMAIL_VERIFIED, now=now, user_id=user.id, client=client)
+    await record(db, AuditEvent.EMAIL_VERIFIED, ctx=ctx, user_id=user.id)
     log.info("email verified user=%s", user.id)
     return user
 
 
-async def forgot_password(
-    db: AsyncSession, *, email: str, settings: Settings, now: datetime, client: ClientInfo
-) -> None:
+async def forgot_password(db: AsyncSession, *, email: str, settings: Settings, ctx: RequestContext) -> None:
     user = await _find_quietly(db, email)
     if user is None or not user.is_active:
         return
@@ -274,8 +269,7 @@ async def forgot_password(
         mail=mails.reset_password,
         event=AuditEvent.PASSWORD_RESET_REQUESTED,
         settings=settings,
-        now=now,
-        client=client,
+        ctx=ctx,
     )
 
 
@@ -286,9 +280,9 @@ async def reset_password(
     new_password: str,
     hasher: PasswordHasher,
     settings: Settings,
-    now: datetime,
-    client: ClientInfo,
+    ctx: RequestContext,
 ) -> None:
+    now = ctx.now
     refuse_oversized(new_password, settings)
     found, user = await _redeem(db, token, TokenPurpose.RESET_PASSWORD, now)
     if found.email != user.email:
@@ -299,14 +293,13 @@ async def reset_password(
     user.is_verified = True
     tokens_ended = await end_pending_tokens(db, user.id, now=now, password_changed=True)
     await ratelimit.clear_failures(db, user.email)
-    ended = await end_sessions(db, SessionEndReason.PASSWORD_RESET, user_id=user.id, now=now, client=client)
+    ended = await end_sessions(db, SessionEndReason.PASSWORD_RESET, user_id=user.id, ctx=ctx)
     await _send(db, user.email, mails.password_changed(settings, user.locale), now)
     await record(
         db,
         AuditEvent.PASSWORD_RESET,
-        now=now,
+        ctx=ctx,
         user_id=user.id,
-        client=client,
         details={"sessions_ended": ended, "pending_links_ended": tokens_ended},
     )
     log.info("password reset user=%s sessions_ended=%d", user.id, ended)
@@ -320,19 +313,12 @@ async def request_email_change(
     current_password: str,
     hasher: PasswordHasher,
     settings: Settings,
-    now: datetime,
-    client: ClientInfo,
+    ctx: RequestContext,
 ) -> None:
     await confirm_current_password(
-        db,
-        user,
-        current_password,
-        hasher=hasher,
-        settings=settings,
-        now=now,
-        client=client,
-        purpose="email_change",
+        db, user, current_password, hasher=hasher, settings=settings, ctx=ctx, purpose="email_change"
     )
+    now = ctx.now
     checked_hash = user.password_hash
     canonical = canonicalize_email(new_email)
     if canonical == user.email or await user_repository.get_by_email(db, canonical) is not None:
@@ -360,12 +346,13 @@ async def request_email_change(
     )
     await _send(db, canonical, mails.confirm_email_change(settings, token, user.locale), now)
     await _send(db, user.email, mails.email_change_requested(settings, canonical, cancel, user.locale), now)
-    await record(db, AuditEvent.EMAIL_CHANGE_REQUESTED, now=now, user_id=user.id, client=client)
+    await record(db, AuditEvent.EMAIL_CHANGE_REQUESTED, ctx=ctx, user_id=user.id)
 
 
 async def confirm_email_change(
-    db: AsyncSession, *, token: str, settings: Settings, now: datetime, client: ClientInfo
+    db: AsyncSession, *, token: str, settings: Settings, ctx: RequestContext
 ) -> User:
+    now = ctx.now
     found, user = await _redeem(db, token, TokenPurpose.CHANGE_EMAIL, now)
     old_email = user.email
     if await user_repository.get_by_email(db, found.email) is not None:
@@ -381,23 +368,22 @@ async def confirm_email_change(
         db, user_id=user.id, purposes=(TokenPurpose.VERIFY_EMAIL, TokenPurpose.RESET_PASSWORD), now=now
     )
     await _send(db, old_email, mails.email_changed(settings, user.email, user.locale), now)
-    await record(db, AuditEvent.EMAIL_CHANGED, now=now, user_id=user.id, client=client)
+    await record(db, AuditEvent.EMAIL_CHANGED, ctx=ctx, user_id=user.id)
     log.info("email changed user=%s", user.id)
     return user
 
 
-async def cancel_email_change(db: AsyncSession, *, token: str, now: datetime, client: ClientInfo) -> int:
+async def cancel_email_change(db: AsyncSession, *, token: str, ctx: RequestContext) -> int:
     """The old address's link: end every pending email change of the account. Returns how many."""
-    _, user = await _redeem(db, token, TokenPurpose.CANCEL_EMAIL_CHANGE, now)
+    _, user = await _redeem(db, token, TokenPurpose.CANCEL_EMAIL_CHANGE, ctx.now)
     cancelled = await repository.spend_all(
-        db, user_id=user.id, purposes=(TokenPurpose.CHANGE_EMAIL,), now=now
+        db, user_id=user.id, purposes=(TokenPurpose.CHANGE_EMAIL,), now=ctx.now
     )
     await record(
         db,
         AuditEvent.EMAIL_CHANGE_CANCELLED,
-        now=now,
+        ctx=ctx,
         user_id=user.id,
-        client=client,
         details={"pending_changes_cancelled": cancelled},
     )
     log.info("email change cancelled user=%s pending=%d", user.id, cancelled)

@@ -18,6 +18,7 @@ from app.admin import service
 from app.admin.first_admin import UserVanished, create_or_promote
 from app.core.clock import Clock
 from app.core.config import Settings
+from app.core.context import RequestContext
 from app.core.errors import PyauthError
 from app.passwords.hashing import PasswordHasher
 from app.passwords.policy import check_new_password
@@ -100,7 +101,7 @@ async def _create_or_promote(
             db,
             email,
             password_hash=password_hash,
-            now=clock.now(),
+            ctx=RequestContext.background(clock.now()),
             source=SOURCE,
             vet=vet,
             require_verified=False,

@@ -27,6 +27,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from app.admin.first_admin import Outcome, create_or_promote
 from app.core.clock import SystemClock
 from app.core.config import Settings, get_settings
+from app.core.context import RequestContext
 from app.core.database import build_engine, build_sessionmaker
 from app.core.errors import PyauthError
 from app.core.logging import configure_logging
@@ -109,7 +110,7 @@ async def create_admin(
                 db,
                 email,
                 password_hash=password_hash,
-                now=clock.now(),
+                ctx=RequestContext.background(clock.now()),
                 source=SOURCE,
                 vet=vet,
                 require_verified=not force,

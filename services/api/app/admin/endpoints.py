@@ -18,9 +18,10 @@ from app.admin.service import (
     UnknownRole,
     UserNotFound,
 )
-from app.auth.dependencies import AdminRequired, CurrentAdmin
+from app.auth.dependencies import CurrentAdmin
+from app.auth.errors import AdminRequired
 from app.core.database import SessionDep
-from app.core.dependencies import ClientDep, ClockDep, no_store
+from app.core.dependencies import ContextDep, no_store
 from app.core.errors import GUARD_ERRORS, UNAVAILABLE, error_responses
 from app.users.schemas import UserRead
 
@@ -29,8 +30,8 @@ router = APIRouter(prefix="/admin/users", tags=["admin"], dependencies=[Depends(
 RoleName = Literal["user", "admin"]  # app.users.models.ROLES
 
 
-def _action(admin: CurrentAdmin, client: ClientDep, clock: ClockDep) -> AdminAction:
-    return AdminAction(admin=admin, client=client, now=clock.now())
+def _action(admin: CurrentAdmin, ctx: ContextDep) -> AdminAction:
+    return AdminAction(admin=admin, ctx=ctx)
 
 
 Action = Annotated[AdminAction, Depends(_action)]

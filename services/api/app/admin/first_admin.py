@@ -7,12 +7,12 @@ operator; the startup setting requires the account's own password), which each p
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.admin import service
+from app.core.context import RequestContext
 from app.core.errors import PyauthError
 from app.users import repository as users_repository
 from app.users.models import User
@@ -35,7 +35,7 @@ async def create_or_promote(
     email: str,
     *,
     password_hash: str | None,
-    now: datetime,
+    ctx: RequestContext,
     source: str,
     vet: Callable[[User], Awaitable[bool]],
     require_verified: bool,
@@ -49,7 +49,7 @@ async def create_or_promote(
     user = await users_repository.get_by_email(db, email)
     if user is None and password_hash is not None:
         created = await service.create_admin(
-            db, email=email, password_hash=password_hash, now=now, source=source
+            db, email=email, password_hash=password_hash, ctx=ctx, source=source
         )
         if created is not None:
             return Outcome(created, "created")
@@ -60,5 +60,5 @@ async def create_or_promote(
         return Outcome(user, "refused")
     if user.is_admin:
         return Outcome(user, "already_admin")
-    await service.promote_to_admin(db, user, now=now, source=source, require_verified=require_verified)
+    await service.promote_to_admin(db, user, ctx=ctx, source=source, require_verified=require_verified)
     return Outcome(user, "promoted")

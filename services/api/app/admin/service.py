@@ -15,7 +15,6 @@ import unicodedata
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,9 +23,9 @@ from app.admin import repository
 from app.audit import service as audit
 from app.audit.events import AuditEvent
 from app.auth import sessions
-from app.auth.dependencies import AdminRequired, Authenticated
-from app.auth.sessions import SessionEndReason
-from app.core.dependencies import ClientInfo
+from app.auth.errors import AdminRequired
+from app.auth.sessions import Authenticated, SessionEndReason
+from app.core.context import RequestContext
 from app.core.errors import PyauthError
 from app.users import repository as users_repository
 from app.users.models import ADMIN_ROLE, ROLES, USER_ROLE, User
@@ -76,11 +75,10 @@ class UnknownRole(PyauthError):
 
 @dataclass(frozen=True)
 class AdminAction:
-    """Who acts, from where, and when: what the audit row of an admin action records."""
+    """Who acts, from where, and when (`ctx`): what the audit row of an admin action records."""
 
     admin: Authenticated
-    client: ClientInfo
-    now: datetime
+    ctx: RequestContext
 
 
 # Reading
@@ -128,9 +126,9 @@ async def set_active(db: AsyncSession, action: AdminAction, user_id: uuid.UUID, 
     else:
         event = AuditEvent.ADMIN_USER_DEACTIVATED
         details["sessions_ended"] = await sessions.end_sessions(
-            db, SessionEndReason.DEACTIVATED, user_id=target.id, now=action.now, client=action.client
+            db, SessionEndReason.DEACTIVATED, user_id=target.id, ctx=action.ctx
         )
-        details["pending_links_ended"] = await end_pending_tokens(db, target.id, now=action.now)
+        details["pending_links_ended"] = await end_pending_tokens(db, target.id, now=action.ctx.now)
     await _record(db, action, event, target.id, details)
     log.info("admin=%s %s user=%s", action.admin.user.id, event, target.id)
     return target
@@ -169,9 +167,9 @@ async def end_sessions(db: AsyncSession, action: AdminAction, user_id: uuid.UUID
     possibly taken-over account); returns how many sessions were live."""
     target = await _begin(db, action, user_id)
     ended = await sessions.end_sessions(
-        db, SessionEndReason.REVOKED_BY_ADMIN, user_id=target.id, now=action.now, client=action.client
+        db, SessionEndReason.REVOKED_BY_ADMIN, user_id=target.id, ctx=action.ctx
     )
-    tokens_ended = await end_pending_tokens(db, target.id, now=action.now)
+    tokens_ended = await end_pending_tokens(db, target.id, now=action.ctx.now)
     await _record(
         db,
         action,
@@ -204,7 +202,7 @@ async def any_admin_exists(db: AsyncSession) -> bool:
 
 
 async def create_admin(
-    db: AsyncSession, *, email: str, password_hash: str, now: datetime, source: str
+    db: AsyncSession, *, email: str, password_hash: str, ctx: RequestContext, source: str
 ) -> User | None:
     """A new account holding the admin role, or None if the (canonical) email is taken."""
     user = await users_repository.insert_if_absent(db, email, password_hash)
@@ -213,14 +211,14 @@ async def create_admin(
     user.roles = normalize_roles([ADMIN_ROLE])
     await db.flush()
     await audit.record(
-        db, AuditEvent.ADMIN_CREATED, now=now, user_id=user.id, reason=source, details={"promoted": False}
+        db, AuditEvent.ADMIN_CREATED, ctx=ctx, user_id=user.id, reason=source, details={"promoted": False}
     )
     log.info("admin created user=%s (%s)", user.id, source)
     return user
 
 
 async def promote_to_admin(
-    db: AsyncSession, user: User, *, now: datetime, source: str, require_verified: bool = True
+    db: AsyncSession, user: User, *, ctx: RequestContext, source: str, require_verified: bool = True
 ) -> None:
     """Grant an existing account the admin role (nothing else about it changes).
 
@@ -236,7 +234,7 @@ async def promote_to_admin(
     details: dict[str, object] = {"promoted": True, "before": before}
     if forced:
         details["unverified"] = True
-    await audit.record(db, AuditEvent.ADMIN_CREATED, now=now, user_id=user.id, reason=source, details=details)
+    await audit.record(db, AuditEvent.ADMIN_CREATED, ctx=ctx, user_id=user.id, reason=source, details=details)
     log.info("admin role granted to user=%s (%s)%s", user.id, source, " unverified" if forced else "")
 
 
@@ -263,10 +261,9 @@ async def _record(
     await audit.record(
         db,
         event,
-        now=action.now,
+        ctx=action.ctx,
         user_id=user_id,
         actor_id=action.admin.user.id,
         session_id=action.admin.session.id,
-        client=action.client,
         details=details,
     )

@@ -26,7 +26,7 @@ from app.audit.models import (
     AuditEntry,
 )
 from app.audit.repository import Cursor
-from app.core.dependencies import ClientInfo
+from app.core.context import RequestContext
 
 __all__ = ["AuditEvent", "record", "search"]
 
@@ -42,28 +42,28 @@ async def record(
     db: AsyncSession,
     event: AuditEvent,
     *,
-    now: datetime,
+    ctx: RequestContext,
     user_id: uuid.UUID | None = None,
     actor_id: uuid.UUID | None = None,
     session_id: uuid.UUID | None = None,
-    client: ClientInfo | None = None,
     reason: str | None = None,
     details: Mapping[str, Any] | None = None,
 ) -> None:
     """Add an event to the caller's transaction. No round trip: the row goes out with the next flush.
 
     `user_id` is the account the event is about, `actor_id` the administrator who acted (None when
-    the user acted themself or nobody did), `reason` a short code such as `wrong_password`.
+    the user acted themself or nobody did), `reason` a short code such as `wrong_password`. The time,
+    client address and User-Agent come from `ctx` (none for a background context).
     """
     db.add(
         AuditEntry(
-            occurred_at=now,
+            occurred_at=ctx.now,
             event=AuditEvent(event).value,
             user_id=user_id,
             actor_id=actor_id,
             session_id=session_id,
-            ip_address=_clip(client.ip_address if client else None, MAX_IP_LENGTH),
-            user_agent=_clip(client.user_agent if client else None, MAX_USER_AGENT_LENGTH),
+            ip_address=_clip(ctx.ip_address, MAX_IP_LENGTH),
+            user_agent=_clip(ctx.user_agent, MAX_USER_AGENT_LENGTH),
             reason=_clip(reason, MAX_REASON_LENGTH),
             details=_safe_details(event, details),
         )

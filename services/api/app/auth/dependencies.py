@@ -2,30 +2,21 @@
 so that logout takes effect at once for pyauth's own endpoints; `CurrentAdmin` adds the admin role."""
 
 import uuid
-from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends
 from fastapi.security import OAuth2PasswordBearer
 
 from app.auth import repository
-from app.auth.models import AuthSession
-from app.auth.sessions import session_is_live
+from app.auth.errors import AdminRequired
+from app.auth.sessions import Authenticated, session_is_live
 from app.core.database import SessionDep
 from app.core.dependencies import ClockDep, SettingsDep
-from app.core.errors import PyauthError
 from app.keys.dependencies import KeyRingDep
 from app.keys.tokens import InvalidAccessToken, verify_access_token
-from app.users.models import User
 
 # Swagger UI's Authorize button posts email and password to this URL as an OAuth2 password grant.
 bearer = OAuth2PasswordBearer(tokenUrl="auth/token", auto_error=False)
-
-
-@dataclass(frozen=True)
-class Authenticated:
-    user: User
-    session: AuthSession
 
 
 async def authenticated(
@@ -54,12 +45,6 @@ async def authenticated(
 
 
 CurrentAuth = Annotated[Authenticated, Depends(authenticated)]
-
-
-class AdminRequired(PyauthError):
-    status_code = 403
-    code = "admin_required"
-    message = "This action requires the admin role."
 
 
 async def current_admin(auth: CurrentAuth) -> Authenticated:

@@ -6,10 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request, Response, status
 
-from app.account import service as account_service
+from app.account import registration
 from app.account.pending import end_pending_tokens
-from app.audit.events import AuditEvent
-from app.audit.service import record
+from app.account.service import EmailAlreadyRegistered
 from app.auth import repository, service
 from app.auth.dependencies import CurrentAuth
 from app.auth.device_cookie import set_device_cookie
@@ -19,7 +18,7 @@ from app.auth.grants.registry import FORM, GRANTS, TokenForm
 from app.auth.schemas import OAuthErrorBody, SessionRead, TokenResponse
 from app.auth.sessions import SessionEndReason, end_sessions, idle_ttl
 from app.core.database import SessionDep
-from app.core.dependencies import ClientDep, ClockDep, SettingsDep
+from app.core.dependencies import ClockDep, ContextDep, SettingsDep
 from app.core.errors import (
     GUARD_ERRORS,
     UNAVAILABLE,
@@ -34,7 +33,6 @@ from app.passwords.dependencies import HasherDep
 from app.passwords.policy import NEW_PASSWORD_ERRORS, PasswordTooLong
 from app.ratelimit.dependencies import RateLimit
 from app.ratelimit.service import TokenEndpointRateLimited
-from app.users import service as user_service
 from app.users.emails import InvalidEmail
 from app.users.schemas import UserCreate, UserRead
 
@@ -76,7 +74,7 @@ class SessionNotFound(PyauthError):
         422,
         429,
         UNAVAILABLE,
-        raises=(user_service.EmailAlreadyRegistered, InvalidEmail, *NEW_PASSWORD_ERRORS),
+        raises=(EmailAlreadyRegistered, InvalidEmail, *NEW_PASSWORD_ERRORS),
     ),
 )
 async def register(
@@ -84,19 +82,15 @@ async def register(
     db: SessionDep,
     hasher: HasherDep,
     settings: SettingsDep,
-    clock: ClockDep,
-    client: ClientDep,
+    ctx: ContextDep,
     response: Response,
     locale: RequestLocale,
 ) -> UserRead:
     """Create an account and mail it a verification link. Its mails are in the language the
     Accept-Language header prefers among those pyauth has (English or German), English by default."""
-    now = clock.now()
-    user = await user_service.register(
-        db, email=body.email, password=body.password, hasher=hasher, settings=settings, locale=locale
+    user = await registration.register(
+        db, email=body.email, password=body.password, hasher=hasher, settings=settings, ctx=ctx, locale=locale
     )
-    await account_service.send_verification(db, user, settings=settings, now=now)
-    await record(db, AuditEvent.USER_REGISTERED, now=now, user_id=user.id, client=client)
     response.headers.update(NO_STORE)
     return UserRead.model_validate(user)
 
@@ -123,8 +117,7 @@ async def token(
     hasher: HasherDep,
     keyring: KeyRingDep,
     settings: SettingsDep,
-    clock: ClockDep,
-    client: ClientDep,
+    ctx: ContextDep,
     request: Request,
     response: Response,
     form: Annotated[TokenForm, Depends(GRANTS.form_dependency())],
@@ -143,8 +136,7 @@ async def token(
         hasher=hasher,
         keyring=keyring,
         settings=settings,
-        now=clock.now(),
-        client=client,
+        ctx=ctx,
     )
     issued = await handler.issue(token_request)
     if issued.device_token:
@@ -167,37 +159,29 @@ async def token(
 )
 async def revoke(
     db: SessionDep,
-    clock: ClockDep,
-    client: ClientDep,
+    ctx: ContextDep,
     token: Annotated[str | None, Form(max_length=4096)] = None,
     token_type_hint: Annotated[str | None, Form(max_length=64)] = None,
 ) -> Response:
     """RFC 7009: revoke a refresh token, which ends its session. Answers 200 for unknown tokens too."""
     if not token:
         raise OAuthError("token is required.")
-    await service.revoke_refresh_token(db, token=token, now=clock.now(), client=client)
+    await service.revoke_refresh_token(db, token=token, ctx=ctx)
     return Response(status_code=200, headers=NO_STORE)
 
 
 @router.post("/logout", status_code=204, responses=error_responses(*GUARD_ERRORS, 401, UNAVAILABLE))
-async def logout(auth: CurrentAuth, db: SessionDep, clock: ClockDep, client: ClientDep) -> Response:
+async def logout(auth: CurrentAuth, db: SessionDep, ctx: ContextDep) -> Response:
     """End the session of the access token used."""
-    await end_sessions(
-        db,
-        SessionEndReason.LOGOUT,
-        user_id=auth.user.id,
-        session_id=auth.session.id,
-        now=clock.now(),
-        client=client,
-    )
+    await end_sessions(db, SessionEndReason.LOGOUT, user_id=auth.user.id, session_id=auth.session.id, ctx=ctx)
     return Response(status_code=204)
 
 
 @router.post("/logout-all", status_code=204, responses=error_responses(*GUARD_ERRORS, 401, UNAVAILABLE))
-async def logout_all(auth: CurrentAuth, db: SessionDep, clock: ClockDep, client: ClientDep) -> Response:
+async def logout_all(auth: CurrentAuth, db: SessionDep, ctx: ContextDep) -> Response:
     """End every session of the user, this one included, and every pending account token."""
-    await end_pending_tokens(db, auth.user.id, now=clock.now())
-    await end_sessions(db, SessionEndReason.LOGOUT_ALL, user_id=auth.user.id, now=clock.now(), client=client)
+    await end_pending_tokens(db, auth.user.id, now=ctx.now)
+    await end_sessions(db, SessionEndReason.LOGOUT_ALL, user_id=auth.user.id, ctx=ctx)
     return Response(status_code=204)
 
 
@@ -227,15 +211,10 @@ async def list_sessions(
     responses=error_responses(401, 422, UNAVAILABLE, raises=(SessionNotFound,)),
 )
 async def revoke_session(
-    session_id: uuid.UUID, auth: CurrentAuth, db: SessionDep, clock: ClockDep, client: ClientDep
+    session_id: uuid.UUID, auth: CurrentAuth, db: SessionDep, ctx: ContextDep
 ) -> Response:
     ended = await end_sessions(
-        db,
-        SessionEndReason.REVOKED_BY_USER,
-        user_id=auth.user.id,
-        session_id=session_id,
-        now=clock.now(),
-        client=client,
+        db, SessionEndReason.REVOKED_BY_USER, user_id=auth.user.id, session_id=session_id, ctx=ctx
     )
     if not ended:
         raise SessionNotFound()

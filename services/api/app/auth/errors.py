@@ -1,6 +1,12 @@
 """The token endpoint's refusals that belong to authentication (RFC 6749 §5.2 codes)."""
 
-from app.core.errors import OAuthError
+from app.core.errors import OAuthError, PyauthError
+
+
+class AdminRequired(PyauthError):
+    status_code = 403
+    code = "admin_required"
+    message = "This action requires the admin role."
 
 
 class InvalidGrant(OAuthError):

@@ -9,7 +9,7 @@ REFRESH_REUSE_GRACE_SECONDS of its rotation (two tabs refreshing at once): theft
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import NoReturn
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -30,7 +30,8 @@ from app.auth.sessions import (
     start_session,
 )
 from app.core.config import Settings
-from app.core.dependencies import ClientInfo
+from app.core.context import RequestContext
+from app.core.database import commit_before_refusing
 from app.core.opaque_tokens import digest
 from app.keys.keyring import KeyRing
 from app.metrics import instruments as metrics
@@ -49,8 +50,7 @@ async def login_with_password(
     hasher: PasswordHasher,
     keyring: KeyRing,
     settings: Settings,
-    now: datetime,
-    client: ClientInfo,
+    ctx: RequestContext,
     device_token: str | None = None,
 ) -> IssuedTokens:
     """The password grant: the login pipeline, then a new session and its tokens."""
@@ -60,11 +60,11 @@ async def login_with_password(
     except InvalidEmail:
         email = username.strip().lower()  # still throttled, like any address
     request = LoginRequest(email=email, password=normalize_password(password), device_token=device_token)
-    flow = LoginFlow(db, request, hasher=hasher, settings=settings, now=now, client=client)
+    flow = LoginFlow(db, request, hasher=hasher, settings=settings, ctx=ctx)
     authentication = await authenticate(flow)
-    auth_session = await start_session(db, authentication, settings=settings, client=client)
+    auth_session = await start_session(db, authentication, settings=settings, ctx=ctx)
     return await issue_tokens(
-        db, auth_session.id, authentication, keyring=keyring, settings=settings, now=now
+        db, auth_session.id, authentication, keyring=keyring, settings=settings, now=ctx.now
     )
 
 
@@ -74,13 +74,13 @@ async def refresh(
     refresh_token: str,
     keyring: KeyRing,
     settings: Settings,
-    now: datetime,
-    client: ClientInfo,
+    ctx: RequestContext,
 ) -> IssuedTokens:
+    now = ctx.now
     token_hash = digest(refresh_token)
     session_id = await repository.mark_refresh_token_used(db, token_hash, now)
     if session_id is None:
-        await _refuse_spent_token(db, token_hash, settings=settings, now=now, client=client)
+        await _refuse_spent_token(db, token_hash, settings=settings, ctx=ctx)
     found = await repository.session_with_user(db, session_id) if session_id else None
     if found is None or not session_is_live(found.session, found.user, now=now, settings=settings):
         metrics.count_refresh("invalid")
@@ -88,17 +88,16 @@ async def refresh(
         # Undo the claim first: a token of an ended session stays unspent, so presenting it again is
         # refused the same way instead of looking like a replay.
         await db.rollback()
-        await RefreshFailure(db, now, client).refuse(
+        await RefreshFailure(db, ctx).refuse(
             REFRESH_SESSION_ENDED, user_id=user_id, session_id=dead_session_id
         )
     await repository.touch_session(db, found.session.id, now)
     await record(
         db,
         AuditEvent.TOKEN_REFRESHED,
-        now=now,
+        ctx=ctx,
         user_id=found.user.id,
         session_id=found.session.id,
-        client=client,
     )
     metrics.count_refresh("rotated")
     log.info("refresh rotated session=%s", found.session.id)
@@ -124,8 +123,7 @@ class RefreshFailure:
     of made-up tokens can write."""
 
     db: AsyncSession
-    now: datetime
-    client: ClientInfo
+    ctx: RequestContext
 
     async def refuse(
         self,
@@ -138,30 +136,29 @@ class RefreshFailure:
         await record(
             self.db,
             AuditEvent.REFRESH_FAILED,
-            now=self.now,
+            ctx=self.ctx,
             user_id=user_id,
             session_id=session_id,
-            client=self.client,
             reason=reason,
         )
-        await self.db.commit()
+        await commit_before_refusing(self.db)
         log.info("refresh refused: %s session=%s", reason, session_id or "-")
         raise error or InvalidGrant()
 
 
 async def _refuse_spent_token(
-    db: AsyncSession, token_hash: bytes, *, settings: Settings, now: datetime, client: ClientInfo
+    db: AsyncSession, token_hash: bytes, *, settings: Settings, ctx: RequestContext
 ) -> NoReturn:
     """The token is unknown or already used. A recent use is a concurrent refresh; an older one is a
     replay, and the whole session is revoked. Every refusal leaves an audit row."""
-    failure = RefreshFailure(db, now, client)
+    failure = RefreshFailure(db, ctx)
     token = await repository.find_refresh_token(db, token_hash)
     if token is None or token.used_at is None:
         metrics.count_refresh("invalid")
         await failure.refuse(REFRESH_UNKNOWN)
     auth_session = await db.get(AuthSession, token.session_id)
     user_id = auth_session.user_id if auth_session is not None else None
-    if now - token.used_at <= timedelta(seconds=settings.REFRESH_REUSE_GRACE_SECONDS):
+    if ctx.now - token.used_at <= timedelta(seconds=settings.REFRESH_REUSE_GRACE_SECONDS):
         metrics.count_refresh("concurrent_reuse")
         await failure.refuse(
             REFRESH_CONCURRENT_REUSE,
@@ -176,19 +173,18 @@ async def _refuse_spent_token(
             SessionEndReason.REFRESH_TOKEN_REUSE,
             user_id=auth_session.user_id,
             session_id=auth_session.id,
-            now=now,
-            client=client,
+            ctx=ctx,
         )
         log.warning("refresh token reuse detected: session=%s revoked", auth_session.id)
         # The revocation must outlive the error response that follows, which rolls the request back.
-        await db.commit()
+        await commit_before_refusing(db)
         raise InvalidGrant()
     # A replay into a session that had already ended (by an earlier replay, a logout, a reset): nothing
     # left to revoke, but still someone presenting a spent token.
     await failure.refuse(REFRESH_REPLAYED_INTO_ENDED, user_id=user_id, session_id=token.session_id)
 
 
-async def revoke_refresh_token(db: AsyncSession, *, token: str, now: datetime, client: ClientInfo) -> None:
+async def revoke_refresh_token(db: AsyncSession, *, token: str, ctx: RequestContext) -> None:
     """RFC 7009: end the session the token belongs to; unknown tokens are silently accepted."""
     found = await repository.find_refresh_token(db, digest(token))
     if found is None:
@@ -200,6 +196,5 @@ async def revoke_refresh_token(db: AsyncSession, *, token: str, now: datetime, c
             SessionEndReason.TOKEN_REVOKED,
             user_id=auth_session.user_id,
             session_id=auth_session.id,
-            now=now,
-            client=client,
+            ctx=ctx,
         )

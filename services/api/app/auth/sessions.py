@@ -22,7 +22,7 @@ from app.audit.service import record
 from app.auth import repository
 from app.auth.models import AuthSession
 from app.core.config import Settings
-from app.core.dependencies import ClientInfo
+from app.core.context import RequestContext
 from app.metrics import instruments as metrics
 from app.users.models import User
 
@@ -66,6 +66,14 @@ class Authentication:
     device_token: str | None = None  # the client's new device token, when the login issued one
 
 
+@dataclass(frozen=True)
+class Authenticated:
+    """Who calls with a live access token: the user and the session the token belongs to."""
+
+    user: User
+    session: AuthSession
+
+
 # Every session today begins with a password login and nothing else. When a second factor exists, the
 # methods differ per session and must be stored on it (a column next to created_at; no migration yet).
 SESSION_AMR: Final = ("pwd",)
@@ -95,7 +103,7 @@ async def start_session(
     authentication: Authentication,
     *,
     settings: Settings,
-    client: ClientInfo,
+    ctx: RequestContext,
 ) -> AuthSession:
     """A new session for a finished login, with its audit record. Its `created_at` is the login's
     `auth_time`."""
@@ -105,16 +113,15 @@ async def start_session(
         user_id=user.id,
         now=now,
         expires_at=now + timedelta(seconds=settings.SESSION_ABSOLUTE_TTL_SECONDS),
-        user_agent=client.user_agent,
-        ip_address=client.ip_address,
+        user_agent=ctx.user_agent,
+        ip_address=ctx.ip_address,
     )
     await record(
         db,
         AuditEvent.LOGIN_SUCCEEDED,
-        now=now,
+        ctx=ctx,
         user_id=user.id,
         session_id=auth_session.id,
-        client=client,
         details={"known_device": True} if authentication.known_device else None,
     )
     metrics.count_login("succeeded")
@@ -127,8 +134,7 @@ async def end_sessions(
     reason: SessionEndReason,
     *,
     user_id: uuid.UUID,
-    now: datetime,
-    client: ClientInfo | None,
+    ctx: RequestContext,
     session_id: uuid.UUID | None = None,
     except_session_id: uuid.UUID | None = None,
 ) -> int:
@@ -137,7 +143,7 @@ async def end_sessions(
     ended = await repository.revoke_sessions(
         db,
         user_id=user_id,
-        now=now,
+        now=ctx.now,
         reason=reason,
         session_id=session_id,
         except_session_id=except_session_id,
@@ -147,10 +153,9 @@ async def end_sessions(
         await record(
             db,
             event,
-            now=now,
+            ctx=ctx,
             user_id=user_id,
             session_id=session_id,
-            client=client,
             details={"ended": ended},
         )
     return ended

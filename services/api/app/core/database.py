@@ -2,12 +2,22 @@
 
 Nothing else in pyauth creates an engine. The app builds one in its lifespan and keeps it, with its
 session factory, on `app.state`; `get_db()` hands each request its own session from there.
+
+A request commits once, before its response. The few transactions that differ on purpose say so by name:
+- `in_own_transaction`: a short transaction beside the request's, committed at once whatever the request
+  does next (the per-IP rate limit's count);
+- `commit_before_refusing`: what a refused request wrote so far (its audit row, its counted attempt) is
+  committed before the error that rolls the rest back (failed logins, refreshes, current-password checks);
+- `release_connection_before_hashing`: the pooled connection goes back before a password hash runs;
+- `RolledBackRefusal` (`app.core.errors`): an error whose handler rolls the request back and then keeps
+  only its refusal (refused mailed links).
 """
 
 import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -87,6 +97,31 @@ async def wait_for_database(engine: AsyncEngine, settings: Settings) -> None:
             log.info("waiting for database at %s (%s)", settings.database_target, exc.__class__.__name__)
             await asyncio.sleep(min(delay, remaining))
             delay = min(delay * 2, 2.0)
+
+
+@asynccontextmanager
+async def in_own_transaction(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """A short transaction of its own, on a session of its own, committed when the block ends: what it
+    writes stands even when the request it serves then fails and rolls back (a counted request must stay
+    counted), and it holds no lock or connection for the rest of the request."""
+    async with sessionmaker() as db:
+        yield db
+        await db.commit()
+
+
+async def commit_before_refusing(db: AsyncSession) -> None:
+    """Commit the request's transaction in the middle of the request, because the error response that
+    follows rolls back what comes after: a refusal's audit row and its counted attempt must outlive it
+    (ASVS 16.3). Only a flow that is about to refuse, or must keep a reservation whatever comes next,
+    calls this."""
+    await db.commit()
+
+
+async def release_connection_before_hashing(db: AsyncSession) -> None:
+    """Commit what the request read and wrote so far, so the pooled connection goes back before a password
+    hash runs: a hash takes tens of milliseconds of CPU, and a connection held across it would cap
+    concurrent logins at the pool's size. The next statement checks a connection out again."""
+    await db.commit()
 
 
 async def get_db(request: Request) -> AsyncIterator[AsyncSession]:

@@ -4,7 +4,6 @@ Only what belongs to no domain lives here; a domain's own aliases live in that d
 `app.passwords.dependencies`, `KeyRingDep` in `app.keys.dependencies`), so `core` imports no domain.
 """
 
-from dataclasses import dataclass
 from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from typing import Annotated
 
@@ -12,6 +11,8 @@ from fastapi import Depends, Request, Response
 
 from app.core.clock import Clock
 from app.core.config import Settings
+from app.core.context import RequestContext
+from app.core.logging import request_id as current_request_id
 
 MAX_USER_AGENT = 512
 
@@ -26,19 +27,15 @@ async def _clock(request: Request) -> Clock:
     return clock
 
 
-@dataclass(frozen=True)
-class ClientInfo:
-    """Who is calling, as recorded on sessions: the peer address and the User-Agent."""
-
-    ip_address: str | None
-    user_agent: str | None
-
-
-async def _client(request: Request) -> ClientInfo:
+async def _context(request: Request, clock: Annotated[Clock, Depends(_clock)]) -> RequestContext:
+    """The request's context, built once per request (FastAPI caches a dependency within a request, so the
+    rate limit and the endpoint see the same `now`)."""
     user_agent = request.headers.get("user-agent")
-    return ClientInfo(
+    return RequestContext(
+        now=clock.now(),
         ip_address=client_ip(request, request.app.state.trusted_proxies),
         user_agent=user_agent[:MAX_USER_AGENT] if user_agent else None,
+        request_id=getattr(request.state, "request_id", None) or current_request_id.get(),
     )
 
 
@@ -82,4 +79,4 @@ def no_store(response: Response) -> None:
 
 SettingsDep = Annotated[Settings, Depends(_settings)]
 ClockDep = Annotated[Clock, Depends(_clock)]
-ClientDep = Annotated[ClientInfo, Depends(_client)]
+ContextDep = Annotated[RequestContext, Depends(_context)]

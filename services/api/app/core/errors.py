@@ -13,11 +13,12 @@ from typing import Any, ClassVar
 import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.routing import iter_route_contexts
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
 
@@ -86,6 +87,24 @@ class ServiceUnavailable(PyauthError):
     message = "The service is temporarily unavailable. Try again shortly."
 
 
+class RolledBackRefusal(PyauthError):
+    """A refusal whose request must leave no trace but the refusal itself: its handler rolls the request's
+    session back (undoing whatever the attempt wrote), lets `keep` write the record of the refusal and
+    commits it, then answers `answer()`, or `error`'s own answer when that is None. Page code raises it
+    instead of rolling back itself; `get_db` has rolled back already when the handler runs."""
+
+    def __init__(self, error: PyauthError, *, db: AsyncSession) -> None:
+        super().__init__(error.detail, headers=error.headers)
+        self.error = error
+        self.db = db
+
+    async def keep(self, db: AsyncSession) -> None:
+        """Write what must outlive the rollback (an audit row); committed by the handler."""
+
+    def answer(self) -> Response | None:
+        return None
+
+
 def error_response(
     status_code: int, code: str, detail: str, headers: Mapping[str, str] | None = None
 ) -> JSONResponse:
@@ -114,6 +133,27 @@ async def _pyauth_error(_: Request, exc: Exception) -> JSONResponse:
             headers={"Cache-Control": "no-store", **(exc.headers or {})},
         )
     return error_response(exc.status_code, exc.code, exc.detail, exc.headers)
+
+
+async def _rolled_back_refusal(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RolledBackRefusal)
+    try:
+        await exc.db.rollback()
+        await exc.keep(exc.db)
+        await exc.db.commit()
+    except Exception as failure:  # the database went away meanwhile: answered as anywhere else
+        return await _handled(request, failure)
+    return exc.answer() or await _handled(request, exc.error)
+
+
+async def _handled(request: Request, exc: Exception) -> Response:
+    """The answer of the handler installed for `exc`'s class (the nearest in its MRO)."""
+    for cls in type(exc).__mro__:
+        handler = request.app.exception_handlers.get(cls)
+        if handler is not None:
+            response: Response = await handler(request, exc)
+            return response
+    raise exc
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
@@ -222,6 +262,7 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(PyauthError, _pyauth_error)
+    app.add_exception_handler(RolledBackRefusal, _rolled_back_refusal)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     for unavailable in (OperationalError, InterfaceError, PoolTimeoutError, OSError, TimeoutError):

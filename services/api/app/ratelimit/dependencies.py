@@ -4,7 +4,7 @@ from typing import Any
 
 from fastapi import Depends, Request
 
-from app.core.dependencies import ClientDep, ClockDep, SettingsDep
+from app.core.dependencies import ContextDep, SettingsDep
 from app.core.errors import PyauthError
 from app.ratelimit.service import RateLimited, hit
 
@@ -12,15 +12,14 @@ from app.ratelimit.service import RateLimited, hit
 def RateLimit(name: str, setting: str, error: type[PyauthError] = RateLimited) -> Any:
     """Count the request against `settings.<setting>` requests per window, under the key `name`."""
 
-    async def limit(request: Request, client: ClientDep, settings: SettingsDep, clock: ClockDep) -> None:
+    async def limit(request: Request, ctx: ContextDep, settings: SettingsDep) -> None:
         if settings.RATE_LIMITS_ENABLED:
             await hit(
                 request.app.state.sessionmaker,
                 name=name,
                 limit=getattr(settings, setting),
-                client=client,
                 settings=settings,
-                now=clock.now(),
+                ctx=ctx,
                 error=error,
             )
 

@@ -1,8 +1,8 @@
 """Counting and deciding.
 
 Per-IP limits: a fixed window per (limit name, client IP). A hit is one upsert in a transaction of its own
-with `synchronous_commit = off`, so it is counted even when the request it guards then fails (a wrong
-password, a bad token) and costs no WAL flush.
+(`app.core.database.in_own_transaction`) with `synchronous_commit = off`, so it is counted even when the
+request it guards then fails (a wrong password, a bad token) and costs no WAL flush.
 
 Login throttling: consecutive failures per canonical email (and per known device, `devices.py`). An
 attempt is reserved, that is counted, before its password is checked, by one conditional UPDATE that counts
@@ -25,7 +25,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.audit.events import AuditEvent
 from app.audit.service import record
 from app.core.config import Settings
-from app.core.dependencies import ClientInfo
+from app.core.context import RequestContext
+from app.core.database import in_own_transaction
 from app.core.errors import OAuthError, PyauthError
 from app.ratelimit import repository
 
@@ -91,24 +92,24 @@ async def hit(
     *,
     name: str,
     limit: int,
-    client: ClientInfo,
     settings: Settings,
-    now: datetime,
+    ctx: RequestContext,
     error: type[PyauthError] = RateLimited,
 ) -> None:
-    """Count one request of `client` against limit `name`; raise `error` (429, Retry-After) past it."""
+    """Count one request of the calling client against limit `name`; raise `error` (429, Retry-After)
+    past it. Counted in its own transaction, so the count stands whatever the request does next."""
+    now = ctx.now
     window = settings.RATE_LIMIT_WINDOW_SECONDS
     start = datetime.fromtimestamp(now.timestamp() // window * window, now.tzinfo)
-    key = f"{name}:{client_bucket(client.ip_address)}"
-    async with sessionmaker() as db:
+    key = f"{name}:{client_bucket(ctx.ip_address)}"
+    async with in_own_transaction(sessionmaker) as db:
         await repository.skip_wal_flush(db)
         hits = await repository.count_hit(db, key, start)
         if hits == 1 and random.random() < PRUNE_PROBABILITY:  # noqa: S311 - not security-relevant
             await repository.prune_windows(db, now - PRUNE_AFTER)
         limited = hits is not None and hits > limit
         if limited and hits == limit + 1:  # one audit row per window, not one per refused request
-            await record(db, AuditEvent.RATE_LIMITED, now=now, client=client, reason=name)
-        await db.commit()
+            await record(db, AuditEvent.RATE_LIMITED, ctx=ctx, reason=name)
     if limited:
         wait = (start + timedelta(seconds=window) - now).total_seconds()
         raise error(headers=_retry_after(wait))

@@ -12,6 +12,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.service import AuditEvent, record
+from app.core.context import RequestContext
 from tests.admin.helpers import Account, admin_account
 
 WINDOW_START = datetime(2001, 2, 3, 4, 5, 6, 123456, tzinfo=UTC)
@@ -24,7 +25,7 @@ async def _seed(db_session: AsyncSession, *events: tuple[AuditEvent, uuid.UUID, 
         await record(
             db_session,
             event,
-            now=WINDOW_START + timedelta(minutes=minutes),
+            ctx=RequestContext.background(WINDOW_START + timedelta(minutes=minutes)),
             user_id=user_id,
             reason=f"m{minutes}",
         )

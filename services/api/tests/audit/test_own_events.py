@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.service import AuditEvent, record
 from app.core.clock import ManualClock
-from app.core.dependencies import ClientInfo
+from app.core.context import RequestContext
 from tests.admin.helpers import admin_account, user_account
 
 
@@ -17,16 +17,21 @@ async def test_a_user_sees_only_their_own_events(
 ) -> None:
     alice = await user_account(client)
     bob = await user_account(client)
-    client_info = ClientInfo(ip_address="198.51.100.4", user_agent="alice-phone/1.0")
+    client_info = RequestContext(now=clock.now(), ip_address="198.51.100.4", user_agent="alice-phone/1.0")
     await record(
         db_session,
         AuditEvent.LOGIN_FAILED,
-        now=clock.now(),
+        ctx=client_info,
         user_id=alice.id,
-        client=client_info,
         reason="alice",
     )
-    await record(db_session, AuditEvent.LOGIN_FAILED, now=clock.now(), user_id=bob.id, reason="bob")
+    await record(
+        db_session,
+        AuditEvent.LOGIN_FAILED,
+        ctx=RequestContext.background(clock.now()),
+        user_id=bob.id,
+        reason="bob",
+    )
     await db_session.commit()  # releases a savepoint of the test's transaction
 
     response = await client.get("/users/me/events", headers=alice.bearer)
@@ -74,7 +79,7 @@ async def test_own_events_page_newest_first_with_a_bounded_limit(
         await record(
             db_session,
             AuditEvent.TOKEN_REFRESHED,
-            now=old + timedelta(minutes=minutes),
+            ctx=RequestContext.background(old + timedelta(minutes=minutes)),
             user_id=user.id,
             reason=f"m{minutes}",
         )

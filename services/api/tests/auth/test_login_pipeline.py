@@ -16,7 +16,7 @@ from app.auth.login.flow import LoginFlow, LoginRequest, LoginStep
 from app.auth.login.pipeline import PASSWORD_LOGIN, authenticate
 from app.core.clock import ManualClock
 from app.core.config import Settings
-from app.core.dependencies import ClientInfo
+from app.core.context import RequestContext
 from tests.auth.helpers import PASSWORD, refresh_grant, register, signed_up, tokens_of, unique_email
 
 
@@ -56,11 +56,9 @@ async def _flow(client: httpx.AsyncClient, app: FastAPI, db: AsyncSession, setti
     email = unique_email()
     assert (await register(client, email)).status_code == 201
     request = LoginRequest(email=email, password=PASSWORD)
-    client_info = ClientInfo(ip_address="192.0.2.1", user_agent="pipeline-test")
     clock: ManualClock = app.state.clock
-    return LoginFlow(
-        db, request, hasher=app.state.hasher, settings=settings, now=clock.now(), client=client_info
-    )
+    ctx = RequestContext(now=clock.now(), ip_address="192.0.2.1", user_agent="pipeline-test")
+    return LoginFlow(db, request, hasher=app.state.hasher, settings=settings, ctx=ctx)
 
 
 async def test_a_later_login_step_adds_its_method_to_amr(
@@ -69,7 +67,7 @@ async def test_a_later_login_step_adds_its_method_to_amr(
     flow = await _flow(client, app, db_session, settings)
     authentication = await authenticate(flow, (*PASSWORD_LOGIN, OneTimeCode(accept=True)))
     assert authentication.amr == ("pwd", "otp")
-    assert authentication.auth_time == flow.now
+    assert authentication.auth_time == flow.ctx.now
     assert authentication.user.email == flow.request.email
     assert authentication.device_token  # the throttle step's success effect ran
 

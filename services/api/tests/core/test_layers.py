@@ -17,7 +17,9 @@ README = Path(os.environ.get("PYAUTH_REPOSITORY_README", Path(__file__).resolve(
 ENTRY_POINTS = {"main", "models", "__main__"}
 
 # What each package may import besides itself and `core`. `core` imports no domain; `admin` is imported by
-# no domain. The cycles between `account`, `auth` and `users` are today's, not a goal: do not add to them.
+# no domain; `users` is the user record and imports no other domain's rules. The only cycles left run
+# through HTTP modules (`auth`'s register and logout-all routes use `account`; every package's routes use
+# `auth`'s `CurrentAuth`): below them, the packages import each other without a cycle.
 ALLOWED: dict[str, set[str]] = {
     "core": set(),
     "passwords": set(),
@@ -28,7 +30,7 @@ ALLOWED: dict[str, set[str]] = {
     "retention": {"auth"},
     "mail": {"retention"},
     "ratelimit": {"audit", "users"},
-    "users": {"account", "audit", "auth", "passwords", "ratelimit"},
+    "users": {"auth", "passwords"},
     "auth": {"account", "audit", "keys", "metrics", "passwords", "ratelimit", "users"},
     "account": {"audit", "auth", "mail", "passwords", "ratelimit", "users"},
     "admin": {"account", "audit", "auth", "passwords", "users"},
@@ -36,6 +38,29 @@ ALLOWED: dict[str, set[str]] = {
 
 # A domain's repository is its own; only the user row's is shared (every domain loads users).
 SHARED_REPOSITORIES = {"users"}
+
+# The modules that speak HTTP: by name in every package, and these besides. Only they import a web framework,
+# `app.core.dependencies` or another HTTP module; services, repositories and the rest take a
+# `RequestContext` (`app.core.context`) and serve a request, the CLI and a background job alike.
+HTTP_MODULE_NAMES = {"endpoints", "dependencies"}
+HTTP_MODULES = {
+    "app.main",
+    "app.core.requests",  # middleware
+    "app.core.security",  # middleware
+    "app.account.pages",
+    "app.account.links",
+    "app.auth.grants.registry",  # the token endpoint's form, derived from the grant table
+    "app.metrics.listener",
+    "app.metrics.middleware",
+}
+# Modules that others import and that hold one HTTP piece beside it: they may import the framework.
+MIXED_MODULES = {
+    "app.core.database",  # the engine chain; and get_db, the request's session
+    "app.core.errors",  # PyauthError; and the exception handlers
+    "app.core.templating",  # the renderer; and RequestLocale, from Accept-Language
+    "app.auth.device_cookie",  # the cookie's name (the password grant reads it); and setting it
+}
+WEB_FRAMEWORKS = ("fastapi", "starlette")
 
 
 def _imports(path: Path) -> list[str]:
@@ -51,6 +76,14 @@ def _imports(path: Path) -> list[str]:
                 found.append(node.module)
                 found += [f"{node.module}.{alias.name}" for alias in node.names]
     return [name for name in found if name == "app" or name.startswith("app.")]
+
+
+def _module(path: Path) -> str:
+    return ".".join(path.relative_to(APP.parent).with_suffix("").parts).removesuffix(".__init__")
+
+
+def _is_http_module(module: str) -> bool:
+    return module in HTTP_MODULES or module.rsplit(".", 1)[-1] in HTTP_MODULE_NAMES
 
 
 def _edges() -> list[tuple[str, str, str]]:
@@ -109,3 +142,55 @@ def _readme_table() -> dict[str, set[str]]:
 
 def test_the_readme_layering_section_matches_the_table() -> None:
     assert _readme_table() == ALLOWED
+
+
+def test_every_import_the_table_allows_is_used() -> None:
+    """The table states the layering as it is: a permission nothing uses is a layer that is not there."""
+    used: dict[str, set[str]] = {package: set() for package in ALLOWED}
+    for package, module, _ in _edges():
+        target = _package(module)
+        if package not in ENTRY_POINTS and target not in (None, package, "core"):
+            used[package].add(str(target))
+    assert used == ALLOWED
+
+
+def test_below_the_http_modules_the_packages_import_each_other_without_a_cycle() -> None:
+    graph: dict[str, set[str]] = {}
+    for package, module, file in _edges():
+        target = _package(module)
+        importer = _module(APP.parent / file)
+        if package in ENTRY_POINTS or _is_http_module(importer) or target in (None, package, "core"):
+            continue
+        graph.setdefault(package, set()).add(str(target))
+
+    def reaches(start: str, goal: str, seen: set[str]) -> bool:
+        for step in graph.get(start, set()) - seen:
+            if step == goal or reaches(step, goal, seen | {step}):
+                return True
+        return False
+
+    assert sorted(package for package in graph if reaches(package, package, set())) == []
+
+
+def test_services_import_no_http_module() -> None:
+    """Issue 10 item 2: services take a `RequestContext`; no module but an HTTP one imports FastAPI,
+    Starlette, `app.core.dependencies` or another package's endpoints or dependencies."""
+    wrong = []
+    for path in sorted(APP.rglob("*.py")):
+        module = _module(path)
+        if _is_http_module(module) or module in MIXED_MODULES:
+            continue
+        for name in _imports(path) + _framework_imports(path):
+            if name.startswith(WEB_FRAMEWORKS) or (name.startswith("app.") and _is_http_module(name)):
+                wrong.append(f"{module}: {name}")
+    assert wrong == []
+
+
+def _framework_imports(path: Path) -> list[str]:
+    found: list[str] = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.append(node.module)
+    return [name for name in found if name.split(".")[0] in WEB_FRAMEWORKS]

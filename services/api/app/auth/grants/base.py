@@ -3,7 +3,6 @@ and what it is given (`TokenRequest`)."""
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar
 
@@ -11,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.issuing import IssuedTokens
 from app.core.config import Settings
-from app.core.dependencies import ClientInfo
+from app.core.context import RequestContext
 from app.core.errors import PyauthError
 from app.keys.keyring import KeyRing
 from app.passwords.hashing import PasswordHasher
@@ -53,8 +52,7 @@ class TokenRequest:
     hasher: PasswordHasher
     keyring: KeyRing
     settings: Settings
-    now: datetime
-    client: ClientInfo
+    ctx: RequestContext
 
 
 class GrantHandler:

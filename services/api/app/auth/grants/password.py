@@ -46,7 +46,6 @@ class PasswordGrant(GrantHandler):
             hasher=request.hasher,
             keyring=request.keyring,
             settings=request.settings,
-            now=request.now,
-            client=request.client,
+            ctx=request.ctx,
             device_token=form["device_token"] or request.cookies.get(DEVICE_COOKIE),
         )

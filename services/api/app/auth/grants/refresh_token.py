@@ -18,6 +18,5 @@ class RefreshTokenGrant(GrantHandler):
             refresh_token=request.form["refresh_token"] or "",
             keyring=request.keyring,
             settings=request.settings,
-            now=request.now,
-            client=request.client,
+            ctx=request.ctx,
         )

@@ -7,7 +7,6 @@ only a complete login may have (clearing a failure count, issuing a device token
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import NoReturn, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,7 +15,8 @@ from app.audit.events import AuditEvent
 from app.audit.service import record
 from app.auth.errors import InvalidCredentials, InvalidGrant
 from app.core.config import Settings
-from app.core.dependencies import ClientInfo
+from app.core.context import RequestContext
+from app.core.database import commit_before_refusing
 from app.metrics import instruments as metrics
 from app.passwords.hashing import PasswordHasher
 from app.users.models import User
@@ -48,8 +48,7 @@ class LoginFlow:
     request: LoginRequest
     hasher: PasswordHasher
     settings: Settings
-    now: datetime
-    client: ClientInfo
+    ctx: RequestContext
     user: User | None = None
     attempt: CountedAttempt | None = None
     known_device: bool = False
@@ -71,13 +70,12 @@ class LoginFlow:
         await record(
             self.db,
             AuditEvent.LOGIN_FAILED,
-            now=self.now,
+            ctx=self.ctx,
             user_id=user_id,
-            client=self.client,
             reason=reason,
             details=details or None,
         )
-        await self.db.commit()
+        await commit_before_refusing(self.db)
         metrics.count_login(reason)
         log.info("login failed: %s user=%s", reason, user_id or "-")
         raise error or InvalidCredentials()

@@ -1,10 +1,12 @@
 """Login step: the password (`amr` "pwd", RFC 8176).
 
 The account is looked up by its email; an unknown one costs the same hash as a known one. The reserved
-attempt is committed before hashing, so the pooled connection is not held while the hash runs.
+attempt is committed before hashing (`release_connection_before_hashing`), so the pooled connection is
+not held while the hash runs.
 """
 
 from app.auth.login.flow import LoginFlow, LoginStep
+from app.core.database import release_connection_before_hashing
 from app.passwords.hashing import HashQueueFull
 from app.users import repository as user_repository
 
@@ -15,7 +17,7 @@ class PasswordCheck(LoginStep):
     async def run(self, flow: LoginFlow) -> None:
         hasher, password = flow.hasher, flow.request.password
         flow.user = user = await user_repository.get_by_email(flow.db, flow.request.email)
-        await flow.db.commit()
+        await release_connection_before_hashing(flow.db)
         try:
             if user is None:
                 await hasher.verify_dummy(password)

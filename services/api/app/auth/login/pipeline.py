@@ -35,7 +35,7 @@ async def authenticate(flow: LoginFlow, steps: Sequence[LoginStep] = PASSWORD_LO
     return Authentication(
         user=flow.user,
         amr=tuple(flow.amr),
-        auth_time=flow.now,
+        auth_time=flow.ctx.now,
         known_device=flow.known_device,
         device_token=flow.device_token,
     )

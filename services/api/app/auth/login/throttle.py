@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.audit.events import AuditEvent
 from app.audit.service import record
 from app.auth.login.flow import LoginFlow, LoginStep
+from app.core.database import commit_before_refusing
 from app.metrics import instruments as metrics
 from app.ratelimit import devices
 from app.ratelimit import service as ratelimit
@@ -40,12 +41,13 @@ class LoginAttempt:
             await devices.release_attempt(self.db, self.device)
         else:
             await ratelimit.release_attempt(self.db, self.email)
-        await self.db.commit()
+        # Given back whatever the request's outcome: the error that may follow rolls the request back.
+        await commit_before_refusing(self.db)
 
 
 class AttemptReservation(LoginStep):
     async def run(self, flow: LoginFlow) -> None:
-        db, email, settings, now = flow.db, flow.request.email, flow.settings, flow.now
+        db, email, settings, now = flow.db, flow.request.email, flow.settings, flow.ctx.now
         device = await devices.recognise(db, flow.request.device_token, email, settings=settings, now=now)
         if device is not None:
             reservation = await devices.reserve_attempt(db, device, settings=settings, now=now)
@@ -60,13 +62,11 @@ class AttemptReservation(LoginStep):
         await record(
             db,
             AuditEvent.LOGIN_THROTTLED,
-            now=now,
-            client=flow.client,
+            ctx=flow.ctx,
             reason=reason,
             details={"known_device": True} if device else None,
         )
-        # The refusal must outlive the error response that follows, which rolls the request back.
-        await db.commit()
+        await commit_before_refusing(db)
         if reservation.locked:
             raise ratelimit.PasswordResetRequired()
         raise ratelimit.LoginThrottled(headers=reservation.retry_after_header)
@@ -78,5 +78,5 @@ class AttemptReservation(LoginStep):
             return
         device = flow.attempt.device if isinstance(flow.attempt, LoginAttempt) else None
         flow.device_token = await devices.issue(
-            flow.db, flow.user.id, settings=flow.settings, now=flow.now, replaces=device
+            flow.db, flow.user.id, settings=flow.settings, now=flow.ctx.now, replaces=device
         )
