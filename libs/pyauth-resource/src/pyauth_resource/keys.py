@@ -3,8 +3,9 @@
 The discovery document (`/.well-known/openid-configuration`) is read once and names the JWKS. The key set
 is kept until it is `max_age` old, so verifying a token makes no network call while its key is cached.
 A token naming an unknown `kid` (a rotation) triggers a refresh, but refreshes of any cause are at most
-one per `refresh_interval`, and concurrent callers share one fetch: a flood of made-up key ids costs pyauth
-one JWKS request per interval, not one per token.
+one per `refresh_interval` (10 s by default, as pyauth's own key ring), and concurrent callers share one
+fetch: a flood of made-up key ids costs pyauth one JWKS request per interval, not one per token. A token
+signed with a key rotated in less than that after the last fetch is refused until the interval has passed.
 """
 
 import asyncio
@@ -72,10 +73,17 @@ class VerificationKey:
 
 
 async def _get_json(http: httpx.AsyncClient, url: str, what: str) -> Mapping[str, Any]:
-    try:
-        response = await http.get(url, headers={"Accept": "application/json"})
-    except httpx.HTTPError as exc:
-        raise VerifierUnavailable(f"{what} could not be fetched: {type(exc).__name__}") from None
+    for attempt in (1, 2):
+        try:
+            response = await http.get(url, headers={"Accept": "application/json"})
+            break
+        except (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError) as exc:
+            # Once more on a fresh connection: a kept-alive one may have been closed by the server
+            # just as it was reused. A GET is safe to repeat.
+            if attempt == 2:
+                raise VerifierUnavailable(f"{what} could not be fetched: {type(exc).__name__}") from None
+        except httpx.HTTPError as exc:
+            raise VerifierUnavailable(f"{what} could not be fetched: {type(exc).__name__}") from None
     if response.status_code != 200:
         raise VerifierUnavailable(f"{what} answered HTTP {response.status_code}")
     if len(response.content) > MAX_DOCUMENT_BYTES:
@@ -207,7 +215,8 @@ class KeySet:
         return self._elapsed(self._attempted_at) >= wait
 
     async def _refresh(self, still_needed: Callable[[], bool]) -> None:
-        if not self._may_fetch():
+        # While a fetch is in flight, wait for it (it may bring the key) rather than give up at once.
+        if not self._lock.locked() and not self._may_fetch():
             return
         async with self._lock:
             # Callers that waited here find the fetch done by the one before them, and skip theirs.

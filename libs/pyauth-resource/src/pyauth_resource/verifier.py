@@ -83,7 +83,7 @@ class AccessTokenVerifier:
         token_types: Collection[str] = ACCESS_TOKEN_TYPES,
         algorithms: Collection[str] = DEFAULT_ALGORITHMS,
         required_claims: Collection[str] = DEFAULT_REQUIRED_CLAIMS,
-        jwks_refresh_interval: float = 30.0,
+        jwks_refresh_interval: float = 10.0,
         jwks_max_age: float = 300.0,
         introspection: Introspection | None = None,
         http_client: httpx.AsyncClient | None = None,
