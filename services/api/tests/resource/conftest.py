@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from pyauth_resource import AccessTokenVerifier
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from starlette.types import ASGIApp
@@ -27,7 +28,6 @@ from app.keys.keyring import KeyRing
 from app.keys.models import SigningKey
 from app.keys.storage import rotate_signing_key
 from app.main import create_app
-from pyauth_resource import AccessTokenVerifier
 from tests.auth.helpers import Tokens, live_email, password_grant, register, tokens_of
 from tests.conftest import delete_live_accounts, make_settings, rows_set_aside
 
@@ -152,7 +152,10 @@ async def make_verifier(
         clients.append(http)
         options = {"audience": pyauth.settings.JWT_AUDIENCE, **options}
         return AccessTokenVerifier(
-            options.pop("issuer", pyauth.issuer), http_client=http, clock=lambda: clock.now().timestamp(), **options
+            options.pop("issuer", pyauth.issuer),
+            http_client=http,
+            clock=lambda: clock.now().timestamp(),
+            **options,
         )
 
     yield make

@@ -6,11 +6,12 @@ import hashlib
 import hmac
 import json
 import secrets
+from typing import Any
 
 import pytest
+from pyauth_resource import AccessTokenVerifier, InvalidToken, VerifierUnavailable
 
 from app.core.clock import ManualClock
-from pyauth_resource import AccessTokenVerifier, InvalidToken, VerifierUnavailable
 from tests.resource.conftest import (
     DISCOVERY_PATH,
     JWKS_PATH,
@@ -89,9 +90,10 @@ async def test_unknown_kid_after_a_real_key_rotation_refreshes_the_jwks_once(
 
     await pyauth.rotate_keys()
     _, after = await pyauth.signed_in_user()
-    assert json.loads(b64url_decode(after.access.split(".")[0]))["kid"] != json.loads(
-        b64url_decode(before.access.split(".")[0])
-    )["kid"]
+    assert (
+        json.loads(b64url_decode(after.access.split(".")[0]))["kid"]
+        != json.loads(b64url_decode(before.access.split(".")[0]))["kid"]
+    )
 
     with requests.new_requests() as during:
         # Concurrent verifications of tokens under the new kid share one fetch.
@@ -136,7 +138,9 @@ async def test_unknown_kid_flood_fetches_the_jwks_at_most_once_per_interval(
     assert during == []
 
 
-async def test_alg_none_is_refused(pyauth: Pyauth, verifier: AccessTokenVerifier, requests: RequestLog) -> None:
+async def test_alg_none_is_refused(
+    pyauth: Pyauth, verifier: AccessTokenVerifier, requests: RequestLog
+) -> None:
     kid = pyauth.keyring.current.kid
     for alg in ("none", "None", "NONE"):
         token = unsigned({"alg": alg, "kid": kid, "typ": "at+jwt"}, claims(pyauth))
@@ -237,12 +241,26 @@ async def test_rfc9068_token_not_yet_valid_or_issued_in_the_future_is_refused(
 async def test_malformed_claims_and_tokens_are_refused_not_500(
     pyauth: Pyauth, verifier: AccessTokenVerifier
 ) -> None:
-    bad_claims = [{"exp": "tomorrow"}, {"scope": ["a", "b"]}, {"roles": "admin"}, {"amr": [1]}, {"sub": ""}]
+    bad_claims: list[dict[str, Any]] = [
+        {"exp": "tomorrow"},
+        {"scope": ["a", "b"]},
+        {"roles": "admin"},
+        {"amr": [1]},
+        {"sub": ""},
+    ]
     for overrides in bad_claims:
         with pytest.raises(InvalidToken):
             await verifier.verify(signed_with_pyauth_key(pyauth, claims(pyauth, **overrides)))
     header = segment({"alg": "ES256", "kid": pyauth.keyring.current.kid, "typ": "at+jwt"})
-    for token in ("", "a.b", "a.b.c.d", "x" * 9000, f"{header}.!!!.@@@", "[" * 2000 + ".e30.", f"{header}.e30"):
+    for token in (
+        "",
+        "a.b",
+        "a.b.c.d",
+        "x" * 9000,
+        f"{header}.!!!.@@@",
+        "[" * 2000 + ".e30.",
+        f"{header}.e30",
+    ):
         with pytest.raises(InvalidToken):
             await verifier.verify(token)
 
@@ -253,7 +271,9 @@ async def test_a_tampered_token_is_refused(pyauth: Pyauth, verifier: AccessToken
         await verifier.verify(f"{header}.{segment(claims(pyauth, roles=['admin']))}.{signature}")
 
 
-async def test_discovery_naming_another_issuer_is_refused(pyauth: Pyauth, make_verifier: VerifierFactory) -> None:
+async def test_discovery_naming_another_issuer_is_refused(
+    pyauth: Pyauth, make_verifier: VerifierFactory
+) -> None:
     # The same server under another name: its document says its issuer is pyauth.issuer, not this one.
     verifier = make_verifier(issuer=pyauth.issuer.replace("127.0.0.1", "localhost"))
     with pytest.raises(VerifierUnavailable):
@@ -286,4 +306,3 @@ def test_plain_http_issuer_off_loopback_is_refused() -> None:
     with pytest.raises(ValueError, match="asymmetric"):
         AccessTokenVerifier("https://auth.example.com", audience="pyauth", algorithms=["HS256"])
     AccessTokenVerifier("http://api:8000", audience="pyauth", allow_insecure_http=True)
-
