@@ -70,30 +70,49 @@ class IntrospectionClient:
         """The endpoint's answer for an active token; `InvalidToken` if it says the token is not
         active, `VerifierUnavailable` if it cannot be asked."""
         key = hashlib.sha256(token.encode()).hexdigest()
-        now = self._clock()
-        cached = self._cache.get(key)
-        if cached is not None and now < cached.until:
-            response = cached.response
-        elif (pending := self._inflight.get(key)) is not None:
-            response = await asyncio.shield(pending)  # one request for concurrent checks of one token
-        else:
-            future: asyncio.Future[Mapping[str, Any] | None] = asyncio.get_running_loop().create_future()
-            self._inflight[key] = future
-            try:
-                response = await self._ask(token)
-                until = now + self._options.cache_ttl
-                if expires_at is not None:
-                    until = min(until, expires_at)
-                self._remember(key, _Cached(until, response), now)
-                future.set_result(response)
-            except BaseException as exc:
-                future.set_exception(exc)
-                future.exception()  # retrieved: no "never retrieved" warning when nobody waited
-                raise
-            finally:
-                del self._inflight[key]
+        while True:
+            now = self._clock()
+            cached = self._cache.get(key)
+            if cached is not None and now < cached.until:
+                response = cached.response
+                break
+            pending = self._inflight.get(key)
+            if pending is None:
+                response = await self._ask_once(key, token, now, expires_at)
+                break
+            # Concurrent checks of one token share one request: wait for it without being cancelled by it.
+            await asyncio.wait([pending])
+            if pending.cancelled():
+                continue  # its caller went away before an answer: ask again
+            if (error := pending.exception()) is not None:
+                raise VerifierUnavailable(getattr(error, "description", "introspection failed"))
+            response = pending.result()
+            break
         if response is None:
             raise InvalidToken()
+        return response
+
+    async def _ask_once(
+        self, key: str, token: str, now: float, expires_at: float | None
+    ) -> Mapping[str, Any] | None:
+        future: asyncio.Future[Mapping[str, Any] | None] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        try:
+            response = await self._ask(token)
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except Exception as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: no "never retrieved" warning when nobody waited
+            raise
+        finally:
+            del self._inflight[key]
+        until = now + self._options.cache_ttl
+        if expires_at is not None:
+            until = min(until, expires_at)
+        self._remember(key, _Cached(until, response), now)
+        future.set_result(response)
         return response
 
     def _remember(self, key: str, entry: _Cached, now: float) -> None:
