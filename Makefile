@@ -13,13 +13,18 @@ LINT := ruff check . && ruff format --check . && mypy app tests tools && python3
 # bench/ruff.toml extend the API's pyproject.toml; mypy runs with the API's config, strict). The test image
 # holds only services/api: the folders are mounted read-only under /srv/lint, so caches go to /tmp. The
 # bench driver's own unit tests (its gate) run here too. The ceilings import the app: MYPYPATH finds it.
+# libs/pyauth-resource: ruff with the API's settings (its pyproject.toml extends them), mypy strict with its
+# own config (its tests run in make test, under services/api/tests/resource).
 LINT_DRIVERS_MOUNTS := -v "$(CURDIR)/faults:/srv/lint/faults:ro" -v "$(CURDIR)/bench:/srv/lint/bench:ro" \
+	-v "$(CURDIR)/libs:/srv/lint/libs:ro" \
 	-v "$(CURDIR)/services/api/pyproject.toml:/srv/lint/services/api/pyproject.toml:ro"
 LINT_MYPY := MYPYPATH=/srv/pyauth mypy --config-file /srv/pyauth/pyproject.toml --cache-dir /tmp/mypy-lint
 LINT_DRIVERS := cd /srv/lint && ruff check --no-cache faults bench && ruff format --check --no-cache faults bench \
 	&& (cd faults && $(LINT_MYPY) .) && (cd bench && $(LINT_MYPY) driver.py api_settings.py test_driver.py) \
 	&& (cd bench/ceilings && $(LINT_MYPY) .) \
-	&& python3 -m pytest -q -p no:cacheprovider -p no:asyncio --rootdir /tmp bench/test_driver.py
+	&& python3 -m pytest -q -p no:cacheprovider -p no:asyncio --rootdir /tmp bench/test_driver.py \
+	&& ruff check --no-cache libs && ruff format --check --no-cache libs \
+	&& (cd libs/pyauth-resource && mypy --cache-dir /tmp/mypy-libs)
 # pip-audit asks PyPI's vulnerability service; behind a TLS-intercepting proxy it needs the same CA bundle.
 AUDIT_CA := $(if $(filter docker/no-extra-ca.pem,$(PYPI_CA_BUNDLE)),,-v "$(abspath $(PYPI_CA_BUNDLE)):/run/pyauth-ca.pem:ro" -e REQUESTS_CA_BUNDLE=/run/pyauth-ca.pem)
 
@@ -59,20 +64,20 @@ test: base-image ## Run pytest in the compose network against its own database (
 	$(COMPOSE) --profile test build tests
 	$(COMPOSE) --profile test run --rm tests
 
-lint: base-image ## ruff check, ruff format --check, mypy and a dependency audit (app, faults/, bench/), in the test image
+lint: base-image ## ruff check, ruff format --check, mypy and a dependency audit (app, faults/, bench/, libs/), in the test image
 	@bash docker/test-prereqs.sh
 	$(COMPOSE) --profile test build tests
 	$(COMPOSE) --profile test run --rm --no-deps $(AUDIT_CA) $(LINT_DRIVERS_MOUNTS) tests \
 		sh -c '$(LINT) && $(LINT_DRIVERS)'
 
-fmt: base-image ## Format the code with ruff (writes to services/api, faults and bench)
+fmt: base-image ## Format the code with ruff (writes to services/api, faults, bench and libs)
 	$(COMPOSE) --profile test build tests
 	$(COMPOSE) --profile test run --rm --no-deps --user "$$(id -u):$$(id -g)" \
 		-v "$(CURDIR)/services/api:/srv/pyauth" -v "$(CURDIR)/faults:/srv/lint/faults" \
-		-v "$(CURDIR)/bench:/srv/lint/bench" \
+		-v "$(CURDIR)/bench:/srv/lint/bench" -v "$(CURDIR)/libs:/srv/lint/libs" \
 		-v "$(CURDIR)/services/api/pyproject.toml:/srv/lint/services/api/pyproject.toml:ro" tests \
-		sh -c 'ruff check --fix . && ruff format . && cd /srv/lint && ruff check --no-cache --fix faults bench \
-			&& ruff format --no-cache faults bench'
+		sh -c 'ruff check --fix . && ruff format . && cd /srv/lint && ruff check --no-cache --fix faults bench libs \
+			&& ruff format --no-cache faults bench libs'
 
 # Its own compose project (FAULTS_PROJECT, default pyauth-faults) with its own volume and free ports; the
 # development stack and its data are not touched. FAULTS_ARGS passes options, e.g. FAULTS_ARGS="--only 1,2".

@@ -1,4 +1,6 @@
-# The API image, built from services/api with its uv.lock.
+# The API image, built from services/api with its uv.lock. The build context is the repository root (only
+# services/api and libs/ are sent, see .dockerignore): the test image installs libs/pyauth-resource, a
+# path dependency of the dev group, which uv finds at ../../libs from /srv/pyauth, i.e. /libs.
 # Stages: base (Debian's python3) → deps (venv from the lock) → runtime (venv + code, non-root)
 #         deps → test-deps (adds the dev group) → test (runtime + tests + dev tools).
 # The host's CA bundle arrives as the BuildKit secret `pypi_ca` only where a TLS-intercepting proxy
@@ -34,25 +36,27 @@ RUN --mount=type=secret,id=pypi_ca,target=/run/secrets/pypi_ca \
 WORKDIR /srv/pyauth
 RUN --mount=type=secret,id=pypi_ca,target=/run/secrets/pypi_ca \
     --mount=type=cache,target=/root/.cache/uv \
-    --mount=type=bind,source=pyproject.toml,target=pyproject.toml \
-    --mount=type=bind,source=uv.lock,target=uv.lock \
+    --mount=type=bind,source=services/api/pyproject.toml,target=pyproject.toml \
+    --mount=type=bind,source=services/api/uv.lock,target=uv.lock \
+    --mount=type=bind,source=libs,target=/libs \
     if [ -s /run/secrets/pypi_ca ]; then export SSL_CERT_FILE=/run/secrets/pypi_ca; fi \
     && uv sync --locked --no-dev --no-install-project
 
 FROM deps AS test-deps
 RUN --mount=type=secret,id=pypi_ca,target=/run/secrets/pypi_ca \
     --mount=type=cache,target=/root/.cache/uv \
-    --mount=type=bind,source=pyproject.toml,target=pyproject.toml \
-    --mount=type=bind,source=uv.lock,target=uv.lock \
+    --mount=type=bind,source=services/api/pyproject.toml,target=pyproject.toml \
+    --mount=type=bind,source=services/api/uv.lock,target=uv.lock \
+    --mount=type=bind,source=libs,target=/libs \
     if [ -s /run/secrets/pypi_ca ]; then export SSL_CERT_FILE=/run/secrets/pypi_ca; fi \
     && uv sync --locked --no-install-project
 
 FROM base AS runtime
 WORKDIR /srv/pyauth
 COPY --from=deps /opt/venv /opt/venv
-COPY alembic.ini pyproject.toml ./
-COPY migrations ./migrations
-COPY app ./app
+COPY services/api/alembic.ini services/api/pyproject.toml ./
+COPY services/api/migrations ./migrations
+COPY services/api/app ./app
 USER pyauth
 EXPOSE 8000
 HEALTHCHECK --interval=5s --timeout=3s --start-period=20s --retries=3 \
@@ -62,8 +66,8 @@ CMD ["python3", "-m", "app"]
 FROM runtime AS test
 USER root
 COPY --from=test-deps /opt/venv /opt/venv
-COPY tests ./tests
-COPY tools ./tools
+COPY services/api/tests ./tests
+COPY services/api/tools ./tools
 RUN chown -R pyauth:pyauth /srv/pyauth
 USER pyauth
 CMD ["python3", "-m", "pytest"]

@@ -1,0 +1,172 @@
+"""Fixtures for the resource-server library (libs/pyauth-resource), tested against the real pyauth.
+
+`pyauth` is the real app (`create_app`, its lifespan, its key ring in the test database) served by uvicorn
+on a free loopback port, its issuer being that address: the library reads discovery and the JWKS from it
+over real HTTP, as a resource server would. Users are registered and signed in through its API. The
+library's HTTP client counts every request it sends, so tests can say how many fetches a verification cost.
+"""
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from pyauth_resource import AccessTokenVerifier
+from sqlalchemy import Table
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from starlette.types import ASGIApp
+
+from app.core.clock import ManualClock
+from app.core.config import Settings
+from app.keys.keyring import KeyRing
+from app.keys.models import SigningKey
+from app.keys.storage import rotate_signing_key
+from app.main import create_app
+from tests.auth.helpers import Tokens, live_email, password_grant, register, tokens_of
+from tests.conftest import delete_live_accounts, make_settings, rows_set_aside
+
+
+def loopback_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+def url_of(sock: socket.socket) -> str:
+    host, port = sock.getsockname()
+    return f"http://{host}:{port}"
+
+
+@asynccontextmanager
+async def serving(app: ASGIApp, sock: socket.socket) -> AsyncIterator[str]:
+    """`app` served by uvicorn on `sock` (its lifespan, if any, run by the caller); yields its URL."""
+    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_config=None, access_log=False))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        async with asyncio.timeout(10):
+            while not server.started:
+                if task.done():
+                    task.result()
+                await asyncio.sleep(0.01)
+        yield url_of(sock)
+    finally:
+        server.should_exit = True
+        async with asyncio.timeout(10):
+            await task
+
+
+@dataclass
+class Pyauth:
+    """The running pyauth: its URL (the issuer), settings, key ring and clock."""
+
+    issuer: str
+    settings: Settings
+    keyring: KeyRing
+    clock: ManualClock
+    engine: AsyncEngine
+
+    def http(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self.issuer, timeout=10)
+
+    async def signed_in_user(self) -> tuple[str, Tokens]:
+        """A user registered and signed in through the API (password grant): their id and tokens."""
+        email = live_email("resource")
+        async with self.http() as client:
+            created = await register(client, email)
+            assert created.status_code == 201, created.text
+            tokens = tokens_of(await password_grant(client, email))
+            me = await client.get("/users/me", headers=tokens.bearer)
+            assert me.status_code == 200, me.text
+        return str(me.json()["id"]), tokens
+
+    async def rotate_keys(self) -> None:
+        """Rotate as `make rotate-keys` does (committed), and let the app's key ring see it."""
+        async with async_sessionmaker(self.engine)() as session, session.begin():
+            await rotate_signing_key(session, self.settings, self.clock)
+        await self.keyring.refresh()
+
+
+@pytest.fixture
+async def pyauth(engine: AsyncEngine, clock: ManualClock) -> AsyncIterator[Pyauth]:
+    table = SigningKey.__table__
+    assert isinstance(table, Table)
+    sock = loopback_socket()
+    settings = make_settings(PUBLIC_BASE_URL=url_of(sock))
+    # The app commits its first signing key (and the rotations tests make): set the table's rows aside.
+    async with rows_set_aside(engine, table):
+        application = create_app(settings, clock=clock)
+        try:
+            async with application.router.lifespan_context(application), serving(application, sock):
+                yield Pyauth(settings.issuer, settings, application.state.keyring, clock, engine)
+        finally:
+            await delete_live_accounts(engine)
+
+
+@dataclass
+class RequestLog:
+    """Every request the library's HTTP client sent: (method, path)."""
+
+    sent: list[tuple[str, str]] = field(default_factory=list)
+
+    async def record(self, request: httpx.Request) -> None:
+        self.sent.append((request.method, request.url.path))
+
+    def count(self, path: str) -> int:
+        return sum(1 for _, sent_path in self.sent if sent_path == path)
+
+    @contextmanager
+    def new_requests(self) -> Iterator[list[tuple[str, str]]]:
+        """The requests sent inside the block."""
+        before = len(self.sent)
+        during: list[tuple[str, str]] = []
+        yield during
+        during.extend(self.sent[before:])
+
+
+JWKS_PATH = "/.well-known/jwks.json"
+DISCOVERY_PATH = "/.well-known/openid-configuration"
+VerifierFactory = Callable[..., AccessTokenVerifier]
+
+
+@pytest.fixture
+def requests() -> RequestLog:
+    return RequestLog()
+
+
+@pytest.fixture
+async def make_verifier(
+    pyauth: Pyauth, requests: RequestLog, clock: ManualClock
+) -> AsyncIterator[VerifierFactory]:
+    """Verifiers for the running pyauth, on the test's clock, their HTTP requests logged."""
+    clients: list[httpx.AsyncClient] = []
+
+    def make(**options: Any) -> AccessTokenVerifier:
+        http = httpx.AsyncClient(timeout=5, event_hooks={"request": [requests.record]})
+        clients.append(http)
+        options = {"audience": pyauth.settings.JWT_AUDIENCE, **options}
+        return AccessTokenVerifier(
+            options.pop("issuer", pyauth.issuer),
+            http_client=http,
+            clock=lambda: clock.now().timestamp(),
+            **options,
+        )
+
+    yield make
+    for http in clients:
+        await http.aclose()
+
+
+@pytest.fixture
+def verifier(make_verifier: VerifierFactory) -> AccessTokenVerifier:
+    return make_verifier()
+
+
+def later(clock: ManualClock, seconds: float) -> None:
+    clock.advance(timedelta(seconds=seconds))
