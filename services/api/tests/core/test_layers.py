@@ -25,13 +25,14 @@ ALLOWED: dict[str, set[str]] = {
     "health": set(),
     "metrics": {"passwords"},
     "audit": {"auth"},
+    "clients": {"audit"},
     "retention": {"auth"},
     "mail": {"retention"},
     "ratelimit": {"audit", "users"},
     "users": {"account", "audit", "auth", "passwords", "ratelimit"},
-    "auth": {"account", "audit", "keys", "metrics", "passwords", "ratelimit", "users"},
+    "auth": {"account", "audit", "clients", "keys", "metrics", "passwords", "ratelimit", "users"},
     "account": {"audit", "auth", "mail", "passwords", "ratelimit", "users"},
-    "admin": {"account", "audit", "auth", "passwords", "users"},
+    "admin": {"account", "audit", "auth", "clients", "passwords", "users"},
 }
 
 # A domain's repository is its own; only the user row's is shared (every domain loads users).
