@@ -19,7 +19,9 @@ from tests.clients.helpers import basic, password_grant_as, register_client
 
 async def _client_events(db_session: AsyncSession, client_id: str) -> list[AuditEntry]:
     rows = await db_session.scalars(
-        select(AuditEntry).where(AuditEntry.details["client_id"].astext == client_id).order_by(AuditEntry.id)
+        select(AuditEntry)
+        .where(AuditEntry.details["client_id"].astext == client_id, AuditEntry.event.startswith("admin."))
+        .order_by(AuditEntry.id)
     )
     return list(rows)
 
