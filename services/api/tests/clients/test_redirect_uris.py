@@ -24,7 +24,7 @@ REFUSED = [
     ("app.example.com/callback", "absolute"),
     ("https://*.example.com/callback", "wildcard"),
     ("https://user:pw@app.example.com/callback", "user name"),
-    ("javascript:alert(1)", "https"),
+    ("javascript:alert(1)", "absolute"),
     ("ftp://app.example.com/cb", "https"),
     ("https://app.example.com/call back", "whitespace"),
     ("https://app.example.com:99999/cb", "valid"),
