@@ -317,3 +317,21 @@ async def test_rfc6749_5_2_password_grant_turned_off_is_unsupported_grant_type(
     assert response.json()["error"] == "unsupported_grant_type"
     metadata: dict[str, Any] = (await no_password_client.get("/.well-known/openid-configuration")).json()
     assert metadata["grant_types_supported"] == ["refresh_token"]
+
+
+async def test_swagger_ui_s_empty_basic_credentials_are_the_built_in_client(
+    client: httpx.AsyncClient, db_session: AsyncSession
+) -> None:
+    """Swagger UI's Authorize sends `Basic base64(":")` when its client fields are left empty."""
+    headers = {"Authorization": "Basic " + base64.b64encode(b":").decode()}
+    response = await password_grant_as(client, await _user(client), headers=headers)
+    assert response.status_code == 200, response.text
+    assert await _session_client(db_session, response.json()["access_token"], client) == "pyauth"
+
+
+async def test_a_public_client_may_send_its_id_in_basic_with_an_empty_secret(
+    client: httpx.AsyncClient, admin: Account
+) -> None:
+    registered = await register_client(client, admin, type="public", grant_types=BOTH_GRANTS)
+    headers = {"Authorization": "Basic " + base64.b64encode(f"{registered['client_id']}:".encode()).decode()}
+    assert (await password_grant_as(client, await _user(client), headers=headers)).status_code == 200

@@ -69,10 +69,14 @@ class ClientCredentials:
 def credentials_of(form: Any, authorization: str | None) -> ClientCredentials:
     """The client credentials of a token request: from the Basic header or the form, never both (RFC 6749
     §2.3: one method per request). Other Authorization schemes carry no client credentials."""
-    form_id, form_secret = form.get("client_id"), form.get("client_secret")
+    # An empty value is an absent one: forms and Basic headers built from unset fields send "".
+    form_id, form_secret = form.get("client_id") or None, form.get("client_secret") or None
     scheme, _, value = (authorization or "").strip().partition(" ")
     if scheme.lower() == "basic":
         client_id, secret = _basic(value.strip())
+        if client_id is None:
+            # `Basic base64(":")`: what Swagger UI's Authorize sends with empty client fields.
+            return ClientCredentials(AuthMethod.NONE, form_id)
         if form_secret is not None:
             raise OAuthError("Send the client's credentials one way: the Basic header or the form, not both.")
         if form_id is not None and form_id != client_id:
@@ -85,8 +89,9 @@ def credentials_of(form: Any, authorization: str | None) -> ClientCredentials:
     return ClientCredentials(AuthMethod.NONE, form_id or None)
 
 
-def _basic(value: str) -> tuple[str, str]:
-    """RFC 6749 §2.3.1: base64 of `urlencode(id):urlencode(secret)`."""
+def _basic(value: str) -> tuple[str | None, str | None]:
+    """RFC 6749 §2.3.1: base64 of `urlencode(id):urlencode(secret)`. Empty parts are None; an empty id
+    with a secret is malformed."""
     refused = InvalidClient("The Basic credentials are malformed.", headers=BASIC_CHALLENGE)
     try:
         decoded = base64.b64decode(value, validate=True).decode("utf-8")
@@ -94,11 +99,11 @@ def _basic(value: str) -> tuple[str, str]:
         raise refused from None
     raw_id, colon, raw_secret = decoded.partition(":")
     client_id, secret = unquote_plus(raw_id), unquote_plus(raw_secret)
-    if not colon or not client_id or len(client_id) > MAX_CLIENT_ID_LENGTH:
+    if not colon or (not client_id and secret):
         raise refused
-    if len(secret) > MAX_CLIENT_SECRET_LENGTH:
+    if len(client_id) > MAX_CLIENT_ID_LENGTH or len(secret) > MAX_CLIENT_SECRET_LENGTH:
         raise refused
-    return client_id, secret
+    return client_id or None, secret or None
 
 
 async def authenticate_client(
