@@ -265,3 +265,34 @@ async def test_deleting_a_client_ends_its_sessions(
     assert (await client.delete(f"/admin/clients/{client_id}", headers=admin.bearer)).status_code == 204
     assert (await client.get("/users/me", headers=bearer)).status_code == 401
     assert await db_session.get(OAuthClient, client_id) is None
+
+
+async def test_the_document_lists_the_client_codes_and_operation_names(client: httpx.AsyncClient) -> None:
+    document = (await client.get("/openapi.json")).json()
+    token = document["paths"]["/auth/token"]["post"]["responses"]
+    assert token["401"]["content"]["application/json"]["schema"]["properties"]["error"]["enum"] == [
+        "invalid_client"
+    ]
+    assert (
+        "unauthorized_client"
+        in token["400"]["content"]["application/json"]["schema"]["properties"]["error"]["enum"]
+    )
+    names = {
+        (path, method): operation["operationId"]
+        for path, item in document["paths"].items()
+        if path.startswith("/admin/clients")
+        for method, operation in item.items()
+    }
+    assert names == {
+        ("/admin/clients", "post"): "admin_create_client",
+        ("/admin/clients", "get"): "admin_list_clients",
+        ("/admin/clients/{client_id}", "get"): "admin_get_client",
+        ("/admin/clients/{client_id}", "patch"): "admin_update_client",
+        ("/admin/clients/{client_id}", "delete"): "admin_delete_client",
+        ("/admin/clients/{client_id}/secret", "post"): "admin_rotate_client_secret",
+        ("/admin/clients/{client_id}/secret/previous", "delete"): "admin_revoke_previous_client_secret",
+    }
+    rotate = document["paths"]["/admin/clients/{client_id}/secret"]["post"]["responses"]
+    assert rotate["409"]["content"]["application/json"]["schema"]["properties"]["error"]["enum"] == [
+        "public_client_has_no_secret"
+    ]
