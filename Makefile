@@ -29,7 +29,7 @@ LINT_DRIVERS := cd /srv/lint && ruff check --no-cache faults bench && ruff forma
 AUDIT_CA := $(if $(filter docker/no-extra-ca.pem,$(PYPI_CA_BUNDLE)),,-v "$(abspath $(PYPI_CA_BUNDLE)):/run/pyauth-ca.pem:ro" -e REQUESTS_CA_BUNDLE=/run/pyauth-ca.pem)
 
 .PHONY: help up down clean logs ps test lint fmt migrate shell psql rotate-keys prereqs base-image bench admin \
-	faults
+	faults client
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -114,3 +114,9 @@ admin: prereqs ## Create an admin, or grant the role to a verified user: make ad
 	fi
 	$(COMPOSE) exec $$([ -t 0 ] && echo --no-TTY=false || echo -T) api \
 		python3 -m app.admin.cli create-admin "$$EMAIL" $(if $(and $(filter command line,$(origin FORCE)),$(filter 1,$(FORCE))),--force)
+
+# ARGS is split by the shell like a command line, so quote values with spaces inside it. A confidential
+# client's secret is printed once (create, rotate-secret): only its digest is stored.
+client: prereqs ## OAuth clients: make client ARGS='create --name "My app" --redirect-uri https://app.example.com/cb' (or list, rotate-secret ID, delete ID)
+	@$(if $(strip $(ARGS)),true,echo "usage: make client ARGS='create --name \"My app\" [--type public] [--redirect-uri URI]...' | ARGS=list | ARGS='rotate-secret CLIENT_ID' | ARGS='delete CLIENT_ID'"; exit 2)
+	$(COMPOSE) exec -T api python3 -m app.clients.cli $(ARGS)

@@ -17,6 +17,7 @@ from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 
 from app.account import endpoints as account_endpoints
+from app.admin import clients as admin_clients
 from app.admin import endpoints as admin_endpoints
 from app.admin.bootstrap import ensure_first_admin
 from app.audit import endpoints as audit_endpoints
@@ -120,6 +121,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.include_router(account_endpoints.router)
     app.include_router(keys_endpoints.router)
     app.include_router(admin_endpoints.router)
+    app.include_router(admin_clients.router)
     app.include_router(audit_endpoints.admin_router)
     app.include_router(audit_endpoints.own_router)
     if settings.METRICS_ENABLED:

@@ -6,6 +6,7 @@ It lives at the top of `app`, next to `main`, because it names every domain; `co
 from app.account import models as account_models
 from app.audit import models as audit_models
 from app.auth import models as auth_models
+from app.clients import models as clients_models
 from app.core.models import Base
 from app.keys import models as keys_models
 from app.mail import models as mail_models
@@ -18,6 +19,7 @@ __all__ = [
     "account_models",
     "audit_models",
     "auth_models",
+    "clients_models",
     "keys_models",
     "mail_models",
     "ratelimit_models",

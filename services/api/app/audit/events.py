@@ -34,4 +34,11 @@ class AuditEvent(StrEnum):
     ADMIN_USER_DELETED = "admin.user_deleted"
     ADMIN_SESSIONS_ENDED = "admin.sessions_ended"
     ADMIN_CREATED = "admin.created"
+    # The client registry (app.clients): `details` holds the client_id, never a secret.
+    CLIENT_CREATED = "admin.client_created"
+    CLIENT_UPDATED = "admin.client_updated"
+    CLIENT_DELETED = "admin.client_deleted"
+    CLIENT_SECRET_ROTATED = "admin.client_secret_rotated"
+    CLIENT_SECRET_REVOKED = "admin.client_secret_revoked"
+    CLIENT_AUTHENTICATION_FAILED = "client.authentication_failed"
     RATE_LIMITED = "rate_limit.exceeded"

@@ -14,6 +14,7 @@ from app.auth.dependencies import CurrentAuth
 from app.auth.device_cookie import set_device_cookie
 from app.auth.errors import InvalidGrant, UnsupportedGrantType
 from app.auth.grants.base import TokenRequest
+from app.auth.grants.client_auth import UnauthorizedClient, token_endpoint_responses
 from app.auth.grants.registry import FORM, GRANTS, TokenForm
 from app.auth.schemas import OAuthErrorBody, SessionRead, TokenResponse
 from app.auth.sessions import SessionEndReason, end_sessions, idle_ttl
@@ -105,8 +106,9 @@ async def register(
         **error_responses(
             400,
             model=OAuthErrorBody | ErrorBody,
-            raises=(OAuthError, InvalidGrant, UnsupportedGrantType),
+            raises=(OAuthError, InvalidGrant, UnsupportedGrantType, UnauthorizedClient),
         ),
+        **token_endpoint_responses(),
         # A password far over the maximum is refused before any hashing.
         **error_responses(422, raises=(PasswordTooLong,)),
     },
@@ -123,12 +125,16 @@ async def token(
     form: Annotated[TokenForm, Depends(GRANTS.form_dependency())],
 ) -> TokenResponse:
     """OAuth 2.0 token endpoint (form-encoded). The request body's schema lists each grant type and its
-    fields (the password grant's `username` is the email). Public clients: no client secret.
+    fields (the password grant's `username` is the email). Confidential clients authenticate with HTTP
+    Basic (`client_secret_basic`) or `client_id` and `client_secret` in the form (`client_secret_post`);
+    public clients send their `client_id` only; no client credentials at all: the built-in client.
 
     A password login also answers a `device_token`, as a cookie and in the body: sent back with a later
     login (cookie or `device_token` field), it keeps that client's attempts apart from everyone else's
     failures. Keep the newest one: each successful login replaces it."""
-    handler = GRANTS.handler_for(form)
+    handler, oauth_client = await GRANTS.resolve(
+        form, request.headers.get("authorization"), db=db, settings=settings, ctx=ctx
+    )
     token_request = TokenRequest(
         form=form,
         cookies=request.cookies,
@@ -137,6 +143,7 @@ async def token(
         keyring=keyring,
         settings=settings,
         ctx=ctx,
+        oauth_client=oauth_client,
     )
     issued = await handler.issue(token_request)
     if issued.device_token:

@@ -27,6 +27,16 @@ class AuthSession(Base):
     revoked_reason: Mapped[str | None] = mapped_column(String(40))
     user_agent: Mapped[str | None] = mapped_column(String(512))
     ip_address: Mapped[str | None] = mapped_column(String(64))
+    # The OAuth client the session's tokens were issued to (its refresh tokens work for it alone); the
+    # default is the built-in client, which every session from before the client registry belongs to.
+    # Deleting a client ends its sessions.
+    client_id: Mapped[str] = mapped_column(
+        String(64),
+        ForeignKey("oauth_clients.client_id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+        server_default=text("'pyauth'"),
+    )
 
 
 class RefreshToken(Base):

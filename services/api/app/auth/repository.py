@@ -8,6 +8,7 @@ from sqlalchemy import and_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.models import AuthSession, RefreshToken
+from app.clients.models import BUILTIN_CLIENT_ID
 from app.users.models import User
 
 
@@ -25,6 +26,7 @@ async def create_session(
     expires_at: datetime,
     user_agent: str | None,
     ip_address: str | None,
+    client_id: str = BUILTIN_CLIENT_ID,
 ) -> AuthSession:
     auth_session = AuthSession(
         id=uuid.uuid4(),
@@ -34,6 +36,7 @@ async def create_session(
         expires_at=expires_at,
         user_agent=user_agent,
         ip_address=ip_address,
+        client_id=client_id,
     )
     db.add(auth_session)
     await db.flush()
@@ -113,3 +116,12 @@ async def live_sessions(
         .order_by(AuthSession.last_used_at.desc())
     )
     return list(result)
+
+
+async def session_of_refresh_token(db: AsyncSession, token_hash: bytes) -> AuthSession | None:
+    """The session a refresh token belongs to, used or not (None for an unknown token)."""
+    return await db.scalar(
+        select(AuthSession)
+        .join(RefreshToken, RefreshToken.session_id == AuthSession.id)
+        .where(RefreshToken.token_hash == token_hash)
+    )

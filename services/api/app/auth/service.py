@@ -29,6 +29,7 @@ from app.auth.sessions import (
     session_is_live,
     start_session,
 )
+from app.clients.models import BUILTIN_CLIENT_ID
 from app.core.config import Settings
 from app.core.context import RequestContext
 from app.core.database import commit_before_refusing
@@ -52,8 +53,9 @@ async def login_with_password(
     settings: Settings,
     ctx: RequestContext,
     device_token: str | None = None,
+    oauth_client_id: str = BUILTIN_CLIENT_ID,
 ) -> IssuedTokens:
-    """The password grant: the login pipeline, then a new session and its tokens."""
+    """The password grant: the login pipeline, then a new session of the client and its tokens."""
     refuse_oversized(password, settings)  # before anything is counted or hashed
     try:
         email = canonicalize_email(username)
@@ -62,7 +64,9 @@ async def login_with_password(
     request = LoginRequest(email=email, password=normalize_password(password), device_token=device_token)
     flow = LoginFlow(db, request, hasher=hasher, settings=settings, ctx=ctx)
     authentication = await authenticate(flow)
-    auth_session = await start_session(db, authentication, settings=settings, ctx=ctx)
+    auth_session = await start_session(
+        db, authentication, settings=settings, ctx=ctx, oauth_client_id=oauth_client_id
+    )
     return await issue_tokens(
         db, auth_session.id, authentication, keyring=keyring, settings=settings, now=ctx.now
     )

@@ -21,6 +21,7 @@ from app.audit.events import AuditEvent
 from app.audit.service import record
 from app.auth import repository
 from app.auth.models import AuthSession
+from app.clients.models import BUILTIN_CLIENT_ID
 from app.core.config import Settings
 from app.core.context import RequestContext
 from app.metrics import instruments as metrics
@@ -104,9 +105,10 @@ async def start_session(
     *,
     settings: Settings,
     ctx: RequestContext,
+    oauth_client_id: str = BUILTIN_CLIENT_ID,
 ) -> AuthSession:
-    """A new session for a finished login, with its audit record. Its `created_at` is the login's
-    `auth_time`."""
+    """A new session of the OAuth client `oauth_client_id` for a finished login, with its audit record.
+    Its `created_at` is the login's `auth_time`."""
     user, now = authentication.user, authentication.auth_time
     auth_session = await repository.create_session(
         db,
@@ -115,6 +117,7 @@ async def start_session(
         expires_at=now + timedelta(seconds=settings.SESSION_ABSOLUTE_TTL_SECONDS),
         user_agent=ctx.user_agent,
         ip_address=ctx.ip_address,
+        client_id=oauth_client_id,
     )
     await record(
         db,

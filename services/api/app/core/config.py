@@ -177,6 +177,19 @@ class Settings(BaseSettings):
     SESSION_IDLE_TTL_SECONDS: int = Field(7 * 86400, ge=60)
     REFRESH_REUSE_GRACE_SECONDS: float = Field(10.0, ge=0, le=300)
 
+    # OAuth clients (app.clients): the password grant, and the overlap of two secrets during a rotation
+    PASSWORD_GRANT_ENABLED: bool = Field(
+        True,
+        description="Serve the password grant to clients allowed it (the built-in client is). Off: "
+        "400 unsupported_grant_type for everyone (RFC 9700 §2.4 says not to use it).",
+    )
+    CLIENT_SECRET_ROTATION_OVERLAP_SECONDS: int = Field(
+        86400,
+        ge=0,
+        le=30 * 86400,
+        description="After a secret rotation, how long the previous secret keeps working.",
+    )
+
     # Account lifecycle: emailed single-use tokens and the links that carry them
     ALLOW_UNVERIFIED_LOGIN: bool = True
     VERIFICATION_TOKEN_TTL_SECONDS: int = Field(24 * 3600, ge=300)

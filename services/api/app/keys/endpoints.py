@@ -31,8 +31,12 @@ async def openid_configuration(keyring: KeyRingDep, settings: SettingsDep) -> JS
         "jwks_uri": f"{issuer}/.well-known/jwks.json",
         "token_endpoint": f"{issuer}/auth/token",
         "revocation_endpoint": f"{issuer}/auth/revoke",
-        "grant_types_supported": ["password", "refresh_token"],
-        "token_endpoint_auth_methods_supported": ["none"],
+        "grant_types_supported": [
+            *(["password"] if settings.PASSWORD_GRANT_ENABLED else []),
+            "refresh_token",
+        ],
+        # What app.auth.grants.client_auth accepts (keys imports no other domain, hence the literal).
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "response_types_supported": [],
         "scopes_supported": [],
         "id_token_signing_alg_values_supported": keyring.signing_algorithms(),

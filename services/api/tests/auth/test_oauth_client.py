@@ -13,7 +13,7 @@ async def test_authlib_password_and_refresh_grants(app: FastAPI, client: httpx.A
     await register(client, email)
     token_url = "http://testserver/auth/token"
     async with AsyncOAuth2Client(
-        client_id="example-app",
+        client_id="pyauth",  # the built-in public client (an unregistered id is invalid_client)
         token_endpoint=token_url,
         token_endpoint_auth_method="none",
         transport=httpx.ASGITransport(app=app),

@@ -27,13 +27,14 @@ ALLOWED: dict[str, set[str]] = {
     "health": set(),
     "metrics": {"passwords"},
     "audit": {"auth"},
+    "clients": {"audit"},
     "retention": {"auth"},
     "mail": {"retention"},
     "ratelimit": {"audit", "users"},
     "users": {"auth", "passwords"},
-    "auth": {"account", "audit", "keys", "metrics", "passwords", "ratelimit", "users"},
+    "auth": {"account", "audit", "clients", "keys", "metrics", "passwords", "ratelimit", "users"},
     "account": {"audit", "auth", "mail", "passwords", "ratelimit", "users"},
-    "admin": {"account", "audit", "auth", "passwords", "users"},
+    "admin": {"account", "audit", "auth", "clients", "passwords", "users"},
 }
 
 # A domain's repository is its own; only the user row's is shared (every domain loads users).
@@ -49,6 +50,7 @@ HTTP_MODULES = {
     "app.core.security",  # middleware
     "app.account.pages",
     "app.account.links",
+    "app.admin.clients",  # the /admin/clients routes
     "app.auth.grants.registry",  # the token endpoint's form, derived from the grant table
     "app.metrics.listener",
     "app.metrics.middleware",

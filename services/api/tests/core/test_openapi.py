@@ -89,6 +89,7 @@ async def test_every_documented_error_lists_the_codes_its_operation_can_answer(
         "invalid_grant",
         "invalid_request",
         "json_too_deep",
+        "unauthorized_client",  # issue 11: a client not allowed the grant (RFC 6749 §5.2)
         "unsupported_grant_type",
     ]
     assert "email_already_registered" in error_codes(document, "/auth/register", "post", 409)

@@ -85,7 +85,8 @@ async def test_openid_configuration(client: httpx.AsyncClient, settings: Setting
         "token_endpoint": f"{issuer}/auth/token",
         "revocation_endpoint": f"{issuer}/auth/revoke",
         "grant_types_supported": ["password", "refresh_token"],
-        "token_endpoint_auth_methods_supported": ["none"],
+        # issue 11: confidential clients authenticate with their secret (app.auth.grants.client_auth)
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "response_types_supported": [],
         "scopes_supported": [],
         "id_token_signing_alg_values_supported": ["ES256"],

@@ -1,14 +1,14 @@
-"""What a grant handler declares (its form fields, how clients authenticate, the errors it answers)
+"""What a grant handler declares (its form fields, the client types it serves, the errors it answers)
 and what it is given (`TokenRequest`)."""
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any, ClassVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.issuing import IssuedTokens
+from app.clients.models import ClientType, OAuthClient
 from app.core.config import Settings
 from app.core.context import RequestContext
 from app.core.errors import PyauthError
@@ -36,12 +36,6 @@ class FormField:
         return schema
 
 
-class ClientAuthentication(StrEnum):
-    """How a grant's clients authenticate (RFC 6749 §2.3)."""
-
-    NONE = "none"  # public clients: no secret; a `client_id`, if sent, is not checked
-
-
 @dataclass(frozen=True)
 class TokenRequest:
     """A token request, once its grant type is known: the form and what handlers work with."""
@@ -53,6 +47,7 @@ class TokenRequest:
     keyring: KeyRing
     settings: Settings
     ctx: RequestContext
+    oauth_client: OAuthClient  # authenticated, and allowed this grant (`client_auth`)
 
 
 class GrantHandler:
@@ -61,8 +56,14 @@ class GrantHandler:
     grant_type: ClassVar[str]
     title: ClassVar[str]  # in the OpenAPI document
     fields: ClassVar[tuple[FormField, ...]]
-    client_authentication: ClassVar[ClientAuthentication] = ClientAuthentication.NONE
+    # The client types the grant serves; every client also needs the grant in its `grant_types`.
+    # Clients authenticate as `client_auth` says, the same for every grant.
+    client_types: ClassVar[frozenset[ClientType]] = frozenset(ClientType)
     errors: ClassVar[tuple[type[PyauthError], ...]]  # what `issue` may raise, for the document
+
+    def enabled(self, settings: Settings) -> bool:
+        """Whether the server serves this grant at all (a setting may turn one off)."""
+        return True
 
     async def issue(self, request: TokenRequest) -> IssuedTokens:
         raise NotImplementedError

@@ -8,6 +8,7 @@ from app.auth.device_cookie import DEVICE_COOKIE
 from app.auth.errors import EmailNotVerified, InvalidCredentials
 from app.auth.grants.base import FormField, GrantHandler, TokenRequest
 from app.auth.issuing import IssuedTokens
+from app.core.config import Settings
 from app.passwords.hashing import HashQueueFull
 from app.passwords.policy import PasswordTooLong
 from app.ratelimit.service import LoginThrottled, PasswordResetRequired
@@ -37,6 +38,9 @@ class PasswordGrant(GrantHandler):
         HashQueueFull,
     )
 
+    def enabled(self, settings: Settings) -> bool:
+        return settings.PASSWORD_GRANT_ENABLED
+
     async def issue(self, request: TokenRequest) -> IssuedTokens:
         form = request.form
         return await service.login_with_password(
@@ -48,4 +52,5 @@ class PasswordGrant(GrantHandler):
             settings=request.settings,
             ctx=request.ctx,
             device_token=form["device_token"] or request.cookies.get(DEVICE_COOKIE),
+            oauth_client_id=request.oauth_client.client_id,
         )

@@ -1,8 +1,10 @@
-"""The refresh token grant (RFC 6749 §6): rotate the token, keep the session and its `auth_time`."""
+"""The refresh token grant (RFC 6749 §6): rotate the token, keep the session and its `auth_time`; only
+the client the token was issued to may use it."""
 
 from app.auth import service
 from app.auth.errors import InvalidGrant, RefreshTokenAlreadyUsed
 from app.auth.grants.base import FormField, GrantHandler, TokenRequest
+from app.auth.grants.client_binding import refuse_another_clients_token
 from app.auth.issuing import IssuedTokens
 
 
@@ -13,6 +15,12 @@ class RefreshTokenGrant(GrantHandler):
     errors = (InvalidGrant, RefreshTokenAlreadyUsed)
 
     async def issue(self, request: TokenRequest) -> IssuedTokens:
+        await refuse_another_clients_token(
+            request.db,
+            request.form["refresh_token"] or "",
+            request.oauth_client,
+            ctx=request.ctx,
+        )
         return await service.refresh(
             request.db,
             refresh_token=request.form["refresh_token"] or "",

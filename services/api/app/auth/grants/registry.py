@@ -9,20 +9,26 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Annotated, Any
 
 from fastapi import Form
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.errors import UnsupportedGrantType
+from app.auth.grants import client_auth
 from app.auth.grants.base import FormField, GrantHandler
 from app.auth.grants.password import PasswordGrant
 from app.auth.grants.refresh_token import RefreshTokenGrant
+from app.clients.models import ClientType, OAuthClient
+from app.core.config import Settings
+from app.core.context import RequestContext
 from app.core.errors import OAuthError
 
 FORM = "application/x-www-form-urlencoded"
-# Fields of every token request (RFC 6749 §3.2, §3.3). `scope` and `client_id` are accepted and, for
-# the public clients of today's grants, not used.
+# Fields of every token request (RFC 6749 §3.2, §3.3, §2.3.1). `scope` is accepted and not used yet;
+# `client_id` and `client_secret` authenticate the client (`client_auth`).
 COMMON_FIELDS = (
     FormField("grant_type", max_length=64),
     FormField("scope", max_length=1024, required=False),
     FormField("client_id", max_length=256, required=False),
+    FormField("client_secret", max_length=256, required=False),
 )
 
 TokenForm = Mapping[str, str | None]
@@ -54,6 +60,25 @@ class GrantRegistry:
             verb = "is" if len(required) == 1 else "are"
             raise OAuthError(f"{names} {verb} required for grant_type={grant_type}.")
         return handler
+
+    async def resolve(
+        self,
+        form: TokenForm,
+        authorization: str | None,
+        *,
+        db: AsyncSession,
+        settings: Settings,
+        ctx: RequestContext,
+    ) -> tuple[GrantHandler, OAuthClient]:
+        """The grant's handler and the authenticated client, which is allowed the grant: every grant's
+        client authentication happens here, once."""
+        handler = self.handler_for(form)
+        if not handler.enabled(settings):
+            raise UnsupportedGrantType(f"grant_type={handler.grant_type} is turned off on this server.")
+        credentials = client_auth.credentials_of(form, authorization)
+        oauth_client = await client_auth.authenticate_client(db, credentials, ctx=ctx)
+        client_auth.check_grant_allowed(oauth_client, handler.grant_type, handler.client_types)
+        return handler, oauth_client
 
     def form_dependency(self) -> Callable[..., Awaitable[TokenForm]]:
         """A FastAPI dependency that reads every registered field from the form. Each is optional and
@@ -97,11 +122,21 @@ def _missing(value: str | None, field: FormField) -> bool:
     return value is None or len(value) < field.min_length
 
 
+def _client_authentication(handler: GrantHandler) -> str:
+    methods = []
+    if ClientType.PUBLIC in handler.client_types:
+        methods.append("none (public clients; no client_id: the built-in client)")
+    if ClientType.CONFIDENTIAL in handler.client_types:
+        methods.append("client_secret_basic or client_secret_post (confidential clients)")
+    return ", ".join(methods)
+
+
 def _grant_schema(handler: GrantHandler) -> dict[str, Any]:
     codes = sorted({error.code for error in handler.errors})
     return {
         "title": handler.title,
-        "description": f"Client authentication: {handler.client_authentication}. Errors: {', '.join(codes)}.",
+        "description": f"Client authentication: {_client_authentication(handler)}. "
+        f"Errors: {', '.join(codes)}.",
         "required": ["grant_type", *(field.name for field in handler.fields if field.required)],
         "properties": {
             "grant_type": {"const": handler.grant_type},

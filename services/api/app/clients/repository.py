@@ -1,0 +1,83 @@
+"""Queries on clients and their secrets. Functions flush or execute; the request (or the CLI) commits."""
+
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, delete, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.clients.models import ClientSecret, OAuthClient
+
+
+async def get(db: AsyncSession, client_id: str) -> OAuthClient | None:
+    return await db.get(OAuthClient, client_id)
+
+
+async def get_for_update(db: AsyncSession, client_id: str) -> OAuthClient | None:
+    """The client as committed now, its row locked until the transaction ends: changes to one client
+    (a rotation, an update) run one after the other."""
+    return await db.get(OAuthClient, client_id, populate_existing=True, with_for_update=True)
+
+
+async def add(db: AsyncSession, client: OAuthClient) -> None:
+    db.add(client)
+    await db.flush()
+
+
+async def page(db: AsyncSession, *, limit: int, offset: int) -> tuple[list[OAuthClient], int]:
+    """One page of clients, newest first, and how many there are."""
+    total = await db.scalar(select(func.count()).select_from(OAuthClient)) or 0
+    clients = await db.scalars(
+        select(OAuthClient)
+        .order_by(OAuthClient.created_at.desc(), OAuthClient.client_id)
+        .limit(limit)
+        .offset(offset)
+    )
+    return list(clients), total
+
+
+async def delete_client(db: AsyncSession, client: OAuthClient) -> None:
+    await db.delete(client)
+    await db.flush()
+
+
+def _live(now: datetime) -> ColumnElement[bool]:
+    return or_(ClientSecret.expires_at.is_(None), ClientSecret.expires_at > now)
+
+
+async def live_secrets(db: AsyncSession, client_ids: list[str], now: datetime) -> list[ClientSecret]:
+    """The secrets of these clients that still work, oldest first."""
+    if not client_ids:
+        return []
+    result = await db.scalars(
+        select(ClientSecret)
+        .where(ClientSecret.client_id.in_(client_ids), _live(now))
+        .order_by(ClientSecret.created_at, ClientSecret.id)
+    )
+    return list(result)
+
+
+async def live_secret_hashes(db: AsyncSession, client_id: str, now: datetime) -> list[bytes]:
+    result = await db.scalars(
+        select(ClientSecret.secret_hash).where(ClientSecret.client_id == client_id, _live(now))
+    )
+    return list(result)
+
+
+async def add_secret(
+    db: AsyncSession, *, client_id: str, secret_hash: bytes, now: datetime, expires_at: datetime | None = None
+) -> ClientSecret:
+    secret = ClientSecret(client_id=client_id, secret_hash=secret_hash, created_at=now, expires_at=expires_at)
+    db.add(secret)
+    await db.flush()
+    return secret
+
+
+async def delete_secrets(db: AsyncSession, secret_ids: list[int]) -> None:
+    if secret_ids:
+        await db.execute(delete(ClientSecret).where(ClientSecret.id.in_(secret_ids)))
+
+
+async def delete_expired_secrets(db: AsyncSession, client_id: str, now: datetime) -> None:
+    await db.execute(
+        delete(ClientSecret).where(ClientSecret.client_id == client_id, ClientSecret.expires_at <= now)
+    )
