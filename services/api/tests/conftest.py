@@ -16,6 +16,7 @@ argon2 runs at a test-only cost (ARGON2_BELOW_FLOOR_FOR_TESTS) unless a test nam
 `real_password_cost` mark. Under pytest-xdist each worker has its own database (`pyauth_gw0_test`, ...).
 """
 
+import functools
 import os
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -111,7 +112,24 @@ def make_settings(**overrides: object) -> Settings:
         **({} if names_a_cost or production else TEST_PASSWORD_COST),
     }
     values.update(overrides)
-    return Settings(_env_file=None, **values)  # type: ignore[arg-type]
+    return cached_settings(values)
+
+
+def cached_settings(values: dict[str, object]) -> Settings:
+    """`Settings(**values)` without `.env`, made once per set of values and process environment (the
+    settings read it): building one takes ~15 ms, and the suite asks for the same ones hundreds of
+    times. Nothing changes a Settings object after it is built; unhashable values are not cached."""
+    try:
+        key = (tuple(sorted(values.items())), tuple(sorted(os.environ.items())))
+        hash(key)
+    except TypeError:
+        return Settings(_env_file=None, **values)  # type: ignore[arg-type]
+    return _settings_for(key)
+
+
+@functools.lru_cache(maxsize=256)
+def _settings_for(key: tuple[tuple[tuple[str, object], ...], tuple[tuple[str, str], ...]]) -> Settings:
+    return Settings(_env_file=None, **dict(key[0]))  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="session")

@@ -162,8 +162,9 @@ def test_production_refuses_the_test_suites_cheap_argon2_setting() -> None:
         ("0123456789abcdef" * 4, "does not look random"),  # hex, repeated
         ("secret-key-" * 4, "does not look random"),  # reads as base64url: 33 bytes
         ("pyauth key encryption key for production!", "must be hex or base64"),
-        (secrets.token_hex(31), "decodes to 31 bytes"),
-        (secrets.token_urlsafe(31), "decodes to 31 bytes"),
+        # Random values get fixed ids: pytest-xdist workers must collect the same test names.
+        pytest.param(secrets.token_hex(31), "decodes to 31 bytes", id="random-hex-31-bytes"),
+        pytest.param(secrets.token_urlsafe(31), "decodes to 31 bytes", id="random-base64url-31-bytes"),
     ],
 )
 def test_a_key_encryption_key_must_be_32_random_bytes_in_hex_or_base64(key: str, problem: str) -> None:

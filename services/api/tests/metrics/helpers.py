@@ -1,5 +1,7 @@
 """Reading `/metrics` as Prometheus would: scrape it and pick one sample out of the text."""
 
+import functools
+
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -19,11 +21,18 @@ async def scrape(client: httpx.AsyncClient) -> str:
 
 def sample(exposition: str, name: str, **labels: str) -> float | None:
     """The value of the sample `name` with exactly these labels, or None if the scrape has none."""
+    return _samples(exposition).get((name, frozenset(labels.items())))
+
+
+@functools.lru_cache(maxsize=16)
+def _samples(exposition: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """Every sample of a scrape by name and labels, the first where one repeats. Parsed once per scrape:
+    tests read many samples from one, and the process-wide registry grows through the session."""
+    values: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
     for family in text_string_to_metric_families(exposition):
         for found in family.samples:
-            if found.name == name and found.labels == labels:
-                return found.value
-    return None
+            values.setdefault((found.name, frozenset(found.labels.items())), found.value)
+    return values
 
 
 def requests_total(exposition: str, method: str, route: str, status: int) -> float:
