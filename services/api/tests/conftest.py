@@ -259,9 +259,11 @@ async def shared_app(settings: Settings, admin_engine: AsyncEngine) -> AsyncIter
 def lent_to_the_test(
     application: FastAPI, clock: ManualClock, sessionmaker: async_sessionmaker[AsyncSession] | None = None
 ) -> Iterator[FastAPI]:
-    """`application` with the test's clock and, if given, its session factory (the seam every part of
-    the app opens sessions through: requests, the rate limiter, the key ring, the first admin); its
-    state and dependency overrides as they were once the test ends, whatever the test changed."""
+    """`application` with the test's clock (also the key ring's) and, if given, its session factory:
+    `app.state.sessionmaker`, the seam through which `get_db` opens each request's session and the rate
+    limiter its own (the key ring and the first-admin step take a factory as an argument: their tests
+    pass one bound to the test's connection). Its state and dependency overrides are as they were once
+    the test ends, whatever the test changed."""
     state: dict[str, object] = application.state._state  # Starlette's State has no copy API
     saved_state, saved_overrides = dict(state), dict(application.dependency_overrides)
     swapped = saved_state["clock"]
