@@ -60,7 +60,7 @@ logs: ## Follow the logs of every service
 ps: ## Show services and their health
 	$(COMPOSE) ps --all
 
-test: base-image ## Run pytest in the compose network against its own database (pyauth_test)
+test: base-image ## Run pytest (two workers) in the compose network against databases of its own (pyauth_gw0_test, pyauth_gw1_test)
 	$(COMPOSE) --profile test build tests
 	$(COMPOSE) --profile test run --rm tests
 

@@ -8,11 +8,19 @@ The app connects as DATABASE_URL's role, as it does in production: with `make te
 application role. TEST_ADMIN_DATABASE_URL names a role that may create databases (`make test`: the
 superuser): it creates and migrates the test database, and it cleans up what the application role may not
 (audit rows, probe tables). Unset, DATABASE_URL's role does all of it (a single-role database).
+
+Speed (README, "Tests"): one app per test session (per xdist worker), started once through its lifespan;
+each test swaps in its own clock and a session factory bound to its rolled-back connection, and gets the
+app's state back as it was afterwards. Users come from `tests/factories.py` with a precomputed hash, and
+argon2 runs at a test-only cost (ARGON2_BELOW_FLOOR_FOR_TESTS) unless a test names its cost or carries the
+`real_password_cost` mark. Under pytest-xdist each worker has its own database (`pyauth_gw0_test`, ...).
 """
 
+import functools
 import os
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from datetime import datetime
 
 import httpx
 import pytest
@@ -21,11 +29,17 @@ from fastapi import FastAPI
 from sqlalchemy import Connection, Table, delete, insert, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
-from app.core.clock import ManualClock
+from app.core.clock import Clock, ManualClock, SystemClock
 from app.core.config import Settings
-from app.core.database import build_engine, get_db
+from app.core.database import build_engine
 from app.health.service import alembic_config
 from app.main import create_app
 
@@ -39,14 +53,55 @@ PRODUCTION_KEY_ENCRYPTION_KEY = "v5xV5Jk9bk1H7MtjRcbl2KCFbHchveSgi17t45fvlmw="
 # same on any machine: on 12 cores the pool would shrink to 3 and the concurrency tests would wait for it.
 # A test of the derivation itself passes API_WORKERS=0 / PASSWORD_HASH_WORKERS=0 ("derive") explicitly.
 HOST_INDEPENDENT_SETTINGS: dict[str, object] = {"API_WORKERS": 1, "PASSWORD_HASH_WORKERS": 1}
+DEFAULT_DATABASE_URL = "postgresql+asyncpg://pyauth:pyauth@localhost:5432/pyauth_test"
+
+# argon2id at a test-only cost (64 KiB, one pass: some microseconds instead of ~30 ms a hash), allowed only
+# by ARGON2_BELOW_FLOOR_FOR_TESTS, which production refuses. Settings that name an ARGON2_* value or
+# ENVIRONMENT=production get the defaults (OWASP's floor) for the rest: tests of hashing cost keep it.
+TEST_PASSWORD_COST: dict[str, object] = {
+    "ARGON2_MEMORY_KIB": 64,
+    "ARGON2_TIME_COST": 1,
+    "ARGON2_BELOW_FLOOR_FOR_TESTS": True,
+}
+# What the `real_password_cost` mark gives a test's app: for tests whose subject is how long hashing takes.
+REAL_PASSWORD_COST: dict[str, object] = {"ARGON2_MEMORY_KIB": 19456, "ARGON2_TIME_COST": 2}
+
+
+def _database_url_of_this_worker(url: str, worker: str) -> str:
+    """Under pytest-xdist each worker gets a database of its own, named after it before the `_test` end:
+    `pyauth_test` becomes `pyauth_gw0_test`, so parallel workers never share rows, commits or locks."""
+    parsed = make_url(url)
+    name = parsed.database or ""
+    base = name.removesuffix("_test")
+    return parsed.set(database=f"{base}_{worker}_test").render_as_string(hide_password=False)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "real_password_cost: the test's app hashes at OWASP's argon2 floor, not the test cost"
+    )
+    # In the environment, not only in make_settings(): subprocesses (the CLIs) inherit it too.
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    url = os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)
+    if worker and not os.environ.get("PYAUTH_TEST_WORKER_DATABASE"):
+        os.environ["DATABASE_URL"] = _database_url_of_this_worker(url, worker)
+        os.environ["PYAUTH_TEST_WORKER_DATABASE"] = worker
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under `make test` the mail tests share one SMTP server (the compose `smtp` service), which some of
+    them reset, stop or make refuse: with `--dist loadgroup` they all run on one xdist worker."""
+    for item in items:
+        if "smtp_sink" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("smtp_sink"))
 
 
 def make_settings(**overrides: object) -> Settings:
     """Settings for the test database, with overrides; `.env` is not read."""
+    names_a_cost = any(name.startswith("ARGON2_") for name in overrides)
+    production = overrides.get("ENVIRONMENT") == "production"
     values: dict[str, object] = {
-        "DATABASE_URL": os.environ.get(
-            "DATABASE_URL", "postgresql+asyncpg://pyauth:pyauth@localhost:5432/pyauth_test"
-        ),
+        "DATABASE_URL": os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL),
         # Always the test key: signing keys stored in the test database are encrypted with it.
         "KEY_ENCRYPTION_KEY": TEST_KEY_ENCRYPTION_KEY,
         "ENVIRONMENT": "test",
@@ -54,9 +109,27 @@ def make_settings(**overrides: object) -> Settings:
         "DB_STARTUP_TIMEOUT": 10,
         # Tests send many requests from one address; the rate-limit tests turn the limits on.
         "RATE_LIMITS_ENABLED": False,
+        **({} if names_a_cost or production else TEST_PASSWORD_COST),
     }
     values.update(overrides)
-    return Settings(_env_file=None, **values)  # type: ignore[arg-type]
+    return cached_settings(values)
+
+
+def cached_settings(values: dict[str, object]) -> Settings:
+    """`Settings(**values)` without `.env`, made once per set of values and process environment (the
+    settings read it): building one takes ~15 ms, and the suite asks for the same ones hundreds of
+    times. Nothing changes a Settings object after it is built; unhashable values are not cached."""
+    try:
+        key = (tuple(sorted(values.items())), tuple(sorted(os.environ.items())))
+        hash(key)
+    except TypeError:
+        return Settings(_env_file=None, **values)  # type: ignore[arg-type]
+    return _settings_for(key)
+
+
+@functools.lru_cache(maxsize=256)
+def _settings_for(key: tuple[tuple[tuple[str, object], ...], tuple[tuple[str, str], ...]]) -> Settings:
+    return Settings(_env_file=None, **dict(key[0]))  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="session")
@@ -154,40 +227,107 @@ def clock() -> ManualClock:
     return ManualClock()
 
 
+class SwappedClock:
+    """The clock the shared app starts with and its key ring keeps: each test's `clock` in turn, real
+    time between tests."""
+
+    def __init__(self) -> None:
+        self.current: Clock = SystemClock()
+
+    def now(self) -> datetime:
+        return self.current.now()
+
+
+def sessions_in(connection: AsyncConnection) -> async_sessionmaker[AsyncSession]:
+    """A session factory on the test's connection: each session (one per request, as `get_db` makes
+    them) works in a savepoint of the test's transaction, and its commit only releases that savepoint."""
+    return async_sessionmaker(
+        bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+    )
+
+
+@pytest.fixture(scope="session")
+async def shared_app(settings: Settings, admin_engine: AsyncEngine) -> AsyncIterator[FastAPI]:
+    """One app for the whole session (per xdist worker), started once through its lifespan: its engine,
+    hashing pool and key ring. Tests reach it through `app` or `live_app`, which lend it to one test."""
+    application = create_app(settings, clock=SwappedClock())
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@contextmanager
+def lent_to_the_test(
+    application: FastAPI, clock: ManualClock, sessionmaker: async_sessionmaker[AsyncSession] | None = None
+) -> Iterator[FastAPI]:
+    """`application` with the test's clock (also the key ring's) and, if given, its session factory:
+    `app.state.sessionmaker`, the seam through which `get_db` opens each request's session and the rate
+    limiter its own (the key ring and the first-admin step take a factory as an argument: their tests
+    pass one bound to the test's connection). Its state and dependency overrides are as they were once
+    the test ends, whatever the test changed."""
+    state: dict[str, object] = application.state._state  # Starlette's State has no copy API
+    saved_state, saved_overrides = dict(state), dict(application.dependency_overrides)
+    swapped = saved_state["clock"]
+    application.state.clock = clock
+    if isinstance(swapped, SwappedClock):
+        swapped.current = clock
+    if sessionmaker is not None:
+        application.state.sessionmaker = sessionmaker
+    try:
+        yield application
+    finally:
+        if isinstance(swapped, SwappedClock):
+            swapped.current = SystemClock()
+        state.clear()
+        state.update(saved_state)
+        application.dependency_overrides.clear()
+        application.dependency_overrides.update(saved_overrides)
+
+
 @pytest.fixture
 async def app(
-    settings: Settings, engine: AsyncEngine, db_session: AsyncSession, clock: ManualClock
+    request: pytest.FixtureRequest,
+    shared_app: FastAPI,
+    connection: AsyncConnection,
+    clock: ManualClock,
 ) -> AsyncIterator[FastAPI]:
-    """The real app, started through its lifespan, with every request's session inside the test's
-    rolled-back transaction."""
-    async with started_in_test_transaction(create_app(settings, clock=clock), db_session) as application:
+    """The real app, every session it opens inside the test's rolled-back transaction: the shared app, or
+    for a test marked `real_password_cost` an app of its own hashing at OWASP's floor."""
+    if request.node.get_closest_marker("real_password_cost"):
+        own = create_app(make_settings(**REAL_PASSWORD_COST), clock=clock)
+        async with started_in_test_transaction(own, connection) as application:
+            yield application
+        return
+    with lent_to_the_test(shared_app, clock, sessions_in(connection)) as application:
         yield application
 
 
 @asynccontextmanager
 async def started_in_test_transaction(
-    application: FastAPI, db_session: AsyncSession
+    application: FastAPI, test_transaction: AsyncConnection | AsyncSession
 ) -> AsyncIterator[FastAPI]:
-    """`application` started through its lifespan, every request's session being `db_session`: as get_db
-    does, but a commit only releases a savepoint of the test's transaction."""
-
-    async def test_db() -> AsyncIterator[AsyncSession]:
-        try:
-            yield db_session
-            await db_session.commit()
-        except BaseException:
-            await db_session.rollback()
-            raise
-
-    application.dependency_overrides[get_db] = test_db
+    """`application` (built for other settings than the shared app's) started through its lifespan, then
+    every session it opens, one per request as in production, inside the test's rolled-back transaction
+    (given as its connection, or a session bound to it)."""
+    connection = test_transaction.bind if isinstance(test_transaction, AsyncSession) else test_transaction
+    assert isinstance(connection, AsyncConnection), "the session must be bound to the test's connection"
     async with application.router.lifespan_context(application):
+        application.state.sessionmaker = sessions_in(connection)
         yield application
+
+
+class AppClient(httpx.AsyncClient):
+    """An HTTP client of the app under test (over ASGI) that knows the app, so that helpers can insert
+    users through the app's own session factory (`tests/factories.py`) rather than by registering."""
+
+    def __init__(self, app: FastAPI) -> None:
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        super().__init__(transport=transport, base_url="http://testserver")
+        self.app = app
 
 
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+    async with AppClient(app) as client:
         yield client
 
 
@@ -210,14 +350,22 @@ LIVE_EMAIL_DOMAIN = "live.example.org"
 
 
 @pytest.fixture
-async def live_app(settings: Settings, engine: AsyncEngine, clock: ManualClock) -> AsyncIterator[FastAPI]:
+async def live_app(
+    request: pytest.FixtureRequest, shared_app: FastAPI, engine: AsyncEngine, clock: ManualClock
+) -> AsyncIterator[FastAPI]:
     """The real app with its own pool, committing for real in the test database: for concurrency tests,
     which one rolled-back connection cannot serve. Users it creates must use LIVE_EMAIL_DOMAIN; they
     (and, by cascade, their sessions) are deleted afterwards."""
-    application = create_app(settings, clock=clock)
-    async with application.router.lifespan_context(application):
-        yield application
-    await delete_live_accounts(engine)
+    try:
+        if request.node.get_closest_marker("real_password_cost"):
+            own = create_app(make_settings(**REAL_PASSWORD_COST), clock=clock)
+            async with own.router.lifespan_context(own):
+                yield own
+        else:
+            with lent_to_the_test(shared_app, clock) as application:
+                yield application
+    finally:
+        await delete_live_accounts(engine)
 
 
 async def delete_live_accounts(engine: AsyncEngine) -> None:
@@ -246,6 +394,5 @@ async def _delete_live_accounts(engine: AsyncEngine, pattern: dict[str, str]) ->
 
 @pytest.fixture
 async def live_client(live_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=live_app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+    async with AppClient(live_app) as client:
         yield client

@@ -32,6 +32,9 @@ DEVELOPMENT_SECRETS = frozenset(
 # A production KEY_ENCRYPTION_KEY is 32+ random bytes, written in hex or base64 (standard or URL-safe,
 # padding optional): `openssl rand -base64 32`. See `random_key_problem`.
 KEY_ENCRYPTION_KEY_MIN_BYTES = 32
+# OWASP Password Storage cheat sheet's argon2id minimum: 19 MiB of memory, 2 passes, 1 lane.
+ARGON2_FLOOR_MEMORY_KIB = 19456
+ARGON2_FLOOR_TIME_COST = 2
 _HEX = re.compile(r"[0-9a-fA-F]+")
 _BASE64 = re.compile(r"[A-Za-z0-9+/]+={0,2}|[A-Za-z0-9_-]+={0,2}")
 
@@ -152,9 +155,15 @@ class Settings(BaseSettings):
         2.0, gt=0, le=30, description="Whole-call bound; on timeout or error the check is skipped."
     )
     HIBP_MIN_COUNT: int = Field(1, ge=1, description="Refuse when breaches hold the password this often.")
-    ARGON2_MEMORY_KIB: int = Field(19456, ge=19456, description="OWASP minimum: 19 MiB.")
-    ARGON2_TIME_COST: int = Field(2, ge=2)
+    # The OWASP floor holds unless ARGON2_BELOW_FLOOR_FOR_TESTS is set, which ENVIRONMENT=production refuses.
+    ARGON2_MEMORY_KIB: int = Field(19456, ge=8, description="OWASP minimum: 19 MiB.")
+    ARGON2_TIME_COST: int = Field(2, ge=1)
     ARGON2_PARALLELISM: int = Field(1, ge=1)
+    ARGON2_BELOW_FLOOR_FOR_TESTS: bool = Field(
+        False,
+        description="Allow argon2 cost below the OWASP floor: only so a test suite hashes fast; production "
+        "refuses it.",
+    )
     PASSWORD_HASH_WORKERS: int = Field(
         0, ge=0, le=64, description="Hashing threads per worker; 0: the cores divided among the workers."
     )
@@ -383,6 +392,25 @@ class Settings(BaseSettings):
             raise ValueError(
                 "ENVIRONMENT=production refuses to start: "
                 "the database password in MIGRATION_DATABASE_URL is a development default"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _keep_argon2_at_the_owasp_floor(self) -> Self:
+        """OWASP's argon2id minimum (19 MiB, 2 passes) unless ARGON2_BELOW_FLOOR_FOR_TESTS says otherwise,
+        and never in production: a test suite may trade the cost for speed, a deployment may not."""
+        below = (
+            self.ARGON2_MEMORY_KIB < ARGON2_FLOOR_MEMORY_KIB or self.ARGON2_TIME_COST < ARGON2_FLOOR_TIME_COST
+        )
+        if self.ENVIRONMENT == "production" and self.ARGON2_BELOW_FLOOR_FOR_TESTS:
+            raise ValueError(
+                "ENVIRONMENT=production refuses to start: "
+                "ARGON2_BELOW_FLOOR_FOR_TESTS is for test suites only"
+            )
+        if below and not self.ARGON2_BELOW_FLOOR_FOR_TESTS:
+            raise ValueError(
+                f"ARGON2_MEMORY_KIB must be at least {ARGON2_FLOOR_MEMORY_KIB} and ARGON2_TIME_COST at least "
+                f"{ARGON2_FLOOR_TIME_COST} (OWASP's argon2id minimum)"
             )
         return self
 

@@ -49,7 +49,10 @@ async def test_two_admins_demoting_each_other_at_once_leave_one_admin(
         waiting = 0
         for _ in range(100):
             waiting = await holder.scalar(
-                text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+                text(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+                    "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+                )
             )
             await holder.commit()
             if waiting == 2 or all(request.done() for request in requests):

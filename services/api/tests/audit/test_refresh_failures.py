@@ -72,7 +72,7 @@ async def test_a_refused_refresh_of_an_ended_session_leaves_the_token_unspent(
     for _ in range(2):
         assert (await refresh_grant(client, tokens.refresh)).status_code == 400
 
-    stored = await db_session.get(RefreshToken, digest(tokens.refresh), populate_existing=True)
+    stored = await db_session.get(RefreshToken, digest(tokens.refresh))
     assert stored is not None
     assert stored.used_at is None
     reasons = [row.reason for row in await _rows_after(db_session, start, "refresh.failed")]

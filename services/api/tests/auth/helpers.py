@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 import httpx
 
-from tests.conftest import LIVE_EMAIL_DOMAIN
+from tests.conftest import LIVE_EMAIL_DOMAIN, AppClient
+from tests.factories import create_user
 
 # Passes the whole policy at its defaults (zxcvbn scores it 4; in no shipped list).
 PASSWORD = "violet-harbor-lantern-42"
@@ -60,8 +61,12 @@ def tokens_of(response: httpx.Response) -> Tokens:
 
 
 async def signed_up(client: httpx.AsyncClient, email: str | None = None) -> tuple[str, Tokens]:
-    """A registered, logged-in user: their email and tokens."""
+    """A registered, logged-in user: their email and tokens. Inserted by the user factory (no policy
+    check, no hash) when the client is the fixtures' `AppClient`; registered over HTTP otherwise."""
     email = email or unique_email()
-    created = await register(client, email)
-    assert created.status_code == 201, created.text
+    if isinstance(client, AppClient):
+        await create_user(client.app, email, PASSWORD)
+    else:
+        created = await register(client, email)
+        assert created.status_code == 201, created.text
     return email, tokens_of(await password_grant(client, email))

@@ -61,7 +61,7 @@ async def test_reuse_revocation_survives_the_error_response(
     await refresh_grant(client, t1.refresh)
     stored = await db_session.get(RefreshToken, digest(t1.refresh))
     assert stored is not None
-    auth_session = await db_session.get(AuthSession, stored.session_id, populate_existing=True)
+    auth_session = await db_session.get(AuthSession, stored.session_id)
     assert auth_session is not None
     assert auth_session.revoked_reason == "refresh_token_reuse"
 

@@ -23,6 +23,7 @@ async def test_register_returns_the_user_without_the_hash(client: httpx.AsyncCli
     assert "argon2" not in response.text
 
 
+@pytest.mark.real_password_cost  # its subject is the cost the stored hash names
 async def test_the_stored_hash_is_argon2id_at_the_configured_cost(
     client: httpx.AsyncClient, db_session: AsyncSession
 ) -> None:

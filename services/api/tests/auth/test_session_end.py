@@ -33,11 +33,7 @@ def session_id(tokens: Tokens) -> uuid.UUID:
 
 
 async def revoked_reason(db: AsyncSession, tokens: Tokens) -> str | None:
-    return await db.scalar(
-        select(AuthSession.revoked_reason)
-        .where(AuthSession.id == session_id(tokens))
-        .execution_options(populate_existing=True)
-    )
+    return await db.scalar(select(AuthSession.revoked_reason).where(AuthSession.id == session_id(tokens)))
 
 
 Ending = Callable[[httpx.AsyncClient, Tokens, Tokens, ManualClock], Awaitable[object]]

@@ -138,6 +138,7 @@ async def test_an_expired_access_token_is_refused(client: httpx.AsyncClient, clo
     assert response.status_code == 401
 
 
+@pytest.mark.real_password_cost  # its subject is what hashing at the real cost takes
 async def test_login_timing_for_unknown_and_known_emails_is_alike(
     client: httpx.AsyncClient, app: FastAPI
 ) -> None:
@@ -172,6 +173,7 @@ async def test_login_timing_for_unknown_and_known_emails_is_alike(
     assert 0.8 <= ratios[-1] <= 1.2
 
 
+@pytest.mark.real_password_cost  # its subject is what hashing at the real cost takes
 async def test_hashing_does_not_stall_token_authenticated_requests(live_client: httpx.AsyncClient) -> None:
     """While a flood of logins keeps the hashing pool busy, /users/me still answers: it never waits
     for a hash, because hashes run on their own threads, off the event loop."""

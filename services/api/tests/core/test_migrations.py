@@ -84,7 +84,10 @@ async def test_two_migrators_started_at_once_wait_for_each_other(scratch_databas
             waiting = 0
             for _ in range(200):
                 waiting = await holder.scalar(
-                    text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+                    text(
+                        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+                        "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+                    )
                 )
                 await holder.commit()
                 if waiting == 2:

@@ -134,6 +134,25 @@ def test_production_accepts_what_is_safe(overrides: dict[str, object]) -> None:
     make_settings(**{**PRODUCTION, **overrides})
 
 
+def test_production_refuses_the_test_suites_cheap_argon2_setting() -> None:
+    """The setting that lets the test suite hash fast is refused in production, even with the cost at
+    the OWASP floor, and below the floor the cost is refused in any environment without it."""
+    floor = {"ARGON2_MEMORY_KIB": 19456, "ARGON2_TIME_COST": 2}
+    with pytest.raises(ValidationError, match="ENVIRONMENT=production refuses to start") as refused:
+        make_settings(**PRODUCTION, **floor, ARGON2_BELOW_FLOOR_FOR_TESTS=True)
+    assert "ARGON2_BELOW_FLOOR_FOR_TESTS" in str(refused.value)
+    with pytest.raises(ValidationError, match="ENVIRONMENT=production refuses to start"):
+        make_settings(
+            **PRODUCTION, ARGON2_MEMORY_KIB=64, ARGON2_TIME_COST=1, ARGON2_BELOW_FLOOR_FOR_TESTS=True
+        )
+    for environment in ("production", "development", "test"):
+        for below in ({"ARGON2_MEMORY_KIB": 19455}, {"ARGON2_TIME_COST": 1}):
+            settings = {**PRODUCTION, "ENVIRONMENT": environment, "ARGON2_BELOW_FLOOR_FOR_TESTS": False}
+            with pytest.raises(ValidationError, match="OWASP's argon2id minimum"):
+                make_settings(**settings, **below)
+    assert make_settings(ENVIRONMENT="test").ARGON2_BELOW_FLOOR_FOR_TESTS  # what the suite runs with
+
+
 @pytest.mark.parametrize(
     ("key", "problem"),
     [
@@ -143,8 +162,9 @@ def test_production_accepts_what_is_safe(overrides: dict[str, object]) -> None:
         ("0123456789abcdef" * 4, "does not look random"),  # hex, repeated
         ("secret-key-" * 4, "does not look random"),  # reads as base64url: 33 bytes
         ("pyauth key encryption key for production!", "must be hex or base64"),
-        (secrets.token_hex(31), "decodes to 31 bytes"),
-        (secrets.token_urlsafe(31), "decodes to 31 bytes"),
+        # Random values get fixed ids: pytest-xdist workers must collect the same test names.
+        pytest.param(secrets.token_hex(31), "decodes to 31 bytes", id="random-hex-31-bytes"),
+        pytest.param(secrets.token_urlsafe(31), "decodes to 31 bytes", id="random-base64url-31-bytes"),
     ],
 )
 def test_a_key_encryption_key_must_be_32_random_bytes_in_hex_or_base64(key: str, problem: str) -> None:

@@ -1,5 +1,7 @@
 """Reading `/metrics` as Prometheus would: scrape it and pick one sample out of the text."""
 
+import functools
+
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -19,11 +21,21 @@ async def scrape(client: httpx.AsyncClient) -> str:
 
 def sample(exposition: str, name: str, **labels: str) -> float | None:
     """The value of the sample `name` with exactly these labels, or None if the scrape has none."""
-    for family in text_string_to_metric_families(exposition):
+    return _samples(exposition, name).get(frozenset(labels.items()))
+
+
+@functools.lru_cache(maxsize=64)
+def _samples(exposition: str, name: str) -> dict[frozenset[tuple[str, str]], float]:
+    """Every sample `name` of a scrape by its labels, the first where one repeats. The process-wide
+    registry holds thousands of samples late in a session, and the parser takes ~0.1 ms a sample: it
+    reads only the comment lines (names and types) and this name's sample lines, once per scrape."""
+    lines = [line for line in exposition.splitlines() if line.startswith(("#", f"{name}{{", f"{name} "))]
+    values: dict[frozenset[tuple[str, str]], float] = {}
+    for family in text_string_to_metric_families("\n".join(lines) + "\n"):
         for found in family.samples:
-            if found.name == name and found.labels == labels:
-                return found.value
-    return None
+            if found.name == name:
+                values.setdefault(frozenset(found.labels.items()), found.value)
+    return values
 
 
 def requests_total(exposition: str, method: str, route: str, status: int) -> float:

@@ -4,6 +4,7 @@ import asyncio
 from contextlib import AsyncExitStack
 
 import httpx
+import pytest
 from fastapi import FastAPI
 
 from tests.metrics.helpers import sample, scrape
@@ -20,6 +21,7 @@ async def test_checked_out_connections_are_read_at_scrape_time(
     assert sample(await scrape(client), "pyauth_db_pool_checked_out_connections") == 0
 
 
+@pytest.mark.real_password_cost  # its subject is what hashing at the real cost takes
 async def test_the_hash_queue_depth_counts_hashes_not_yet_finished(
     app: FastAPI, client: httpx.AsyncClient
 ) -> None:

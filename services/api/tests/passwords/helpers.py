@@ -3,6 +3,7 @@
 from typing import Any
 
 from app.core.config import Settings
+from tests.conftest import cached_settings
 
 
 def make_settings(**overrides: Any) -> Settings:
@@ -18,4 +19,4 @@ def make_settings(**overrides: Any) -> Settings:
         "ARGON2_PARALLELISM": 1,
         "PASSWORD_HASH_WORKERS": 2,
     }
-    return Settings(**(values | overrides))
+    return cached_settings(values | overrides)

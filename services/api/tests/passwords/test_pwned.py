@@ -79,7 +79,8 @@ def range_api() -> Iterator[RangeApi]:
     server.daemon_threads = True
     server.block_on_close = False
     api.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # Polled every 50 ms, not the default 500: shutdown() waits for the poll, once per test.
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
         yield api

@@ -1,0 +1,58 @@
+"""Users for tests, inserted the way registration leaves them (the row, the verification mail, the
+`user.registered` audit row) but with a precomputed argon2 hash: neither the password policy (zxcvbn)
+nor a hash runs. Tests whose subject is registration, hashing or the policy register over HTTP instead.
+
+The hash of each password is made once per session and per argon2 cost, with the cost of the app the user
+is inserted into, so that a login verifies it at that cost and never asks for a rehash.
+"""
+
+import functools
+import uuid
+
+import argon2
+import httpx
+from fastapi import FastAPI
+
+from app.account import service as account_service
+from app.audit.events import AuditEvent
+from app.audit.service import record
+from app.core.config import Settings
+from app.core.dependencies import ClientInfo
+from app.core.templating import DEFAULT_LOCALE
+from app.passwords.policy import normalize_password
+from app.users import repository as users_repository
+from app.users.emails import canonicalize_email
+
+# Who registered, as the audit row of an HTTP registration through the test transport records it.
+TEST_CLIENT = ClientInfo(ip_address="127.0.0.1", user_agent=f"python-httpx/{httpx.__version__}")
+
+
+@functools.cache
+def _password_hash(password: str, memory_kib: int, time_cost: int, parallelism: int) -> str:
+    hasher = argon2.PasswordHasher(
+        time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism, type=argon2.Type.ID
+    )
+    return hasher.hash(normalize_password(password).encode("utf-8"))
+
+
+def password_hash(password: str, settings: Settings) -> str:
+    """The argon2id hash of `password` at `settings`' cost, made once per session."""
+    return _password_hash(
+        password, settings.ARGON2_MEMORY_KIB, settings.ARGON2_TIME_COST, settings.ARGON2_PARALLELISM
+    )
+
+
+async def create_user(app: FastAPI, email: str, password: str, *, locale: str = DEFAULT_LOCALE) -> uuid.UUID:
+    """Insert a user as `POST /auth/register` would, through the app's session factory (inside the
+    test's transaction for `client`, committed for `live_client`), at the app's clock; its id."""
+    settings: Settings = app.state.settings
+    now = app.state.clock.now()
+    async with app.state.sessionmaker() as db:
+        user = await users_repository.insert_if_absent(
+            db, canonicalize_email(email), password_hash(password, settings), locale
+        )
+        assert user is not None, f"{email} is already registered"
+        await account_service.send_verification(db, user, settings=settings, now=now)
+        await record(db, AuditEvent.USER_REGISTERED, now=now, user_id=user.id, client=TEST_CLIENT)
+        await db.commit()
+        return user.id
