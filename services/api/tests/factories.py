@@ -17,14 +17,15 @@ from app.account import service as account_service
 from app.audit.events import AuditEvent
 from app.audit.service import record
 from app.core.config import Settings
-from app.core.dependencies import ClientInfo
+from app.core.context import RequestContext
 from app.core.templating import DEFAULT_LOCALE
 from app.passwords.policy import normalize_password
 from app.users import repository as users_repository
 from app.users.emails import canonicalize_email
 
 # Who registered, as the audit row of an HTTP registration through the test transport records it.
-TEST_CLIENT = ClientInfo(ip_address="127.0.0.1", user_agent=f"python-httpx/{httpx.__version__}")
+TEST_IP_ADDRESS = "127.0.0.1"
+TEST_USER_AGENT = f"python-httpx/{httpx.__version__}"
 
 
 @functools.cache
@@ -46,13 +47,13 @@ async def create_user(app: FastAPI, email: str, password: str, *, locale: str = 
     """Insert a user as `POST /auth/register` would, through the app's session factory (inside the
     test's transaction for `client`, committed for `live_client`), at the app's clock; its id."""
     settings: Settings = app.state.settings
-    now = app.state.clock.now()
+    ctx = RequestContext(now=app.state.clock.now(), ip_address=TEST_IP_ADDRESS, user_agent=TEST_USER_AGENT)
     async with app.state.sessionmaker() as db:
         user = await users_repository.insert_if_absent(
             db, canonicalize_email(email), password_hash(password, settings), locale
         )
         assert user is not None, f"{email} is already registered"
-        await account_service.send_verification(db, user, settings=settings, now=now)
-        await record(db, AuditEvent.USER_REGISTERED, now=now, user_id=user.id, client=TEST_CLIENT)
+        await account_service.send_verification(db, user, settings=settings, ctx=ctx)
+        await record(db, AuditEvent.USER_REGISTERED, ctx=ctx, user_id=user.id)
         await db.commit()
         return user.id
