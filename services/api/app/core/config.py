@@ -231,7 +231,10 @@ class Settings(BaseSettings):
     )
     # Branding of the hosted pages (app.web) and the mailed-link pages: the templates' base layout uses them
     BRAND_NAME: str | None = Field(
-        None, min_length=1, max_length=80, description="The name in page titles and headers. Unset: SERVICE_NAME."
+        None,
+        min_length=1,
+        max_length=80,
+        description="The name in page titles and headers. Unset: SERVICE_NAME.",
     )
     BRAND_LOGO_URL: str | None = Field(
         None,

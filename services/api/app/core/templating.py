@@ -162,7 +162,9 @@ class Brand:
         primary = settings.BRAND_PRIMARY_COLOR
         on_primary = "#ffffff" if contrast(primary, "#ffffff") >= contrast(primary, "#000000") else "#000000"
         link = primary if contrast(primary, "#ffffff") >= 4.5 else "#1a1a1a"
-        return cls(settings.BRAND_NAME or settings.SERVICE_NAME, settings.BRAND_LOGO_URL, primary, on_primary, link)
+        return cls(
+            settings.BRAND_NAME or settings.SERVICE_NAME, settings.BRAND_LOGO_URL, primary, on_primary, link
+        )
 
 
 def page_csp(settings: Settings) -> str:
@@ -181,12 +183,12 @@ def page_csp(settings: Settings) -> str:
 
 def page_headers(settings: Settings) -> dict[str, str]:
     """The headers of every HTML page: its CSP, never cached (it may hold a token or a CSRF token), no
-    Referer to wherever a link on it leads, no MIME sniffing."""
+    Referer to wherever a link on it leads (`X-Content-Type-Options: nosniff` comes from the middleware,
+    `app.core.security.SecurityHeaders`, on every answer)."""
     return {
         "Content-Security-Policy": page_csp(settings),
         "Cache-Control": "no-store",
         "Referrer-Policy": "no-referrer",
-        "X-Content-Type-Options": "nosniff",
     }
 
 

@@ -61,7 +61,7 @@ async def stylesheet(settings: SettingsDep) -> Response:
     return Response(
         templating.stylesheet(settings),
         media_type="text/css",
-        headers={"Cache-Control": "public, max-age=3600", "X-Content-Type-Options": "nosniff"},
+        headers={"Cache-Control": "public, max-age=3600"},
     )
 
 

@@ -28,16 +28,19 @@ class ReturnToRefused(PyauthError):
 def _is_local_path(value: str) -> bool:
     if not value.startswith("/") or value.startswith(("//", "/\\")):
         return False
-    if not _ALLOWED.fullmatch(value):
-        return False
     parts = urlsplit(value)
     return not parts.scheme and not parts.netloc
 
 
 def checked(value: str | None) -> str:
-    """`value` if it is a safe local path, DEFAULT when it is absent; else `ReturnToRefused`."""
+    """`value` if it is a safe local path, DEFAULT when it is absent; else `ReturnToRefused`. Decoded
+    once more, only its path must still be local and clean: its query may hold an encoded URL (the
+    authorization request's `redirect_uri`), which is the authorization endpoint's to check."""
     if value is None or value == "":
         return DEFAULT
-    if len(value) > MAX_LENGTH or not _is_local_path(value) or not _is_local_path(unquote(value)):
+    if len(value) > MAX_LENGTH or not _ALLOWED.fullmatch(value) or not _is_local_path(value):
+        raise ReturnToRefused()
+    decoded_path = unquote(urlsplit(value).path)
+    if not _is_local_path(decoded_path) or not _ALLOWED.fullmatch(decoded_path.replace(" ", "")):
         raise ReturnToRefused()
     return value
