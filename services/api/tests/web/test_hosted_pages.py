@@ -14,8 +14,10 @@ from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from app.auth.sessions import SessionEndReason, end_sessions
 from app.core import templating
 from app.core.clock import ManualClock
+from app.core.context import RequestContext
 from app.core.opaque_tokens import digest
 from app.main import create_app
 from app.sso.models import BrowserSession
@@ -474,3 +476,38 @@ async def test_a_sign_in_replaces_the_browser_session_it_had(
         )
     ).all()
     assert [row.id for row in live] != [first.id] and len(live) == 1
+
+
+@pytest.mark.parametrize(
+    "reason",
+    [
+        SessionEndReason.LOGOUT_ALL,
+        SessionEndReason.PASSWORD_CHANGED,
+        SessionEndReason.PASSWORD_RESET,
+        SessionEndReason.DEACTIVATED,
+        SessionEndReason.REVOKED_BY_ADMIN,
+    ],
+)
+async def test_ending_every_session_of_a_user_ends_their_browser_sessions(
+    client: httpx.AsyncClient, db_session: AsyncSession, clock: ManualClock, reason: SessionEndReason
+) -> None:
+    """The one way to end sessions (`end_sessions`) ends the browser's with the API's."""
+    email = unique_email()
+    await register(client, email)
+    await sign_in(client, email)
+    row = await browser_session_of(db_session, email)
+    await end_sessions(db_session, reason, user_id=row.user_id, ctx=RequestContext(now=clock.now()))
+    await db_session.refresh(row)
+    assert row.ended_reason == reason.value and row.ended_at is not None
+    assert (await client.get("/account")).status_code == 303
+
+
+async def test_ending_one_api_session_keeps_the_browser_session(
+    client: httpx.AsyncClient, db_session: AsyncSession
+) -> None:
+    email = unique_email()
+    await register(client, email)
+    await sign_in(client, email)
+    tokens = tokens_of(await password_grant(client, email))
+    assert (await client.post("/auth/logout", headers=tokens.bearer)).status_code == 204
+    assert (await client.get("/account")).status_code == 200
