@@ -39,6 +39,7 @@ from app.metrics.listener import MetricsListener
 from app.metrics.middleware import RequestMetrics
 from app.passwords.hashing import PasswordHasher
 from app.users import endpoints as users_endpoints
+from app.web import endpoints as web_endpoints
 
 log = logging.getLogger("pyauth.main")
 # Swagger UI's and ReDoc's files as the fastapi-offline package ships them (swagger-ui-dist, redoc).
@@ -124,6 +125,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.include_router(admin_clients.router)
     app.include_router(audit_endpoints.admin_router)
     app.include_router(audit_endpoints.own_router)
+    app.include_router(web_endpoints.router)  # the hosted pages and their stylesheet
     if settings.METRICS_ENABLED:
         app.include_router(metrics_endpoints.router)
     if docs:

@@ -12,6 +12,7 @@ from app.keys import models as keys_models
 from app.mail import models as mail_models
 from app.ratelimit import models as ratelimit_models
 from app.retention import models as retention_models
+from app.sso import models as sso_models
 from app.users import models as users_models
 
 __all__ = [
@@ -24,5 +25,6 @@ __all__ = [
     "mail_models",
     "ratelimit_models",
     "retention_models",
+    "sso_models",
     "users_models",
 ]

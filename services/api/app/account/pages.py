@@ -1,6 +1,6 @@
 """The few HTML pages pyauth serves itself, so that mailed links work without a frontend: verify an
-address, confirm or cancel an email change, and a plain form to choose a new password. No scripts, no
-external resources; every value is escaped (the templates `pages/*.html` autoescape, see
+address, confirm or cancel an email change, and a plain form to choose a new password. No scripts; styles
+from pyauth's own stylesheet only; every value is escaped (the templates `pages/*.html` autoescape, see
 `app.core.templating`), and the words are in the locale the browser's Accept-Language prefers.
 
 A mailed link's GET only shows a page with a button; the button POSTs the token and only that acts, so a
@@ -17,8 +17,6 @@ from app.core.config import Settings
 from app.core.dependencies import SettingsDep
 from app.core.errors import PyauthError
 from app.core.templating import N_, RequestLocale
-
-PAGE_CSP = "default-src 'none'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 
 
 @dataclass(frozen=True)
@@ -81,24 +79,25 @@ class Pages:
 
     def __init__(self, settings: Settings, locale: str) -> None:
         self.templates_dir = settings.TEMPLATES_DIR
+        self.brand = templating.Brand.from_settings(settings)
+        self.headers = templating.page_headers(settings)
         self.locale = templating.known_locale(locale)
         self.words = templating.translations(self.locale)
 
     def render(self, template: str, *, title: str, status_code: int = 200, **values: Any) -> HTMLResponse:
-        """A page from `template`, with the headers every page has: no scripts or external resources
-        (CSP), never cached (it may hold a token), no Referer to wherever a link on it leads."""
+        """A page from `template`, in the base layout (`pages/base.html`, branded), with the headers every
+        page has (`templating.page_headers`): no scripts, styles only from pyauth's stylesheet, never
+        cached (it may hold a token), no Referer to wherever a link on it leads."""
         html = templating.render(
-            self.templates_dir, self.locale, template, title=self.words.gettext(title), **values
+            self.templates_dir,
+            self.locale,
+            template,
+            title=self.words.gettext(title),
+            brand=self.brand,
+            stylesheet=templating.STYLESHEET_PATH,
+            **values,
         )
-        return HTMLResponse(
-            html,
-            status_code=status_code,
-            headers={
-                "Content-Security-Policy": PAGE_CSP,
-                "Cache-Control": "no-store",
-                "Referrer-Policy": "no-referrer",
-            },
-        )
+        return HTMLResponse(html, status_code=status_code, headers=self.headers)
 
     def message(self, page: Message, status_code: int = 200, **values: str) -> HTMLResponse:
         text = self.words.gettext(page.text)

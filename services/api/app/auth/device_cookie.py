@@ -19,13 +19,13 @@ def set_device_cookie(response: Response, token: str, settings: Settings) -> Non
         token,
         max_age=settings.DEVICE_TOKEN_TTL_SECONDS,
         path=base.path.rstrip("/") + TOKEN_PATH,
-        secure=not _is_plain_http_loopback(base.scheme, base.hostname),
+        secure=not is_plain_http_loopback(base.scheme, base.hostname),
         httponly=True,
         samesite="strict",
     )
 
 
-def _is_plain_http_loopback(scheme: str, host: str | None) -> bool:
+def is_plain_http_loopback(scheme: str, host: str | None) -> bool:
     """A browser keeps no Secure cookie from http://localhost in every version: there, and only there, the
     cookie goes without the Secure attribute."""
     if scheme != "http" or not host:

@@ -25,6 +25,7 @@ from app.clients.models import BUILTIN_CLIENT_ID
 from app.core.config import Settings
 from app.core.context import RequestContext
 from app.metrics import instruments as metrics
+from app.sso import service as browser_sessions
 from app.users.models import User
 
 log = logging.getLogger("pyauth.auth")
@@ -142,7 +143,14 @@ async def end_sessions(
     except_session_id: uuid.UUID | None = None,
 ) -> int:
     """End one session of the user (`session_id`), or all of them but `except_session_id`; returns how
-    many were live. Records the reason's own audit event, if it has one and a session ended."""
+    many were live. Records the reason's own audit event, if it has one and a session ended.
+
+    Ending all of them (no `session_id`) also ends every browser SSO session of the user (`app.sso`):
+    logout-all, a password change or reset, a deactivation or an administrator's revocation signs the
+    browser out as well. The browser session of the hosted pages is not one of the API sessions, so none
+    is kept as `except_session_id` keeps the caller's API session."""
+    if session_id is None:
+        await browser_sessions.end_all(db, user_id=user_id, reason=reason.value, now=ctx.now)
     ended = await repository.revoke_sessions(
         db,
         user_id=user_id,

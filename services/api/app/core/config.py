@@ -185,6 +185,13 @@ class Settings(BaseSettings):
     SESSION_ABSOLUTE_TTL_SECONDS: int = Field(30 * 86400, ge=300)
     SESSION_IDLE_TTL_SECONDS: int = Field(7 * 86400, ge=60)
     REFRESH_REUSE_GRACE_SECONDS: float = Field(10.0, ge=0, le=300)
+    # The browser SSO session of the hosted pages (app.sso, app.web): one sign-in serves every client
+    SSO_SESSION_ABSOLUTE_TTL_SECONDS: int = Field(
+        7 * 86400, ge=300, description="A browser session ends this long after its sign-in, whatever happens."
+    )
+    SSO_SESSION_IDLE_TTL_SECONDS: int = Field(
+        24 * 3600, ge=60, description="A browser session ends after this long without a request to pyauth."
+    )
 
     # OAuth clients (app.clients): the password grant, and the overlap of two secrets during a rotation
     PASSWORD_GRANT_ENABLED: bool = Field(
@@ -230,6 +237,23 @@ class Settings(BaseSettings):
         None,
         description="A folder of templates (e.g. mail/verify_email.html, pages/base.html) that replace the"
         " shipped ones of the same name; the others stay. Unset: the shipped templates only.",
+    )
+    # Branding of the hosted pages (app.web) and the mailed-link pages: the templates' base layout uses them
+    BRAND_NAME: str | None = Field(
+        None,
+        min_length=1,
+        max_length=80,
+        description="The name in page titles and headers. Unset: SERVICE_NAME.",
+    )
+    BRAND_LOGO_URL: str | None = Field(
+        None,
+        max_length=2048,
+        description="A logo above every page: a path on this server (/static/...) or an https:// URL, whose"
+        " origin the pages' CSP then allows for images. Unset: the name only.",
+    )
+    BRAND_PRIMARY_COLOR: str = Field(
+        "#1f5fbf",
+        description="Buttons and links, as #rrggbb. Button text is black or white, whichever contrasts more.",
     )
 
     # Outgoing mail: the outbox worker's backend, the SMTP server it delivers to, and its retry schedule
@@ -364,6 +388,26 @@ class Settings(BaseSettings):
         if value and not os.path.isdir(value):
             raise ValueError(f"TEMPLATES_DIR {value!r} is not a directory")
         return value or None
+
+    @field_validator("BRAND_PRIMARY_COLOR")
+    @classmethod
+    def _hex_colour(cls, value: str) -> str:
+        # It is written into the stylesheet: only a colour may get there, never CSS.
+        if not re.fullmatch(r"#[0-9a-fA-F]{6}", value):
+            raise ValueError("BRAND_PRIMARY_COLOR must be a colour as #rrggbb, e.g. #1f5fbf")
+        return value.lower()
+
+    @field_validator("BRAND_LOGO_URL")
+    @classmethod
+    def _logo_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        parts = urlsplit(value)
+        local = value.startswith("/") and not value.startswith(("//", "/\\")) and not parts.netloc
+        remote = parts.scheme == "https" and bool(parts.hostname)
+        if not (local or remote) or any(ch in value for ch in "\"\\ '<>"):
+            raise ValueError("BRAND_LOGO_URL must be a path on this server (/...) or an https:// URL")
+        return value
 
     @field_validator("MIGRATION_DATABASE_URL")
     @classmethod

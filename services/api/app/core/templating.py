@@ -10,14 +10,18 @@ not a code change. English needs no catalog.
 """
 
 import re
+from dataclasses import dataclass
 from functools import lru_cache
 from gettext import NullTranslations
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from babel.support import Translations
 from fastapi import Depends, Request
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from app.core.config import Settings
 
 APP_ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES_ROOT = APP_ROOT / "templates"
@@ -89,7 +93,9 @@ def environment(templates_dir: str | None, locale: str) -> Environment:
     env = Environment(
         loader=ChoiceLoader(loaders),
         # Fail closed: only templates named as plain text are left unescaped.
-        autoescape=select_autoescape(disabled_extensions=("txt",), default_for_string=True, default=True),
+        autoescape=select_autoescape(
+            disabled_extensions=("txt", "css"), default_for_string=True, default=True
+        ),
         undefined=StrictUndefined,  # a template naming a value nobody passes fails loudly, not blank
         extensions=["jinja2.ext.i18n"],
         lstrip_blocks=True,
@@ -116,3 +122,80 @@ async def _request_locale(request: Request) -> str:
 
 # The locale the request's Accept-Language prefers among the supported ones (English by default).
 RequestLocale = Annotated[str, Depends(_request_locale)]
+
+
+# The look of every HTML page (hosted pages, mailed-link pages): the brand from settings, one stylesheet
+# served by pyauth, and the headers every page carries.
+STYLESHEET_PATH = "/static/pyauth.css"
+STYLESHEET_TEMPLATE = "static/pyauth.css"
+
+
+def _luminance(colour: str) -> float:
+    """Relative luminance of #rrggbb (WCAG 2.2)."""
+    channels = []
+    for index in (1, 3, 5):
+        value = int(colour[index : index + 2], 16) / 255
+        channels.append(value / 12.92 if value <= 0.04045 else ((value + 0.055) / 1.055) ** 2.4)
+    red, green, blue = channels
+    return 0.2126 * red + 0.7152 * green + 0.0722 * blue
+
+
+def contrast(first: str, second: str) -> float:
+    """The WCAG contrast ratio of two #rrggbb colours (1 to 21)."""
+    lighter, darker = sorted((_luminance(first), _luminance(second)), reverse=True)
+    return (lighter + 0.05) / (darker + 0.05)
+
+
+@dataclass(frozen=True)
+class Brand:
+    """What the templates call `brand`: the name, the logo, and the colours derived from the primary one
+    so that text on them stays readable (WCAG 1.4.3, at least 4.5:1)."""
+
+    name: str
+    logo_url: str | None
+    primary: str  # buttons' background
+    on_primary: str  # buttons' text: black or white, whichever contrasts more with `primary`
+    link: str  # links on the white page: the primary colour if it is readable there, else near-black
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "Brand":
+        primary = settings.BRAND_PRIMARY_COLOR
+        on_primary = "#ffffff" if contrast(primary, "#ffffff") >= contrast(primary, "#000000") else "#000000"
+        link = primary if contrast(primary, "#ffffff") >= 4.5 else "#1a1a1a"
+        return cls(
+            settings.BRAND_NAME or settings.SERVICE_NAME, settings.BRAND_LOGO_URL, primary, on_primary, link
+        )
+
+
+def page_csp(settings: Settings) -> str:
+    """No script at all; styles from pyauth's stylesheet only; images from pyauth and the logo's origin;
+    forms post to pyauth only; never framed (clickjacking)."""
+    images = "'self'"
+    logo = settings.BRAND_LOGO_URL
+    if logo and logo.startswith("https://"):
+        parts = urlsplit(logo)
+        images += f" https://{parts.netloc}"
+    return (
+        f"default-src 'none'; style-src 'self'; img-src {images}; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    )
+
+
+def page_headers(settings: Settings) -> dict[str, str]:
+    """The headers of every HTML page: its CSP, never cached (it may hold a token or a CSRF token), no
+    Referer to wherever a link on it leads (`X-Content-Type-Options: nosniff` comes from the middleware,
+    `app.core.security.SecurityHeaders`, on every answer)."""
+    return {
+        "Content-Security-Policy": page_csp(settings),
+        "Cache-Control": "no-store",
+        "Referrer-Policy": "no-referrer",
+    }
+
+
+def stylesheet(settings: Settings) -> str:
+    """The one stylesheet, rendered with the brand's colours (TEMPLATES_DIR may replace it too)."""
+    return (
+        environment(settings.TEMPLATES_DIR, DEFAULT_LOCALE)
+        .get_template(STYLESHEET_TEMPLATE)
+        .render(brand=Brand.from_settings(settings))
+    )

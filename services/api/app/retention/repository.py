@@ -101,6 +101,21 @@ async def delete_expired_login_devices(db: AsyncSession, *, now: datetime, batch
     )
 
 
+async def delete_dead_browser_sessions(
+    db: AsyncSession, *, cutoff: datetime, idle_ttl: timedelta, batch: int
+) -> int:
+    """Browser SSO sessions ended, expired or idle since before `cutoff`: no cookie signs in with them."""
+    return await _delete(
+        db,
+        "DELETE FROM browser_sessions WHERE ctid = ANY(ARRAY("
+        " SELECT ctid FROM browser_sessions"
+        " WHERE ended_at < :cutoff OR expires_at < :cutoff OR last_seen_at < :idle_cutoff LIMIT :batch))",
+        cutoff=cutoff,
+        idle_cutoff=cutoff - idle_ttl,
+        batch=batch,
+    )
+
+
 async def delete_old_rate_limit_windows(db: AsyncSession, *, cutoff: datetime, batch: int) -> int:
     """Per-IP counters of windows that started before `cutoff`."""
     return await _delete(

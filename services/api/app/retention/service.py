@@ -5,6 +5,7 @@
 - login failure counters: no failure for RETENTION_LOGIN_THROTTLES_SECONDS (and at least the longest
   login delay); never one at LOGIN_MAX_FAILURES, a lock that only a reset lifts;
 - device tokens of known devices: once expired (DEVICE_TOKEN_TTL_SECONDS);
+- browser SSO sessions: ended, expired or idle for RETENTION_SESSIONS_SECONDS;
 - rate-limit windows: started over an hour ago;
 - outbox mails: sent or failed (bodies blanked already), queued RETENTION_MAIL_SECONDS ago.
 
@@ -49,6 +50,8 @@ def _batches(settings: Settings, now: datetime) -> dict[str, Batch]:
     throttles_cutoff = login_throttle_cutoff(settings, now)
     windows_cutoff = now - RATE_LIMIT_WINDOW_RETENTION
     mail_cutoff = now - timedelta(seconds=settings.RETENTION_MAIL_SECONDS)
+    sessions_cutoff = now - timedelta(seconds=settings.RETENTION_SESSIONS_SECONDS)
+    browser_idle = timedelta(seconds=settings.SSO_SESSION_IDLE_TTL_SECONDS)
     return {
         "account_tokens": lambda db, n: repository.delete_expired_account_tokens(
             db, cutoff=tokens_cutoff, batch=n
@@ -57,6 +60,9 @@ def _batches(settings: Settings, now: datetime) -> dict[str, Batch]:
             db, cutoff=throttles_cutoff, max_failures=settings.LOGIN_MAX_FAILURES, batch=n
         ),
         "login_devices": lambda db, n: repository.delete_expired_login_devices(db, now=now, batch=n),
+        "browser_sessions": lambda db, n: repository.delete_dead_browser_sessions(
+            db, cutoff=sessions_cutoff, idle_ttl=browser_idle, batch=n
+        ),
         "rate_limit_windows": lambda db, n: repository.delete_old_rate_limit_windows(
             db, cutoff=windows_cutoff, batch=n
         ),

@@ -32,9 +32,11 @@ ALLOWED: dict[str, set[str]] = {
     "mail": {"retention"},
     "ratelimit": {"audit", "users"},
     "users": {"auth", "passwords"},
-    "auth": {"account", "audit", "clients", "keys", "metrics", "passwords", "ratelimit", "users"},
+    "sso": set(),
+    "auth": {"account", "audit", "clients", "keys", "metrics", "passwords", "ratelimit", "sso", "users"},
     "account": {"audit", "auth", "mail", "passwords", "ratelimit", "users"},
     "admin": {"account", "audit", "auth", "clients", "passwords", "users"},
+    "web": {"account", "audit", "auth", "metrics", "passwords", "ratelimit", "sso", "users"},
 }
 
 # A domain's repository is its own; only the user row's is shared (every domain loads users).
@@ -52,6 +54,8 @@ HTTP_MODULES = {
     "app.account.links",
     "app.admin.clients",  # the /admin/clients routes
     "app.auth.grants.registry",  # the token endpoint's form, derived from the grant table
+    "app.web.pages",  # the hosted pages' rendering, cookies and headers
+    "app.web.cookies",
     "app.metrics.listener",
     "app.metrics.middleware",
 }

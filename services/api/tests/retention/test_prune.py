@@ -17,6 +17,7 @@ from app.mail.models import OutboxMail
 from app.ratelimit.models import LoginDevice, LoginThrottle, RateLimitHit
 from app.retention import repository
 from app.retention.service import prune
+from app.sso.models import BrowserSession
 from app.users.models import User
 from tests.auth.helpers import refresh_grant, signed_up, tokens_of, unique_email
 from tests.conftest import make_settings
@@ -328,3 +329,45 @@ async def test_dead_sessions_with_more_tokens_than_a_batch_go_whole_batch_by_bat
     assert await tokens_left(db_session, *dead) == 0
     assert await tokens_left(db_session, live) == 7
     assert deleted["sessions"] >= 5 and deleted["refresh_tokens"] >= 35
+
+
+async def test_dead_browser_sessions_are_pruned_after_the_retention_margin_and_live_ones_kept(
+    db_session: AsyncSession, test_sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    now = datetime.now().astimezone()
+    user = await a_user(db_session)
+    margin = timedelta(seconds=SETTINGS.RETENTION_SESSIONS_SECONDS)
+    idle = timedelta(seconds=SETTINGS.SSO_SESSION_IDLE_TTL_SECONDS)
+    shapes = {
+        "live": {"expires_at": now + DAY, "last_seen_at": now},
+        "ended_recently": {
+            "expires_at": now + DAY,
+            "last_seen_at": now,
+            "ended_at": now - timedelta(seconds=1),
+        },
+        "ended_long_ago": {"expires_at": now + DAY, "last_seen_at": now, "ended_at": now - margin - DAY},
+        "expired_long_ago": {"expires_at": now - margin - DAY, "last_seen_at": now - margin - DAY},
+        "idle_long_ago": {"expires_at": now + DAY, "last_seen_at": now - margin - idle - DAY},
+    }
+    ids = {}
+    for name, shape in shapes.items():
+        row = BrowserSession(
+            user_id=user,
+            token_hash=uuid.uuid4().bytes * 2,
+            created_at=now - 2 * DAY,
+            auth_time=now - 2 * DAY,
+            amr=["pwd"],
+            **shape,
+        )
+        db_session.add(row)
+        await db_session.flush()
+        ids[name] = row.id
+
+    deleted = await prune(test_sessionmaker, SETTINGS, now)
+
+    assert deleted["browser_sessions"] == 3
+    db_session.expunge_all()
+    left = set(
+        (await db_session.scalars(select(BrowserSession.id).where(BrowserSession.user_id == user))).all()
+    )
+    assert left == {ids["live"], ids["ended_recently"]}

@@ -1,0 +1,339 @@
+"""The hosted pages' routes: `/signin`, `/signup`, `/forgot`, `/signout`, `/signed-out`, `/account`, and
+the stylesheet `/static/pyauth.css`. Server-rendered, no JavaScript; every form POSTs a CSRF token first
+checked (`app.web.csrf`), and `return_to` (where to go once done) is a path on this server or refused
+(`app.web.return_to`). A later `/oauth2/authorize` sends the browser to `/signin?return_to=<itself>`.
+
+Each form's POST is limited per client address like its API twin, on the same counters: sign-in with the
+token endpoint (`token`), sign-up with `POST /auth/register`, forgot with `POST /auth/password/forgot`.
+"""
+
+import asyncio
+import time
+from typing import Annotated
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import Response
+
+from app.account import registration
+from app.account import service as account_service
+from app.account.service import EmailAlreadyRegistered
+from app.auth.device_cookie import DEVICE_COOKIE
+from app.core import templating
+from app.core.database import SessionDep
+from app.core.dependencies import ContextDep, SettingsDep
+from app.core.errors import PyauthError
+from app.passwords import policy
+from app.passwords.dependencies import HasherDep
+from app.ratelimit.service import hit
+from app.users.emails import InvalidEmail
+from app.web import cookies, pages, return_to, service
+from app.web.pages import WebPages, WebPagesDep
+
+router = APIRouter(include_in_schema=False)
+
+FormEmail = Annotated[str, Form(max_length=320)]
+FormPassword = Annotated[str, Form(max_length=4096)]
+FormCsrf = Annotated[str, Form(max_length=128)]
+FormReturnTo = Annotated[str, Form(max_length=return_to.MAX_LENGTH)]
+QueryReturnTo = Annotated[str, Query(max_length=return_to.MAX_LENGTH)]
+PASSWORD_ERRORS = (*policy.NEW_PASSWORD_ERRORS,)
+
+
+def _with_return_to(path: str, target: str) -> str:
+    return path if target == return_to.DEFAULT else f"{path}?{urlencode({'return_to': target})}"
+
+
+async def _limit(request: Request, name: str, setting: str, ctx: ContextDep, settings: SettingsDep) -> None:
+    """The per-client-address limit of the API twin of a form, on its counter."""
+    if settings.RATE_LIMITS_ENABLED:
+        await hit(
+            request.app.state.sessionmaker,
+            name=name,
+            limit=getattr(settings, setting),
+            settings=settings,
+            ctx=ctx,
+        )
+
+
+@router.get(templating.STYLESHEET_PATH)
+async def stylesheet(settings: SettingsDep) -> Response:
+    return Response(
+        templating.stylesheet(settings),
+        media_type="text/css",
+        headers={"Cache-Control": "public, max-age=3600"},
+    )
+
+
+def _signin_page(
+    page: WebPages, target: str, *, email: str = "", error: PyauthError | None = None
+) -> Response:
+    response = page.render(
+        "pages/signin.html",
+        title=pages.SIGNIN_TITLE,
+        status_code=error.status_code if error else 200,
+        action="/signin",
+        return_to=target,
+        email=email,
+        error=page.error_text(error) if error else None,
+        forgot_url=_with_return_to("/forgot", target),
+        signup_url=_with_return_to("/signup", target),
+    )
+    if error is not None and error.headers:
+        response.headers.update(error.headers)  # Retry-After of a throttled attempt
+    return response
+
+
+@router.get("/signin")
+async def signin_page(
+    page: WebPagesDep, return_to_: Annotated[str, Query(alias="return_to", max_length=2048)] = ""
+) -> Response:
+    try:
+        target = return_to.checked(return_to_)
+    except PyauthError as error:
+        return page.error(error)
+    return _signin_page(page, target)
+
+
+@router.post("/signin")
+async def signin(
+    request: Request,
+    page: WebPagesDep,
+    db: SessionDep,
+    hasher: HasherDep,
+    settings: SettingsDep,
+    ctx: ContextDep,
+    email: FormEmail = "",
+    password: FormPassword = "",
+    csrf_token: FormCsrf = "",
+    return_to_: Annotated[str, Form(alias="return_to", max_length=2048)] = "",
+) -> Response:
+    """Sign in with the password grant's pipeline; on success a browser session (its cookie), a new
+    device token (its cookie, scoped to /signin) and a 303 to `return_to`."""
+    try:
+        page.check_csrf(csrf_token)
+        target = return_to.checked(return_to_)
+    except PyauthError as error:
+        return page.error(error)
+    try:
+        await _limit(request, "token", "RATE_LIMIT_TOKEN", ctx, settings)
+        current = await service.current(
+            db, cookies.read(request, cookies.SSO_NAME, settings), settings=settings, ctx=ctx
+        )
+        signed_in = await service.sign_in(
+            db,
+            email=email,
+            password=password,
+            device_token=request.cookies.get(DEVICE_COOKIE),
+            replaces=current[0] if current else None,
+            hasher=hasher,
+            settings=settings,
+            ctx=ctx,
+        )
+    except PyauthError as error:
+        return _signin_page(page, target, email=email, error=error)
+    page.renew_csrf()
+    response = page.redirect(target)
+    cookies.set_sso_cookie(response, signed_in.session_token, settings)
+    if signed_in.authentication.device_token:
+        cookies.set_signin_device_cookie(response, signed_in.authentication.device_token, settings)
+    return response
+
+
+def _signup_page(
+    page: WebPages,
+    target: str,
+    *,
+    email: str = "",
+    errors: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> Response:
+    return page.render(
+        "pages/signup.html",
+        title=pages.SIGNUP_TITLE,
+        status_code=status_code,
+        action="/signup",
+        return_to=target,
+        email=email,
+        errors=errors or {},
+        password_hint=page.password_hint(),
+        signin_url=_with_return_to("/signin", target),
+    )
+
+
+@router.get("/signup")
+async def signup_page(
+    page: WebPagesDep, return_to_: Annotated[str, Query(alias="return_to", max_length=2048)] = ""
+) -> Response:
+    try:
+        target = return_to.checked(return_to_)
+    except PyauthError as error:
+        return page.error(error)
+    return _signup_page(page, target)
+
+
+@router.post("/signup")
+async def signup(
+    request: Request,
+    page: WebPagesDep,
+    db: SessionDep,
+    hasher: HasherDep,
+    settings: SettingsDep,
+    ctx: ContextDep,
+    email: FormEmail = "",
+    password: FormPassword = "",
+    csrf_token: FormCsrf = "",
+    return_to_: Annotated[str, Form(alias="return_to", max_length=2048)] = "",
+) -> Response:
+    """The registration service of `POST /auth/register`; its refusals are shown next to their field."""
+    try:
+        page.check_csrf(csrf_token)
+        target = return_to.checked(return_to_)
+        await _limit(request, "register", "RATE_LIMIT_REGISTER", ctx, settings)
+    except PyauthError as error:
+        return page.error(error)
+    try:
+        await registration.register(
+            db, email=email, password=password, hasher=hasher, settings=settings, ctx=ctx, locale=page.locale
+        )
+    except (InvalidEmail, EmailAlreadyRegistered) as error:
+        return _signup_page(
+            page, target, email=email, errors={"email": page.error_text(error)}, status_code=error.status_code
+        )
+    except PASSWORD_ERRORS as error:
+        return _signup_page(
+            page,
+            target,
+            email=email,
+            errors={"password": page.error_text(error)},
+            status_code=error.status_code,
+        )
+    except PyauthError as error:
+        return page.error(error)
+    return page.notice(
+        pages.CHECK_MAIL_TITLE,
+        page.text(
+            templating.N_("We sent a link to %(email)s. Open it to verify your address, then sign in."),
+            email=email,
+        ),
+        link_url=_with_return_to("/signin", target),
+        link_text=page.text(pages.SIGNIN_TITLE),
+    )
+
+
+@router.get("/forgot")
+async def forgot_page(
+    page: WebPagesDep, return_to_: Annotated[str, Query(alias="return_to", max_length=2048)] = ""
+) -> Response:
+    try:
+        target = return_to.checked(return_to_)
+    except PyauthError as error:
+        return page.error(error)
+    return page.render(
+        "pages/forgot.html",
+        title=pages.FORGOT_TITLE,
+        action="/forgot",
+        return_to=target,
+        email="",
+        errors={},
+        signin_url=_with_return_to("/signin", target),
+    )
+
+
+@router.post("/forgot")
+async def forgot(
+    request: Request,
+    page: WebPagesDep,
+    db: SessionDep,
+    settings: SettingsDep,
+    ctx: ContextDep,
+    email: FormEmail = "",
+    csrf_token: FormCsrf = "",
+    return_to_: Annotated[str, Form(alias="return_to", max_length=2048)] = "",
+) -> Response:
+    """The forgot-password service of `POST /auth/password/forgot`, answering the same page in the same
+    time whether or not the account exists."""
+    started = time.perf_counter()
+    try:
+        page.check_csrf(csrf_token)
+        target = return_to.checked(return_to_)
+        await _limit(request, "forgot_password", "RATE_LIMIT_FORGOT_PASSWORD", ctx, settings)
+        await account_service.forgot_password(db, email=email, settings=settings, ctx=ctx)
+    except PyauthError as error:
+        return page.error(error)
+    await db.commit()
+    remaining = settings.ENUMERATION_SAFE_RESPONSE_SECONDS - (time.perf_counter() - started)
+    if remaining > 0:
+        await asyncio.sleep(remaining)
+    return page.notice(
+        pages.CHECK_MAIL_TITLE,
+        page.text(
+            templating.N_("If an account uses this address, we sent it a link to choose a new password.")
+        ),
+        link_url=_with_return_to("/signin", target),
+        link_text=page.text(pages.SIGNIN_TITLE),
+    )
+
+
+@router.get("/account")
+async def account_page(
+    request: Request, page: WebPagesDep, db: SessionDep, settings: SettingsDep, ctx: ContextDep
+) -> Response:
+    current = await service.current(
+        db, cookies.read(request, cookies.SSO_NAME, settings), settings=settings, ctx=ctx
+    )
+    if current is None:
+        return page.redirect(_with_return_to("/signin", "/account"))
+    return page.render(
+        "pages/account.html", title=pages.ACCOUNT_TITLE, email=current[1].email, action="/signout"
+    )
+
+
+@router.get("/signout")
+async def signout_page(
+    request: Request, page: WebPagesDep, db: SessionDep, settings: SettingsDep, ctx: ContextDep
+) -> Response:
+    """Shows a button: a GET never signs out (a link or an image on another site could)."""
+    current = await service.current(
+        db, cookies.read(request, cookies.SSO_NAME, settings), settings=settings, ctx=ctx
+    )
+    if current is None:
+        return page.redirect("/signed-out")
+    return page.render(
+        "pages/account.html", title=pages.SIGNOUT_TITLE, email=current[1].email, action="/signout"
+    )
+
+
+@router.post("/signout")
+async def signout(
+    request: Request,
+    page: WebPagesDep,
+    db: SessionDep,
+    settings: SettingsDep,
+    ctx: ContextDep,
+    csrf_token: FormCsrf = "",
+) -> Response:
+    """Ends the browser session (its row, then the cookie) and lands on the signed-out page."""
+    try:
+        page.check_csrf(csrf_token)
+    except PyauthError as error:
+        return page.error(error)
+    current = await service.current(
+        db, cookies.read(request, cookies.SSO_NAME, settings), settings=settings, ctx=ctx
+    )
+    if current is not None:
+        await service.sign_out(db, current[0], ctx=ctx)
+    page.renew_csrf()
+    response = page.redirect("/signed-out")
+    cookies.clear(response, cookies.SSO_NAME, settings)
+    return response
+
+
+@router.get("/signed-out")
+async def signed_out_page(page: WebPagesDep) -> Response:
+    return page.notice(
+        pages.SIGNED_OUT_TITLE,
+        page.text(templating.N_("You are signed out of %(name)s."), name=page.brand.name),
+        link_url="/signin",
+        link_text=page.text(pages.SIGNIN_TITLE),
+    )

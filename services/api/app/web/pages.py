@@ -1,0 +1,142 @@
+"""Rendering of the hosted pages: one request's locale and brand, its CSRF secret, and the headers and
+cookies every page carries. The words of the errors a page shows are here, marked for the catalog: the
+services' own messages are the API's English."""
+
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from app.account.service import EmailAlreadyRegistered
+from app.auth.errors import EmailNotVerified, InvalidCredentials
+from app.core import templating
+from app.core.dependencies import SettingsDep
+from app.core.errors import PyauthError
+from app.core.templating import N_, RequestLocale
+from app.passwords import policy
+from app.passwords.hashing import HashQueueFull
+from app.ratelimit.service import LoginThrottled, PasswordResetRequired, RateLimited
+from app.users.emails import InvalidEmail
+from app.web import cookies, csrf
+from app.web.return_to import ReturnToRefused
+
+SIGNIN_TITLE = N_("Sign in")
+SIGNUP_TITLE = N_("Create your account")
+FORGOT_TITLE = N_("Reset your password")
+ACCOUNT_TITLE = N_("Your account")
+SIGNED_OUT_TITLE = N_("Signed out")
+SIGNOUT_TITLE = N_("Sign out")
+ERROR_TITLE = N_("Something went wrong")
+CHECK_MAIL_TITLE = N_("Check your mail")
+
+# The page's words for each refusal, by the error's class (the first that matches).
+MESSAGES: tuple[tuple[type[PyauthError], str], ...] = (
+    (EmailNotVerified, N_("Your email address is not verified yet. Use the link we mailed to it.")),
+    (InvalidCredentials, N_("The email address or the password is not right.")),
+    (PasswordResetRequired, N_("Too many failed attempts. Reset your password to sign in again.")),
+    (LoginThrottled, N_("Too many failed attempts. Wait a moment, then try again.")),
+    (RateLimited, N_("Too many requests. Wait a moment, then try again.")),
+    (HashQueueFull, N_("The service is busy. Try again in a moment.")),
+    (policy.PasswordTooLong, N_("This password is too long.")),
+    (policy.PasswordTooShort, N_("This password is too short: use at least %(min)s characters.")),
+    (policy.PasswordTooCommon, N_("This password is one of the most common ones. Choose another.")),
+    (policy.PasswordTooGuessable, N_("This password is easy to guess. Choose another.")),
+    (
+        policy.PasswordContainsContext,
+        N_("The password must not contain your email address or the service's name."),
+    ),
+    (policy.PasswordNotText, N_("The password contains characters that are not text.")),
+    (InvalidEmail, N_("Enter a valid email address.")),
+    (EmailAlreadyRegistered, N_("An account with this email address already exists. Sign in instead.")),
+    (csrf.CsrfRefused, csrf.CsrfRefused.message),
+    (ReturnToRefused, ReturnToRefused.message),
+)
+PASSWORD_HINT = N_("At least %(min)s characters. A few unusual words make a good one.")
+UNKNOWN_ERROR = N_("The request could not be processed.")
+
+
+class WebPages:
+    """Renders hosted pages for one request. Every page gets the CSRF cookie if the browser had none,
+    and the headers of `templating.page_headers` (CSP with frame-ancestors 'none', no-store, ...)."""
+
+    def __init__(self, request: Request, settings: SettingsDep, locale: RequestLocale) -> None:
+        self.settings = settings
+        self.locale = templating.known_locale(locale)
+        self.words = templating.translations(self.locale)
+        self.brand = templating.Brand.from_settings(settings)
+        existing = csrf.usable_secret(cookies.read(request, cookies.CSRF_NAME, settings))
+        self.csrf_secret = existing or csrf.new_secret()
+        self.csrf_is_new = existing is None
+        self.sent_csrf = existing  # the secret the request came with, for checking its form
+
+    @property
+    def csrf_token(self) -> str:
+        return csrf.form_token(self.csrf_secret, self.settings)
+
+    def check_csrf(self, token: str | None) -> None:
+        csrf.check(self.sent_csrf, token, self.settings)
+
+    def renew_csrf(self) -> None:
+        """A new CSRF secret from this response on (at sign-in and sign-out)."""
+        self.csrf_secret, self.csrf_is_new = csrf.new_secret(), True
+
+    def text(self, message: str, **values: Any) -> str:
+        translated = self.words.gettext(message)
+        return translated % values if values else translated
+
+    def error_text(self, error: PyauthError) -> str:
+        for kind, message in MESSAGES:
+            if isinstance(error, kind):
+                return self.text(message, min=self.settings.PASSWORD_MIN_LENGTH)
+        return self.text(UNKNOWN_ERROR)
+
+    def password_hint(self) -> str:
+        return self.text(PASSWORD_HINT, min=self.settings.PASSWORD_MIN_LENGTH)
+
+    def finish(self, response: Response) -> Response:
+        """The headers and the CSRF cookie every hosted page's answer carries, redirects included."""
+        response.headers.update(templating.page_headers(self.settings))
+        if self.csrf_is_new:
+            cookies.set_csrf_cookie(response, self.csrf_secret, self.settings)
+        return response
+
+    def render(self, template: str, *, title: str, status_code: int = 200, **values: Any) -> HTMLResponse:
+        html = templating.render(
+            self.settings.TEMPLATES_DIR,
+            self.locale,
+            template,
+            title=self.words.gettext(title),
+            brand=self.brand,
+            stylesheet=templating.STYLESHEET_PATH,
+            csrf_token=self.csrf_token,
+            **values,
+        )
+        response = HTMLResponse(html, status_code=status_code)
+        self.finish(response)
+        return response
+
+    def error(self, error: PyauthError) -> HTMLResponse:
+        response = self.render(
+            "pages/error.html",
+            title=ERROR_TITLE,
+            status_code=error.status_code,
+            text=self.error_text(error),
+            home_url="/signin",
+        )
+        response.headers.update(error.headers or {})
+        return response
+
+    def notice(
+        self, title: str, text: str, *, link_url: str | None = None, link_text: str = ""
+    ) -> HTMLResponse:
+        return self.render(
+            "pages/notice.html", title=title, text=text, link_url=link_url, link_text=link_text
+        )
+
+    def redirect(self, location: str) -> Response:
+        response = RedirectResponse(location, status_code=303)
+        self.finish(response)
+        return response
+
+
+WebPagesDep = Annotated[WebPages, Depends(WebPages)]

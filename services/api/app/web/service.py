@@ -1,0 +1,101 @@
+"""What the hosted pages do: sign in through the same login pipeline as the API's password grant (the
+same throttle and counters, enumeration safety and device tokens), start and end the browser SSO session.
+
+Registration and forgot-password are the account lifecycle's own services (`app.account`), called as the
+API calls them; only the sign-in and sign-out are the pages' own.
+"""
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.audit.events import AuditEvent
+from app.audit.service import record
+from app.auth.login.flow import LoginFlow, LoginRequest
+from app.auth.login.pipeline import authenticate
+from app.auth.sessions import Authentication
+from app.core.config import Settings
+from app.core.context import RequestContext
+from app.metrics import instruments as metrics
+from app.passwords.hashing import PasswordHasher
+from app.passwords.policy import normalize_password, refuse_oversized
+from app.sso import service as browser_sessions
+from app.sso.models import BrowserSession
+from app.users import repository as user_repository
+from app.users.emails import InvalidEmail, canonicalize_email
+from app.users.models import User
+
+log = logging.getLogger("pyauth.web")
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    authentication: Authentication
+    browser_session: BrowserSession
+    session_token: str  # for the cookie; only its digest is stored
+
+
+async def sign_in(
+    db: AsyncSession,
+    *,
+    email: str,
+    password: str,
+    device_token: str | None,
+    replaces: BrowserSession | None,
+    hasher: PasswordHasher,
+    settings: Settings,
+    ctx: RequestContext,
+) -> SignedIn:
+    """The login pipeline of the password grant, then a browser session instead of tokens. A session the
+    browser already had ends (a new sign-in gets a new cookie: no session fixation)."""
+    refuse_oversized(password, settings)  # before anything is counted or hashed
+    try:
+        canonical = canonicalize_email(email)
+    except InvalidEmail:
+        canonical = email.strip().lower()  # still throttled, like any address
+    request = LoginRequest(email=canonical, password=normalize_password(password), device_token=device_token)
+    authentication = await authenticate(LoginFlow(db, request, hasher=hasher, settings=settings, ctx=ctx))
+    if replaces is not None:
+        await browser_sessions.end(db, replaces, reason=browser_sessions.REPLACED, now=ctx.now)
+    browser_session, token = await browser_sessions.start(
+        db,
+        user_id=authentication.user.id,
+        amr=authentication.amr,
+        auth_time=authentication.auth_time,
+        settings=settings,
+        ctx=ctx,
+    )
+    # The audit trail's `session_id` names API sessions; a browser session is told apart in the details.
+    details: dict[str, object] = {"browser_session": str(browser_session.id)}
+    if authentication.known_device:
+        details["known_device"] = True
+    await record(db, AuditEvent.LOGIN_SUCCEEDED, ctx=ctx, user_id=authentication.user.id, details=details)
+    metrics.count_login("succeeded")
+    log.info("sign-in succeeded user=%s browser_session=%s", authentication.user.id, browser_session.id)
+    return SignedIn(authentication, browser_session, token)
+
+
+async def current(
+    db: AsyncSession, token: str | None, *, settings: Settings, ctx: RequestContext
+) -> tuple[BrowserSession, User] | None:
+    """The browser's live session and its user, or None (no cookie, ended, expired, idle, or the account
+    was deactivated)."""
+    browser_session = await browser_sessions.find_live(db, token, settings=settings, now=ctx.now)
+    if browser_session is None:
+        return None
+    user = await user_repository.get_by_id(db, browser_session.user_id)
+    if user is None or not user.is_active:
+        return None
+    return browser_session, user
+
+
+async def sign_out(db: AsyncSession, browser_session: BrowserSession, *, ctx: RequestContext) -> None:
+    if await browser_sessions.end(db, browser_session, reason=browser_sessions.SIGNED_OUT, now=ctx.now):
+        await record(
+            db,
+            AuditEvent.LOGOUT,
+            ctx=ctx,
+            user_id=browser_session.user_id,
+            details={"browser_session": str(browser_session.id)},
+        )
