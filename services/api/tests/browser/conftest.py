@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from selenium.common.exceptions import WebDriverException
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -115,4 +116,5 @@ def browser(
         failed_before = request.session.testsfailed
         yield browser
         if request.session.testsfailed > failed_before:
-            browser.screenshot("failed")
+            with contextlib.suppress(WebDriverException):  # a browser that died has nothing to show
+                browser.screenshot("failed")

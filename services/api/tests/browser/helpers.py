@@ -182,21 +182,23 @@ class Browser:
         control.clear()
         control.send_keys(value)
 
-    def press(self, words: str) -> None:
-        """Click the button (or submit input) that reads `words`; if that leaves the page, take the new
-        page's screenshot once it has loaded."""
+    def press(self, words: str, *, navigates: bool = True) -> None:
+        """Click the button (or submit input) that reads `words`. By default it must lead to a new page (a
+        form's submission): wait for it to load and take its screenshot. `navigates=False` for a button
+        that acts within the page (a script, a dialog)."""
         before = self.driver.find_element(By.TAG_NAME, "html")
         self.button(words).click()
-        try:
-            WebDriverWait(self.driver, WAIT_SECONDS).until(lambda _: _stale(before))
-        except TimeoutException:
-            return  # the button acted within the page (a script, a dialog)
-        WebDriverWait(self.driver, WAIT_SECONDS).until(
-            lambda driver: driver.execute_script("return document.readyState") == "complete"
+        if not navigates:
+            return
+        self.wait_until(lambda: _stale(before), f"pressing {words!r} leads to a new page")
+        self.wait_until(
+            lambda: self.driver.execute_script("return document.readyState") == "complete",
+            "the new page loads",
         )
         self.screenshot()
 
     def button(self, words: str) -> WebElement:
+        """The displayed button (or submit input) that reads `words`."""
         candidates = self.driver.find_elements(By.CSS_SELECTOR, "button, input[type=submit]")
         for element in candidates:
             text = " ".join(str(element.text or element.get_attribute("value") or "").split())
