@@ -29,7 +29,7 @@ LINT_DRIVERS := cd /srv/lint && ruff check --no-cache faults bench && ruff forma
 AUDIT_CA := $(if $(filter docker/no-extra-ca.pem,$(PYPI_CA_BUNDLE)),,-v "$(abspath $(PYPI_CA_BUNDLE)):/run/pyauth-ca.pem:ro" -e REQUESTS_CA_BUNDLE=/run/pyauth-ca.pem)
 
 .PHONY: help up down clean logs ps test lint fmt migrate shell psql rotate-keys prereqs base-image bench admin \
-	faults client
+	faults client test-output
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -41,6 +41,12 @@ prereqs: ## Check for Docker and Compose v2; on Debian as root, install and star
 
 base-image: prereqs
 	@./docker/base-image.sh
+
+# Where the tests leave files for people (the browser tests' screenshots), mounted into every run of the
+# tests service (compose.test.yaml): made here, writable by the test image's user (uid 10001), before the
+# engine would make it root's.
+test-output:
+	@mkdir -p services/api/test-output && chmod 0777 services/api/test-output
 
 up: base-image ## Build and start db, migrate and api; wait until healthy
 	$(COMPOSE) up --build --detach --wait
@@ -60,17 +66,17 @@ logs: ## Follow the logs of every service
 ps: ## Show services and their health
 	$(COMPOSE) ps --all
 
-test: base-image ## Run pytest (two workers) in the compose network against databases of its own (pyauth_gw0_test, pyauth_gw1_test)
+test: base-image test-output ## Run pytest (two workers) in the compose network against databases of its own (pyauth_gw0_test, pyauth_gw1_test)
 	$(COMPOSE) --profile test build tests
 	$(COMPOSE) --profile test run --rm tests
 
-lint: base-image ## ruff check, ruff format --check, mypy and a dependency audit (app, faults/, bench/, libs/), in the test image
+lint: base-image test-output ## ruff check, ruff format --check, mypy and a dependency audit (app, faults/, bench/, libs/), in the test image
 	@bash docker/test-prereqs.sh
 	$(COMPOSE) --profile test build tests
 	$(COMPOSE) --profile test run --rm --no-deps $(AUDIT_CA) $(LINT_DRIVERS_MOUNTS) tests \
 		sh -c '$(LINT) && $(LINT_DRIVERS)'
 
-fmt: base-image ## Format the code with ruff (writes to services/api, faults, bench and libs)
+fmt: base-image test-output ## Format the code with ruff (writes to services/api, faults, bench and libs)
 	$(COMPOSE) --profile test build tests
 	$(COMPOSE) --profile test run --rm --no-deps --user "$$(id -u):$$(id -g)" \
 		-v "$(CURDIR)/services/api:/srv/pyauth" -v "$(CURDIR)/faults:/srv/lint/faults" \

@@ -2,7 +2,8 @@
 # services/api and libs/ are sent, see .dockerignore): the test image installs libs/pyauth-resource, a
 # path dependency of the dev group, which uv finds at ../../libs from /srv/pyauth, i.e. /libs.
 # Stages: base (Debian's python3) → deps (venv from the lock) → runtime (venv + code, non-root)
-#         deps → test-deps (adds the dev group) → test (runtime + tests + dev tools).
+#         deps → test-deps (adds the dev group); base → test-browser (chromium) → test (runtime's files +
+#         the dev venv + tests + dev tools).
 # The host's CA bundle arrives as the BuildKit secret `pypi_ca` only where a TLS-intercepting proxy
 # needs it; it is never written to a layer, and an empty secret means "use the defaults".
 
@@ -63,8 +64,17 @@ HEALTHCHECK --interval=5s --timeout=3s --start-period=20s --retries=3 \
     CMD ["python3", "-c", "import sys, urllib.request as u; sys.exit(0 if u.urlopen('http://127.0.0.1:8000/health/ready', timeout=2).status == 200 else 1)"]
 CMD ["python3", "-m", "app"]
 
-FROM runtime AS test
-USER root
+# The browser of the browser tests (tests/browser): Debian's chromium and chromedriver, and a font for the
+# screenshots. Its own stage on base, so a change to the code or the lock never reinstalls it.
+FROM base AS test-browser
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends chromium chromium-driver fonts-dejavu-core \
+    && rm -rf /var/lib/apt/lists/*
+
+# The runtime's files on the browser stage, plus the dev venv, the tests and the tools.
+FROM test-browser AS test
+WORKDIR /srv/pyauth
+COPY --from=runtime /srv/pyauth /srv/pyauth
 COPY --from=test-deps /opt/venv /opt/venv
 COPY services/api/tests ./tests
 COPY services/api/tools ./tools

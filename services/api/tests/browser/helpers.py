@@ -1,0 +1,296 @@
+"""A real browser for tests: headless Chromium driven by Selenium through Debian's chromedriver, and the
+real app served to it over HTTP.
+
+`Browser` wraps one WebDriver session with what page tests need: open a path of the app, fill a field by
+its label, press a button by its words, wait for an element, and a screenshot of each page (named after its
+title, numbered in the order the test saw them). `served_in_thread` serves an app with uvicorn in a thread
+of its own (its own event loop), so that a test may block on the browser while the app answers it.
+"""
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Literal
+
+import uvicorn
+from selenium.common.exceptions import TimeoutException, WebDriverException
+from selenium.webdriver import Chrome, ChromeOptions, ChromeService
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support.ui import WebDriverWait
+from starlette.types import ASGIApp
+
+# Window sizes (CSS pixels): a phone held upright and a laptop screen.
+PHONE = (390, 844)
+DESKTOP = (1280, 900)
+PHONE_MAX_WIDTH = 600
+WAIT_SECONDS = 10
+
+# `make test` sets it: there a missing browser is an error, never a skip.
+BROWSER_REQUIRED = os.environ.get("PYAUTH_BROWSER_REQUIRED") == "1"
+
+
+def find_browser() -> tuple[str, str] | None:
+    """The chromium binary and its chromedriver (PYAUTH_CHROMIUM / PYAUTH_CHROMEDRIVER, else on PATH), or
+    None if either is missing."""
+    chromium = (
+        os.environ.get("PYAUTH_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    )
+    driver = os.environ.get("PYAUTH_CHROMEDRIVER") or shutil.which("chromedriver")
+    return (chromium, driver) if chromium and driver else None
+
+
+def chromium_options(chromium: str, window: tuple[int, int], profile: Path) -> ChromeOptions:
+    """Headless Chromium that reaches nothing but loopback: every host name resolves to nothing and every
+    other address goes to a proxy that is not there (loopback bypasses proxies), so a page that asks for a
+    CDN fails visibly instead of quietly working on a machine that has internet. No background traffic
+    (updates, sync, metrics). The performance log records every request the pages send."""
+    options = ChromeOptions()
+    options.binary_location = chromium
+    for argument in (
+        "--headless=new",
+        # The container has no user namespaces for the sandbox, and a 64 MB /dev/shm.
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        f"--window-size={window[0]},{window[1]}",
+        f"--user-data-dir={profile}",
+        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost",
+        "--proxy-server=http://127.0.0.1:9",
+        "--no-first-run",
+        "--no-default-browser-check",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-extensions",
+        "--lang=en-US",
+    ):
+        options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
+    return options
+
+
+def slug(text: str, limit: int = 60) -> str:
+    """`text` as a file name: lower case, words joined by dashes."""
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:limit] or "page"
+
+
+class Browser:
+    """One headless Chromium session on the app at `base_url`, saving screenshots into `screenshots`."""
+
+    def __init__(self, driver: Chrome, base_url: str, screenshots: Path) -> None:
+        self.driver = driver
+        self.base_url = base_url.rstrip("/")
+        self.screenshots = screenshots
+        self.shots: list[Path] = []
+        self._requests: list[str] = []
+
+    # Pages
+
+    def visit(self, path: str, *, wait_for: str | None = None) -> None:
+        """Open `path` of the app (or an absolute URL) and take the page's screenshot: once the page has
+        loaded, or once an element matching the CSS selector `wait_for` shows (a page its scripts draw)."""
+        self.driver.get(path if "://" in path else self.base_url + path)
+        if wait_for is not None:
+            self.wait_for(wait_for)
+        self.screenshot()
+
+    @property
+    def title(self) -> str:
+        return str(self.driver.title)
+
+    @property
+    def path(self) -> str:
+        """The current URL without the app's origin."""
+        url = str(self.driver.current_url)
+        return url.removeprefix(self.base_url)
+
+    def show(self, element: WebElement) -> WebElement:
+        """Scroll `element` to the middle of the window (before a screenshot that should show it)."""
+        self.driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", element)
+        return element
+
+    def screenshot(self, name: str | None = None) -> Path:
+        """Save what the window shows as `<n>-<name>.png` (`name` defaults to the page's title)."""
+        self.screenshots.mkdir(parents=True, exist_ok=True)
+        target = self.screenshots / f"{len(self.shots) + 1:02d}-{slug(name or self.title)}.png"
+        if not self.driver.save_screenshot(str(target)):
+            raise AssertionError(f"no screenshot could be saved to {target}")
+        with contextlib.suppress(OSError):
+            target.chmod(0o666)  # the host's user may remove what the test image's user wrote
+        self.shots.append(target)
+        return target
+
+    # Elements
+
+    def wait_for(self, css: str, *, visible: bool = True, timeout: float = WAIT_SECONDS) -> WebElement:
+        """The first element matching `css` once it exists (and, by default, is displayed)."""
+
+        def found(driver: Chrome) -> WebElement | Literal[False]:
+            for element in driver.find_elements(By.CSS_SELECTOR, css):
+                if not visible or element.is_displayed():
+                    return element
+            return False
+
+        try:
+            element = WebDriverWait(self.driver, timeout).until(found)
+        except TimeoutException:
+            self.screenshot(f"timeout {css}")
+            raise AssertionError(f"{css!r} did not appear on {self.path} within {timeout} s") from None
+        return element
+
+    def wait_until(
+        self, condition: Callable[[], object], what: str, *, timeout: float = WAIT_SECONDS
+    ) -> None:
+        """Wait until `condition()` is true; else fail saying `what` was awaited (with a screenshot)."""
+        try:
+            WebDriverWait(self.driver, timeout).until(lambda _: condition())
+        except TimeoutException:
+            self.screenshot(f"timeout {what}")
+            raise AssertionError(f"{what}: not within {timeout} s on {self.path}") from None
+
+    def field(self, label: str) -> WebElement:
+        """The form control whose `<label>` reads `label` (its own words, exactly): the control the label
+        wraps, or the one its `for` names. A test that finds its fields by label also checks they have
+        one."""
+        seen = []
+        for element in self.driver.find_elements(By.TAG_NAME, "label"):
+            text = " ".join(str(element.text).split())
+            seen.append(text)
+            if text != label:
+                continue
+            target = element.get_attribute("for")
+            if target:
+                control: WebElement = self.driver.find_element(By.ID, target)
+                return control
+            inside = element.find_elements(By.CSS_SELECTOR, "input, select, textarea")
+            if inside:
+                return inside[0]
+        raise AssertionError(f"no form control labelled {label!r} on {self.path}; labels: {seen}")
+
+    def fill(self, label: str, value: str) -> None:
+        """Type `value` into the field labelled `label`, replacing what it held."""
+        control = self.field(label)
+        control.clear()
+        control.send_keys(value)
+
+    def press(self, words: str, *, navigates: bool = True) -> None:
+        """Click the button (or submit input) that reads `words`. By default it must lead to a new page (a
+        form's submission): wait for it to load and take its screenshot. `navigates=False` for a button
+        that acts within the page (a script, a dialog)."""
+        before = self.driver.find_element(By.TAG_NAME, "html")
+        self.button(words).click()
+        if not navigates:
+            return
+        self.wait_until(lambda: _stale(before), f"pressing {words!r} leads to a new page")
+        self.wait_until(
+            lambda: self.driver.execute_script("return document.readyState") == "complete",
+            "the new page loads",
+        )
+        self.screenshot()
+
+    def button(self, words: str) -> WebElement:
+        """The displayed button (or submit input) that reads `words`."""
+        candidates = self.driver.find_elements(By.CSS_SELECTOR, "button, input[type=submit]")
+        for element in candidates:
+            text = " ".join(str(element.text or element.get_attribute("value") or "").split())
+            if text == words and element.is_displayed():
+                return element
+        raise AssertionError(f"no button {words!r} on {self.path}")
+
+    # What the pages asked for
+
+    def requested_urls(self) -> list[str]:
+        """Every URL the browser has requested for the pages so far (Chromium's performance log)."""
+        for entry in self.driver.get_log("performance"):  # type: ignore[no-untyped-call]  # untyped upstream
+            message = json.loads(entry["message"])["message"]
+            if message["method"] == "Network.requestWillBeSent":
+                self._requests.append(message["params"]["request"]["url"])
+        return list(self._requests)
+
+    def foreign_requests(self) -> list[str]:
+        """Requested network URLs (http, https, ws, wss) outside the app's origin: what would leave the
+        host. The browser's own pages (chrome://, its new tab) and data:/blob: URLs are not the network."""
+        return [
+            url
+            for url in self.requested_urls()
+            if url.startswith(("http:", "https:", "ws:", "wss:")) and not url.startswith(self.base_url + "/")
+        ]
+
+
+def _stale(element: WebElement) -> bool:
+    """True once `element` has left the document (the page was replaced)."""
+    try:
+        element.is_enabled()
+    except WebDriverException:  # StaleElementReferenceException, or the page being swapped
+        return True
+    return False
+
+
+@contextmanager
+def chromium_session(
+    chromium: str, chromedriver: str, window: tuple[int, int], profile: Path
+) -> Iterator[Chrome]:
+    """A headless Chromium session through the given chromedriver; ended afterwards."""
+    options = chromium_options(chromium, window, profile)
+    # The driver is named, so Selenium Manager (which would look for drivers online) never runs.
+    driver = Chrome(options=options, service=ChromeService(executable_path=chromedriver))
+    try:
+        # The page's viewport is exactly `window` (headless windows are never narrower than 500 px), and
+        # a narrow one is a phone's: the page's `<meta name=viewport>` applies.
+        width, height = window
+        driver.execute_cdp_cmd(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < PHONE_MAX_WIDTH},
+        )
+        yield driver
+    finally:
+        driver.quit()
+
+
+def loopback_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+def url_of(sock: socket.socket) -> str:
+    host, port = sock.getsockname()
+    return f"http://{host}:{port}"
+
+
+@contextmanager
+def served_in_thread(app: ASGIApp, sock: socket.socket) -> Iterator[str]:
+    """`app` served by uvicorn on `sock`, its lifespan included, in a thread with its own event loop;
+    yields its URL. The test's own loop may then block on the browser while the app answers it."""
+    server = uvicorn.Server(uvicorn.Config(app, lifespan="on", log_config=None, access_log=False))
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            server.run(sockets=[sock])
+        except BaseException as error:
+            failure.append(error)
+
+    thread = threading.Thread(target=run, name="pyauth-browser-app", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + WAIT_SECONDS
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
+            raise AssertionError(f"the app did not start: {failure or 'timeout'}")
+        time.sleep(0.01)
+    try:
+        yield url_of(sock)
+    finally:
+        server.should_exit = True
+        thread.join(WAIT_SECONDS)
