@@ -47,7 +47,10 @@ def url_of(sock: socket.socket) -> str:
 @asynccontextmanager
 async def serving(app: ASGIApp, sock: socket.socket) -> AsyncIterator[str]:
     """`app` served by uvicorn on `sock` (its lifespan, if any, run by the caller); yields its URL."""
-    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_config=None, access_log=False))
+    # Keep-alive well past any test's length: a connection the server closes just as the library reuses it
+    # costs a retried GET, which would count as a second fetch in the tests that count them.
+    config = uvicorn.Config(app, lifespan="off", log_config=None, access_log=False, timeout_keep_alive=300)
+    server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         async with asyncio.timeout(10):
