@@ -88,14 +88,6 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ["PYAUTH_TEST_WORKER_DATABASE"] = worker
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Under `make test` the mail tests share one SMTP server (the compose `smtp` service), which some of
-    them reset, stop or make refuse: with `--dist loadgroup` they all run on one xdist worker."""
-    for item in items:
-        if "smtp_sink" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.xdist_group("smtp_sink"))
-
-
 def make_settings(**overrides: object) -> Settings:
     """Settings for the test database, with overrides; `.env` is not read."""
     names_a_cost = any(name.startswith("ARGON2_") for name in overrides)

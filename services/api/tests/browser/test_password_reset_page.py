@@ -25,11 +25,11 @@ async def test_the_mailed_reset_link_sets_a_new_password_through_its_form(
     assert mail.link.startswith(f"{live_server.url}/auth/password/reset?token=")
 
     browser.visit(mail.link)
-    assert browser.title == "Choose a new password"
+    assert browser.title == "Choose a new password · pyauth"  # the page, then the brand (BRAND_NAME)
     new_password = fresh_password()
     browser.fill("New password", new_password)
     browser.press("Set password")
-    assert browser.title == "Password changed"
+    assert browser.title == "Password changed · pyauth"
     assert browser.foreign_requests() == []
 
     async with httpx.AsyncClient(base_url=live_server.url) as client:

@@ -24,9 +24,18 @@ from tests.conftest import make_settings, rows_set_aside
 from tests.mail.helpers import SmtpSink
 
 
+def shared_sink_host() -> str | None:
+    """SMTP_TEST_HOST (`make test`: the compose `smtp` service) for one test process only. The mail tests
+    reset, stop and reconfigure their sink, so under pytest-xdist every other worker starts a sink of its
+    own (as a host run does): two workers never share one."""
+    if os.environ.get("PYTEST_XDIST_WORKER", "gw0") != "gw0":
+        return None
+    return os.environ.get("SMTP_TEST_HOST") or None
+
+
 @pytest.fixture(scope="session")
 async def smtp_sink() -> AsyncIterator[SmtpSink]:
-    host = os.environ.get("SMTP_TEST_HOST")
+    host = shared_sink_host()
     if host:
         control_port = os.environ.get("SMTP_TEST_CONTROL_PORT", "8025")
         yield SmtpSink(
