@@ -35,6 +35,7 @@ ALLOWED: dict[str, set[str]] = {
     "auth": {"account", "audit", "clients", "keys", "metrics", "passwords", "ratelimit", "users"},
     "account": {"audit", "auth", "mail", "passwords", "ratelimit", "users"},
     "admin": {"account", "audit", "auth", "clients", "passwords", "users"},
+    "oauth": {"auth", "clients", "keys", "ratelimit"},
 }
 
 # A domain's repository is its own; only the user row's is shared (every domain loads users).

@@ -166,14 +166,5 @@ async def test_rfc7662_wrong_client_credentials_are_503_not_401(
     assert len(endpoint.received) == 1  # the concurrent checks shared the one failed request
 
 
-async def test_rfc7662_an_issuer_without_an_introspection_endpoint_is_503(
-    pyauth: Pyauth, make_verifier: VerifierFactory
-) -> None:
-    # pyauth's discovery document names no introspection_endpoint yet.
-    verifier = make_verifier(introspection=Introspection(client_id=CLIENT_ID, client_secret=CLIENT_SECRET))
-    with pytest.raises(VerifierUnavailable, match="no introspection endpoint"):
-        await verifier.verify(issued(pyauth), introspect=True)
-
-
 def test_introspection_options_never_show_the_secret() -> None:
     assert CLIENT_SECRET not in repr(Introspection(client_id=CLIENT_ID, client_secret=CLIENT_SECRET))
