@@ -2,6 +2,8 @@
 (POST, RFC 6750 §2.2); `sub` and the claims its scopes grant; RFC 6750 errors. Named after the
 conformance suite's `oidcc-userinfo-get`, `-post-header` and `-post-body` modules."""
 
+from datetime import timedelta
+
 import httpx
 
 from app.core.clock import ManualClock
@@ -69,8 +71,6 @@ async def test_rfc6750_a_token_without_openid_is_403_insufficient_scope(
 async def test_rfc6750_an_invalid_expired_or_revoked_token_is_401_invalid_token(
     client: httpx.AsyncClient, admin: Account, clock: ManualClock
 ) -> None:
-    from datetime import timedelta
-
     app = await new_app(client, admin, scopes=SCOPES)
     body = await user_tokens(client, app)
 
