@@ -138,7 +138,8 @@ async def revoke(
     return await _revoke(db, keyring, settings, ctx, request, token, client_id, client_secret)
 
 
-@router.post("/auth/revoke", tags=["auth"], **REVOKE)
+# Named `revoke` as before, so its operationId stays `auth_revoke`.
+@router.post("/auth/revoke", tags=["auth"], name="revoke", **REVOKE)
 async def auth_revoke(
     db: SessionDep,
     keyring: KeyRingDep,

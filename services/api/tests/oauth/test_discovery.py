@@ -66,3 +66,20 @@ async def test_rfc8414_metadata_is_true_to_the_grants_auth_methods_scopes_and_cl
     assert set(UserInfoResponse.model_fields) <= set(oidc["claims_supported"])
     assert oidc["response_types_supported"] == []  # no authorization endpoint yet
     assert "authorization_code" not in oidc["grant_types_supported"]
+
+
+async def test_the_revocation_endpoint_keeps_its_operation_id_at_its_first_path(
+    client: httpx.AsyncClient,
+) -> None:
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    assert paths["/auth/revoke"]["post"]["operationId"] == "auth_revoke"
+    assert paths["/oauth2/revoke"]["post"]["operationId"] == "oauth_revoke"
+    assert paths["/oauth2/introspect"]["post"]["operationId"] == "oauth_introspect"
+    assert paths["/oauth2/userinfo"]["get"]["operationId"] == "oauth_userinfo_get"
+    assert paths["/oauth2/userinfo"]["post"]["operationId"] == "oauth_userinfo_post"
+    assert (
+        "invalid_client"
+        in paths["/oauth2/introspect"]["post"]["responses"]["401"]["content"]["application/json"]["schema"][
+            "properties"
+        ]["error"]["enum"]
+    )
