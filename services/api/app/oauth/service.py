@@ -155,8 +155,11 @@ async def _access_token_answer(
     if "sid" in claims:
         if await _token_session(db, claims, now=now, settings=settings) is None:
             return None
-    elif claims["sub"] != client_id or await clients.find_enabled_client(db, client_id) is None:
-        return None  # a client's own token stops with its client (deleted or disabled)
+    elif claims["sub"] != client_id:
+        return None
+    # A token stops with its client (disabled, or deleted: which also ends its sessions).
+    if client_id != caller.client_id and await clients.find_enabled_client(db, client_id) is None:
+        return None
     answer = {
         "active": True,
         "token_type": "Bearer",

@@ -119,3 +119,17 @@ async def test_rfc7662_a_request_without_a_token_is_invalid_request(
     response = await client.post("/oauth2/introspect", data={}, headers=app.auth)
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_request"
+
+
+async def test_rfc7662_a_disabled_clients_tokens_are_inactive(
+    client: httpx.AsyncClient, admin: Account
+) -> None:
+    issuer_app = await new_app(client, admin, access_token_audience=AUDIENCE)
+    resource_server = await new_app(client, admin, grant_types=[], access_token_audience=AUDIENCE)
+    body = await user_tokens(client, issuer_app)
+    assert (await introspect(client, resource_server, body["access_token"])).json()["active"] is True
+    disabled = await client.patch(
+        f"/admin/clients/{issuer_app.client_id}", json={"disabled": True}, headers=admin.bearer
+    )
+    assert disabled.status_code == 200, disabled.text
+    assert (await introspect(client, resource_server, body["access_token"])).json() == {"active": False}
