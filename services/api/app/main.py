@@ -37,6 +37,7 @@ from app.metrics import endpoints as metrics_endpoints
 from app.metrics.gauges import ResourceGauges
 from app.metrics.listener import MetricsListener
 from app.metrics.middleware import RequestMetrics
+from app.oauth import endpoints as oauth_endpoints
 from app.passwords.hashing import PasswordHasher
 from app.users import endpoints as users_endpoints
 from app.web import endpoints as web_endpoints
@@ -121,6 +122,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.include_router(account_endpoints.own_account_router)  # /users/me/password, next to /users/me
     app.include_router(account_endpoints.router)
     app.include_router(keys_endpoints.router)
+    app.include_router(oauth_endpoints.router)
     app.include_router(admin_endpoints.router)
     app.include_router(admin_clients.router)
     app.include_router(audit_endpoints.admin_router)

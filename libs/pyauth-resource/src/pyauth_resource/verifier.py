@@ -28,9 +28,8 @@ log = logging.getLogger("pyauth_resource")
 
 ACCESS_TOKEN_TYPES: Final = ("at+jwt", "application/at+jwt")
 DEFAULT_ALGORITHMS: Final = ("ES256", "ES384", "ES512", "EdDSA", "RS256", "PS256")
-# RFC 9068 §2.2 also requires `client_id`; pyauth adds it with its client registry (issue 11). Until
-# then, add it here only for issuers that set it.
-DEFAULT_REQUIRED_CLAIMS: Final = ("iss", "aud", "sub", "exp", "iat", "jti")
+# RFC 9068 §2.2's required claims; pyauth's access tokens carry every one.
+DEFAULT_REQUIRED_CLAIMS: Final = ("iss", "aud", "sub", "exp", "iat", "jti", "client_id")
 FORBIDDEN_HEADERS: Final = frozenset({"jku", "x5u", "jwk", "x5c", "crit", "b64"})
 MAX_TOKEN_LENGTH: Final = 8192
 MAX_HEADER_LENGTH: Final = 1024

@@ -41,4 +41,5 @@ class AuditEvent(StrEnum):
     CLIENT_SECRET_ROTATED = "admin.client_secret_rotated"
     CLIENT_SECRET_REVOKED = "admin.client_secret_revoked"
     CLIENT_AUTHENTICATION_FAILED = "client.authentication_failed"
+    CLIENT_TOKEN_ISSUED = "client.token_issued"  # client_credentials: `details` holds client_id and scope
     RATE_LIMITED = "rate_limit.exceeded"

@@ -29,3 +29,8 @@ class RefreshTokenAlreadyUsed(InvalidGrant):
 
 class UnsupportedGrantType(OAuthError):
     code = "unsupported_grant_type"
+
+
+class InvalidScope(OAuthError):
+    code = "invalid_scope"
+    message = "The requested scope is invalid, unknown, or more than the client or grant may have."

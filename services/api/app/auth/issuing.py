@@ -1,6 +1,7 @@
 """The tokens of a session: a new refresh token in its family and an access token (an RFC 9068 JWT,
-`typ: at+jwt`, signed with the key ring's current key) that carries how and when the session's user
-authenticated (`amr`, `auth_time`). The grants issue here; `app.keys.tokens` verifies."""
+`typ: at+jwt`, signed with the key ring's current key) that carries the client it was issued to
+(`client_id`), the scopes granted (`scope`), the client's audience (`aud`) and how and when the session's
+user authenticated (`amr`, `auth_time`). The grants issue here; `app.keys.tokens` verifies."""
 
 import math
 import secrets
@@ -15,14 +16,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import repository
 from app.auth.sessions import Authentication
+from app.clients.models import BUILTIN_CLIENT_ID, OAuthClient
 from app.core.config import Settings
 from app.core.opaque_tokens import new_token
 from app.keys.keyring import KeyRing
 
 # Claims only `issue_access_token` sets: `amr` (RFC 8176) and `auth_time` (OIDC Core) come from the
-# login, never from `extra_claims`.
+# login, `client_id` and `scope` (RFC 9068 §2.2) from the grant, never from `extra_claims`.
 REGISTERED_CLAIMS: Final = frozenset(
-    {"iss", "aud", "sub", "exp", "iat", "nbf", "jti", "sid", "amr", "auth_time"}
+    {"iss", "aud", "sub", "exp", "iat", "nbf", "jti", "sid", "amr", "auth_time", "client_id", "scope"}
 )
 
 
@@ -30,9 +32,10 @@ REGISTERED_CLAIMS: Final = frozenset(
 class IssuedTokens:
     access_token: str
     expires_in: int
-    refresh_token: str
-    session_id: uuid.UUID
+    refresh_token: str | None  # None: a grant without a refresh token (client_credentials)
+    session_id: uuid.UUID | None  # None: a token that belongs to no user's session
     device_token: str | None = None  # after a password login: the client's new device token
+    scope: tuple[str, ...] = ()  # the scopes the access token carries (RFC 6749 §5.1 `scope`)
 
 
 def _timestamp(now: datetime) -> float:
@@ -41,38 +44,53 @@ def _timestamp(now: datetime) -> float:
     return now.timestamp()
 
 
+def audience_of(oauth_client: OAuthClient, settings: Settings) -> str:
+    """The `aud` of the client's access tokens: its own audience, else the service's."""
+    return oauth_client.access_token_audience or settings.JWT_AUDIENCE
+
+
 def issue_access_token(
     keyring: KeyRing,
     settings: Settings,
     *,
     subject: str,
-    session_id: str,
+    session_id: str | None,
     now: datetime,
     amr: Sequence[str] = (),
     auth_time: datetime | None = None,
+    client_id: str = BUILTIN_CLIENT_ID,
+    scope: Sequence[str] = (),
+    audience: str | None = None,
+    ttl_seconds: int | None = None,
     extra_claims: Mapping[str, Any] | None = None,
 ) -> tuple[str, int]:
-    """A signed access token for `subject` in session `session_id`, and its lifetime in seconds.
+    """A signed access token for `subject` in session `session_id` (None: no session, as for a client's
+    own token), and its lifetime in seconds (`ttl_seconds`, else ACCESS_TOKEN_TTL_SECONDS).
 
-    `amr` (RFC 8176 method values) and `auth_time` (when the user authenticated, OIDC Core §2) are
-    set when given; pyauth's grants always give them."""
+    `aud` is `audience`, else JWT_AUDIENCE. `scope` is space-separated (RFC 9068 §2.2.3), left out when
+    nothing was granted. `amr` (RFC 8176 method values) and `auth_time` (when the user authenticated,
+    OIDC Core §2) are set when given; pyauth's user grants always give them."""
     extra = dict(extra_claims or {})
     if clash := REGISTERED_CLAIMS & extra.keys():
         raise ValueError(f"extra_claims may not set registered claims: {sorted(clash)}")
     key = keyring.current
     issued_at = math.floor(_timestamp(now))
-    ttl = settings.ACCESS_TOKEN_TTL_SECONDS
+    ttl = ttl_seconds or settings.ACCESS_TOKEN_TTL_SECONDS
     claims = {
         **extra,
         "iss": settings.issuer,
-        "aud": settings.JWT_AUDIENCE,
+        "aud": audience or settings.JWT_AUDIENCE,
         "sub": subject,
+        "client_id": client_id,
         "exp": issued_at + ttl,
         "iat": issued_at,
         "nbf": issued_at,
         "jti": secrets.token_urlsafe(16),
-        "sid": session_id,
     }
+    if session_id is not None:
+        claims["sid"] = session_id
+    if scope:
+        claims["scope"] = " ".join(scope)
     if amr:
         claims["amr"] = list(amr)
     if auth_time is not None:
@@ -90,7 +108,10 @@ async def issue_tokens(
     keyring: KeyRing,
     settings: Settings,
     now: datetime,
+    oauth_client: OAuthClient,
+    scope: Sequence[str],
 ) -> IssuedTokens:
+    """A refresh token for the session and an access token for `oauth_client` granting `scope`."""
     user = authentication.user
     refresh_token, refresh_hash = new_token()
     await repository.add_refresh_token(db, session_id=session_id, token_hash=refresh_hash, now=now)
@@ -102,6 +123,17 @@ async def issue_tokens(
         now=now,
         amr=authentication.amr,
         auth_time=authentication.auth_time,
+        client_id=oauth_client.client_id,
+        scope=scope,
+        audience=audience_of(oauth_client, settings),
+        ttl_seconds=oauth_client.access_token_ttl_seconds,
         extra_claims={"email_verified": user.is_verified, "roles": list(user.roles)},
     )
-    return IssuedTokens(access_token, expires_in, refresh_token, session_id, authentication.device_token)
+    return IssuedTokens(
+        access_token,
+        expires_in,
+        refresh_token,
+        session_id,
+        authentication.device_token,
+        scope=tuple(scope),
+    )

@@ -8,6 +8,7 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import DateTime, ForeignKey, Index, LargeBinary, String, Uuid, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.models import Base
@@ -37,6 +38,8 @@ class AuthSession(Base):
         index=True,
         server_default=text("'pyauth'"),
     )
+    # The scopes the login granted (RFC 6749 §3.3): a refresh grants these or fewer, never more (§6).
+    scopes: Mapped[list[str]] = mapped_column(ARRAY(String(128)), nullable=False, server_default=text("'{}'"))
 
 
 class RefreshToken(Base):

@@ -1,6 +1,7 @@
 """Queries on sessions and refresh tokens. Functions flush or execute; the request commits."""
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -27,6 +28,7 @@ async def create_session(
     user_agent: str | None,
     ip_address: str | None,
     client_id: str = BUILTIN_CLIENT_ID,
+    scopes: Sequence[str] = (),
 ) -> AuthSession:
     auth_session = AuthSession(
         id=uuid.uuid4(),
@@ -37,6 +39,7 @@ async def create_session(
         user_agent=user_agent,
         ip_address=ip_address,
         client_id=client_id,
+        scopes=list(scopes),
     )
     db.add(auth_session)
     await db.flush()

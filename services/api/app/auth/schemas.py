@@ -12,7 +12,8 @@ class TokenResponse(BaseModel):
     access_token: str
     token_type: str = "Bearer"  # noqa: S105 - the RFC 6749 token type, not a secret
     expires_in: int
-    refresh_token: str
+    refresh_token: str | None = Field(None, description="Not for client_credentials (RFC 6749 §4.4.3).")
+    scope: str | None = Field(None, description="The scopes granted, space-separated (RFC 6749 §5.1).")
     device_token: str | None = Field(
         None,
         description="Password grant only: send it back with later logins (`device_token` field) if you do "

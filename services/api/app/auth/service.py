@@ -1,5 +1,5 @@
 """The rules of authentication: password login (through the login pipeline), refresh-token rotation
-with reuse detection, and RFC 7009 revocation.
+with reuse detection.
 
 A session is a family of refresh tokens. Each refresh marks the presented token used and issues its
 successor in the same session. A used token presented again is theft unless it comes within
@@ -22,6 +22,7 @@ from app.auth.issuing import IssuedTokens, issue_tokens
 from app.auth.login.flow import LoginFlow, LoginRequest
 from app.auth.login.pipeline import authenticate
 from app.auth.models import AuthSession
+from app.auth.scopes import granted_scopes
 from app.auth.sessions import (
     SessionEndReason,
     end_sessions,
@@ -29,7 +30,7 @@ from app.auth.sessions import (
     session_is_live,
     start_session,
 )
-from app.clients.models import BUILTIN_CLIENT_ID
+from app.clients.models import OAuthClient
 from app.core.config import Settings
 from app.core.context import RequestContext
 from app.core.database import commit_before_refusing
@@ -52,11 +53,14 @@ async def login_with_password(
     keyring: KeyRing,
     settings: Settings,
     ctx: RequestContext,
+    oauth_client: OAuthClient,
+    scope: str | None = None,
     device_token: str | None = None,
-    oauth_client_id: str = BUILTIN_CLIENT_ID,
 ) -> IssuedTokens:
-    """The password grant: the login pipeline, then a new session of the client and its tokens."""
+    """The password grant: the login pipeline, then a new session of the client and its tokens. The
+    session is granted the client's scopes, or those of them `scope` asks for."""
     refuse_oversized(password, settings)  # before anything is counted or hashed
+    scopes = granted_scopes(scope, oauth_client.scopes)  # a bad scope costs no attempt
     try:
         email = canonicalize_email(username)
     except InvalidEmail:
@@ -65,10 +69,23 @@ async def login_with_password(
     flow = LoginFlow(db, request, hasher=hasher, settings=settings, ctx=ctx)
     authentication = await authenticate(flow)
     auth_session = await start_session(
-        db, authentication, settings=settings, ctx=ctx, oauth_client_id=oauth_client_id
+        db,
+        authentication,
+        settings=settings,
+        ctx=ctx,
+        oauth_client_id=oauth_client.client_id,
+        scopes=scopes,
+        absolute_ttl_seconds=oauth_client.refresh_token_ttl_seconds,
     )
     return await issue_tokens(
-        db, auth_session.id, authentication, keyring=keyring, settings=settings, now=ctx.now
+        db,
+        auth_session.id,
+        authentication,
+        keyring=keyring,
+        settings=settings,
+        now=ctx.now,
+        oauth_client=oauth_client,
+        scope=scopes,
     )
 
 
@@ -79,7 +96,11 @@ async def refresh(
     keyring: KeyRing,
     settings: Settings,
     ctx: RequestContext,
+    oauth_client: OAuthClient,
+    scope: str | None = None,
 ) -> IssuedTokens:
+    """Rotate the refresh token. The access token grants the session's scopes, or fewer if `scope` asks
+    for fewer (RFC 6749 §6); the session keeps its own, so a later refresh may ask for them all again."""
     now = ctx.now
     token_hash = digest(refresh_token)
     session_id = await repository.mark_refresh_token_used(db, token_hash, now)
@@ -95,6 +116,7 @@ async def refresh(
         await RefreshFailure(db, ctx).refuse(
             REFRESH_SESSION_ENDED, user_id=user_id, session_id=dead_session_id
         )
+    scopes = granted_scopes(scope, found.session.scopes)
     await repository.touch_session(db, found.session.id, now)
     await record(
         db,
@@ -107,7 +129,14 @@ async def refresh(
     log.info("refresh rotated session=%s", found.session.id)
     authentication = session_authentication(found.session, found.user)
     return await issue_tokens(
-        db, found.session.id, authentication, keyring=keyring, settings=settings, now=now
+        db,
+        found.session.id,
+        authentication,
+        keyring=keyring,
+        settings=settings,
+        now=now,
+        oauth_client=oauth_client,
+        scope=scopes,
     )
 
 
@@ -186,19 +215,3 @@ async def _refuse_spent_token(
     # A replay into a session that had already ended (by an earlier replay, a logout, a reset): nothing
     # left to revoke, but still someone presenting a spent token.
     await failure.refuse(REFRESH_REPLAYED_INTO_ENDED, user_id=user_id, session_id=token.session_id)
-
-
-async def revoke_refresh_token(db: AsyncSession, *, token: str, ctx: RequestContext) -> None:
-    """RFC 7009: end the session the token belongs to; unknown tokens are silently accepted."""
-    found = await repository.find_refresh_token(db, digest(token))
-    if found is None:
-        return
-    auth_session = await db.get(AuthSession, found.session_id)
-    if auth_session is not None:
-        await end_sessions(
-            db,
-            SessionEndReason.TOKEN_REVOKED,
-            user_id=auth_session.user_id,
-            session_id=auth_session.id,
-            ctx=ctx,
-        )

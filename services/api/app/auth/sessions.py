@@ -10,6 +10,7 @@ count instead.
 
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -24,6 +25,7 @@ from app.auth.models import AuthSession
 from app.clients.models import BUILTIN_CLIENT_ID
 from app.core.config import Settings
 from app.core.context import RequestContext
+from app.core.opaque_tokens import digest
 from app.metrics import instruments as metrics
 from app.sso import service as browser_sessions
 from app.users.models import User
@@ -107,18 +109,23 @@ async def start_session(
     settings: Settings,
     ctx: RequestContext,
     oauth_client_id: str = BUILTIN_CLIENT_ID,
+    scopes: Sequence[str] = (),
+    absolute_ttl_seconds: int | None = None,
 ) -> AuthSession:
     """A new session of the OAuth client `oauth_client_id` for a finished login, with its audit record.
-    Its `created_at` is the login's `auth_time`."""
+    Its `created_at` is the login's `auth_time`; it grants `scopes`, and lives `absolute_ttl_seconds`
+    (the client's refresh-token lifetime; None: SESSION_ABSOLUTE_TTL_SECONDS)."""
     user, now = authentication.user, authentication.auth_time
+    ttl = absolute_ttl_seconds or settings.SESSION_ABSOLUTE_TTL_SECONDS
     auth_session = await repository.create_session(
         db,
         user_id=user.id,
         now=now,
-        expires_at=now + timedelta(seconds=settings.SESSION_ABSOLUTE_TTL_SECONDS),
+        expires_at=now + timedelta(seconds=ttl),
         user_agent=ctx.user_agent,
         ip_address=ctx.ip_address,
         client_id=oauth_client_id,
+        scopes=scopes,
     )
     await record(
         db,
@@ -170,3 +177,28 @@ async def end_sessions(
             details={"ended": ended},
         )
     return ended
+
+
+async def find_live_session(
+    db: AsyncSession, session_id: uuid.UUID, *, now: datetime, settings: Settings
+) -> Authenticated | None:
+    """The session and its user, if the session is live (not ended, not expired, its user active)."""
+    found = await repository.session_with_user(db, session_id)
+    if found is None or not session_is_live(found.session, found.user, now=now, settings=settings):
+        return None
+    return Authenticated(user=found.user, session=found.session)
+
+
+async def find_session_of_refresh_token(
+    db: AsyncSession, refresh_token: str, *, now: datetime, settings: Settings, live_only: bool
+) -> Authenticated | None:
+    """The session a refresh token belongs to. `live_only`: only for the session's one unused token,
+    while the session is live (what introspection calls active); else for any of its tokens, used or
+    not, in any state (what revocation ends)."""
+    token = await repository.find_refresh_token(db, digest(refresh_token))
+    if token is None or (live_only and token.used_at is not None):
+        return None
+    if live_only:
+        return await find_live_session(db, token.session_id, now=now, settings=settings)
+    found = await repository.session_with_user(db, token.session_id)
+    return Authenticated(user=found.user, session=found.session) if found is not None else None

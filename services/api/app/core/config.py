@@ -283,7 +283,10 @@ class Settings(BaseSettings):
     RATE_LIMITS_ENABLED: bool = True
     RATE_LIMIT_WINDOW_SECONDS: int = Field(60, ge=1, le=3600)
     RATE_LIMIT_TOKEN: int = Field(60, ge=1, description="POST /auth/token, both grants.")
-    RATE_LIMIT_REVOKE: int = Field(60, ge=1)
+    RATE_LIMIT_REVOKE: int = Field(60, ge=1, description="POST /oauth2/revoke and /auth/revoke.")
+    RATE_LIMIT_INTROSPECT: int = Field(
+        600, ge=1, description="POST /oauth2/introspect (resource servers ask for many tokens)."
+    )
     RATE_LIMIT_REGISTER: int = Field(10, ge=1)
     RATE_LIMIT_FORGOT_PASSWORD: int = Field(5, ge=1)
     RATE_LIMIT_VERIFICATION: int = Field(

@@ -1,11 +1,13 @@
-"""Public key discovery: the JWKS that resource servers verify access tokens with, and the
-OpenID-style metadata that points at it. Both are served from the in-memory key ring."""
+"""Discovery: the JWKS that resource servers verify access tokens with, and the authorization server's
+metadata (OpenID Connect Discovery and RFC 8414, one document at both addresses) that points at it and
+at every endpoint. Both are served from the in-memory key ring."""
 
 from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
+from app.core.config import Settings
 from app.core.dependencies import SettingsDep
 from app.keys.dependencies import KeyRingDep
 
@@ -22,23 +24,62 @@ async def jwks(keyring: KeyRingDep) -> JSONResponse:
     return JSONResponse(keyring.jwks(), headers=_CACHE_CONTROL)
 
 
-@router.get("/.well-known/openid-configuration", summary="Authorization server metadata")
-async def openid_configuration(keyring: KeyRingDep, settings: SettingsDep) -> JSONResponse:
-    await keyring.maybe_refresh()
+# What the other domains serve, as literals: `keys` imports no other domain. A test compares each list with
+# the code it names (the grant registry, `client_auth`, the UserInfo claims).
+CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]  # app.auth.grants.client_auth
+CONFIDENTIAL_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]  # introspection: no public client
+SCOPES = ["openid", "profile", "email"]  # app.auth.scopes.USER_SCOPES: the scopes pyauth gives a meaning
+CLAIMS = [  # of access tokens and UserInfo
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "iat",
+    "auth_time",
+    "amr",
+    "email",
+    "email_verified",
+    "name",
+    "locale",
+    "updated_at",
+]
+
+
+def server_metadata(settings: Settings, signing_algorithms: list[str]) -> dict[str, Any]:
+    """The authorization server's metadata (RFC 8414 §2; OpenID Connect Discovery §3), true for what is
+    served: no authorization endpoint yet, hence no response types."""
     issuer = settings.issuer
-    metadata: dict[str, Any] = {
+    return {
         "issuer": issuer,
         "jwks_uri": f"{issuer}/.well-known/jwks.json",
         "token_endpoint": f"{issuer}/auth/token",
-        "revocation_endpoint": f"{issuer}/auth/revoke",
+        "token_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
+        "revocation_endpoint": f"{issuer}/oauth2/revoke",
+        "revocation_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
+        "introspection_endpoint": f"{issuer}/oauth2/introspect",
+        "introspection_endpoint_auth_methods_supported": CONFIDENTIAL_AUTH_METHODS,
+        "userinfo_endpoint": f"{issuer}/oauth2/userinfo",
         "grant_types_supported": [
             *(["password"] if settings.PASSWORD_GRANT_ENABLED else []),
             "refresh_token",
+            "client_credentials",
         ],
-        # What app.auth.grants.client_auth accepts (keys imports no other domain, hence the literal).
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "response_types_supported": [],
-        "scopes_supported": [],
-        "id_token_signing_alg_values_supported": keyring.signing_algorithms(),
+        "subject_types_supported": ["public"],
+        "scopes_supported": SCOPES,
+        "claims_supported": CLAIMS,
+        "id_token_signing_alg_values_supported": signing_algorithms,
     }
-    return JSONResponse(metadata, headers=_CACHE_CONTROL)
+
+
+@router.get("/.well-known/openid-configuration", summary="OpenID Provider metadata (OIDC Discovery)")
+async def openid_configuration(keyring: KeyRingDep, settings: SettingsDep) -> JSONResponse:
+    await keyring.maybe_refresh()
+    return JSONResponse(server_metadata(settings, keyring.signing_algorithms()), headers=_CACHE_CONTROL)
+
+
+@router.get("/.well-known/oauth-authorization-server", summary="Authorization server metadata (RFC 8414)")
+async def oauth_authorization_server(keyring: KeyRingDep, settings: SettingsDep) -> JSONResponse:
+    """The same document as `/.well-known/openid-configuration`."""
+    await keyring.maybe_refresh()
+    return JSONResponse(server_metadata(settings, keyring.signing_algorithms()), headers=_CACHE_CONTROL)

@@ -28,6 +28,9 @@ ACCESS_TOKEN_TYPES: Final = frozenset({"at+jwt", "application/at+jwt"})
 # `crit`/`b64` would change how the token is parsed; pyauth never issues them.
 FORBIDDEN_HEADERS: Final = frozenset({"jku", "x5u", "jwk", "x5c", "crit", "b64"})
 REQUIRED_CLAIMS: Final = ["iss", "aud", "sub", "exp", "iat", "nbf", "jti", "sid"]
+# What every token pyauth issued carries, whatever its audience and whether or not it has a session
+# (a client_credentials token has none): what introspection and UserInfo check before their own rules.
+ISSUED_CLAIMS: Final = ["iss", "aud", "sub", "exp", "iat", "nbf", "jti"]
 # Tolerated clock difference between the issuing and the verifying process, for nbf and iat only:
 # expiry gets no leeway.
 CLOCK_SKEW: Final = timedelta(seconds=30)
@@ -76,8 +79,44 @@ def _timestamp(now: datetime) -> float:
 
 def decode_access_token(keyring: KeyRing, settings: Settings, token: str, *, now: datetime) -> AccessClaims:
     """Verify an access token against the key ring, at time `now`; `InvalidAccessToken` if refused."""
+    claims = _decode(
+        keyring, settings, token, now=now, audience=settings.JWT_AUDIENCE, required=REQUIRED_CLAIMS
+    )
     try:
-        return _verify(keyring, settings, token, now=_timestamp(now))
+        return AccessClaims(
+            sub=_non_empty_string(claims, "sub"),
+            sid=_non_empty_string(claims, "sid"),
+            jti=_non_empty_string(claims, "jti"),
+            exp=math.floor(_numeric_date(claims, "exp")),
+            claims=MappingProxyType(claims),
+        )
+    except _Refused as refused:
+        log.debug("access token refused: %s", refused.reason)
+    raise InvalidAccessToken()
+
+
+async def verify_issued_token(
+    keyring: KeyRing, settings: Settings, token: str, *, now: datetime
+) -> Mapping[str, Any]:
+    """The claims of an access token pyauth issued, for any audience and with or without a session: the
+    signature, `typ`, `iss` and the times are checked, `aud` and `sid` are the caller's to check
+    (introspection, UserInfo). `InvalidAccessToken` if refused."""
+    await _pick_up_keys(keyring, token)
+    claims = _decode(keyring, settings, token, now=now, audience=None, required=ISSUED_CLAIMS)
+    return MappingProxyType(claims)
+
+
+def _decode(
+    keyring: KeyRing,
+    settings: Settings,
+    token: str,
+    *,
+    now: datetime,
+    audience: str | None,
+    required: list[str],
+) -> dict[str, Any]:
+    try:
+        return _verify(keyring, settings, token, now=_timestamp(now), audience=audience, required=required)
     except _Refused as refused:
         log.debug("access token refused: %s", refused.reason)
     except (jwt.PyJWTError, ValueError, TypeError, OverflowError, RecursionError) as exc:
@@ -91,11 +130,15 @@ async def verify_access_token(
 ) -> AccessClaims:
     """`decode_access_token`, after letting the key ring pick up keys made by other processes: the
     periodic refresh, and a rate-limited one when the token names a key id not seen yet."""
+    await _pick_up_keys(keyring, token)
+    return decode_access_token(keyring, settings, token, now=now)
+
+
+async def _pick_up_keys(keyring: KeyRing, token: str) -> None:
     await keyring.maybe_refresh()
     kid = _unverified_kid(token)
     if kid is not None and keyring.key_for(kid) is None:
         await keyring.refresh_for_unknown_kid(kid)
-    return decode_access_token(keyring, settings, token, now=now)
 
 
 def _size_refusal(token: object) -> str | None:
@@ -137,7 +180,9 @@ def _non_empty_string(claims: Mapping[str, Any], name: str) -> str:
     return value
 
 
-def _verify(keyring: KeyRing, settings: Settings, token: str, *, now: float) -> AccessClaims:
+def _verify(
+    keyring: KeyRing, settings: Settings, token: str, *, now: float, audience: str | None, required: list[str]
+) -> dict[str, Any]:
     if (refusal := _size_refusal(token)) is not None:
         raise _Refused(refusal)
     header = jwt.get_unverified_header(token)
@@ -160,13 +205,15 @@ def _verify(keyring: KeyRing, settings: Settings, token: str, *, now: float) -> 
         "verify_exp": False,
         "verify_nbf": False,
         "verify_iat": False,
-        "require": REQUIRED_CLAIMS,
+        # None: any audience (the caller compares it with what it expects), but it must be there.
+        "verify_aud": audience is not None,
+        "require": required,
     }
     claims = jwt.decode(
         token,
         key.public_key,
         algorithms=[key.algorithm],
-        audience=settings.JWT_AUDIENCE,
+        audience=audience,
         issuer=settings.issuer,
         options=options,
     )
@@ -181,11 +228,6 @@ def _verify(keyring: KeyRing, settings: Settings, token: str, *, now: float) -> 
         raise _Refused("not yet valid (nbf)")
     if iat > now + skew:
         raise _Refused("issued in the future (iat)")
-
-    return AccessClaims(
-        sub=_non_empty_string(claims, "sub"),
-        sid=_non_empty_string(claims, "sid"),
-        jti=_non_empty_string(claims, "jti"),
-        exp=math.floor(exp),
-        claims=MappingProxyType(claims),
-    )
+    _non_empty_string(claims, "sub")
+    _non_empty_string(claims, "jti")
+    return claims

@@ -31,8 +31,9 @@ def branch(doc: dict[str, Any], title: str) -> dict[str, Any]:
     return next(b for b in schema["oneOf"] if b["title"] == title)
 
 
-def test_password_and_refresh_token_are_the_registered_grants() -> None:
-    assert list(GRANTS.handlers) == ["password", "refresh_token"]
+def test_password_refresh_token_and_client_credentials_are_the_registered_grants() -> None:
+    # issue 11: client_credentials is one handler module and its line in GRANTS.
+    assert list(GRANTS.handlers) == ["password", "refresh_token", "client_credentials"]
 
 
 def test_a_new_grant_is_one_handler_in_the_registry() -> None:
@@ -45,9 +46,10 @@ def test_a_new_grant_is_one_handler_in_the_registry() -> None:
     assert documented["properties"]["grant_type"] == {"const": DeviceCodeGrant.grant_type}
     assert "invalid_grant" in documented["description"]
     with pytest.raises(UnsupportedGrantType) as refused:
-        registry.handler_for({"grant_type": "client_credentials"})
+        registry.handler_for({"grant_type": "urn:example:unknown"})
     assert refused.value.detail == (
-        "grant_type must be 'password', 'refresh_token' or 'urn:ietf:params:oauth:grant-type:device_code'."
+        "grant_type must be 'password', 'refresh_token', 'client_credentials' or "
+        "'urn:ietf:params:oauth:grant-type:device_code'."
     )
 
 

@@ -37,6 +37,7 @@ ALLOWED: dict[str, set[str]] = {
     "account": {"audit", "auth", "mail", "passwords", "ratelimit", "users"},
     "admin": {"account", "audit", "auth", "clients", "passwords", "users"},
     "web": {"account", "audit", "auth", "metrics", "passwords", "ratelimit", "sso", "users"},
+    "oauth": {"auth", "clients", "keys", "ratelimit"},
 }
 
 # A domain's repository is its own; only the user row's is shared (every domain loads users).

@@ -88,6 +88,7 @@ async def test_every_documented_error_lists_the_codes_its_operation_can_answer(
         "bad_request",
         "invalid_grant",
         "invalid_request",
+        "invalid_scope",  # issue 11: a scope the client may not have (RFC 6749 §5.2)
         "json_too_deep",
         "unauthorized_client",  # issue 11: a client not allowed the grant (RFC 6749 §5.2)
         "unsupported_grant_type",

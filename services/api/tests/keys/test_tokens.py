@@ -92,6 +92,7 @@ async def test_issue_and_decode_round_trip(keyring: KeyRing, settings: Settings,
         "aud": settings.JWT_AUDIENCE,
         "sub": "user-1",
         "sid": "session-1",
+        "client_id": "pyauth",  # RFC 9068 §2.2: the built-in client unless another is named
         "jti": claims.jti,
         "iat": now,
         "nbf": now,

@@ -39,6 +39,8 @@ def issued(pyauth: Pyauth, **extra_claims: Any) -> str:
         now=now,
         amr=extra_claims.pop("amr", ["pwd"]),
         auth_time=now,
+        client_id=extra_claims.pop("client_id", "pyauth"),
+        scope=str(extra_claims.pop("scope", "")).split(),
         extra_claims={"roles": [], **extra_claims},
     )
     return token

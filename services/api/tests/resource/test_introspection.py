@@ -1,6 +1,6 @@
-"""The library's RFC 7662 introspection mode, against a small real introspection endpoint served over HTTP
-in the test (pyauth has none yet: issue 11 adds it, and these tests then run against pyauth's), fed real
-pyauth tokens. What it proves: a revoked token is refused within the cache's few seconds, the client
+"""The library's RFC 7662 introspection mode, against pyauth's own `/oauth2/introspect` (found through
+discovery) and against a small real introspection endpoint served over HTTP in the test, fed real pyauth
+tokens. What it proves: a revoked token is refused within the cache's few seconds, the client
 authenticates as RFC 6749 §2.3.1 says, and a forged token never reaches the endpoint."""
 
 import asyncio
@@ -24,11 +24,19 @@ from pyauth_resource import (
     VerifierUnavailable,
 )
 from pyauth_resource.fastapi import BearerAuth
+from sqlalchemy import delete
+from sqlalchemy.ext.asyncio import async_sessionmaker
 
+from app.clients import service as clients
+from app.clients.models import ClientType, OAuthClient
+from app.clients.schemas import ClientCreate
+from app.clients.service import ClientChange
 from app.core.clock import ManualClock
+from app.core.context import RequestContext
 from tests.resource.conftest import Pyauth, VerifierFactory, later, loopback_socket, serving
 from tests.resource.helpers import claims, issued, signed_with_stranger_key
 
+AUDIENCE = "pyauth"  # the verifiers' audience (make_verifier): JWT_AUDIENCE
 CLIENT_ID = "notes-api"
 CLIENT_SECRET = "s3cret:with/odd+chars&"  # form-encoded before Basic encoding (RFC 6749 §2.3.1)
 
@@ -166,14 +174,44 @@ async def test_rfc7662_wrong_client_credentials_are_503_not_401(
     assert len(endpoint.received) == 1  # the concurrent checks shared the one failed request
 
 
-async def test_rfc7662_an_issuer_without_an_introspection_endpoint_is_503(
-    pyauth: Pyauth, make_verifier: VerifierFactory
-) -> None:
-    # pyauth's discovery document names no introspection_endpoint yet.
-    verifier = make_verifier(introspection=Introspection(client_id=CLIENT_ID, client_secret=CLIENT_SECRET))
-    with pytest.raises(VerifierUnavailable, match="no introspection endpoint"):
-        await verifier.verify(issued(pyauth), introspect=True)
-
-
 def test_introspection_options_never_show_the_secret() -> None:
     assert CLIENT_SECRET not in repr(Introspection(client_id=CLIENT_ID, client_secret=CLIENT_SECRET))
+
+
+@pytest.fixture
+async def resource_server(pyauth: Pyauth) -> AsyncIterator[tuple[str, str]]:
+    """A confidential client registered (committed) in the running pyauth, whose audience is the one the
+    verifiers expect: pyauth lets it introspect the tokens meant for that audience. Its id and secret."""
+    change = ClientChange(RequestContext.background(pyauth.clock.now()), source="test")
+    body = ClientCreate(
+        name="Notes API", type=ClientType.CONFIDENTIAL, grant_types=[], access_token_audience=AUDIENCE
+    )
+    async with async_sessionmaker(pyauth.engine)() as session, session.begin():
+        created, secret = await clients.create_client(session, body, change)
+        client_id = created.client.client_id
+    assert secret is not None
+    try:
+        yield client_id, secret
+    finally:
+        async with async_sessionmaker(pyauth.engine)() as session, session.begin():
+            await session.execute(delete(OAuthClient).where(OAuthClient.client_id == client_id))
+
+
+async def test_rfc7662_pyauths_introspection_endpoint_sees_a_revocation(
+    pyauth: Pyauth, make_verifier: VerifierFactory, resource_server: tuple[str, str], clock: ManualClock
+) -> None:
+    client_id, secret = resource_server
+    # No endpoint given: the library reads pyauth's `introspection_endpoint` from discovery.
+    verifier = make_verifier(
+        introspection=Introspection(client_id=client_id, client_secret=secret, cache_ttl=5)
+    )
+    _, tokens = await pyauth.signed_in_user()
+    claims = await verifier.verify(tokens.access, introspect=True)
+    assert claims.client_id == "pyauth"
+    async with pyauth.http() as http:
+        assert (await http.post("/auth/revoke", data={"token": tokens.refresh})).status_code == 200
+    later(clock, 5)
+    with pytest.raises(InvalidToken):
+        await verifier.verify(tokens.access, introspect=True)
+    # Local verification alone cannot see the revocation: the token is valid until it expires.
+    assert (await verifier.verify(tokens.access)).sub == claims.sub

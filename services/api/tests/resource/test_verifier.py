@@ -46,8 +46,8 @@ async def test_rfc9068_a_token_from_pyauths_login_verifies_with_typed_claims(
     assert verified.audience == (pyauth.settings.JWT_AUDIENCE,)
     assert verified.amr == ("pwd",)
     assert verified.roles == ("user",)
-    assert verified.scopes == ()  # pyauth's password grant issues no scope yet
-    assert verified.client_id is None  # nor a client_id: issue 11's clients add both
+    assert verified.scopes == ()  # the built-in client is allowed no scope
+    assert verified.client_id == "pyauth"  # issue 11: RFC 9068's client_id, the built-in client's
     assert isinstance(verified.auth_time, int)
     assert verified.exp - int(pyauth.clock.now().timestamp()) == pyauth.settings.ACCESS_TOKEN_TTL_SECONDS
     assert verified.raw["sid"]

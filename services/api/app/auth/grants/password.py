@@ -5,7 +5,7 @@ The `username` is the account's email. A successful login also answers a device 
 
 from app.auth import service
 from app.auth.device_cookie import DEVICE_COOKIE
-from app.auth.errors import EmailNotVerified, InvalidCredentials
+from app.auth.errors import EmailNotVerified, InvalidCredentials, InvalidScope
 from app.auth.grants.base import FormField, GrantHandler, TokenRequest
 from app.auth.issuing import IssuedTokens
 from app.core.config import Settings
@@ -30,6 +30,7 @@ class PasswordGrant(GrantHandler):
         ),
     )
     errors = (
+        InvalidScope,
         InvalidCredentials,
         EmailNotVerified,
         PasswordResetRequired,
@@ -52,5 +53,6 @@ class PasswordGrant(GrantHandler):
             settings=request.settings,
             ctx=request.ctx,
             device_token=form["device_token"] or request.cookies.get(DEVICE_COOKIE),
-            oauth_client_id=request.oauth_client.client_id,
+            oauth_client=request.oauth_client,
+            scope=form.get("scope"),
         )

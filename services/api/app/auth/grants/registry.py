@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.auth.errors import UnsupportedGrantType
 from app.auth.grants import client_auth
 from app.auth.grants.base import FormField, GrantHandler
+from app.auth.grants.client_credentials import ClientCredentialsGrant
 from app.auth.grants.password import PasswordGrant
 from app.auth.grants.refresh_token import RefreshTokenGrant
 from app.clients.models import ClientType, OAuthClient
@@ -22,8 +23,8 @@ from app.core.context import RequestContext
 from app.core.errors import OAuthError
 
 FORM = "application/x-www-form-urlencoded"
-# Fields of every token request (RFC 6749 §3.2, §3.3, §2.3.1). `scope` is accepted and not used yet;
-# `client_id` and `client_secret` authenticate the client (`client_auth`).
+# Fields of every token request (RFC 6749 §3.2, §3.3, §2.3.1). `scope` narrows what the grant gives
+# (`app.auth.scopes`); `client_id` and `client_secret` authenticate the client (`client_auth`).
 COMMON_FIELDS = (
     FormField("grant_type", max_length=64),
     FormField("scope", max_length=1024, required=False),
@@ -148,4 +149,5 @@ def _grant_schema(handler: GrantHandler) -> dict[str, Any]:
 GRANTS = GrantRegistry(
     PasswordGrant(),
     RefreshTokenGrant(),
+    ClientCredentialsGrant(),
 )
