@@ -13,10 +13,9 @@ import re
 from functools import lru_cache
 from gettext import NullTranslations
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 from babel.support import Translations
-from fastapi import Depends, Request
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 APP_ROOT = Path(__file__).resolve().parent.parent
@@ -108,11 +107,3 @@ def render(templates_dir: str | None, locale: str, name: str, **values: Any) -> 
 def N_(message: str) -> str:
     """Mark a string for the catalog without translating it here: it is translated where it is shown."""
     return message
-
-
-async def _request_locale(request: Request) -> str:
-    return negotiate_locale(request.headers.get("accept-language"))
-
-
-# The locale the request's Accept-Language prefers among the supported ones (English by default).
-RequestLocale = Annotated[str, Depends(_request_locale)]
