@@ -26,7 +26,7 @@ from app.core.clock import Clock, SystemClock
 from app.core.config import Settings, get_settings
 from app.core.database import build_engine, build_sessionmaker, wait_for_database
 from app.core.dependencies import trusted_networks
-from app.core.errors import install_error_handlers
+from app.core.error_handlers import install_error_handlers
 from app.core.requests import RequestLogMiddleware
 from app.core.security import DOCS_ASSETS_PATH, RequestGuard, SecurityHeaders, docs_csp
 from app.health import endpoints as health_endpoints

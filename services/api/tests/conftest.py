@@ -101,6 +101,9 @@ def make_settings(**overrides: object) -> Settings:
         "DB_STARTUP_TIMEOUT": 10,
         # Tests send many requests from one address; the rate-limit tests turn the limits on.
         "RATE_LIMITS_ENABLED": False,
+        # No 0.1 s floor on forgot-password and verification answers (~8 s of waiting across the suite);
+        # the floor's own test (tests/account/test_password_reset.py) gives its app the default back.
+        "ENUMERATION_SAFE_RESPONSE_SECONDS": 0,
         **({} if names_a_cost or production else TEST_PASSWORD_COST),
     }
     values.update(overrides)

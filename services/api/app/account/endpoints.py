@@ -43,8 +43,7 @@ from app.account.schemas import (
 )
 from app.auth.dependencies import CurrentAuth
 from app.core.config import Settings
-from app.core.database import SessionDep
-from app.core.dependencies import ContextDep, SettingsDep
+from app.core.dependencies import ContextDep, SessionDep, SettingsDep
 from app.core.errors import GUARD_ERRORS, UNAVAILABLE, error_responses
 from app.passwords.dependencies import HasherDep
 from app.passwords.policy import NEW_PASSWORD_ERRORS, PasswordTooLong

@@ -18,8 +18,7 @@ from app.account import service
 from app.account.models import TokenPurpose
 from app.account.pages import ButtonPage, Pages, PagesDep
 from app.core.context import RequestContext
-from app.core.database import SessionDep
-from app.core.dependencies import ContextDep
+from app.core.dependencies import ContextDep, SessionDep
 from app.core.errors import UNAVAILABLE, PyauthError, RolledBackRefusal, error_responses
 
 T = TypeVar("T")

@@ -14,9 +14,9 @@ from fastapi.responses import HTMLResponse
 
 from app.core import templating
 from app.core.config import Settings
-from app.core.dependencies import SettingsDep
+from app.core.dependencies import RequestLocale, SettingsDep
 from app.core.errors import PyauthError
-from app.core.templating import N_, RequestLocale
+from app.core.templating import N_
 
 
 @dataclass(frozen=True)

@@ -35,8 +35,7 @@ from app.clients.service import (
     NoPreviousSecret,
     PublicClientHasNoSecret,
 )
-from app.core.database import SessionDep
-from app.core.dependencies import ClockDep, ContextDep, SettingsDep, no_store
+from app.core.dependencies import ClockDep, ContextDep, SessionDep, SettingsDep, no_store
 from app.core.errors import GUARD_ERRORS, UNAVAILABLE, error_responses
 
 router = APIRouter(prefix="/admin/clients", tags=["admin"], dependencies=[Depends(no_store)])

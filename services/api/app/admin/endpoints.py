@@ -20,8 +20,7 @@ from app.admin.service import (
 )
 from app.auth.dependencies import CurrentAdmin
 from app.auth.errors import AdminRequired
-from app.core.database import SessionDep
-from app.core.dependencies import ContextDep, no_store
+from app.core.dependencies import ContextDep, SessionDep, no_store
 from app.core.errors import GUARD_ERRORS, UNAVAILABLE, error_responses
 from app.users.schemas import UserRead
 

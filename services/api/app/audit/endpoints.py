@@ -15,8 +15,7 @@ from app.audit.repository import MAX_CURSOR_LENGTH, InvalidCursor
 from app.audit.schemas import AuditEventRead, AuditPage, OwnEventRead, OwnEventsPage
 from app.auth.dependencies import CurrentAdmin, CurrentAuth
 from app.auth.errors import AdminRequired
-from app.core.database import SessionDep
-from app.core.dependencies import no_store
+from app.core.dependencies import SessionDep, no_store
 from app.core.errors import UNAVAILABLE, error_responses
 
 

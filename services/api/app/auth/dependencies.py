@@ -10,8 +10,7 @@ from fastapi.security import OAuth2PasswordBearer
 from app.auth import repository
 from app.auth.errors import AdminRequired
 from app.auth.sessions import Authenticated, session_is_live
-from app.core.database import SessionDep
-from app.core.dependencies import ClockDep, SettingsDep
+from app.core.dependencies import ClockDep, SessionDep, SettingsDep
 from app.keys.dependencies import KeyRingDep
 from app.keys.tokens import InvalidAccessToken, verify_access_token
 

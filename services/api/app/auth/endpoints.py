@@ -18,8 +18,7 @@ from app.auth.grants.client_auth import UnauthorizedClient, token_endpoint_respo
 from app.auth.grants.registry import GRANTS, TokenForm
 from app.auth.schemas import OAuthErrorBody, SessionRead, TokenResponse
 from app.auth.sessions import SessionEndReason, end_sessions, idle_ttl
-from app.core.database import SessionDep
-from app.core.dependencies import ClockDep, ContextDep, SettingsDep
+from app.core.dependencies import ClockDep, ContextDep, RequestLocale, SessionDep, SettingsDep
 from app.core.errors import (
     GUARD_ERRORS,
     UNAVAILABLE,
@@ -28,7 +27,6 @@ from app.core.errors import (
     PyauthError,
     error_responses,
 )
-from app.core.templating import RequestLocale
 from app.keys.dependencies import KeyRingDep
 from app.passwords.dependencies import HasherDep
 from app.passwords.policy import NEW_PASSWORD_ERRORS, PasswordTooLong

@@ -18,14 +18,16 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated
 
-from fastapi import Depends, Request
 from sqlalchemy import event, text
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
+
+# starlette's Request is FastAPI's; importing it alone keeps FastAPI out of the CLIs and the mail worker,
+# which use this module only for the engine (`SessionDep`, which needs FastAPI, is in app.core.dependencies).
+from starlette.requests import Request
 
 from app.core.config import Settings
 
@@ -136,8 +138,3 @@ async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
         raise
     finally:
         await session.close()
-
-
-# scope="function": the session is committed and closed when the endpoint returns, before the response
-# is sent, so a failed commit becomes an error response instead of a success that did not happen.
-SessionDep = Annotated[AsyncSession, Depends(get_db, scope="function")]

@@ -8,13 +8,19 @@ from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from typing import Annotated
 
 from fastapi import Depends, Request, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.clock import Clock
 from app.core.config import Settings
 from app.core.context import RequestContext
+from app.core.database import get_db
 from app.core.logging import request_id as current_request_id
+from app.core.templating import negotiate_locale
 
 MAX_USER_AGENT = 512
+# scope="function": the session is committed and closed when the endpoint returns, before the response
+# is sent, so a failed commit becomes an error response instead of a success that did not happen.
+SessionDep = Annotated[AsyncSession, Depends(get_db, scope="function")]
 
 
 async def _settings(request: Request) -> Settings:
@@ -80,3 +86,11 @@ def no_store(response: Response) -> None:
 SettingsDep = Annotated[Settings, Depends(_settings)]
 ClockDep = Annotated[Clock, Depends(_clock)]
 ContextDep = Annotated[RequestContext, Depends(_context)]
+
+
+async def _request_locale(request: Request) -> str:
+    return negotiate_locale(request.headers.get("accept-language"))
+
+
+# The locale the request's Accept-Language prefers among the supported ones (English by default).
+RequestLocale = Annotated[str, Depends(_request_locale)]

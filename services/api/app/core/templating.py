@@ -14,11 +14,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from gettext import NullTranslations
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 from babel.support import Translations
-from fastapi import Depends, Request
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from app.core.config import Settings
@@ -114,14 +113,6 @@ def render(templates_dir: str | None, locale: str, name: str, **values: Any) -> 
 def N_(message: str) -> str:
     """Mark a string for the catalog without translating it here: it is translated where it is shown."""
     return message
-
-
-async def _request_locale(request: Request) -> str:
-    return negotiate_locale(request.headers.get("accept-language"))
-
-
-# The locale the request's Accept-Language prefers among the supported ones (English by default).
-RequestLocale = Annotated[str, Depends(_request_locale)]
 
 
 # The look of every HTML page (hosted pages, mailed-link pages): the brand from settings, one stylesheet

@@ -9,7 +9,7 @@ a route. A pure ASGI middleware, so the refusals are still logged, counted and g
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.core.errors import error_response
+from app.core.error_handlers import error_response
 
 METRICS_PATH = "/metrics"
 

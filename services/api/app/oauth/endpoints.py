@@ -9,8 +9,7 @@ from app.auth.endpoints import NO_STORE, OAUTH_ERRORS
 from app.auth.grants.client_auth import token_endpoint_responses
 from app.auth.grants.registry import FORM
 from app.auth.schemas import OAuthErrorBody
-from app.core.database import SessionDep
-from app.core.dependencies import ContextDep, SettingsDep
+from app.core.dependencies import ContextDep, SessionDep, SettingsDep
 from app.core.errors import GUARD_ERRORS, UNAVAILABLE, OAuthError, error_responses
 from app.keys.dependencies import KeyRingDep
 from app.keys.tokens import InvalidAccessToken

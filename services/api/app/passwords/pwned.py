@@ -15,8 +15,6 @@ import logging
 import ssl
 from functools import cache
 
-import httpx
-
 from app.core.config import Settings
 
 log = logging.getLogger("pyauth.passwords")
@@ -32,6 +30,10 @@ class RangeAnswerInvalid(Exception):
 async def times_pwned(password: str, settings: Settings) -> int | None:
     """How often the password appears in breaches (0: never), or None when the check could not run."""
     # SHA-1 is the range API's scheme, not a protection of the password: only 20 bits of it are sent.
+    # httpx is imported where a check runs: importing it loads its command-line client (rich, click), which
+    # the CLIs that check new passwords with the check off should not pay for at every start.
+    import httpx  # noqa: PLC0415
+
     digest = hashlib.sha1(password.encode("utf-8"), usedforsecurity=False).hexdigest().upper()
     prefix, suffix = digest[:5], digest[5:]
     try:
@@ -48,6 +50,8 @@ async def times_pwned(password: str, settings: Settings) -> int | None:
 
 
 async def _fetch_range(settings: Settings, prefix: str) -> bytes:
+    import httpx  # noqa: PLC0415  (see times_pwned)
+
     url = f"{settings.HIBP_API_URL.rstrip('/')}/range/{prefix}"
     headers = {"Add-Padding": "true", "User-Agent": f"{settings.SERVICE_NAME} (pyauth)"}
     async with (
@@ -82,4 +86,6 @@ def _count_of(suffix: str, body: bytes) -> int:
 @cache
 def _tls_context() -> ssl.SSLContext:
     # Built once: loading the CA bundle for every check would cost more than the request.
+    import httpx  # noqa: PLC0415  (see times_pwned)
+
     return httpx.create_ssl_context()

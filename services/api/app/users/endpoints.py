@@ -4,7 +4,7 @@ lifecycle's: `app.account.endpoints`.)"""
 from fastapi import APIRouter, Response
 
 from app.auth.dependencies import CurrentAuth
-from app.core.database import SessionDep
+from app.core.dependencies import SessionDep
 from app.core.errors import GUARD_ERRORS, UNAVAILABLE, error_responses
 from app.users import service
 from app.users.schemas import UserRead, UserUpdate

@@ -20,8 +20,7 @@ from app.account import service as account_service
 from app.account.service import EmailAlreadyRegistered
 from app.auth.device_cookie import DEVICE_COOKIE
 from app.core import templating
-from app.core.database import SessionDep
-from app.core.dependencies import ContextDep, SettingsDep
+from app.core.dependencies import ContextDep, SessionDep, SettingsDep
 from app.core.errors import PyauthError
 from app.passwords import policy
 from app.passwords.dependencies import HasherDep

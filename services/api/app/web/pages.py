@@ -10,9 +10,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from app.account.service import EmailAlreadyRegistered
 from app.auth.errors import EmailNotVerified, InvalidCredentials
 from app.core import templating
-from app.core.dependencies import SettingsDep
+from app.core.dependencies import RequestLocale, SettingsDep
 from app.core.errors import PyauthError
-from app.core.templating import N_, RequestLocale
+from app.core.templating import N_
 from app.passwords import policy
 from app.passwords.hashing import HashQueueFull
 from app.ratelimit.service import LoginThrottled, PasswordResetRequired, RateLimited

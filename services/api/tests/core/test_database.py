@@ -11,7 +11,7 @@ from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.core.config import Settings
-from app.core.database import SessionDep
+from app.core.dependencies import SessionDep
 from app.core.errors import PyauthError
 from app.main import create_app
 

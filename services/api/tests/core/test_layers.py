@@ -49,6 +49,7 @@ SHARED_REPOSITORIES = {"users"}
 HTTP_MODULE_NAMES = {"endpoints", "dependencies"}
 HTTP_MODULES = {
     "app.main",
+    "app.core.error_handlers",  # renders PyauthError and the framework's errors as JSON
     "app.core.requests",  # middleware
     "app.core.security",  # middleware
     "app.account.pages",
@@ -63,8 +64,8 @@ HTTP_MODULES = {
 # Modules that others import and that hold one HTTP piece beside it: they may import the framework.
 MIXED_MODULES = {
     "app.core.database",  # the engine chain; and get_db, the request's session
-    "app.core.errors",  # PyauthError; and the exception handlers
-    "app.core.templating",  # the renderer; and RequestLocale, from Accept-Language
+    "app.core.errors",  # PyauthError; and the Response named in RolledBackRefusal.answer
+    "app.core.templating",  # the renderer
     "app.auth.device_cookie",  # the cookie's name (the password grant reads it); and setting it
 }
 WEB_FRAMEWORKS = ("fastapi", "starlette")

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from app.auth.issuing import issue_access_token
 from app.core.clock import ManualClock
 from app.core.config import Settings
-from app.core.errors import install_error_handlers
+from app.core.error_handlers import install_error_handlers
 from app.keys import endpoints as keys_endpoints
 from app.keys.keyring import REFRESH_INTERVAL, KeyRing
 
