@@ -61,6 +61,7 @@ def claims(pyauth: Pyauth, **overrides: Any) -> dict[str, Any]:
         "amr": ["pwd"],
         "auth_time": now,
         "roles": [],
+        "client_id": "pyauth",  # the built-in client (RFC 9068 §2.2)
     }
     payload.update(overrides)
     return {name: value for name, value in payload.items() if value is not None}
