@@ -154,6 +154,7 @@ async def token(
         expires_in=issued.expires_in,
         refresh_token=issued.refresh_token,
         device_token=issued.device_token,
+        id_token=issued.id_token,
     )
 
 

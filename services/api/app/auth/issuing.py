@@ -33,6 +33,7 @@ class IssuedTokens:
     refresh_token: str
     session_id: uuid.UUID
     device_token: str | None = None  # after a password login: the client's new device token
+    id_token: str | None = None  # the authorization code grant, when `openid` was asked for
 
 
 def _timestamp(now: datetime) -> float:

@@ -44,6 +44,7 @@ class SessionEndReason(StrEnum):
     DEACTIVATED = "deactivated"  # by an administrator
     REVOKED_BY_ADMIN = "revoked_by_admin"
     REFRESH_TOKEN_REUSE = "refresh_token_reuse"  # noqa: S105 - a spent refresh token replayed: theft
+    AUTHORIZATION_CODE_REUSE = "authorization_code_reuse"  # a spent code replayed (RFC 6749 §4.1.2)
 
 
 # The reasons whose ending is the event itself. The others are recorded by the action that caused them.

@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse
 
 from app.core.dependencies import SettingsDep
 from app.keys.dependencies import KeyRingDep
+from app.oidc.discovery import authorization_metadata
 
 router = APIRouter(tags=["keys"])
 
@@ -34,6 +35,7 @@ async def openid_configuration(keyring: KeyRingDep, settings: SettingsDep) -> JS
         "grant_types_supported": [
             *(["password"] if settings.PASSWORD_GRANT_ENABLED else []),
             "refresh_token",
+            "authorization_code",
         ],
         # What app.auth.grants.client_auth accepts (keys imports no other domain, hence the literal).
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
@@ -41,4 +43,5 @@ async def openid_configuration(keyring: KeyRingDep, settings: SettingsDep) -> JS
         "scopes_supported": [],
         "id_token_signing_alg_values_supported": keyring.signing_algorithms(),
     }
+    metadata.update(authorization_metadata(issuer, keyring.signing_algorithms()))
     return JSONResponse(metadata, headers=_CACHE_CONTROL)

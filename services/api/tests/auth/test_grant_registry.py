@@ -32,7 +32,7 @@ def branch(doc: dict[str, Any], title: str) -> dict[str, Any]:
 
 
 def test_password_and_refresh_token_are_the_registered_grants() -> None:
-    assert list(GRANTS.handlers) == ["password", "refresh_token"]
+    assert list(GRANTS.handlers) == ["authorization_code", "password", "refresh_token"]
 
 
 def test_a_new_grant_is_one_handler_in_the_registry() -> None:
@@ -47,7 +47,8 @@ def test_a_new_grant_is_one_handler_in_the_registry() -> None:
     with pytest.raises(UnsupportedGrantType) as refused:
         registry.handler_for({"grant_type": "client_credentials"})
     assert refused.value.detail == (
-        "grant_type must be 'password', 'refresh_token' or 'urn:ietf:params:oauth:grant-type:device_code'."
+        "grant_type must be 'authorization_code', 'password', 'refresh_token' or "
+        "'urn:ietf:params:oauth:grant-type:device_code'."
     )
 
 

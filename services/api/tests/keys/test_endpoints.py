@@ -84,12 +84,19 @@ async def test_openid_configuration(client: httpx.AsyncClient, settings: Setting
         "jwks_uri": f"{issuer}/.well-known/jwks.json",
         "token_endpoint": f"{issuer}/auth/token",
         "revocation_endpoint": f"{issuer}/auth/revoke",
-        "grant_types_supported": ["password", "refresh_token"],
+        "grant_types_supported": ["password", "refresh_token", "authorization_code"],
         # issue 11: confidential clients authenticate with their secret (app.auth.grants.client_auth)
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
-        "response_types_supported": [],
         "scopes_supported": [],
+        # issue 11: the authorization endpoint and its code flow (app.oidc.discovery)
+        "authorization_endpoint": f"{issuer}/oauth2/authorize",
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "code_challenge_methods_supported": ["S256"],
+        "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["ES256"],
+        "authorization_response_iss_parameter_supported": True,
+        "prompt_values_supported": ["none", "login", "consent"],
     }
 
 

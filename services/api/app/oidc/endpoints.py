@@ -1,0 +1,142 @@
+"""`GET/POST /oauth2/authorize`: the authorization endpoint of the code flow (RFC 6749 §4.1, OpenID
+Connect Core §3.1.2, OAuth 2.1).
+
+The browser's SSO session (`app.sso`, through the hosted pages' `app.web.service.current`) says who is
+signed in. Without one, or when `prompt=login` or `max_age` asks for a fresher sign-in, the browser goes to
+`/signin?return_to=<this request>` (a 303, a GET) and comes back here once signed in; `prompt=none` answers
+`login_required` instead. First-party clients need no consent; other clients get `consent_required`
+(consent pages are not built yet, so a third-party client cannot complete the flow). Every answer sent to
+the client carries `iss` (RFC 9207) and the request's `state`.
+"""
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+
+from app.core.database import SessionDep
+from app.core.dependencies import ContextDep, SettingsDep
+from app.keys.dependencies import KeyRingDep
+from app.oidc import authorize as checks
+from app.oidc import codes
+from app.oidc.discovery import AUTHORIZE_PATH
+from app.web import cookies, return_to
+from app.web import service as web_service
+from app.web.pages import WebPages, WebPagesDep
+
+router = APIRouter(tags=["oidc"])
+
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+def redirect_to_client(redirect_uri: str, **values: str | None) -> Response:
+    """A 302 to the client's registered redirect URI with `values` added to its query."""
+    parts = urlsplit(redirect_uri)
+    added = urlencode({name: value for name, value in values.items() if value is not None})
+    query = f"{parts.query}&{added}" if parts.query else added
+    return RedirectResponse(urlunsplit(parts._replace(query=query)), status_code=302, headers=NO_STORE)
+
+
+def _signin_url(params: dict[str, str]) -> str | None:
+    """`/signin?return_to=<this request as a GET>`, without `prompt=login` (else the way back would ask for
+    a sign-in again, for ever); None when the request is too long to come back to."""
+    again = dict(params)
+    if prompt := again.pop("prompt", None):
+        rest = [value for value in prompt.split() if value != "login"]
+        if rest:
+            again["prompt"] = " ".join(rest)
+    target = f"{AUTHORIZE_PATH}?{urlencode(again)}"
+    if len(target) > return_to.MAX_LENGTH:
+        return None
+    return f"/signin?{urlencode({'return_to': target})}"
+
+
+def _needs_fresh_sign_in(wanted: checks.AuthorizationRequest, auth_time: datetime, now: datetime) -> bool:
+    """`prompt=login`, or a sign-in older than `max_age` seconds (OpenID Connect Core §3.1.2.1)."""
+    if "login" in wanted.prompt:
+        return True
+    return wanted.max_age is not None and now - auth_time > timedelta(seconds=wanted.max_age)
+
+
+def _sign_in_first(
+    wanted: checks.AuthorizationRequest,
+    params: dict[str, str],
+    page: WebPages,
+    answer: Callable[..., Response],
+) -> Response:
+    """To the sign-in page and back here; `prompt=none` forbids showing a page (`login_required`)."""
+    if "none" in wanted.prompt:
+        return answer(error="login_required", error_description="The user is not signed in.")
+    signin = _signin_url(params)
+    if signin is None:
+        return answer(error="invalid_request", error_description="The request is too long.")
+    return page.redirect(signin)
+
+
+async def _parameters(request: Request) -> dict[str, str]:
+    """The query of a GET or the form of a POST (OpenID Connect Core §3.1.2.1 allows both); a parameter
+    given twice is refused by RFC 6749 §3.1, which here means the first one is kept and checked."""
+    if request.method == "POST":
+        form = await request.form()
+        return {name: value for name, value in form.items() if isinstance(value, str)}
+    return dict(request.query_params.items())
+
+
+_ROUTE = {
+    "summary": "Authorization endpoint (OAuth 2.1 code flow with PKCE S256, OpenID Connect)",
+    "response_class": Response,
+    "responses": {302: {"description": "To the client's redirect URI"}, 303: {"description": "To /signin"}},
+}
+
+
+@router.get(AUTHORIZE_PATH, name="authorize", **_ROUTE)  # type: ignore[arg-type]
+@router.post(AUTHORIZE_PATH, name="authorize_by_post", **_ROUTE)  # type: ignore[arg-type]
+async def authorize(
+    request: Request,
+    page: WebPagesDep,
+    db: SessionDep,
+    settings: SettingsDep,
+    keyring: KeyRingDep,
+    ctx: ContextDep,
+) -> Response:
+    params = await _parameters(request)
+    try:
+        client, redirect_uri = await checks.checked_client(db, params)
+    except checks.AuthorizeRefused as error:
+        return page.error(error)
+    state = params.get("state")
+    if state is not None and len(state) > checks.MAX_PARAMETER_LENGTH:
+        state = None
+
+    def answer(**values: str | None) -> Response:
+        return redirect_to_client(redirect_uri, **values, state=state, iss=settings.issuer)
+
+    try:
+        wanted = checks.checked_request(
+            client, redirect_uri, params, id_token_algorithm=keyring.current.algorithm
+        )
+    except checks.AuthorizeError as error:
+        return answer(error=error.error, error_description=error.description)
+    current = await web_service.current(
+        db, cookies.read(request, cookies.SSO_NAME, settings), settings=settings, ctx=ctx
+    )
+    if current is None or _needs_fresh_sign_in(wanted, current[0].auth_time, ctx.now):
+        return _sign_in_first(wanted, params, page, answer)
+    browser_session, user = current
+    if not client.first_party:
+        return answer(error="consent_required", error_description="This client needs consent.")
+    code = await codes.issue(
+        db,
+        client_id=client.client_id,
+        user_id=user.id,
+        redirect_uri=redirect_uri,
+        code_challenge=wanted.code_challenge,
+        nonce=wanted.nonce,
+        scopes=wanted.scopes,
+        auth_time=browser_session.auth_time,
+        amr=browser_session.amr,
+        now=ctx.now,
+    )
+    return answer(code=code)
