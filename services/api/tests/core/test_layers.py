@@ -47,7 +47,7 @@ ALLOWED: dict[str, set[str]] = {
     },
     "account": {"audit", "auth", "mail", "passwords", "ratelimit", "users"},
     "admin": {"account", "audit", "auth", "clients", "passwords", "users"},
-    "web": {"account", "audit", "auth", "metrics", "passwords", "ratelimit", "sso", "users"},
+    "web": {"account", "audit", "auth", "metrics", "oidc", "passwords", "ratelimit", "sso", "users"},
     "oidc": {"clients", "keys", "web"},
 }
 

@@ -4,7 +4,7 @@ test named after the OpenID Foundation conformance module or the RFC rule it che
 import base64
 import hashlib
 from datetime import timedelta
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 from fastapi import FastAPI
@@ -324,3 +324,23 @@ async def test_authorize_by_post_works_like_get(client: httpx.AsyncClient, db_se
     verifier, challenge = pkce_pair()
     query = location_query(await client.post(AUTHORIZE, data=authorize_params(client_id, challenge)))
     assert (await exchange(client, client_id, query["code"], verifier)).status_code == 200
+
+
+async def test_signin_page_returning_to_authorize_lets_its_form_reach_the_registered_client_only(
+    client: httpx.AsyncClient, db_session: AsyncSession
+) -> None:
+    """Chromium applies `form-action` to the redirects after a form's POST (/signin → /oauth2/authorize →
+    the client): the sign-in page of an authorization request allows the registered redirect URI's origin,
+    and nothing for an unregistered one."""
+    client_id = (await code_flow_client(client, db_session))["client_id"]
+    challenge = pkce_pair()[1]
+    to_signin = await client.get(AUTHORIZE, params=authorize_params(client_id, challenge))
+    page = await client.get(to_signin.headers["location"])
+    assert "form-action 'self' https://app.example.com;" in page.headers["content-security-policy"]
+
+    forged = authorize_params(client_id, challenge, redirect_uri="https://evil.example.net/callback")
+    return_to = f"{AUTHORIZE}?{urlencode(forged)}"
+    page = await client.get("/signin", params={"return_to": return_to})
+    assert page.status_code == 200
+    assert "form-action 'self';" in page.headers["content-security-policy"]
+    assert "evil" not in page.headers["content-security-policy"]
