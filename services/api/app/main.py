@@ -128,6 +128,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.include_router(audit_endpoints.own_router)
     app.include_router(web_endpoints.router)  # the hosted pages and their stylesheet
     app.include_router(oidc_endpoints.router)  # /oauth2/authorize
+    app.include_router(oidc_endpoints.grants_router)  # /users/me/grants
     if settings.METRICS_ENABLED:
         app.include_router(metrics_endpoints.router)
     if docs:

@@ -11,7 +11,7 @@ count instead.
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Final
 
@@ -44,6 +44,7 @@ class SessionEndReason(StrEnum):
     DEACTIVATED = "deactivated"  # by an administrator
     REVOKED_BY_ADMIN = "revoked_by_admin"
     REFRESH_TOKEN_REUSE = "refresh_token_reuse"  # noqa: S105 - a spent refresh token replayed: theft
+    APP_GRANT_REVOKED = "app_grant_revoked"  # the user revoked the client's grant (/users/me/grants)
     AUTHORIZATION_CODE_REUSE = "authorization_code_reuse"  # a spent code replayed (RFC 6749 §4.1.2)
 
 
@@ -170,4 +171,18 @@ async def end_sessions(
             session_id=session_id,
             details={"ended": ended},
         )
+    return ended
+
+
+async def end_client_sessions(
+    db: AsyncSession, reason: SessionEndReason, *, user_id: uuid.UUID, client_id: str, ctx: RequestContext
+) -> int:
+    """End every live session of the user with the OAuth client `client_id`; returns how many."""
+    sessions = await repository.live_sessions(
+        db, user_id, now=ctx.now, idle_since=datetime.min.replace(tzinfo=UTC)
+    )
+    ended = 0
+    for auth_session in sessions:
+        if auth_session.client_id == client_id:
+            ended += await end_sessions(db, reason, user_id=user_id, session_id=auth_session.id, ctx=ctx)
     return ended

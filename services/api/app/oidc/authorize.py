@@ -18,7 +18,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.clients import service as clients
 from app.clients.models import GrantType, OAuthClient
 from app.core.errors import PyauthError
-from app.core.templating import N_
 from app.oidc.codes import S256_CHALLENGE
 
 PROMPTS: Final = frozenset({"none", "login", "consent", "select_account"})
@@ -31,7 +30,8 @@ class AuthorizeRefused(PyauthError):
 
     status_code = 400
     code = "invalid_request"
-    message = N_("This sign-in link is not valid: the application is unknown or sent you from elsewhere.")
+    # The page shows its generic error text (`app.web.pages.UNKNOWN_ERROR`, translated); this is the log's.
+    message = "Unknown client, or a redirect_uri it did not register."
 
 
 @dataclass(frozen=True)

@@ -4,24 +4,31 @@ Connect Core §3.1.2, OAuth 2.1).
 The browser's SSO session (`app.sso`, through the hosted pages' `app.web.service.current`) says who is
 signed in. Without one, or when `prompt=login` or `max_age` asks for a fresher sign-in, the browser goes to
 `/signin?return_to=<this request>` (a 303, a GET) and comes back here once signed in; `prompt=none` answers
-`login_required` instead. First-party clients need no consent; other clients get `consent_required`
-(consent pages are not built yet, so a third-party client cannot complete the flow). Every answer sent to
-the client carries `iss` (RFC 9207) and the request's `state`.
+`login_required` instead. First-party clients need no consent; for the others the user allows or denies
+the scopes on a consent page (`app.oidc.consent` remembers the answer per user and client). Every answer
+sent to the client carries `iss` (RFC 9207) and the request's `state`.
 """
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Annotated
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import RedirectResponse, Response
 
+from app.auth.dependencies import CurrentAuth
+from app.auth.sessions import SessionEndReason, end_client_sessions
 from app.core.database import SessionDep
 from app.core.dependencies import ContextDep, SettingsDep
+from app.core.errors import GUARD_ERRORS, UNAVAILABLE, PyauthError, error_responses
+from app.core.templating import N_
 from app.keys.dependencies import KeyRingDep
 from app.oidc import authorize as checks
-from app.oidc import codes
+from app.oidc import codes, consent
 from app.oidc.discovery import AUTHORIZE_PATH
+from app.oidc.schemas import AppGrantRead
+from app.users.models import User
 from app.web import cookies, return_to
 from app.web import service as web_service
 from app.web.pages import WebPages, WebPagesDep
@@ -29,6 +36,8 @@ from app.web.pages import WebPages, WebPagesDep
 router = APIRouter(tags=["oidc"])
 
 NO_STORE = {"Cache-Control": "no-store"}
+CONSENT_FIELD = "consent"  # the consent page's Allow / Deny button
+CONSENT_TITLE = N_("Allow access")
 
 
 def redirect_to_client(redirect_uri: str, **values: str | None) -> Response:
@@ -73,6 +82,47 @@ def _sign_in_first(
     if signin is None:
         return answer(error="invalid_request", error_description="The request is too long.")
     return page.redirect(signin)
+
+
+async def _consent(
+    request: Request,
+    page: WebPages,
+    db: SessionDep,
+    ctx: ContextDep,
+    params: dict[str, str],
+    wanted: checks.AuthorizationRequest,
+    user: User,
+    answer: Callable[..., Response],
+) -> Response | None:
+    """None when the user allowed the client these scopes (now, on the consent page's POST, or before);
+    else the consent page, or the answer to send the client (`access_denied`, `consent_required`)."""
+    client_id = wanted.client.client_id
+    decision = params.get(CONSENT_FIELD) if request.method == "POST" else None
+    if decision is not None:
+        try:
+            page.check_csrf(params.get("csrf_token"))
+        except PyauthError as error:
+            return page.error(error)
+        if decision != "allow":
+            return answer(error="access_denied", error_description="The user denied the request.")
+        await consent.remember(db, user.id, client_id, wanted.scopes, now=ctx.now)
+        return None
+    if "consent" not in wanted.prompt and await consent.covers(db, user.id, client_id, wanted.scopes):
+        return None
+    if "none" in wanted.prompt:
+        return answer(error="consent_required", error_description="The user has not allowed this client.")
+    return page.render(
+        "pages/consent.html",
+        title=CONSENT_TITLE,
+        client_name=wanted.client.name,
+        scopes=[
+            page.text(consent.SCOPE_WORDS[scope]) if scope in consent.SCOPE_WORDS else scope
+            for scope in wanted.scopes
+        ],
+        email=user.email,
+        action=AUTHORIZE_PATH,
+        fields=[(name, value) for name, value in params.items() if name not in (CONSENT_FIELD, "csrf_token")],
+    )
 
 
 async def _parameters(request: Request) -> dict[str, str]:
@@ -126,7 +176,9 @@ async def authorize(
         return _sign_in_first(wanted, params, page, answer)
     browser_session, user = current
     if not client.first_party:
-        return answer(error="consent_required", error_description="This client needs consent.")
+        refused = await _consent(request, page, db, ctx, params, wanted, user, answer)
+        if refused is not None:
+            return refused
     code = await codes.issue(
         db,
         client_id=client.client_id,
@@ -140,3 +192,38 @@ async def authorize(
         now=ctx.now,
     )
     return answer(code=code)
+
+
+grants_router = APIRouter(prefix="/users/me/grants", tags=["users"])
+
+
+class GrantNotFound(PyauthError):
+    status_code = 404
+    code = "grant_not_found"
+    message = "No such app grant."
+
+
+@grants_router.get("", response_model=list[AppGrantRead], responses=error_responses(401, UNAVAILABLE))
+async def list_grants(auth: CurrentAuth, db: SessionDep) -> list[AppGrantRead]:
+    """The apps the user allowed (consent), with the scopes allowed to each."""
+    return [
+        AppGrantRead.model_validate(grant, from_attributes=True)
+        for grant in await consent.grants_of(db, auth.user.id)
+    ]
+
+
+@grants_router.delete(
+    "/{client_id}",
+    status_code=204,
+    responses=error_responses(*GUARD_ERRORS, 401, 422, UNAVAILABLE, raises=(GrantNotFound,)),
+)
+async def revoke_grant(
+    client_id: Annotated[str, Path(max_length=64)], auth: CurrentAuth, db: SessionDep, ctx: ContextDep
+) -> Response:
+    """Revoke an app's grant: its consent is asked again, and its sessions (refresh tokens) end."""
+    if not await consent.revoke(db, auth.user.id, client_id):
+        raise GrantNotFound()
+    await end_client_sessions(
+        db, SessionEndReason.APP_GRANT_REVOKED, user_id=auth.user.id, client_id=client_id, ctx=ctx
+    )
+    return Response(status_code=204)

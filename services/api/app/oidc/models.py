@@ -40,3 +40,20 @@ class AuthorizationCode(Base):
     session_id: Mapped[uuid.UUID | None] = mapped_column(
         Uuid, ForeignKey("auth_sessions.id", ondelete="SET NULL")
     )
+
+
+class AppGrant(Base):
+    """A user's consent to a (third-party) client: the scopes they allowed it, remembered so that the
+    consent page is shown once, until `prompt=consent` asks again or the client asks for more. The user
+    lists and revokes these (`/users/me/grants`)."""
+
+    __tablename__ = "app_grants"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    client_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("oauth_clients.client_id", ondelete="CASCADE"), primary_key=True
+    )
+    scopes: Mapped[list[str]] = mapped_column(ARRAY(String(128)), nullable=False)
+    granted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)

@@ -82,7 +82,8 @@ async def test_a_huge_password_is_refused_before_hashing(client: httpx.AsyncClie
         ({"grant_type": "password", "username": "a@example.org"}, "invalid_request"),
         ({"grant_type": "refresh_token"}, "invalid_request"),
         ({"grant_type": "client_credentials"}, "unsupported_grant_type"),
-        ({"grant_type": "authorization_code", "code": "x"}, "unsupported_grant_type"),
+        # issue 11: the grant is served now, and needs redirect_uri and code_verifier besides the code
+        ({"grant_type": "authorization_code", "code": "x"}, "invalid_request"),
     ],
 )
 async def test_token_endpoint_errors_follow_rfc6749(

@@ -48,7 +48,7 @@ ALLOWED: dict[str, set[str]] = {
     "account": {"audit", "auth", "mail", "passwords", "ratelimit", "users"},
     "admin": {"account", "audit", "auth", "clients", "passwords", "users"},
     "web": {"account", "audit", "auth", "metrics", "oidc", "passwords", "ratelimit", "sso", "users"},
-    "oidc": {"clients", "keys", "web"},
+    "oidc": {"auth", "clients", "keys", "users", "web"},
 }
 
 # A domain's repository is its own; only the user row's is shared (every domain loads users).

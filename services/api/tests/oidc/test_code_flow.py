@@ -309,15 +309,6 @@ async def test_code_for_another_client_is_invalid_grant(
     assert (await exchange(client, client_id, code, verifier)).status_code == 200
 
 
-async def test_third_party_client_gets_consent_required_until_consent_pages_exist(
-    client: httpx.AsyncClient, db_session: AsyncSession
-) -> None:
-    client_id = (await code_flow_client(client, db_session, first_party=False))["client_id"]
-    await signed_in_browser(client)
-    query = location_query(await client.get(AUTHORIZE, params=authorize_params(client_id, pkce_pair()[1])))
-    assert query["error"] == "consent_required"
-
-
 async def test_authorize_by_post_works_like_get(client: httpx.AsyncClient, db_session: AsyncSession) -> None:
     client_id = (await code_flow_client(client, db_session))["client_id"]
     await signed_in_browser(client)

@@ -1,4 +1,5 @@
-"""authorization_codes: the codes of the authorization endpoint, stored as SHA-256 digests
+"""authorization_codes and app_grants: the codes of the authorization endpoint, stored as SHA-256
+digests, and the consent each user gave each third-party client
 
 Single use (`used_at`), bound to client, redirect URI, PKCE challenge, nonce, scope and user, and to the
 session their exchange started (ended when the code is used again). The application role gets its rights
@@ -57,8 +58,26 @@ def upgrade() -> None:
         sa.UniqueConstraint("code_hash", name=op.f("uq_authorization_codes_code_hash")),
     )
     op.create_index(op.f("ix_authorization_codes_user_id"), "authorization_codes", ["user_id"], unique=False)
+    op.create_table(
+        "app_grants",
+        sa.Column("user_id", sa.Uuid(), nullable=False),
+        sa.Column("client_id", sa.String(length=64), nullable=False),
+        sa.Column("scopes", postgresql.ARRAY(sa.String(length=128)), nullable=False),
+        sa.Column("granted_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["users.id"], name=op.f("fk_app_grants_user_id_users"), ondelete="CASCADE"
+        ),
+        sa.ForeignKeyConstraint(
+            ["client_id"],
+            ["oauth_clients.client_id"],
+            name=op.f("fk_app_grants_client_id_oauth_clients"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("user_id", "client_id", name=op.f("pk_app_grants")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("app_grants")
     op.drop_index(op.f("ix_authorization_codes_user_id"), table_name="authorization_codes")
     op.drop_table("authorization_codes")
