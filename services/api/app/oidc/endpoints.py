@@ -172,7 +172,12 @@ async def authorize(
     current = await web_service.current(
         db, cookies.read(request, cookies.SSO_NAME, settings), settings=settings, ctx=ctx
     )
-    if current is None or _needs_fresh_sign_in(wanted, current[0].auth_time, ctx.now):
+    # The consent page's answer continues a request that already passed the freshness checks: asking for
+    # them again would send a slow reader of a `max_age=1` request back to the sign-in for ever.
+    answering_consent = request.method == "POST" and CONSENT_FIELD in params
+    if current is None or (
+        not answering_consent and _needs_fresh_sign_in(wanted, current[0].auth_time, ctx.now)
+    ):
         return _sign_in_first(wanted, params, page, answer)
     browser_session, user = current
     if not client.first_party:

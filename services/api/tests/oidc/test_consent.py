@@ -3,10 +3,12 @@
 
 import html
 import re
+from datetime import timedelta
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.clock import ManualClock
 from tests.auth.helpers import PASSWORD, password_grant, tokens_of
 from tests.oidc.helpers import (
     AUTHORIZE,
@@ -112,3 +114,14 @@ async def test_revoking_an_app_grant_ends_the_client_s_refresh_tokens(
     assert (await client.delete(f"/users/me/grants/{client_id}", headers=own.bearer)).status_code == 404
     # Consent is asked again.
     assert (await client.get(AUTHORIZE, params=authorize_params(client_id, challenge))).status_code == 200
+
+
+async def test_answering_consent_after_max_age_ran_out_does_not_send_the_user_back_to_sign_in(
+    client: httpx.AsyncClient, db_session: AsyncSession, clock: ManualClock
+) -> None:
+    client_id = (await code_flow_client(client, db_session, first_party=False))["client_id"]
+    await signed_in_browser(client)
+    page = await client.get(AUTHORIZE, params=authorize_params(client_id, pkce_pair()[1], max_age="1"))
+    clock.advance(timedelta(seconds=5))  # reading the page
+    allowed = await client.post(AUTHORIZE, data={**consent_form(page), "consent": "allow"})
+    assert "code" in location_query(allowed)
