@@ -36,6 +36,7 @@ from app.web.pages import WebPages, WebPagesDep
 router = APIRouter(tags=["oidc"])
 
 NO_STORE = {"Cache-Control": "no-store"}
+MAX_LOGIN_HINT_LENGTH = 320  # an email address's
 CONSENT_FIELD = "consent"  # the consent page's Allow / Deny button
 CONSENT_TITLE = N_("Allow access")
 
@@ -59,7 +60,10 @@ def _signin_url(params: dict[str, str]) -> str | None:
     target = f"{AUTHORIZE_PATH}?{urlencode(again)}"
     if len(target) > return_to.MAX_LENGTH:
         return None
-    return f"/signin?{urlencode({'return_to': target})}"
+    signin = {"return_to": target}
+    if (hint := params.get("login_hint")) and len(hint) <= MAX_LOGIN_HINT_LENGTH:
+        signin["login_hint"] = hint  # prefills the email field
+    return f"/signin?{urlencode(signin)}"
 
 
 def _needs_fresh_sign_in(wanted: checks.AuthorizationRequest, auth_time: datetime, now: datetime) -> bool:

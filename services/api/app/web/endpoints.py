@@ -102,12 +102,15 @@ async def signin_page(
     page: WebPagesDep,
     db: SessionDep,
     return_to_: Annotated[str, Query(alias="return_to", max_length=2048)] = "",
+    login_hint: Annotated[str, Query(max_length=320)] = "",
 ) -> Response:
+    """`login_hint` (an authorization request's, OpenID Connect Core §3.1.2.1) prefills the email field."""
     try:
         target = return_to.checked(return_to_)
     except PyauthError as error:
         return page.error(error)
-    return _signin_page(page, target, client_origin=await signin_return.client_origin(db, target))
+    origin = await signin_return.client_origin(db, target)
+    return _signin_page(page, target, email=login_hint, client_origin=origin)
 
 
 @router.post("/signin")

@@ -335,3 +335,13 @@ async def test_signin_page_returning_to_authorize_lets_its_form_reach_the_regist
     assert page.status_code == 200
     assert "form-action 'self';" in page.headers["content-security-policy"]
     assert "evil" not in page.headers["content-security-policy"]
+
+
+async def test_oidcc_login_hint_prefills_the_sign_in_page(
+    client: httpx.AsyncClient, db_session: AsyncSession
+) -> None:
+    client_id = (await code_flow_client(client, db_session))["client_id"]
+    params = authorize_params(client_id, pkce_pair()[1], login_hint="someone@example.org")
+    to_signin = await client.get(AUTHORIZE, params=params)
+    page = await client.get(to_signin.headers["location"])
+    assert 'value="someone@example.org"' in page.text
