@@ -38,6 +38,7 @@ from app.metrics.gauges import ResourceGauges
 from app.metrics.listener import MetricsListener
 from app.metrics.middleware import RequestMetrics
 from app.oauth import endpoints as oauth_endpoints
+from app.oidc import endpoints as oidc_endpoints
 from app.passwords.hashing import PasswordHasher
 from app.users import endpoints as users_endpoints
 from app.web import endpoints as web_endpoints
@@ -128,6 +129,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.include_router(audit_endpoints.admin_router)
     app.include_router(audit_endpoints.own_router)
     app.include_router(web_endpoints.router)  # the hosted pages and their stylesheet
+    app.include_router(oidc_endpoints.router)  # /oauth2/authorize
+    app.include_router(oidc_endpoints.grants_router)  # /users/me/grants
     if settings.METRICS_ENABLED:
         app.include_router(metrics_endpoints.router)
     if docs:

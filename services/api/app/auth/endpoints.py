@@ -145,6 +145,7 @@ async def token(
         # says what was granted, so callers from before scopes get the body they always did.
         scope=" ".join(issued.scope) if form.get("scope") else None,
         device_token=issued.device_token,
+        id_token=issued.id_token,
     )
 
 

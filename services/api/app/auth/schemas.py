@@ -19,6 +19,9 @@ class TokenResponse(BaseModel):
         description="Password grant only: send it back with later logins (`device_token` field) if you do "
         "not keep the device cookie; each successful login replaces it.",
     )
+    id_token: str | None = Field(
+        None, description="Authorization code grant with the `openid` scope: the OpenID Connect ID token."
+    )
 
 
 class OAuthErrorBody(BaseModel):

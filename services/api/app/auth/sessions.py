@@ -12,7 +12,7 @@ import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Final
 
@@ -46,6 +46,8 @@ class SessionEndReason(StrEnum):
     DEACTIVATED = "deactivated"  # by an administrator
     REVOKED_BY_ADMIN = "revoked_by_admin"
     REFRESH_TOKEN_REUSE = "refresh_token_reuse"  # noqa: S105 - a spent refresh token replayed: theft
+    APP_GRANT_REVOKED = "app_grant_revoked"  # the user revoked the client's grant (/users/me/grants)
+    AUTHORIZATION_CODE_REUSE = "authorization_code_reuse"  # a spent code replayed (RFC 6749 §4.1.2)
 
 
 # The reasons whose ending is the event itself. The others are recorded by the action that caused them.
@@ -202,3 +204,17 @@ async def find_session_of_refresh_token(
         return await find_live_session(db, token.session_id, now=now, settings=settings)
     found = await repository.session_with_user(db, token.session_id)
     return Authenticated(user=found.user, session=found.session) if found is not None else None
+
+
+async def end_client_sessions(
+    db: AsyncSession, reason: SessionEndReason, *, user_id: uuid.UUID, client_id: str, ctx: RequestContext
+) -> int:
+    """End every live session of the user with the OAuth client `client_id`; returns how many."""
+    sessions = await repository.live_sessions(
+        db, user_id, now=ctx.now, idle_since=datetime.min.replace(tzinfo=UTC)
+    )
+    ended = 0
+    for auth_session in sessions:
+        if auth_session.client_id == client_id:
+            ended += await end_sessions(db, reason, user_id=user_id, session_id=auth_session.id, ctx=ctx)
+    return ended

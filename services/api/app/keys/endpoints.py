@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from app.core.config import Settings
 from app.core.dependencies import SettingsDep
 from app.keys.dependencies import KeyRingDep
+from app.oidc.discovery import authorization_metadata
 
 router = APIRouter(tags=["keys"])
 
@@ -47,9 +48,9 @@ CLAIMS = [  # of access tokens and UserInfo
 
 def server_metadata(settings: Settings, signing_algorithms: list[str]) -> dict[str, Any]:
     """The authorization server's metadata (RFC 8414 §2; OpenID Connect Discovery §3), true for what is
-    served: no authorization endpoint yet, hence no response types."""
+    served; the authorization endpoint's fields come from `app.oidc.discovery`."""
     issuer = settings.issuer
-    return {
+    metadata: dict[str, Any] = {
         "issuer": issuer,
         "jwks_uri": f"{issuer}/.well-known/jwks.json",
         "token_endpoint": f"{issuer}/auth/token",
@@ -59,17 +60,19 @@ def server_metadata(settings: Settings, signing_algorithms: list[str]) -> dict[s
         "introspection_endpoint": f"{issuer}/oauth2/introspect",
         "introspection_endpoint_auth_methods_supported": CONFIDENTIAL_AUTH_METHODS,
         "userinfo_endpoint": f"{issuer}/oauth2/userinfo",
-        "grant_types_supported": [
+        "grant_types_supported": [  # in the order of app.auth.grants.registry.GRANTS
+            "authorization_code",
             *(["password"] if settings.PASSWORD_GRANT_ENABLED else []),
             "refresh_token",
             "client_credentials",
         ],
-        "response_types_supported": [],
         "subject_types_supported": ["public"],
         "scopes_supported": SCOPES,
         "claims_supported": CLAIMS,
         "id_token_signing_alg_values_supported": signing_algorithms,
     }
+    metadata.update(authorization_metadata(issuer, signing_algorithms))
+    return metadata
 
 
 @router.get("/.well-known/openid-configuration", summary="OpenID Provider metadata (OIDC Discovery)")

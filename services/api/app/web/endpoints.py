@@ -22,6 +22,7 @@ from app.auth.device_cookie import DEVICE_COOKIE
 from app.core import templating
 from app.core.dependencies import ContextDep, SessionDep, SettingsDep
 from app.core.errors import PyauthError
+from app.oidc import signin_return
 from app.passwords import policy
 from app.passwords.dependencies import HasherDep
 from app.ratelimit.service import hit
@@ -65,7 +66,12 @@ async def stylesheet(settings: SettingsDep) -> Response:
 
 
 def _signin_page(
-    page: WebPages, target: str, *, email: str = "", error: PyauthError | None = None
+    page: WebPages,
+    target: str,
+    *,
+    email: str = "",
+    error: PyauthError | None = None,
+    client_origin: str | None = None,
 ) -> Response:
     response = page.render(
         "pages/signin.html",
@@ -80,18 +86,30 @@ def _signin_page(
     )
     if error is not None and error.headers:
         response.headers.update(error.headers)  # Retry-After of a throttled attempt
+    if client_origin is not None:
+        # The sign-in returns to an authorization request, whose answer redirects to the client: see
+        # `app.oidc.signin_return` for why the form may then end up there.
+        policy = response.headers["Content-Security-Policy"]
+        response.headers["Content-Security-Policy"] = policy.replace(
+            "form-action 'self'", f"form-action 'self' {client_origin}"
+        )
     return response
 
 
 @router.get("/signin")
 async def signin_page(
-    page: WebPagesDep, return_to_: Annotated[str, Query(alias="return_to", max_length=2048)] = ""
+    page: WebPagesDep,
+    db: SessionDep,
+    return_to_: Annotated[str, Query(alias="return_to", max_length=2048)] = "",
+    login_hint: Annotated[str, Query(max_length=320)] = "",
 ) -> Response:
+    """`login_hint` (an authorization request's, OpenID Connect Core §3.1.2.1) prefills the email field."""
     try:
         target = return_to.checked(return_to_)
     except PyauthError as error:
         return page.error(error)
-    return _signin_page(page, target)
+    origin = await signin_return.client_origin(db, target)
+    return _signin_page(page, target, email=login_hint, client_origin=origin)
 
 
 @router.post("/signin")
@@ -130,7 +148,8 @@ async def signin(
             ctx=ctx,
         )
     except PyauthError as error:
-        return _signin_page(page, target, email=email, error=error)
+        origin = await signin_return.client_origin(db, target)
+        return _signin_page(page, target, email=email, error=error, client_origin=origin)
     page.renew_csrf()
     response = page.redirect(target)
     cookies.set_sso_cookie(response, signed_in.session_token, settings)

@@ -31,9 +31,9 @@ def branch(doc: dict[str, Any], title: str) -> dict[str, Any]:
     return next(b for b in schema["oneOf"] if b["title"] == title)
 
 
-def test_password_refresh_token_and_client_credentials_are_the_registered_grants() -> None:
-    # issue 11: client_credentials is one handler module and its line in GRANTS.
-    assert list(GRANTS.handlers) == ["password", "refresh_token", "client_credentials"]
+def test_the_registered_grants() -> None:
+    # issue 11: authorization_code and client_credentials are each one handler module and its line in GRANTS.
+    assert list(GRANTS.handlers) == ["authorization_code", "password", "refresh_token", "client_credentials"]
 
 
 def test_a_new_grant_is_one_handler_in_the_registry() -> None:
@@ -48,7 +48,7 @@ def test_a_new_grant_is_one_handler_in_the_registry() -> None:
     with pytest.raises(UnsupportedGrantType) as refused:
         registry.handler_for({"grant_type": "urn:example:unknown"})
     assert refused.value.detail == (
-        "grant_type must be 'password', 'refresh_token', 'client_credentials' or "
+        "grant_type must be 'authorization_code', 'password', 'refresh_token', 'client_credentials' or "
         "'urn:ietf:params:oauth:grant-type:device_code'."
     )
 

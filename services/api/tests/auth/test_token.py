@@ -83,7 +83,8 @@ async def test_a_huge_password_is_refused_before_hashing(client: httpx.AsyncClie
         ({"grant_type": "refresh_token"}, "invalid_request"),
         # issue 11: served now, and not to the built-in public client (RFC 6749 §4.4).
         ({"grant_type": "client_credentials"}, "unauthorized_client"),
-        ({"grant_type": "authorization_code", "code": "x"}, "unsupported_grant_type"),
+        # issue 11: the grant is served now, and needs redirect_uri and code_verifier besides the code
+        ({"grant_type": "authorization_code", "code": "x"}, "invalid_request"),
     ],
 )
 async def test_token_endpoint_errors_follow_rfc6749(

@@ -316,7 +316,7 @@ async def test_rfc6749_5_2_password_grant_turned_off_is_unsupported_grant_type(
     assert response.status_code == 400
     assert response.json()["error"] == "unsupported_grant_type"
     metadata: dict[str, Any] = (await no_password_client.get("/.well-known/openid-configuration")).json()
-    assert metadata["grant_types_supported"] == ["refresh_token", "client_credentials"]
+    assert metadata["grant_types_supported"] == ["authorization_code", "refresh_token", "client_credentials"]
 
 
 async def test_swagger_ui_s_empty_basic_credentials_are_the_built_in_client(

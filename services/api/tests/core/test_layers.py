@@ -23,7 +23,7 @@ ENTRY_POINTS = {"main", "models", "__main__"}
 ALLOWED: dict[str, set[str]] = {
     "core": set(),
     "passwords": set(),
-    "keys": set(),
+    "keys": {"oidc"},
     "health": set(),
     "metrics": {"passwords"},
     "audit": {"auth"},
@@ -33,11 +33,23 @@ ALLOWED: dict[str, set[str]] = {
     "ratelimit": {"audit", "users"},
     "users": {"auth", "passwords"},
     "sso": set(),
-    "auth": {"account", "audit", "clients", "keys", "metrics", "passwords", "ratelimit", "sso", "users"},
+    "auth": {
+        "account",
+        "audit",
+        "clients",
+        "keys",
+        "metrics",
+        "oidc",
+        "passwords",
+        "ratelimit",
+        "sso",
+        "users",
+    },
     "account": {"audit", "auth", "mail", "passwords", "ratelimit", "users"},
     "admin": {"account", "audit", "auth", "clients", "passwords", "users"},
-    "web": {"account", "audit", "auth", "metrics", "passwords", "ratelimit", "sso", "users"},
+    "web": {"account", "audit", "auth", "metrics", "oidc", "passwords", "ratelimit", "sso", "users"},
     "oauth": {"auth", "clients", "keys", "ratelimit"},
+    "oidc": {"auth", "clients", "keys", "users", "web"},
 }
 
 # A domain's repository is its own; only the user row's is shared (every domain loads users).

@@ -91,8 +91,7 @@ async def test_openid_configuration(client: httpx.AsyncClient, settings: Setting
         "introspection_endpoint": f"{issuer}/oauth2/introspect",
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "userinfo_endpoint": f"{issuer}/oauth2/userinfo",
-        "grant_types_supported": ["password", "refresh_token", "client_credentials"],
-        "response_types_supported": [],
+        "grant_types_supported": ["authorization_code", "password", "refresh_token", "client_credentials"],
         "subject_types_supported": ["public"],
         "scopes_supported": ["openid", "profile", "email"],
         "claims_supported": [
@@ -109,7 +108,14 @@ async def test_openid_configuration(client: httpx.AsyncClient, settings: Setting
             "locale",
             "updated_at",
         ],
+        # issue 11: the authorization endpoint and its code flow (app.oidc.discovery)
+        "authorization_endpoint": f"{issuer}/oauth2/authorize",
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "code_challenge_methods_supported": ["S256"],
         "id_token_signing_alg_values_supported": ["ES256"],
+        "authorization_response_iss_parameter_supported": True,
+        "prompt_values_supported": ["none", "login", "consent"],
     }
 
 

@@ -64,8 +64,7 @@ async def test_rfc8414_metadata_is_true_to_the_grants_auth_methods_scopes_and_cl
     ]
     assert oidc["scopes_supported"] == list(USER_SCOPES)
     assert set(UserInfoResponse.model_fields) <= set(oidc["claims_supported"])
-    assert oidc["response_types_supported"] == []  # no authorization endpoint yet
-    assert "authorization_code" not in oidc["grant_types_supported"]
+    assert oidc["response_types_supported"] == ["code"]  # the authorization endpoint (app.oidc)
 
 
 async def test_the_revocation_endpoint_keeps_its_operation_id_at_its_first_path(

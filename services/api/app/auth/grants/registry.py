@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.errors import UnsupportedGrantType
 from app.auth.grants import client_auth
+from app.auth.grants.authorization_code import AuthorizationCodeGrant
 from app.auth.grants.base import FormField, GrantHandler
 from app.auth.grants.client_credentials import ClientCredentialsGrant
 from app.auth.grants.password import PasswordGrant
@@ -147,6 +148,7 @@ def _grant_schema(handler: GrantHandler) -> dict[str, Any]:
 
 
 GRANTS = GrantRegistry(
+    AuthorizationCodeGrant(),
     PasswordGrant(),
     RefreshTokenGrant(),
     ClientCredentialsGrant(),

@@ -1,0 +1,1 @@
+"""The OpenID Connect provider's own parts: the authorization endpoint, its codes and the ID token."""

@@ -1,0 +1,122 @@
+"""The checks of an authorization request (RFC 6749 §4.1.1, OpenID Connect Core §3.1.2.1, OAuth 2.1 with
+PKCE), in the order the answers depend on them.
+
+First the client and its redirect URI: until both are known good, nothing may be sent to the redirect URI,
+so those refusals are an error page (`AuthorizeRefused`, RFC 9700 §4.1). `redirect_uri` is always
+required (OpenID Connect Core §3.1.2.1 makes it REQUIRED; OAuth 2.1 would let a client with one URI leave it
+out, and the conformance suite's `oidcc-ensure-redirect-uri-in-authorization-request` expects a refusal)
+and compared exactly with the registered ones. After that, refusals go back to the client as an RFC 6749
+§4.1.2.1 error redirect (`AuthorizeError`). Parameters pyauth does not know are ignored (§3.1.2.1).
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.clients import service as clients
+from app.clients.models import GrantType, OAuthClient
+from app.core.errors import PyauthError
+from app.oidc.codes import S256_CHALLENGE
+
+PROMPTS: Final = frozenset({"none", "login", "consent", "select_account"})
+MAX_PARAMETER_LENGTH: Final = 2048
+MAX_NONCE_LENGTH: Final = 512
+
+
+class AuthorizeRefused(PyauthError):
+    """The client or its redirect URI is not known good: shown as an error page, never redirected."""
+
+    status_code = 400
+    code = "invalid_request"
+    # The page shows its generic error text (`app.web.pages.UNKNOWN_ERROR`, translated); this is the log's.
+    message = "Unknown client, or a redirect_uri it did not register."
+
+
+@dataclass(frozen=True)
+class AuthorizeError(Exception):
+    """An RFC 6749 §4.1.2.1 error, sent to the (checked) redirect URI."""
+
+    error: str
+    description: str
+
+
+@dataclass(frozen=True)
+class AuthorizationRequest:
+    client: OAuthClient
+    redirect_uri: str
+    state: str | None
+    scopes: tuple[str, ...]
+    code_challenge: str
+    nonce: str | None
+    prompt: frozenset[str]
+    max_age: int | None
+    login_hint: str | None
+
+    @property
+    def wants_id_token(self) -> bool:
+        return "openid" in self.scopes
+
+
+async def checked_client(db: AsyncSession, params: Mapping[str, str]) -> tuple[OAuthClient, str]:
+    """The enabled client that may use the code flow and the redirect URI it registered, or
+    `AuthorizeRefused`."""
+    client_id = params.get("client_id") or ""
+    redirect_uri = params.get("redirect_uri") or ""
+    if not client_id or len(client_id) > 256 or not redirect_uri:
+        raise AuthorizeRefused()
+    client = await clients.find_enabled_client(db, client_id)
+    if client is None or GrantType.AUTHORIZATION_CODE not in client.grant_types:
+        raise AuthorizeRefused()
+    if redirect_uri not in client.redirect_uris:  # exact string comparison (RFC 9700 §4.1.3)
+        raise AuthorizeRefused()
+    return client, redirect_uri
+
+
+def checked_request(
+    client: OAuthClient, redirect_uri: str, params: Mapping[str, str], *, id_token_algorithm: str
+) -> AuthorizationRequest:
+    """The request's parameters, or the `AuthorizeError` to send back."""
+    if any(len(value) > MAX_PARAMETER_LENGTH for value in params.values()):
+        raise AuthorizeError("invalid_request", "A parameter is too long.")
+    response_type = params.get("response_type")
+    if not response_type:
+        raise AuthorizeError("invalid_request", "response_type is required.")
+    if response_type != "code":
+        raise AuthorizeError("unsupported_response_type", "Only response_type=code is supported.")
+    challenge = params.get("code_challenge")
+    method = params.get("code_challenge_method")
+    if not challenge:
+        raise AuthorizeError("invalid_request", "code_challenge is required (PKCE, RFC 7636).")
+    if method != "S256":  # absent means `plain` (RFC 7636 §4.3), which OAuth 2.1 leaves out
+        raise AuthorizeError("invalid_request", "code_challenge_method must be S256.")
+    if not S256_CHALLENGE.fullmatch(challenge):
+        raise AuthorizeError("invalid_request", "code_challenge is not an S256 challenge.")
+    scopes = tuple(dict.fromkeys((params.get("scope") or "").split()))
+    if unknown := [scope for scope in scopes if scope not in client.scopes]:
+        raise AuthorizeError("invalid_scope", f"The client may not ask for: {' '.join(unknown)}.")
+    if "openid" in scopes and client.id_token_signed_response_alg != id_token_algorithm:
+        raise AuthorizeError(
+            "invalid_request", f"ID tokens are signed with {id_token_algorithm} only on this server."
+        )
+    prompt = frozenset((params.get("prompt") or "").split())
+    if not prompt <= PROMPTS or ("none" in prompt and len(prompt) > 1):
+        raise AuthorizeError("invalid_request", "prompt must be none, or any of login and consent.")
+    max_age = params.get("max_age")
+    if max_age is not None and not (max_age.isascii() and max_age.isdigit() and len(max_age) <= 10):
+        raise AuthorizeError("invalid_request", "max_age must be a number of seconds.")
+    nonce = params.get("nonce") or None
+    if nonce is not None and len(nonce) > MAX_NONCE_LENGTH:
+        raise AuthorizeError("invalid_request", "nonce is too long.")
+    return AuthorizationRequest(
+        client=client,
+        redirect_uri=redirect_uri,
+        state=params.get("state") or None,
+        scopes=scopes,
+        code_challenge=challenge,
+        nonce=nonce,
+        prompt=prompt,
+        max_age=int(max_age) if max_age is not None else None,
+        login_hint=params.get("login_hint") or None,
+    )

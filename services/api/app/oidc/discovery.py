@@ -1,0 +1,19 @@
+"""The discovery fields of the authorization endpoint and its code flow (RFC 8414 §2, OpenID Connect
+Discovery §3, RFC 9207 §3), kept here so that the discovery document adds them with one call."""
+
+from typing import Any
+
+AUTHORIZE_PATH = "/oauth2/authorize"
+
+
+def authorization_metadata(issuer: str, id_token_algorithms: list[str]) -> dict[str, Any]:
+    return {
+        "authorization_endpoint": f"{issuer}{AUTHORIZE_PATH}",
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "code_challenge_methods_supported": ["S256"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": id_token_algorithms,
+        "authorization_response_iss_parameter_supported": True,
+        "prompt_values_supported": ["none", "login", "consent"],
+    }

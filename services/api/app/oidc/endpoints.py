@@ -1,0 +1,237 @@
+"""`GET/POST /oauth2/authorize`: the authorization endpoint of the code flow (RFC 6749 §4.1, OpenID
+Connect Core §3.1.2, OAuth 2.1).
+
+The browser's SSO session (`app.sso`, through the hosted pages' `app.web.service.current`) says who is
+signed in. Without one, or when `prompt=login` or `max_age` asks for a fresher sign-in, the browser goes to
+`/signin?return_to=<this request>` (a 303, a GET) and comes back here once signed in; `prompt=none` answers
+`login_required` instead. First-party clients need no consent; for the others the user allows or denies
+the scopes on a consent page (`app.oidc.consent` remembers the answer per user and client). Every answer
+sent to the client carries `iss` (RFC 9207) and the request's `state`.
+"""
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Annotated
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+from fastapi import APIRouter, Path, Request
+from fastapi.responses import RedirectResponse, Response
+
+from app.auth.dependencies import CurrentAuth
+from app.auth.sessions import SessionEndReason, end_client_sessions
+from app.core.dependencies import ContextDep, SessionDep, SettingsDep
+from app.core.errors import GUARD_ERRORS, UNAVAILABLE, PyauthError, error_responses
+from app.core.templating import N_
+from app.keys.dependencies import KeyRingDep
+from app.oidc import authorize as checks
+from app.oidc import codes, consent
+from app.oidc.discovery import AUTHORIZE_PATH
+from app.oidc.schemas import AppGrantRead
+from app.users.models import User
+from app.web import cookies, return_to
+from app.web import service as web_service
+from app.web.pages import WebPages, WebPagesDep
+
+router = APIRouter(tags=["oidc"])
+
+NO_STORE = {"Cache-Control": "no-store"}
+MAX_LOGIN_HINT_LENGTH = 320  # an email address's
+CONSENT_FIELD = "consent"  # the consent page's Allow / Deny button
+CONSENT_TITLE = N_("Allow access")
+
+
+def redirect_to_client(redirect_uri: str, **values: str | None) -> Response:
+    """A 302 to the client's registered redirect URI with `values` added to its query."""
+    parts = urlsplit(redirect_uri)
+    added = urlencode({name: value for name, value in values.items() if value is not None})
+    query = f"{parts.query}&{added}" if parts.query else added
+    return RedirectResponse(urlunsplit(parts._replace(query=query)), status_code=302, headers=NO_STORE)
+
+
+def _signin_url(params: dict[str, str]) -> str | None:
+    """`/signin?return_to=<this request as a GET>`, without `prompt=login` (else the way back would ask for
+    a sign-in again, for ever); None when the request is too long to come back to."""
+    again = dict(params)
+    if prompt := again.pop("prompt", None):
+        rest = [value for value in prompt.split() if value != "login"]
+        if rest:
+            again["prompt"] = " ".join(rest)
+    target = f"{AUTHORIZE_PATH}?{urlencode(again)}"
+    if len(target) > return_to.MAX_LENGTH:
+        return None
+    signin = {"return_to": target}
+    if (hint := params.get("login_hint")) and len(hint) <= MAX_LOGIN_HINT_LENGTH:
+        signin["login_hint"] = hint  # prefills the email field
+    return f"/signin?{urlencode(signin)}"
+
+
+def _needs_fresh_sign_in(wanted: checks.AuthorizationRequest, auth_time: datetime, now: datetime) -> bool:
+    """`prompt=login`, or a sign-in older than `max_age` seconds (OpenID Connect Core §3.1.2.1)."""
+    if "login" in wanted.prompt:
+        return True
+    return wanted.max_age is not None and now - auth_time > timedelta(seconds=wanted.max_age)
+
+
+def _sign_in_first(
+    wanted: checks.AuthorizationRequest,
+    params: dict[str, str],
+    page: WebPages,
+    answer: Callable[..., Response],
+) -> Response:
+    """To the sign-in page and back here; `prompt=none` forbids showing a page (`login_required`)."""
+    if "none" in wanted.prompt:
+        return answer(error="login_required", error_description="The user is not signed in.")
+    signin = _signin_url(params)
+    if signin is None:
+        return answer(error="invalid_request", error_description="The request is too long.")
+    return page.redirect(signin)
+
+
+async def _consent(
+    request: Request,
+    page: WebPages,
+    db: SessionDep,
+    ctx: ContextDep,
+    params: dict[str, str],
+    wanted: checks.AuthorizationRequest,
+    user: User,
+    answer: Callable[..., Response],
+) -> Response | None:
+    """None when the user allowed the client these scopes (now, on the consent page's POST, or before);
+    else the consent page, or the answer to send the client (`access_denied`, `consent_required`)."""
+    client_id = wanted.client.client_id
+    decision = params.get(CONSENT_FIELD) if request.method == "POST" else None
+    if decision is not None:
+        try:
+            page.check_csrf(params.get("csrf_token"))
+        except PyauthError as error:
+            return page.error(error)
+        if decision != "allow":
+            return answer(error="access_denied", error_description="The user denied the request.")
+        await consent.remember(db, user.id, client_id, wanted.scopes, now=ctx.now)
+        return None
+    if "consent" not in wanted.prompt and await consent.covers(db, user.id, client_id, wanted.scopes):
+        return None
+    if "none" in wanted.prompt:
+        return answer(error="consent_required", error_description="The user has not allowed this client.")
+    return page.render(
+        "pages/consent.html",
+        title=CONSENT_TITLE,
+        client_name=wanted.client.name,
+        scopes=[
+            page.text(consent.SCOPE_WORDS[scope]) if scope in consent.SCOPE_WORDS else scope
+            for scope in wanted.scopes
+        ],
+        email=user.email,
+        action=AUTHORIZE_PATH,
+        fields=[(name, value) for name, value in params.items() if name not in (CONSENT_FIELD, "csrf_token")],
+    )
+
+
+async def _parameters(request: Request) -> dict[str, str]:
+    """The query of a GET or the form of a POST (OpenID Connect Core §3.1.2.1 allows both); a parameter
+    given twice is refused by RFC 6749 §3.1, which here means the first one is kept and checked."""
+    if request.method == "POST":
+        form = await request.form()
+        return {name: value for name, value in form.items() if isinstance(value, str)}
+    return dict(request.query_params.items())
+
+
+_ROUTE = {
+    "summary": "Authorization endpoint (OAuth 2.1 code flow with PKCE S256, OpenID Connect)",
+    "response_class": Response,
+    "responses": {302: {"description": "To the client's redirect URI"}, 303: {"description": "To /signin"}},
+}
+
+
+@router.get(AUTHORIZE_PATH, name="authorize", **_ROUTE)  # type: ignore[arg-type]
+@router.post(AUTHORIZE_PATH, name="authorize_by_post", **_ROUTE)  # type: ignore[arg-type]
+async def authorize(
+    request: Request,
+    page: WebPagesDep,
+    db: SessionDep,
+    settings: SettingsDep,
+    keyring: KeyRingDep,
+    ctx: ContextDep,
+) -> Response:
+    params = await _parameters(request)
+    try:
+        client, redirect_uri = await checks.checked_client(db, params)
+    except checks.AuthorizeRefused as error:
+        return page.error(error)
+    state = params.get("state")
+    if state is not None and len(state) > checks.MAX_PARAMETER_LENGTH:
+        state = None
+
+    def answer(**values: str | None) -> Response:
+        return redirect_to_client(redirect_uri, **values, state=state, iss=settings.issuer)
+
+    try:
+        wanted = checks.checked_request(
+            client, redirect_uri, params, id_token_algorithm=keyring.current.algorithm
+        )
+    except checks.AuthorizeError as error:
+        return answer(error=error.error, error_description=error.description)
+    current = await web_service.current(
+        db, cookies.read(request, cookies.SSO_NAME, settings), settings=settings, ctx=ctx
+    )
+    # The consent page's answer continues a request that already passed the freshness checks: asking for
+    # them again would send a slow reader of a `max_age=1` request back to the sign-in for ever.
+    answering_consent = request.method == "POST" and CONSENT_FIELD in params
+    if current is None or (
+        not answering_consent and _needs_fresh_sign_in(wanted, current[0].auth_time, ctx.now)
+    ):
+        return _sign_in_first(wanted, params, page, answer)
+    browser_session, user = current
+    if not client.first_party:
+        refused = await _consent(request, page, db, ctx, params, wanted, user, answer)
+        if refused is not None:
+            return refused
+    code = await codes.issue(
+        db,
+        client_id=client.client_id,
+        user_id=user.id,
+        redirect_uri=redirect_uri,
+        code_challenge=wanted.code_challenge,
+        nonce=wanted.nonce,
+        scopes=wanted.scopes,
+        auth_time=browser_session.auth_time,
+        amr=browser_session.amr,
+        now=ctx.now,
+    )
+    return answer(code=code)
+
+
+grants_router = APIRouter(prefix="/users/me/grants", tags=["users"])
+
+
+class GrantNotFound(PyauthError):
+    status_code = 404
+    code = "grant_not_found"
+    message = "No such app grant."
+
+
+@grants_router.get("", response_model=list[AppGrantRead], responses=error_responses(401, UNAVAILABLE))
+async def list_grants(auth: CurrentAuth, db: SessionDep) -> list[AppGrantRead]:
+    """The apps the user allowed (consent), with the scopes allowed to each."""
+    return [
+        AppGrantRead.model_validate(grant, from_attributes=True)
+        for grant in await consent.grants_of(db, auth.user.id)
+    ]
+
+
+@grants_router.delete(
+    "/{client_id}",
+    status_code=204,
+    responses=error_responses(*GUARD_ERRORS, 401, 422, UNAVAILABLE, raises=(GrantNotFound,)),
+)
+async def revoke_grant(
+    client_id: Annotated[str, Path(max_length=64)], auth: CurrentAuth, db: SessionDep, ctx: ContextDep
+) -> Response:
+    """Revoke an app's grant: its consent is asked again, and its sessions (refresh tokens) end."""
+    if not await consent.revoke(db, auth.user.id, client_id):
+        raise GrantNotFound()
+    await end_client_sessions(
+        db, SessionEndReason.APP_GRANT_REVOKED, user_id=auth.user.id, client_id=client_id, ctx=ctx
+    )
+    return Response(status_code=204)
