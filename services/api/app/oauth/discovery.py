@@ -1,11 +1,11 @@
 """The authorization server's metadata (OpenID Connect Discovery §3 and RFC 8414 §2, one document at both
 `/.well-known/` addresses): the endpoints, and what each accepts, true for what is served. A grant type is
-listed because its handler is in the grant registry and turned on; the authorization endpoint's fields come
+listed because its handler is in the grant registry and turned on (the endpoints pass
+`GRANTS.served_grant_types`); the authorization endpoint's fields come
 from `app.oidc.discovery`."""
 
 from typing import Any
 
-from app.auth.grants.registry import GRANTS
 from app.core.config import Settings
 from app.oidc.discovery import authorization_metadata
 
@@ -30,7 +30,9 @@ CLAIMS = [  # of access tokens and UserInfo
 ]
 
 
-def server_metadata(settings: Settings, signing_algorithms: list[str]) -> dict[str, Any]:
+def server_metadata(
+    settings: Settings, signing_algorithms: list[str], grant_types: list[str]
+) -> dict[str, Any]:
     """The authorization server's metadata (RFC 8414 §2; OpenID Connect Discovery §3), true for what is
     served; the authorization endpoint's fields come from `app.oidc.discovery`."""
     issuer = settings.issuer
@@ -44,7 +46,7 @@ def server_metadata(settings: Settings, signing_algorithms: list[str]) -> dict[s
         "introspection_endpoint": f"{issuer}/oauth2/introspect",
         "introspection_endpoint_auth_methods_supported": CONFIDENTIAL_AUTH_METHODS,
         "userinfo_endpoint": f"{issuer}/oauth2/userinfo",
-        "grant_types_supported": GRANTS.served_grant_types(settings),
+        "grant_types_supported": grant_types,
         "subject_types_supported": ["public"],
         "scopes_supported": SCOPES,
         "claims_supported": CLAIMS,
