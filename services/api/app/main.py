@@ -124,6 +124,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.include_router(account_endpoints.router)
     app.include_router(keys_endpoints.router)
     app.include_router(oauth_endpoints.router)
+    app.include_router(oauth_endpoints.discovery_router)  # /.well-known/openid-configuration, RFC 8414
     app.include_router(admin_endpoints.router)
     app.include_router(admin_clients.router)
     app.include_router(audit_endpoints.admin_router)

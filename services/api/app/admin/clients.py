@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Path, Query, Response, status
 
 from app.auth.dependencies import CurrentAdmin
 from app.auth.errors import AdminRequired
+from app.auth.grants.registry import GRANTS
 from app.clients import service
 from app.clients.models import BUILTIN_CLIENT_ID, MAX_CLIENT_ID_LENGTH, ClientType
 from app.clients.redirect_uris import InvalidRedirectUri
@@ -98,6 +99,7 @@ async def create_client(body: ClientCreate, change: Change, db: SessionDep) -> C
     """Register a client. A confidential client's `client_secret` is in this answer and never again:
     store it now. New clients get `authorization_code` and `refresh_token` unless `grant_types` says
     otherwise; the password grant only when listed."""
+    _refuse_unserved_grant_types(body.grant_types)
     found, secret = await service.create_client(db, body, change)
     return ClientCreated.model_validate({**client_fields(found), "client_secret": secret})
 
@@ -142,6 +144,7 @@ async def update_client(
 ) -> ClientRead:
     """Change the fields sent. `disabled: true` refuses the client's token requests, refreshes included,
     from now on (`invalid_client`)."""
+    _refuse_unserved_grant_types(body.grant_types or [])
     return client_read(await service.update_client(db, client_id, body, change))
 
 
@@ -194,3 +197,14 @@ async def rotate_client_secret(
 async def revoke_previous_client_secret(client_id: ClientId, change: Change, db: SessionDep) -> ClientRead:
     """End the previous secret now, before its overlap runs out: the rotation is done, or it leaked."""
     return client_read(await service.drop_previous_secret(db, client_id, change))
+
+
+def _refuse_unserved_grant_types(grant_types: list[str]) -> None:
+    """422 `invalid_client_metadata` for a grant type the token endpoint does not serve: a client may use
+    exactly the grants in the registry, so a new grant is registrable as soon as its handler is."""
+    unserved = [name for name in grant_types if name not in GRANTS.handlers]
+    if unserved:
+        served = ", ".join(GRANTS.handlers)
+        raise InvalidClientMetadata(
+            f"grant_types: {', '.join(unserved)} is not served here (served: {served})."
+        )

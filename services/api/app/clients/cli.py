@@ -20,7 +20,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.clients import service
-from app.clients.models import ClientType, GrantType, SigningAlgorithm
+from app.clients.models import ClientType, SigningAlgorithm
 from app.clients.schemas import DEFAULT_GRANT_TYPES, DEFAULT_SCOPES, ClientCreate
 from app.clients.service import ClientChange, ClientWithSecrets
 from app.core.clock import SystemClock
@@ -116,8 +116,8 @@ def parser() -> argparse.ArgumentParser:
     create.add_argument(
         "--grant-type",
         action="append",
-        choices=[g.value for g in GrantType],
-        help="repeat for several; default authorization_code and refresh_token",
+        help="repeat for several; default authorization_code and refresh_token; the names are those of "
+        "discovery's grant_types_supported",
     )
     create.add_argument("--scope", action="append", help="repeat for several; default openid")
     create.add_argument(

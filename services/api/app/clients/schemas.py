@@ -14,6 +14,15 @@ ClientName = Annotated[str, Field(min_length=1, max_length=200)]
 RedirectUri = Annotated[str, Field(min_length=1, max_length=MAX_REDIRECT_URI_LENGTH)]
 ScopeName = Annotated[str, Field(min_length=1, max_length=128)]
 Audience = Annotated[str, Field(min_length=1, max_length=256)]
+GrantTypeName = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_.:/-]+$",  # a name, or an extension grant's absolute URI (RFC 6749 §4.5)
+        description="A grant type the token endpoint serves (discovery's `grant_types_supported`).",
+    ),
+]
 AccessTokenTtl = Annotated[int, Field(ge=60, le=86400)]
 RefreshTokenTtl = Annotated[int, Field(ge=300, le=400 * 86400)]
 
@@ -21,7 +30,8 @@ REDIRECT_URIS_DOC = (
     "Matched exactly. Absolute `https` URIs, or `http` on a loopback host (127.0.0.1, [::1], localhost); "
     "no fragment, no user:password, no wildcard."
 )
-DEFAULT_GRANT_TYPES = (GrantType.AUTHORIZATION_CODE, GrantType.REFRESH_TOKEN)
+DEFAULT_GRANT_TYPES = (GrantType.AUTHORIZATION_CODE.value, GrantType.REFRESH_TOKEN.value)
+MAX_GRANT_TYPES = 16
 DEFAULT_SCOPES = ("openid",)
 
 
@@ -37,9 +47,9 @@ class ClientCreate(StrictModel):
     post_logout_redirect_uris: list[RedirectUri] = Field(
         default_factory=list, max_length=MAX_REDIRECT_URIS, description=REDIRECT_URIS_DOC
     )
-    grant_types: list[GrantType] = Field(
+    grant_types: list[GrantTypeName] = Field(
         default_factory=lambda: list(DEFAULT_GRANT_TYPES),
-        max_length=4,
+        max_length=MAX_GRANT_TYPES,
         description="Default `authorization_code` and `refresh_token`. `password` only when listed "
         "(RFC 9700 §2.4 says not to use it); `client_credentials` only for confidential clients.",
     )
@@ -65,7 +75,7 @@ class ClientUpdate(StrictModel):
     name: ClientName | None = None
     redirect_uris: list[RedirectUri] | None = Field(None, max_length=MAX_REDIRECT_URIS)
     post_logout_redirect_uris: list[RedirectUri] | None = Field(None, max_length=MAX_REDIRECT_URIS)
-    grant_types: list[GrantType] | None = Field(None, max_length=4)
+    grant_types: list[GrantTypeName] | None = Field(None, max_length=MAX_GRANT_TYPES)
     scopes: list[ScopeName] | None = Field(None, max_length=50)
     first_party: bool | None = None
     id_token_signed_response_alg: SigningAlgorithm | None = None
@@ -91,7 +101,7 @@ class ClientRead(BaseModel):
     type: ClientType
     redirect_uris: list[str]
     post_logout_redirect_uris: list[str]
-    grant_types: list[GrantType]
+    grant_types: list[str]
     scopes: list[str]
     first_party: bool
     id_token_signed_response_alg: SigningAlgorithm

@@ -270,7 +270,7 @@ def _required(value: Any, field: str) -> Any:
     return value
 
 
-def _checked_grant_types(grant_types: Sequence[GrantType], client_type: ClientType) -> list[str]:
+def _checked_grant_types(grant_types: Sequence[str], client_type: ClientType) -> list[str]:
     if GrantType.CLIENT_CREDENTIALS in grant_types and client_type != ClientType.CONFIDENTIAL:
         raise InvalidClientMetadata("grant_types: client_credentials is only for confidential clients.")
     return [str(grant) for grant in dict.fromkeys(grant_types)]

@@ -4,21 +4,27 @@
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request, Response
+from fastapi.responses import JSONResponse
 
 from app.auth.endpoints import NO_STORE, OAUTH_ERRORS
 from app.auth.grants.client_auth import token_endpoint_responses
-from app.auth.grants.registry import FORM
+from app.auth.grants.registry import FORM, GRANTS
 from app.auth.schemas import OAuthErrorBody
+from app.core.config import Settings
 from app.core.dependencies import ContextDep, SessionDep, SettingsDep
 from app.core.errors import GUARD_ERRORS, UNAVAILABLE, OAuthError, error_responses
 from app.keys.dependencies import KeyRingDep
+from app.keys.endpoints import CACHE_CONTROL
 from app.keys.tokens import InvalidAccessToken
 from app.oauth import service
+from app.oauth.discovery import server_metadata
 from app.oauth.schemas import IntrospectionResponse, UserInfoResponse
 from app.ratelimit.dependencies import RateLimit
 from app.ratelimit.service import TokenEndpointRateLimited
 
 router = APIRouter()
+# Tagged `keys`, as when the key ring's package served them: their operationIds stay the same.
+discovery_router = APIRouter(tags=["keys"])
 
 # The token and client fields these endpoints read; the client authenticates as at the token endpoint.
 Token = Annotated[str | None, Form(max_length=8192)]
@@ -30,7 +36,13 @@ ClientSecret = Annotated[str | None, Form(max_length=256)]
 def _token_request_doc(extra: dict[str, Any] | None = None) -> dict[str, Any]:
     properties = {
         "token": {"type": "string", "minLength": 1},
-        "token_type_hint": {"type": "string", "enum": ["access_token", "refresh_token"]},
+        # RFC 7009 §2.1 / RFC 7662 §2.1: a hint; `access_token` or `refresh_token`, any other value is
+        # ignored (the token's form tells the kinds apart), so the schema names them without an enum.
+        "token_type_hint": {
+            "type": "string",
+            "maxLength": 64,
+            "description": "`access_token` or `refresh_token`; another value is ignored.",
+        },
         "client_id": {"type": "string"},
         "client_secret": {"type": "string"},
         **(extra or {}),
@@ -219,3 +231,24 @@ async def userinfo_post(
         raise OAuthError("Send the access token one way: the Authorization header or the form body.")
     response.headers.update(NO_STORE)
     return await _userinfo(db, keyring, settings, ctx, header or access_token)
+
+
+@discovery_router.get(
+    "/.well-known/openid-configuration", summary="OpenID Provider metadata (OIDC Discovery)"
+)
+async def openid_configuration(keyring: KeyRingDep, settings: SettingsDep) -> JSONResponse:
+    await keyring.maybe_refresh()
+    return JSONResponse(_metadata(settings, keyring.signing_algorithms()), headers=CACHE_CONTROL)
+
+
+@discovery_router.get(
+    "/.well-known/oauth-authorization-server", summary="Authorization server metadata (RFC 8414)"
+)
+async def oauth_authorization_server(keyring: KeyRingDep, settings: SettingsDep) -> JSONResponse:
+    """The same document as `/.well-known/openid-configuration`."""
+    await keyring.maybe_refresh()
+    return JSONResponse(_metadata(settings, keyring.signing_algorithms()), headers=CACHE_CONTROL)
+
+
+def _metadata(settings: Settings, signing_algorithms: list[str]) -> dict[str, Any]:
+    return server_metadata(settings, signing_algorithms, GRANTS.served_grant_types(settings))

@@ -140,7 +140,15 @@ async def _parameters(request: Request) -> dict[str, str]:
 _ROUTE = {
     "summary": "Authorization endpoint (OAuth 2.1 code flow with PKCE S256, OpenID Connect)",
     "response_class": Response,
-    "responses": {302: {"description": "To the client's redirect URI"}, 303: {"description": "To /signin"}},
+    "responses": {
+        302: {"description": "To the client's redirect URI"},
+        303: {"description": "To /signin"},
+        400: {
+            "description": "An error page, never a redirect: an unknown or disabled client, or a redirect "
+            "URI that is not registered exactly (RFC 6749 §4.1.2.1)",
+            "content": {"text/html": {}},
+        },
+    },
 }
 
 

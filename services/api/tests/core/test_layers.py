@@ -23,7 +23,7 @@ ENTRY_POINTS = {"main", "models", "__main__"}
 ALLOWED: dict[str, set[str]] = {
     "core": set(),
     "passwords": set(),
-    "keys": {"oidc"},
+    "keys": set(),
     "health": set(),
     "metrics": {"passwords"},
     "audit": {"auth"},
@@ -48,7 +48,7 @@ ALLOWED: dict[str, set[str]] = {
     "account": {"audit", "auth", "mail", "passwords", "ratelimit", "users"},
     "admin": {"account", "audit", "auth", "clients", "passwords", "users"},
     "web": {"account", "audit", "auth", "metrics", "oidc", "passwords", "ratelimit", "sso", "users"},
-    "oauth": {"auth", "clients", "keys", "ratelimit"},
+    "oauth": {"auth", "clients", "keys", "oidc", "ratelimit"},
     "oidc": {"auth", "clients", "keys", "users", "web"},
 }
 

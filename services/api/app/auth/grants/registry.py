@@ -47,6 +47,11 @@ class GrantRegistry:
                     raise ValueError(f"form field {field.name!r} is declared with two lengths")
         self.fields = tuple(fields.values())
 
+    def served_grant_types(self, settings: Settings) -> list[str]:
+        """The grant types the token endpoint serves with these settings, in registration order: what
+        discovery lists, and what a client may be registered for."""
+        return [name for name, handler in self.handlers.items() if handler.enabled(settings)]
+
     def handler_for(self, form: TokenForm) -> GrantHandler:
         """The handler of the form's grant type, once the grant's required fields are present."""
         grant_type = form.get("grant_type")
