@@ -62,7 +62,7 @@ class PublicClientHasNoSecret(PyauthError):
 
 
 class NoPreviousSecret(PyauthError):
-    status_code = 404
+    status_code = 409  # the client exists; its state (one live secret) refuses the change
     code = "no_previous_secret"
     message = "The client has no previous secret that still works."
 

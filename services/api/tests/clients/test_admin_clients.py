@@ -236,7 +236,7 @@ async def test_the_previous_secret_can_be_ended_before_its_overlap_runs_out(
     email = unique_email()
     await register(client, email)
     none_yet = await client.delete(f"/admin/clients/{client_id}/secret/previous", headers=admin.bearer)
-    assert none_yet.status_code == 404
+    assert none_yet.status_code == 409  # the client exists: a state conflict, not a missing resource
     assert none_yet.json()["error"] == "no_previous_secret"
 
     new = (await client.post(f"/admin/clients/{client_id}/secret", headers=admin.bearer)).json()[
