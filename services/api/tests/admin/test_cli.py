@@ -6,7 +6,6 @@ import os
 import pty
 import sys
 from datetime import UTC
-from pathlib import Path
 
 import pytest
 from sqlalchemy import insert, select
@@ -16,30 +15,15 @@ from app.audit.models import AuditEntry
 from app.core.config import Settings
 from app.users.models import User
 from tests.auth.helpers import PASSWORD, live_email
+from tests.cli import PROJECT, cli_environment, run_cli
 
-PROJECT = Path(__file__).resolve().parents[2]
 PROMPTS = (b"Password for the new admin: ", b"Repeat the password: ")
 
 pytestmark = pytest.mark.usefixtures("purge_live_accounts")
 
 
 async def _cli(settings: Settings, *args: str, stdin: bytes | None) -> tuple[int, str, str]:
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "DATABASE_URL": settings.DATABASE_URL,
-        "KEY_ENCRYPTION_KEY": settings.KEY_ENCRYPTION_KEY.get_secret_value(),
-        "ENVIRONMENT": "test",
-        "LOG_LEVEL": "WARNING",
-    }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "app.admin.cli", *args,
-        cwd=PROJECT, env=env,
-        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    async with asyncio.timeout(60):
-        stdout, stderr = await process.communicate(stdin)
-    return process.returncode or 0, stdout.decode(), stderr.decode()
+    return await run_cli(settings, "app.admin.cli", *args, stdin=stdin)
 
 
 async def _user(engine: AsyncEngine, email: str) -> User | None:
@@ -198,16 +182,10 @@ async def _on_terminal(settings: Settings, email: str, answers: list[str]) -> tu
     """Run the CLI on a pseudo-terminal, answering each prompt in turn; return its status and everything
     the terminal showed."""
     master, slave = pty.openpty()
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "DATABASE_URL": settings.DATABASE_URL,
-        "KEY_ENCRYPTION_KEY": settings.KEY_ENCRYPTION_KEY.get_secret_value(),
-        "ENVIRONMENT": "test",
-        "LOG_LEVEL": "WARNING",
-    }
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "app.admin.cli", "create-admin", email,
-        cwd=PROJECT, env=env, stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
+        cwd=PROJECT, env=cli_environment(settings),
+        stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
     )  # fmt: skip
     os.close(slave)
     shown = b""

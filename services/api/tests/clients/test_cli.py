@@ -1,13 +1,9 @@
 """`python -m app.clients.cli`, run as `make client` runs it: a separate process against the test
 database. Its commits are real: the clients it makes, and their audit rows, are deleted afterwards."""
 
-import asyncio
-import os
 import re
-import sys
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select, text
@@ -17,26 +13,13 @@ from app.audit.models import AuditEntry
 from app.clients.models import ClientSecret, OAuthClient
 from app.core.config import Settings
 from app.core.opaque_tokens import digest
+from tests.cli import run_cli
 
-PROJECT = Path(__file__).resolve().parents[2]
 NAME_PREFIX = "cli-test-"
 
 
 async def _cli(settings: Settings, *args: str) -> tuple[int, str, str]:
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "DATABASE_URL": settings.DATABASE_URL,
-        "KEY_ENCRYPTION_KEY": settings.KEY_ENCRYPTION_KEY.get_secret_value(),
-        "ENVIRONMENT": "test",
-        "LOG_LEVEL": "WARNING",
-    }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "app.clients.cli", *args,
-        cwd=PROJECT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    async with asyncio.timeout(60):
-        stdout, stderr = await process.communicate()
-    return process.returncode or 0, stdout.decode(), stderr.decode()
+    return await run_cli(settings, "app.clients.cli", *args)
 
 
 def _field(output: str, name: str) -> list[str]:

@@ -1,36 +1,19 @@
 """`python -m app.keys.cli rotate|list`, run as the Makefile runs it: a separate process against the
 test database. Its commits are real, so the table is set aside and restored around the test."""
 
-import asyncio
-import os
-import sys
-from pathlib import Path
-
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.core.config import Settings
 from app.keys.models import SigningKey
-
-PROJECT = Path(__file__).resolve().parents[2]
+from tests.cli import run_cli
 
 
 async def _cli(settings: Settings, *args: str) -> str:
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "DATABASE_URL": settings.DATABASE_URL,
-        "KEY_ENCRYPTION_KEY": settings.KEY_ENCRYPTION_KEY.get_secret_value(),
-        "LOG_LEVEL": "WARNING",
-    }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "app.keys.cli", *args,
-        cwd=PROJECT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    async with asyncio.timeout(60):
-        stdout, stderr = await process.communicate()
-    assert process.returncode == 0, stderr.decode()
-    return stdout.decode()
+    status, stdout, stderr = await run_cli(settings, "app.keys.cli", *args)
+    assert status == 0, stderr
+    return stdout
 
 
 @pytest.mark.usefixtures("committed_keys_set_aside")
