@@ -32,12 +32,11 @@ from tests.browser.helpers import (
     Browser,
     chromium_session,
     find_browser,
-    loopback_socket,
     served_in_thread,
     slug,
-    url_of,
 )
 from tests.conftest import delete_live_accounts, make_settings, rows_set_aside
+from tests.servers import loopback_socket, url_of
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,8 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 from starlette.types import ASGIApp
 
+from tests.servers import url_of
+
 # Window sizes (CSS pixels): a phone held upright and a laptop screen.
 PHONE = (390, 844)
 DESKTOP = (1280, 900)
@@ -254,18 +256,6 @@ def chromium_session(
         yield driver
     finally:
         driver.quit()
-
-
-def loopback_socket() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    return sock
-
-
-def url_of(sock: socket.socket) -> str:
-    host, port = sock.getsockname()
-    return f"http://{host}:{port}"
 
 
 @contextmanager

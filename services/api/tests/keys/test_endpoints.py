@@ -2,14 +2,12 @@
 verifies pyauth's tokens with nothing but the served JWKS, over real HTTP."""
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import httpx
 import jwt
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -21,6 +19,7 @@ from app.core.error_handlers import install_error_handlers
 from app.keys import endpoints as keys_endpoints
 from app.keys.keyring import REFRESH_INTERVAL, KeyRing
 from app.oauth import endpoints as oauth_endpoints
+from tests.servers import loopback_socket, serving
 
 
 def _keys_app(keyring: KeyRing, settings: Settings) -> FastAPI:
@@ -121,27 +120,12 @@ async def test_openid_configuration(client: httpx.AsyncClient, settings: Setting
     }
 
 
-async def _serve(app: FastAPI) -> tuple[uvicorn.Server, "asyncio.Task[None]", str]:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_config=None, access_log=False))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    async with asyncio.timeout(10):
-        while not server.started:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.01)
-    return server, task, f"http://127.0.0.1:{port}"
-
-
 async def test_a_resource_server_verifies_tokens_with_the_served_jwks(
     keyring: KeyRing, settings: Settings, clock: ManualClock, rotate: Callable[[], Awaitable[str]]
 ) -> None:
     # PyJWT checks exp/nbf with the system clock here, as a real resource server would: `clock`
     # starts at the real time and is not moved.
-    server, task, base_url = await _serve(_keys_app(keyring, settings))
-    try:
+    async with serving(_keys_app(keyring, settings), loopback_socket()) as base_url:
         client = jwt.PyJWKClient(f"{base_url}/.well-known/jwks.json", cooldown_duration=0)
 
         def verify(token: str) -> dict[str, Any]:
@@ -170,7 +154,3 @@ async def test_a_resource_server_verifies_tokens_with_the_served_jwks(
         header, payload, signature = rotated.split(".")
         with pytest.raises(jwt.InvalidSignatureError):
             await asyncio.to_thread(verify, f"{header}.{payload}.{signature[:-4]}AAAA")
-    finally:
-        server.should_exit = True
-        async with asyncio.timeout(10):
-            await task

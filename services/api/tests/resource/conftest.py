@@ -6,21 +6,17 @@ over real HTTP, as a resource server would. Users are registered and signed in t
 library's HTTP client counts every request it sends, so tests can say how many fetches a verification cost.
 """
 
-import asyncio
-import socket
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from pyauth_resource import AccessTokenVerifier
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
-from starlette.types import ASGIApp
 
 from app.core.clock import ManualClock
 from app.core.config import Settings
@@ -30,39 +26,7 @@ from app.keys.storage import rotate_signing_key
 from app.main import create_app
 from tests.auth.helpers import Tokens, live_email, password_grant, register, tokens_of
 from tests.conftest import delete_live_accounts, make_settings, rows_set_aside
-
-
-def loopback_socket() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    return sock
-
-
-def url_of(sock: socket.socket) -> str:
-    host, port = sock.getsockname()
-    return f"http://{host}:{port}"
-
-
-@asynccontextmanager
-async def serving(app: ASGIApp, sock: socket.socket) -> AsyncIterator[str]:
-    """`app` served by uvicorn on `sock` (its lifespan, if any, run by the caller); yields its URL."""
-    # Keep-alive well past any test's length: a connection the server closes just as the library reuses it
-    # costs a retried GET, which would count as a second fetch in the tests that count them.
-    config = uvicorn.Config(app, lifespan="off", log_config=None, access_log=False, timeout_keep_alive=300)
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        async with asyncio.timeout(10):
-            while not server.started:
-                if task.done():
-                    task.result()
-                await asyncio.sleep(0.01)
-        yield url_of(sock)
-    finally:
-        server.should_exit = True
-        async with asyncio.timeout(10):
-            await task
+from tests.servers import loopback_socket, serving, url_of
 
 
 @dataclass

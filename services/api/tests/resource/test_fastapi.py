@@ -20,8 +20,9 @@ from pyauth_resource.fastapi import BearerAuth
 from starlette.types import Receive, Scope, Send
 
 from app.core.clock import ManualClock
-from tests.resource.conftest import Pyauth, later, loopback_socket, url_of
+from tests.resource.conftest import Pyauth, later
 from tests.resource.helpers import issued
+from tests.servers import loopback_socket, url_of
 
 REALM = "notes"
 

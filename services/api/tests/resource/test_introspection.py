@@ -33,8 +33,9 @@ from app.clients.schemas import ClientCreate
 from app.clients.service import ClientChange
 from app.core.clock import ManualClock
 from app.core.context import RequestContext
-from tests.resource.conftest import Pyauth, VerifierFactory, later, loopback_socket, serving
+from tests.resource.conftest import Pyauth, VerifierFactory, later
 from tests.resource.helpers import claims, issued, signed_with_stranger_key
+from tests.servers import loopback_socket, serving
 
 AUDIENCE = "pyauth"  # the verifiers' audience (make_verifier): JWT_AUDIENCE
 CLIENT_ID = "notes-api"

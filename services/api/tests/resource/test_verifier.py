@@ -19,8 +19,6 @@ from tests.resource.conftest import (
     RequestLog,
     VerifierFactory,
     later,
-    loopback_socket,
-    url_of,
 )
 from tests.resource.helpers import (
     b64url,
@@ -32,6 +30,7 @@ from tests.resource.helpers import (
     signed_with_stranger_key,
     unsigned,
 )
+from tests.servers import loopback_socket, url_of
 
 
 async def test_rfc9068_a_token_from_pyauths_login_verifies_with_typed_claims(
