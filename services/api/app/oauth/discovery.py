@@ -36,7 +36,7 @@ def server_metadata(
     """The authorization server's metadata (RFC 8414 §2; OpenID Connect Discovery §3), true for what is
     served; the authorization endpoint's fields come from `app.oidc.discovery`."""
     issuer = settings.issuer
-    metadata: dict[str, Any] = {
+    return {
         "issuer": issuer,
         "jwks_uri": f"{issuer}/.well-known/jwks.json",
         "token_endpoint": f"{issuer}/auth/token",
@@ -47,10 +47,8 @@ def server_metadata(
         "introspection_endpoint_auth_methods_supported": CONFIDENTIAL_AUTH_METHODS,
         "userinfo_endpoint": f"{issuer}/oauth2/userinfo",
         "grant_types_supported": grant_types,
-        "subject_types_supported": ["public"],
         "scopes_supported": SCOPES,
         "claims_supported": CLAIMS,
-        "id_token_signing_alg_values_supported": signing_algorithms,
+        # the authorization endpoint, response types, PKCE, subject types, ID-token algorithms
+        **authorization_metadata(issuer, signing_algorithms),
     }
-    metadata.update(authorization_metadata(issuer, signing_algorithms))
-    return metadata
