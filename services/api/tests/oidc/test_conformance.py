@@ -136,6 +136,9 @@ async def test_oidcc_scope_all(client: httpx.AsyncClient, db_session: AsyncSessi
     assert _user_claims(claims) == set(info) - {"sub"}
     assert set(info) - {"sub"} <= PROFILE_CLAIMS | EMAIL_CLAIMS
     assert info["email"] == email
+    # And `openid` alone grants no user claim at all.
+    claims, info = await _claims_for_scope(client, app, client_id, "openid")
+    assert (_user_claims(claims), info) == (set(), {"sub": claims["sub"]})
 
 
 async def test_oidcc_ensure_other_scope_order_succeeds(
