@@ -12,6 +12,9 @@ class AuditEvent(StrEnum):
     LOGIN_THROTTLED = "login.throttled"
     TOKEN_REFRESHED = "token.refreshed"
     REFRESH_REUSE_DETECTED = "refresh.reuse_detected"
+    # A spent authorization code presented again (RFC 6749 §4.1.2): `details` holds the code's client_id (and
+    # the presenting client's, when another), never the code.
+    AUTHORIZATION_CODE_REUSE_DETECTED = "authorization_code.reuse_detected"
     REFRESH_FAILED = "refresh.failed"
     LOGOUT = "session.logout"
     LOGOUT_ALL = "session.logout_all"

@@ -36,7 +36,7 @@ class IssuedTokens:
     session_id: uuid.UUID | None  # None: a token that belongs to no user's session
     device_token: str | None = None  # after a password login: the client's new device token
     scope: tuple[str, ...] = ()  # the scopes the access token carries (RFC 6749 §5.1 `scope`)
-    id_token: str | None = None  # the authorization code grant, when `openid` was asked for
+    id_token: str | None = None  # with `openid`: the authorization code grant, and a refresh
 
 
 def _timestamp(now: datetime) -> float:

@@ -20,7 +20,9 @@ class TokenResponse(BaseModel):
         "not keep the device cookie; each successful login replaces it.",
     )
     id_token: str | None = Field(
-        None, description="Authorization code grant with the `openid` scope: the OpenID Connect ID token."
+        None,
+        description="With the `openid` scope, from the authorization code grant and a refresh of its "
+        "tokens: the OpenID Connect ID token.",
     )
 
 

@@ -34,6 +34,9 @@ _RANGE = re.compile(
 )
 # Longer headers are not read past this: a browser sends a few dozen characters.
 _MAX_ACCEPT_LANGUAGE = 1024
+# `ui_locales` is read as far as this, and its first few tags only.
+_MAX_UI_LOCALES_LENGTH = 256
+_MAX_UI_LOCALES = 10
 
 
 @lru_cache(maxsize=1)
@@ -65,6 +68,21 @@ def negotiate_locale(accept_language: str | None) -> str:
         if primary in supported:
             return primary
     return DEFAULT_LOCALE
+
+
+def ui_locale(ui_locales: str | None) -> str | None:
+    """The first supported locale of an OpenID Connect `ui_locales` value (space-separated BCP 47 tags in
+    the order the user prefers them, Core §3.1.2.1), matched on the primary language subtag as
+    `negotiate_locale` does (`de-CH` gets `de`); None when it names none (the caller falls back to the
+    Accept-Language choice). Only the first few tags are read: a browser sends one or two."""
+    if not ui_locales:
+        return None
+    supported = supported_locales()
+    for tag in ui_locales[:_MAX_UI_LOCALES_LENGTH].split()[:_MAX_UI_LOCALES]:
+        primary = tag.split("-")[0].lower()
+        if primary in supported:
+            return primary
+    return None
 
 
 def known_locale(locale: str | None) -> str:

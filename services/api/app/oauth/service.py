@@ -44,6 +44,7 @@ from app.core.errors import PyauthError
 from app.core.opaque_tokens import digest
 from app.keys.keyring import KeyRing
 from app.keys.tokens import InvalidAccessToken, verify_issued_token
+from app.oidc.claims import scope_claims
 
 INACTIVE: Final[Mapping[str, Any]] = MappingProxyType({"active": False})
 ACCESS_TOKEN_HINT: Final = "access_token"  # noqa: S105 - RFC 7009 §2.1 hint names, not secrets
@@ -233,7 +234,8 @@ async def userinfo(
 ) -> Mapping[str, Any]:
     """OIDC Core §5.3.2: `sub` and the claims the token's scopes grant (§5.4): `email` gives `email` and
     `email_verified`; `profile` gives the profile claims pyauth keeps (`name` when set, `locale`,
-    `updated_at`). 401 `invalid_token` unless the token is live and a user's; 403 without `openid`."""
+    `updated_at`), from `app.oidc.claims` as the ID token's. 401 `invalid_token` unless the token is live
+    and a user's; 403 without `openid`."""
     claims = await _verified(keyring, settings, token, now=ctx.now)
     found = await _token_session(db, claims, now=ctx.now, settings=settings) if claims is not None else None
     if claims is None or found is None:
@@ -241,12 +243,4 @@ async def userinfo(
     scopes = set(str(claims.get("scope", "")).split())
     if "openid" not in scopes:
         raise InsufficientScope()
-    user = found.user
-    answer: dict[str, Any] = {"sub": str(user.id)}
-    if "email" in scopes:
-        answer |= {"email": user.email, "email_verified": user.is_verified}
-    if "profile" in scopes:
-        if user.display_name:
-            answer["name"] = user.display_name
-        answer |= {"locale": user.locale, "updated_at": math.floor(user.updated_at.timestamp())}
-    return answer
+    return {"sub": str(found.user.id), **scope_claims(found.user, scopes)}

@@ -3,6 +3,8 @@ Discovery §3, RFC 9207 §3), kept here so that the discovery document adds them
 
 from typing import Any
 
+from app.core.templating import supported_locales
+
 AUTHORIZE_PATH = "/oauth2/authorize"
 
 
@@ -16,4 +18,6 @@ def authorization_metadata(issuer: str, id_token_algorithms: list[str]) -> dict[
         "id_token_signing_alg_values_supported": id_token_algorithms,
         "authorization_response_iss_parameter_supported": True,
         "prompt_values_supported": ["none", "login", "consent"],
+        # the hosted pages' languages, which `ui_locales` chooses among (app.web.pages)
+        "ui_locales_supported": list(supported_locales()),
     }

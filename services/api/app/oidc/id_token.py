@@ -2,7 +2,12 @@
 
 Signed with the key ring's current key (ES256 by default, the key published in the JWKS), with its `kid`.
 `at_hash` (§3.1.3.6) ties it to the access token issued beside it: the base64url of the left half of the
-SHA-256 of the access token (ES256 and RS256 both hash with SHA-256).
+SHA-256 of the access token (ES256 and RS256 both hash with SHA-256). The user claims are those the scopes
+grant (`app.oidc.claims`, as UserInfo answers them).
+
+The code grant issues one with the code's `nonce`; a refresh whose access token carries `openid` issues one
+too (OpenID Connect Core §12.2): the same `iss`, `sub`, `aud`, `azp` and `auth_time` (the original sign-in),
+a new `iat`, and no `nonce` (the nonce belongs to the authentication request, which a refresh is not).
 """
 
 import base64
@@ -15,6 +20,8 @@ from typing import Any, Final
 import jwt
 
 from app.keys.keyring import KeyRing
+from app.oidc.claims import scope_claims
+from app.users.models import User
 
 # Long enough for a client to validate it on arrival; it is not a session (the refresh token is).
 ID_TOKEN_TTL: Final = timedelta(minutes=5)
@@ -30,22 +37,20 @@ def issue_id_token(
     *,
     issuer: str,
     client_id: str,
-    subject: str,
+    user: User,
     now: datetime,
     auth_time: datetime,
     amr: Sequence[str],
     nonce: str | None,
     access_token: str,
     scopes: Sequence[str],
-    email: str,
-    email_verified: bool,
 ) -> str:
-    """A signed ID token for `client_id`. The `email` scope adds `email` and `email_verified`."""
+    """A signed ID token about `user` for `client_id`, with the claims `scopes` grant."""
     key = keyring.current
     issued_at = math.floor(now.timestamp())
     claims: dict[str, Any] = {
         "iss": issuer,
-        "sub": subject,
+        "sub": str(user.id),
         "aud": client_id,
         "azp": client_id,
         "exp": issued_at + int(ID_TOKEN_TTL.total_seconds()),
@@ -56,9 +61,7 @@ def issue_id_token(
     }
     if nonce is not None:
         claims["nonce"] = nonce
-    if "email" in scopes:
-        claims["email"] = email
-        claims["email_verified"] = email_verified
+    claims |= scope_claims(user, scopes)
     return jwt.encode(
         claims, key.private_key, algorithm=key.algorithm, headers={"kid": key.kid, "typ": "JWT"}
     )

@@ -1,8 +1,10 @@
-"""Rendering of the hosted pages: one request's locale and brand, its CSRF secret, and the headers and
-cookies every page carries. The words of the errors a page shows are here, marked for the catalog: the
-services' own messages are the API's English."""
+"""Rendering of the hosted pages: one request's locale (an authorization request's `ui_locales`, else
+Accept-Language) and brand, its CSRF secret, and the headers and cookies every page carries. The words of
+the errors a page shows are here, marked for the catalog: the services' own messages are the API's
+English."""
 
 from typing import Annotated, Any
+from urllib.parse import parse_qs, urlsplit
 
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -13,6 +15,7 @@ from app.core import templating
 from app.core.dependencies import RequestLocale, SettingsDep
 from app.core.errors import PyauthError
 from app.core.templating import N_
+from app.oidc.discovery import AUTHORIZE_PATH
 from app.passwords import policy
 from app.passwords.hashing import HashQueueFull
 from app.ratelimit.service import LoginThrottled, PasswordResetRequired, RateLimited
@@ -55,11 +58,35 @@ PASSWORD_HINT = N_("At least %(min)s characters. A few unusual words make a good
 UNKNOWN_ERROR = N_("The request could not be processed.")
 
 
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+async def _page_locale(request: Request, accepted: RequestLocale) -> str:
+    """The language of a hosted page: the first supported one of the authorization request's
+    `ui_locales` (OpenID Connect Core §3.1.2.1) when the page serves such a request, else the
+    Accept-Language choice. The request is `/oauth2/authorize` itself (its query, or the form of its
+    consent page, which carries every parameter), or the one a page returns to: sign in, sign up and
+    forgot carry it as `return_to`, in their links and forms, so the language holds on every step."""
+    params: dict[str, str] = dict(request.query_params.items())
+    if request.method == "POST" and request.headers.get("content-type", "").startswith(FORM_TYPES):
+        # Starlette keeps the parsed form on the request: the endpoint reads the same one.
+        form = await request.form()
+        params |= {name: value for name, value in form.items() if isinstance(value, str)}
+    ui_locales = params.get("ui_locales")
+    target = urlsplit(params.get("return_to", ""))
+    if ui_locales is None and target.path == AUTHORIZE_PATH:
+        ui_locales = next(iter(parse_qs(target.query).get("ui_locales", [])), None)
+    return templating.ui_locale(ui_locales) or accepted
+
+
+PageLocale = Annotated[str, Depends(_page_locale)]
+
+
 class WebPages:
     """Renders hosted pages for one request. Every page gets the CSRF cookie if the browser had none,
     and the headers of `templating.page_headers` (CSP with frame-ancestors 'none', no-store, ...)."""
 
-    def __init__(self, request: Request, settings: SettingsDep, locale: RequestLocale) -> None:
+    def __init__(self, request: Request, settings: SettingsDep, locale: PageLocale) -> None:
         self.settings = settings
         self.locale = templating.known_locale(locale)
         self.words = templating.translations(self.locale)

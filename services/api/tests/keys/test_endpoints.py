@@ -117,6 +117,7 @@ async def test_openid_configuration(client: httpx.AsyncClient, settings: Setting
         "id_token_signing_alg_values_supported": ["ES256"],
         "authorization_response_iss_parameter_supported": True,
         "prompt_values_supported": ["none", "login", "consent"],
+        "ui_locales_supported": ["en", "de"],
     }
 
 

@@ -29,17 +29,17 @@ def assert_userinfo(response: httpx.Response, access_token: str) -> None:
     assert isinstance(info["updated_at"], int)
 
 
-async def test_oidc_userinfo_get_with_bearer_header(client: httpx.AsyncClient, admin: Account) -> None:
+async def test_oidcc_userinfo_get(client: httpx.AsyncClient, admin: Account) -> None:
     token = (await user_tokens(client, await new_app(client, admin, scopes=SCOPES)))["access_token"]
     assert_userinfo(await client.get("/oauth2/userinfo", headers=bearer(token)), token)
 
 
-async def test_oidc_userinfo_post_header(client: httpx.AsyncClient, admin: Account) -> None:
+async def test_oidcc_userinfo_post_header(client: httpx.AsyncClient, admin: Account) -> None:
     token = (await user_tokens(client, await new_app(client, admin, scopes=SCOPES)))["access_token"]
     assert_userinfo(await client.post("/oauth2/userinfo", headers=bearer(token)), token)
 
 
-async def test_oidc_userinfo_post_body(client: httpx.AsyncClient, admin: Account) -> None:
+async def test_oidcc_userinfo_post_body(client: httpx.AsyncClient, admin: Account) -> None:
     token = (await user_tokens(client, await new_app(client, admin, scopes=SCOPES)))["access_token"]
     assert_userinfo(await client.post("/oauth2/userinfo", data={"access_token": token}), token)
 

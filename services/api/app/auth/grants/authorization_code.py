@@ -5,12 +5,14 @@ The code is claimed (marked used) before anything else is checked, so one code y
 tokens; a refusal rolls the claim back with the rest of the request, so a code that failed a check (another
 client, another redirect URI, a wrong verifier) stays as it was for its own client, until it expires. A code
 that comes back after a successful exchange ends the session that exchange started (RFC 6749 §4.1.2): its
-refresh token and its access tokens stop working.
+refresh token and its access tokens stop working, and the replay is audited.
 """
 
 import dataclasses
 import logging
 
+from app.audit.events import AuditEvent
+from app.audit.service import record
 from app.auth import repository
 from app.auth.errors import InvalidGrant
 from app.auth.grants.base import FormField, GrantHandler, TokenRequest
@@ -80,30 +82,49 @@ class AuthorizationCodeGrant(GrantHandler):
             request.keyring,
             issuer=request.settings.issuer,
             client_id=code.client_id,
-            subject=str(user.id),
+            user=user,
             now=ctx.now,
             auth_time=code.auth_time,
             amr=code.amr,
             nonce=code.nonce,
             access_token=issued.access_token,
             scopes=code.scopes,
-            email=user.email,
-            email_verified=user.is_verified,
         )
         return dataclasses.replace(issued, id_token=id_token)
 
     async def _refuse_replay(self, request: TokenRequest, code_value: str) -> None:
-        """A spent code presented again: end the session its first exchange started, and keep that
-        ending although the refusal rolls the request back."""
+        """A spent code presented again: end the session its first exchange started, record the replay
+        (`authorization_code.reuse_detected`, with the client ids, never the code), and keep both
+        although the refusal rolls the request back. Every replay is recorded, also one into a session
+        already ended (by an earlier replay, a logout): someone still holds a spent code. Each costs one
+        request of the per-IP token limit, which bounds the rows a flood of replays can write."""
         replayed = await codes.spent(request.db, code_value)
-        if replayed is None or replayed.session_id is None:
+        if replayed is None:
             return
-        ended = await end_sessions(
+        ended = 0
+        if replayed.session_id is not None:
+            ended = await end_sessions(
+                request.db,
+                SessionEndReason.AUTHORIZATION_CODE_REUSE,
+                user_id=replayed.user_id,
+                session_id=replayed.session_id,
+                ctx=request.ctx,
+            )
+        details: dict[str, object] = {"client_id": replayed.client_id, "ended": ended}
+        if request.oauth_client.client_id != replayed.client_id:
+            details["presented_by"] = request.oauth_client.client_id
+        await record(
             request.db,
-            SessionEndReason.AUTHORIZATION_CODE_REUSE,
+            AuditEvent.AUTHORIZATION_CODE_REUSE_DETECTED,
+            ctx=request.ctx,
             user_id=replayed.user_id,
             session_id=replayed.session_id,
-            ctx=request.ctx,
+            details=details,
         )
         await commit_before_refusing(request.db)
-        log.warning("authorization code replayed: session=%s ended=%s", replayed.session_id, ended)
+        log.warning(
+            "authorization code replayed: client=%s session=%s ended=%s",
+            replayed.client_id,
+            replayed.session_id,
+            ended,
+        )

@@ -1,11 +1,20 @@
 """The refresh token grant (RFC 6749 §6): rotate the token, keep the session and its `auth_time`; only the
-client the token was issued to may use it; `scope` may narrow the session's scopes, never widen them."""
+client the token was issued to may use it; `scope` may narrow the session's scopes, never widen them.
 
-from app.auth import service
+When the new access token carries `openid`, the answer also holds a new ID token (OpenID Connect Core
+§12.2, which allows either): a client that keeps the user's claims from the ID token sees them current
+after a refresh. It is about the same user, for the same client, with the original `auth_time`
+(`app.oidc.id_token`)."""
+
+import dataclasses
+
+from app.auth import repository, service
 from app.auth.errors import InvalidGrant, InvalidScope, RefreshTokenAlreadyUsed
 from app.auth.grants.base import FormField, GrantHandler, TokenRequest
 from app.auth.grants.client_binding import refuse_another_clients_token
 from app.auth.issuing import IssuedTokens
+from app.auth.sessions import session_authentication
+from app.oidc.id_token import issue_id_token
 
 
 class RefreshTokenGrant(GrantHandler):
@@ -21,7 +30,7 @@ class RefreshTokenGrant(GrantHandler):
             request.oauth_client,
             ctx=request.ctx,
         )
-        return await service.refresh(
+        issued = await service.refresh(
             request.db,
             refresh_token=request.form["refresh_token"] or "",
             keyring=request.keyring,
@@ -30,3 +39,22 @@ class RefreshTokenGrant(GrantHandler):
             oauth_client=request.oauth_client,
             scope=request.form.get("scope"),
         )
+        if "openid" not in issued.scope or issued.session_id is None:
+            return issued
+        found = await repository.session_with_user(request.db, issued.session_id)
+        if found is None:  # the refresh just checked it live, in this transaction
+            raise InvalidGrant()
+        authentication = session_authentication(found.session, found.user)
+        id_token = issue_id_token(
+            request.keyring,
+            issuer=request.settings.issuer,
+            client_id=found.session.client_id,
+            user=found.user,
+            now=request.ctx.now,
+            auth_time=authentication.auth_time,
+            amr=authentication.amr,
+            nonce=None,
+            access_token=issued.access_token,
+            scopes=issued.scope,
+        )
+        return dataclasses.replace(issued, id_token=id_token)
