@@ -6,7 +6,9 @@ API calls them; only the sign-in and sign-out are the pages' own.
 """
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TypeAlias
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,6 +29,10 @@ from app.users.emails import InvalidEmail, canonicalize_email
 from app.users.models import User
 
 log = logging.getLogger("pyauth.web")
+
+
+# A browser's live session and its user, as `current` finds them.
+SignedInBrowser: TypeAlias = tuple[BrowserSession, User]
 
 
 @dataclass(frozen=True)
@@ -78,7 +84,7 @@ async def sign_in(
 
 async def current(
     db: AsyncSession, token: str | None, *, settings: Settings, ctx: RequestContext
-) -> tuple[BrowserSession, User] | None:
+) -> SignedInBrowser | None:
     """The browser's live session and its user, or None (no cookie, ended, expired, idle, or the account
     was deactivated)."""
     browser_session = await browser_sessions.find_live(db, token, settings=settings, now=ctx.now)
@@ -90,12 +96,22 @@ async def current(
     return browser_session, user
 
 
-async def sign_out(db: AsyncSession, browser_session: BrowserSession, *, ctx: RequestContext) -> None:
-    if await browser_sessions.end(db, browser_session, reason=browser_sessions.SIGNED_OUT, now=ctx.now):
-        await record(
-            db,
-            AuditEvent.LOGOUT,
-            ctx=ctx,
-            user_id=browser_session.user_id,
-            details={"browser_session": str(browser_session.id)},
-        )
+async def sign_out(
+    db: AsyncSession,
+    browser_session: BrowserSession,
+    *,
+    ctx: RequestContext,
+    details: Mapping[str, object] | None = None,
+) -> bool:
+    """End the browser session and audit it; `details` adds to the audit event's (the RP-initiated
+    logout's client). False when it had ended already."""
+    if not await browser_sessions.end(db, browser_session, reason=browser_sessions.SIGNED_OUT, now=ctx.now):
+        return False
+    await record(
+        db,
+        AuditEvent.LOGOUT,
+        ctx=ctx,
+        user_id=browser_session.user_id,
+        details={"browser_session": str(browser_session.id), **(details or {})},
+    )
+    return True
