@@ -6,7 +6,10 @@ signed in. Without one, or when `prompt=login` or `max_age` asks for a fresher s
 `/signin?return_to=<this request>` (a 303, a GET) and comes back here once signed in; `prompt=none` answers
 `login_required` instead. First-party clients need no consent; for the others the user allows or denies
 the scopes on a consent page (`app.oidc.consent` remembers the answer per user and client). Every answer
-sent to the client carries `iss` (RFC 9207) and the request's `state`.
+sent to the client carries `iss` (RFC 9207) and the request's `state`. An `id_token_hint` naming another
+user than the browser's is answered as if nobody were signed in.
+
+`GET/POST /oauth2/logout` is the end-session endpoint of RP-Initiated Logout 1.0 (`app.oidc.logout`).
 """
 
 from collections.abc import Callable
@@ -18,7 +21,7 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import RedirectResponse, Response
 
 from app.auth.dependencies import CurrentAuth
-from app.auth.sessions import SessionEndReason, end_client_sessions
+from app.auth.sessions import SessionEndReason, end_client_sessions, end_sessions
 from app.core.dependencies import ContextDep, SessionDep, SettingsDep
 from app.core.errors import GUARD_ERRORS, UNAVAILABLE, PyauthError, error_responses
 from app.core.templating import N_
@@ -295,7 +298,25 @@ async def end_session(
     if current is not None and not confirming and not wanted.names(current[1]):
         return _confirm_logout(page, wanted, current[1].email)
     if current is not None:
-        await logout.end_browser_session(db, current, client=wanted.client, ctx=ctx)
+        # The browser session ends with the client's sessions issued through it (`app.oidc.logout`).
+        browser_session = current[0]
+        ended = 0
+        for session_id in await logout.client_sessions_of_sign_in(
+            db,
+            wanted.client,
+            user_id=browser_session.user_id,
+            auth_time=browser_session.auth_time,
+            since=browser_session.created_at,
+        ):
+            ended += await end_sessions(
+                db,
+                SessionEndReason.RP_INITIATED_LOGOUT,
+                user_id=browser_session.user_id,
+                session_id=session_id,
+                ctx=ctx,
+            )
+        details = logout.audit_details(wanted.client, ended)
+        await web_service.sign_out(db, browser_session, ctx=ctx, details=details)
         page.renew_csrf()
     response = page.redirect(wanted.target)
     if token is not None:

@@ -1,5 +1,6 @@
 """RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0): the checks of a request to the
-end-session endpoint, and the end of the browser session it asks for.
+end-session endpoint, and which of the client's sessions end with the browser session (the endpoint ends
+both, the browser session through `app.web.service.sign_out`, audited as `/signout` is).
 
 The request names its client by the `id_token_hint`'s `aud` or by `client_id` (both: they must agree).
 `post_logout_redirect_uri` must be one the client registered, compared exactly like the authorization
@@ -15,17 +16,17 @@ browser session's `auth_time` and names the session its exchange started, which 
 are found.
 """
 
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Final
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth.sessions import SessionEndReason, end_sessions
 from app.clients import service as clients
 from app.clients.models import OAuthClient
-from app.core.context import RequestContext
 from app.core.errors import PyauthError
 from app.keys.keyring import KeyRing
 from app.keys.tokens import MAX_TOKEN_LENGTH
@@ -33,8 +34,6 @@ from app.oidc import repository
 from app.oidc.authorize import MAX_PARAMETER_LENGTH
 from app.oidc.id_token import IdTokenHint, verified_hint
 from app.users.models import User
-from app.web import service as web_service
-from app.web.service import SignedInBrowser
 
 SIGNED_OUT_PATH: Final = "/signed-out"
 # What the endpoint reads (RP-Initiated Logout 1.0 §2); anything else is ignored.
@@ -106,28 +105,21 @@ async def checked_request(
     return LogoutRequest(client=client, redirect_uri=redirect_uri, state=state, hint=hint)
 
 
-async def end_browser_session(
-    db: AsyncSession, signed_in: SignedInBrowser, *, client: OAuthClient | None, ctx: RequestContext
-) -> None:
-    """End the browser session and the client's sessions started through it; audited as a sign-out."""
-    browser_session = signed_in[0]
-    ended = 0
-    if client is not None:
-        for session_id in await repository.sessions_from_sign_in(
-            db,
-            user_id=browser_session.user_id,
-            client_id=client.client_id,
-            auth_time=browser_session.auth_time,
-            since=browser_session.created_at,
-        ):
-            ended += await end_sessions(
-                db,
-                SessionEndReason.RP_INITIATED_LOGOUT,
-                user_id=browser_session.user_id,
-                session_id=session_id,
-                ctx=ctx,
-            )
+async def client_sessions_of_sign_in(
+    db: AsyncSession, client: OAuthClient | None, *, user_id: uuid.UUID, auth_time: datetime, since: datetime
+) -> list[uuid.UUID]:
+    """The sessions the client was issued through one browser session (its `auth_time`, begun at
+    `since`), for the caller to end with the browser session."""
+    if client is None:
+        return []
+    return await repository.sessions_from_sign_in(
+        db, user_id=user_id, client_id=client.client_id, auth_time=auth_time, since=since
+    )
+
+
+def audit_details(client: OAuthClient | None, client_sessions_ended: int) -> dict[str, object]:
+    """What the sign-out's audit event adds: it came through the end-session endpoint, for which client."""
     details: dict[str, object] = {"end_session_endpoint": True}
     if client is not None:
-        details |= {"client_id": client.client_id, "client_sessions_ended": ended}
-    await web_service.sign_out(db, browser_session, ctx=ctx, details=details)
+        details |= {"client_id": client.client_id, "client_sessions_ended": client_sessions_ended}
+    return details

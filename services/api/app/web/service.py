@@ -8,7 +8,6 @@ API calls them; only the sign-in and sign-out are the pages' own.
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TypeAlias
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -29,10 +28,6 @@ from app.users.emails import InvalidEmail, canonicalize_email
 from app.users.models import User
 
 log = logging.getLogger("pyauth.web")
-
-
-# A browser's live session and its user, as `current` finds them.
-SignedInBrowser: TypeAlias = tuple[BrowserSession, User]
 
 
 @dataclass(frozen=True)
@@ -84,7 +79,7 @@ async def sign_in(
 
 async def current(
     db: AsyncSession, token: str | None, *, settings: Settings, ctx: RequestContext
-) -> SignedInBrowser | None:
+) -> tuple[BrowserSession, User] | None:
     """The browser's live session and its user, or None (no cookie, ended, expired, idle, or the account
     was deactivated)."""
     browser_session = await browser_sessions.find_live(db, token, settings=settings, now=ctx.now)
