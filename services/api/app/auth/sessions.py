@@ -48,6 +48,8 @@ class SessionEndReason(StrEnum):
     REFRESH_TOKEN_REUSE = "refresh_token_reuse"  # noqa: S105 - a spent refresh token replayed: theft
     APP_GRANT_REVOKED = "app_grant_revoked"  # the user revoked the client's grant (/users/me/grants)
     AUTHORIZATION_CODE_REUSE = "authorization_code_reuse"  # a spent code replayed (RFC 6749 §4.1.2)
+    # RP-initiated logout ended the browser session that the client's tokens were issued through.
+    RP_INITIATED_LOGOUT = "rp_initiated_logout"
 
 
 # The reasons whose ending is the event itself. The others are recorded by the action that caused them.

@@ -1,16 +1,19 @@
 """The discovery fields of the authorization endpoint and its code flow (RFC 8414 §2, OpenID Connect
-Discovery §3, RFC 9207 §3), kept here so that the discovery document adds them with one call."""
+Discovery §3, RFC 9207 §3) and of the end-session endpoint (RP-Initiated Logout 1.0 §2.1), kept here
+so that the discovery document adds them with one call."""
 
 from typing import Any
 
 from app.core.templating import supported_locales
 
 AUTHORIZE_PATH = "/oauth2/authorize"
+END_SESSION_PATH = "/oauth2/logout"  # RP-Initiated Logout 1.0 §2
 
 
 def authorization_metadata(issuer: str, id_token_algorithms: list[str]) -> dict[str, Any]:
     return {
         "authorization_endpoint": f"{issuer}{AUTHORIZE_PATH}",
+        "end_session_endpoint": f"{issuer}{END_SESSION_PATH}",
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "code_challenge_methods_supported": ["S256"],

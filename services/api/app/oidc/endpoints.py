@@ -6,7 +6,10 @@ signed in. Without one, or when `prompt=login` or `max_age` asks for a fresher s
 `/signin?return_to=<this request>` (a 303, a GET) and comes back here once signed in; `prompt=none` answers
 `login_required` instead. First-party clients need no consent; for the others the user allows or denies
 the scopes on a consent page (`app.oidc.consent` remembers the answer per user and client). Every answer
-sent to the client carries `iss` (RFC 9207) and the request's `state`.
+sent to the client carries `iss` (RFC 9207) and the request's `state`. An `id_token_hint` naming another
+user than the browser's is answered as if nobody were signed in.
+
+`GET/POST /oauth2/logout` is the end-session endpoint of RP-Initiated Logout 1.0 (`app.oidc.logout`).
 """
 
 from collections.abc import Callable
@@ -18,14 +21,15 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import RedirectResponse, Response
 
 from app.auth.dependencies import CurrentAuth
-from app.auth.sessions import SessionEndReason, end_client_sessions
+from app.auth.sessions import SessionEndReason, end_client_sessions, end_sessions
 from app.core.dependencies import ContextDep, SessionDep, SettingsDep
 from app.core.errors import GUARD_ERRORS, UNAVAILABLE, PyauthError, error_responses
 from app.core.templating import N_
 from app.keys.dependencies import KeyRingDep
 from app.oidc import authorize as checks
-from app.oidc import codes, consent
-from app.oidc.discovery import AUTHORIZE_PATH
+from app.oidc import codes, consent, logout, signin_return
+from app.oidc.discovery import AUTHORIZE_PATH, END_SESSION_PATH
+from app.oidc.id_token import IdTokenHint, InvalidIdTokenHint, verified_hint
 from app.oidc.schemas import AppGrantRead
 from app.users.models import User
 from app.web import cookies, return_to
@@ -180,14 +184,24 @@ async def authorize(
         )
     except checks.AuthorizeError as error:
         return answer(error=error.error, error_description=error.description)
+    hint: IdTokenHint | None = None
+    if token := params.get("id_token_hint"):
+        try:
+            hint = await verified_hint(keyring, token, issuer=settings.issuer)
+        except InvalidIdTokenHint:
+            return answer(error="invalid_request", error_description="id_token_hint is not valid.")
     current = await web_service.current(
         db, cookies.read(request, cookies.SSO_NAME, settings), settings=settings, ctx=ctx
     )
     # The consent page's answer continues a request that already passed the freshness checks: asking for
     # them again would send a slow reader of a `max_age=1` request back to the sign-in for ever.
     answering_consent = request.method == "POST" and CONSENT_FIELD in params
-    if current is None or (
-        not answering_consent and _needs_fresh_sign_in(wanted, current[0].auth_time, ctx.now)
+    if (
+        current is None
+        # A hint naming another user than the browser's (OpenID Connect Core §3.1.2.1): that user must
+        # sign in; the request keeps its hint, so only they get past the sign-in.
+        or (hint is not None and hint.subject != str(current[1].id))
+        or (not answering_consent and _needs_fresh_sign_in(wanted, current[0].auth_time, ctx.now))
     ):
         return _sign_in_first(wanted, params, page, answer)
     browser_session, user = current
@@ -208,6 +222,106 @@ async def authorize(
         now=ctx.now,
     )
     return answer(code=code)
+
+
+LOGOUT_FIELD = "logout"  # the logout confirmation page's button
+LOGOUT_TITLE = N_("Sign out")
+
+_LOGOUT_ROUTE = {
+    "summary": "End-session endpoint (OpenID Connect RP-Initiated Logout 1.0)",
+    "response_class": Response,
+    "responses": {
+        200: {"description": "The confirmation page: the request did not name the signed-in user"},
+        303: {"description": "To the registered post_logout_redirect_uri (with state), or /signed-out"},
+        400: {
+            "description": "An error page, never a redirect: a forged or foreign id_token_hint, or a "
+            "post_logout_redirect_uri that the client did not register exactly",
+            "content": {"text/html": {}},
+        },
+    },
+}
+
+
+def _confirm_logout(page: WebPages, wanted: logout.LogoutRequest, email: str) -> Response:
+    """The sign-out button of `/signout`, its form carrying where to go afterwards. Chromium applies the
+    CSP's form-action to the redirects that follow the form's POST, so the registered return address's
+    origin is allowed too (it was checked before the page is shown)."""
+    response = page.render(
+        "pages/logout.html",
+        title=LOGOUT_TITLE,
+        email=email,
+        action=END_SESSION_PATH,
+        fields=wanted.form_fields(),
+    )
+    origin = signin_return.origin_of(wanted.redirect_uri) if wanted.redirect_uri else None
+    if origin is not None:
+        policy = response.headers["Content-Security-Policy"]
+        response.headers["Content-Security-Policy"] = policy.replace(
+            "form-action 'self'", f"form-action 'self' {origin}"
+        )
+    return response
+
+
+@router.get(END_SESSION_PATH, name="end_session", **_LOGOUT_ROUTE)  # type: ignore[arg-type]
+@router.post(END_SESSION_PATH, name="end_session_by_post", **_LOGOUT_ROUTE)  # type: ignore[arg-type]
+async def end_session(
+    request: Request,
+    page: WebPagesDep,
+    db: SessionDep,
+    settings: SettingsDep,
+    keyring: KeyRingDep,
+    ctx: ContextDep,
+) -> Response:
+    """Sign the browser out for a client app. With an `id_token_hint` naming the signed-in user the
+    session ends at once; otherwise a GET from any site must not sign anyone out, so the user confirms
+    on a page first (its CSRF-checked POST ends the session). Either way the browser then goes to the
+    client's registered `post_logout_redirect_uri` with `state`, or to the signed-out page."""
+    params = await _parameters(request)
+    confirming = request.method == "POST" and LOGOUT_FIELD in params
+    if request.method == "POST" and not confirming:
+        # A client's cross-site form POST (§2 allows it) does not carry the SameSite=Lax SSO cookie; the
+        # same request as a top-level GET does. Only the parameters the endpoint reads travel on.
+        known = {name: params[name] for name in logout.PARAMETERS if params.get(name)}
+        return page.redirect(f"{END_SESSION_PATH}?{urlencode(known)}")
+    if confirming:
+        try:
+            page.check_csrf(params.get("csrf_token"))
+        except PyauthError as error:
+            return page.error(error)
+        params.pop("id_token_hint", None)  # the form carries none; the user's click stands for it
+    try:
+        wanted = await logout.checked_request(db, keyring, params, issuer=settings.issuer)
+    except PyauthError as error:
+        return page.error(error)
+    token = cookies.read(request, cookies.SSO_NAME, settings)
+    current = await web_service.current(db, token, settings=settings, ctx=ctx)
+    if current is not None and not confirming and not wanted.names(current[1]):
+        return _confirm_logout(page, wanted, current[1].email)
+    if current is not None:
+        # The browser session ends with the client's sessions issued through it (`app.oidc.logout`).
+        browser_session = current[0]
+        ended = 0
+        for session_id in await logout.client_sessions_of_sign_in(
+            db,
+            wanted.client,
+            user_id=browser_session.user_id,
+            auth_time=browser_session.auth_time,
+            since=browser_session.created_at,
+        ):
+            ended += await end_sessions(
+                db,
+                SessionEndReason.RP_INITIATED_LOGOUT,
+                user_id=browser_session.user_id,
+                session_id=session_id,
+                ctx=ctx,
+            )
+        details = logout.audit_details(wanted.client, ended)
+        await web_service.sign_out(db, browser_session, ctx=ctx, details=details)
+        page.renew_csrf()
+    response = page.redirect(wanted.target)
+    if token is not None:
+        cookies.clear(response, cookies.SSO_NAME, settings)
+    return response
 
 
 grants_router = APIRouter(prefix="/users/me/grants", tags=["users"])

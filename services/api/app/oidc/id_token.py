@@ -8,23 +8,34 @@ grant (`app.oidc.claims`, as UserInfo answers them).
 The code grant issues one with the code's `nonce`; a refresh whose access token carries `openid` issues one
 too (OpenID Connect Core §12.2): the same `iss`, `sub`, `aud`, `azp` and `auth_time` (the original sign-in),
 a new `iat`, and no `nonce` (the nonce belongs to the authentication request, which a refresh is not).
+
+An ID token comes back as an `id_token_hint` (to the authorization endpoint and to the end-session
+endpoint): `verified_hint` checks it was one of this server's and says whom and which client it names.
 """
 
 import base64
 import hashlib
+import logging
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
 import jwt
+from jwt.types import Options
 
+from app.core.errors import PyauthError
 from app.keys.keyring import KeyRing
+from app.keys.tokens import FORBIDDEN_HEADERS, MAX_HEADER_LENGTH, MAX_TOKEN_LENGTH
 from app.oidc.claims import scope_claims
 from app.users.models import User
 
+log = logging.getLogger("pyauth.oidc")
+
 # Long enough for a client to validate it on arrival; it is not a session (the refresh token is).
 ID_TOKEN_TTL: Final = timedelta(minutes=5)
+MAX_KID_LENGTH: Final = 64
 
 
 def at_hash(access_token: str) -> str:
@@ -65,3 +76,65 @@ def issue_id_token(
     return jwt.encode(
         claims, key.private_key, algorithm=key.algorithm, headers={"kid": key.kid, "typ": "JWT"}
     )
+
+
+class InvalidIdTokenHint(PyauthError):
+    """An `id_token_hint` that is not an ID token this server signed: shown as an error page."""
+
+    status_code = 400
+    code = "invalid_request"
+    message = "The id_token_hint is not an ID token issued by this server."
+
+
+@dataclass(frozen=True, slots=True)
+class IdTokenHint:
+    """Who an `id_token_hint` names: the user (`sub`) and the client it was issued to (`aud`)."""
+
+    subject: str
+    client_id: str
+
+
+async def verified_hint(keyring: KeyRing, token: str, *, issuer: str) -> IdTokenHint:
+    """The subject and client of an `id_token_hint` (OpenID Connect Core §3.1.2.1, RP-Initiated Logout
+    §2): signed by one of the published keys, with the algorithm pinned to that key (RFC 8725), issued
+    by this server, and an ID token (`typ: JWT`, not an access token's `at+jwt`). It may have expired: a
+    hint says who the user was, it grants nothing, and the specifications allow an expired one. Its age
+    is still bounded, by the key ring: a key retired long ago is no longer published, and its tokens
+    no longer verify. `InvalidIdTokenHint` otherwise."""
+    try:
+        return await _verified_hint(keyring, token, issuer=issuer)
+    except (jwt.PyJWTError, ValueError, TypeError, OverflowError, RecursionError, KeyError) as exc:
+        # Whatever a hostile token makes the parser raise is a refusal, never a 500.
+        log.debug("id_token_hint refused: %s", type(exc).__name__)
+    raise InvalidIdTokenHint()
+
+
+async def _verified_hint(keyring: KeyRing, token: str, *, issuer: str) -> IdTokenHint:
+    if not token or len(token) > MAX_TOKEN_LENGTH or len(token.split(".", 1)[0]) > MAX_HEADER_LENGTH:
+        raise ValueError("size")
+    header = jwt.get_unverified_header(token)
+    typ, kid = header.get("typ"), header.get("kid")
+    if FORBIDDEN_HEADERS & header.keys() or not isinstance(typ, str) or typ.upper() != "JWT":
+        raise ValueError("header")
+    if not isinstance(kid, str) or not 0 < len(kid) <= MAX_KID_LENGTH:
+        raise ValueError("kid")
+    await keyring.maybe_refresh()
+    if not await keyring.refresh_for_unknown_kid(kid):
+        raise KeyError("kid")
+    key = keyring.key_for(kid)
+    if key is None or header.get("alg") != key.algorithm:
+        raise ValueError("alg")
+    options: Options = {
+        "verify_exp": False,  # an expired ID token is still a hint (RP-Initiated Logout §2)
+        "verify_nbf": False,
+        "verify_iat": False,
+        "verify_aud": False,  # the audience is the client, compared by the caller
+        "require": ["iss", "sub", "aud", "iat"],
+    }
+    claims = jwt.decode(token, key.public_key, algorithms=[key.algorithm], issuer=issuer, options=options)
+    subject, audience = claims["sub"], claims["aud"]
+    if isinstance(audience, list) and len(audience) == 1:
+        audience = audience[0]
+    if not isinstance(subject, str) or not subject or not isinstance(audience, str) or not audience:
+        raise ValueError("sub or aud")
+    return IdTokenHint(subject=subject, client_id=audience)

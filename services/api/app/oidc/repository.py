@@ -72,3 +72,20 @@ async def delete_grant(db: AsyncSession, user_id: uuid.UUID, client_id: str) -> 
         .returning(AppGrant.client_id)
     )
     return result.first() is not None
+
+
+async def sessions_from_sign_in(
+    db: AsyncSession, *, user_id: uuid.UUID, client_id: str, auth_time: datetime, since: datetime
+) -> list[uuid.UUID]:
+    """The sessions that the codes of one sign-in started for the client: codes carry the browser
+    session's `auth_time`, and were issued once it began (`since`)."""
+    rows = await db.scalars(
+        select(AuthorizationCode.session_id).where(
+            AuthorizationCode.user_id == user_id,
+            AuthorizationCode.client_id == client_id,
+            AuthorizationCode.auth_time == auth_time,
+            AuthorizationCode.created_at >= since,
+            AuthorizationCode.session_id.is_not(None),
+        )
+    )
+    return [session_id for session_id in dict.fromkeys(rows) if session_id is not None]

@@ -29,6 +29,11 @@ async def client_origin(db: AsyncSession, return_to: str) -> str | None:
         _, redirect_uri = await checked_client(db, dict(parse_qsl(parts.query)))
     except AuthorizeRefused:
         return None
-    redirect = urlsplit(redirect_uri)
-    origin = f"{redirect.scheme}://{redirect.netloc}"
+    return origin_of(redirect_uri)
+
+
+def origin_of(uri: str) -> str | None:
+    """scheme://host[:port] of a registered URI, when it is safe to name in a CSP directive."""
+    parts = urlsplit(uri)
+    origin = f"{parts.scheme}://{parts.netloc}"
     return origin if _ORIGIN.fullmatch(origin) else None

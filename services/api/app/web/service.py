@@ -6,6 +6,7 @@ API calls them; only the sign-in and sign-out are the pages' own.
 """
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -90,12 +91,22 @@ async def current(
     return browser_session, user
 
 
-async def sign_out(db: AsyncSession, browser_session: BrowserSession, *, ctx: RequestContext) -> None:
-    if await browser_sessions.end(db, browser_session, reason=browser_sessions.SIGNED_OUT, now=ctx.now):
-        await record(
-            db,
-            AuditEvent.LOGOUT,
-            ctx=ctx,
-            user_id=browser_session.user_id,
-            details={"browser_session": str(browser_session.id)},
-        )
+async def sign_out(
+    db: AsyncSession,
+    browser_session: BrowserSession,
+    *,
+    ctx: RequestContext,
+    details: Mapping[str, object] | None = None,
+) -> bool:
+    """End the browser session and audit it; `details` adds to the audit event's (the RP-initiated
+    logout's client). False when it had ended already."""
+    if not await browser_sessions.end(db, browser_session, reason=browser_sessions.SIGNED_OUT, now=ctx.now):
+        return False
+    await record(
+        db,
+        AuditEvent.LOGOUT,
+        ctx=ctx,
+        user_id=browser_session.user_id,
+        details={"browser_session": str(browser_session.id), **(details or {})},
+    )
+    return True

@@ -92,6 +92,8 @@ async def test_openid_configuration(client: httpx.AsyncClient, settings: Setting
         "introspection_endpoint": f"{issuer}/oauth2/introspect",
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "userinfo_endpoint": f"{issuer}/oauth2/userinfo",
+        # issue 11: RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0 §2.1)
+        "end_session_endpoint": f"{issuer}/oauth2/logout",
         "grant_types_supported": ["authorization_code", "password", "refresh_token", "client_credentials"],
         "subject_types_supported": ["public"],
         "scopes_supported": ["openid", "profile", "email"],
