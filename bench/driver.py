@@ -9,6 +9,11 @@ Each ceiling is measured right before the scenarios it bounds, so that both see 
 state. Settings come from the environment (bench/run.sh and compose.bench.yaml set them): the URLs,
 BENCH_* durations and concurrency, and BENCH_API_SETTINGS (what the running API is configured with).
 
+One scenario is not HTTP: token verification in a resource server (`verify`). The `bench-verify`
+container (bench/ceilings/verification.py) runs pyauth-resource against the stack's issuer, pinned to one
+core, on an access token the driver signs in for, next to PyJWT alone with the same key (its ceiling), and
+counts the library's HTTP requests to pyauth during the measured loop (the gate wants none).
+
 Around each measured run it reads the API's `pyauth_worker_requests_total` from /metrics (the internal
 metrics port first, the API port when that does not answer), so the report shows how many requests each
 worker process answered. Exit status: 1 when any run (scenario, mixed or ceiling) had errors or timeouts;
@@ -38,12 +43,14 @@ API_URL = os.environ.get("API_URL", "http://api:8000")
 CEILING_JSON_URL = os.environ.get("CEILING_JSON_URL", "http://bench-ceiling-json:8000")
 CEILING_SELECT_URL = os.environ.get("CEILING_SELECT_URL", "http://bench-ceiling-select:8000")
 CEILING_ARGON2_URL = os.environ.get("CEILING_ARGON2_URL", "http://bench-ceiling-argon2:8000")
+VERIFY_URL = os.environ.get("VERIFY_URL", "http://bench-verify:8000")
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "64"))
 THREADS = int(os.environ.get("BENCH_THREADS", str(os.cpu_count() or 2)))
 WARM_UP = int(os.environ.get("BENCH_WARMUP_SECONDS", "5"))
 DURATION = int(os.environ.get("BENCH_DURATION_SECONDS", "15"))
 TIMEOUT = int(os.environ.get("BENCH_TIMEOUT_SECONDS", "5"))
 ARGON2_SECONDS = int(os.environ.get("BENCH_ARGON2_SECONDS", "10"))
+VERIFY_SECONDS = int(os.environ.get("BENCH_VERIFY_SECONDS", "10"))
 MIXED_ME_CONNECTIONS = int(os.environ.get("BENCH_MIXED_ME_CONNECTIONS", "16"))
 # Where the API under test serves /metrics, in the order tried: its internal metrics port (METRICS_PORT,
 # 9000), then its public port (before /metrics moved, or with METRICS_PORT unset).
@@ -71,7 +78,11 @@ CEILING_NAMES = {
     "select": "one primary-key SELECT (raw asyncpg)",
     "argon2_verify": "argon2id verify",
     "argon2_hash": "argon2id hash",
+    "pyjwt_verify": "PyJWT decode alone, one core",
 }
+# The library's verifications per core-second over PyJWT's alone, on the same token, key and core: what
+# its own checks (header, `typ`, key lookup, times, typed claims) may cost.
+VERIFY_TARGET = 0.75
 MAX_P99_OVER_P50 = 5.0
 TIMES = "\N{MULTIPLICATION SIGN}"
 MIXED_MAX_P99_OVER_P50 = 10.0
@@ -87,7 +98,14 @@ def say(message: str) -> None:
 _setup_addresses = itertools.count(1)
 
 
-def http(method: str, url: str, *, json_body: Any = None, form: dict[str, str] | None = None) -> Any:
+def http(
+    method: str,
+    url: str,
+    *,
+    json_body: Any = None,
+    form: dict[str, str] | None = None,
+    timeout: float = 30,
+) -> Any:
     """One setup request, from a client address of its own (see wrk/common.lua), in 198.19.0.0/16."""
     n = next(_setup_addresses) % 65536
     data, headers = None, {"X-Forwarded-For": f"198.19.{n // 256}.{n % 256}"}
@@ -98,7 +116,7 @@ def http(method: str, url: str, *, json_body: Any = None, form: dict[str, str] |
         data = urllib.parse.urlencode(form).encode()
         headers["Content-Type"] = "application/x-www-form-urlencoded"
     request = urllib.request.Request(url, data=data, headers=headers, method=method)  # noqa: S310
-    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - URLs from our config
+    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - URLs from our config
         return json.loads(response.read() or b"null")
 
 
@@ -414,12 +432,24 @@ def show_workers(per_worker: dict[str, int]) -> str:
 def gate_failures(report: dict[str, Any]) -> list[str]:
     """What fails `make bench`: any measured run, of a scenario, the mixed one or a ceiling, with errors
     or timeouts, or with no expected answer at all (wrk counts a timeout when an answer comes later than
-    it: a run whose every request outlasts the run shows neither). The ratio, tail and mixed targets are a
-    report only: they depend on the machine."""
+    it: a run whose every request outlasts the run shows neither); and a `verify` run that could not be
+    measured or whose library sent any HTTP request to pyauth during its measured loop. The ratio, tail
+    and mixed targets are a report only: they depend on the machine."""
     runs = [(f"scenario {name}", row) for name, row in report["scenarios"].items()]
     runs += [(f"mixed {part}", report["mixed"][part]) for part in ("login", "me")]
     runs += [(f"ceiling {name}", row) for name, row in report["ceilings"].items() if "errors" in row]
     failures = []
+    verify = report.get("verify")
+    if verify is not None:
+        if "error" in verify:
+            failures.append(f"verify: no measurement ({verify['error']})")
+        elif verify["fetches_during_loop"]:
+            failures.append(
+                f"verify: {verify['fetches_during_loop']} HTTP requests to pyauth during the measured loop "
+                "(none expected once the keys are cached)"
+            )
+        elif not verify["library"]["verifications"]:
+            failures.append("verify: no verification in the measured loop")
     for label, row in runs:
         if row["errors"] or row["timeouts"]:
             kinds = ", ".join(f"{kind} x{n}" for kind, n in row["errors_by_kind"].items())
@@ -481,6 +511,7 @@ def markdown(report: dict[str, Any]) -> str:
         f"Targets: the ratio, zero errors and zero timeouts, and p99 ≤ {MAX_P99_OVER_P50:g} {TIMES} p50. "
         "Errors are answers with another status than the scenario's (200; 201 for `register`) and "
         "socket errors.",
+        *(verification_markdown(report["verify"]) if "verify" in report else []),
         "",
         "## Ceilings (same run, same cores)",
         "",
@@ -601,6 +632,17 @@ def console_table(report: dict[str, Any]) -> str:
             f"{('>= ' + format(target, '.2f')) if target is not None else '-':>8}  "
             f"{'yes' if row['meets_all'] else 'NO'}"
         )
+    verify = report.get("verify")
+    if verify is not None and "error" not in verify:
+        lines.append(
+            f"{'verify':<10}{verify['verifications_per_core_second']:>10,.1f} per core-second "
+            f"(pyauth-resource, one core)  ceiling {CEILING_NAMES['pyjwt_verify']} "
+            f"{verify['ceiling_per_core_second']:,.1f}  ratio {verify['ratio']:.2f} "
+            f"(>= {verify['target_ratio']:.2f}: {'yes' if verify['meets_ratio'] else 'NO'})  "
+            f"HTTP requests during the loop {verify['fetches_during_loop']}"
+        )
+    elif verify is not None:
+        lines.append(f"verify    no measurement: {verify['error']}")
     mixed = report["mixed"]
     me, login = mixed["me"], mixed["login"]
     lines += [
@@ -690,6 +732,86 @@ def measure_argon2(operation: str) -> dict[str, Any]:
     return result
 
 
+# --- token verification in a resource server -------------------------------------------------------
+
+
+def measure_verification(email: str) -> dict[str, Any]:
+    """The `verify` scenario: pyauth-resource in bench-verify, on one core, verifying a fresh access token
+    of `email` (signed in for right now, so it cannot expire during the run), next to PyJWT alone. What
+    bench/ceilings/verification.py answers, or `{"error": …}` when it could not measure."""
+    form = {"grant_type": "password", "username": email, "password": PASSWORD}
+    token = http("POST", f"{API_URL}/auth/token", form=form)["access_token"]
+    body = {"token": token, "seconds": VERIFY_SECONDS}
+    try:
+        result: dict[str, Any] = http(
+            "POST", f"{VERIFY_URL}/measure", json_body=body, timeout=2 * VERIFY_SECONDS + 60
+        )
+    except urllib.error.HTTPError as error:
+        with error:
+            detail = error.read().decode(errors="replace")[:300]
+        say(f"  verify: no measurement: HTTP {error.code} {detail}")
+        return {"error": f"HTTP {error.code} {detail}"}
+    library, ceiling = result["library"], result["ceiling"]
+    say(
+        f"  verify (pyauth-resource) {library['per_core_second']:>9.1f} per core-second "
+        f"({library['microseconds_each']:.0f} us each)  "
+        f"ceiling: PyJWT alone {ceiling['per_core_second']:.1f}  "
+        f"ratio {result['ratio']:.2f}  HTTP requests during the loop {result['fetches_during_loop']}"
+    )
+    return result
+
+
+def verification_row(result: dict[str, Any]) -> dict[str, Any]:
+    """The `verify` row of the report: the library's verifications per core-second read against PyJWT's
+    alone (the ratio and its target), and whether the measured loop cost any HTTP request (it must not)."""
+    if "error" in result:
+        return {**result, "meets_ratio": False, "meets_fetches": False, "meets_all": False}
+    ratio = result["ratio"]
+    no_fetches = result["fetches_during_loop"] == 0
+    return {
+        **result,
+        "verifications_per_core_second": result["library"]["per_core_second"],
+        "ceiling_name": "pyjwt_verify",
+        "ceiling_per_core_second": result["ceiling"]["per_core_second"],
+        "target_ratio": VERIFY_TARGET,
+        "meets_ratio": ratio >= VERIFY_TARGET,
+        "meets_fetches": no_fetches,
+        "meets_all": no_fetches and ratio >= VERIFY_TARGET,
+    }
+
+
+def verification_markdown(verify: dict[str, Any]) -> list[str]:
+    lines = ["", "## Token verification in a resource server (`verify`)", ""]
+    if "error" in verify:
+        return [*lines, f"No measurement: {verify['error']}"]
+    library, ceiling = verify["library"], verify["ceiling"]
+    loaded = verify["fetches_to_load"]
+    lines += [
+        "pyauth-resource configured with the issuer URL only (it read discovery and the JWKS once, over HTTP "
+        f"from the API under test), verifying one real access token ({verify['algorithm']}, "
+        f"{verify['token_bytes']} bytes) in a loop, in one process pinned to core {verify['core']}; its "
+        "ceiling is PyJWT's `jwt.decode` alone with the same key and the same checks. The two alternate, "
+        f"{verify['rounds']} rounds each. Per core-second: verifications over the CPU time the loop's thread "
+        "got (on an idle machine, the same as per second).",
+        "",
+        "| run | per core-second | µs each | per second | share of the core | HTTP requests to pyauth "
+        "during the loop |",
+        "|---|--:|--:|--:|--:|--:|",
+        f"| pyauth-resource `verify` | {library['per_core_second']:,.1f} "
+        f"| {library['microseconds_each']:.1f} "
+        f"| {library['per_second']:,.1f} | {library['core_share']:.2f} | {verify['fetches_during_loop']} "
+        f"({loaded['discovery']} + {loaded['jwks']} to load discovery and the JWKS) |",
+        f"| ceiling: {CEILING_NAMES['pyjwt_verify']} | {ceiling['per_core_second']:,.1f} "
+        f"| {ceiling['microseconds_each']:.1f} | {ceiling['per_second']:,.1f} | {ceiling['core_share']:.2f} "
+        "| — |",
+        "",
+        f"Ratio {verify['ratio']:.2f} (target ≥ {verify['target_ratio']:.2f}: "
+        f"{mark(verify['meets_ratio'])}); "
+        f"no HTTP request once the keys are cached: {mark(verify['meets_fetches'])} (the gate).",
+    ]
+    return lines
+
+
 def publish(report: dict[str, Any], work: Path) -> int:
     """Write the results, print the table, and judge the gate (`verdict`)."""
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -709,6 +831,7 @@ def verdict(report: dict[str, Any]) -> int:
     """Say which targets are missed (a report) and which runs had errors or timeouts (the gate): the exit
     status of `make bench`, 1 when any run had errors or timeouts."""
     met = all(row["meets_all"] for row in report["scenarios"].values()) and report["mixed"]["meets_target"]
+    met = met and report.get("verify", {}).get("meets_all", True)
     if not met:
         say("bench: some targets are not met (see the table); targets are a report, not a gate")
     if report["gate_failures"]:
@@ -732,6 +855,7 @@ def main() -> int:
     wait_until_answering(CEILING_JSON_URL, any_status=True)
     wait_until_answering(f"{CEILING_SELECT_URL}/users/x", any_status=True)
     wait_until_answering(CEILING_ARGON2_URL, any_status=True)
+    wait_until_answering(VERIFY_URL, any_status=True)
 
     say(f"bench: creating {CONNECTIONS} accounts and their sessions through the API (run {run_id})")
     fixtures = make_fixtures(run_id)
@@ -750,6 +874,8 @@ def main() -> int:
     ceiling_runs: dict[str, Run] = {}
     ceiling_runs["json"] = measure(wrk, "ceiling: constant JSON", "get.lua", f"{CEILING_JSON_URL}/", **c)
     runs["jwks"] = measure(wrk, "jwks", "get.lua", f"{API_URL}/.well-known/jwks.json", **api)
+    say(f"bench: verify, pyauth-resource on one core, {VERIFY_SECONDS} s each with its ceiling")
+    verification = measure_verification(fixtures.emails[0])
     ceiling_runs["select"] = measure(
         wrk,
         "ceiling: asyncpg SELECT",
@@ -817,7 +943,20 @@ def main() -> int:
             },
             "argon2_verify": {**verify, "how": threads_how},
             "argon2_hash": {**hashing, "how": threads_how},
+            **(
+                {
+                    "pyjwt_verify": {
+                        **verification["ceiling"],
+                        "per_second": verification["ceiling"]["per_core_second"],
+                        "how": f"`jwt.decode` ({verification['algorithm']}, the library's token, key and "
+                        "checks) in one process pinned to one core, per core-second, no HTTP",
+                    }
+                }
+                if "error" not in verification
+                else {}
+            ),
         },
+        "verify": verification_row(verification),
         "mixed": {
             "login": mixed_runs["login"].as_dict(),
             "me": mixed_runs["me"].as_dict(),

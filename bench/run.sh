@@ -4,7 +4,8 @@
 #  1. starts the API under test (bench-api: the api service, plus a trusted proxy for the load generator's
 #     client addresses) and the ceilings, all from the api service's image and settings: the
 #     constant-JSON and raw-asyncpg apps on the API's server options, the argon2id meter on as many
-#     threads as the API hashes on (compose.bench.yaml);
+#     threads as the API hashes on, and the token-verification meter (pyauth-resource and PyJWT alone,
+#     one core) (compose.bench.yaml);
 #  2. runs bench/driver.py in the load-generator container, inside the compose network: it creates its
 #     accounts through the API, measures each ceiling right before the scenarios it bounds, runs every
 #     scenario with wrk, and writes bench/results/;
@@ -52,7 +53,7 @@ if [ -z "$api" ] || [ "$(docker inspect --format '{{.State.Health.Status}}' "$ap
 fi
 log "benchmarking compose project $project (images ${PYAUTH_TAG:-latest})"
 
-services=(bench-api bench-ceiling-json bench-ceiling-select bench-ceiling-argon2)
+services=(bench-api bench-ceiling-json bench-ceiling-select bench-ceiling-argon2 bench-verify)
 cleanup() {
   log "stopping the bench services and deleting the bench's data"
   compose rm --stop --force "${services[@]}" >/dev/null 2>&1 || true

@@ -84,6 +84,69 @@ def test_missed_targets_alone_do_not_fail_the_bench() -> None:
     assert driver.verdict(clean) == 0
 
 
+def verification(*, fetches: int = 0, ratio: float = 0.1) -> dict[str, Any]:
+    """What bench-verify answers (bench/ceilings/verification.py), with `fetches` HTTP requests to pyauth
+    during the measured loop."""
+    side = {
+        "verifications": 1000,
+        "seconds": 1.0,
+        "cpu_seconds": 1.0,
+        "per_core_second": 1000.0,
+        "per_second": 1000.0,
+        "microseconds_each": 1000.0,
+        "core_share": 1.0,
+    }
+    return {
+        "core": 1,
+        "rounds": 5,
+        "algorithm": "ES256",
+        "token_bytes": 600,
+        "client_id": "pyauth",
+        "library": {**side, "per_core_second": 1000.0 * ratio},
+        "ceiling": side,
+        "ratio": ratio,
+        "fetches_to_load": {"discovery": 1, "jwks": 1},
+        "fetches_during_loop": fetches,
+    }
+
+
+def with_verify(result: dict[str, Any]) -> dict[str, Any]:
+    clean = report()
+    clean["verify"] = driver.verification_row(result)
+    clean["gate_failures"] = driver.gate_failures(clean)
+    return clean
+
+
+def test_a_verification_loop_that_sent_http_requests_fails_the_bench() -> None:
+    """pyauth-resource must verify without a network call once its keys are cached."""
+    failed = with_verify(verification(fetches=3))
+
+    assert failed["gate_failures"] == [
+        "verify: 3 HTTP requests to pyauth during the measured loop (none expected once the keys are cached)"
+    ]
+    assert driver.verdict(failed) == 1
+
+
+def test_a_verification_that_could_not_be_measured_fails_the_bench() -> None:
+    failed = with_verify({"error": "HTTP 422 InvalidToken"})
+
+    assert failed["gate_failures"] == ["verify: no measurement (HTTP 422 InvalidToken)"]
+    assert driver.verdict(failed) == 1
+    assert "No measurement" in "\n".join(driver.verification_markdown(failed["verify"]))
+
+
+def test_a_missed_verification_ratio_alone_does_not_fail_the_bench() -> None:
+    clean = with_verify(verification(ratio=0.1))
+
+    assert clean["verify"]["meets_ratio"] is False
+    assert clean["verify"]["meets_fetches"] is True
+    assert clean["gate_failures"] == []
+    assert driver.verdict(clean) == 0
+    section = "\n".join(driver.verification_markdown(clean["verify"]))
+    assert "| pyauth-resource `verify` | 100.0 |" in section
+    assert "Ratio 0.10 (target ≥ 0.75: **no**)" in section
+
+
 class Exposition(BaseHTTPRequestHandler):
     body = (
         b"# TYPE pyauth_worker_requests_total counter\n"

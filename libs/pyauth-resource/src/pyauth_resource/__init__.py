@@ -17,6 +17,7 @@ from pyauth_resource.errors import (
     ResourceError,
     VerifierUnavailable,
 )
+from pyauth_resource.fetches import Fetches
 from pyauth_resource.introspection import Introspection
 from pyauth_resource.verifier import AccessTokenVerifier, authorization_values, bearer_token
 
@@ -24,6 +25,7 @@ __all__ = [
     "AccessTokenClaims",
     "AccessTokenVerifier",
     "BearerError",
+    "Fetches",
     "InsufficientScope",
     "InsufficientUserAuthentication",
     "Introspection",

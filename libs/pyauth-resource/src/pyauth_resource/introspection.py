@@ -19,6 +19,7 @@ from urllib.parse import quote_plus
 import httpx
 
 from pyauth_resource.errors import InvalidToken, VerifierUnavailable
+from pyauth_resource.fetches import FetchCounter
 from pyauth_resource.keys import MAX_DOCUMENT_BYTES
 
 log = logging.getLogger("pyauth_resource")
@@ -58,8 +59,10 @@ class IntrospectionClient:
         http: httpx.AsyncClient,
         endpoint: Callable[[], Awaitable[str | None]],
         clock: Callable[[], float],
+        fetches: FetchCounter | None = None,
     ) -> None:
         self._options = options
+        self._fetches = fetches or FetchCounter()
         self._http = http
         self._endpoint = endpoint
         self._clock = clock
@@ -134,6 +137,7 @@ class IntrospectionClient:
             headers["Authorization"] = "Basic " + base64.b64encode(credentials.encode()).decode("ascii")
         else:
             form |= {"client_id": self._options.client_id, "client_secret": self._options.client_secret}
+        self._fetches.add("introspection")
         try:
             response = await self._http.post(endpoint, data=form, headers=headers)
         except httpx.HTTPError as exc:

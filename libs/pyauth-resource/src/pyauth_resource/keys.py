@@ -20,6 +20,7 @@ import httpx
 import jwt
 
 from pyauth_resource.errors import VerifierUnavailable
+from pyauth_resource.fetches import FetchCounter
 
 log = logging.getLogger("pyauth_resource")
 
@@ -72,8 +73,12 @@ class VerificationKey:
     key: Any
 
 
-async def _get_json(http: httpx.AsyncClient, url: str, what: str) -> Mapping[str, Any]:
+async def _get_json(
+    http: httpx.AsyncClient, url: str, what: str, counted: Callable[[], None]
+) -> Mapping[str, Any]:
+    """GET a JSON object; `counted` is called for every request sent (each attempt)."""
     for attempt in (1, 2):
+        counted()
         try:
             response = await http.get(url, headers={"Accept": "application/json"})
             break
@@ -167,8 +172,10 @@ class KeySet:
         refresh_interval: float,
         max_age: float,
         allow_insecure_http: bool,
+        fetches: FetchCounter | None = None,
     ) -> None:
         self._issuer = issuer
+        self._fetches = fetches or FetchCounter()
         self._http = http
         self._algorithms = frozenset(algorithms)
         self._clock = clock
@@ -233,14 +240,21 @@ class KeySet:
             self._keys, self._fetched_at, self._attempt_succeeded = keys, now, True
 
     async def _fetch_metadata(self) -> ProviderMetadata:
-        document = await _get_json(self._http, self._issuer + DISCOVERY_PATH, "the discovery document")
+        document = await _get_json(
+            self._http,
+            self._issuer + DISCOVERY_PATH,
+            "the discovery document",
+            lambda: self._fetches.add("discovery"),
+        )
         return parse_metadata(document, self._issuer, allow_insecure_http=self._allow_insecure_http)
 
     async def _fetch_keys(self) -> dict[str, VerificationKey]:
         if self._metadata is None:
             self._metadata = await self._fetch_metadata()
         try:
-            document = await _get_json(self._http, self._metadata.jwks_uri, "the JWKS")
+            document = await _get_json(
+                self._http, self._metadata.jwks_uri, "the JWKS", lambda: self._fetches.add("jwks")
+            )
         except VerifierUnavailable:
             self._metadata = None  # the JWKS may have moved: read discovery again next time
             raise

@@ -21,6 +21,7 @@ import jwt
 
 from pyauth_resource.claims import AccessTokenClaims, MalformedClaim, Requirement, claims_from_payload
 from pyauth_resource.errors import InvalidRequest, InvalidToken, MissingToken
+from pyauth_resource.fetches import FetchCounter, Fetches
 from pyauth_resource.introspection import Introspection, IntrospectionClient
 from pyauth_resource.keys import SUPPORTED_ALGORITHMS, KeySet, check_url
 
@@ -110,6 +111,7 @@ class AccessTokenVerifier:
         self._clock = clock
         self._owns_http = http_client is None
         self._http = http_client or httpx.AsyncClient(timeout=timeout, follow_redirects=False)
+        self._fetches = FetchCounter()
         self.keys = KeySet(
             issuer,
             self._http,
@@ -118,14 +120,21 @@ class AccessTokenVerifier:
             refresh_interval=jwks_refresh_interval,
             max_age=jwks_max_age,
             allow_insecure_http=allow_insecure_http,
+            fetches=self._fetches,
         )
         self._introspection = (
-            IntrospectionClient(introspection, self._http, self._introspection_endpoint, clock)
+            IntrospectionClient(introspection, self._http, self._introspection_endpoint, clock, self._fetches)
             if introspection is not None
             else None
         )
         if introspection is not None and introspection.endpoint is not None:
             check_url(introspection.endpoint, allow_insecure_http=allow_insecure_http)
+
+    @property
+    def fetches(self) -> Fetches:
+        """The HTTP requests this verifier has sent to pyauth so far (discovery, JWKS, introspection).
+        Verifying with cached keys sends none: `verifier.fetches - before` around a loop shows it."""
+        return self._fetches.snapshot()
 
     async def aclose(self) -> None:
         if self._owns_http:

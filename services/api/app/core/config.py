@@ -322,6 +322,15 @@ class Settings(BaseSettings):
     RETENTION_ACCOUNT_TOKENS_SECONDS: int = Field(
         7 * 86400, ge=0, description="Verification, reset and email-change tokens, after they expire."
     )
+    RETENTION_AUTHORIZATION_CODES_SECONDS: int = Field(
+        86400,
+        ge=0,
+        description="Authorization codes, after they expire; a used one also outlives the session its "
+        "exchange started (a replay must still end it, RFC 6749 §4.1.2).",
+    )
+    RETENTION_CLIENT_SECRETS_SECONDS: int = Field(
+        7 * 86400, ge=0, description="Client secrets, after their rotation overlap ends."
+    )
     RETENTION_LOGIN_THROTTLES_SECONDS: int = Field(
         86400, ge=0, description="Failure counters, after the last failure; never while they delay or lock."
     )

@@ -69,6 +69,33 @@ async def delete_expired_account_tokens(db: AsyncSession, *, cutoff: datetime, b
     )
 
 
+async def delete_spent_authorization_codes(db: AsyncSession, *, cutoff: datetime, batch: int) -> int:
+    """Authorization codes that expired before `cutoff` and can end nothing any more: unused ones, and used
+    ones whose session is gone (deleting a session sets their `session_id` to NULL). A used code whose
+    session still exists is kept however old it is: a replay of it must still end that session
+    (RFC 6749 §4.1.2), and the session's own retention decides when it goes."""
+    return await _delete(
+        db,
+        "DELETE FROM authorization_codes WHERE ctid = ANY(ARRAY("
+        " SELECT ctid FROM authorization_codes"
+        " WHERE expires_at < :cutoff AND (used_at IS NULL OR session_id IS NULL) LIMIT :batch))",
+        cutoff=cutoff,
+        batch=batch,
+    )
+
+
+async def delete_ended_client_secrets(db: AsyncSession, *, cutoff: datetime, batch: int) -> int:
+    """Client secrets whose rotation overlap ended before `cutoff`: the token endpoint no longer accepts
+    them. A client's current secret (no `expires_at`) is never touched."""
+    return await _delete(
+        db,
+        "DELETE FROM oauth_client_secrets WHERE ctid = ANY(ARRAY("
+        " SELECT ctid FROM oauth_client_secrets WHERE expires_at < :cutoff LIMIT :batch))",
+        cutoff=cutoff,
+        batch=batch,
+    )
+
+
 async def delete_stale_login_throttles(
     db: AsyncSession, *, cutoff: datetime, max_failures: int, batch: int
 ) -> int:

@@ -2,6 +2,10 @@
 
 - sessions and their refresh tokens: revoked, expired or idle for RETENTION_SESSIONS_SECONDS;
 - account tokens: expired for RETENTION_ACCOUNT_TOKENS_SECONDS;
+- authorization codes: expired for RETENTION_AUTHORIZATION_CODES_SECONDS, unless used and their session
+  still exists (a replay must end it: RFC 6749 §4.1.2); sessions are pruned first, so a code goes in
+  the pass that deletes its session;
+- client secrets: their rotation overlap over for RETENTION_CLIENT_SECRETS_SECONDS;
 - login failure counters: no failure for RETENTION_LOGIN_THROTTLES_SECONDS (and at least the longest
   login delay); never one at LOGIN_MAX_FAILURES, a lock that only a reset lifts;
 - device tokens of known devices: once expired (DEVICE_TOKEN_TTL_SECONDS);
@@ -47,6 +51,8 @@ def login_throttle_cutoff(settings: Settings, now: datetime) -> datetime:
 def _batches(settings: Settings, now: datetime) -> dict[str, Batch]:
     """One batch delete per kind that is deleted by a condition alone (sessions are done apart)."""
     tokens_cutoff = now - timedelta(seconds=settings.RETENTION_ACCOUNT_TOKENS_SECONDS)
+    codes_cutoff = now - timedelta(seconds=settings.RETENTION_AUTHORIZATION_CODES_SECONDS)
+    secrets_cutoff = now - timedelta(seconds=settings.RETENTION_CLIENT_SECRETS_SECONDS)
     throttles_cutoff = login_throttle_cutoff(settings, now)
     windows_cutoff = now - RATE_LIMIT_WINDOW_RETENTION
     mail_cutoff = now - timedelta(seconds=settings.RETENTION_MAIL_SECONDS)
@@ -55,6 +61,12 @@ def _batches(settings: Settings, now: datetime) -> dict[str, Batch]:
     return {
         "account_tokens": lambda db, n: repository.delete_expired_account_tokens(
             db, cutoff=tokens_cutoff, batch=n
+        ),
+        "authorization_codes": lambda db, n: repository.delete_spent_authorization_codes(
+            db, cutoff=codes_cutoff, batch=n
+        ),
+        "client_secrets": lambda db, n: repository.delete_ended_client_secrets(
+            db, cutoff=secrets_cutoff, batch=n
         ),
         "login_throttles": lambda db, n: repository.delete_stale_login_throttles(
             db, cutoff=throttles_cutoff, max_failures=settings.LOGIN_MAX_FAILURES, batch=n

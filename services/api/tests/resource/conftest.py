@@ -3,9 +3,11 @@
 `pyauth` is the real app (`create_app`, its lifespan, its key ring in the test database) served by uvicorn
 on a free loopback port, its issuer being that address: the library reads discovery and the JWKS from it
 over real HTTP, as a resource server would. Users are registered and signed in through its API. The
-library's HTTP client counts every request it sends, so tests can say how many fetches a verification cost.
+library's HTTP client counts every request it sends, and the server counts every request it answers, so
+tests can say how many fetches a verification cost from both ends.
 """
 
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -17,6 +19,7 @@ import pytest
 from pyauth_resource import AccessTokenVerifier
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.core.clock import ManualClock
 from app.core.config import Settings
@@ -29,15 +32,31 @@ from tests.conftest import delete_live_accounts, make_settings, rows_set_aside
 from tests.servers import loopback_socket, serving, url_of
 
 
+class CountingServer:
+    """An ASGI app behind a count of the HTTP requests it was sent, by path: the server's side of "how many
+    fetches", whatever the client says."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.requests: Counter[str] = Counter()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            self.requests[scope["path"]] += 1
+        await self.app(scope, receive, send)
+
+
 @dataclass
 class Pyauth:
-    """The running pyauth: its URL (the issuer), settings, key ring and clock."""
+    """The running pyauth: its URL (the issuer), settings, key ring and clock, and the requests it was
+    sent, by path (`served`)."""
 
     issuer: str
     settings: Settings
     keyring: KeyRing
     clock: ManualClock
     engine: AsyncEngine
+    served: Counter[str] = field(default_factory=Counter)
 
     def http(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(base_url=self.issuer, timeout=10)
@@ -69,9 +88,11 @@ async def pyauth(engine: AsyncEngine, clock: ManualClock) -> AsyncIterator[Pyaut
     # The app commits its first signing key (and the rotations tests make): set the table's rows aside.
     async with rows_set_aside(engine, table):
         application = create_app(settings, clock=clock)
+        counted = CountingServer(application)
         try:
-            async with application.router.lifespan_context(application), serving(application, sock):
-                yield Pyauth(settings.issuer, settings, application.state.keyring, clock, engine)
+            async with application.router.lifespan_context(application), serving(counted, sock):
+                keyring = application.state.keyring
+                yield Pyauth(settings.issuer, settings, keyring, clock, engine, served=counted.requests)
         finally:
             await delete_live_accounts(engine)
 

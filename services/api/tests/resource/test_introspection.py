@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 from pyauth_resource import (
     AccessTokenClaims,
     AccessTokenVerifier,
+    Fetches,
     Introspection,
     InvalidToken,
     VerifierUnavailable,
@@ -150,6 +151,20 @@ async def test_rfc7662_concurrent_checks_of_one_token_share_one_request(
     results = await asyncio.gather(*(introspecting.verify(token, introspect=True) for _ in range(10)))
     assert len({result.sub for result in results}) == 1
     assert len(endpoint.received) == 1
+
+
+async def test_the_librarys_fetch_counter_counts_each_introspection_request_the_endpoint_received(
+    pyauth: Pyauth, introspecting: AccessTokenVerifier, endpoint: IntrospectionEndpoint, clock: ManualClock
+) -> None:
+    token = issued(pyauth)
+    await introspecting.verify(token, introspect=True)
+    await introspecting.verify(token, introspect=True)  # cached: no request
+    later(clock, 5)  # cache_ttl passed
+    await introspecting.verify(token, introspect=True)
+
+    assert len(endpoint.received) == 2
+    assert introspecting.fetches == Fetches(discovery=1, jwks=1, introspection=2)
+    assert pyauth.served.total() == 2  # discovery and the JWKS; introspection went to the test's endpoint
 
 
 async def test_rfc7662_a_forged_token_never_reaches_the_introspection_endpoint(

@@ -9,7 +9,7 @@ import secrets
 from typing import Any
 
 import pytest
-from pyauth_resource import AccessTokenVerifier, InvalidToken, VerifierUnavailable
+from pyauth_resource import AccessTokenVerifier, Fetches, InvalidToken, VerifierUnavailable
 
 from app.core.clock import ManualClock
 from tests.resource.conftest import (
@@ -78,6 +78,33 @@ async def test_verifying_a_token_costs_no_network_call_once_keys_are_cached(
     with requests.new_requests() as during:
         await asyncio.gather(*(verifier.verify(token) for token in others))
     assert during == [("GET", JWKS_PATH)]
+
+
+async def test_after_the_first_verification_no_request_reaches_pyauth_by_its_count_and_the_librarys(
+    pyauth: Pyauth, verifier: AccessTokenVerifier
+) -> None:
+    """Verification costs no network call once the keys are cached, counted at both ends: the requests
+    the loopback pyauth answered, and the library's own counter (`verifier.fetches`, which `make bench`
+    reads around its measured loop)."""
+    _, tokens = await pyauth.signed_in_user()
+    others = [issued(pyauth, scope="notes:read") for _ in range(20)]
+    assert verifier.fetches == Fetches()
+    served_before = pyauth.served.total()
+
+    await verifier.verify(tokens.access)
+
+    assert verifier.fetches == Fetches(discovery=1, jwks=1)
+    assert pyauth.served.total() - served_before == 2
+    assert (pyauth.served[DISCOVERY_PATH], pyauth.served[JWKS_PATH]) == (1, 1)
+    cached = verifier.fetches
+    served_cached = pyauth.served.total()
+    for token in [tokens.access] * 200 + others:
+        await verifier.verify(token)
+    await asyncio.gather(*(verifier.verify(token) for token in others * 5))
+
+    assert verifier.fetches - cached == Fetches()
+    assert verifier.fetches.total == 2
+    assert pyauth.served.total() == served_cached, "a verification reached pyauth"
 
 
 async def test_unknown_kid_after_a_real_key_rotation_refreshes_the_jwks_once(

@@ -11,22 +11,29 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.account.models import AccountToken, TokenPurpose
 from app.auth.models import AuthSession, RefreshToken
+from app.clients.models import BUILTIN_CLIENT_ID, ClientSecret
 from app.core.clock import ManualClock
 from app.core.opaque_tokens import digest
 from app.mail.models import OutboxMail
+from app.oidc.models import AuthorizationCode
 from app.ratelimit.models import LoginDevice, LoginThrottle, RateLimitHit
 from app.retention import repository
 from app.retention.service import prune
 from app.sso.models import BrowserSession
 from app.users.models import User
-from tests.auth.helpers import refresh_grant, signed_up, tokens_of, unique_email
+from tests.admin.helpers import admin_account
+from tests.auth.helpers import refresh_grant, register, signed_up, tokens_of, unique_email
+from tests.clients.helpers import basic, password_grant_as, refresh_grant_as, register_client
 from tests.conftest import make_settings
+from tests.oidc.helpers import authorized_code, code_flow_client, exchange, pkce_pair, signed_in_browser
 
 DAY = timedelta(days=1)
 SETTINGS = make_settings(
     SESSION_IDLE_TTL_SECONDS=7 * 86400,
     RETENTION_SESSIONS_SECONDS=7 * 86400,
     RETENTION_ACCOUNT_TOKENS_SECONDS=7 * 86400,
+    RETENTION_AUTHORIZATION_CODES_SECONDS=86400,
+    RETENTION_CLIENT_SECRETS_SECONDS=7 * 86400,
     RETENTION_LOGIN_THROTTLES_SECONDS=86400,
     RETENTION_MAIL_SECONDS=7 * 86400,
     LOGIN_DELAY_MAX_SECONDS=900,
@@ -371,3 +378,129 @@ async def test_dead_browser_sessions_are_pruned_after_the_retention_margin_and_l
         (await db_session.scalars(select(BrowserSession.id).where(BrowserSession.user_id == user))).all()
     )
     assert left == {ids["live"], ids["ended_recently"]}
+
+
+async def test_expired_authorization_codes_are_pruned_after_the_margin_unless_used_by_a_live_session(
+    clock: ManualClock, db_session: AsyncSession, test_sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """Unused codes go a margin after they expire; a used one is kept while the session its exchange
+    started exists (RFC 6749 §4.1.2: its replay must still end that session), and goes once it is gone."""
+    now = clock.now()
+    user = await a_user(db_session)
+    margin = timedelta(seconds=SETTINGS.RETENTION_AUTHORIZATION_CODES_SECONDS)
+    live_session = await a_session(db_session, user, created=now - DAY)
+    hour = timedelta(hours=1)
+    shapes: dict[str, dict[str, object]] = {
+        "live": {"expires_at": now + timedelta(seconds=60)},
+        "expired_recently": {"expires_at": now - margin + hour},
+        "expired_long_ago": {"expires_at": now - margin - hour},
+        "used_long_ago_session_alive": {
+            "expires_at": now - 20 * DAY,
+            "used_at": now - 20 * DAY - timedelta(seconds=30),
+            "session_id": live_session,
+        },
+        # Its session was deleted by retention (the foreign key set session_id to NULL).
+        "used_long_ago_session_gone": {
+            "expires_at": now - 20 * DAY,
+            "used_at": now - 20 * DAY - timedelta(seconds=30),
+        },
+    }
+    ids = {}
+    for name, shape in shapes.items():
+        expires_at = shape["expires_at"]
+        assert isinstance(expires_at, datetime)
+        code = AuthorizationCode(
+            code_hash=uuid.uuid4().bytes * 2,
+            client_id=BUILTIN_CLIENT_ID,
+            user_id=user,
+            redirect_uri="https://app.example.com/callback",
+            code_challenge="x" * 43,
+            scopes=["openid"],
+            auth_time=expires_at - timedelta(seconds=120),
+            amr=["pwd"],
+            created_at=expires_at - timedelta(seconds=60),
+            **shape,
+        )
+        db_session.add(code)
+        await db_session.flush()
+        ids[name] = code.id
+
+    deleted = await prune(test_sessionmaker, SETTINGS, now)
+
+    assert deleted["authorization_codes"] >= 2
+    db_session.expunge_all()
+    ours = select(AuthorizationCode.id).where(AuthorizationCode.user_id == user)
+    left = set((await db_session.scalars(ours)).all())
+    assert left == {ids["live"], ids["expired_recently"], ids["used_long_ago_session_alive"]}
+
+
+async def test_a_used_authorization_code_outlives_its_margin_so_a_replay_still_ends_its_session_rfc_6749(
+    client: httpx.AsyncClient,
+    clock: ManualClock,
+    db_session: AsyncSession,
+    test_sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """RFC 6749 §4.1.2: a code used twice revokes what it issued. A pass run days after the exchange, with
+    no margin at all, leaves the used code while its session lives; the replay then ends the session, and
+    the code goes in the pass that deletes that session."""
+    client_id = (await code_flow_client(client, db_session))["client_id"]
+    await signed_in_browser(client)
+    verifier, challenge = pkce_pair()
+    code = await authorized_code(client, client_id, challenge)
+    first = await exchange(client, client_id, code, verifier)
+    assert first.status_code == 200, first.text
+    settings = make_settings(RETENTION_AUTHORIZATION_CODES_SECONDS=0)
+
+    clock.advance(2 * DAY)  # long expired (60 s), its session still refreshable (idle 7 days)
+    await prune(test_sessionmaker, settings, clock.now())
+    db_session.expunge_all()
+    the_code = select(AuthorizationCode.id).where(AuthorizationCode.code_hash == digest(code))
+    assert await db_session.scalar(the_code) is not None, "the used code was pruned"
+
+    replay = await exchange(client, client_id, code, verifier)
+    assert (replay.status_code, replay.json()["error"]) == (400, "invalid_grant")
+    refreshed = await refresh_grant_as(client, first.json()["refresh_token"], client_id=client_id)
+    assert refreshed.json()["error"] == "invalid_grant", "the replay ended the session"
+
+    clock.advance(timedelta(seconds=settings.RETENTION_SESSIONS_SECONDS) + DAY)
+    deleted = await prune(test_sessionmaker, settings, clock.now())
+    assert deleted["sessions"] >= 1
+    db_session.expunge_all()
+    assert await db_session.scalar(the_code) is None
+
+
+async def test_client_secrets_are_pruned_after_their_rotation_overlap_and_the_retention_margin(
+    client: httpx.AsyncClient,
+    clock: ManualClock,
+    db_session: AsyncSession,
+    test_sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """The previous secret of a rotation is deleted once its overlap has ended and the margin passed; the
+    current secret (no expiry) is never touched and keeps working."""
+    admin = await admin_account(client, db_session)
+    created = await register_client(client, admin, grant_types=["password", "refresh_token"])
+    client_id = created["client_id"]
+    rotated = await client.post(f"/admin/clients/{client_id}/secret", headers=admin.bearer)
+    assert rotated.status_code == 200, rotated.text
+    new = rotated.json()["client_secret"]
+    email = unique_email()
+    await register(client, email)
+
+    async def secrets_left() -> int:
+        db_session.expunge_all()
+        return await count(
+            db_session,
+            select(func.count()).select_from(ClientSecret).where(ClientSecret.client_id == client_id),
+        )
+
+    overlap = timedelta(seconds=SETTINGS.CLIENT_SECRET_ROTATION_OVERLAP_SECONDS)
+    margin = timedelta(seconds=SETTINGS.RETENTION_CLIENT_SECRETS_SECONDS)
+    clock.advance(overlap + margin - timedelta(hours=1))  # overlap over, margin not yet
+    await prune(test_sessionmaker, SETTINGS, clock.now())
+    assert await secrets_left() == 2
+
+    clock.advance(timedelta(hours=2))
+    deleted = await prune(test_sessionmaker, SETTINGS, clock.now())
+    assert deleted["client_secrets"] >= 1
+    assert await secrets_left() == 1
+    assert (await password_grant_as(client, email, headers=basic(client_id, new))).status_code == 200
