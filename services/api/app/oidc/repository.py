@@ -62,7 +62,7 @@ async def grants_of(db: AsyncSession, user_id: uuid.UUID) -> list[tuple[AppGrant
         .where(AppGrant.user_id == user_id)
         .order_by(AppGrant.granted_at.desc())
     )
-    return [(grant, name) for grant, name in rows.tuples()]
+    return [(grant, name) for grant, name in rows]
 
 
 async def delete_grant(db: AsyncSession, user_id: uuid.UUID, client_id: str) -> bool:
