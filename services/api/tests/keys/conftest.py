@@ -6,7 +6,7 @@ never assume the table starts empty: they hide its rows, inside their transactio
 """
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import Table, delete
@@ -56,11 +56,12 @@ async def keyring(
 def rotate(
     sessionmaker: async_sessionmaker[AsyncSession], settings: Settings, clock: ManualClock
 ) -> Callable[[], Awaitable[str]]:
-    """Rotate as the CLI would, from another 'process': the key rings under test do not see it
-    until they refresh."""
+    """Rotate as `rotate --now` would, from another 'process': the key rings under test do not see it
+    until they refresh. The new access-token key's kid."""
 
     async def rotate() -> str:
         async with sessionmaker() as session, session.begin():
-            return await rotate_signing_key(session, settings, clock)
+            kids = await rotate_signing_key(session, settings, clock, lead=timedelta(0))
+        return kids[settings.JWT_ALGORITHM]
 
     return rotate

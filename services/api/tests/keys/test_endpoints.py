@@ -71,9 +71,16 @@ async def test_jwks_is_served_from_memory_with_cache_headers(
 
 
 async def test_jwks_lists_exactly_the_public_key(client: httpx.AsyncClient, keyring: KeyRing) -> None:
-    [jwk] = (await client.get("/.well-known/jwks.json")).json()["keys"]
+    # issue 11: the RSA key of RS256 ID tokens is published next to the EC key.
+    jwk, rsa_jwk = (await client.get("/.well-known/jwks.json")).json()["keys"]
     assert set(jwk) == {"kty", "crv", "x", "y", "kid", "alg", "use"}
     assert (jwk["kid"], jwk["alg"], jwk["use"]) == (keyring.current.kid, "ES256", "sig")
+    assert set(rsa_jwk) == {"kty", "n", "e", "kid", "alg", "use"}
+    assert (rsa_jwk["kid"], rsa_jwk["alg"], rsa_jwk["use"]) == (
+        keyring.signing_key("RS256").kid,
+        "RS256",
+        "sig",
+    )
 
 
 async def test_openid_configuration(client: httpx.AsyncClient, settings: Settings) -> None:
@@ -114,7 +121,8 @@ async def test_openid_configuration(client: httpx.AsyncClient, settings: Setting
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "code_challenge_methods_supported": ["S256"],
-        "id_token_signing_alg_values_supported": ["ES256"],
+        # issue 11: RS256 for clients that register it, with the RSA key of the JWKS
+        "id_token_signing_alg_values_supported": ["ES256", "RS256"],
         "authorization_response_iss_parameter_supported": True,
         "prompt_values_supported": ["none", "login", "consent"],
     }
