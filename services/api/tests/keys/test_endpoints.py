@@ -8,33 +8,20 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-from fastapi import FastAPI
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.auth.issuing import issue_access_token
 from app.core.clock import ManualClock
 from app.core.config import Settings
-from app.core.error_handlers import install_error_handlers
-from app.keys import endpoints as keys_endpoints
 from app.keys.keyring import REFRESH_INTERVAL, KeyRing
-from app.oauth import endpoints as oauth_endpoints
+from tests.keys.helpers import keys_app
 from tests.servers import loopback_socket, serving
-
-
-def _keys_app(keyring: KeyRing, settings: Settings) -> FastAPI:
-    app = FastAPI()
-    install_error_handlers(app)
-    app.include_router(keys_endpoints.router)
-    app.include_router(oauth_endpoints.discovery_router)
-    app.state.keyring = keyring
-    app.state.settings = settings
-    return app
 
 
 @pytest.fixture
 async def client(keyring: KeyRing, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=_keys_app(keyring, settings))
+    transport = httpx.ASGITransport(app=keys_app(keyring, settings))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield client
 
@@ -133,7 +120,7 @@ async def test_a_resource_server_verifies_tokens_with_the_served_jwks(
 ) -> None:
     # PyJWT checks exp/nbf with the system clock here, as a real resource server would: `clock`
     # starts at the real time and is not moved.
-    async with serving(_keys_app(keyring, settings), loopback_socket()) as base_url:
+    async with serving(keys_app(keyring, settings), loopback_socket()) as base_url:
         client = jwt.PyJWKClient(f"{base_url}/.well-known/jwks.json", cooldown_duration=0)
 
         def verify(token: str) -> dict[str, Any]:
