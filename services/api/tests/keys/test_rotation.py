@@ -15,10 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.auth.issuing import issue_access_token
 from app.core.clock import ManualClock
 from app.core.config import Settings
-from app.keys.keyring import REFRESH_INTERVAL, RETIRED_KEY_GRACE, KeyRing
+from app.keys.keyring import ID_TOKEN_TTL_BOUND, REFRESH_INTERVAL, RETIRED_KEY_GRACE, KeyRing
 from app.keys.storage import rotate_signing_key
 from app.keys.tokens import InvalidAccessToken, verify_access_token
-from app.oidc.id_token import issue_id_token
+from app.oidc.id_token import ID_TOKEN_TTL, issue_id_token
 from tests.conftest import make_settings
 from tests.keys.helpers import keys_app
 
@@ -177,3 +177,8 @@ async def test_the_rsa_key_never_signs_an_access_token(
     forged = jwt.encode(claims, rsa.private_key, algorithm="RS256", headers={"kid": rsa.kid, "typ": "at+jwt"})
     with pytest.raises(InvalidAccessToken):
         await verify_access_token(keyring, settings, forged, now=clock.now())
+
+
+def test_a_retired_key_stays_published_while_an_id_token_it_signed_lives() -> None:
+    # The key ring keeps a retired key for the longer of the access-token TTL and this bound.
+    assert ID_TOKEN_TTL <= ID_TOKEN_TTL_BOUND
