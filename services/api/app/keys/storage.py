@@ -136,7 +136,9 @@ def load_private_key(stored: StoredKey, settings: Settings) -> PrivateKey:
         kid=stored.kid,
         key_encryption_key=settings.KEY_ENCRYPTION_KEY.get_secret_value(),
     )
-    private_key = serialization.load_der_private_key(der, password=None)
+    # The blob decrypted under AES-GCM bound to its kid: it is the key pyauth generated, so OpenSSL's RSA
+    # consistency check (about 0.1 s per RSA key, at each start and refresh) would prove nothing more.
+    private_key = serialization.load_der_private_key(der, password=None, unsafe_skip_rsa_key_validation=True)
     if not (
         isinstance(private_key, ec.EllipticCurvePrivateKey | Ed25519PrivateKey | rsa.RSAPrivateKey)
         and isinstance(private_key, _PRIVATE_KEY_TYPES[stored.algorithm])

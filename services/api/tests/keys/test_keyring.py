@@ -60,8 +60,9 @@ async def test_first_load_generates_a_key_and_the_second_reuses_it(
 
 
 async def test_the_private_key_is_stored_encrypted_and_decrypts_only_with_the_right_key(
-    keyring: KeyRing, sessionmaker: async_sessionmaker[AsyncSession], settings: Settings, clock: ManualClock
+    sessionmaker: async_sessionmaker[AsyncSession], settings: Settings, clock: ManualClock
 ) -> None:
+    keyring = await KeyRing.load(sessionmaker, settings, clock)  # both keys generated here
     rows = {row.kid: row for row in await _stored_keys(sessionmaker)}
     # issue 11: the RSA key is stored as the EC key is.
     for signer in (keyring.current, keyring.signing_key("RS256")):
