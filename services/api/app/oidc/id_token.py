@@ -24,7 +24,7 @@ _HASHES: Final = {"ES256": hashlib.sha256, "RS256": hashlib.sha256}
 ID_TOKEN_TTL: Final = timedelta(minutes=5)
 
 
-def at_hash(access_token: str, algorithm: str = "ES256") -> str:
+def at_hash(access_token: str, algorithm: str) -> str:
     digest = _HASHES[algorithm](access_token.encode("ascii")).digest()
     half = digest[: len(digest) // 2]
     return base64.urlsafe_b64encode(half).rstrip(b"=").decode()
