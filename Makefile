@@ -104,8 +104,8 @@ shell: prereqs ## Open a shell in the running api container
 psql: prereqs ## Open psql on the development database, as its owner (pyauth_owner)
 	$(COMPOSE) exec db sh -c 'PGPASSWORD="$$POSTGRES_OWNER_PASSWORD" psql -h 127.0.0.1 -U "$$POSTGRES_OWNER_USER" "$$POSTGRES_DB"'
 
-rotate-keys: prereqs ## Add a new current JWT signing key (old tokens stay valid until they expire)
-	$(COMPOSE) exec api python3 -m app.keys.cli rotate
+rotate-keys: prereqs ## New signing keys (EC and RSA), published now, signing after KEY_PUBLICATION_LEAD_SECONDS (ARGS=--now: at once)
+	$(COMPOSE) exec api python3 -m app.keys.cli rotate $(ARGS)
 
 # EMAIL must come from the command line: many shells export EMAIL for mail tools. The address reaches the
 # container as an argument quoted by the shell from the environment, never spliced into the command; the

@@ -120,6 +120,9 @@ async def token(
     A password login also answers a `device_token`, as a cookie and in the body: sent back with a later
     login (cookie or `device_token` field), it keeps that client's attempts apart from everyone else's
     failures. Keep the newest one: each successful login replaces it."""
+    # A process that only issues tokens must still learn of a rotation before the new keys' turn comes
+    # (KEY_PUBLICATION_LEAD_SECONDS); cheap between refreshes.
+    await keyring.maybe_refresh()
     handler, oauth_client = await GRANTS.resolve(
         form, request.headers.get("authorization"), db=db, settings=settings, ctx=ctx
     )

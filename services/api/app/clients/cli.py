@@ -52,6 +52,7 @@ def _describe(found: ClientWithSecrets) -> str:
         f"grant_types:   {' '.join(client.grant_types) or '-'}",
         f"redirect_uris: {' '.join(client.redirect_uris) or '-'}",
         f"scopes:        {' '.join(client.scopes) or '-'}",
+        f"id_token_alg:  {client.id_token_signed_response_alg}",
     ]
     for secret in found.secrets:
         until = secret.expires_at.isoformat(timespec="seconds") if secret.expires_at else "next rotation"

@@ -32,6 +32,9 @@ DEVELOPMENT_SECRETS = frozenset(
 # A production KEY_ENCRYPTION_KEY is 32+ random bytes, written in hex or base64 (standard or URL-safe,
 # padding optional): `openssl rand -base64 32`. See `random_key_problem`.
 KEY_ENCRYPTION_KEY_MIN_BYTES = 32
+# How often each process re-reads `signing_keys` (app.keys.keyring): a key made elsewhere reaches its JWKS
+# this much later, which KEY_PUBLICATION_LEAD_SECONDS must cover on top of the JWKS cache max-age.
+KEY_RING_REFRESH_SECONDS = 30
 # OWASP Password Storage cheat sheet's argon2id minimum: 19 MiB of memory, 2 passes, 1 lane.
 ARGON2_FLOOR_MEMORY_KIB = 19456
 ARGON2_FLOOR_TIME_COST = 2
@@ -179,6 +182,21 @@ class Settings(BaseSettings):
         min_length=32,
         description="Encrypts signing keys at rest. 32+ characters; in production 32+ random bytes in hex or "
         "base64: `openssl rand -base64 32`.",
+    )
+    JWKS_CACHE_MAX_AGE_SECONDS: int = Field(
+        300,
+        ge=0,
+        le=86400,
+        description="`Cache-Control: max-age` of /.well-known/jwks.json: relying parties may hold the key "
+        "set this long.",
+    )
+    KEY_PUBLICATION_LEAD_SECONDS: int = Field(
+        600,
+        ge=0,
+        le=7 * 86400,
+        description="A key made by `make rotate-keys` is in the JWKS this long before it signs anything, so "
+        "that a relying party's cached key set already holds it. At least JWKS_CACHE_MAX_AGE_SECONDS plus "
+        f"the key ring's {KEY_RING_REFRESH_SECONDS} s refresh.",
     )
 
     # Sessions and refresh tokens
@@ -474,6 +492,17 @@ class Settings(BaseSettings):
     def _share_the_connections_among_the_workers(self) -> Self:
         if "DB_POOL_SIZE" not in self.model_fields_set:
             self.DB_POOL_SIZE = max(1, min(10, self.DB_MAX_CONNECTIONS // self.api_workers))
+        return self
+
+    @model_validator(mode="after")
+    def _publish_keys_before_they_sign(self) -> Self:
+        # Shorter, and a relying party holding a cached JWKS could meet a token naming a key it lacks.
+        lead_needed = self.JWKS_CACHE_MAX_AGE_SECONDS + KEY_RING_REFRESH_SECONDS
+        if lead_needed > self.KEY_PUBLICATION_LEAD_SECONDS:
+            raise ValueError(
+                f"KEY_PUBLICATION_LEAD_SECONDS must be at least JWKS_CACHE_MAX_AGE_SECONDS plus "
+                f"{KEY_RING_REFRESH_SECONDS} s (the key ring's refresh): {lead_needed}"
+            )
         return self
 
     @model_validator(mode="after")

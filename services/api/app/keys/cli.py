@@ -1,12 +1,15 @@
-"""`python -m app.keys.cli rotate|list`: rotate the signing key, or list the stored keys.
+"""`python -m app.keys.cli rotate|list`: rotate the signing keys, or list the stored keys.
 
-Running API processes pick a rotation up within their refresh interval; tokens signed with the
-retired key keep verifying until they expire.
+A rotation makes a new access-token key and a new RSA (RS256 ID-token) key. Running API processes publish
+them within their refresh interval, and sign with them from KEY_PUBLICATION_LEAD_SECONDS on (`--now`: at
+once, for a key that must stop signing now); tokens signed with the retired keys keep verifying until they
+expire.
 """
 
 import argparse
 import asyncio
 import sys
+from datetime import timedelta
 
 from sqlalchemy import select
 
@@ -18,11 +21,13 @@ from app.keys.models import SigningKey
 from app.keys.storage import rotate_signing_key
 
 
-async def rotate(settings: Settings) -> str:
+async def rotate(settings: Settings, *, now: bool = False) -> dict[str, str]:
     engine = build_engine(settings)
     try:
         async with build_sessionmaker(engine).begin() as session:
-            return await rotate_signing_key(session, settings, SystemClock())
+            return await rotate_signing_key(
+                session, settings, SystemClock(), lead=timedelta(0) if now else None
+            )
     finally:
         await engine.dispose()
 
@@ -40,21 +45,33 @@ async def list_keys(settings: Settings) -> list[SigningKey]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m app.keys.cli", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("rotate", help="generate a new signing key and retire the current one")
-    commands.add_parser("list", help="print kid, algorithm, created and retired time of every key")
+    rotate_command = commands.add_parser(
+        "rotate", help="generate new signing keys (published now, signing after the lead time)"
+    )
+    rotate_command.add_argument(
+        "--now",
+        action="store_true",
+        help="sign with the new keys at once (a compromised key); relying parties meet an unknown kid",
+    )
+    commands.add_parser(
+        "list", help="print kid, algorithm, created, signing-from and retired time of every key"
+    )
     args = parser.parse_args(argv)
 
     settings = get_settings()
     configure_logging(settings)
     if args.command == "rotate":
-        print(asyncio.run(rotate(settings)))
+        # One line per new key: its kid and algorithm (`list` says when each signs).
+        for algorithm, kid in asyncio.run(rotate(settings, now=args.now)).items():
+            print(f"{kid} {algorithm}")
         return 0
     rows = asyncio.run(list_keys(settings))
-    print(f"{'kid':<24} {'alg':<6} {'created':<25} retired")
+    print(f"{'kid':<24} {'alg':<6} {'created':<25} {'signs_from':<25} retired")
     for row in rows:
         created = row.created_at.isoformat(timespec="seconds")
+        active_from = row.active_from.isoformat(timespec="seconds")
         retired = row.retired_at.isoformat(timespec="seconds") if row.retired_at else "-"
-        print(f"{row.kid:<24} {row.algorithm:<6} {created:<25} {retired}")
+        print(f"{row.kid:<24} {row.algorithm:<6} {created:<25} {active_from:<25} {retired}")
     return 0
 
 

@@ -4,16 +4,16 @@ discovery documents that point at it are the authorization server's (`app.oauth.
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
+from app.core.dependencies import SettingsDep
 from app.keys.dependencies import KeyRingDep
 
 router = APIRouter(tags=["keys"])
 
-# Resource servers may cache for this long; a rotated-in key is still found sooner, since clients
-# such as PyJWKClient refetch the set when a token names a key id they do not hold.
-CACHE_CONTROL = {"Cache-Control": "public, max-age=300"}
 
-
-@router.get("/.well-known/jwks.json", summary="Public keys that verify access tokens (RFC 7517)")
-async def jwks(keyring: KeyRingDep) -> JSONResponse:
+@router.get("/.well-known/jwks.json", summary="Public keys that verify access and ID tokens (RFC 7517)")
+async def jwks(keyring: KeyRingDep, settings: SettingsDep) -> JSONResponse:
+    # Relying parties may cache it for JWKS_CACHE_MAX_AGE_SECONDS: a rotated-in key is published at
+    # least that long before it signs (KEY_PUBLICATION_LEAD_SECONDS), so a cached set always holds it.
     await keyring.maybe_refresh()
-    return JSONResponse(keyring.jwks(), headers=CACHE_CONTROL)
+    cache_control = f"public, max-age={settings.JWKS_CACHE_MAX_AGE_SECONDS}"
+    return JSONResponse(keyring.jwks(), headers={"Cache-Control": cache_control})

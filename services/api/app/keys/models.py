@@ -18,6 +18,9 @@ class SigningKey(Base):
     public_jwk: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
     private_key_encrypted: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
-    # Set when a newer key takes over signing; the public key stays published until every token it
-    # signed has expired.
+    # When it may start signing. A rotated-in key is published (in the JWKS) from `created_at` but signs
+    # only from here, KEY_PUBLICATION_LEAD_SECONDS later, so that cached key sets already hold it.
+    active_from: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    # When a newer key takes over signing (at a rotation: the new key's `active_from`, possibly ahead);
+    # the public key stays published until every token it signed has expired.
     retired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -1,6 +1,7 @@
 """The SQL of `signing_keys`: the generation lock, reading the live keys, adding and retiring keys."""
 
 import hashlib
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any, Final, NamedTuple
 
@@ -23,6 +24,7 @@ class StoredKey(NamedTuple):
     public_jwk: dict[str, Any]
     private_key_encrypted: bytes
     created_at: datetime
+    active_from: datetime
     retired_at: datetime | None
 
 
@@ -45,6 +47,7 @@ async def read_keys(session: AsyncSession, cutoff: datetime) -> list[StoredKey]:
             public_jwk=dict(row.public_jwk),
             private_key_encrypted=bytes(row.private_key_encrypted),
             created_at=row.created_at,
+            active_from=row.active_from,
             retired_at=row.retired_at,
         )
         for row in result.scalars()
@@ -59,6 +62,7 @@ async def add_key(
     public_jwk: dict[str, str],
     private_key_encrypted: bytes,
     now: datetime,
+    active_from: datetime,
 ) -> None:
     session.add(
         SigningKey(
@@ -67,16 +71,25 @@ async def add_key(
             public_jwk=public_jwk,
             private_key_encrypted=private_key_encrypted,
             created_at=now,
+            active_from=active_from,
             retired_at=None,
         )
     )
     await session.flush()
 
 
-async def retire_keys_other_than(session: AsyncSession, kid: str, *, now: datetime) -> None:
+async def retire_keys(
+    session: AsyncSession, *, algorithms: Collection[str], keeping: str, at: datetime
+) -> None:
+    """Every key of `algorithms` but `keeping` that would still sign after `at` stops signing at `at`
+    (an earlier retirement stands)."""
     await session.execute(
         update(SigningKey)
-        .where(SigningKey.retired_at.is_(None), SigningKey.kid != kid)
-        .values(retired_at=now)
+        .where(
+            SigningKey.algorithm.in_(list(algorithms)),
+            SigningKey.kid != keeping,
+            or_(SigningKey.retired_at.is_(None), SigningKey.retired_at > at),
+        )
+        .values(retired_at=at)
         .execution_options(synchronize_session=False)
     )

@@ -20,6 +20,7 @@ from jwt.types import Options
 from app.core.config import Settings
 from app.core.errors import PyauthError
 from app.keys.keyring import KeyRing
+from app.keys.storage import ACCESS_TOKEN_ALGORITHMS
 
 log = logging.getLogger("pyauth.tokens")
 
@@ -196,6 +197,8 @@ def _verify(
     key = keyring.key_for(kid) if isinstance(kid, str) else None
     if key is None:
         raise _Refused(f"unknown kid {str(kid)[:64]!r}")
+    if key.algorithm not in ACCESS_TOKEN_ALGORITHMS:  # the RSA key signs ID tokens only
+        raise _Refused(f"key {kid} does not sign access tokens")
     # Pinned per key: a token cannot pick `none`, HS256 or another curve by naming it.
     if header.get("alg") != key.algorithm:
         raise _Refused(f"alg {str(header.get('alg'))[:16]!r} is not the algorithm of key {kid}")

@@ -31,7 +31,7 @@ CLAIMS = [  # of access tokens and UserInfo
 
 
 def server_metadata(
-    settings: Settings, signing_algorithms: list[str], grant_types: list[str]
+    settings: Settings, id_token_algorithms: list[str], grant_types: list[str]
 ) -> dict[str, Any]:
     """The authorization server's metadata (RFC 8414 §2; OpenID Connect Discovery §3), true for what is
     served; the authorization endpoint's fields come from `app.oidc.discovery`."""
@@ -50,5 +50,5 @@ def server_metadata(
         "scopes_supported": SCOPES,
         "claims_supported": CLAIMS,
         # the authorization endpoint, response types, PKCE, subject types, ID-token algorithms
-        **authorization_metadata(issuer, signing_algorithms),
+        **authorization_metadata(issuer, id_token_algorithms),
     }

@@ -14,7 +14,6 @@ from app.core.config import Settings
 from app.core.dependencies import ContextDep, SessionDep, SettingsDep
 from app.core.errors import GUARD_ERRORS, UNAVAILABLE, OAuthError, error_responses
 from app.keys.dependencies import KeyRingDep
-from app.keys.endpoints import CACHE_CONTROL
 from app.keys.tokens import InvalidAccessToken
 from app.oauth import service
 from app.oauth.discovery import server_metadata
@@ -25,6 +24,8 @@ from app.ratelimit.service import TokenEndpointRateLimited
 router = APIRouter()
 # Tagged `keys`, as when the key ring's package served them: their operationIds stay the same.
 discovery_router = APIRouter(tags=["keys"])
+# Discovery changes with a deployment, not with a rotation: five minutes of caching, as before.
+CACHE_CONTROL = {"Cache-Control": "public, max-age=300"}
 
 # The token and client fields these endpoints read; the client authenticates as at the token endpoint.
 Token = Annotated[str | None, Form(max_length=8192)]
@@ -238,7 +239,7 @@ async def userinfo_post(
 )
 async def openid_configuration(keyring: KeyRingDep, settings: SettingsDep) -> JSONResponse:
     await keyring.maybe_refresh()
-    return JSONResponse(_metadata(settings, keyring.signing_algorithms()), headers=CACHE_CONTROL)
+    return JSONResponse(_metadata(settings, keyring.id_token_algorithms()), headers=CACHE_CONTROL)
 
 
 @discovery_router.get(
@@ -247,8 +248,8 @@ async def openid_configuration(keyring: KeyRingDep, settings: SettingsDep) -> JS
 async def oauth_authorization_server(keyring: KeyRingDep, settings: SettingsDep) -> JSONResponse:
     """The same document as `/.well-known/openid-configuration`."""
     await keyring.maybe_refresh()
-    return JSONResponse(_metadata(settings, keyring.signing_algorithms()), headers=CACHE_CONTROL)
+    return JSONResponse(_metadata(settings, keyring.id_token_algorithms()), headers=CACHE_CONTROL)
 
 
-def _metadata(settings: Settings, signing_algorithms: list[str]) -> dict[str, Any]:
-    return server_metadata(settings, signing_algorithms, GRANTS.served_grant_types(settings))
+def _metadata(settings: Settings, id_token_algorithms: list[str]) -> dict[str, Any]:
+    return server_metadata(settings, id_token_algorithms, GRANTS.served_grant_types(settings))

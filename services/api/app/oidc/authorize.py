@@ -9,7 +9,7 @@ and compared exactly with the registered ones. After that, refusals go back to t
 §4.1.2.1 error redirect (`AuthorizeError`). Parameters pyauth does not know are ignored (§3.1.2.1).
 """
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -75,7 +75,11 @@ async def checked_client(db: AsyncSession, params: Mapping[str, str]) -> tuple[O
 
 
 def checked_request(
-    client: OAuthClient, redirect_uri: str, params: Mapping[str, str], *, id_token_algorithm: str
+    client: OAuthClient,
+    redirect_uri: str,
+    params: Mapping[str, str],
+    *,
+    id_token_algorithms: Sequence[str],
 ) -> AuthorizationRequest:
     """The request's parameters, or the `AuthorizeError` to send back."""
     if any(len(value) > MAX_PARAMETER_LENGTH for value in params.values()):
@@ -96,9 +100,11 @@ def checked_request(
     scopes = tuple(dict.fromkeys((params.get("scope") or "").split()))
     if unknown := [scope for scope in scopes if scope not in client.scopes]:
         raise AuthorizeError("invalid_scope", f"The client may not ask for: {' '.join(unknown)}.")
-    if "openid" in scopes and client.id_token_signed_response_alg != id_token_algorithm:
+    # Both registrable algorithms have a key unless JWT_ALGORITHM is EdDSA (no ES256 key then).
+    if "openid" in scopes and client.id_token_signed_response_alg not in id_token_algorithms:
         raise AuthorizeError(
-            "invalid_request", f"ID tokens are signed with {id_token_algorithm} only on this server."
+            "invalid_request",
+            f"ID tokens are signed with {' or '.join(id_token_algorithms)} only on this server.",
         )
     prompt = frozenset((params.get("prompt") or "").split())
     if not prompt <= PROMPTS or ("none" in prompt and len(prompt) > 1):

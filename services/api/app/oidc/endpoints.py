@@ -180,7 +180,7 @@ async def authorize(
 
     try:
         wanted = checks.checked_request(
-            client, redirect_uri, params, id_token_algorithm=keyring.current.algorithm
+            client, redirect_uri, params, id_token_algorithms=keyring.id_token_algorithms()
         )
     except checks.AuthorizeError as error:
         return answer(error=error.error, error_description=error.description)

@@ -1,9 +1,10 @@
 """The ID token of OpenID Connect Core §2: who signed in, for which client, when and how.
 
-Signed with the key ring's current key (ES256 by default, the key published in the JWKS), with its `kid`.
+Signed with the algorithm the client registered (`id_token_signed_response_alg`: ES256 by default, with
+the access-token key; RS256 with the key ring's RSA key), naming the published key by its `kid`.
 `at_hash` (§3.1.3.6) ties it to the access token issued beside it: the base64url of the left half of the
-SHA-256 of the access token (ES256 and RS256 both hash with SHA-256). The user claims are those the scopes
-grant (`app.oidc.claims`, as UserInfo answers them).
+hash of the access token, with the hash of the ID token's `alg` (SHA-256 for both ES256 and RS256). The
+user claims are those the scopes grant (`app.oidc.claims`, as UserInfo answers them).
 
 The code grant issues one with the code's `nonce`; a refresh whose access token carries `openid` issues one
 too (OpenID Connect Core §12.2): the same `iss`, `sub`, `aud`, `azp` and `auth_time` (the original sign-in),
@@ -33,19 +34,24 @@ from app.users.models import User
 
 log = logging.getLogger("pyauth.oidc")
 
+# The hash of each algorithm's signature, which `at_hash` uses (OpenID Connect Core §3.1.3.6).
+_HASHES: Final = {"ES256": hashlib.sha256, "RS256": hashlib.sha256}
+
 # Long enough for a client to validate it on arrival; it is not a session (the refresh token is).
 ID_TOKEN_TTL: Final = timedelta(minutes=5)
 MAX_KID_LENGTH: Final = 64
 
 
-def at_hash(access_token: str) -> str:
-    half = hashlib.sha256(access_token.encode("ascii")).digest()[:16]
+def at_hash(access_token: str, algorithm: str) -> str:
+    digest = _HASHES[algorithm](access_token.encode("ascii")).digest()
+    half = digest[: len(digest) // 2]
     return base64.urlsafe_b64encode(half).rstrip(b"=").decode()
 
 
 def issue_id_token(
     keyring: KeyRing,
     *,
+    algorithm: str,
     issuer: str,
     client_id: str,
     user: User,
@@ -56,8 +62,9 @@ def issue_id_token(
     access_token: str,
     scopes: Sequence[str],
 ) -> str:
-    """A signed ID token about `user` for `client_id`, with the claims `scopes` grant."""
-    key = keyring.current
+    """A signed ID token about `user` for `client_id`, with the claims `scopes` grant, signed with
+    `algorithm` (the client's `id_token_signed_response_alg`)."""
+    key = keyring.signing_key(algorithm)
     issued_at = math.floor(now.timestamp())
     claims: dict[str, Any] = {
         "iss": issuer,
@@ -68,7 +75,7 @@ def issue_id_token(
         "iat": issued_at,
         "auth_time": math.floor(auth_time.timestamp()),
         "amr": list(amr),
-        "at_hash": at_hash(access_token),
+        "at_hash": at_hash(access_token, key.algorithm),
     }
     if nonce is not None:
         claims["nonce"] = nonce

@@ -57,6 +57,8 @@ async def test_cli_creates_lists_rotates_and_deletes_a_client_printing_each_secr
         "https://app.example.com/cb",
         "--scope",
         "openid",
+        "--id-token-alg",
+        "RS256",
     )
     assert code == 0, err
     [client_id], [secret] = _field(out, "client_id"), _field(out, "client_secret")
@@ -75,6 +77,8 @@ async def test_cli_creates_lists_rotates_and_deletes_a_client_printing_each_secr
         ["https://app.example.com/cb"],
     )
     assert client.grant_types == ["authorization_code", "refresh_token"]
+    assert client.id_token_signed_response_alg == "RS256"  # issue 11: RS256 ID tokens
+    assert _field(out, "id_token_alg") == ["RS256"]
     assert hashes == [digest(secret)]
 
     code, listing, err = await _cli(settings, "list")

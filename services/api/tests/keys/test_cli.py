@@ -1,6 +1,8 @@
 """`python -m app.keys.cli rotate|list`, run as the Makefile runs it: a separate process against the
 test database. Its commits are real, so the table is set aside and restored around the test."""
 
+from datetime import timedelta
+
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -16,26 +18,50 @@ async def _cli(settings: Settings, *args: str) -> str:
     return stdout
 
 
-@pytest.mark.usefixtures("committed_keys_set_aside")
-async def test_rotate_prints_the_new_kid_and_list_shows_it(engine: AsyncEngine, settings: Settings) -> None:
-    first = (await _cli(settings, "rotate")).strip()
-    second = (await _cli(settings, "rotate")).strip()
+def _new_kids(output: str) -> dict[str, str]:
+    """`rotate` prints a `kid algorithm` line per new key: the kids by algorithm."""
+    return {algorithm: kid for kid, algorithm in (line.split() for line in output.splitlines())}
 
+
+@pytest.mark.usefixtures("committed_keys_set_aside")
+async def test_rotate_prints_the_new_kids_and_list_shows_them(
+    engine: AsyncEngine, settings: Settings
+) -> None:
+    first = _new_kids(await _cli(settings, "rotate"))
     async with engine.connect() as connection:
         rows = {row.kid: row for row in await connection.execute(select(SigningKey))}
-    assert rows.keys() == {first, second}
-    assert rows[first].retired_at is not None
-    assert rows[second].retired_at is None
-    assert rows[second].algorithm == settings.JWT_ALGORITHM
+    assert first.keys() == {settings.JWT_ALGORITHM, "RS256"}
+    lead = timedelta(seconds=settings.KEY_PUBLICATION_LEAD_SECONDS)
+    for algorithm, kid in first.items():
+        # Published now, signing after the lead time.
+        assert rows[kid].algorithm == algorithm
+        assert rows[kid].active_from == rows[kid].created_at + lead
+
+    # `--now` (a compromised key): the new keys sign at once, the previous ones stop.
+    second = _new_kids(await _cli(settings, "rotate", "--now"))
+    async with engine.connect() as connection:
+        rows = {row.kid: row for row in await connection.execute(select(SigningKey))}
+    assert rows.keys() == {*first.values(), *second.values()}
+    for algorithm in first:
+        old, new = rows[first[algorithm]], rows[second[algorithm]]
+        assert (old.algorithm, new.algorithm) == (algorithm, algorithm)
+        assert new.active_from == new.created_at
+        assert old.retired_at == new.created_at
+        assert new.retired_at is None
 
     listing = [line.split() for line in (await _cli(settings, "list")).splitlines()]
-    assert listing == [
-        ["kid", "alg", "created", "retired"],
-        [
-            first,
-            "ES256",
-            rows[first].created_at.isoformat(timespec="seconds"),
-            rows[first].retired_at.isoformat(timespec="seconds"),
-        ],
-        [second, "ES256", rows[second].created_at.isoformat(timespec="seconds"), "-"],
-    ]
+    assert listing[0] == ["kid", "alg", "created", "signs_from", "retired"]
+    at = {row.kid: row for row in rows.values()}
+
+    def listed(kid: str) -> list[str]:
+        row = at[kid]
+        retired = row.retired_at.isoformat(timespec="seconds") if row.retired_at else "-"
+        return [
+            kid,
+            row.algorithm,
+            row.created_at.isoformat(timespec="seconds"),
+            row.active_from.isoformat(timespec="seconds"),
+            retired,
+        ]
+
+    assert sorted(listing[1:]) == sorted(listed(kid) for kid in rows)

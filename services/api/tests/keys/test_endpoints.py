@@ -8,33 +8,20 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-from fastapi import FastAPI
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.auth.issuing import issue_access_token
 from app.core.clock import ManualClock
 from app.core.config import Settings
-from app.core.error_handlers import install_error_handlers
-from app.keys import endpoints as keys_endpoints
 from app.keys.keyring import REFRESH_INTERVAL, KeyRing
-from app.oauth import endpoints as oauth_endpoints
+from tests.keys.helpers import keys_app
 from tests.servers import loopback_socket, serving
-
-
-def _keys_app(keyring: KeyRing, settings: Settings) -> FastAPI:
-    app = FastAPI()
-    install_error_handlers(app)
-    app.include_router(keys_endpoints.router)
-    app.include_router(oauth_endpoints.discovery_router)
-    app.state.keyring = keyring
-    app.state.settings = settings
-    return app
 
 
 @pytest.fixture
 async def client(keyring: KeyRing, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=_keys_app(keyring, settings))
+    transport = httpx.ASGITransport(app=keys_app(keyring, settings))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield client
 
@@ -71,9 +58,16 @@ async def test_jwks_is_served_from_memory_with_cache_headers(
 
 
 async def test_jwks_lists_exactly_the_public_key(client: httpx.AsyncClient, keyring: KeyRing) -> None:
-    [jwk] = (await client.get("/.well-known/jwks.json")).json()["keys"]
+    # issue 11: the RSA key of RS256 ID tokens is published next to the EC key.
+    jwk, rsa_jwk = (await client.get("/.well-known/jwks.json")).json()["keys"]
     assert set(jwk) == {"kty", "crv", "x", "y", "kid", "alg", "use"}
     assert (jwk["kid"], jwk["alg"], jwk["use"]) == (keyring.current.kid, "ES256", "sig")
+    assert set(rsa_jwk) == {"kty", "n", "e", "kid", "alg", "use"}
+    assert (rsa_jwk["kid"], rsa_jwk["alg"], rsa_jwk["use"]) == (
+        keyring.signing_key("RS256").kid,
+        "RS256",
+        "sig",
+    )
 
 
 async def test_openid_configuration(client: httpx.AsyncClient, settings: Settings) -> None:
@@ -116,7 +110,8 @@ async def test_openid_configuration(client: httpx.AsyncClient, settings: Setting
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "code_challenge_methods_supported": ["S256"],
-        "id_token_signing_alg_values_supported": ["ES256"],
+        # issue 11: RS256 for clients that register it, with the RSA key of the JWKS
+        "id_token_signing_alg_values_supported": ["ES256", "RS256"],
         "authorization_response_iss_parameter_supported": True,
         "prompt_values_supported": ["none", "login", "consent"],
         "ui_locales_supported": ["en", "de"],
@@ -128,7 +123,7 @@ async def test_a_resource_server_verifies_tokens_with_the_served_jwks(
 ) -> None:
     # PyJWT checks exp/nbf with the system clock here, as a real resource server would: `clock`
     # starts at the real time and is not moved.
-    async with serving(_keys_app(keyring, settings), loopback_socket()) as base_url:
+    async with serving(keys_app(keyring, settings), loopback_socket()) as base_url:
         client = jwt.PyJWKClient(f"{base_url}/.well-known/jwks.json", cooldown_duration=0)
 
         def verify(token: str) -> dict[str, Any]:

@@ -44,36 +44,45 @@ async def test_first_load_generates_a_key_and_the_second_reuses_it(
     first = await KeyRing.load(sessionmaker, settings, clock)
     second = await KeyRing.load(sessionmaker, settings, clock)
 
+    # issue 11: an RSA key (RS256 ID tokens) is generated next to the EC key, and reused the same way.
     stored = await _stored_keys(sessionmaker)
-    assert [key.kid for key in stored] == [first.current.kid]
+    rsa_kid = first.signing_key("RS256").kid
+    assert sorted(key.kid for key in stored) == sorted([first.current.kid, rsa_kid])
     assert second.current.kid == first.current.kid
-    assert stored[0].algorithm == "ES256"
-    assert stored[0].retired_at is None
-    assert stored[0].created_at == clock.now()
-    assert len(first.current.kid) >= 22
-    assert set(first.current.kid) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+    assert second.signing_key("RS256").kid == rsa_kid
+    by_kid = {key.kid: key for key in stored}
+    for kid, algorithm in ((first.current.kid, "ES256"), (rsa_kid, "RS256")):
+        assert by_kid[kid].algorithm == algorithm
+        assert by_kid[kid].retired_at is None
+        assert by_kid[kid].created_at == clock.now()
+        assert len(kid) >= 22
+        assert set(kid) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 
 
 async def test_the_private_key_is_stored_encrypted_and_decrypts_only_with_the_right_key(
-    keyring: KeyRing, sessionmaker: async_sessionmaker[AsyncSession], settings: Settings, clock: ManualClock
+    sessionmaker: async_sessionmaker[AsyncSession], settings: Settings, clock: ManualClock
 ) -> None:
-    [row] = await _stored_keys(sessionmaker)
-    private_key = keyring.current.private_key
-    pem = private_key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    der = private_key.private_bytes(
-        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    assert b"PRIVATE KEY" not in row.private_key_encrypted
-    assert pem not in row.private_key_encrypted
-    assert der not in row.private_key_encrypted
-    assert "d" not in row.public_jwk
+    keyring = await KeyRing.load(sessionmaker, settings, clock)  # both keys generated here
+    rows = {row.kid: row for row in await _stored_keys(sessionmaker)}
+    # issue 11: the RSA key is stored as the EC key is.
+    for signer in (keyring.current, keyring.signing_key("RS256")):
+        row = rows[signer.kid]
+        private_key = signer.private_key
+        pem = private_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        der = private_key.private_bytes(
+            serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        assert b"PRIVATE KEY" not in row.private_key_encrypted
+        assert pem not in row.private_key_encrypted
+        assert der not in row.private_key_encrypted
+        assert not {"d", "p", "q", "dp", "dq", "qi"} & row.public_jwk.keys()
 
-    secret = settings.KEY_ENCRYPTION_KEY.get_secret_value()
-    assert decrypt_private_key(row.private_key_encrypted, kid=row.kid, key_encryption_key=secret) == der
-    with pytest.raises(KeyDecryptionError):
-        decrypt_private_key(row.private_key_encrypted, kid=row.kid, key_encryption_key=secret[::-1])
+        secret = settings.KEY_ENCRYPTION_KEY.get_secret_value()
+        assert decrypt_private_key(row.private_key_encrypted, kid=row.kid, key_encryption_key=secret) == der
+        with pytest.raises(KeyDecryptionError):
+            decrypt_private_key(row.private_key_encrypted, kid=row.kid, key_encryption_key=secret[::-1])
 
     other = make_settings(KEY_ENCRYPTION_KEY="a-different-key-encryption-key-0123456789")
     with pytest.raises(KeyDecryptionError, match="KEY_ENCRYPTION_KEY"):
@@ -81,7 +90,16 @@ async def test_the_private_key_is_stored_encrypted_and_decrypts_only_with_the_ri
 
 
 async def test_jwks_publishes_the_public_key_only(keyring: KeyRing) -> None:
-    [jwk] = keyring.jwks()["keys"]
+    jwk, rsa_jwk = keyring.jwks()["keys"]
+    # issue 11: the RSA key's public members (RFC 7518 §6.3.1) only; e = 65537.
+    assert rsa_jwk == {
+        "kty": "RSA",
+        "n": rsa_jwk["n"],
+        "e": "AQAB",
+        "kid": keyring.signing_key("RS256").kid,
+        "alg": "RS256",
+        "use": "sig",
+    }
     assert jwk == {
         "kty": "EC",
         "crv": "P-256",
@@ -105,7 +123,7 @@ async def test_rotation_keeps_old_tokens_valid_and_signs_new_ones_with_the_new_k
 
     assert new_kid != old_kid
     assert keyring.current.kid == new_kid
-    assert [jwk["kid"] for jwk in keyring.jwks()["keys"]] == [new_kid, old_kid]
+    assert [jwk["kid"] for jwk in keyring.jwks()["keys"] if jwk["alg"] == "ES256"] == [new_kid, old_kid]
     new_token, _ = issue_access_token(keyring, settings, subject="u1", session_id="s1", now=clock.now())
     assert jwt.get_unverified_header(new_token)["kid"] == new_kid
     assert (await verify_access_token(keyring, settings, old_token, now=clock.now())).sub == "u1"
@@ -133,11 +151,11 @@ async def test_a_retired_key_leaves_the_jwks_once_its_tokens_have_expired(
 
     clock.advance(ttl + RETIRED_KEY_GRACE - timedelta(seconds=1))
     await keyring.refresh()
-    assert {jwk["kid"] for jwk in keyring.jwks()["keys"]} == {old_kid, new_kid}
+    assert {jwk["kid"] for jwk in keyring.jwks()["keys"] if jwk["alg"] == "ES256"} == {old_kid, new_kid}
 
     clock.advance(timedelta(seconds=2))
     await keyring.refresh()
-    assert [jwk["kid"] for jwk in keyring.jwks()["keys"]] == [new_kid]
+    assert [jwk["kid"] for jwk in keyring.jwks()["keys"] if jwk["alg"] == "ES256"] == [new_kid]
     assert keyring.key_for(old_kid) is None
 
 
@@ -188,7 +206,7 @@ async def test_switching_the_algorithm_generates_a_key_of_the_new_algorithm(
     assert eddsa.current.algorithm == "EdDSA"
     assert eddsa.current.kid != es256_kid
     # The ES256 key is retired but stays published while its tokens may be live.
-    assert [(jwk["kid"], jwk["alg"]) for jwk in eddsa.jwks()["keys"]] == [
+    assert [(jwk["kid"], jwk["alg"]) for jwk in eddsa.jwks()["keys"] if jwk["alg"] != "RS256"] == [
         (eddsa.current.kid, "EdDSA"),
         (es256_kid, "ES256"),
     ]
@@ -231,9 +249,10 @@ async def test_workers_starting_together_generate_a_single_key(
             first, second = await asyncio.gather(*workers)
 
         assert first.current.kid == second.current.kid
+        assert first.signing_key("RS256").kid == second.signing_key("RS256").kid
         async with engine.connect() as connection:
             kids = (await connection.scalars(select(SigningKey.kid))).all()
-        assert kids == [first.current.kid]
+        assert sorted(kids) == sorted([first.current.kid, first.signing_key("RS256").kid])
     finally:
         for worker in workers:
             worker.cancel()

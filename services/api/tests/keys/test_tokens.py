@@ -121,8 +121,10 @@ async def test_eddsa_round_trip(sessionmaker: async_sessionmaker[AsyncSession], 
     token, _ = issue_access_token(keyring, settings, subject="user-1", session_id="s", now=clock.now())
 
     assert jwt.get_unverified_header(token)["alg"] == "EdDSA"
-    assert [(jwk["kty"], jwk["crv"], jwk["alg"]) for jwk in keyring.jwks()["keys"]] == [
-        ("OKP", "Ed25519", "EdDSA")
+    # Next to the RSA key of RS256 ID tokens (issue 11), which signs no access token.
+    assert [(jwk["kty"], jwk.get("crv"), jwk["alg"]) for jwk in keyring.jwks()["keys"]] == [
+        ("OKP", "Ed25519", "EdDSA"),
+        ("RSA", None, "RS256"),
     ]
     assert "y" not in keyring.jwks()["keys"][0]
     assert decode_access_token(keyring, settings, token, now=clock.now()).sub == "user-1"

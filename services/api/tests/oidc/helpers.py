@@ -99,15 +99,22 @@ async def exchange(
     )
 
 
-async def verified_id_token(client: httpx.AsyncClient, id_token: str, *, audience: str, issuer: str) -> Any:
-    """The ID token's claims, checked with PyJWT against the published JWKS."""
+async def verified_id_token(
+    client: httpx.AsyncClient,
+    id_token: str,
+    *,
+    audience: str,
+    issuer: str,
+    algorithms: tuple[str, ...] = ("ES256",),
+) -> Any:
+    """The ID token's claims, checked with PyJWT against the published JWKS (fetched through `client`)."""
     jwks = (await client.get("/.well-known/jwks.json")).json()
     kid = jwt.get_unverified_header(id_token)["kid"]
     key = next(jwt.PyJWK.from_dict(jwk) for jwk in jwks["keys"] if jwk["kid"] == kid)
     return jwt.decode(
         id_token,
         key=key.key,
-        algorithms=["ES256"],
+        algorithms=list(algorithms),
         audience=audience,
         issuer=issuer,
         leeway=120,  # the tests move the app's clock ahead of the real one

@@ -73,9 +73,10 @@ class Pyauth:
         return str(me.json()["id"]), tokens
 
     async def rotate_keys(self) -> None:
-        """Rotate as `make rotate-keys` does (committed), and let the app's key ring see it."""
+        """Rotate as `make rotate-keys ARGS=--now` does (committed: new keys that sign at once), and let
+        the app's key ring see it."""
         async with async_sessionmaker(self.engine)() as session, session.begin():
-            await rotate_signing_key(session, self.settings, self.clock)
+            await rotate_signing_key(session, self.settings, self.clock, lead=timedelta(0))
         await self.keyring.refresh()
 
 

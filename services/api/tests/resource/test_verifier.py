@@ -179,7 +179,8 @@ async def test_hs256_signed_with_the_published_key_is_refused(
     pyauth: Pyauth, verifier: AccessTokenVerifier
 ) -> None:
     # Key confusion (RFC 8725 §2.1): the public JWK, which anyone can read, used as an HMAC secret.
-    [jwk] = pyauth.keyring.jwks()["keys"]
+    # The EC key (issue 11 publishes the RSA key of RS256 ID tokens beside it).
+    [jwk] = [key for key in pyauth.keyring.jwks()["keys"] if key["alg"] == "ES256"]
     header = {"alg": "HS256", "kid": jwk["kid"], "typ": "at+jwt"}
     signing_input = f"{segment(header)}.{segment(claims(pyauth))}"
     for secret in (json.dumps(jwk).encode(), jwk["x"].encode()):

@@ -80,6 +80,7 @@ class AuthorizationCodeGrant(GrantHandler):
             return issued
         id_token = issue_id_token(
             request.keyring,
+            algorithm=request.oauth_client.id_token_signed_response_alg,
             issuer=request.settings.issuer,
             client_id=code.client_id,
             user=user,

@@ -39,7 +39,14 @@ class RefreshTokenGrant(GrantHandler):
             oauth_client=request.oauth_client,
             scope=request.form.get("scope"),
         )
-        if "openid" not in issued.scope or issued.session_id is None:
+        algorithm = request.oauth_client.id_token_signed_response_alg
+        # §12.2 makes the refreshed ID token optional: none when the ring cannot sign the client's algorithm
+        # (a server on EdDSA access tokens holds no ES256 key), rather than failing the refresh.
+        if (
+            "openid" not in issued.scope
+            or issued.session_id is None
+            or algorithm not in request.keyring.id_token_algorithms()
+        ):
             return issued
         found = await repository.session_with_user(request.db, issued.session_id)
         if found is None:  # the refresh just checked it live, in this transaction
@@ -47,6 +54,7 @@ class RefreshTokenGrant(GrantHandler):
         authentication = session_authentication(found.session, found.user)
         id_token = issue_id_token(
             request.keyring,
+            algorithm=algorithm,
             issuer=request.settings.issuer,
             client_id=found.session.client_id,
             user=found.user,
