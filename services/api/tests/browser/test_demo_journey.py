@@ -9,7 +9,6 @@ app and its identity provider are in production."""
 
 import io
 import re
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +25,7 @@ from tests.browser.helpers import PHONE, Browser, served_in_thread
 from tests.demo.demo_app import DemoSettings, create_demo_app
 from tests.servers import loopback_socket
 
-DEMO_NAME_PREFIX = "browser-demo-"
+DEMO_NAME = "pyauth demo"  # as the consent page shows it
 
 
 @dataclass(frozen=True)
@@ -62,22 +61,20 @@ async def demo(live_server: LiveServer, admin_engine: AsyncEngine) -> AsyncItera
     `localhost`; the client and its audit rows are deleted afterwards."""
     sock = loopback_socket()
     url = f"http://localhost:{sock.getsockname()[1]}"
-    name = f"{DEMO_NAME_PREFIX}{uuid.uuid4().hex[:8]}"
+    client_id, secret = await registered_like_make_client(live_server, DEMO_NAME, url)
     try:
-        client_id, secret = await registered_like_make_client(live_server, name, url)
         settings = DemoSettings(
             issuer=live_server.url, client_id=client_id, client_secret=secret, base_url=url
         )
         with served_in_thread(create_demo_app(settings), sock):
-            yield Demo(url, name, client_id)
+            yield Demo(url, DEMO_NAME, client_id)
     finally:
         async with admin_engine.begin() as connection:
+            found = {"client_id": client_id}
             await connection.execute(
-                text("DELETE FROM audit_events WHERE details->>'name' = :name OR details->>'client_id' IN "
-                     "(SELECT client_id FROM oauth_clients WHERE name = :name)"),
-                {"name": name},
-            )  # fmt: skip
-            await connection.execute(text("DELETE FROM oauth_clients WHERE name = :name"), {"name": name})
+                text("DELETE FROM audit_events WHERE details->>'client_id' = :client_id"), found
+            )
+            await connection.execute(text("DELETE FROM oauth_clients WHERE client_id = :client_id"), found)
 
 
 def discovery(live_server: LiveServer) -> dict[str, Any]:
