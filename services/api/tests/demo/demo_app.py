@@ -222,7 +222,8 @@ def create_demo_app(settings: DemoSettings, http: httpx.AsyncClient | None = Non
         )
 
     @app.get("/login")
-    async def login() -> Response:
+    async def login(request: Request) -> Response:
+        sessions.pop(request.cookies.get(SESSION_COOKIE, ""), None)  # a new sign-in, a new session id
         code_verifier, challenge = pkce_pair()
         session = Session(
             state=secrets.token_urlsafe(16), nonce=secrets.token_urlsafe(16), verifier=code_verifier
@@ -265,11 +266,8 @@ def create_demo_app(settings: DemoSettings, http: httpx.AsyncClient | None = Non
         finally:
             if session is not None:  # a state, nonce and verifier serve one answer only
                 session.state = session.nonce = session.verifier = None
-        session.id_token, session.claims, session.access_token = (
-            tokens["id_token"],
-            claims,
-            tokens["access_token"],
-        )
+        session.id_token, session.access_token = tokens["id_token"], tokens["access_token"]
+        session.claims = claims
         return RedirectResponse("/", 303)
 
     @app.post("/logout")
