@@ -4,8 +4,9 @@ real app served to it over HTTP.
 `Browser` wraps the WebDriver session a test gets with what page tests need: open a path of the app, fill a
 field by its label, press a button or follow a link by its words, wait for an element, and a screenshot of
 each page (named after its title, numbered in the order the test saw them). `SharedChromium` is the one
-Chromium of a test process, and `forget_everything` makes it as fresh as a new profile between tests. `served_in_thread` serves an app with uvicorn in a thread
-of its own (its own event loop), so that a test may block on the browser while the app answers it.
+Chromium of a test process, and `forget_everything` makes it as fresh as a new profile between tests.
+`served_in_thread` serves an app with uvicorn in a thread of its own (its own event loop), so that a test
+may block on the browser while the app answers it.
 """
 
 import contextlib
