@@ -31,6 +31,7 @@ from app.oidc import codes, consent, logout, signin_return
 from app.oidc.discovery import AUTHORIZE_PATH, END_SESSION_PATH
 from app.oidc.id_token import IdTokenHint, InvalidIdTokenHint, verified_hint
 from app.oidc.schemas import AppGrantRead
+from app.oidc.signin_return import client_origin
 from app.users.models import User
 from app.web import cookies, return_to
 from app.web import service as web_service
@@ -118,7 +119,7 @@ async def _consent(
         return None
     if "none" in wanted.prompt:
         return answer(error="consent_required", error_description="The user has not allowed this client.")
-    return page.render(
+    response = page.render(
         "pages/consent.html",
         title=CONSENT_TITLE,
         client_name=wanted.client.name,
@@ -130,6 +131,15 @@ async def _consent(
         action=AUTHORIZE_PATH,
         fields=[(name, value) for name, value in params.items() if name not in (CONSENT_FIELD, "csrf_token")],
     )
+    # Allow is answered with a redirect to the client, and Chromium applies form-action to it: the page also
+    # allows the origin of the registered redirect URI, as the sign-in page does (`app.oidc.signin_return`).
+    origin = await client_origin(db, f"{AUTHORIZE_PATH}?{urlencode(params)}")
+    if origin is not None:
+        policy = response.headers["Content-Security-Policy"]
+        response.headers["Content-Security-Policy"] = policy.replace(
+            "form-action 'self'", f"form-action 'self' {origin}"
+        )
+    return response
 
 
 async def _parameters(request: Request) -> dict[str, str]:

@@ -1,10 +1,12 @@
 """A real browser for tests: headless Chromium driven by Selenium through Debian's chromedriver, and the
 real app served to it over HTTP.
 
-`Browser` wraps one WebDriver session with what page tests need: open a path of the app, fill a field by
-its label, press a button by its words, wait for an element, and a screenshot of each page (named after its
-title, numbered in the order the test saw them). `served_in_thread` serves an app with uvicorn in a thread
-of its own (its own event loop), so that a test may block on the browser while the app answers it.
+`Browser` wraps the WebDriver session a test gets with what page tests need: open a path of the app, fill a
+field by its label, press a button or follow a link by its words, wait for an element, and a screenshot of
+each page (named after its title, numbered in the order the test saw them). `SharedChromium` is the one
+Chromium of a test process, and `forget_everything` makes it as fresh as a new profile between tests.
+`served_in_thread` serves an app with uvicorn in a thread of its own (its own event loop), so that a test
+may block on the browser while the app answers it.
 """
 
 import contextlib
@@ -15,10 +17,11 @@ import shutil
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 import uvicorn
 from selenium.common.exceptions import TimeoutException, WebDriverException
@@ -190,14 +193,32 @@ class Browser:
         that acts within the page (a script, a dialog)."""
         before = self.driver.find_element(By.TAG_NAME, "html")
         self.button(words).click()
-        if not navigates:
-            return
-        self.wait_until(lambda: _stale(before), f"pressing {words!r} leads to a new page")
+        if navigates:
+            self._new_page_after(before, f"pressing {words!r}")
+
+    def follow(self, words: str) -> None:
+        """Click the displayed link that reads `words`; wait for the page it leads to, take its screenshot."""
+        before = self.driver.find_element(By.TAG_NAME, "html")
+        for element in self.driver.find_elements(By.TAG_NAME, "a"):
+            if " ".join(str(element.text).split()) == words and element.is_displayed():
+                element.click()
+                self._new_page_after(before, f"following {words!r}")
+                return
+        raise AssertionError(f"no link {words!r} on {self.path}")
+
+    def _new_page_after(self, before: WebElement, action: str) -> None:
+        self.wait_until(lambda: _stale(before), f"{action} leads to a new page")
         self.wait_until(
             lambda: self.driver.execute_script("return document.readyState") == "complete",
             "the new page loads",
         )
         self.screenshot()
+
+    def fits_the_width(self) -> bool:
+        """True when the page needs no sideways scrolling in its window."""
+        return bool(
+            self.driver.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
+        )
 
     def button(self, words: str) -> WebElement:
         """The displayed button (or submit input) that reads `words`."""
@@ -237,25 +258,72 @@ def _stale(element: WebElement) -> bool:
     return False
 
 
-@contextmanager
-def chromium_session(
-    chromium: str, chromedriver: str, window: tuple[int, int], profile: Path
-) -> Iterator[Chrome]:
-    """A headless Chromium session through the given chromedriver; ended afterwards."""
-    options = chromium_options(chromium, window, profile)
+def start_chromium(chromium: str, chromedriver: str, profile: Path) -> Chrome:
+    """A headless Chromium session through the given chromedriver (a DESKTOP window until `fit_window`)."""
+    options = chromium_options(chromium, DESKTOP, profile)
     # The driver is named, so Selenium Manager (which would look for drivers online) never runs.
-    driver = Chrome(options=options, service=ChromeService(executable_path=chromedriver))
-    try:
-        # The page's viewport is exactly `window` (headless windows are never narrower than 500 px), and
-        # a narrow one is a phone's: the page's `<meta name=viewport>` applies.
-        width, height = window
-        driver.execute_cdp_cmd(
-            "Emulation.setDeviceMetricsOverride",
-            {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < PHONE_MAX_WIDTH},
-        )
-        yield driver
-    finally:
-        driver.quit()
+    return Chrome(options=options, service=ChromeService(executable_path=chromedriver))
+
+
+def fit_window(driver: Chrome, window: tuple[int, int]) -> None:
+    """The page's viewport is exactly `window` (headless windows are never narrower than 500 px), and a
+    narrow one is a phone's: the page's `<meta name=viewport>` applies."""
+    width, height = window
+    driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < PHONE_MAX_WIDTH},
+    )
+
+
+def forget_everything(driver: Chrome, origins: Iterable[str]) -> None:
+    """The browser as a new profile would be, for the next test: one blank tab, no cookies, no cache, and
+    no storage (local and session storage, IndexedDB, service workers...) of the origins it visited, and
+    nothing left in the request log."""
+    for handle in driver.window_handles[1:]:
+        driver.switch_to.window(handle)
+        driver.close()
+    driver.switch_to.window(driver.window_handles[0])
+    driver.get("about:blank")
+    driver.execute_cdp_cmd("Network.clearBrowserCookies", {})
+    driver.execute_cdp_cmd("Network.clearBrowserCache", {})
+    for origin in origins:
+        driver.execute_cdp_cmd("Storage.clearDataForOrigin", {"origin": origin, "storageTypes": "all"})
+    driver.get_log("performance")  # type: ignore[no-untyped-call]  # untyped upstream
+
+
+def origins_of(urls: Iterable[str]) -> set[str]:
+    """The http(s) origins among `urls`."""
+    found = set()
+    for url in urls:
+        parts = urlsplit(url)
+        if parts.scheme in ("http", "https") and parts.netloc:
+            found.add(f"{parts.scheme}://{parts.netloc}")
+    return found
+
+
+class SharedChromium:
+    """One Chromium for every browser test of a process (starting one costs ~1.3 s): `session()` hands
+    out its driver, started on first use and started again if the last test left it dead."""
+
+    def __init__(self, chromium: str, chromedriver: str, profile: Path) -> None:
+        self.chromium, self.chromedriver, self.profile = chromium, chromedriver, profile
+        self._driver: Chrome | None = None
+
+    def session(self) -> Chrome:
+        if self._driver is not None:
+            try:
+                self._driver.window_handles  # noqa: B018 - a cheap command: is the browser alive?
+            except WebDriverException:
+                self.quit()
+        if self._driver is None:
+            self._driver = start_chromium(self.chromium, self.chromedriver, self.profile)
+        return self._driver
+
+    def quit(self) -> None:
+        if self._driver is not None:
+            with contextlib.suppress(WebDriverException):
+                self._driver.quit()
+            self._driver = None
 
 
 @contextmanager
