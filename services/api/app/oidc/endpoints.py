@@ -31,7 +31,6 @@ from app.oidc import codes, consent, logout, signin_return
 from app.oidc.discovery import AUTHORIZE_PATH, END_SESSION_PATH
 from app.oidc.id_token import IdTokenHint, InvalidIdTokenHint, verified_hint
 from app.oidc.schemas import AppGrantRead
-from app.oidc.signin_return import client_origin
 from app.users.models import User
 from app.web import cookies, return_to
 from app.web import service as web_service
@@ -133,7 +132,7 @@ async def _consent(
     )
     # Allow is answered with a redirect to the client, and Chromium applies form-action to it: the page also
     # allows the origin of the registered redirect URI, as the sign-in page does (`app.oidc.signin_return`).
-    origin = await client_origin(db, f"{AUTHORIZE_PATH}?{urlencode(params)}")
+    origin = await signin_return.client_origin(db, f"{AUTHORIZE_PATH}?{urlencode(params)}")
     if origin is not None:
         policy = response.headers["Content-Security-Policy"]
         response.headers["Content-Security-Policy"] = policy.replace(
