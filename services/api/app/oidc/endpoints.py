@@ -222,6 +222,7 @@ async def authorize(
         db,
         client_id=client.client_id,
         user_id=user.id,
+        browser_session_id=browser_session.id,
         redirect_uri=redirect_uri,
         code_challenge=wanted.code_challenge,
         nonce=wanted.nonce,
@@ -310,12 +311,8 @@ async def end_session(
         # The browser session ends with the client's sessions issued through it (`app.oidc.logout`).
         browser_session = current[0]
         ended = 0
-        for session_id in await logout.client_sessions_of_sign_in(
-            db,
-            wanted.client,
-            user_id=browser_session.user_id,
-            auth_time=browser_session.auth_time,
-            since=browser_session.created_at,
+        for session_id in await logout.client_sessions_of_browser_session(
+            db, wanted.client, browser_session.id
         ):
             ended += await end_sessions(
                 db,

@@ -19,7 +19,6 @@ are found.
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Final
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
@@ -105,15 +104,15 @@ async def checked_request(
     return LogoutRequest(client=client, redirect_uri=redirect_uri, state=state, hint=hint)
 
 
-async def client_sessions_of_sign_in(
-    db: AsyncSession, client: OAuthClient | None, *, user_id: uuid.UUID, auth_time: datetime, since: datetime
+async def client_sessions_of_browser_session(
+    db: AsyncSession, client: OAuthClient | None, browser_session_id: uuid.UUID
 ) -> list[uuid.UUID]:
-    """The sessions the client was issued through one browser session (its `auth_time`, begun at
-    `since`), for the caller to end with the browser session."""
+    """The sessions the client was issued through one browser session (the codes it was given there),
+    for the caller to end with the browser session."""
     if client is None:
         return []
-    return await repository.sessions_from_sign_in(
-        db, user_id=user_id, client_id=client.client_id, auth_time=auth_time, since=since
+    return await repository.sessions_from_browser_session(
+        db, browser_session_id=browser_session_id, client_id=client.client_id
     )
 
 

@@ -4,7 +4,7 @@ A code is 256 random bits stored only as its SHA-256 digest (as refresh tokens a
 client, the exact redirect URI, the PKCE challenge, the nonce and scope of its request, and to the user and
 how and when they authenticated (the browser session's `auth_time` and `amr`). `used_at` makes it single
 use; `session_id` names the session its exchange started, which a second use of the code ends
-(RFC 6749 §4.1.2).
+(RFC 6749 §4.1.2); `browser_session_id` the browser session it came from, whose sign-out ends that session.
 """
 
 import uuid
@@ -38,7 +38,12 @@ class AuthorizationCode(Base):
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # The session the code's exchange started: ended if the code comes back (RFC 6749 §4.1.2).
     session_id: Mapped[uuid.UUID | None] = mapped_column(
-        Uuid, ForeignKey("auth_sessions.id", ondelete="SET NULL")
+        Uuid, ForeignKey("auth_sessions.id", ondelete="SET NULL"), index=True
+    )
+    # The SSO browser session whose sign-in the code carries: RP-initiated logout ends the client sessions
+    # its codes started.
+    browser_session_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("browser_sessions.id", ondelete="SET NULL"), index=True
     )
 
 

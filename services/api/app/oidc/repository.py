@@ -74,17 +74,14 @@ async def delete_grant(db: AsyncSession, user_id: uuid.UUID, client_id: str) -> 
     return result.first() is not None
 
 
-async def sessions_from_sign_in(
-    db: AsyncSession, *, user_id: uuid.UUID, client_id: str, auth_time: datetime, since: datetime
+async def sessions_from_browser_session(
+    db: AsyncSession, *, browser_session_id: uuid.UUID, client_id: str
 ) -> list[uuid.UUID]:
-    """The sessions that the codes of one sign-in started for the client: codes carry the browser
-    session's `auth_time`, and were issued once it began (`since`)."""
+    """The sessions that the codes of one browser session started for the client."""
     rows = await db.scalars(
         select(AuthorizationCode.session_id).where(
-            AuthorizationCode.user_id == user_id,
+            AuthorizationCode.browser_session_id == browser_session_id,
             AuthorizationCode.client_id == client_id,
-            AuthorizationCode.auth_time == auth_time,
-            AuthorizationCode.created_at >= since,
             AuthorizationCode.session_id.is_not(None),
         )
     )
