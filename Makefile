@@ -42,6 +42,10 @@ prereqs: ## Check for Docker and Compose v2; on Debian as root, install and star
 base-image: prereqs
 	@./docker/base-image.sh
 
+# The tests service lives in the browser service's network namespace (compose.test.yaml), so even a run
+# that needs no browser (lint, fmt: --no-deps) needs that service's container up.
+BROWSER_UP := $(COMPOSE) --profile test up --detach --wait --no-deps browser
+
 # Where the tests leave files for people (the browser tests' screenshots), mounted into every run of the
 # tests service (compose.test.yaml): made here, writable by the test image's user (uid 10001), before the
 # engine would make it root's.
@@ -73,11 +77,13 @@ test: base-image test-output ## Run pytest (two workers) in the compose network 
 lint: base-image test-output ## ruff check, ruff format --check, mypy and a dependency audit (app, faults/, bench/, libs/), in the test image
 	@bash docker/test-prereqs.sh
 	$(COMPOSE) --profile test build tests
+	$(BROWSER_UP)
 	$(COMPOSE) --profile test run --rm --no-deps $(AUDIT_CA) $(LINT_DRIVERS_MOUNTS) tests \
 		sh -c '$(LINT) && $(LINT_DRIVERS)'
 
 fmt: base-image test-output ## Format the code with ruff (writes to services/api, faults, bench and libs)
 	$(COMPOSE) --profile test build tests
+	$(BROWSER_UP)
 	$(COMPOSE) --profile test run --rm --no-deps --user "$$(id -u):$$(id -g)" \
 		-v "$(CURDIR)/services/api:/srv/pyauth" -v "$(CURDIR)/faults:/srv/lint/faults" \
 		-v "$(CURDIR)/bench:/srv/lint/bench" -v "$(CURDIR)/libs:/srv/lint/libs" \

@@ -41,6 +41,10 @@ WAIT_SECONDS = 10
 
 # `make test` sets it: there a missing browser is an error, never a skip.
 BROWSER_REQUIRED = os.environ.get("PYAUTH_BROWSER_REQUIRED") == "1"
+# `make test` sets it too: the compose `browser` service runs chromedriver (and every Chromium it starts) on
+# this loopback port; the tests service shares that service's network namespace, so the pages the tests
+# serve on loopback are loopback to the browser as well. Unset (a host run), the tests start a chromedriver.
+RUNNING_CHROMEDRIVER_PORT = os.environ.get("PYAUTH_CHROMEDRIVER_PORT")
 
 
 def find_browser() -> tuple[str, str] | None:
@@ -258,11 +262,29 @@ def _stale(element: WebElement) -> bool:
     return False
 
 
+class RunningChromedriver(ChromeService):
+    """The browser service's chromedriver, already listening on a loopback port: nothing to start or stop
+    (its Chromium sessions still end with the driver's `quit`)."""
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+
 def start_chromium(chromium: str, chromedriver: str, profile: Path) -> Chrome:
-    """A headless Chromium session through the given chromedriver (a DESKTOP window until `fit_window`)."""
+    """A headless Chromium session (a DESKTOP window until `fit_window`) through the browser service's
+    chromedriver when one runs (`RUNNING_CHROMEDRIVER_PORT`), else through `chromedriver` started here."""
     options = chromium_options(chromium, DESKTOP, profile)
     # The driver is named, so Selenium Manager (which would look for drivers online) never runs.
-    return Chrome(options=options, service=ChromeService(executable_path=chromedriver))
+    if RUNNING_CHROMEDRIVER_PORT:
+        service: ChromeService = RunningChromedriver(
+            executable_path=chromedriver, port=int(RUNNING_CHROMEDRIVER_PORT)
+        )
+    else:
+        service = ChromeService(executable_path=chromedriver)
+    return Chrome(options=options, service=service)
 
 
 def fit_window(driver: Chrome, window: tuple[int, int]) -> None:
