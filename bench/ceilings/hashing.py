@@ -7,16 +7,16 @@ scenarios it bounds: `GET /measure?operation=hash|verify&seconds=8` answers the 
 a one-second warm-up. The measuring happens in threads of this process, not over HTTP.
 """
 
-import json
 import os
 import threading
 import time
 import urllib.parse
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import HTTPServer
 from typing import Any
 
 import argon2
+from json_http import JsonHandler
 
 from app.core.config import get_settings
 from app.passwords.hashing import PasswordHasher
@@ -99,7 +99,7 @@ class Ceiling:
         }
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(JsonHandler):
     ceiling: Ceiling
 
     def do_GET(self) -> None:
@@ -109,15 +109,7 @@ class Handler(BaseHTTPRequestHandler):
             self.send_error(404)
             return
         seconds = min(float(query.get("seconds", "8")), 60.0)
-        body = json.dumps(self.ceiling.measure(query["operation"], seconds)).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
+        self.send_json(self.ceiling.measure(query["operation"], seconds))
 
 
 def main() -> None:

@@ -21,11 +21,12 @@ import json
 import os
 import time
 from collections.abc import Awaitable, Callable
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import HTTPServer
 from typing import Any
 
 import httpx
 import jwt
+from json_http import JsonHandler
 from pyauth_resource import AccessTokenVerifier, ResourceError
 
 from app.core.config import get_settings
@@ -158,7 +159,7 @@ async def measure(token: str, seconds: float) -> dict[str, Any]:
     }
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(JsonHandler):
     def do_POST(self) -> None:
         if self.path != "/measure":
             self.send_error(404)
@@ -174,15 +175,7 @@ class Handler(BaseHTTPRequestHandler):
         except (ResourceError, jwt.PyJWTError, httpx.HTTPError, KeyError, StopIteration, ValueError) as exc:
             # The bench's gate reports why (an InvalidToken says only that); the token is never echoed.
             answer, status = {"error": f"{type(exc).__name__}: {getattr(exc, 'description', exc)}"}, 422
-        body = json.dumps(answer).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
+        self.send_json(answer, status)
 
 
 def main() -> None:
