@@ -60,9 +60,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_webauthn_challenges")),
         sa.UniqueConstraint("challenge_hash", name=op.f("uq_webauthn_challenges_challenge_hash")),
     )
-    op.create_index(
-        op.f("ix_webauthn_challenges_user_id"), "webauthn_challenges", ["user_id"], unique=False
-    )
+    op.create_index(op.f("ix_webauthn_challenges_user_id"), "webauthn_challenges", ["user_id"], unique=False)
     op.create_index(
         op.f("ix_webauthn_challenges_expires_at"), "webauthn_challenges", ["expires_at"], unique=False
     )
