@@ -122,8 +122,3 @@ async def record_use(
         .returning(Passkey.id)
     )
     return updated.scalar_one_or_none() is not None
-
-
-async def delete_expired_challenges(db: AsyncSession, *, now: datetime) -> int:
-    deleted = await db.execute(delete(WebAuthnChallenge).where(WebAuthnChallenge.expires_at <= now))
-    return int(getattr(deleted, "rowcount", 0) or 0)
