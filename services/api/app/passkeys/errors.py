@@ -50,8 +50,8 @@ class PasskeyRefused(RolledBackRefusal):
     (a refused answer cannot be retried with it) and the refusal audited, both committed.
 
     Answered with `error` (`PasskeyInvalid` unless the caller sets another, e.g. the MFA grant's OAuth
-    `invalid_grant`). `reason` is the audit code: challenge, unknown_credential, wrong_user, inactive,
-    verification, counter (the last as `passkey.clone_suspected`)."""
+    `invalid_grant`). `reason` is the audit code: unreadable, unknown_credential, wrong_user, inactive,
+    challenge, verification, backup_eligibility, counter (the last as `passkey.clone_suspected`)."""
 
     def __init__(
         self,

@@ -353,7 +353,7 @@ async def authentication_options(
 
 async def verify_assertion(
     db: AsyncSession,
-    credential: Mapping[str, Any],
+    credential: Mapping[str, Any] | str,
     *,
     user: User | None,
     settings: Settings,
@@ -365,10 +365,12 @@ async def verify_assertion(
     Checks, in the spec's order: the credential is one of `user`'s, or for a passwordless sign-in any
     registered one whose user handle names its owner (steps 5-6); the challenge is live, unanswered and
     was issued for this user and attempt (step 12, consumed here); origin (step 13), RP id hash (step 15),
-    user presence (step 16) and user verification per the challenge's policy (step 17); the signature
-    (step 20); the sign counter (step 21): when either the stored or the new count is non-zero, the new one
-    must be greater, or the authenticator may be a clone, and the assertion is refused and audited as
-    `passkey.clone_suspected`. Any refusal raises `PasskeyRefused`."""
+    user presence (step 16) and user verification per the challenge's policy (step 17); backup
+    eligibility unchanged since registration (step 19); the signature (step 20); the sign counter
+    (step 21): when either the stored or the new count is non-zero, the new one must be greater, or the
+    authenticator may be a clone, and the assertion is refused and audited as `passkey.clone_suspected`.
+    Any refusal raises `PasskeyRefused`. `credential` is the AuthenticationResponseJSON, parsed or as
+    its JSON text."""
 
     def refused(
         reason: str, challenge: bytes | None, owner: uuid.UUID | None = None, **details: Any
@@ -379,7 +381,10 @@ async def verify_assertion(
         )
 
     try:
-        parsed: AuthenticationCredential = parse_authentication_credential_json(dict(credential))
+        # A string is the JSON text itself (as a form field carries it), parsed by py_webauthn.
+        parsed: AuthenticationCredential = parse_authentication_credential_json(
+            credential if isinstance(credential, str) else dict(credential)
+        )
         challenge = _challenge_of(parsed.response.client_data_json)
     except PARSE_ERRORS:
         refused("unreadable", None, user.id if user is not None else None)
@@ -419,6 +424,11 @@ async def verify_assertion(
         )
     except PARSE_ERRORS:
         refused("verification", challenge, owner.id, passkey_id=str(passkey.id))
+    # §7.2 step 19 (L3): backup eligibility is fixed when the credential is made; a change means another
+    # authenticator, or a corrupted answer.
+    now_eligible = verified.credential_device_type == CredentialDeviceType.MULTI_DEVICE
+    if now_eligible != passkey.backup_eligible:
+        refused("backup_eligibility", challenge, owner.id, passkey_id=str(passkey.id))
     new_count = verified.new_sign_count
     if (new_count or passkey.sign_count) and new_count <= passkey.sign_count:
         refused(

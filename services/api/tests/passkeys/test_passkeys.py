@@ -2,6 +2,7 @@
 (tests/passkeys/authenticator.py) and real signatures. Tests are named after the WebAuthn Level 3 rule they
 check: §7.1 registering a new credential, §7.2 verifying an authentication assertion."""
 
+import json
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -76,7 +77,7 @@ async def assertion_options(
 
 async def verify(
     db: AsyncSession,
-    credential: dict[str, Any],
+    credential: Any,
     user: User | None,
     settings: Settings,
     clock: ManualClock,
@@ -529,6 +530,35 @@ async def test_a_counter_of_zero_after_a_counting_authenticator_is_refused_7_2_s
     with pytest.raises(PasskeyRefused) as refused:
         await verify(db_session, authenticator.get(options, counter=0), user, settings, clock)
     assert refused.value.reason == "counter"
+
+
+async def test_a_passkey_whose_backup_eligibility_changed_is_refused_7_2_step_19(
+    client: httpx.AsyncClient, db_session: AsyncSession, clock: ManualClock
+) -> None:
+    email, tokens = await signed_up(client)
+    authenticator = authenticator_for(client)
+    await enrol(client, tokens, authenticator)
+    user, settings = await user_named(db_session, email), settings_of(client)
+    authenticator.backup_eligible = True  # BE is fixed at creation: a change is another authenticator
+    options = await assertion_options(db_session, user, settings, clock)
+    with pytest.raises(PasskeyRefused) as refused:
+        await verify(db_session, authenticator.get(options), user, settings, clock)
+    assert refused.value.reason == "backup_eligibility"
+
+
+async def test_an_assertion_may_come_as_its_json_text(
+    client: httpx.AsyncClient, db_session: AsyncSession, clock: ManualClock
+) -> None:
+    email, tokens = await signed_up(client)
+    authenticator = authenticator_for(client)
+    await enrol(client, tokens, authenticator)
+    user, settings = await user_named(db_session, email), settings_of(client)
+    options = await assertion_options(db_session, user, settings, clock)
+    text = json.dumps(authenticator.get(options))
+    verified = await service.verify_assertion(
+        db_session, text, user=user, settings=settings, ctx=RequestContext(now=clock.now())
+    )
+    assert verified.user.id == user.id
 
 
 @pytest.mark.parametrize("credential", GARBAGE)
