@@ -61,6 +61,15 @@ async def consume_challenge(
     return row.scalar_one_or_none()
 
 
+async def discard_challenges_of(db: AsyncSession, user_id: uuid.UUID, purpose: str) -> None:
+    """Drop the user's outstanding challenges of this purpose: a new ceremony replaces the last one."""
+    await db.execute(
+        delete(WebAuthnChallenge).where(
+            WebAuthnChallenge.user_id == user_id, WebAuthnChallenge.purpose == purpose
+        )
+    )
+
+
 async def discard_challenge(db: AsyncSession, challenge_hash: bytes) -> None:
     """Spend a challenge whatever it was for: after a refused answer, so it cannot be answered again."""
     await db.execute(delete(WebAuthnChallenge).where(WebAuthnChallenge.challenge_hash == challenge_hash))

@@ -160,6 +160,8 @@ async def registration_options(
     if len(existing) >= MAX_PASSKEYS_PER_USER:
         raise TooManyPasskeys()
     user_verification = settings.WEBAUTHN_USER_VERIFICATION
+    # Only the latest options can be answered: a user holds one registration challenge at most.
+    await repository.discard_challenges_of(db, user.id, REGISTRATION)
     challenge = await _new_challenge(
         db,
         purpose=REGISTRATION,

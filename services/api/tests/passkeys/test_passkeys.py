@@ -172,6 +172,20 @@ async def test_a_registration_challenge_is_answered_once_7_1_step_8(client: http
     assert again.status_code == 400
 
 
+async def test_only_the_latest_registration_options_can_be_answered_7_1_step_8(
+    client: httpx.AsyncClient,
+) -> None:
+    _, tokens = await signed_up(client)
+    earlier = (await client.post(OPTIONS, headers=tokens.bearer)).json()
+    latest = (await client.post(OPTIONS, headers=tokens.bearer)).json()
+    stale = authenticator_for(client).create(earlier)
+    refused = await client.post(PASSKEYS, headers=tokens.bearer, json={"name": "k", "credential": stale})
+    assert refused.status_code == 400
+    answer = authenticator_for(client).create(latest)
+    added = await client.post(PASSKEYS, headers=tokens.bearer, json={"name": "k", "credential": answer})
+    assert added.status_code == 201
+
+
 async def test_an_expired_registration_challenge_is_refused_7_1_step_8(
     app: Any, client: httpx.AsyncClient, clock: ManualClock
 ) -> None:
