@@ -51,7 +51,8 @@ class PasskeyRefused(RolledBackRefusal):
 
     Answered with `error` (`PasskeyInvalid` unless the caller sets another, e.g. the MFA grant's OAuth
     `invalid_grant`). `reason` is the audit code: unreadable, unknown_credential, wrong_user, inactive,
-    challenge, verification, backup_eligibility, counter (the last as `passkey.clone_suspected`)."""
+    challenge, verification, backup_eligibility, counter_race, counter (the last as
+    `passkey.clone_suspected`)."""
 
     def __init__(
         self,

@@ -450,8 +450,8 @@ async def verify_assertion(
         now=ctx.now,
     )
     if not used:
-        # Another assertion of this passkey stored its counter meanwhile: the same as a stale counter.
-        refused("counter", challenge, owner.id, passkey_id=str(passkey.id))
+        # Another assertion of this passkey stored its counter meanwhile: this one's count is stale.
+        refused("counter_race", challenge, owner.id, passkey_id=str(passkey.id))
     await db.refresh(passkey)
     return VerifiedPasskey(
         user=owner,
