@@ -5,7 +5,7 @@ flags). `webauthn_challenges`: the digest of each outstanding ceremony challenge
 The application role gets its rights from the default privileges of migration 0010.
 
 Revision ID: 0021
-Revises: 0020
+Revises: 0019 (re-chained to 0020, the TOTP migration, when the MFA branch is merged)
 Create Date: 2026-12-02 07:30:00
 """
 
