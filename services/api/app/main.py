@@ -39,6 +39,7 @@ from app.metrics.listener import MetricsListener
 from app.metrics.middleware import RequestMetrics
 from app.oauth import endpoints as oauth_endpoints
 from app.oidc import endpoints as oidc_endpoints
+from app.passkeys import endpoints as passkeys_endpoints
 from app.passwords.hashing import PasswordHasher
 from app.users import endpoints as users_endpoints
 from app.web import endpoints as web_endpoints
@@ -132,6 +133,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.include_router(web_endpoints.router)  # the hosted pages and their stylesheet
     app.include_router(oidc_endpoints.router)  # /oauth2/authorize
     app.include_router(oidc_endpoints.grants_router)  # /users/me/grants
+    app.include_router(passkeys_endpoints.router)  # /users/me/passkeys
     if settings.METRICS_ENABLED:
         app.include_router(metrics_endpoints.router)
     if docs:

@@ -11,6 +11,7 @@ from app.core.models import Base
 from app.keys import models as keys_models
 from app.mail import models as mail_models
 from app.oidc import models as oidc_models
+from app.passkeys import models as passkeys_models
 from app.ratelimit import models as ratelimit_models
 from app.retention import models as retention_models
 from app.sso import models as sso_models
@@ -25,6 +26,7 @@ __all__ = [
     "keys_models",
     "mail_models",
     "oidc_models",
+    "passkeys_models",
     "ratelimit_models",
     "retention_models",
     "sso_models",

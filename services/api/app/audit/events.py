@@ -31,6 +31,13 @@ class AuditEvent(StrEnum):
     EMAIL_CHANGED = "email.changed"
     EMAIL_CHANGE_CANCELLED = "email.change_cancelled"
     ACCOUNT_LINK_REFUSED = "account.link_refused"
+    # Passkeys (app.passkeys): `details` holds the passkey's id and name, never key material.
+    PASSKEY_REGISTERED = "passkey.registered"
+    PASSKEY_RENAMED = "passkey.renamed"
+    PASSKEY_REMOVED = "passkey.removed"
+    PASSKEY_ASSERTION_FAILED = "passkey.assertion_failed"
+    # A sign counter that did not increase (WebAuthn §7.2 step 21): the authenticator may have been cloned.
+    PASSKEY_CLONE_SUSPECTED = "passkey.clone_suspected"
     ADMIN_USER_ACTIVATED = "admin.user_activated"
     ADMIN_USER_DEACTIVATED = "admin.user_deactivated"
     ADMIN_ROLES_CHANGED = "admin.roles_changed"

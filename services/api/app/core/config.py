@@ -211,6 +211,38 @@ class Settings(BaseSettings):
         24 * 3600, ge=60, description="A browser session ends after this long without a request to pyauth."
     )
 
+    # Passkeys (app.passkeys, W3C WebAuthn Level 3): the relying party the browser binds each passkey to
+    WEBAUTHN_RP_ID: str | None = Field(
+        None,
+        max_length=253,
+        description="The relying-party id, a domain: each origin's host is it or a subdomain of it. A "
+        "passkey works only for this id, so changing it strands every enrolled passkey. Unset: "
+        "PUBLIC_BASE_URL's host.",
+    )
+    WEBAUTHN_RP_NAME: str | None = Field(
+        None, min_length=1, max_length=80, description="Shown by the authenticator. Unset: the brand name."
+    )
+    WEBAUTHN_ORIGINS: list[str] = Field(
+        default_factory=list,
+        description='The origins a ceremony may come from, e.g. ["https://id.example.com"]. Empty: '
+        "PUBLIC_BASE_URL's origin.",
+    )
+    WEBAUTHN_CHALLENGE_TTL_SECONDS: int = Field(
+        300, ge=30, le=900, description="How long a registration or sign-in challenge can be answered."
+    )
+    WEBAUTHN_USER_VERIFICATION: Literal["preferred", "required"] = Field(
+        "preferred",
+        description="User verification (PIN, biometrics) asked of a passkey used as a second factor; "
+        "required refuses an assertion without it. A passwordless sign-in always requires it.",
+    )
+    MFA_REAUTH_SECONDS: int = Field(
+        300,
+        ge=30,
+        le=86400,
+        description="Enrolling or removing a factor needs a sign-in (the access token's auth_time) this "
+        "recent, in seconds.",
+    )
+
     # OAuth clients (app.clients): the password grant, and the overlap of two secrets during a rotation
     PASSWORD_GRANT_ENABLED: bool = Field(
         True,
@@ -557,6 +589,37 @@ class Settings(BaseSettings):
             )
             raise ValueError(f"{why}: " + "; ".join(problems))
         return self
+
+    @model_validator(mode="after")
+    def _origins_belong_to_the_rp_id(self) -> Self:
+        # A browser refuses a ceremony whose origin is not the RP id or below it (WebAuthn §5.1.3 step 8):
+        # such a setting would fail every enrolment, so it fails at start instead.
+        rp_id = self.webauthn_rp_id
+        for origin in self.webauthn_origins:
+            parts = urlsplit(origin)
+            host = parts.hostname or ""
+            if parts.scheme not in {"http", "https"} or parts.path not in {"", "/"} or not host:
+                raise ValueError(f"WEBAUTHN_ORIGINS: {origin!r} is not an origin (scheme://host[:port])")
+            if host != rp_id and not host.endswith("." + rp_id):
+                raise ValueError(f"WEBAUTHN_ORIGINS: {origin!r} is not on WEBAUTHN_RP_ID {rp_id!r}")
+        return self
+
+    @property
+    def webauthn_rp_id(self) -> str:
+        """The WebAuthn relying-party id: WEBAUTHN_RP_ID, or PUBLIC_BASE_URL's host."""
+        return (self.WEBAUTHN_RP_ID or urlsplit(self.PUBLIC_BASE_URL).hostname or "localhost").lower()
+
+    @property
+    def webauthn_rp_name(self) -> str:
+        return self.WEBAUTHN_RP_NAME or self.BRAND_NAME or self.SERVICE_NAME
+
+    @property
+    def webauthn_origins(self) -> list[str]:
+        """Where ceremonies may come from: WEBAUTHN_ORIGINS, or PUBLIC_BASE_URL's origin."""
+        if self.WEBAUTHN_ORIGINS:
+            return [origin.rstrip("/") for origin in self.WEBAUTHN_ORIGINS]
+        parts = urlsplit(self.PUBLIC_BASE_URL)
+        return [f"{parts.scheme}://{parts.netloc}"]
 
     @property
     def docs_enabled(self) -> bool:

@@ -128,6 +128,17 @@ async def delete_expired_login_devices(db: AsyncSession, *, now: datetime, batch
     )
 
 
+async def delete_expired_webauthn_challenges(db: AsyncSession, *, now: datetime, batch: int) -> int:
+    """Passkey ceremony challenges past their expiry, never answered: nothing accepts them any more."""
+    return await _delete(
+        db,
+        "DELETE FROM webauthn_challenges WHERE ctid = ANY(ARRAY("
+        " SELECT ctid FROM webauthn_challenges WHERE expires_at <= :now LIMIT :batch))",
+        now=now,
+        batch=batch,
+    )
+
+
 async def delete_dead_browser_sessions(
     db: AsyncSession, *, cutoff: datetime, idle_ttl: timedelta, batch: int
 ) -> int:

@@ -9,6 +9,7 @@
 - login failure counters: no failure for RETENTION_LOGIN_THROTTLES_SECONDS (and at least the longest
   login delay); never one at LOGIN_MAX_FAILURES, a lock that only a reset lifts;
 - device tokens of known devices: once expired (DEVICE_TOKEN_TTL_SECONDS);
+- passkey ceremony challenges never answered: once expired (WEBAUTHN_CHALLENGE_TTL_SECONDS);
 - browser SSO sessions: ended, expired or idle for RETENTION_SESSIONS_SECONDS;
 - rate-limit windows: started over an hour ago;
 - outbox mails: sent or failed (bodies blanked already), queued RETENTION_MAIL_SECONDS ago.
@@ -72,6 +73,9 @@ def _batches(settings: Settings, now: datetime) -> dict[str, Batch]:
             db, cutoff=throttles_cutoff, max_failures=settings.LOGIN_MAX_FAILURES, batch=n
         ),
         "login_devices": lambda db, n: repository.delete_expired_login_devices(db, now=now, batch=n),
+        "webauthn_challenges": lambda db, n: repository.delete_expired_webauthn_challenges(
+            db, now=now, batch=n
+        ),
         "browser_sessions": lambda db, n: repository.delete_dead_browser_sessions(
             db, cutoff=sessions_cutoff, idle_ttl=browser_idle, batch=n
         ),

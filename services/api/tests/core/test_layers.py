@@ -46,6 +46,7 @@ ALLOWED: dict[str, set[str]] = {
         "users",
     },
     "account": {"audit", "auth", "mail", "passwords", "ratelimit", "users"},
+    "passkeys": {"account", "audit", "auth", "keys", "mail", "users"},
     "admin": {"account", "audit", "auth", "clients", "passwords", "users"},
     "web": {"account", "audit", "auth", "metrics", "oidc", "passwords", "ratelimit", "sso", "users"},
     "oauth": {"auth", "clients", "keys", "oidc", "ratelimit"},
