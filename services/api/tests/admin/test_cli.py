@@ -1,5 +1,6 @@
-"""`python -m app.admin.cli create-admin EMAIL`, run as `make admin` runs it: a separate process against
-the test database, the password on stdin. Its commits are real; `purge_live_accounts` removes them."""
+"""`python -m app.admin.cli create-admin EMAIL`, as `make admin` runs it, against the test database, the
+password on stdin. The process itself is started for piped stdin and on a terminal; the other tests run
+its `main` in this process (tests/cli.py). Its commits are real; `purge_live_accounts` removes them."""
 
 import asyncio
 import os
@@ -15,7 +16,7 @@ from app.audit.models import AuditEntry
 from app.core.config import Settings
 from app.users.models import User
 from tests.auth.helpers import PASSWORD, live_email
-from tests.cli import PROJECT, cli_environment, run_cli
+from tests.cli import PROJECT, WEB_STACK, cli_environment, run_cli_in_process, run_cli_process
 
 PROMPTS = (b"Password for the new admin: ", b"Repeat the password: ")
 
@@ -23,7 +24,7 @@ pytestmark = pytest.mark.usefixtures("purge_live_accounts")
 
 
 async def _cli(settings: Settings, *args: str, stdin: bytes | None) -> tuple[int, str, str]:
-    return await run_cli(settings, "app.admin.cli", *args, stdin=stdin)
+    return await run_cli_in_process(settings, "app.admin.cli", *args, stdin=stdin)
 
 
 async def _user(engine: AsyncEngine, email: str) -> User | None:
@@ -42,8 +43,11 @@ async def _created_events(engine: AsyncEngine, user: User) -> list[AuditEntry]:
 
 async def test_create_admin_reads_the_password_from_stdin(engine: AsyncEngine, settings: Settings) -> None:
     email = live_email("cli-admin")
-    code, out, err = await _cli(settings, "create-admin", email.upper(), stdin=f"{PASSWORD}\n".encode())
+    code, out, err, imported = await run_cli_process(
+        settings, "app.admin.cli", "create-admin", email.upper(), stdin=f"{PASSWORD}\n".encode()
+    )
     assert code == 0, err
+    assert imported.isdisjoint(WEB_STACK)
     assert out.startswith(f"admin created: {email} (id ")
     assert PASSWORD not in out + err
 

@@ -1,5 +1,6 @@
-"""`python -m app.keys.cli rotate|list`, run as the Makefile runs it: a separate process against the
-test database. Its commits are real, so the table is set aside and restored around the test."""
+"""`python -m app.keys.cli rotate|list`, as the Makefile runs it, against the test database: `list` as a
+process of its own, `rotate` through its `main` in this process (tests/cli.py). Its commits are real, so
+the table is set aside and restored around the test."""
 
 import pytest
 from sqlalchemy import select
@@ -7,12 +8,19 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.core.config import Settings
 from app.keys.models import SigningKey
-from tests.cli import run_cli
+from tests.cli import WEB_STACK, run_cli_in_process, run_cli_process
 
 
 async def _cli(settings: Settings, *args: str) -> str:
-    status, stdout, stderr = await run_cli(settings, "app.keys.cli", *args)
+    status, stdout, stderr = await run_cli_in_process(settings, "app.keys.cli", *args)
     assert status == 0, stderr
+    return stdout
+
+
+async def _cli_process(settings: Settings, *args: str) -> str:
+    status, stdout, stderr, imported = await run_cli_process(settings, "app.keys.cli", *args)
+    assert status == 0, stderr
+    assert imported.isdisjoint(WEB_STACK)
     return stdout
 
 
@@ -28,7 +36,7 @@ async def test_rotate_prints_the_new_kid_and_list_shows_it(engine: AsyncEngine, 
     assert rows[second].retired_at is None
     assert rows[second].algorithm == settings.JWT_ALGORITHM
 
-    listing = [line.split() for line in (await _cli(settings, "list")).splitlines()]
+    listing = [line.split() for line in (await _cli_process(settings, "list")).splitlines()]
     assert listing == [
         ["kid", "alg", "created", "retired"],
         [
