@@ -18,9 +18,9 @@ from tests.conftest import delete_live_accounts
 
 
 @pytest.fixture
-async def purge_live_accounts(engine: AsyncEngine) -> AsyncIterator[None]:
+async def purge_live_accounts(admin_engine: AsyncEngine) -> AsyncIterator[None]:
     yield
-    await delete_live_accounts(engine)
+    await delete_live_accounts(admin_engine)
 
 
 @pytest.fixture

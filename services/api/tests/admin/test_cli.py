@@ -1,9 +1,12 @@
-"""`python -m app.admin.cli create-admin EMAIL`, run as `make admin` runs it: a separate process against
-the test database, the password on stdin. Its commits are real; `purge_live_accounts` removes them."""
+"""`python -m app.admin.cli create-admin EMAIL`, as `make admin` runs it, against the test database, the
+password on stdin. The process itself is started on a terminal (which only a process of its own has); the
+other tests run its `main` in this process (tests/cli.py). Its commits are real; `purge_live_accounts`
+removes them."""
 
 import asyncio
 import os
 import pty
+import re
 import sys
 from datetime import UTC
 
@@ -15,15 +18,17 @@ from app.audit.models import AuditEntry
 from app.core.config import Settings
 from app.users.models import User
 from tests.auth.helpers import PASSWORD, live_email
-from tests.cli import PROJECT, cli_environment, run_cli
+from tests.cli import PROJECT, WEB_STACK, cli_environment, run_cli_in_process
 
 PROMPTS = (b"Password for the new admin: ", b"Repeat the password: ")
+# A line of `python -X importtime` on the terminal: "import time: self [us] | cumulative | package".
+IMPORT_TIME = re.compile(rb"import time:[^\n]*\n")
 
 pytestmark = pytest.mark.usefixtures("purge_live_accounts")
 
 
 async def _cli(settings: Settings, *args: str, stdin: bytes | None) -> tuple[int, str, str]:
-    return await run_cli(settings, "app.admin.cli", *args, stdin=stdin)
+    return await run_cli_in_process(settings, "app.admin.cli", *args, stdin=stdin)
 
 
 async def _user(engine: AsyncEngine, email: str) -> User | None:
@@ -178,12 +183,13 @@ async def test_a_missing_email_is_a_usage_error(settings: Settings) -> None:
     assert "email" in err
 
 
-async def _on_terminal(settings: Settings, email: str, answers: list[str]) -> tuple[int, bytes]:
-    """Run the CLI on a pseudo-terminal, answering each prompt in turn; return its status and everything
-    the terminal showed."""
+async def _on_terminal(settings: Settings, email: str, answers: list[str]) -> tuple[int, bytes, set[str]]:
+    """Run the CLI on a pseudo-terminal, answering each prompt in turn; return its status, everything the
+    terminal showed, and the top-level packages it imported (`-X importtime`'s lines, taken out of what
+    the terminal showed)."""
     master, slave = pty.openpty()
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "app.admin.cli", "create-admin", email,
+        sys.executable, "-X", "importtime", "-m", "app.admin.cli", "create-admin", email,
         cwd=PROJECT, env=cli_environment(settings),
         stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
     )  # fmt: skip
@@ -209,15 +215,19 @@ async def _on_terminal(settings: Settings, email: str, answers: list[str]) -> tu
             code = await process.wait()
     finally:
         os.close(master)
-    return code, shown
+    imported = {
+        line.rsplit(b"|", 1)[-1].strip().split(b".")[0].decode() for line in IMPORT_TIME.findall(shown)
+    }
+    return code, IMPORT_TIME.sub(b"", shown), imported
 
 
 async def test_on_a_terminal_the_password_is_asked_twice_and_never_echoed(
     engine: AsyncEngine, settings: Settings
 ) -> None:
     email = live_email("cli-tty")
-    code, shown = await _on_terminal(settings, email, [PASSWORD, PASSWORD])
+    code, shown, imported = await _on_terminal(settings, email, [PASSWORD, PASSWORD])
     assert code == 0, shown
+    assert imported.isdisjoint(WEB_STACK)
     assert b"admin created" in shown
     assert PASSWORD.encode() not in shown
     user = await _user(engine, email)
@@ -229,7 +239,7 @@ async def test_on_a_terminal_two_different_passwords_are_refused(
     engine: AsyncEngine, settings: Settings
 ) -> None:
     email = live_email("cli-mismatch")
-    code, shown = await _on_terminal(settings, email, [PASSWORD, PASSWORD + "x"])
+    code, shown, _ = await _on_terminal(settings, email, [PASSWORD, PASSWORD + "x"])
     assert code == 1
     assert b"passwords_do_not_match" in shown
     assert await _user(engine, email) is None

@@ -18,7 +18,7 @@ from tests.conftest import delete_live_accounts
 
 @pytest.fixture
 async def admins_pair(
-    live_client: httpx.AsyncClient, engine: AsyncEngine
+    live_client: httpx.AsyncClient, engine: AsyncEngine, admin_engine: AsyncEngine
 ) -> AsyncIterator[tuple[Account, Account]]:
     first = await user_account(live_client, live_email("admin-a"))
     second = await user_account(live_client, live_email("admin-b"))
@@ -28,7 +28,7 @@ async def admins_pair(
         )
     yield first, second
     # Before live_app's own cleanup: audit rows are not deleted with their users.
-    await delete_live_accounts(engine)
+    await delete_live_accounts(admin_engine)
 
 
 async def test_two_admins_demoting_each_other_at_once_leave_one_admin(

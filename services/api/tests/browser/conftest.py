@@ -79,7 +79,7 @@ async def shared_live_server(engine: AsyncEngine) -> AsyncIterator[SharedServer]
 
 @pytest.fixture
 async def live_server(
-    shared_live_server: SharedServer, engine: AsyncEngine, clock: ManualClock
+    shared_live_server: SharedServer, admin_engine: AsyncEngine, clock: ManualClock
 ) -> AsyncIterator[LiveServer]:
     """The shared server, on the test's clock; the users the test made are deleted afterwards."""
     shared_live_server.clock.current = clock
@@ -87,7 +87,7 @@ async def live_server(
         yield LiveServer(shared_live_server.url, shared_live_server.settings, clock)
     finally:
         shared_live_server.clock.current = SystemClock()
-        await delete_live_accounts(engine)
+        await delete_live_accounts(admin_engine)
 
 
 @pytest.fixture

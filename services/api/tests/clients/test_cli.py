@@ -1,5 +1,6 @@
-"""`python -m app.clients.cli`, run as `make client` runs it: a separate process against the test
-database. Its commits are real: the clients it makes, and their audit rows, are deleted afterwards."""
+"""`python -m app.clients.cli`, as `make client` runs it, against the test database. Its first command
+runs as a process of its own; the others run its `main` in this process (tests/cli.py). Its commits are
+real: the clients it makes, and their audit rows, are deleted afterwards."""
 
 import re
 import uuid
@@ -13,13 +14,13 @@ from app.audit.models import AuditEntry
 from app.clients.models import ClientSecret, OAuthClient
 from app.core.config import Settings
 from app.core.opaque_tokens import digest
-from tests.cli import run_cli
+from tests.cli import WEB_STACK, run_cli_in_process, run_cli_process
 
 NAME_PREFIX = "cli-test-"
 
 
 async def _cli(settings: Settings, *args: str) -> tuple[int, str, str]:
-    return await run_cli(settings, "app.clients.cli", *args)
+    return await run_cli_in_process(settings, "app.clients.cli", *args)
 
 
 def _field(output: str, name: str) -> list[str]:
@@ -48,8 +49,9 @@ async def test_cli_creates_lists_rotates_and_deletes_a_client_printing_each_secr
     engine: AsyncEngine, settings: Settings
 ) -> None:
     name = f"{NAME_PREFIX}{uuid.uuid4().hex[:8]}"
-    code, out, err = await _cli(
+    code, out, err, imported = await run_cli_process(
         settings,
+        "app.clients.cli",
         "create",
         "--name",
         name,
@@ -61,6 +63,7 @@ async def test_cli_creates_lists_rotates_and_deletes_a_client_printing_each_secr
         "RS256",
     )
     assert code == 0, err
+    assert imported.isdisjoint(WEB_STACK)
     [client_id], [secret] = _field(out, "client_id"), _field(out, "client_secret")
     async with engine.connect() as connection:
         client = (

@@ -1,19 +1,19 @@
 """Migration 0013 on a database that already has sessions: they become the built-in client's, whose
-row it seeds, so their refresh tokens keep working after the upgrade."""
+row it seeds, so their refresh tokens keep working after the upgrade. The revisions run in this process
+(tests/core/test_migrations.py::migrate_here)."""
 
 import uuid
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from tests.core.test_migrations import Scratch, _alembic, scratch_database
+from tests.core.test_migrations import Scratch, migrate_here, scratch_database
 
 __all__ = ["scratch_database"]  # the fixture, imported to be used here
 
 
 async def test_sessions_from_before_0013_belong_to_the_built_in_client(scratch_database: Scratch) -> None:
-    code, output = await _alembic(scratch_database, "upgrade", "0012")
-    assert code == 0, output
+    await migrate_here(scratch_database, "upgrade", "0012")  # raises if a revision fails
     admin = create_async_engine(scratch_database.admin_url)
     user_id, session_id = uuid.uuid4(), uuid.uuid4()
     try:
@@ -29,8 +29,7 @@ async def test_sessions_from_before_0013_belong_to_the_built_in_client(scratch_d
                 ),
                 {"id": session_id, "user_id": user_id},
             )
-        code, output = await _alembic(scratch_database, "upgrade", "head")
-        assert code == 0, output
+        await migrate_here(scratch_database, "upgrade", "head")
         async with admin.connect() as connection:
             owner = await connection.scalar(
                 text("SELECT client_id FROM auth_sessions WHERE id = :id"), {"id": session_id}

@@ -5,6 +5,7 @@ inside functions count as well: a lazy import is still a dependency.
 """
 
 import ast
+import functools
 import os
 import re
 from pathlib import Path
@@ -84,11 +85,17 @@ MIXED_MODULES = {
 WEB_FRAMEWORKS = ("fastapi", "starlette")
 
 
+@functools.cache
+def _parsed(path: Path) -> ast.Module:
+    """A module's syntax tree, parsed once per run: the tests here read every module several times."""
+    return ast.parse(path.read_text(), filename=str(path))
+
+
 def _imports(path: Path) -> list[str]:
     """The `app.*` modules a file imports, as dotted names (`from app.x import y` gives `app.x.y` too, since
     `y` may be a module)."""
     found: list[str] = []
-    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+    for node in ast.walk(_parsed(path)):
         if isinstance(node, ast.Import):
             found += [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -209,7 +216,7 @@ def test_services_import_no_http_module() -> None:
 
 def _framework_imports(path: Path) -> list[str]:
     found: list[str] = []
-    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+    for node in ast.walk(_parsed(path)):
         if isinstance(node, ast.Import):
             found += [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module:

@@ -1,5 +1,6 @@
-"""`python -m app.keys.cli rotate|list`, run as the Makefile runs it: a separate process against the
-test database. Its commits are real, so the table is set aside and restored around the test."""
+"""`python -m app.keys.cli rotate|list`, as the Makefile runs it, against the test database: `list` as a
+process of its own, `rotate` through its `main` in this process (tests/cli.py). Its commits are real, so
+the table is set aside and restored around the test."""
 
 from datetime import timedelta
 
@@ -9,11 +10,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.core.config import Settings
 from app.keys.models import SigningKey
-from tests.cli import run_cli
+from tests.cli import WEB_STACK, run_cli_in_process, run_cli_process
 
 
 async def _cli(settings: Settings, *args: str) -> str:
-    status, stdout, stderr = await run_cli(settings, "app.keys.cli", *args)
+    status, stdout, stderr = await run_cli_in_process(settings, "app.keys.cli", *args)
     assert status == 0, stderr
     return stdout
 
@@ -21,6 +22,13 @@ async def _cli(settings: Settings, *args: str) -> str:
 def _new_kids(output: str) -> dict[str, str]:
     """`rotate` prints a `kid algorithm` line per new key: the kids by algorithm."""
     return {algorithm: kid for kid, algorithm in (line.split() for line in output.splitlines())}
+
+
+async def _cli_process(settings: Settings, *args: str) -> str:
+    status, stdout, stderr, imported = await run_cli_process(settings, "app.keys.cli", *args)
+    assert status == 0, stderr
+    assert imported.isdisjoint(WEB_STACK)
+    return stdout
 
 
 @pytest.mark.usefixtures("committed_keys_set_aside")
@@ -49,7 +57,7 @@ async def test_rotate_prints_the_new_kids_and_list_shows_them(
         assert old.retired_at == new.created_at
         assert new.retired_at is None
 
-    listing = [line.split() for line in (await _cli(settings, "list")).splitlines()]
+    listing = [line.split() for line in (await _cli_process(settings, "list")).splitlines()]
     assert listing[0] == ["kid", "alg", "created", "signs_from", "retired"]
     at = {row.kid: row for row in rows.values()}
 

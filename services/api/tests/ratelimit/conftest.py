@@ -13,7 +13,7 @@ from tests.conftest import delete_live_accounts, make_settings
 
 
 @pytest.fixture
-async def flood_app(engine: AsyncEngine, clock: ManualClock) -> AsyncIterator[FastAPI]:
+async def flood_app(admin_engine: AsyncEngine, clock: ManualClock) -> AsyncIterator[FastAPI]:
     """As `live_app`, committing for real, with two differences for a flood of 100 requests: the test client
     speaks through a trusted proxy, so that each request can come from its own address, and requests wait
     up to 60 s for a pooled connection, so that a busy shared test machine does not turn the queue for
@@ -21,7 +21,7 @@ async def flood_app(engine: AsyncEngine, clock: ManualClock) -> AsyncIterator[Fa
     application = create_app(make_settings(DB_POOL_TIMEOUT=60, TRUSTED_PROXIES=["127.0.0.1/32"]), clock=clock)
     async with application.router.lifespan_context(application):
         yield application
-    await delete_live_accounts(engine)
+    await delete_live_accounts(admin_engine)
 
 
 @pytest.fixture

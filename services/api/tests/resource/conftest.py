@@ -5,6 +5,12 @@ on a free loopback port, its issuer being that address: the library reads discov
 over real HTTP, as a resource server would. Users are registered and signed in through its API. The
 library's HTTP client counts every request it sends, and the server counts every request it answers, so
 tests can say how many fetches a verification cost from both ends.
+
+The app and its server start once per session (per xdist worker: `served_pyauth`) and are lent to one test
+at a time, as `tests/conftest.py` lends the shared app: the test's clock, and a key ring of its own loaded
+from a signing-key table set aside for the test (so its first key is generated then, as at an app's start),
+with the app's state as it was once the test ends, and the server's count started again. Starting and
+stopping an app and its server for each test cost about half a second.
 """
 
 from collections import Counter
@@ -16,6 +22,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from pyauth_resource import AccessTokenVerifier
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
@@ -28,7 +35,7 @@ from app.keys.models import SigningKey
 from app.keys.storage import rotate_signing_key
 from app.main import create_app
 from tests.auth.helpers import Tokens, live_email, password_grant, register, tokens_of
-from tests.conftest import delete_live_accounts, make_settings, rows_set_aside
+from tests.conftest import SwappedClock, delete_live_accounts, lent_to_the_test, make_settings, rows_set_aside
 from tests.servers import loopback_socket, serving, url_of
 
 
@@ -80,22 +87,35 @@ class Pyauth:
         await self.keyring.refresh()
 
 
+@pytest.fixture(scope="session")
+async def served_pyauth(engine: AsyncEngine) -> AsyncIterator[FastAPI]:
+    """pyauth built for its own loopback address (the issuer), started and served for the session."""
+    sock = loopback_socket()
+    application = create_app(make_settings(PUBLIC_BASE_URL=url_of(sock)), clock=SwappedClock())
+    counted = CountingServer(application)
+    application.state.served_requests = counted.requests
+    async with application.router.lifespan_context(application), serving(counted, sock):
+        yield application
+
+
 @pytest.fixture
-async def pyauth(engine: AsyncEngine, clock: ManualClock) -> AsyncIterator[Pyauth]:
+async def pyauth(
+    served_pyauth: FastAPI, engine: AsyncEngine, admin_engine: AsyncEngine, clock: ManualClock
+) -> AsyncIterator[Pyauth]:
     table = SigningKey.__table__
     assert isinstance(table, Table)
-    sock = loopback_socket()
-    settings = make_settings(PUBLIC_BASE_URL=url_of(sock))
-    # The app commits its first signing key (and the rotations tests make): set the table's rows aside.
+    settings: Settings = served_pyauth.state.settings
+    # The rotation tests commit keys; the key ring generates (and commits) a first one into the empty table.
     async with rows_set_aside(engine, table):
-        application = create_app(settings, clock=clock)
-        counted = CountingServer(application)
         try:
-            async with application.router.lifespan_context(application), serving(counted, sock):
-                keyring = application.state.keyring
-                yield Pyauth(settings.issuer, settings, keyring, clock, engine, served=counted.requests)
+            with lent_to_the_test(served_pyauth, clock) as application:
+                keyring = await KeyRing.load(application.state.sessionmaker, settings, clock)
+                application.state.keyring = keyring
+                served: Counter[str] = application.state.served_requests
+                served.clear()
+                yield Pyauth(settings.issuer, settings, keyring, clock, engine, served=served)
         finally:
-            await delete_live_accounts(engine)
+            await delete_live_accounts(admin_engine)
 
 
 @dataclass
