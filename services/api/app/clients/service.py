@@ -106,6 +106,14 @@ async def list_clients(
     return [ClientWithSecrets(c, [s for s in live if s.client_id == c.client_id]) for c in clients], total
 
 
+def new_client_id() -> str:
+    """128 random bits, URL-safe, never starting with `-`: one that did (1 in 64) would read as an option
+    to every command line it is pasted into, `make client ARGS='rotate-secret -x…'` first."""
+    while (client_id := secrets.token_urlsafe(CLIENT_ID_BYTES)).startswith("-"):
+        pass
+    return client_id
+
+
 # Changing
 
 
@@ -114,7 +122,7 @@ async def create_client(
 ) -> tuple[ClientWithSecrets, str | None]:
     """Register a client; a confidential one gets a secret, returned here and never again."""
     client = OAuthClient(
-        client_id=secrets.token_urlsafe(CLIENT_ID_BYTES),
+        client_id=new_client_id(),
         name=body.name,
         client_type=body.type,
         redirect_uris=checked_redirect_uris(body.redirect_uris, "redirect_uris"),
