@@ -37,6 +37,7 @@ from app.metrics import endpoints as metrics_endpoints
 from app.metrics.gauges import ResourceGauges
 from app.metrics.listener import MetricsListener
 from app.metrics.middleware import RequestMetrics
+from app.mfa import endpoints as mfa_endpoints
 from app.oauth import endpoints as oauth_endpoints
 from app.oidc import endpoints as oidc_endpoints
 from app.passwords.hashing import PasswordHasher
@@ -121,6 +122,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.include_router(auth_endpoints.router)
     app.include_router(users_endpoints.router)
     app.include_router(account_endpoints.own_account_router)  # /users/me/password, next to /users/me
+    app.include_router(mfa_endpoints.router)  # /users/me/mfa
     app.include_router(account_endpoints.router)
     app.include_router(keys_endpoints.router)
     app.include_router(oauth_endpoints.router)

@@ -37,6 +37,8 @@ from app.core.database import commit_before_refusing
 from app.core.opaque_tokens import digest
 from app.keys.keyring import KeyRing
 from app.metrics import instruments as metrics
+from app.mfa.errors import MfaRequired
+from app.mfa.login import issue_mfa_token
 from app.passwords.hashing import PasswordHasher
 from app.passwords.policy import normalize_password, refuse_oversized
 from app.users.emails import InvalidEmail, canonicalize_email
@@ -67,7 +69,18 @@ async def login_with_password(
         email = username.strip().lower()  # still throttled, like any address
     request = LoginRequest(email=email, password=normalize_password(password), device_token=device_token)
     flow = LoginFlow(db, request, hasher=hasher, settings=settings, ctx=ctx)
-    authentication = await authenticate(flow)
+    try:
+        authentication = await authenticate(flow)
+    except MfaRequired as required:  # the second step, bound to this client and device
+        await issue_mfa_token(
+            db,
+            required,
+            oauth_client=oauth_client,
+            scopes=scopes,
+            device_token=device_token,
+            settings=settings,
+            ctx=ctx,
+        )
     auth_session = await start_session(
         db,
         authentication,

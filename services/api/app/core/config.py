@@ -327,6 +327,27 @@ class Settings(BaseSettings):
         90 * 86400, ge=3600, le=400 * 86400, description="How long a login's device token is trusted."
     )
 
+    # Multi-factor authentication (TOTP, recovery codes): app/mfa. Second-factor failures are throttled on
+    # the same schedule as logins (LOGIN_*), on a counter of their own per account.
+    MFA_REAUTH_SECONDS: int = Field(
+        300,
+        ge=30,
+        le=86400,
+        description="Enrolling or removing a factor, or new recovery codes, needs a sign-in this recent "
+        "(the access token's auth_time).",
+    )
+    MFA_TOKEN_TTL_SECONDS: int = Field(
+        300,
+        ge=30,
+        le=3600,
+        description="How long the mfa_token of a password login that needs a second factor is valid.",
+    )
+    MFA_TOTP_ISSUER: str | None = Field(
+        None,
+        max_length=100,
+        description="The issuer an authenticator app shows for the TOTP entry; None: SERVICE_NAME.",
+    )
+
     # Retention: the worker deletes rows nobody can use any more, every RETENTION_INTERVAL_SECONDS, in
     # batches of RETENTION_BATCH_SIZE rows (one short transaction each). Each period counts from the moment
     # the row stopped being usable; rate-limit windows go one hour after they start.

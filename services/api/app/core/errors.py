@@ -74,6 +74,9 @@ class OAuthError(PyauthError):
     status_code = 400
     code = "invalid_request"
     message = "The request is missing a parameter or is otherwise malformed."
+    # Members the answer carries besides `error` and `error_description` (the `mfa_token` and `methods`
+    # of `mfa_required`); never a secret of the server's.
+    body_extra: Mapping[str, Any] | None = None
 
 
 class ServiceUnavailable(PyauthError):

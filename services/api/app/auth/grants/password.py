@@ -9,6 +9,7 @@ from app.auth.errors import EmailNotVerified, InvalidCredentials, InvalidScope
 from app.auth.grants.base import FormField, GrantHandler, TokenRequest
 from app.auth.issuing import IssuedTokens
 from app.core.config import Settings
+from app.mfa.errors import MfaRequired
 from app.passwords.hashing import HashQueueFull
 from app.passwords.policy import PasswordTooLong
 from app.ratelimit.service import LoginThrottled, PasswordResetRequired
@@ -37,6 +38,7 @@ class PasswordGrant(GrantHandler):
         LoginThrottled,
         PasswordTooLong,
         HashQueueFull,
+        MfaRequired,
     )
 
     def enabled(self, settings: Settings) -> bool:

@@ -16,6 +16,7 @@ from app.auth.grants import client_auth
 from app.auth.grants.authorization_code import AuthorizationCodeGrant
 from app.auth.grants.base import FormField, GrantHandler
 from app.auth.grants.client_credentials import ClientCredentialsGrant
+from app.auth.grants.mfa import MfaGrant
 from app.auth.grants.password import PasswordGrant
 from app.auth.grants.refresh_token import RefreshTokenGrant
 from app.clients.models import ClientType, OAuthClient
@@ -84,7 +85,9 @@ class GrantRegistry:
             raise UnsupportedGrantType(f"grant_type={handler.grant_type} is turned off on this server.")
         credentials = client_auth.credentials_of(form, authorization)
         oauth_client = await client_auth.authenticate_client(db, credentials, ctx=ctx)
-        client_auth.check_grant_allowed(oauth_client, handler.grant_type, handler.client_types)
+        client_auth.check_grant_allowed(
+            oauth_client, handler.granted_as or handler.grant_type, handler.client_types
+        )
         return handler, oauth_client
 
     def form_dependency(self) -> Callable[..., Awaitable[TokenForm]]:
@@ -157,4 +160,5 @@ GRANTS = GrantRegistry(
     PasswordGrant(),
     RefreshTokenGrant(),
     ClientCredentialsGrant(),
+    MfaGrant(),
 )

@@ -1,0 +1,62 @@
+"""The errors of second factors: their management (`/users/me/mfa`) and the second step of a login."""
+
+from typing import Any
+
+from app.auth.errors import InvalidGrant
+from app.core.errors import OAuthError, PyauthError
+
+
+class ReauthenticationRequired(PyauthError):
+    status_code = 403
+    code = "reauthentication_required"
+    message = "This needs a recent sign-in: sign in again, then retry within MFA_REAUTH_SECONDS."
+
+
+class TotpAlreadyEnabled(PyauthError):
+    status_code = 409
+    code = "totp_already_enabled"
+    message = "An authenticator is already active: remove it first to enrol another."
+
+
+class TotpNotPending(PyauthError):
+    status_code = 409
+    code = "totp_not_pending"
+    message = "No authenticator is waiting for confirmation: start the enrolment first."
+
+
+class MfaNotEnabled(PyauthError):
+    status_code = 404
+    code = "mfa_not_enabled"
+    message = "No second factor is active on this account."
+
+
+class InvalidOtp(PyauthError):
+    status_code = 400
+    code = "invalid_otp"
+    message = "The code is not valid (wrong, expired or already used)."
+
+
+class MfaRequired(OAuthError):
+    """The password was right and the account has a second factor: the token endpoint answers 403 with an
+    `mfa_token` (set by the grant) and the `methods` that can complete the login; nothing is issued."""
+
+    status_code = 403
+    code = "mfa_required"
+    message = "A second factor is required: complete the login with the mfa grant."
+
+    def __init__(self, *, user: Any, amr: list[str], methods: list[str]) -> None:
+        super().__init__()
+        self.user = user
+        self.amr = amr
+        self.methods = methods
+        self.body_extra = {"methods": methods}
+
+
+class InvalidSecondFactor(InvalidGrant):
+    message = "The second factor or the mfa_token is not valid."
+
+
+class SecondFactorThrottled(OAuthError):
+    status_code = 429
+    code = "too_many_requests"
+    message = "Too many wrong second factors for this account. Try again later."
