@@ -123,9 +123,10 @@ async def complete_login(
     verified = await method.verify(db, user, value, settings=settings, ctx=ctx)
     if verified is None:
         await _refuse(db, ctx, f"wrong_{method.name}", user_id=user.id)
-    if not await repository.spend_mfa_token(db, token_hash, now):
+    if not await repository.spend_mfa_token(db, token_hash, now):  # a concurrent completion won
+        user_id = user.id
         await db.rollback()  # undo the method's acceptance: this login did not happen
-        await _refuse(db, ctx, "invalid_mfa_token", user_id=user.id)
+        await _refuse(db, ctx, "invalid_mfa_token", user_id=user_id)
     await ratelimit.clear_failures(db, user.email, kind=MFA_KIND)
     await ratelimit.clear_failures(db, user.email, kind=ratelimit.AttemptKind.LOGIN)
     replaces = await db.get(LoginDevice, ticket.device_token_hash) if ticket.device_token_hash else None

@@ -55,7 +55,9 @@ def upgrade() -> None:
         sa.Column("client_id", sa.String(length=64), nullable=False),
         sa.Column("device_token_hash", sa.LargeBinary(length=32), nullable=True),
         sa.Column("amr", postgresql.ARRAY(sa.String(length=16)), nullable=False),
-        sa.Column("scopes", postgresql.ARRAY(sa.String(length=128)), server_default=sa.text("'{}'"), nullable=False),
+        sa.Column(
+            "scopes", postgresql.ARRAY(sa.String(length=128)), server_default=sa.text("'{}'"), nullable=False
+        ),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("used_at", sa.DateTime(timezone=True), nullable=True),
