@@ -9,6 +9,8 @@
 - login failure counters: no failure for RETENTION_LOGIN_THROTTLES_SECONDS (and at least the longest
   login delay); never one at LOGIN_MAX_FAILURES, a lock that only a reset lifts;
 - device tokens of known devices: once expired (DEVICE_TOKEN_TTL_SECONDS);
+- mfa_tokens of logins waiting for a second factor: once expired (an expired one is refused like an
+  unknown one, so nothing is lost);
 - browser SSO sessions: ended, expired or idle for RETENTION_SESSIONS_SECONDS;
 - rate-limit windows: started over an hour ago;
 - outbox mails: sent or failed (bodies blanked already), queued RETENTION_MAIL_SECONDS ago.
@@ -72,6 +74,7 @@ def _batches(settings: Settings, now: datetime) -> dict[str, Batch]:
             db, cutoff=throttles_cutoff, max_failures=settings.LOGIN_MAX_FAILURES, batch=n
         ),
         "login_devices": lambda db, n: repository.delete_expired_login_devices(db, now=now, batch=n),
+        "mfa_tokens": lambda db, n: repository.delete_expired_mfa_tokens(db, now=now, batch=n),
         "browser_sessions": lambda db, n: repository.delete_dead_browser_sessions(
             db, cutoff=sessions_cutoff, idle_ttl=browser_idle, batch=n
         ),
