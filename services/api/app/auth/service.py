@@ -21,6 +21,7 @@ from app.auth.errors import InvalidGrant, RefreshTokenAlreadyUsed
 from app.auth.issuing import IssuedTokens, issue_tokens
 from app.auth.login.flow import LoginFlow, LoginRequest
 from app.auth.login.pipeline import authenticate
+from app.auth.login.second_factor import MfaRequired, second_factors
 from app.auth.models import AuthSession
 from app.auth.scopes import granted_scopes
 from app.auth.sessions import (
@@ -37,8 +38,6 @@ from app.core.database import commit_before_refusing
 from app.core.opaque_tokens import digest
 from app.keys.keyring import KeyRing
 from app.metrics import instruments as metrics
-from app.mfa.errors import MfaRequired
-from app.mfa.login import issue_mfa_token
 from app.passwords.hashing import PasswordHasher
 from app.passwords.policy import normalize_password, refuse_oversized
 from app.users.emails import InvalidEmail, canonicalize_email
@@ -72,7 +71,7 @@ async def login_with_password(
     try:
         authentication = await authenticate(flow)
     except MfaRequired as required:  # the second step, bound to this client and device
-        await issue_mfa_token(
+        await second_factors().challenge(
             db,
             required,
             oauth_client=oauth_client,

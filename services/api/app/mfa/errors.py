@@ -1,7 +1,5 @@
 """The errors of second factors: their management (`/users/me/mfa`) and the second step of a login."""
 
-from typing import Any
-
 from app.auth.errors import InvalidGrant
 from app.core.errors import OAuthError, PyauthError
 
@@ -34,22 +32,6 @@ class InvalidOtp(PyauthError):
     status_code = 400
     code = "invalid_otp"
     message = "The code is not valid (wrong, expired or already used)."
-
-
-class MfaRequired(OAuthError):
-    """The password was right and the account has a second factor: the token endpoint answers 403 with an
-    `mfa_token` (set by the grant) and the `methods` that can complete the login; nothing is issued."""
-
-    status_code = 403
-    code = "mfa_required"
-    message = "A second factor is required: complete the login with the mfa grant."
-
-    def __init__(self, *, user: Any, amr: list[str], methods: list[str]) -> None:
-        super().__init__()
-        self.user = user
-        self.amr = amr
-        self.methods = methods
-        self.body_extra = {"methods": methods}
 
 
 class InvalidSecondFactor(InvalidGrant):

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.audit.events import AuditEvent
 from app.audit.service import record
 from app.auth.issuing import IssuedTokens, issue_tokens
+from app.auth.login.second_factor import MfaRequired
 from app.auth.sessions import Authentication, start_session
 from app.clients.models import OAuthClient
 from app.core.config import Settings
@@ -30,8 +31,8 @@ from app.core.errors import OAuthError
 from app.core.opaque_tokens import digest, new_token
 from app.keys.keyring import KeyRing
 from app.mfa import repository
-from app.mfa.errors import InvalidSecondFactor, MfaRequired, SecondFactorThrottled
-from app.mfa.methods import METHODS, SecondFactorMethod
+from app.mfa.errors import InvalidSecondFactor, SecondFactorThrottled
+from app.mfa.methods import METHODS, SecondFactorMethod, enrolled_methods
 from app.mfa.models import MfaToken
 from app.ratelimit import devices
 from app.ratelimit import service as ratelimit
@@ -173,3 +174,31 @@ async def _reserve(db: AsyncSession, user: User, *, settings: Settings, ctx: Req
         await commit_before_refusing(db)
         raise SecondFactorThrottled(headers=reservation.retry_after_header)
     await commit_before_refusing(db)
+
+
+class MfaLogin:
+    """`auth`'s `SecondFactors`: what the login step asks (`app.auth.login.second_factor`)."""
+
+    async def methods_for(self, db: AsyncSession, user: User) -> list[str]:
+        return await enrolled_methods(db, user)
+
+    async def challenge(
+        self,
+        db: AsyncSession,
+        required: MfaRequired,
+        *,
+        oauth_client: OAuthClient,
+        scopes: Sequence[str],
+        device_token: str | None,
+        settings: Settings,
+        ctx: RequestContext,
+    ) -> NoReturn:
+        await issue_mfa_token(
+            db,
+            required,
+            oauth_client=oauth_client,
+            scopes=scopes,
+            device_token=device_token,
+            settings=settings,
+            ctx=ctx,
+        )

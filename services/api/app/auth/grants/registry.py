@@ -16,13 +16,13 @@ from app.auth.grants import client_auth
 from app.auth.grants.authorization_code import AuthorizationCodeGrant
 from app.auth.grants.base import FormField, GrantHandler
 from app.auth.grants.client_credentials import ClientCredentialsGrant
-from app.auth.grants.mfa import MfaGrant
 from app.auth.grants.password import PasswordGrant
 from app.auth.grants.refresh_token import RefreshTokenGrant
 from app.clients.models import ClientType, OAuthClient
 from app.core.config import Settings
 from app.core.context import RequestContext
 from app.core.errors import OAuthError
+from app.mfa.grant import MfaGrant
 
 FORM = "application/x-www-form-urlencoded"
 # Fields of every token request (RFC 6749 §3.2, §3.3, §2.3.1). `scope` narrows what the grant gives
