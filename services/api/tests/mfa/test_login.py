@@ -13,6 +13,7 @@ from app.core.config import Settings
 from app.mfa import totp
 from tests.auth.helpers import password_grant, refresh_grant, signed_up
 from tests.mfa.helpers import audit_of, claims_of, enrolled, mfa_grant, mfa_token_of
+from tests.web.helpers import sign_in
 
 
 async def test_a_password_login_with_a_factor_answers_mfa_required_and_issues_nothing(
@@ -125,3 +126,17 @@ async def test_rfc6749_the_mfa_grant_takes_exactly_one_method(
         "/auth/token", data={"grant_type": "urn:pyauth:params:oauth:grant-type:mfa", "otp": "123456"}
     )
     assert missing_token.status_code == 400 and missing_token.json()["error"] == "invalid_request"
+
+
+async def test_the_hosted_sign_in_of_an_account_with_a_factor_starts_no_browser_session(
+    client: httpx.AsyncClient, clock: ManualClock, db_session: AsyncSession
+) -> None:
+    """Until the hosted pages ask for the second factor, the password alone never signs in there: the
+    login step refuses (fails closed) and no SSO session starts."""
+    user = await enrolled(client, clock)
+    answer = await sign_in(client, user.email)
+    assert answer.status_code != 303
+    browser_sessions = await db_session.scalar(
+        text("SELECT count(*) FROM browser_sessions WHERE user_id = :u"), {"u": user.user_id}
+    )
+    assert browser_sessions == 0
