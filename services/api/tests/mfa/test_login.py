@@ -11,8 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.clock import ManualClock
 from app.core.config import Settings
 from app.mfa import totp
+from tests.admin.helpers import admin_account
 from tests.auth.helpers import password_grant, refresh_grant, signed_up
-from tests.mfa.helpers import audit_of, claims_of, enrolled, mfa_grant, mfa_token_of
+from tests.clients.helpers import basic, password_grant_as, register_client
+from tests.mfa.helpers import MFA_GRANT, audit_of, claims_of, enrolled, mfa_grant, mfa_token_of
 from tests.web.helpers import sign_in
 
 
@@ -140,3 +142,26 @@ async def test_the_hosted_sign_in_of_an_account_with_a_factor_starts_no_browser_
         text("SELECT count(*) FROM browser_sessions WHERE user_id = :u"), {"u": user.user_id}
     )
     assert browser_sessions == 0
+
+
+async def test_an_mfa_token_is_bound_to_the_client_of_the_first_step(
+    client: httpx.AsyncClient, clock: ManualClock, db_session: AsyncSession
+) -> None:
+    admin = await admin_account(client, db_session)
+    registered = await register_client(client, admin, grant_types=["password", "refresh_token"])
+    credentials = basic(registered["client_id"], registered["client_secret"])
+    user = await enrolled(client, clock)
+    first = await password_grant_as(client, user.email, headers=credentials)
+    assert first.status_code == 403 and first.json()["error"] == "mfa_required"
+    code = totp.code_at(user.secret, clock.now())
+    as_builtin = await mfa_grant(client, first.json()["mfa_token"], otp=code)  # the built-in client
+    assert as_builtin.status_code == 400 and as_builtin.json()["error"] == "invalid_grant"
+    reasons = [reason for reason, _ in await audit_of(db_session, user.user_id, "login.mfa_failed")]
+    assert reasons == ["mfa_token_of_another_client"]
+    as_first = await client.post(
+        "/auth/token",
+        data={"grant_type": MFA_GRANT, "mfa_token": first.json()["mfa_token"], "otp": code},
+        headers=credentials,
+    )
+    assert as_first.status_code == 200, as_first.text
+    assert claims_of(as_first.json()["access_token"])["client_id"] == registered["client_id"]
