@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.mfa.models import MfaRecoveryCode, MfaToken, MfaTotp
@@ -26,13 +27,19 @@ async def has_confirmed_totp(db: AsyncSession, user_id: uuid.UUID) -> bool:
 async def put_pending_totp(
     db: AsyncSession, user_id: uuid.UUID, secret_encrypted: bytes, now: datetime
 ) -> bool:
-    """Store a new unconfirmed secret, replacing an unconfirmed one. False if a confirmed one exists."""
-    await db.execute(delete(MfaTotp).where(MfaTotp.user_id == user_id, MfaTotp.confirmed_at.is_(None)))
-    if await has_confirmed_totp(db, user_id):
-        return False
-    db.add(MfaTotp(user_id=user_id, secret_encrypted=secret_encrypted, created_at=now))
-    await db.flush()
-    return True
+    """Store a new unconfirmed secret, replacing an unconfirmed one; False if a confirmed one exists. One
+    upsert, so two enrolments at once cannot collide on the key."""
+    upsert = (
+        insert(MfaTotp)
+        .values(user_id=user_id, secret_encrypted=secret_encrypted, created_at=now)
+        .on_conflict_do_update(
+            index_elements=[MfaTotp.user_id],
+            set_={"secret_encrypted": secret_encrypted, "created_at": now, "last_step": None},
+            where=MfaTotp.confirmed_at.is_(None),
+        )
+        .returning(MfaTotp.user_id)
+    )
+    return (await db.execute(upsert)).first() is not None
 
 
 async def confirm_totp(db: AsyncSession, user_id: uuid.UUID, step: int, now: datetime) -> bool:

@@ -123,3 +123,20 @@ async def test_wrong_codes_are_audited_counted_and_throttled_on_their_own_counte
     assert not list(
         await db_session.scalars(text("SELECT kind FROM login_throttles WHERE email = :e"), {"e": user.email})
     )
+
+
+async def test_rfc6238_enrolling_again_before_confirming_replaces_the_pending_secret(
+    client: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    _, tokens = await signed_up(client)
+    first = (await client.post("/users/me/mfa/totp", headers=tokens.bearer)).json()["secret"]
+    second = (await client.post("/users/me/mfa/totp", headers=tokens.bearer)).json()["secret"]
+    assert first != second
+    stale = await client.post(
+        "/users/me/mfa/totp/confirm", json={"code": totp.code_at(first, clock.now())}, headers=tokens.bearer
+    )
+    assert stale.status_code == 400
+    fresh = await client.post(
+        "/users/me/mfa/totp/confirm", json={"code": totp.code_at(second, clock.now())}, headers=tokens.bearer
+    )
+    assert fresh.status_code == 200, fresh.text
