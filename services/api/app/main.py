@@ -22,6 +22,7 @@ from app.admin import endpoints as admin_endpoints
 from app.admin.bootstrap import ensure_first_admin
 from app.audit import endpoints as audit_endpoints
 from app.auth import endpoints as auth_endpoints
+from app.auth.login import second_factor
 from app.core.clock import Clock, SystemClock
 from app.core.config import Settings, get_settings
 from app.core.database import build_engine, build_sessionmaker, wait_for_database
@@ -37,6 +38,8 @@ from app.metrics import endpoints as metrics_endpoints
 from app.metrics.gauges import ResourceGauges
 from app.metrics.listener import MetricsListener
 from app.metrics.middleware import RequestMetrics
+from app.mfa import endpoints as mfa_endpoints
+from app.mfa.login import MfaLogin
 from app.oauth import endpoints as oauth_endpoints
 from app.oidc import endpoints as oidc_endpoints
 from app.passkeys import endpoints as passkeys_endpoints
@@ -100,6 +103,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     )
     app.state.settings = settings
     app.state.clock = clock or SystemClock()
+    second_factor.use(MfaLogin())  # the login step's factors: `mfa` builds on `auth`, not the reverse
     app.state.trusted_proxies = trusted_networks(settings.TRUSTED_PROXIES)
     install_error_handlers(app)
     # Outermost last: the request log sees every answer, the headers reach even a guard's refusal.
@@ -122,6 +126,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.include_router(auth_endpoints.router)
     app.include_router(users_endpoints.router)
     app.include_router(account_endpoints.own_account_router)  # /users/me/password, next to /users/me
+    app.include_router(mfa_endpoints.router)  # /users/me/mfa
     app.include_router(account_endpoints.router)
     app.include_router(keys_endpoints.router)
     app.include_router(oauth_endpoints.router)

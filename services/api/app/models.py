@@ -10,6 +10,7 @@ from app.clients import models as clients_models
 from app.core.models import Base
 from app.keys import models as keys_models
 from app.mail import models as mail_models
+from app.mfa import models as mfa_models
 from app.oidc import models as oidc_models
 from app.passkeys import models as passkeys_models
 from app.ratelimit import models as ratelimit_models
@@ -25,6 +26,7 @@ __all__ = [
     "clients_models",
     "keys_models",
     "mail_models",
+    "mfa_models",
     "oidc_models",
     "passkeys_models",
     "ratelimit_models",

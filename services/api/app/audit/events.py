@@ -53,3 +53,10 @@ class AuditEvent(StrEnum):
     CLIENT_AUTHENTICATION_FAILED = "client.authentication_failed"
     CLIENT_TOKEN_ISSUED = "client.token_issued"  # client_credentials: `details` holds client_id and scope
     RATE_LIMITED = "rate_limit.exceeded"
+    MFA_REQUIRED = "login.mfa_required"  # the password was right; a second factor is due (an mfa_token)
+    MFA_FAILED = "login.mfa_failed"  # a wrong second factor, or a refused mfa_token
+    MFA_THROTTLED = "login.mfa_throttled"
+    MFA_TOTP_ENABLED = "mfa.totp_enabled"
+    MFA_TOTP_REMOVED = "mfa.totp_removed"
+    MFA_RECOVERY_CODES_REGENERATED = "mfa.recovery_codes_regenerated"
+    MFA_RECOVERY_CODE_USED = "mfa.recovery_code_used"

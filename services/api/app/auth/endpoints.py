@@ -16,7 +16,8 @@ from app.auth.errors import InvalidGrant, InvalidScope, UnsupportedGrantType
 from app.auth.grants.base import TokenRequest
 from app.auth.grants.client_auth import UnauthorizedClient, token_endpoint_responses
 from app.auth.grants.registry import GRANTS, TokenForm
-from app.auth.schemas import OAuthErrorBody, SessionRead, TokenResponse
+from app.auth.login.second_factor import MfaRequired
+from app.auth.schemas import MfaRequiredBody, OAuthErrorBody, SessionRead, TokenResponse
 from app.auth.sessions import SessionEndReason, end_sessions, idle_ttl
 from app.core.dependencies import ClockDep, ContextDep, RequestLocale, SessionDep, SettingsDep
 from app.core.errors import (
@@ -97,6 +98,8 @@ async def register(
             raises=(OAuthError, InvalidGrant, InvalidScope, UnsupportedGrantType, UnauthorizedClient),
         ),
         **token_endpoint_responses(),
+        # An account with a second factor: the password grant answers an mfa_token, nothing else.
+        **error_responses(403, model=MfaRequiredBody, raises=(MfaRequired,)),
         # A password far over the maximum is refused before any hashing.
         **error_responses(422, raises=(PasswordTooLong,)),
     },
@@ -119,7 +122,11 @@ async def token(
 
     A password login also answers a `device_token`, as a cookie and in the body: sent back with a later
     login (cookie or `device_token` field), it keeps that client's attempts apart from everyone else's
-    failures. Keep the newest one: each successful login replaces it."""
+    failures. Keep the newest one: each successful login replaces it.
+
+    For an account with a second factor the password grant answers 403 `mfa_required` with an `mfa_token`
+    and the `methods`; `grant_type=urn:pyauth:params:oauth:grant-type:mfa` with the `mfa_token` and `otp`
+    or `recovery_code` finishes the login."""
     # A process that only issues tokens must still learn of a rotation before the new keys' turn comes
     # (KEY_PUBLICATION_LEAD_SECONDS); cheap between refreshes.
     await keyring.maybe_refresh()

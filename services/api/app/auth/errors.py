@@ -9,6 +9,15 @@ class AdminRequired(PyauthError):
     message = "This action requires the admin role."
 
 
+class ReauthenticationRequired(PyauthError):
+    """A change to how the account signs in (a second factor, a passkey) asked of a sign-in that is not
+    recent enough (MFA_REAUTH_SECONDS)."""
+
+    status_code = 403
+    code = "reauthentication_required"
+    message = "This needs a recent sign-in: sign in again, then retry within MFA_REAUTH_SECONDS."
+
+
 class InvalidGrant(OAuthError):
     code = "invalid_grant"
     message = "The grant is invalid, expired or revoked."

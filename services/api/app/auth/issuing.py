@@ -24,8 +24,16 @@ from app.keys.keyring import KeyRing
 # Claims only `issue_access_token` sets: `amr` (RFC 8176) and `auth_time` (OIDC Core) come from the
 # login, `client_id` and `scope` (RFC 9068 §2.2) from the grant, never from `extra_claims`.
 REGISTERED_CLAIMS: Final = frozenset(
-    {"iss", "aud", "sub", "exp", "iat", "nbf", "jti", "sid", "amr", "auth_time", "client_id", "scope"}
+    {"iss", "aud", "sub", "exp", "iat", "nbf", "jti", "sid", "amr", "acr", "auth_time", "client_id", "scope"}
 )
+# `acr` (OIDC Core §2), set with `amr`: whether the login took a second factor (`amr` has "mfa", RFC 8176)
+# or the password alone. A resource server that needs MFA may check either.
+ACR_MFA: Final = "urn:pyauth:acr:mfa"
+ACR_PASSWORD: Final = "urn:pyauth:acr:pwd"  # noqa: S105 - an acr value, not a password
+
+
+def acr_of(amr: Sequence[str]) -> str:
+    return ACR_MFA if "mfa" in amr else ACR_PASSWORD
 
 
 @dataclass(frozen=True)
@@ -94,6 +102,7 @@ def issue_access_token(
         claims["scope"] = " ".join(scope)
     if amr:
         claims["amr"] = list(amr)
+        claims["acr"] = acr_of(amr)
     if auth_time is not None:
         claims["auth_time"] = math.floor(_timestamp(auth_time))
     headers = {"kid": key.kid, "typ": "at+jwt"}

@@ -40,6 +40,9 @@ class AuthSession(Base):
     )
     # The scopes the login granted (RFC 6749 §3.3): a refresh grants these or fewer, never more (§6).
     scopes: Mapped[list[str]] = mapped_column(ARRAY(String(128)), nullable=False, server_default=text("'{}'"))
+    # How the login authenticated (RFC 8176 `amr` values): refreshed tokens carry the same. Sessions from
+    # before second factors existed were password logins.
+    amr: Mapped[list[str]] = mapped_column(ARRAY(String(16)), nullable=False, server_default=text("'{pwd}'"))
 
 
 class RefreshToken(Base):

@@ -29,6 +29,7 @@ async def create_session(
     ip_address: str | None,
     client_id: str = BUILTIN_CLIENT_ID,
     scopes: Sequence[str] = (),
+    amr: Sequence[str] = ("pwd",),
 ) -> AuthSession:
     auth_session = AuthSession(
         id=uuid.uuid4(),
@@ -40,6 +41,7 @@ async def create_session(
         ip_address=ip_address,
         client_id=client_id,
         scopes=list(scopes),
+        amr=list(amr),
     )
     db.add(auth_session)
     await db.flush()

@@ -33,6 +33,19 @@ class OAuthErrorBody(BaseModel):
     error_description: str
 
 
+class MfaRequiredBody(OAuthErrorBody):
+    """403 `mfa_required`: the password was right; finish with the mfa grant."""
+
+    mfa_token: str = Field(
+        description="Single use, valid MFA_TOKEN_TTL_SECONDS, for this client only: the mfa grant's "
+        "`mfa_token`."
+    )
+    methods: list[str] = Field(
+        description="What can finish the login, each the name of the mfa grant's field: `otp`, "
+        "`recovery_code`."
+    )
+
+
 class SessionRead(BaseModel):
     id: uuid.UUID
     created_at: datetime

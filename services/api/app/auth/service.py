@@ -21,6 +21,7 @@ from app.auth.errors import InvalidGrant, RefreshTokenAlreadyUsed
 from app.auth.issuing import IssuedTokens, issue_tokens
 from app.auth.login.flow import LoginFlow, LoginRequest
 from app.auth.login.pipeline import authenticate
+from app.auth.login.second_factor import MfaRequired, second_factors
 from app.auth.models import AuthSession
 from app.auth.scopes import granted_scopes
 from app.auth.sessions import (
@@ -67,7 +68,18 @@ async def login_with_password(
         email = username.strip().lower()  # still throttled, like any address
     request = LoginRequest(email=email, password=normalize_password(password), device_token=device_token)
     flow = LoginFlow(db, request, hasher=hasher, settings=settings, ctx=ctx)
-    authentication = await authenticate(flow)
+    try:
+        authentication = await authenticate(flow)
+    except MfaRequired as required:  # the second step, bound to this client and device
+        await second_factors().challenge(
+            db,
+            required,
+            oauth_client=oauth_client,
+            scopes=scopes,
+            device_token=device_token,
+            settings=settings,
+            ctx=ctx,
+        )
     auth_session = await start_session(
         db,
         authentication,

@@ -82,15 +82,11 @@ class Authenticated:
     session: AuthSession
 
 
-# Every session today begins with a password login and nothing else. When a second factor exists, the
-# methods differ per session and must be stored on it (a column next to created_at; no migration yet).
-SESSION_AMR: Final = ("pwd",)
-
-
 def session_authentication(auth_session: AuthSession, user: User) -> Authentication:
     """The authentication a session began with, for tokens issued by refreshing it: `auth_time` stays
-    the time of the login (the session's `created_at`, when the password was checked), not the refresh."""
-    return Authentication(user=user, amr=SESSION_AMR, auth_time=auth_session.created_at)
+    the time of the login (the session's `created_at`, when the password was checked), not the refresh,
+    and `amr` the methods that login used (stored on the session)."""
+    return Authentication(user=user, amr=tuple(auth_session.amr), auth_time=auth_session.created_at)
 
 
 def idle_ttl(settings: Settings) -> timedelta:
@@ -130,6 +126,7 @@ async def start_session(
         ip_address=ctx.ip_address,
         client_id=oauth_client_id,
         scopes=scopes,
+        amr=authentication.amr,
     )
     await record(
         db,

@@ -235,13 +235,6 @@ class Settings(BaseSettings):
         description="User verification (PIN, biometrics) asked of a passkey used as a second factor; "
         "required refuses an assertion without it. A passwordless sign-in always requires it.",
     )
-    MFA_REAUTH_SECONDS: int = Field(
-        300,
-        ge=30,
-        le=86400,
-        description="Enrolling or removing a factor needs a sign-in (the access token's auth_time) this "
-        "recent, in seconds.",
-    )
 
     # OAuth clients (app.clients): the password grant, and the overlap of two secrets during a rotation
     PASSWORD_GRANT_ENABLED: bool = Field(
@@ -357,6 +350,27 @@ class Settings(BaseSettings):
     )
     DEVICE_TOKEN_TTL_SECONDS: int = Field(
         90 * 86400, ge=3600, le=400 * 86400, description="How long a login's device token is trusted."
+    )
+
+    # Multi-factor authentication (TOTP, recovery codes): app/mfa. Second-factor failures are throttled on
+    # the same schedule as logins (LOGIN_*), on a counter of their own per account.
+    MFA_REAUTH_SECONDS: int = Field(
+        300,
+        ge=30,
+        le=86400,
+        description="Enrolling or removing a factor or a passkey, or new recovery codes, needs a sign-in "
+        "this recent (the access token's auth_time).",
+    )
+    MFA_TOKEN_TTL_SECONDS: int = Field(
+        300,
+        ge=30,
+        le=3600,
+        description="How long the mfa_token of a password login that needs a second factor is valid.",
+    )
+    MFA_TOTP_ISSUER: str | None = Field(
+        None,
+        max_length=100,
+        description="The issuer an authenticator app shows for the TOTP entry; None: SERVICE_NAME.",
     )
 
     # Retention: the worker deletes rows nobody can use any more, every RETENTION_INTERVAL_SECONDS, in

@@ -47,7 +47,7 @@ async def _pyauth_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, PyauthError)
     if isinstance(exc, OAuthError):
         return JSONResponse(
-            {"error": exc.code, "error_description": exc.detail},
+            {"error": exc.code, "error_description": exc.detail, **(exc.body_extra or {})},
             status_code=exc.status_code,
             headers={"Cache-Control": "no-store", **(exc.headers or {})},
         )

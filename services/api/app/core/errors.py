@@ -74,6 +74,9 @@ class OAuthError(PyauthError):
     status_code = 400
     code = "invalid_request"
     message = "The request is missing a parameter or is otherwise malformed."
+    # Members the answer carries besides `error` and `error_description` (the `mfa_token` and `methods`
+    # of `mfa_required`); never a secret of the server's.
+    body_extra: Mapping[str, Any] | None = None
 
 
 class ServiceUnavailable(PyauthError):
@@ -114,7 +117,8 @@ _ERROR_DESCRIPTIONS = {
     "or a rule refused the request; `error` says which.",
     401: "No access token, or one that is invalid or expired, or whose session has ended.",
     403: "The caller lacks the role this needs, or (`password_reset_required`) too many wrong current "
-    "passwords were tried.",
+    "passwords were tried, or (`reauthentication_required`) the sign-in is too old for this change, or "
+    "(`mfa_required`, the token endpoint) a second factor must finish the login.",
     404: "No such resource.",
     409: "Conflicts with the current state; `error` says how.",
     413: "The body is larger than MAX_BODY_BYTES.",

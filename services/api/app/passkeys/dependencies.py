@@ -7,11 +7,11 @@ from typing import Annotated
 from fastapi import Depends
 
 from app.auth.dependencies import CurrentAuth, bearer
+from app.auth.errors import ReauthenticationRequired
 from app.auth.sessions import Authenticated
 from app.core.dependencies import ClockDep, SettingsDep
 from app.keys.dependencies import KeyRingDep
 from app.keys.tokens import decode_access_token
-from app.passkeys.errors import ReauthenticationRequired
 
 
 async def recently_authenticated(

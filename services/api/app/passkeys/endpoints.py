@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Response
 
 from app.auth.dependencies import CurrentAuth
+from app.auth.errors import ReauthenticationRequired
 from app.core.dependencies import ContextDep, SessionDep, SettingsDep
 from app.core.errors import GUARD_ERRORS, UNAVAILABLE, error_responses
 from app.passkeys import service
@@ -20,7 +21,6 @@ from app.passkeys.errors import (
     PasskeyAlreadyRegistered,
     PasskeyInvalid,
     PasskeyNotFound,
-    ReauthenticationRequired,
     TooManyPasskeys,
 )
 from app.passkeys.schemas import PasskeyCreate, PasskeyRead, PasskeyUpdate

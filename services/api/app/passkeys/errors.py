@@ -39,12 +39,6 @@ class TooManyPasskeys(PyauthError):
     message = "This account has as many passkeys as it may have. Remove one first."
 
 
-class ReauthenticationRequired(PyauthError):
-    status_code = 403
-    code = "reauthentication_required"
-    message = "This needs a recent sign-in: sign in again, then retry within MFA_REAUTH_SECONDS."
-
-
 class PasskeyRefused(RolledBackRefusal):
     """A refused assertion: the request's writes are rolled back, then the challenge it answered is spent
     (a refused answer cannot be retried with it) and the refusal audited, both committed.

@@ -120,6 +120,7 @@ class AttemptKind(StrEnum):
 
     LOGIN = "login"  # sign-ins from untrusted clients, per canonical email
     REAUTH = "reauth"  # a signed-in user's current-password checks (password and email change)
+    MFA = "mfa"  # second factors of a login past its password (app.mfa.login)
 
 
 @dataclass(frozen=True)

@@ -175,3 +175,14 @@ async def delete_finished_mails(db: AsyncSession, *, cutoff: datetime, batch: in
         cutoff=cutoff,
         batch=batch,
     )
+
+
+async def delete_expired_mfa_tokens(db: AsyncSession, *, now: datetime, batch: int) -> int:
+    """mfa_tokens past their MFA_TOKEN_TTL_SECONDS, used or not: the mfa grant refuses them either way."""
+    return await _delete(
+        db,
+        "DELETE FROM mfa_tokens WHERE ctid = ANY(ARRAY("
+        " SELECT ctid FROM mfa_tokens WHERE expires_at < :now LIMIT :batch))",
+        now=now,
+        batch=batch,
+    )

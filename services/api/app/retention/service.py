@@ -10,6 +10,8 @@
   login delay); never one at LOGIN_MAX_FAILURES, a lock that only a reset lifts;
 - device tokens of known devices: once expired (DEVICE_TOKEN_TTL_SECONDS);
 - passkey ceremony challenges never answered: once expired (WEBAUTHN_CHALLENGE_TTL_SECONDS);
+- mfa_tokens of logins waiting for a second factor: once expired (an expired one is refused like an
+  unknown one, so nothing is lost);
 - browser SSO sessions: ended, expired or idle for RETENTION_SESSIONS_SECONDS;
 - rate-limit windows: started over an hour ago;
 - outbox mails: sent or failed (bodies blanked already), queued RETENTION_MAIL_SECONDS ago.
@@ -76,6 +78,7 @@ def _batches(settings: Settings, now: datetime) -> dict[str, Batch]:
         "webauthn_challenges": lambda db, n: repository.delete_expired_webauthn_challenges(
             db, now=now, batch=n
         ),
+        "mfa_tokens": lambda db, n: repository.delete_expired_mfa_tokens(db, now=now, batch=n),
         "browser_sessions": lambda db, n: repository.delete_dead_browser_sessions(
             db, cutoff=sessions_cutoff, idle_ttl=browser_idle, batch=n
         ),

@@ -5,7 +5,7 @@ flags). `webauthn_challenges`: the digest of each outstanding ceremony challenge
 The application role gets its rights from the default privileges of migration 0010.
 
 Revision ID: 0021
-Revises: 0019 (re-chained to 0020, the TOTP migration, when the MFA branch is merged)
+Revises: 0020
 Create Date: 2026-12-02 07:30:00
 """
 
@@ -17,7 +17,7 @@ from sqlalchemy.dialects import postgresql
 
 revision: str = "0021"
 # 0020 is the TOTP migration of the MFA branch: until that branch is merged this chains to 0019.
-down_revision: str | None = "0019"
+down_revision: str | None = "0020"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

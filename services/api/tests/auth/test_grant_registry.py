@@ -33,7 +33,14 @@ def branch(doc: dict[str, Any], title: str) -> dict[str, Any]:
 
 def test_the_registered_grants() -> None:
     # issue 11: authorization_code and client_credentials are each one handler module and its line in GRANTS.
-    assert list(GRANTS.handlers) == ["authorization_code", "password", "refresh_token", "client_credentials"]
+    # issue 12: the mfa grant, the second step of a password login.
+    assert list(GRANTS.handlers) == [
+        "authorization_code",
+        "password",
+        "refresh_token",
+        "client_credentials",
+        "urn:pyauth:params:oauth:grant-type:mfa",
+    ]
 
 
 def test_a_new_grant_is_one_handler_in_the_registry() -> None:
@@ -48,8 +55,8 @@ def test_a_new_grant_is_one_handler_in_the_registry() -> None:
     with pytest.raises(UnsupportedGrantType) as refused:
         registry.handler_for({"grant_type": "urn:example:unknown"})
     assert refused.value.detail == (
-        "grant_type must be 'authorization_code', 'password', 'refresh_token', 'client_credentials' or "
-        "'urn:ietf:params:oauth:grant-type:device_code'."
+        "grant_type must be 'authorization_code', 'password', 'refresh_token', 'client_credentials', "
+        "'urn:pyauth:params:oauth:grant-type:mfa' or 'urn:ietf:params:oauth:grant-type:device_code'."
     )
 
 

@@ -88,7 +88,14 @@ async def test_openid_configuration(client: httpx.AsyncClient, settings: Setting
         "userinfo_endpoint": f"{issuer}/oauth2/userinfo",
         # issue 11: RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0 §2.1)
         "end_session_endpoint": f"{issuer}/oauth2/logout",
-        "grant_types_supported": ["authorization_code", "password", "refresh_token", "client_credentials"],
+        # issue 12: the mfa grant, the second step of a password login
+        "grant_types_supported": [
+            "authorization_code",
+            "password",
+            "refresh_token",
+            "client_credentials",
+            "urn:pyauth:params:oauth:grant-type:mfa",
+        ],
         "subject_types_supported": ["public"],
         "scopes_supported": ["openid", "profile", "email"],
         "claims_supported": [

@@ -60,6 +60,9 @@ class GrantHandler:
     # Clients authenticate as `client_auth` says, the same for every grant.
     client_types: ClassVar[frozenset[ClientType]] = frozenset(ClientType)
     errors: ClassVar[tuple[type[PyauthError], ...]]  # what `issue` may raise, for the document
+    # The grant type a client must be registered for to use this one: its own, unless it is the second half
+    # of another grant (the mfa grant continues a password grant, so a password client may use it).
+    granted_as: ClassVar[str | None] = None
 
     def enabled(self, settings: Settings) -> bool:
         """Whether the server serves this grant at all (a setting may turn one off)."""

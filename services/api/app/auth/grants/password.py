@@ -8,6 +8,7 @@ from app.auth.device_cookie import DEVICE_COOKIE
 from app.auth.errors import EmailNotVerified, InvalidCredentials, InvalidScope
 from app.auth.grants.base import FormField, GrantHandler, TokenRequest
 from app.auth.issuing import IssuedTokens
+from app.auth.login.second_factor import MfaRequired
 from app.core.config import Settings
 from app.passwords.hashing import HashQueueFull
 from app.passwords.policy import PasswordTooLong
@@ -37,6 +38,7 @@ class PasswordGrant(GrantHandler):
         LoginThrottled,
         PasswordTooLong,
         HashQueueFull,
+        MfaRequired,
     )
 
     def enabled(self, settings: Settings) -> bool:

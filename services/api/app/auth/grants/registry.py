@@ -22,6 +22,7 @@ from app.clients.models import ClientType, OAuthClient
 from app.core.config import Settings
 from app.core.context import RequestContext
 from app.core.errors import OAuthError
+from app.mfa.grant import MfaGrant
 
 FORM = "application/x-www-form-urlencoded"
 # Fields of every token request (RFC 6749 §3.2, §3.3, §2.3.1). `scope` narrows what the grant gives
@@ -84,7 +85,9 @@ class GrantRegistry:
             raise UnsupportedGrantType(f"grant_type={handler.grant_type} is turned off on this server.")
         credentials = client_auth.credentials_of(form, authorization)
         oauth_client = await client_auth.authenticate_client(db, credentials, ctx=ctx)
-        client_auth.check_grant_allowed(oauth_client, handler.grant_type, handler.client_types)
+        client_auth.check_grant_allowed(
+            oauth_client, handler.granted_as or handler.grant_type, handler.client_types
+        )
         return handler, oauth_client
 
     def form_dependency(self) -> Callable[..., Awaitable[TokenForm]]:
@@ -157,4 +160,5 @@ GRANTS = GrantRegistry(
     PasswordGrant(),
     RefreshTokenGrant(),
     ClientCredentialsGrant(),
+    MfaGrant(),
 )

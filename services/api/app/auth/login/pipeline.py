@@ -13,6 +13,7 @@ from app.auth.login.account_state import AccountState
 from app.auth.login.capacity import HashingCapacity
 from app.auth.login.flow import LoginFlow, LoginStep
 from app.auth.login.password import PasswordCheck
+from app.auth.login.second_factor import SecondFactor
 from app.auth.login.throttle import AttemptReservation
 from app.auth.sessions import Authentication
 
@@ -21,6 +22,7 @@ PASSWORD_LOGIN: Final[tuple[LoginStep, ...]] = (
     AttemptReservation(),  # throttle: 429, or a lock until a reset
     PasswordCheck(),  # amr "pwd"
     AccountState(),  # active, verified
+    SecondFactor(),  # an account with a factor: 403 mfa_required and an mfa_token, nothing issued
 )
 
 

@@ -1,0 +1,93 @@
+"""`/users/me/mfa`: the signed-in user's second factors. Changes need a recent sign-in (403
+`reauthentication_required`) and are mailed; secrets and recovery codes are answered once, `no-store`."""
+
+from fastapi import APIRouter, Response, status
+
+from app.auth.dependencies import CurrentAuth
+from app.auth.errors import ReauthenticationRequired
+from app.core.dependencies import ContextDep, SessionDep, SettingsDep
+from app.core.errors import GUARD_ERRORS, UNAVAILABLE, error_responses
+from app.mfa import service
+from app.mfa.errors import (
+    InvalidOtp,
+    MfaNotEnabled,
+    TotpAlreadyEnabled,
+    TotpNotPending,
+)
+from app.mfa.methods import enrolled_methods
+from app.mfa.schemas import FactorRead, FactorsRead, RecoveryCodesRead, TotpConfirm, TotpEnrolmentRead
+
+router = APIRouter(prefix="/users/me/mfa", tags=["mfa"])
+
+
+def _no_store(response: Response) -> None:
+    response.headers["Cache-Control"] = "no-store"
+
+
+@router.get("", response_model=FactorsRead, responses=error_responses(401, UNAVAILABLE))
+async def list_factors(auth: CurrentAuth, db: SessionDep, response: Response) -> FactorsRead:
+    found = await service.factors(db, auth.user)
+    _no_store(response)
+    factors = [FactorRead(type="totp", created_at=found.totp_confirmed_at)] if found.totp_confirmed_at else []
+    return FactorsRead(
+        factors=factors,
+        recovery_codes_remaining=found.recovery_codes_remaining,
+        methods=await enrolled_methods(db, auth.user),
+    )
+
+
+@router.post(
+    "/totp",
+    response_model=TotpEnrolmentRead,
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses(401, UNAVAILABLE, raises=(ReauthenticationRequired, TotpAlreadyEnabled)),
+)
+async def enrol_totp(
+    auth: CurrentAuth, db: SessionDep, settings: SettingsDep, ctx: ContextDep, response: Response
+) -> TotpEnrolmentRead:
+    enrolment = await service.enrol_totp(db, auth, settings=settings, ctx=ctx)
+    _no_store(response)
+    return TotpEnrolmentRead(secret=enrolment.secret, otpauth_uri=enrolment.otpauth_uri)
+
+
+@router.post(
+    "/totp/confirm",
+    response_model=RecoveryCodesRead,
+    responses=error_responses(
+        *GUARD_ERRORS, 401, 422, UNAVAILABLE, raises=(ReauthenticationRequired, TotpNotPending, InvalidOtp)
+    ),
+)
+async def confirm_totp(
+    body: TotpConfirm,
+    auth: CurrentAuth,
+    db: SessionDep,
+    settings: SettingsDep,
+    ctx: ContextDep,
+    response: Response,
+) -> RecoveryCodesRead:
+    codes = await service.confirm_totp(db, auth, body.code, settings=settings, ctx=ctx)
+    _no_store(response)
+    return RecoveryCodesRead(recovery_codes=codes)
+
+
+@router.delete(
+    "/totp",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(401, UNAVAILABLE, raises=(ReauthenticationRequired, MfaNotEnabled)),
+)
+async def remove_totp(auth: CurrentAuth, db: SessionDep, settings: SettingsDep, ctx: ContextDep) -> Response:
+    await service.remove_totp(db, auth, settings=settings, ctx=ctx)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/recovery-codes",
+    response_model=RecoveryCodesRead,
+    responses=error_responses(401, UNAVAILABLE, raises=(ReauthenticationRequired, MfaNotEnabled)),
+)
+async def regenerate_recovery_codes(
+    auth: CurrentAuth, db: SessionDep, settings: SettingsDep, ctx: ContextDep, response: Response
+) -> RecoveryCodesRead:
+    codes = await service.regenerate_recovery_codes(db, auth, settings=settings, ctx=ctx)
+    _no_store(response)
+    return RecoveryCodesRead(recovery_codes=codes)

@@ -1,0 +1,204 @@
+"""The second step of a password login: the `mfa_token` the first step answers with, and the mfa grant's
+completion of the login with one of the account's methods (`app.mfa.methods`).
+
+The mfa_token is 256 random bits, stored as a SHA-256 digest, valid MFA_TOKEN_TTL_SECONDS and spent by the
+login it completes (a conditional UPDATE: of two concurrent completions one wins). It is bound to the
+account, to the client that passed the first step (another client's mfa grant is refused) and to the
+device token that step presented (the finished login replaces it). Wrong second factors count on their own
+per-account counter (`login_throttles` kind `mfa`) on the login schedule (LOGIN_FREE_ATTEMPTS, then a
+doubling delay up to LOGIN_DELAY_MAX_SECONDS), and without the lock that sends a password guesser to a
+reset: a reset would not help the owner here. Every failure is audited.
+"""
+
+import logging
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from typing import NoReturn
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.audit.events import AuditEvent
+from app.audit.service import record
+from app.auth.issuing import IssuedTokens, issue_tokens
+from app.auth.login.second_factor import MfaRequired
+from app.auth.sessions import Authentication, start_session
+from app.clients.models import OAuthClient
+from app.core.config import Settings
+from app.core.context import RequestContext
+from app.core.database import commit_before_refusing
+from app.core.errors import OAuthError
+from app.core.opaque_tokens import digest, new_token
+from app.keys.keyring import KeyRing
+from app.mfa import repository
+from app.mfa.errors import InvalidSecondFactor, SecondFactorThrottled
+from app.mfa.methods import METHODS, SecondFactorMethod, enrolled_methods
+from app.mfa.models import MfaToken
+from app.ratelimit import devices
+from app.ratelimit import service as ratelimit
+from app.ratelimit.models import LoginDevice
+from app.users import repository as user_repository
+from app.users.models import User
+
+log = logging.getLogger("pyauth.mfa")
+
+MFA_KIND = ratelimit.AttemptKind.MFA
+
+
+async def issue_mfa_token(
+    db: AsyncSession,
+    required: MfaRequired,
+    *,
+    oauth_client: OAuthClient,
+    scopes: Sequence[str],
+    device_token: str | None,
+    settings: Settings,
+    ctx: RequestContext,
+) -> NoReturn:
+    """Store a new mfa_token for the login that `required` interrupted, put it in the answer, commit
+    (the error answer rolls back) and raise `required`."""
+    token, token_hash = new_token()
+    await repository.add_mfa_token(
+        db,
+        MfaToken(
+            token_hash=token_hash,
+            user_id=required.user.id,
+            client_id=oauth_client.client_id,
+            device_token_hash=digest(device_token) if device_token else None,
+            amr=list(required.amr),
+            scopes=list(scopes),
+            created_at=ctx.now,
+            expires_at=ctx.now + timedelta(seconds=settings.MFA_TOKEN_TTL_SECONDS),
+        ),
+    )
+    await record(
+        db, AuditEvent.MFA_REQUIRED, ctx=ctx, user_id=required.user.id, details={"methods": required.methods}
+    )
+    await commit_before_refusing(db)
+    required.body_extra = {"mfa_token": token, "methods": required.methods}
+    raise required
+
+
+def chosen_method(values: Mapping[str, str | None]) -> tuple[SecondFactorMethod, str]:
+    """The one method whose field the request carries."""
+    given = [(method, value) for method in METHODS if (value := values.get(method.field))]
+    if len(given) != 1:
+        fields = ", ".join(method.field for method in METHODS)
+        raise OAuthError(f"Exactly one of {fields} is required with the mfa_token.")
+    return given[0]
+
+
+async def _refuse(
+    db: AsyncSession, ctx: RequestContext, reason: str, *, user_id: uuid.UUID | None = None
+) -> NoReturn:
+    await record(db, AuditEvent.MFA_FAILED, ctx=ctx, user_id=user_id, reason=reason)
+    await commit_before_refusing(db)
+    log.info("second factor refused: %s user=%s", reason, user_id or "-")
+    raise InvalidSecondFactor()
+
+
+async def complete_login(
+    db: AsyncSession,
+    *,
+    mfa_token: str,
+    values: Mapping[str, str | None],
+    oauth_client: OAuthClient,
+    keyring: KeyRing,
+    settings: Settings,
+    ctx: RequestContext,
+) -> IssuedTokens:
+    """The mfa grant: check the mfa_token, then the second factor, then start the session and issue its
+    tokens, whose `amr` is the first step's and the method's (e.g. `["pwd", "otp", "mfa"]`)."""
+    method, value = chosen_method(values)
+    now = ctx.now
+    token_hash = digest(mfa_token)
+    ticket = await repository.live_mfa_token(db, token_hash, now)
+    if ticket is None:
+        await _refuse(db, ctx, "invalid_mfa_token")
+    if ticket.client_id != oauth_client.client_id:
+        await _refuse(db, ctx, "mfa_token_of_another_client", user_id=ticket.user_id)
+    user = await user_repository.get_by_id(db, ticket.user_id)
+    if user is None or not user.is_active:
+        await _refuse(db, ctx, "inactive", user_id=ticket.user_id)
+    await _reserve(db, user, settings=settings, ctx=ctx)
+    verified = await method.verify(db, user, value, settings=settings, ctx=ctx)
+    if verified is None:
+        await _refuse(db, ctx, f"wrong_{method.name}", user_id=user.id)
+    if not await repository.spend_mfa_token(db, token_hash, now):  # a concurrent completion won
+        user_id = user.id
+        await db.rollback()  # undo the method's acceptance: this login did not happen
+        await _refuse(db, ctx, "invalid_mfa_token", user_id=user_id)
+    await ratelimit.clear_failures(db, user.email, kind=MFA_KIND)
+    await ratelimit.clear_failures(db, user.email, kind=ratelimit.AttemptKind.LOGIN)
+    replaces = await db.get(LoginDevice, ticket.device_token_hash) if ticket.device_token_hash else None
+    if replaces is not None and replaces.user_id != user.id:
+        replaces = None
+    new_device_token = await devices.issue(db, user.id, settings=settings, now=now, replaces=replaces)
+    amr = list(dict.fromkeys([*ticket.amr, *verified.amr]))
+    authentication = Authentication(
+        user=user,
+        amr=tuple(amr),
+        auth_time=now,
+        known_device=replaces is not None,
+        device_token=new_device_token,
+    )
+    auth_session = await start_session(
+        db,
+        authentication,
+        settings=settings,
+        ctx=ctx,
+        oauth_client_id=oauth_client.client_id,
+        scopes=ticket.scopes,
+        absolute_ttl_seconds=oauth_client.refresh_token_ttl_seconds,
+    )
+    return await issue_tokens(
+        db,
+        auth_session.id,
+        authentication,
+        keyring=keyring,
+        settings=settings,
+        now=now,
+        oauth_client=oauth_client,
+        scope=ticket.scopes,
+    )
+
+
+async def _reserve(db: AsyncSession, user: User, *, settings: Settings, ctx: RequestContext) -> None:
+    """Count the attempt before the factor is checked; refuse without checking when the schedule says
+    wait. The reservation is committed so that it stands whatever the request's outcome."""
+    reservation = await ratelimit.reserve_attempt(
+        db, user.email, settings=settings, now=ctx.now, kind=MFA_KIND, lock=False
+    )
+    if not reservation.granted:
+        await record(db, AuditEvent.MFA_THROTTLED, ctx=ctx, user_id=user.id, reason="throttled")
+        await commit_before_refusing(db)
+        raise SecondFactorThrottled(headers=reservation.retry_after_header)
+    await commit_before_refusing(db)
+
+
+class MfaLogin:
+    """`auth`'s `SecondFactors`: what the login step asks (`app.auth.login.second_factor`)."""
+
+    async def methods_for(self, db: AsyncSession, user: User) -> list[str]:
+        return await enrolled_methods(db, user)
+
+    async def challenge(
+        self,
+        db: AsyncSession,
+        required: MfaRequired,
+        *,
+        oauth_client: OAuthClient,
+        scopes: Sequence[str],
+        device_token: str | None,
+        settings: Settings,
+        ctx: RequestContext,
+    ) -> NoReturn:
+        await issue_mfa_token(
+            db,
+            required,
+            oauth_client=oauth_client,
+            scopes=scopes,
+            device_token=device_token,
+            settings=settings,
+            ctx=ctx,
+        )

@@ -1,0 +1,115 @@
+"""The second-factor methods a login can complete with, as the mfa grant and the `mfa_required` answer
+see them. Each method names itself in `methods` (`name`), reads one form field of the mfa grant (`field`),
+says whether a user has it (`enrolled`) and checks a value (`verify`), answering the RFC 8176 `amr`
+values it proves. A new factor (a WebAuthn assertion: `webauthn`) is one more class in `METHODS` and its
+form field in the grant; nothing else changes.
+"""
+
+import logging
+from dataclasses import dataclass
+from typing import ClassVar, Final
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.audit.events import AuditEvent
+from app.audit.service import record
+from app.core.config import Settings
+from app.core.context import RequestContext
+from app.mail import outbox
+from app.mfa import mails, recovery_codes, repository, secret_box, totp
+from app.users.models import User
+
+log = logging.getLogger("pyauth.mfa")
+
+
+@dataclass(frozen=True)
+class Verified:
+    amr: tuple[str, ...]  # RFC 8176 values the method adds to the login's
+
+
+class SecondFactorMethod:
+    name: ClassVar[str]  # in `methods`
+    field: ClassVar[str]  # the mfa grant's form field that carries it
+    max_length: ClassVar[int]
+    # Whether having it makes a second factor required (recovery codes only stand in for another factor).
+    primary: ClassVar[bool] = True
+
+    async def enrolled(self, db: AsyncSession, user: User) -> bool:
+        raise NotImplementedError
+
+    async def verify(
+        self, db: AsyncSession, user: User, value: str, *, settings: Settings, ctx: RequestContext
+    ) -> Verified | None:
+        raise NotImplementedError
+
+
+class TotpMethod(SecondFactorMethod):
+    name = "otp"
+    field = "otp"
+    max_length = 16
+
+    async def enrolled(self, db: AsyncSession, user: User) -> bool:
+        return await repository.has_confirmed_totp(db, user.id)
+
+    async def verify(
+        self, db: AsyncSession, user: User, value: str, *, settings: Settings, ctx: RequestContext
+    ) -> Verified | None:
+        row = await repository.get_totp(db, user.id)
+        if row is None or row.confirmed_at is None:
+            return None
+        secret = secret_box.open_sealed(row.secret_encrypted, user_id=user.id, settings=settings)
+        step = totp.matching_step(secret, value, ctx.now)
+        if step is None or not await repository.accept_totp_step(db, user.id, step):
+            return None
+        return Verified(amr=("otp", "mfa"))  # RFC 8176 §2: "otp" covers RFC 6238 codes
+
+
+class RecoveryCodeMethod(SecondFactorMethod):
+    name = "recovery_code"
+    field = "recovery_code"
+    max_length = 64
+    primary = False
+
+    async def enrolled(self, db: AsyncSession, user: User) -> bool:
+        return await repository.unused_recovery_codes(db, user.id) > 0
+
+    async def verify(
+        self, db: AsyncSession, user: User, value: str, *, settings: Settings, ctx: RequestContext
+    ) -> Verified | None:
+        if not await repository.use_recovery_code(db, user.id, recovery_codes.digest(value), ctx.now):
+            return None
+        remaining = await repository.unused_recovery_codes(db, user.id)
+        await record(
+            db, AuditEvent.MFA_RECOVERY_CODE_USED, ctx=ctx, user_id=user.id, details={"remaining": remaining}
+        )
+        mail = mails.recovery_code_used(settings, user.locale, remaining=remaining)
+        await outbox.enqueue(
+            db,
+            to=user.email,
+            subject=mail.subject,
+            body=mail.body,
+            html=mail.html,
+            kind=mail.kind,
+            now=ctx.now,
+        )
+        log.info("recovery code used user=%s remaining=%d", user.id, remaining)
+        # RFC 8176 has no value for a backup code: it is "something you have" that is not an RFC 6238 OTP,
+        # so the login is marked `mfa` (a second factor was shown) without claiming "otp".
+        return Verified(amr=("mfa",))
+
+
+METHODS: Final[tuple[SecondFactorMethod, ...]] = (TotpMethod(), RecoveryCodeMethod())
+
+
+async def enrolled_methods(db: AsyncSession, user: User) -> list[str]:
+    """The names of the methods that can complete `user`'s login; empty when no primary factor is active
+    (then the password alone signs in)."""
+    # The primary methods first: an account without one (most) costs one query per login, not one per method.
+    primary = [method for method in METHODS if method.primary and await method.enrolled(db, user)]
+    if not primary:
+        return []
+    return [
+        method.name
+        for method in METHODS
+        if method in primary or (not method.primary and await method.enrolled(db, user))
+    ]

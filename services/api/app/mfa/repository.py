@@ -1,0 +1,135 @@
+"""Queries of the second factors. Every acceptance of a single-use value (a TOTP step, a recovery code, an
+mfa_token) is one conditional UPDATE, so that of two concurrent requests (on two API replicas too)
+exactly one is accepted: the second finds the row already changed and matches nothing."""
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.mfa.models import MfaRecoveryCode, MfaToken, MfaTotp
+
+
+async def get_totp(db: AsyncSession, user_id: uuid.UUID) -> MfaTotp | None:
+    return await db.scalar(select(MfaTotp).where(MfaTotp.user_id == user_id))
+
+
+async def has_confirmed_totp(db: AsyncSession, user_id: uuid.UUID) -> bool:
+    found = await db.scalar(
+        select(MfaTotp.user_id).where(MfaTotp.user_id == user_id, MfaTotp.confirmed_at.is_not(None))
+    )
+    return found is not None
+
+
+async def put_pending_totp(
+    db: AsyncSession, user_id: uuid.UUID, secret_encrypted: bytes, now: datetime
+) -> bool:
+    """Store a new unconfirmed secret, replacing an unconfirmed one; False if a confirmed one exists. One
+    upsert, so two enrolments at once cannot collide on the key."""
+    upsert = (
+        insert(MfaTotp)
+        .values(user_id=user_id, secret_encrypted=secret_encrypted, created_at=now)
+        .on_conflict_do_update(
+            index_elements=[MfaTotp.user_id],
+            set_={"secret_encrypted": secret_encrypted, "created_at": now, "last_step": None},
+            where=MfaTotp.confirmed_at.is_(None),
+        )
+        .returning(MfaTotp.user_id)
+    )
+    return (await db.execute(upsert)).first() is not None
+
+
+async def confirm_totp(db: AsyncSession, user_id: uuid.UUID, step: int, now: datetime) -> bool:
+    """Activate the pending secret with the step of its first code (which is then spent)."""
+    result = await db.execute(
+        update(MfaTotp)
+        .where(MfaTotp.user_id == user_id, MfaTotp.confirmed_at.is_(None))
+        .values(confirmed_at=now, last_step=step)
+        .returning(MfaTotp.user_id)
+    )
+    return result.first() is not None
+
+
+async def accept_totp_step(db: AsyncSession, user_id: uuid.UUID, step: int) -> bool:
+    """Spend time step `step`: only if it is later than the last one accepted (RFC 6238 §5.2, no replay)."""
+    result = await db.execute(
+        update(MfaTotp)
+        .where(
+            MfaTotp.user_id == user_id,
+            MfaTotp.confirmed_at.is_not(None),
+            (MfaTotp.last_step.is_(None)) | (MfaTotp.last_step < step),
+        )
+        .values(last_step=step)
+        .returning(MfaTotp.user_id)
+    )
+    return result.first() is not None
+
+
+async def delete_totp(db: AsyncSession, user_id: uuid.UUID) -> bool:
+    result = await db.execute(
+        delete(MfaTotp)
+        .where(MfaTotp.user_id == user_id, MfaTotp.confirmed_at.is_not(None))
+        .returning(MfaTotp.user_id)
+    )
+    return result.first() is not None
+
+
+async def replace_recovery_codes(
+    db: AsyncSession, user_id: uuid.UUID, digests: Sequence[bytes], now: datetime
+) -> None:
+    await delete_recovery_codes(db, user_id)
+    db.add_all(MfaRecoveryCode(code_hash=d, user_id=user_id, created_at=now) for d in digests)
+    await db.flush()
+
+
+async def delete_recovery_codes(db: AsyncSession, user_id: uuid.UUID) -> None:
+    await db.execute(delete(MfaRecoveryCode).where(MfaRecoveryCode.user_id == user_id))
+
+
+async def use_recovery_code(db: AsyncSession, user_id: uuid.UUID, code_hash: bytes, now: datetime) -> bool:
+    result = await db.execute(
+        update(MfaRecoveryCode)
+        .where(
+            MfaRecoveryCode.code_hash == code_hash,
+            MfaRecoveryCode.user_id == user_id,
+            MfaRecoveryCode.used_at.is_(None),
+        )
+        .values(used_at=now)
+        .returning(MfaRecoveryCode.code_hash)
+    )
+    return result.first() is not None
+
+
+async def unused_recovery_codes(db: AsyncSession, user_id: uuid.UUID) -> int:
+    count = await db.scalar(
+        select(func.count())
+        .select_from(MfaRecoveryCode)
+        .where(MfaRecoveryCode.user_id == user_id, MfaRecoveryCode.used_at.is_(None))
+    )
+    return int(count or 0)
+
+
+async def add_mfa_token(db: AsyncSession, token: MfaToken) -> None:
+    db.add(token)
+    await db.flush()
+
+
+async def live_mfa_token(db: AsyncSession, token_hash: bytes, now: datetime) -> MfaToken | None:
+    return await db.scalar(
+        select(MfaToken).where(
+            MfaToken.token_hash == token_hash, MfaToken.used_at.is_(None), MfaToken.expires_at > now
+        )
+    )
+
+
+async def spend_mfa_token(db: AsyncSession, token_hash: bytes, now: datetime) -> bool:
+    result = await db.execute(
+        update(MfaToken)
+        .where(MfaToken.token_hash == token_hash, MfaToken.used_at.is_(None), MfaToken.expires_at > now)
+        .values(used_at=now)
+        .returning(MfaToken.token_hash)
+    )
+    return result.first() is not None

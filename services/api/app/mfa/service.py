@@ -1,0 +1,135 @@
+"""Managing one's own second factors: enrol a TOTP authenticator and confirm it, remove it, replace the
+recovery codes, list what is active.
+
+Each change needs a recent sign-in: the session's login (`auth_time`, the session's `created_at`) within
+MFA_REAUTH_SECONDS, so a stolen long-lived session cannot add or remove a factor. Each finished change is
+audited and mailed to the account's address.
+"""
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.audit.events import AuditEvent
+from app.audit.service import record
+from app.auth.errors import ReauthenticationRequired
+from app.auth.sessions import Authenticated
+from app.core.config import Settings
+from app.core.context import RequestContext
+from app.mail import outbox
+from app.mfa import mails, recovery_codes, repository, secret_box, totp
+from app.mfa.errors import (
+    InvalidOtp,
+    MfaNotEnabled,
+    TotpAlreadyEnabled,
+    TotpNotPending,
+)
+from app.users.models import User
+
+log = logging.getLogger("pyauth.mfa")
+
+
+@dataclass(frozen=True)
+class TotpEnrolment:
+    secret: str
+    otpauth_uri: str
+
+
+@dataclass(frozen=True)
+class Factors:
+    totp_confirmed_at: datetime | None
+    recovery_codes_remaining: int
+
+
+def require_recent_sign_in(auth: Authenticated, *, settings: Settings, now: datetime) -> None:
+    if now - auth.session.created_at > timedelta(seconds=settings.MFA_REAUTH_SECONDS):
+        raise ReauthenticationRequired()
+
+
+async def _notify(
+    db: AsyncSession, user: User, change: mails.FactorChange, *, settings: Settings, now: datetime
+) -> None:
+    mail = mails.mfa_changed(settings, user.locale, change)
+    await outbox.enqueue(
+        db, to=user.email, subject=mail.subject, body=mail.body, html=mail.html, kind=mail.kind, now=now
+    )
+
+
+async def enrol_totp(
+    db: AsyncSession, auth: Authenticated, *, settings: Settings, ctx: RequestContext
+) -> TotpEnrolment:
+    """A new secret, stored encrypted and not yet active (a pending one is replaced)."""
+    require_recent_sign_in(auth, settings=settings, now=ctx.now)
+    user = auth.user
+    secret = totp.new_secret()
+    sealed = secret_box.seal(secret, user_id=user.id, settings=settings)
+    if not await repository.put_pending_totp(db, user.id, sealed, ctx.now):
+        raise TotpAlreadyEnabled()
+    issuer = settings.MFA_TOTP_ISSUER or settings.SERVICE_NAME
+    return TotpEnrolment(secret, totp.provisioning_uri(secret, account=user.email, issuer=issuer))
+
+
+async def confirm_totp(
+    db: AsyncSession, auth: Authenticated, code: str, *, settings: Settings, ctx: RequestContext
+) -> list[str]:
+    """Activate the pending authenticator with one valid code; answer the ten recovery codes (only now:
+    only their digests are kept)."""
+    require_recent_sign_in(auth, settings=settings, now=ctx.now)
+    user = auth.user
+    row = await repository.get_totp(db, user.id)
+    if row is None or row.confirmed_at is not None:
+        raise TotpNotPending()
+    secret = secret_box.open_sealed(row.secret_encrypted, user_id=user.id, settings=settings)
+    step = totp.matching_step(secret, code, ctx.now)
+    if step is None:
+        raise InvalidOtp()
+    if not await repository.confirm_totp(db, user.id, step, ctx.now):
+        raise TotpNotPending()  # a concurrent confirmation won
+    codes = await _new_recovery_codes(db, user, ctx.now)
+    await record(db, AuditEvent.MFA_TOTP_ENABLED, ctx=ctx, user_id=user.id)
+    await _notify(db, user, mails.FactorChange.TOTP_ENABLED, settings=settings, now=ctx.now)
+    log.info("totp enabled user=%s", user.id)
+    return codes
+
+
+async def remove_totp(
+    db: AsyncSession, auth: Authenticated, *, settings: Settings, ctx: RequestContext
+) -> None:
+    """Remove the authenticator and, with no factor left, the recovery codes."""
+    require_recent_sign_in(auth, settings=settings, now=ctx.now)
+    user = auth.user
+    if not await repository.delete_totp(db, user.id):
+        raise MfaNotEnabled()
+    await repository.delete_recovery_codes(db, user.id)
+    await record(db, AuditEvent.MFA_TOTP_REMOVED, ctx=ctx, user_id=user.id)
+    await _notify(db, user, mails.FactorChange.TOTP_REMOVED, settings=settings, now=ctx.now)
+    log.info("totp removed user=%s", user.id)
+
+
+async def regenerate_recovery_codes(
+    db: AsyncSession, auth: Authenticated, *, settings: Settings, ctx: RequestContext
+) -> list[str]:
+    require_recent_sign_in(auth, settings=settings, now=ctx.now)
+    user = auth.user
+    if not await repository.has_confirmed_totp(db, user.id):
+        raise MfaNotEnabled()
+    codes = await _new_recovery_codes(db, user, ctx.now)
+    await record(db, AuditEvent.MFA_RECOVERY_CODES_REGENERATED, ctx=ctx, user_id=user.id)
+    await _notify(db, user, mails.FactorChange.RECOVERY_CODES_REGENERATED, settings=settings, now=ctx.now)
+    return codes
+
+
+async def factors(db: AsyncSession, user: User) -> Factors:
+    row = await repository.get_totp(db, user.id)
+    return Factors(
+        totp_confirmed_at=row.confirmed_at if row is not None else None,
+        recovery_codes_remaining=await repository.unused_recovery_codes(db, user.id),
+    )
+
+
+async def _new_recovery_codes(db: AsyncSession, user: User, now: datetime) -> list[str]:
+    codes = recovery_codes.new_codes()
+    await repository.replace_recovery_codes(db, user.id, [recovery_codes.digest(c) for c in codes], now)
+    return codes
