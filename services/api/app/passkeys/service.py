@@ -274,6 +274,10 @@ def _verified_registration(
 # --- Management ---
 
 
+async def has_passkey(db: AsyncSession, user: User) -> bool:
+    return await repository.count_passkeys(db, user.id) > 0
+
+
 async def list_passkeys(db: AsyncSession, user: User) -> list[Passkey]:
     return await repository.passkeys_of(db, user.id)
 
