@@ -20,7 +20,7 @@ from app.admin.service import (
 )
 from app.auth.dependencies import CurrentAdmin
 from app.auth.errors import ADMIN_GUARD
-from app.core.dependencies import ContextDep, SessionDep, no_store
+from app.core.dependencies import ContextDep, SessionDep, SettingsDep, no_store
 from app.core.errors import GUARD_ERRORS, UNAVAILABLE, error_responses
 from app.users.schemas import UserRead
 
@@ -125,3 +125,15 @@ async def delete_user(user_id: uuid.UUID, action: Action, db: SessionDep) -> Non
 async def end_sessions(user_id: uuid.UUID, action: Action, db: SessionDep) -> SessionsEnded:
     """End every session of the user."""
     return SessionsEnded(sessions_ended=await service.end_sessions(db, action, user_id))
+
+
+@router.delete(
+    "/{user_id}/mfa",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=error_responses(401, 422, UNAVAILABLE, raises=(*ADMIN_GUARD, UserNotFound)),
+)
+async def reset_mfa(user_id: uuid.UUID, action: Action, db: SessionDep, settings: SettingsDep) -> None:
+    """Remove the user's second factors: TOTP authenticator, recovery codes and passkeys (the password
+    alone signs in again). Audited as `admin.mfa_reset`; the user is mailed when anything was removed."""
+    await service.reset_mfa(db, action, user_id, settings=settings)

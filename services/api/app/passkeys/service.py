@@ -312,6 +312,12 @@ async def remove(
     await _mail(db, user, mails.passkey_removed(settings, user.locale, passkey.name), ctx)
 
 
+async def remove_all(db: AsyncSession, user: User) -> int:
+    """Delete every passkey of `user` (an admin's reset of their factors, which audits and mails it);
+    how many there were."""
+    return await repository.delete_passkeys_of(db, user.id)
+
+
 async def _mail(db: AsyncSession, user: User, mail: mails.Mail, ctx: RequestContext) -> None:
     await enqueue(
         db, to=user.email, subject=mail.subject, body=mail.body, html=mail.html, now=ctx.now, kind=mail.kind

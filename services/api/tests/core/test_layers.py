@@ -49,7 +49,7 @@ ALLOWED: dict[str, set[str]] = {
     },
     "account": {"audit", "auth", "mail", "passwords", "ratelimit", "users"},
     "passkeys": {"account", "audit", "auth", "keys", "mail", "users"},
-    "admin": {"account", "audit", "auth", "clients", "passwords", "users"},
+    "admin": {"account", "audit", "auth", "clients", "mfa", "passwords", "users"},
     "mfa": {"account", "audit", "auth", "clients", "keys", "mail", "passkeys", "ratelimit", "users"},
     "web": {"account", "audit", "auth", "metrics", "oidc", "passwords", "ratelimit", "sso", "users"},
     "oauth": {"auth", "clients", "keys", "oidc", "ratelimit"},
