@@ -127,6 +127,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.include_router(users_endpoints.router)
     app.include_router(account_endpoints.own_account_router)  # /users/me/password, next to /users/me
     app.include_router(mfa_endpoints.router)  # /users/me/mfa
+    app.include_router(mfa_endpoints.login_router)  # /auth/mfa/webauthn/options
     app.include_router(account_endpoints.router)
     app.include_router(keys_endpoints.router)
     app.include_router(oauth_endpoints.router)

@@ -13,7 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Response, status
 
 from app.auth.dependencies import CurrentAdmin
-from app.auth.errors import AdminRequired
+from app.auth.errors import ADMIN_GUARD
 from app.auth.grants.registry import GRANTS
 from app.clients import service
 from app.clients.models import BUILTIN_CLIENT_ID, MAX_CLIENT_ID_LENGTH, ClientType
@@ -92,7 +92,7 @@ def client_fields(found: ClientWithSecrets) -> dict[str, object]:
         401,
         422,
         UNAVAILABLE,
-        raises=(AdminRequired, InvalidRedirectUri, InvalidClientMetadata),
+        raises=(*ADMIN_GUARD, InvalidRedirectUri, InvalidClientMetadata),
     ),
 )
 async def create_client(body: ClientCreate, change: Change, db: SessionDep) -> ClientCreated:
@@ -105,7 +105,7 @@ async def create_client(body: ClientCreate, change: Change, db: SessionDep) -> C
 
 
 @router.get(
-    "", response_model=ClientPage, responses=error_responses(401, 422, UNAVAILABLE, raises=(AdminRequired,))
+    "", response_model=ClientPage, responses=error_responses(401, 422, UNAVAILABLE, raises=ADMIN_GUARD)
 )
 async def list_clients(
     _: CurrentAdmin,
@@ -122,7 +122,7 @@ async def list_clients(
 @router.get(
     "/{client_id}",
     response_model=ClientRead,
-    responses=error_responses(401, 422, UNAVAILABLE, raises=(AdminRequired, ClientNotFound)),
+    responses=error_responses(401, 422, UNAVAILABLE, raises=(*ADMIN_GUARD, ClientNotFound)),
 )
 async def get_client(client_id: ClientId, _: CurrentAdmin, db: SessionDep, clock: ClockDep) -> ClientRead:
     return client_read(await service.get_client(db, client_id, now=clock.now()))
@@ -136,7 +136,7 @@ async def get_client(client_id: ClientId, _: CurrentAdmin, db: SessionDep, clock
         401,
         422,
         UNAVAILABLE,
-        raises=(AdminRequired, ClientNotFound, InvalidRedirectUri, InvalidClientMetadata),
+        raises=(*ADMIN_GUARD, ClientNotFound, InvalidRedirectUri, InvalidClientMetadata),
     ),
 )
 async def update_client(
@@ -153,7 +153,7 @@ async def update_client(
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
     responses=error_responses(
-        401, 422, UNAVAILABLE, raises=(AdminRequired, ClientNotFound, BuiltInClientProtected)
+        401, 422, UNAVAILABLE, raises=(*ADMIN_GUARD, ClientNotFound, BuiltInClientProtected)
     ),
 )
 async def delete_client(client_id: ClientId, change: Change, db: SessionDep) -> None:
@@ -170,7 +170,7 @@ async def delete_client(client_id: ClientId, change: Change, db: SessionDep) -> 
         401,
         422,
         UNAVAILABLE,
-        raises=(AdminRequired, ClientNotFound, PublicClientHasNoSecret),
+        raises=(*ADMIN_GUARD, ClientNotFound, PublicClientHasNoSecret),
     ),
 )
 async def rotate_client_secret(
@@ -190,9 +190,7 @@ async def rotate_client_secret(
 @router.delete(
     "/{client_id}/secret/previous",
     response_model=ClientRead,
-    responses=error_responses(
-        401, 422, UNAVAILABLE, raises=(AdminRequired, ClientNotFound, NoPreviousSecret)
-    ),
+    responses=error_responses(401, 422, UNAVAILABLE, raises=(*ADMIN_GUARD, ClientNotFound, NoPreviousSecret)),
 )
 async def revoke_previous_client_secret(client_id: ClientId, change: Change, db: SessionDep) -> ClientRead:
     """End the previous secret now, before its overlap runs out: the rotation is done, or it leaked."""

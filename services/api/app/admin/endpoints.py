@@ -19,8 +19,8 @@ from app.admin.service import (
     UserNotFound,
 )
 from app.auth.dependencies import CurrentAdmin
-from app.auth.errors import AdminRequired
-from app.core.dependencies import ContextDep, SessionDep, no_store
+from app.auth.errors import ADMIN_GUARD
+from app.core.dependencies import ContextDep, SessionDep, SettingsDep, no_store
 from app.core.errors import GUARD_ERRORS, UNAVAILABLE, error_responses
 from app.users.schemas import UserRead
 
@@ -36,9 +36,7 @@ def _action(admin: CurrentAdmin, ctx: ContextDep) -> AdminAction:
 Action = Annotated[AdminAction, Depends(_action)]
 
 
-@router.get(
-    "", response_model=UserPage, responses=error_responses(401, 422, UNAVAILABLE, raises=(AdminRequired,))
-)
+@router.get("", response_model=UserPage, responses=error_responses(401, 422, UNAVAILABLE, raises=ADMIN_GUARD))
 async def list_users(
     _: CurrentAdmin,
     db: SessionDep,
@@ -62,7 +60,7 @@ async def list_users(
 @router.get(
     "/{user_id}",
     response_model=UserRead,
-    responses=error_responses(401, 422, UNAVAILABLE, raises=(AdminRequired, UserNotFound)),
+    responses=error_responses(401, 422, UNAVAILABLE, raises=(*ADMIN_GUARD, UserNotFound)),
 )
 async def get_user(user_id: uuid.UUID, _: CurrentAdmin, db: SessionDep) -> UserRead:
     return UserRead.model_validate(await service.get_user(db, user_id))
@@ -71,7 +69,7 @@ async def get_user(user_id: uuid.UUID, _: CurrentAdmin, db: SessionDep) -> UserR
 @router.post(
     "/{user_id}/activate",
     response_model=UserRead,
-    responses=error_responses(*GUARD_ERRORS, 401, 422, UNAVAILABLE, raises=(AdminRequired, UserNotFound)),
+    responses=error_responses(*GUARD_ERRORS, 401, 422, UNAVAILABLE, raises=(*ADMIN_GUARD, UserNotFound)),
 )
 async def activate_user(user_id: uuid.UUID, action: Action, db: SessionDep) -> UserRead:
     return UserRead.model_validate(await service.set_active(db, action, user_id, active=True))
@@ -81,7 +79,7 @@ async def activate_user(user_id: uuid.UUID, action: Action, db: SessionDep) -> U
     "/{user_id}/deactivate",
     response_model=UserRead,
     responses=error_responses(
-        *GUARD_ERRORS, 401, 422, UNAVAILABLE, raises=(AdminRequired, UserNotFound, CannotDeactivateSelf)
+        *GUARD_ERRORS, 401, 422, UNAVAILABLE, raises=(*ADMIN_GUARD, UserNotFound, CannotDeactivateSelf)
     ),
 )
 async def deactivate_user(user_id: uuid.UUID, action: Action, db: SessionDep) -> UserRead:
@@ -98,7 +96,7 @@ async def deactivate_user(user_id: uuid.UUID, action: Action, db: SessionDep) ->
         401,
         422,
         UNAVAILABLE,
-        raises=(AdminRequired, UserNotFound, CannotRemoveOwnAdminRole, UnknownRole),
+        raises=(*ADMIN_GUARD, UserNotFound, CannotRemoveOwnAdminRole, UnknownRole),
     ),
 )
 async def set_roles(user_id: uuid.UUID, body: RolesUpdate, action: Action, db: SessionDep) -> UserRead:
@@ -111,7 +109,7 @@ async def set_roles(user_id: uuid.UUID, body: RolesUpdate, action: Action, db: S
     "/{user_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses=error_responses(401, 422, UNAVAILABLE, raises=(AdminRequired, UserNotFound, CannotDeleteSelf)),
+    responses=error_responses(401, 422, UNAVAILABLE, raises=(*ADMIN_GUARD, UserNotFound, CannotDeleteSelf)),
 )
 async def delete_user(user_id: uuid.UUID, action: Action, db: SessionDep) -> None:
     """Delete the account and, with it, its sessions. Its audit events are kept. Administrators cannot
@@ -122,8 +120,20 @@ async def delete_user(user_id: uuid.UUID, action: Action, db: SessionDep) -> Non
 @router.post(
     "/{user_id}/sessions/revoke",
     response_model=SessionsEnded,
-    responses=error_responses(*GUARD_ERRORS, 401, 422, UNAVAILABLE, raises=(AdminRequired, UserNotFound)),
+    responses=error_responses(*GUARD_ERRORS, 401, 422, UNAVAILABLE, raises=(*ADMIN_GUARD, UserNotFound)),
 )
 async def end_sessions(user_id: uuid.UUID, action: Action, db: SessionDep) -> SessionsEnded:
     """End every session of the user."""
     return SessionsEnded(sessions_ended=await service.end_sessions(db, action, user_id))
+
+
+@router.delete(
+    "/{user_id}/mfa",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=error_responses(401, 422, UNAVAILABLE, raises=(*ADMIN_GUARD, UserNotFound)),
+)
+async def reset_mfa(user_id: uuid.UUID, action: Action, db: SessionDep, settings: SettingsDep) -> None:
+    """Remove the user's second factors: TOTP authenticator, recovery codes and passkeys (the password
+    alone signs in again). Audited as `admin.mfa_reset`; the user is mailed when anything was removed."""
+    await service.reset_mfa(db, action, user_id, settings=settings)

@@ -1,5 +1,5 @@
 """The rules of administration: listing and reading users, activating, deactivating, setting roles,
-deleting, ending sessions, and granting the admin role to the first administrator.
+deleting, ending sessions, resetting second factors, and granting the admin role to the first administrator.
 
 Every change takes the admin-roster lock (a transaction-scoped advisory lock) and re-reads the acting
 admin under it. Two admins removing each other's role at the same moment therefore run one after the
@@ -25,8 +25,10 @@ from app.audit.events import AuditEvent
 from app.auth import sessions
 from app.auth.errors import AdminRequired
 from app.auth.sessions import Authenticated, SessionEndReason
+from app.core.config import Settings
 from app.core.context import RequestContext
 from app.core.errors import PyauthError
+from app.mfa import service as mfa
 from app.users import repository as users_repository
 from app.users.models import ADMIN_ROLE, ROLES, USER_ROLE, User
 
@@ -236,6 +238,21 @@ async def promote_to_admin(
         details["unverified"] = True
     await audit.record(db, AuditEvent.ADMIN_CREATED, ctx=ctx, user_id=user.id, reason=source, details=details)
     log.info("admin role granted to user=%s (%s)%s", user.id, source, " unverified" if forced else "")
+
+
+async def reset_mfa(db: AsyncSession, action: AdminAction, user_id: uuid.UUID, *, settings: Settings) -> None:
+    """Remove the user's TOTP authenticator, recovery codes and passkeys (audited with what was removed,
+    mailed to the user). Their sessions are left alone: ending them is its own action."""
+    target = await _begin(db, action, user_id)
+    reset = await mfa.reset_factors(db, target, settings=settings, ctx=action.ctx)
+    await _record(
+        db,
+        action,
+        AuditEvent.ADMIN_MFA_RESET,
+        target.id,
+        {"totp": reset.totp, "recovery_codes": reset.recovery_codes, "passkeys": reset.passkeys},
+    )
+    log.info("admin=%s reset the factors of user=%s", action.admin.user.id, target.id)
 
 
 async def _begin(db: AsyncSession, action: AdminAction, user_id: uuid.UUID) -> User:

@@ -14,7 +14,7 @@ from app.audit.models import AuditEntry
 from app.audit.repository import MAX_CURSOR_LENGTH, InvalidCursor
 from app.audit.schemas import AuditEventRead, AuditPage, OwnEventRead, OwnEventsPage
 from app.auth.dependencies import CurrentAdmin, CurrentAuth
-from app.auth.errors import AdminRequired
+from app.auth.errors import ADMIN_GUARD
 from app.core.dependencies import SessionDep, no_store
 from app.core.errors import UNAVAILABLE, error_responses
 
@@ -43,7 +43,7 @@ CursorQuery = Annotated[
 @admin_router.get(
     "",
     response_model=AuditPage,
-    responses=error_responses(401, 422, UNAVAILABLE, raises=(AdminRequired, InvalidCursor)),
+    responses=error_responses(401, 422, UNAVAILABLE, raises=(*ADMIN_GUARD, InvalidCursor)),
 )
 async def list_events(
     _: CurrentAdmin,

@@ -43,6 +43,7 @@ class AuditEvent(StrEnum):
     ADMIN_ROLES_CHANGED = "admin.roles_changed"
     ADMIN_USER_DELETED = "admin.user_deleted"
     ADMIN_SESSIONS_ENDED = "admin.sessions_ended"
+    ADMIN_MFA_RESET = "admin.mfa_reset"
     ADMIN_CREATED = "admin.created"
     # The client registry (app.clients): `details` holds the client_id, never a secret.
     CLIENT_CREATED = "admin.client_created"

@@ -1,5 +1,6 @@
 """Who is calling: the Bearer access token, verified, and its session checked live in the database,
-so that logout takes effect at once for pyauth's own endpoints; `CurrentAdmin` adds the admin role."""
+so that logout takes effect at once for pyauth's own endpoints; `CurrentAdmin` adds the admin role (and,
+with MFA_REQUIRED_FOR_ADMINS, a second factor in the token's `amr`)."""
 
 import uuid
 from typing import Annotated
@@ -8,7 +9,7 @@ from fastapi import Depends
 from fastapi.security import OAuth2PasswordBearer
 
 from app.auth import repository
-from app.auth.errors import AdminRequired
+from app.auth.errors import AdminRequired, MfaRequiredForAdmins
 from app.auth.sessions import Authenticated, session_is_live
 from app.core.dependencies import ClockDep, SessionDep, SettingsDep
 from app.keys.dependencies import KeyRingDep
@@ -40,14 +41,22 @@ async def authenticated(
         or not session_is_live(found.session, found.user, now=now, settings=settings)
     ):
         raise InvalidAccessToken()
-    return Authenticated(user=found.user, session=found.session)
+    amr = claims.claims.get("amr")
+    return Authenticated(
+        user=found.user,
+        session=found.session,
+        amr=tuple(str(value) for value in amr) if isinstance(amr, list) else (),
+    )
 
 
 CurrentAuth = Annotated[Authenticated, Depends(authenticated)]
 
 
-async def current_admin(auth: CurrentAuth) -> Authenticated:
-    """401 for a missing or invalid token (from `CurrentAuth`), 403 for a valid one without the role.
+async def current_admin(auth: CurrentAuth, settings: SettingsDep) -> Authenticated:
+    """401 for a missing or invalid token (from `CurrentAuth`), 403 for a valid one without the role, and
+    with MFA_REQUIRED_FOR_ADMINS 403 `mfa_required_for_admins` for one whose `amr` lacks `mfa` (its login
+    used no second factor). An admin without a factor can still enrol one: `/users/me/mfa` and
+    `/users/me/passkeys` are not admin routes.
 
     The role is read from the user row loaded for this request, not from the token's `roles` claim, so
     removing someone's admin role takes effect at once on pyauth's own endpoints. It lives here, not in
@@ -55,6 +64,8 @@ async def current_admin(auth: CurrentAuth) -> Authenticated:
     """
     if not auth.user.is_admin:
         raise AdminRequired()
+    if settings.mfa_required_for_admins and "mfa" not in auth.amr:
+        raise MfaRequiredForAdmins()
     return auth
 
 

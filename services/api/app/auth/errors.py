@@ -9,6 +9,16 @@ class AdminRequired(PyauthError):
     message = "This action requires the admin role."
 
 
+class MfaRequiredForAdmins(PyauthError):
+    status_code = 403
+    code = "mfa_required_for_admins"
+    message = "Admin actions need a sign-in with a second factor: enrol one, then sign in with it."
+
+
+# What the admin guard (`CurrentAdmin`) refuses a valid token with, for the routes' documented errors.
+ADMIN_GUARD = (AdminRequired, MfaRequiredForAdmins)
+
+
 class ReauthenticationRequired(PyauthError):
     """A change to how the account signs in (a second factor, a passkey) asked of a sign-in that is not
     recent enough (MFA_REAUTH_SECONDS)."""

@@ -76,10 +76,12 @@ class Authentication:
 
 @dataclass(frozen=True)
 class Authenticated:
-    """Who calls with a live access token: the user and the session the token belongs to."""
+    """Who calls with a live access token: the user and the session the token belongs to, and the
+    token's RFC 8176 `amr` when it was read from one (empty otherwise)."""
 
     user: User
     session: AuthSession
+    amr: tuple[str, ...] = ()
 
 
 def session_authentication(auth_session: AuthSession, user: User) -> Authentication:

@@ -372,6 +372,11 @@ class Settings(BaseSettings):
         max_length=100,
         description="The issuer an authenticator app shows for the TOTP entry; None: SERVICE_NAME.",
     )
+    MFA_REQUIRED_FOR_ADMINS: bool | None = Field(
+        None,
+        description="Admin routes refuse an access token whose amr lacks mfa (403 mfa_required_for_admins); "
+        "default: on in production, off otherwise.",
+    )
 
     # Retention: the worker deletes rows nobody can use any more, every RETENTION_INTERVAL_SECONDS, in
     # batches of RETENTION_BATCH_SIZE rows (one short transaction each). Each period counts from the moment
@@ -634,6 +639,12 @@ class Settings(BaseSettings):
             return [origin.rstrip("/") for origin in self.WEBAUTHN_ORIGINS]
         parts = urlsplit(self.PUBLIC_BASE_URL)
         return [f"{parts.scheme}://{parts.netloc}"]
+
+    @property
+    def mfa_required_for_admins(self) -> bool:
+        if self.MFA_REQUIRED_FOR_ADMINS is not None:
+            return self.MFA_REQUIRED_FOR_ADMINS
+        return self.ENVIRONMENT == "production"
 
     @property
     def docs_enabled(self) -> bool:

@@ -1,5 +1,9 @@
 """`/users/me/mfa`: the signed-in user's second factors. Changes need a recent sign-in (403
-`reauthentication_required`) and are mailed; secrets and recovery codes are answered once, `no-store`."""
+`reauthentication_required`) and are mailed; secrets and recovery codes are answered once, `no-store`.
+
+`/auth/mfa/webauthn/options`: the WebAuthn options of a login's second step, for its `mfa_token`."""
+
+from typing import Any
 
 from fastapi import APIRouter, Response, status
 
@@ -7,17 +11,28 @@ from app.auth.dependencies import CurrentAuth
 from app.auth.errors import ReauthenticationRequired
 from app.core.dependencies import ContextDep, SessionDep, SettingsDep
 from app.core.errors import GUARD_ERRORS, UNAVAILABLE, error_responses
-from app.mfa import service
+from app.mfa import login, service
 from app.mfa.errors import (
     InvalidOtp,
+    InvalidSecondFactor,
     MfaNotEnabled,
     TotpAlreadyEnabled,
     TotpNotPending,
 )
 from app.mfa.methods import enrolled_methods
-from app.mfa.schemas import FactorRead, FactorsRead, RecoveryCodesRead, TotpConfirm, TotpEnrolmentRead
+from app.mfa.schemas import (
+    FactorRead,
+    FactorsRead,
+    RecoveryCodesRead,
+    TotpConfirm,
+    TotpEnrolmentRead,
+    WebAuthnOptionsRequest,
+)
+from app.ratelimit.dependencies import RateLimit
+from app.ratelimit.service import TokenEndpointRateLimited
 
 router = APIRouter(prefix="/users/me/mfa", tags=["mfa"])
+login_router = APIRouter(prefix="/auth/mfa", tags=["mfa"])
 
 
 def _no_store(response: Response) -> None:
@@ -91,3 +106,23 @@ async def regenerate_recovery_codes(
     codes = await service.regenerate_recovery_codes(db, auth, settings=settings, ctx=ctx)
     _no_store(response)
     return RecoveryCodesRead(recovery_codes=codes)
+
+
+@login_router.post(
+    "/webauthn/options",
+    # Counted like the token endpoint it precedes: each call writes a challenge row.
+    dependencies=[RateLimit("mfa_webauthn_options", "RATE_LIMIT_TOKEN", TokenEndpointRateLimited)],
+    responses=error_responses(
+        *GUARD_ERRORS, 422, UNAVAILABLE, raises=(InvalidSecondFactor, TokenEndpointRateLimited)
+    ),
+)
+async def webauthn_options(
+    body: WebAuthnOptionsRequest, db: SessionDep, settings: SettingsDep, ctx: ContextDep, response: Response
+) -> dict[str, Any]:
+    """PublicKeyCredentialRequestOptionsJSON (W3C WebAuthn L3 §5.5) for `navigator.credentials.get()`,
+    for the login whose `mfa_required` answer gave `mfa_token`. The assertion goes to the mfa grant in the
+    `webauthn` field with the same `mfa_token`; its challenge answers only that login, once, within
+    WEBAUTHN_CHALLENGE_TTL_SECONDS. An unknown, spent or expired token, or an account without a passkey,
+    is `invalid_grant`."""
+    _no_store(response)
+    return await login.webauthn_options(db, mfa_token=body.mfa_token, settings=settings, ctx=ctx)

@@ -1,5 +1,6 @@
 """The second step of a password login: the `mfa_token` the first step answers with, and the mfa grant's
-completion of the login with one of the account's methods (`app.mfa.methods`).
+completion of the login with one of the account's methods (`app.mfa.methods`), and the WebAuthn options a
+passkey answers in that step.
 
 The mfa_token is 256 random bits, stored as a SHA-256 digest, valid MFA_TOKEN_TTL_SECONDS and spent by the
 login it completes (a conditional UPDATE: of two concurrent completions one wins). It is bound to the
@@ -14,7 +15,7 @@ import logging
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -34,6 +35,7 @@ from app.mfa import repository
 from app.mfa.errors import InvalidSecondFactor, SecondFactorThrottled
 from app.mfa.methods import METHODS, SecondFactorMethod, enrolled_methods
 from app.mfa.models import MfaToken
+from app.passkeys import service as passkeys
 from app.ratelimit import devices
 from app.ratelimit import service as ratelimit
 from app.ratelimit.models import LoginDevice
@@ -121,7 +123,7 @@ async def complete_login(
     if user is None or not user.is_active:
         await _refuse(db, ctx, "inactive", user_id=ticket.user_id)
     await _reserve(db, user, settings=settings, ctx=ctx)
-    verified = await method.verify(db, user, value, settings=settings, ctx=ctx)
+    verified = await method.verify(db, user, value, settings=settings, ctx=ctx, attempt=attempt_of(ticket))
     if verified is None:
         await _refuse(db, ctx, f"wrong_{method.name}", user_id=user.id)
     if not await repository.spend_mfa_token(db, token_hash, now):  # a concurrent completion won
@@ -160,6 +162,30 @@ async def complete_login(
         now=now,
         oauth_client=oauth_client,
         scope=ticket.scopes,
+    )
+
+
+def attempt_of(ticket: MfaToken) -> str:
+    """The id a challenge issued for this login is bound to: its mfa_token's digest, never the token."""
+    return ticket.token_hash.hex()
+
+
+async def webauthn_options(
+    db: AsyncSession, *, mfa_token: str, settings: Settings, ctx: RequestContext
+) -> dict[str, Any]:
+    """PublicKeyCredentialRequestOptionsJSON for the second step of the login `mfa_token` belongs to: the
+    account's passkeys allowed, the challenge bound to the account and to this mfa_token (an assertion
+    answers only the login it was asked for). The token is not spent: the mfa grant spends it."""
+    ticket = await repository.live_mfa_token(db, digest(mfa_token), ctx.now)
+    if ticket is None:
+        await _refuse(db, ctx, "invalid_mfa_token")
+    user = await user_repository.get_by_id(db, ticket.user_id)
+    if user is None or not user.is_active:
+        await _refuse(db, ctx, "inactive", user_id=ticket.user_id)
+    if not await passkeys.has_passkey(db, user):
+        await _refuse(db, ctx, "no_passkey", user_id=user.id)
+    return await passkeys.authentication_options(
+        db, user, settings=settings, ctx=ctx, attempt=attempt_of(ticket)
     )
 
 

@@ -11,6 +11,7 @@ class FactorChange(StrEnum):
     TOTP_ENABLED = "totp_enabled"
     TOTP_REMOVED = "totp_removed"
     RECOVERY_CODES_REGENERATED = "recovery_codes_regenerated"
+    RESET_BY_ADMIN = "reset_by_admin"
 
 
 def mfa_changed(settings: Settings, locale: str, change: FactorChange) -> Mail:

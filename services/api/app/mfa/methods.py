@@ -1,8 +1,8 @@
 """The second-factor methods a login can complete with, as the mfa grant and the `mfa_required` answer
 see them. Each method names itself in `methods` (`name`), reads one form field of the mfa grant (`field`),
 says whether a user has it (`enrolled`) and checks a value (`verify`), answering the RFC 8176 `amr`
-values it proves. A new factor (a WebAuthn assertion: `webauthn`) is one more class in `METHODS` and its
-form field in the grant; nothing else changes.
+values it proves. `verify` is given the login's `attempt` (an opaque id of its mfa_token), to which a
+method whose challenge is issued beforehand (`webauthn`: `POST /auth/mfa/webauthn/options`) binds it.
 """
 
 import logging
@@ -17,6 +17,9 @@ from app.core.config import Settings
 from app.core.context import RequestContext
 from app.mail import outbox
 from app.mfa import mails, recovery_codes, repository, secret_box, totp
+from app.mfa.errors import InvalidSecondFactor
+from app.passkeys import service as passkeys
+from app.passkeys.errors import PasskeyRefused
 from app.users.models import User
 
 log = logging.getLogger("pyauth.mfa")
@@ -38,7 +41,14 @@ class SecondFactorMethod:
         raise NotImplementedError
 
     async def verify(
-        self, db: AsyncSession, user: User, value: str, *, settings: Settings, ctx: RequestContext
+        self,
+        db: AsyncSession,
+        user: User,
+        value: str,
+        *,
+        settings: Settings,
+        ctx: RequestContext,
+        attempt: str,
     ) -> Verified | None:
         raise NotImplementedError
 
@@ -52,7 +62,14 @@ class TotpMethod(SecondFactorMethod):
         return await repository.has_confirmed_totp(db, user.id)
 
     async def verify(
-        self, db: AsyncSession, user: User, value: str, *, settings: Settings, ctx: RequestContext
+        self,
+        db: AsyncSession,
+        user: User,
+        value: str,
+        *,
+        settings: Settings,
+        ctx: RequestContext,
+        attempt: str,
     ) -> Verified | None:
         row = await repository.get_totp(db, user.id)
         if row is None or row.confirmed_at is None:
@@ -74,7 +91,14 @@ class RecoveryCodeMethod(SecondFactorMethod):
         return await repository.unused_recovery_codes(db, user.id) > 0
 
     async def verify(
-        self, db: AsyncSession, user: User, value: str, *, settings: Settings, ctx: RequestContext
+        self,
+        db: AsyncSession,
+        user: User,
+        value: str,
+        *,
+        settings: Settings,
+        ctx: RequestContext,
+        attempt: str,
     ) -> Verified | None:
         if not await repository.use_recovery_code(db, user.id, recovery_codes.digest(value), ctx.now):
             return None
@@ -98,7 +122,42 @@ class RecoveryCodeMethod(SecondFactorMethod):
         return Verified(amr=("mfa",))
 
 
-METHODS: Final[tuple[SecondFactorMethod, ...]] = (TotpMethod(), RecoveryCodeMethod())
+class WebAuthnMethod(SecondFactorMethod):
+    """A passkey's assertion (AuthenticationResponseJSON, as JSON text) answering the options
+    `POST /auth/mfa/webauthn/options` gave for the same mfa_token."""
+
+    name = "webauthn"
+    field = "webauthn"
+    # An ES256 or RS256 assertion is well under 2 KB in base64url; a large userHandle or extension output
+    # still fits. The form's limit bounds what the parsers are handed.
+    max_length = 8192
+
+    async def enrolled(self, db: AsyncSession, user: User) -> bool:
+        return await passkeys.has_passkey(db, user)
+
+    async def verify(
+        self,
+        db: AsyncSession,
+        user: User,
+        value: str,
+        *,
+        settings: Settings,
+        ctx: RequestContext,
+        attempt: str,
+    ) -> Verified | None:
+        try:
+            verified = await passkeys.verify_assertion(
+                db, value, user=user, settings=settings, ctx=ctx, attempt=attempt
+            )
+        except PasskeyRefused as refused:
+            # The refusal spends the challenge and audits its reason (passkey.assertion_failed or
+            # passkey.clone_suspected); the client is told what any wrong second factor tells it.
+            refused.error = InvalidSecondFactor()
+            raise
+        return Verified(amr=(verified.amr, "mfa"))  # RFC 8176 §2: hwk or swk
+
+
+METHODS: Final[tuple[SecondFactorMethod, ...]] = (TotpMethod(), WebAuthnMethod(), RecoveryCodeMethod())
 
 
 async def enrolled_methods(db: AsyncSession, user: User) -> list[str]:

@@ -77,6 +77,22 @@ async def delete_totp(db: AsyncSession, user_id: uuid.UUID) -> bool:
     return result.first() is not None
 
 
+async def delete_any_totp(db: AsyncSession, user_id: uuid.UUID) -> bool:
+    """The authenticator, confirmed or pending (an admin's reset leaves none); whether one was active."""
+    result = await db.execute(
+        delete(MfaTotp).where(MfaTotp.user_id == user_id).returning(MfaTotp.confirmed_at)
+    )
+    return any(confirmed is not None for confirmed in result.scalars())
+
+
+async def delete_recovery_codes_counted(db: AsyncSession, user_id: uuid.UUID) -> int:
+    """Delete the user's recovery codes; how many were unused."""
+    result = await db.execute(
+        delete(MfaRecoveryCode).where(MfaRecoveryCode.user_id == user_id).returning(MfaRecoveryCode.used_at)
+    )
+    return sum(1 for used_at in result.scalars() if used_at is None)
+
+
 async def replace_recovery_codes(
     db: AsyncSession, user_id: uuid.UUID, digests: Sequence[bytes], now: datetime
 ) -> None:

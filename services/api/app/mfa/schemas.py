@@ -1,4 +1,4 @@
-"""Request and response bodies of `/users/me/mfa`."""
+"""Request and response bodies of `/users/me/mfa` and `/auth/mfa`."""
 
 from datetime import datetime
 from typing import Literal
@@ -38,3 +38,9 @@ class FactorsRead(BaseModel):
         description="What a login of this account can complete its second step with (empty: the password "
         "alone signs in)."
     )
+
+
+class WebAuthnOptionsRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    mfa_token: str = Field(min_length=1, max_length=128, description="From the mfa_required answer.")

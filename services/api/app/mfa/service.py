@@ -1,5 +1,5 @@
 """Managing one's own second factors: enrol a TOTP authenticator and confirm it, remove it, replace the
-recovery codes, list what is active.
+recovery codes, list what is active; and an administrator's reset of a user's factors (`reset_factors`).
 
 Each change needs a recent sign-in: the session's login (`auth_time`, the session's `created_at`) within
 MFA_REAUTH_SECONDS, so a stolen long-lived session cannot add or remove a factor. Each finished change is
@@ -26,6 +26,7 @@ from app.mfa.errors import (
     TotpAlreadyEnabled,
     TotpNotPending,
 )
+from app.passkeys import service as passkeys
 from app.users.models import User
 
 log = logging.getLogger("pyauth.mfa")
@@ -35,6 +36,17 @@ log = logging.getLogger("pyauth.mfa")
 class TotpEnrolment:
     secret: str
     otpauth_uri: str
+
+
+@dataclass(frozen=True)
+class FactorsReset:
+    totp: bool  # an active authenticator was removed
+    recovery_codes: int  # unused ones
+    passkeys: int
+
+    @property
+    def any(self) -> bool:
+        return self.totp or self.recovery_codes > 0 or self.passkeys > 0
 
 
 @dataclass(frozen=True)
@@ -133,3 +145,26 @@ async def _new_recovery_codes(db: AsyncSession, user: User, now: datetime) -> li
     codes = recovery_codes.new_codes()
     await repository.replace_recovery_codes(db, user.id, [recovery_codes.digest(c) for c in codes], now)
     return codes
+
+
+async def reset_factors(
+    db: AsyncSession, user: User, *, settings: Settings, ctx: RequestContext
+) -> FactorsReset:
+    """Remove every factor of `user`: the authenticator (pending too), the recovery codes and the passkeys,
+    so that the password alone signs in again (a lost phone and security key, an account handed over).
+    The caller (an admin action) audits it; the user is mailed when anything was removed."""
+    reset = FactorsReset(
+        totp=await repository.delete_any_totp(db, user.id),
+        recovery_codes=await repository.delete_recovery_codes_counted(db, user.id),
+        passkeys=await passkeys.remove_all(db, user),
+    )
+    if reset.any:
+        await _notify(db, user, mails.FactorChange.RESET_BY_ADMIN, settings=settings, now=ctx.now)
+    log.info(
+        "factors reset user=%s totp=%s recovery_codes=%d passkeys=%d",
+        user.id,
+        reset.totp,
+        reset.recovery_codes,
+        reset.passkeys,
+    )
+    return reset

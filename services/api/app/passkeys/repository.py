@@ -113,6 +113,11 @@ async def delete_passkey(db: AsyncSession, user_id: uuid.UUID, passkey_id: uuid.
     return deleted.scalar_one_or_none()
 
 
+async def delete_passkeys_of(db: AsyncSession, user_id: uuid.UUID) -> int:
+    deleted = await db.execute(delete(Passkey).where(Passkey.user_id == user_id).returning(Passkey.id))
+    return len(deleted.all())
+
+
 async def record_use(
     db: AsyncSession,
     passkey_id: uuid.UUID,

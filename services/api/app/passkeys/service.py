@@ -274,6 +274,10 @@ def _verified_registration(
 # --- Management ---
 
 
+async def has_passkey(db: AsyncSession, user: User) -> bool:
+    return await repository.count_passkeys(db, user.id) > 0
+
+
 async def list_passkeys(db: AsyncSession, user: User) -> list[Passkey]:
     return await repository.passkeys_of(db, user.id)
 
@@ -306,6 +310,12 @@ async def remove(
         details={"passkey_id": str(passkey.id), "name": passkey.name},
     )
     await _mail(db, user, mails.passkey_removed(settings, user.locale, passkey.name), ctx)
+
+
+async def remove_all(db: AsyncSession, user: User) -> int:
+    """Delete every passkey of `user` (an admin's reset of their factors, which audits and mails it);
+    how many there were."""
+    return await repository.delete_passkeys_of(db, user.id)
 
 
 async def _mail(db: AsyncSession, user: User, mail: mails.Mail, ctx: RequestContext) -> None:

@@ -95,7 +95,10 @@ async def test_every_documented_error_lists_the_codes_its_operation_can_answer(
     ]
     assert "email_already_registered" in error_codes(document, "/auth/register", "post", 409)
     assert "password_too_short" in error_codes(document, "/users/me/password", "post", 422)
-    assert error_codes(document, "/admin/users/{user_id}", "get", 403) == ["admin_required"]
+    assert error_codes(document, "/admin/users/{user_id}", "get", 403) == [
+        "admin_required",
+        "mfa_required_for_admins",
+    ]
 
 
 async def test_the_codes_real_errors_carry_are_in_their_operations_enum(
