@@ -16,6 +16,7 @@ from app.mfa.errors import (
     InvalidOtp,
     InvalidSecondFactor,
     MfaNotEnabled,
+    MfaTokenRefused,
     TotpAlreadyEnabled,
     TotpNotPending,
 )
@@ -113,7 +114,7 @@ async def regenerate_recovery_codes(
     # Counted like the token endpoint it precedes: each call writes a challenge row.
     dependencies=[RateLimit("mfa_webauthn_options", "RATE_LIMIT_TOKEN", TokenEndpointRateLimited)],
     responses=error_responses(
-        *GUARD_ERRORS, 422, UNAVAILABLE, raises=(InvalidSecondFactor, TokenEndpointRateLimited)
+        *GUARD_ERRORS, 422, UNAVAILABLE, raises=(MfaTokenRefused, TokenEndpointRateLimited)
     ),
 )
 async def webauthn_options(
@@ -125,4 +126,7 @@ async def webauthn_options(
     WEBAUTHN_CHALLENGE_TTL_SECONDS. An unknown, spent or expired token, or an account without a passkey,
     is `invalid_grant`."""
     _no_store(response)
-    return await login.webauthn_options(db, mfa_token=body.mfa_token, settings=settings, ctx=ctx)
+    try:
+        return await login.webauthn_options(db, mfa_token=body.mfa_token, settings=settings, ctx=ctx)
+    except InvalidSecondFactor:  # refused and audited (committed) already; answered in the API's body
+        raise MfaTokenRefused() from None

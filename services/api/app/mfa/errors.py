@@ -32,6 +32,15 @@ class InvalidSecondFactor(InvalidGrant):
     message = "The second factor or the mfa_token is not valid."
 
 
+class MfaTokenRefused(PyauthError):
+    """`/auth/mfa/webauthn/options` is a JSON endpoint, not the token endpoint: its refusal has the API's
+    error body, with the same code the mfa grant would answer."""
+
+    status_code = 400
+    code = "invalid_grant"
+    message = "The mfa_token is unknown, spent or expired, or the account has no passkey."
+
+
 class SecondFactorThrottled(OAuthError):
     status_code = 429
     code = "too_many_requests"
