@@ -153,3 +153,23 @@ async def test_a_second_step_with_a_forged_csrf_token_is_refused(
     forged = await send_code(client, page, totp.code_at(user.secret, clock.now()), csrf_token="forged")
     assert forged.status_code == 400
     assert await browser_amr(db_session, user.user_id) == []
+
+
+async def test_the_second_page_speaks_the_browsers_language(
+    client: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    user = await enrolled(client, clock)
+    client.headers["Accept-Language"] = "de"
+    page = await second_page_de(client, user.email)
+    assert "Geben Sie den Code aus Ihrer Authenticator-App ein" in page.text
+    assert "Stattdessen einen Wiederherstellungscode verwenden" in page.text
+    wrong = await send_code(
+        client, page, "000000" if totp.code_at(user.secret, clock.now()) != "000000" else "1"
+    )
+    assert "Dieser Code ist nicht richtig" in wrong.text
+
+
+async def second_page_de(client: httpx.AsyncClient, email: str) -> httpx.Response:
+    page = await sign_in(client, email)
+    assert page.status_code == 200, page.text
+    return page
