@@ -9,12 +9,18 @@ device token that step presented (the finished login replaces it). Wrong second 
 per-account counter (`login_throttles` kind `mfa`) on the login schedule (LOGIN_FREE_ATTEMPTS, then a
 doubling delay up to LOGIN_DELAY_MAX_SECONDS), and without the lock that sends a password guesser to a
 reset: a reset would not help the owner here. Every failure is audited.
+
+The hosted sign-in pages use the same tokens for their second page (`app.web`): a ticket of the pages is
+bound to the built-in client and marked with `HOSTED_PAGES_MARK` among its scopes (a value with a space,
+which no OAuth scope can be, RFC 6749 §3.3), so that it completes only a browser sign-in and the mfa
+grant refuses it, and an API ticket never starts a browser session.
 """
 
 import logging
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, NoReturn
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -45,6 +51,7 @@ from app.users.models import User
 log = logging.getLogger("pyauth.mfa")
 
 MFA_KIND = ratelimit.AttemptKind.MFA
+HOSTED_PAGES_MARK = "pyauth hosted-pages"
 
 
 async def issue_mfa_token(
@@ -59,13 +66,38 @@ async def issue_mfa_token(
 ) -> NoReturn:
     """Store a new mfa_token for the login that `required` interrupted, put it in the answer, commit
     (the error answer rolls back) and raise `required`."""
+    token = await store_mfa_token(
+        db,
+        required,
+        client_id=oauth_client.client_id,
+        scopes=scopes,
+        device_token=device_token,
+        settings=settings,
+        ctx=ctx,
+    )
+    await commit_before_refusing(db)
+    required.body_extra = {"mfa_token": token, "methods": required.methods}
+    raise required
+
+
+async def store_mfa_token(
+    db: AsyncSession,
+    required: MfaRequired,
+    *,
+    client_id: str,
+    scopes: Sequence[str],
+    device_token: str | None,
+    settings: Settings,
+    ctx: RequestContext,
+) -> str:
+    """Store and audit a new mfa_token for the login that `required` interrupted; answer the token."""
     token, token_hash = new_token()
     await repository.add_mfa_token(
         db,
         MfaToken(
             token_hash=token_hash,
             user_id=required.user.id,
-            client_id=oauth_client.client_id,
+            client_id=client_id,
             device_token_hash=digest(device_token) if device_token else None,
             amr=list(required.amr),
             scopes=list(scopes),
@@ -76,9 +108,7 @@ async def issue_mfa_token(
     await record(
         db, AuditEvent.MFA_REQUIRED, ctx=ctx, user_id=required.user.id, details={"methods": required.methods}
     )
-    await commit_before_refusing(db)
-    required.body_extra = {"mfa_token": token, "methods": required.methods}
-    raise required
+    return token
 
 
 def chosen_method(values: Mapping[str, str | None]) -> tuple[SecondFactorMethod, str]:
@@ -99,6 +129,16 @@ async def _refuse(
     raise InvalidSecondFactor()
 
 
+@dataclass(frozen=True)
+class SecondStep:
+    """A finished second step: the login's `Authentication` (with its new device token) and the ticket's
+    client and scopes."""
+
+    authentication: Authentication
+    client_id: str
+    scopes: list[str]
+
+
 async def complete_login(
     db: AsyncSession,
     *,
@@ -112,12 +152,65 @@ async def complete_login(
     """The mfa grant: check the mfa_token, then the second factor, then start the session and issue its
     tokens, whose `amr` is the first step's and the method's (e.g. `["pwd", "otp", "mfa"]`)."""
     method, value = chosen_method(values)
+    step = await second_step(
+        db,
+        mfa_token=mfa_token,
+        method=method,
+        value=value,
+        client_id=oauth_client.client_id,
+        hosted_pages=False,
+        settings=settings,
+        ctx=ctx,
+    )
+    authentication = step.authentication
+    auth_session = await start_session(
+        db,
+        authentication,
+        settings=settings,
+        ctx=ctx,
+        oauth_client_id=oauth_client.client_id,
+        scopes=step.scopes,
+        absolute_ttl_seconds=oauth_client.refresh_token_ttl_seconds,
+    )
+    return await issue_tokens(
+        db,
+        auth_session.id,
+        authentication,
+        keyring=keyring,
+        settings=settings,
+        now=ctx.now,
+        oauth_client=oauth_client,
+        scope=step.scopes,
+    )
+
+
+async def live_hosted_ticket(db: AsyncSession, mfa_token: str, now: datetime) -> MfaToken | None:
+    """The hosted pages' live, unspent ticket of this token, or None."""
+    ticket = await repository.live_mfa_token(db, digest(mfa_token), now)
+    if ticket is None or HOSTED_PAGES_MARK not in ticket.scopes:
+        return None
+    return ticket
+
+
+async def second_step(
+    db: AsyncSession,
+    *,
+    mfa_token: str,
+    method: SecondFactorMethod,
+    value: str,
+    client_id: str,
+    hosted_pages: bool,
+    settings: Settings,
+    ctx: RequestContext,
+) -> SecondStep:
+    """Check the mfa_token (its client, and whether it is the hosted pages'), count the attempt, check the
+    factor, spend the token and answer the finished login; every refusal is audited and committed."""
     now = ctx.now
     token_hash = digest(mfa_token)
     ticket = await repository.live_mfa_token(db, token_hash, now)
     if ticket is None:
         await _refuse(db, ctx, "invalid_mfa_token")
-    if ticket.client_id != oauth_client.client_id:
+    if ticket.client_id != client_id or (HOSTED_PAGES_MARK in ticket.scopes) != hosted_pages:
         await _refuse(db, ctx, "mfa_token_of_another_client", user_id=ticket.user_id)
     user = await user_repository.get_by_id(db, ticket.user_id)
     if user is None or not user.is_active:
@@ -144,25 +237,8 @@ async def complete_login(
         known_device=replaces is not None,
         device_token=new_device_token,
     )
-    auth_session = await start_session(
-        db,
-        authentication,
-        settings=settings,
-        ctx=ctx,
-        oauth_client_id=oauth_client.client_id,
-        scopes=ticket.scopes,
-        absolute_ttl_seconds=oauth_client.refresh_token_ttl_seconds,
-    )
-    return await issue_tokens(
-        db,
-        auth_session.id,
-        authentication,
-        keyring=keyring,
-        settings=settings,
-        now=now,
-        oauth_client=oauth_client,
-        scope=ticket.scopes,
-    )
+    scopes = [scope for scope in ticket.scopes if scope != HOSTED_PAGES_MARK]
+    return SecondStep(authentication, ticket.client_id, scopes)
 
 
 def attempt_of(ticket: MfaToken) -> str:

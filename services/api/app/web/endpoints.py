@@ -1,7 +1,12 @@
-"""The hosted pages' routes: `/signin`, `/signup`, `/forgot`, `/signout`, `/signed-out`, `/account`, and
-the stylesheet `/static/pyauth.css`. Server-rendered, no JavaScript; every form POSTs a CSRF token first
-checked (`app.web.csrf`), and `return_to` (where to go once done) is a path on this server or refused
-(`app.web.return_to`). A later `/oauth2/authorize` sends the browser to `/signin?return_to=<itself>`.
+"""The hosted pages' routes: `/signin` (and its second step `/signin/second-factor`), `/signup`, `/forgot`,
+`/signout`, `/signed-out`, `/account`, and the stylesheet `/static/pyauth.css`. Server-rendered, no
+JavaScript; every form POSTs a CSRF token first checked (`app.web.csrf`), and `return_to` (where to go once
+done) is a path on this server or refused (`app.web.return_to`). A later `/oauth2/authorize` sends the
+browser to `/signin?return_to=<itself>`.
+
+The second step of an account with a second factor is a page of its own (`pages/second_factor.html`): the
+mfa_token of the first step travels in a hidden form field (never in a URL), the page asks for the
+authenticator's code or, on request, a recovery code, and a wrong one re-shows it with the error.
 
 Each form's POST is limited per client address like its API twin, on the same counters: sign-in with the
 token endpoint (`token`), sign-up with `POST /auth/register`, forgot with `POST /auth/password/forgot`.
@@ -22,6 +27,8 @@ from app.auth.device_cookie import DEVICE_COOKIE
 from app.core import templating
 from app.core.dependencies import ContextDep, SessionDep, SettingsDep
 from app.core.errors import PyauthError
+from app.mfa import login as mfa_login
+from app.mfa.methods import METHODS
 from app.oidc import signin_return
 from app.passwords import policy
 from app.passwords.dependencies import HasherDep
@@ -36,6 +43,10 @@ FormEmail = Annotated[str, Form(max_length=320)]
 FormPassword = Annotated[str, Form(max_length=4096)]
 FormCsrf = Annotated[str, Form(max_length=128)]
 FormReturnTo = Annotated[str, Form(max_length=return_to.MAX_LENGTH)]
+FormMfaToken = Annotated[str, Form(max_length=128)]
+FormCode = Annotated[str, Form(max_length=max(method.max_length for method in METHODS))]
+FormMethod = Annotated[str, Form(max_length=32)]
+SECOND_FACTOR_PATH = "/signin/second-factor"
 QueryReturnTo = Annotated[str, Query(max_length=return_to.MAX_LENGTH)]
 PASSWORD_ERRORS = (*policy.NEW_PASSWORD_ERRORS,)
 
@@ -84,6 +95,10 @@ def _signin_page(
         forgot_url=_with_return_to("/forgot", target),
         signup_url=_with_return_to("/signup", target),
     )
+    return _finish_signin_page(response, error, client_origin)
+
+
+def _finish_signin_page(response: Response, error: PyauthError | None, client_origin: str | None) -> Response:
     if error is not None and error.headers:
         response.headers.update(error.headers)  # Retry-After of a throttled attempt
     if client_origin is not None:
@@ -94,6 +109,34 @@ def _signin_page(
             "form-action 'self'", f"form-action 'self' {client_origin}"
         )
     return response
+
+
+def _second_factor_page(
+    page: WebPages,
+    target: str,
+    *,
+    mfa_token: str,
+    methods: list[str],
+    method: str,
+    error: PyauthError | None = None,
+    client_origin: str | None = None,
+) -> Response:
+    """The second page: one field for the chosen method's code, and a button to switch to the other."""
+    method = method if method in methods else methods[0]
+    other = next((name for name in methods if name != method), None)
+    response = page.render(
+        "pages/second_factor.html",
+        title=pages.SECOND_FACTOR_TITLE,
+        status_code=error.status_code if error else 200,
+        action=SECOND_FACTOR_PATH,
+        return_to=target,
+        mfa_token=mfa_token,
+        method=method,
+        other_method=other,
+        error=page.error_text(error) if error else None,
+        signin_url=_with_return_to("/signin", target),
+    )
+    return _finish_signin_page(response, error, client_origin)
 
 
 @router.get("/signin")
@@ -150,12 +193,92 @@ async def signin(
     except PyauthError as error:
         origin = await signin_return.client_origin(db, target)
         return _signin_page(page, target, email=email, error=error, client_origin=origin)
+    if isinstance(signed_in, service.SecondStepNeeded):
+        origin = await signin_return.client_origin(db, target)
+        return _second_factor_page(
+            page,
+            target,
+            mfa_token=signed_in.mfa_token,
+            methods=signed_in.methods,
+            method=signed_in.methods[0],
+            client_origin=origin,
+        )
+    return _signed_in(page, target, signed_in, settings)
+
+
+def _signed_in(page: WebPages, target: str, signed_in: service.SignedIn, settings: SettingsDep) -> Response:
     page.renew_csrf()
     response = page.redirect(target)
     cookies.set_sso_cookie(response, signed_in.session_token, settings)
     if signed_in.authentication.device_token:
         cookies.set_signin_device_cookie(response, signed_in.authentication.device_token, settings)
     return response
+
+
+@router.get(SECOND_FACTOR_PATH)
+async def second_factor_page(page: WebPagesDep) -> Response:
+    """Only reached through the sign-in form: without its first step, back to it."""
+    return page.redirect("/signin")
+
+
+@router.post(SECOND_FACTOR_PATH)
+async def second_factor(
+    request: Request,
+    page: WebPagesDep,
+    db: SessionDep,
+    settings: SettingsDep,
+    ctx: ContextDep,
+    mfa_token: FormMfaToken = "",
+    method: FormMethod = "",
+    code: FormCode = "",
+    csrf_token: FormCsrf = "",
+    return_to_: Annotated[str, Form(alias="return_to", max_length=2048)] = "",
+) -> Response:
+    """The second step: with a code, the mfa grant's checks (throttle, audit, single use) and then the
+    browser session; without one, the page again for `method` (the switch to a recovery code). A token
+    that is not a live one of the hosted pages is refused before anything is counted."""
+    try:
+        page.check_csrf(csrf_token)
+        target = return_to.checked(return_to_)
+        await _limit(request, "token", "RATE_LIMIT_TOKEN", ctx, settings)
+        ticket = await mfa_login.live_hosted_ticket(db, mfa_token, ctx.now) if mfa_token else None
+        if ticket is None:
+            raise pages.SecondStepExpired()
+    except PyauthError as error:
+        return page.error(error)
+    user = await service.user_of(db, ticket.user_id)
+    methods = await mfa_login.MfaLogin().methods_for(db, user) if user else []
+    if user is None or not methods:
+        return page.error(pages.SecondStepExpired())
+    origin = await signin_return.client_origin(db, target)
+    if not code.strip():
+        return _second_factor_page(
+            page, target, mfa_token=mfa_token, methods=methods, method=method, client_origin=origin
+        )
+    try:
+        current = await service.current(
+            db, cookies.read(request, cookies.SSO_NAME, settings), settings=settings, ctx=ctx
+        )
+        signed_in = await service.complete_second_step(
+            db,
+            mfa_token=mfa_token,
+            method_name=method if method in methods else methods[0],
+            value=code.strip(),
+            replaces=current[0] if current else None,
+            settings=settings,
+            ctx=ctx,
+        )
+    except PyauthError as error:
+        return _second_factor_page(
+            page,
+            target,
+            mfa_token=mfa_token,
+            methods=methods,
+            method=method,
+            error=error,
+            client_origin=origin,
+        )
+    return _signed_in(page, target, signed_in, settings)
 
 
 def _signup_page(

@@ -15,6 +15,7 @@ from app.core import templating
 from app.core.dependencies import RequestLocale, SettingsDep
 from app.core.errors import PyauthError
 from app.core.templating import N_
+from app.mfa.errors import InvalidSecondFactor, SecondFactorThrottled
 from app.oidc.discovery import AUTHORIZE_PATH
 from app.passwords import policy
 from app.passwords.hashing import HashQueueFull
@@ -31,12 +32,25 @@ SIGNED_OUT_TITLE = N_("Signed out")
 SIGNOUT_TITLE = N_("Sign out")
 ERROR_TITLE = N_("Something went wrong")
 CHECK_MAIL_TITLE = N_("Check your mail")
+SECOND_FACTOR_TITLE = N_("Enter the code from your authenticator app")
+
+
+class SecondStepExpired(PyauthError):
+    """The second page without a live first step (none, spent, expired, or not the hosted pages')."""
+
+    status_code = 400
+    code = "second_step_expired"
+    message = N_("This sign-in has expired or was already used. Sign in again.")
+
 
 # The page's words for each refusal, by the error's class (the first that matches).
 MESSAGES: tuple[tuple[type[PyauthError], str], ...] = (
     (EmailNotVerified, N_("Your email address is not verified yet. Use the link we mailed to it.")),
     (InvalidCredentials, N_("The email address or the password is not right.")),
     (PasswordResetRequired, N_("Too many failed attempts. Reset your password to sign in again.")),
+    (SecondFactorThrottled, N_("Too many wrong codes. Wait a moment, then try again.")),
+    (InvalidSecondFactor, N_("This code is not right, or it was already used.")),
+    (SecondStepExpired, SecondStepExpired.message),
     (LoginThrottled, N_("Too many failed attempts. Wait a moment, then try again.")),
     (RateLimited, N_("Too many requests. Wait a moment, then try again.")),
     (HashQueueFull, N_("The service is busy. Try again in a moment.")),

@@ -1,11 +1,16 @@
 """What the hosted pages do: sign in through the same login pipeline as the API's password grant (the
 same throttle and counters, enumeration safety and device tokens), start and end the browser SSO session.
 
+For an account with a second factor the password step ends in `SecondStepNeeded`: an mfa_token of the
+hosted pages (`app.mfa.login`) that the second page carries, completed by `complete_second_step` with the
+same checks, throttle and audit as the mfa grant; the browser session then records every method in `amr`.
+
 Registration and forgot-password are the account lifecycle's own services (`app.account`), called as the
 API calls them; only the sign-in and sign-out are the pages' own.
 """
 
 import logging
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -15,10 +20,14 @@ from app.audit.events import AuditEvent
 from app.audit.service import record
 from app.auth.login.flow import LoginFlow, LoginRequest
 from app.auth.login.pipeline import authenticate
+from app.auth.login.second_factor import MfaRequired
 from app.auth.sessions import Authentication
+from app.clients.models import BUILTIN_CLIENT_ID
 from app.core.config import Settings
 from app.core.context import RequestContext
 from app.metrics import instruments as metrics
+from app.mfa import login as mfa_login
+from app.mfa.methods import METHODS
 from app.passwords.hashing import PasswordHasher
 from app.passwords.policy import normalize_password, refuse_oversized
 from app.sso import service as browser_sessions
@@ -37,6 +46,14 @@ class SignedIn:
     session_token: str  # for the cookie; only its digest is stored
 
 
+@dataclass(frozen=True)
+class SecondStepNeeded:
+    """The password was right; the second page must carry `mfa_token` and offer `methods`."""
+
+    mfa_token: str
+    methods: list[str]
+
+
 async def sign_in(
     db: AsyncSession,
     *,
@@ -47,16 +64,65 @@ async def sign_in(
     hasher: PasswordHasher,
     settings: Settings,
     ctx: RequestContext,
-) -> SignedIn:
+) -> SignedIn | SecondStepNeeded:
     """The login pipeline of the password grant, then a browser session instead of tokens. A session the
-    browser already had ends (a new sign-in gets a new cookie: no session fixation)."""
+    browser already had ends (a new sign-in gets a new cookie: no session fixation). An account with a
+    second factor gets no session yet: the answer is the hosted pages' mfa_token for the second page."""
     refuse_oversized(password, settings)  # before anything is counted or hashed
     try:
         canonical = canonicalize_email(email)
     except InvalidEmail:
         canonical = email.strip().lower()  # still throttled, like any address
     request = LoginRequest(email=canonical, password=normalize_password(password), device_token=device_token)
-    authentication = await authenticate(LoginFlow(db, request, hasher=hasher, settings=settings, ctx=ctx))
+    try:
+        authentication = await authenticate(LoginFlow(db, request, hasher=hasher, settings=settings, ctx=ctx))
+    except MfaRequired as required:
+        token = await mfa_login.store_mfa_token(
+            db,
+            required,
+            client_id=BUILTIN_CLIENT_ID,
+            scopes=[mfa_login.HOSTED_PAGES_MARK],
+            device_token=device_token,
+            settings=settings,
+            ctx=ctx,
+        )
+        return SecondStepNeeded(token, required.methods)
+    return await _start(db, authentication, replaces=replaces, settings=settings, ctx=ctx)
+
+
+async def complete_second_step(
+    db: AsyncSession,
+    *,
+    mfa_token: str,
+    method_name: str,
+    value: str,
+    replaces: BrowserSession | None,
+    settings: Settings,
+    ctx: RequestContext,
+) -> SignedIn:
+    """The second page: the mfa grant's checks on the hosted pages' mfa_token, then the browser session."""
+    method = next((m for m in METHODS if m.name == method_name), METHODS[0])
+    step = await mfa_login.second_step(
+        db,
+        mfa_token=mfa_token,
+        method=method,
+        value=value,
+        client_id=BUILTIN_CLIENT_ID,
+        hosted_pages=True,
+        settings=settings,
+        ctx=ctx,
+    )
+    return await _start(db, step.authentication, replaces=replaces, settings=settings, ctx=ctx)
+
+
+async def _start(
+    db: AsyncSession,
+    authentication: Authentication,
+    *,
+    replaces: BrowserSession | None,
+    settings: Settings,
+    ctx: RequestContext,
+) -> SignedIn:
     if replaces is not None:
         await browser_sessions.end(db, replaces, reason=browser_sessions.REPLACED, now=ctx.now)
     browser_session, token = await browser_sessions.start(
@@ -75,6 +141,11 @@ async def sign_in(
     metrics.count_login("succeeded")
     log.info("sign-in succeeded user=%s browser_session=%s", authentication.user.id, browser_session.id)
     return SignedIn(authentication, browser_session, token)
+
+
+async def user_of(db: AsyncSession, user_id: uuid.UUID) -> User | None:
+    user = await user_repository.get_by_id(db, user_id)
+    return user if user is not None and user.is_active else None
 
 
 async def current(

@@ -133,8 +133,8 @@ async def test_rfc6749_the_mfa_grant_takes_exactly_one_method(
 async def test_the_hosted_sign_in_of_an_account_with_a_factor_starts_no_browser_session(
     client: httpx.AsyncClient, clock: ManualClock, db_session: AsyncSession
 ) -> None:
-    """Until the hosted pages ask for the second factor, the password alone never signs in there: the
-    login step refuses (fails closed) and no SSO session starts."""
+    """The password alone never signs in there: the hosted pages answer the second page
+    (`tests/mfa/test_hosted_second_step.py`) and no SSO session starts before the second factor."""
     user = await enrolled(client, clock)
     answer = await sign_in(client, user.email)
     assert answer.status_code != 303
