@@ -15,9 +15,10 @@ import jwt
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import repository
-from app.auth.sessions import Authentication
+from app.auth.sessions import Authentication, start_session
 from app.clients.models import BUILTIN_CLIENT_ID, OAuthClient
 from app.core.config import Settings
+from app.core.context import RequestContext
 from app.core.opaque_tokens import new_token
 from app.keys.keyring import KeyRing
 
@@ -146,4 +147,37 @@ async def issue_tokens(
         session_id,
         authentication.device_token,
         scope=tuple(scope),
+    )
+
+
+async def start_session_with_tokens(
+    db: AsyncSession,
+    authentication: Authentication,
+    *,
+    oauth_client: OAuthClient,
+    scopes: Sequence[str],
+    keyring: KeyRing,
+    settings: Settings,
+    ctx: RequestContext,
+) -> IssuedTokens:
+    """How a completed login ends (the password grant, the mfa grant): a new session of `oauth_client`,
+    granted `scopes`, with the client's refresh-token lifetime, and its first tokens."""
+    auth_session = await start_session(
+        db,
+        authentication,
+        settings=settings,
+        ctx=ctx,
+        oauth_client_id=oauth_client.client_id,
+        scopes=scopes,
+        absolute_ttl_seconds=oauth_client.refresh_token_ttl_seconds,
+    )
+    return await issue_tokens(
+        db,
+        auth_session.id,
+        authentication,
+        keyring=keyring,
+        settings=settings,
+        now=ctx.now,
+        oauth_client=oauth_client,
+        scope=scopes,
     )

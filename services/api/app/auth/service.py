@@ -18,7 +18,7 @@ from app.audit.events import AuditEvent
 from app.audit.service import record
 from app.auth import repository
 from app.auth.errors import InvalidGrant, RefreshTokenAlreadyUsed
-from app.auth.issuing import IssuedTokens, issue_tokens
+from app.auth.issuing import IssuedTokens, issue_tokens, start_session_with_tokens
 from app.auth.login.flow import LoginFlow, LoginRequest
 from app.auth.login.pipeline import authenticate
 from app.auth.login.second_factor import MfaRequired, second_factors
@@ -29,7 +29,6 @@ from app.auth.sessions import (
     end_sessions,
     session_authentication,
     session_is_live,
-    start_session,
 )
 from app.clients.models import OAuthClient
 from app.core.config import Settings
@@ -80,24 +79,14 @@ async def login_with_password(
             settings=settings,
             ctx=ctx,
         )
-    auth_session = await start_session(
+    return await start_session_with_tokens(
         db,
         authentication,
-        settings=settings,
-        ctx=ctx,
-        oauth_client_id=oauth_client.client_id,
+        oauth_client=oauth_client,
         scopes=scopes,
-        absolute_ttl_seconds=oauth_client.refresh_token_ttl_seconds,
-    )
-    return await issue_tokens(
-        db,
-        auth_session.id,
-        authentication,
         keyring=keyring,
         settings=settings,
-        now=ctx.now,
-        oauth_client=oauth_client,
-        scope=scopes,
+        ctx=ctx,
     )
 
 

@@ -27,9 +27,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.events import AuditEvent
 from app.audit.service import record
-from app.auth.issuing import IssuedTokens, issue_tokens
+from app.auth.issuing import IssuedTokens, start_session_with_tokens
 from app.auth.login.second_factor import MfaRequired
-from app.auth.sessions import Authentication, start_session
+from app.auth.sessions import Authentication
 from app.clients.models import OAuthClient
 from app.core.config import Settings
 from app.core.context import RequestContext
@@ -162,25 +162,14 @@ async def complete_login(
         settings=settings,
         ctx=ctx,
     )
-    authentication = step.authentication
-    auth_session = await start_session(
+    return await start_session_with_tokens(
         db,
-        authentication,
-        settings=settings,
-        ctx=ctx,
-        oauth_client_id=oauth_client.client_id,
+        step.authentication,
+        oauth_client=oauth_client,
         scopes=step.scopes,
-        absolute_ttl_seconds=oauth_client.refresh_token_ttl_seconds,
-    )
-    return await issue_tokens(
-        db,
-        auth_session.id,
-        authentication,
         keyring=keyring,
         settings=settings,
-        now=ctx.now,
-        oauth_client=oauth_client,
-        scope=step.scopes,
+        ctx=ctx,
     )
 
 
