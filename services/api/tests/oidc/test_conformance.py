@@ -54,7 +54,7 @@ PROFILE_CLAIMS = {
 }
 EMAIL_CLAIMS = {"email", "email_verified"}
 # Claims of every ID token that are about the token, not the user (OIDC Core §2).
-TOKEN_CLAIMS = {"iss", "sub", "aud", "azp", "exp", "iat", "auth_time", "amr", "at_hash", "nonce"}
+TOKEN_CLAIMS = {"iss", "sub", "aud", "azp", "exp", "iat", "auth_time", "amr", "acr", "at_hash", "nonce"}
 
 
 def _issuer(app: FastAPI) -> str:
