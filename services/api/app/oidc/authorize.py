@@ -15,10 +15,10 @@ from typing import Final
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth.issuing import ACR_MFA, ACR_PASSWORD
 from app.clients import service as clients
 from app.clients.models import GrantType, OAuthClient
 from app.core.errors import PyauthError
+from app.oidc.acr import ACR_MFA, ACR_VALUES
 from app.oidc.codes import S256_CHALLENGE
 
 PROMPTS: Final = frozenset({"none", "login", "consent", "select_account"})
@@ -65,7 +65,7 @@ class AuthorizationRequest:
     def wants_mfa(self) -> bool:
         """`acr_values` prefers `urn:pyauth:acr:mfa` to the password alone: listed, and before
         `urn:pyauth:acr:pwd` if both are (a voluntary request, §5.5.1.1: the client checks the `acr`)."""
-        known = [value for value in self.acr_values if value in (ACR_MFA, ACR_PASSWORD)]
+        known = [value for value in self.acr_values if value in ACR_VALUES]
         return bool(known) and known[0] == ACR_MFA
 
 

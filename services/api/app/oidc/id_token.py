@@ -9,7 +9,7 @@ user claims are those the scopes grant (`app.oidc.claims`, as UserInfo answers t
 The code grant issues one with the code's `nonce`; a refresh whose access token carries `openid` issues one
 too (OpenID Connect Core §12.2): the same `iss`, `sub`, `aud`, `azp` and `auth_time` (the original sign-in),
 a new `iat`, and no `nonce` (the nonce belongs to the authentication request, which a refresh is not).
-Both carry `acr` (§2), derived from `amr` as the access token's is (`app.auth.issuing.acr_of`):
+Both carry `acr` (§2), derived from `amr` as the access token's is (`app.oidc.acr`):
 `urn:pyauth:acr:mfa` after a second factor, else `urn:pyauth:acr:pwd`.
 
 An ID token comes back as an `id_token_hint` (to the authorization endpoint and to the end-session
@@ -28,10 +28,10 @@ from typing import Any, Final
 import jwt
 from jwt.types import Options
 
-from app.auth.issuing import acr_of
 from app.core.errors import PyauthError
 from app.keys.keyring import KeyRing
 from app.keys.tokens import FORBIDDEN_HEADERS, MAX_HEADER_LENGTH, MAX_TOKEN_LENGTH
+from app.oidc.acr import acr_of
 from app.oidc.claims import scope_claims
 from app.users.models import User
 
