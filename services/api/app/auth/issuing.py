@@ -21,20 +21,13 @@ from app.core.config import Settings
 from app.core.context import RequestContext
 from app.core.opaque_tokens import new_token
 from app.keys.keyring import KeyRing
+from app.oidc.acr import acr_of
 
 # Claims only `issue_access_token` sets: `amr` (RFC 8176) and `auth_time` (OIDC Core) come from the
 # login, `client_id` and `scope` (RFC 9068 §2.2) from the grant, never from `extra_claims`.
 REGISTERED_CLAIMS: Final = frozenset(
     {"iss", "aud", "sub", "exp", "iat", "nbf", "jti", "sid", "amr", "acr", "auth_time", "client_id", "scope"}
 )
-# `acr` (OIDC Core §2), set with `amr`: whether the login took a second factor (`amr` has "mfa", RFC 8176)
-# or the password alone. A resource server that needs MFA may check either.
-ACR_MFA: Final = "urn:pyauth:acr:mfa"
-ACR_PASSWORD: Final = "urn:pyauth:acr:pwd"  # noqa: S105 - an acr value, not a password
-
-
-def acr_of(amr: Sequence[str]) -> str:
-    return ACR_MFA if "mfa" in amr else ACR_PASSWORD
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ CLAIMS = [  # of access tokens and UserInfo
     "iat",
     "auth_time",
     "amr",
+    "acr",
     "email",
     "email_verified",
     "name",

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.clients import service as clients
 from app.clients.models import GrantType, OAuthClient
 from app.core.errors import PyauthError
+from app.oidc.acr import ACR_MFA, ACR_VALUES
 from app.oidc.codes import S256_CHALLENGE
 
 PROMPTS: Final = frozenset({"none", "login", "consent", "select_account"})
@@ -53,10 +54,19 @@ class AuthorizationRequest:
     prompt: frozenset[str]
     max_age: int | None
     login_hint: str | None
+    # `acr_values` (OpenID Connect Core §3.1.2.1) in order of preference; unknown values are kept and ignored.
+    acr_values: tuple[str, ...] = ()
 
     @property
     def wants_id_token(self) -> bool:
         return "openid" in self.scopes
+
+    @property
+    def wants_mfa(self) -> bool:
+        """`acr_values` prefers `urn:pyauth:acr:mfa` to the password alone: listed, and before
+        `urn:pyauth:acr:pwd` if both are (a voluntary request, §5.5.1.1: the client checks the `acr`)."""
+        known = [value for value in self.acr_values if value in ACR_VALUES]
+        return bool(known) and known[0] == ACR_MFA
 
 
 async def checked_client(db: AsyncSession, params: Mapping[str, str]) -> tuple[OAuthClient, str]:
@@ -125,4 +135,5 @@ def checked_request(
         prompt=prompt,
         max_age=int(max_age) if max_age is not None else None,
         login_hint=params.get("login_hint") or None,
+        acr_values=tuple((params.get("acr_values") or "").split()),
     )

@@ -5,6 +5,7 @@ so that the discovery document adds them with one call."""
 from typing import Any
 
 from app.core.templating import supported_locales
+from app.oidc.acr import ACR_VALUES
 
 AUTHORIZE_PATH = "/oauth2/authorize"
 END_SESSION_PATH = "/oauth2/logout"  # RP-Initiated Logout 1.0 §2
@@ -23,4 +24,6 @@ def authorization_metadata(issuer: str, id_token_algorithms: list[str]) -> dict[
         "prompt_values_supported": ["none", "login", "consent"],
         # the hosted pages' languages, which `ui_locales` chooses among (app.web.pages)
         "ui_locales_supported": list(supported_locales()),
+        # the `acr` of ID and access tokens; `acr_values` may ask for the second (app.oidc.endpoints)
+        "acr_values_supported": list(ACR_VALUES),
     }

@@ -4,15 +4,16 @@ Connect Core §3.1.2, OAuth 2.1).
 The browser's SSO session (`app.sso`, through the hosted pages' `app.web.service.current`) says who is
 signed in. Without one, or when `prompt=login` or `max_age` asks for a fresher sign-in, the browser goes to
 `/signin?return_to=<this request>` (a 303, a GET) and comes back here once signed in; `prompt=none` answers
-`login_required` instead. First-party clients need no consent; for the others the user allows or denies
-the scopes on a consent page (`app.oidc.consent` remembers the answer per user and client). Every answer
-sent to the client carries `iss` (RFC 9207) and the request's `state`. An `id_token_hint` naming another
-user than the browser's is answered as if nobody were signed in.
+`login_required` instead. So does `acr_values` preferring `urn:pyauth:acr:mfa` for a session signed in
+without the second factor the user has. First-party clients need no consent; for the others the user
+allows or denies the scopes on a consent page (`app.oidc.consent` remembers the answer per user and
+client). Every answer sent to the client carries `iss` (RFC 9207) and the request's `state`. An
+`id_token_hint` naming another user than the browser's is answered as if nobody were signed in.
 
 `GET/POST /oauth2/logout` is the end-session endpoint of RP-Initiated Logout 1.0 (`app.oidc.logout`).
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Annotated
 from urllib.parse import urlencode, urlsplit, urlunsplit
@@ -76,6 +77,18 @@ def _needs_fresh_sign_in(wanted: checks.AuthorizationRequest, auth_time: datetim
     return wanted.max_age is not None and now - auth_time > timedelta(seconds=wanted.max_age)
 
 
+async def _needs_second_factor(
+    db: SessionDep, wanted: checks.AuthorizationRequest, amr: Sequence[str], user: User
+) -> bool:
+    """`acr_values` asking for MFA (a voluntary request, OpenID Connect Core §5.5.1.1) of a session signed in
+    with the password alone, for a user who has a second factor: signing in again asks for it, and the
+    browser comes back with `mfa` in `amr` (then this is false: no loop). A user without one goes on: the ID
+    token says `urn:pyauth:acr:pwd`, and the client decides whether that is enough."""
+    if not wanted.wants_mfa or "mfa" in amr:
+        return False
+    return await web_service.has_second_factor(db, user)
+
+
 def _sign_in_first(
     wanted: checks.AuthorizationRequest,
     params: dict[str, str],
@@ -84,7 +97,7 @@ def _sign_in_first(
 ) -> Response:
     """To the sign-in page and back here; `prompt=none` forbids showing a page (`login_required`)."""
     if "none" in wanted.prompt:
-        return answer(error="login_required", error_description="The user is not signed in.")
+        return answer(error="login_required", error_description="The user must sign in.")
     signin = _signin_url(params)
     if signin is None:
         return answer(error="invalid_request", error_description="The request is too long.")
@@ -211,6 +224,7 @@ async def authorize(
         # sign in; the request keeps its hint, so only they get past the sign-in.
         or (hint is not None and hint.subject != str(current[1].id))
         or (not answering_consent and _needs_fresh_sign_in(wanted, current[0].auth_time, ctx.now))
+        or (not answering_consent and await _needs_second_factor(db, wanted, current[0].amr, current[1]))
     ):
         return _sign_in_first(wanted, params, page, answer)
     browser_session, user = current

@@ -9,6 +9,8 @@ user claims are those the scopes grant (`app.oidc.claims`, as UserInfo answers t
 The code grant issues one with the code's `nonce`; a refresh whose access token carries `openid` issues one
 too (OpenID Connect Core §12.2): the same `iss`, `sub`, `aud`, `azp` and `auth_time` (the original sign-in),
 a new `iat`, and no `nonce` (the nonce belongs to the authentication request, which a refresh is not).
+Both carry `acr` (§2), derived from `amr` as the access token's is (`app.oidc.acr`):
+`urn:pyauth:acr:mfa` after a second factor, else `urn:pyauth:acr:pwd`.
 
 An ID token comes back as an `id_token_hint` (to the authorization endpoint and to the end-session
 endpoint): `verified_hint` checks it was one of this server's and says whom and which client it names.
@@ -29,6 +31,7 @@ from jwt.types import Options
 from app.core.errors import PyauthError
 from app.keys.keyring import KeyRing
 from app.keys.tokens import FORBIDDEN_HEADERS, MAX_HEADER_LENGTH, MAX_TOKEN_LENGTH
+from app.oidc.acr import acr_of
 from app.oidc.claims import scope_claims
 from app.users.models import User
 
@@ -75,6 +78,7 @@ def issue_id_token(
         "iat": issued_at,
         "auth_time": math.floor(auth_time.timestamp()),
         "amr": list(amr),
+        "acr": acr_of(amr),
         "at_hash": at_hash(access_token, key.algorithm),
     }
     if nonce is not None:

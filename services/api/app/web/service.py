@@ -27,7 +27,7 @@ from app.core.config import Settings
 from app.core.context import RequestContext
 from app.metrics import instruments as metrics
 from app.mfa import login as mfa_login
-from app.mfa.methods import METHODS
+from app.mfa.methods import METHODS, enrolled_methods
 from app.passwords.hashing import PasswordHasher
 from app.passwords.policy import normalize_password, refuse_oversized
 from app.sso import service as browser_sessions
@@ -146,6 +146,12 @@ async def _start(
 async def user_of(db: AsyncSession, user_id: uuid.UUID) -> User | None:
     user = await user_repository.get_by_id(db, user_id)
     return user if user is not None and user.is_active else None
+
+
+async def has_second_factor(db: AsyncSession, user: User) -> bool:
+    """Whether signing `user` in on these pages asks for a second factor (a confirmed one is enrolled):
+    what `acr_values` asking for MFA can be answered with (`app.oidc.endpoints`)."""
+    return bool(await enrolled_methods(db, user))
 
 
 async def current(

@@ -106,6 +106,7 @@ async def test_openid_configuration(client: httpx.AsyncClient, settings: Setting
             "iat",
             "auth_time",
             "amr",
+            "acr",  # issue 12: ID tokens carry acr too
             "email",
             "email_verified",
             "name",
@@ -122,6 +123,8 @@ async def test_openid_configuration(client: httpx.AsyncClient, settings: Setting
         "authorization_response_iss_parameter_supported": True,
         "prompt_values_supported": ["none", "login", "consent"],
         "ui_locales_supported": ["en", "de"],
+        # issue 12: what acr_values can ask for (app.oidc.discovery)
+        "acr_values_supported": ["urn:pyauth:acr:pwd", "urn:pyauth:acr:mfa"],
     }
 
 

@@ -54,7 +54,7 @@ PROFILE_CLAIMS = {
 }
 EMAIL_CLAIMS = {"email", "email_verified"}
 # Claims of every ID token that are about the token, not the user (OIDC Core §2).
-TOKEN_CLAIMS = {"iss", "sub", "aud", "azp", "exp", "iat", "auth_time", "amr", "at_hash", "nonce"}
+TOKEN_CLAIMS = {"iss", "sub", "aud", "azp", "exp", "iat", "auth_time", "amr", "acr", "at_hash", "nonce"}
 
 
 def _issuer(app: FastAPI) -> str:
@@ -212,19 +212,18 @@ async def test_oidcc_max_age_10000(
 async def test_oidcc_ensure_request_with_acr_values_succeeds(
     client: httpx.AsyncClient, db_session: AsyncSession, app: FastAPI
 ) -> None:
-    """`acr_values` is accepted (OIDC Core §15.1: the minimum is that it causes no error). pyauth defines
-    no authentication context classes, so it advertises no `acr_values_supported` and its ID tokens carry
-    no `acr` claim (OPTIONAL, §2); how the user signed in is in `amr` (RFC 8176). The suite ends such a
-    run with a warning, not a failure."""
+    """`acr_values` is accepted (OIDC Core §15.1: the minimum is that it causes no error), also with values
+    pyauth does not define: they are ignored (issue 12: pyauth's two classes are advertised, and the ID
+    token's `acr` says which one the sign-in met; how the user signed in is in `amr`, RFC 8176)."""
     discovery = (await client.get("/.well-known/openid-configuration")).json()
-    assert "acr_values_supported" not in discovery
+    assert discovery["acr_values_supported"] == ["urn:pyauth:acr:pwd", "urn:pyauth:acr:mfa"]
     client_id = (await code_flow_client(client, db_session))["client_id"]
     await signed_in_browser(client)
     verifier, challenge = pkce_pair()
     code = await authorized_code(client, client_id, challenge, acr_values="1 2")
     tokens = (await exchange(client, client_id, code, verifier)).json()
     claims = await verified_id_token(client, tokens["id_token"], audience=client_id, issuer=_issuer(app))
-    assert "acr" not in claims
+    assert claims["acr"] == "urn:pyauth:acr:pwd"
     assert claims["amr"] == ["pwd"]
 
 
