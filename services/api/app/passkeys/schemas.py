@@ -2,15 +2,22 @@
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from app.passkeys.models import MAX_NAME_LENGTH
 
-PasskeyName = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_NAME_LENGTH)
-]
+UNNAMED: Final = "Passkey"
+
+
+def _tidy_name(name: str) -> str:
+    """Without the spaces around it; a name of spaces only (which the schema cannot tell from a name) is
+    `Passkey` rather than a refusal of what the schema allows."""
+    return name.strip() or UNNAMED
+
+
+PasskeyName = Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH), AfterValidator(_tidy_name)]
 
 
 class PasskeyCreate(BaseModel):
