@@ -32,7 +32,7 @@ from app.mfa.methods import METHODS
 from app.oidc import signin_return
 from app.passwords import policy
 from app.passwords.dependencies import HasherDep
-from app.ratelimit.service import hit
+from app.ratelimit.dependencies import limit_request
 from app.users.emails import InvalidEmail
 from app.web import cookies, pages, return_to, service
 from app.web.pages import WebPages, WebPagesDep
@@ -53,18 +53,6 @@ PASSWORD_ERRORS = (*policy.NEW_PASSWORD_ERRORS,)
 
 def _with_return_to(path: str, target: str) -> str:
     return path if target == return_to.DEFAULT else f"{path}?{urlencode({'return_to': target})}"
-
-
-async def _limit(request: Request, name: str, setting: str, ctx: ContextDep, settings: SettingsDep) -> None:
-    """The per-client-address limit of the API twin of a form, on its counter."""
-    if settings.RATE_LIMITS_ENABLED:
-        await hit(
-            request.app.state.sessionmaker,
-            name=name,
-            limit=getattr(settings, setting),
-            settings=settings,
-            ctx=ctx,
-        )
 
 
 @router.get(templating.STYLESHEET_PATH)
@@ -176,7 +164,7 @@ async def signin(
     except PyauthError as error:
         return page.error(error)
     try:
-        await _limit(request, "token", "RATE_LIMIT_TOKEN", ctx, settings)
+        await limit_request(request, "token", "RATE_LIMIT_TOKEN", ctx, settings)
         current = await service.current(
             db, cookies.read(request, cookies.SSO_NAME, settings), settings=settings, ctx=ctx
         )
@@ -240,7 +228,7 @@ async def second_factor(
     try:
         page.check_csrf(csrf_token)
         target = return_to.checked(return_to_)
-        await _limit(request, "token", "RATE_LIMIT_TOKEN", ctx, settings)
+        await limit_request(request, "token", "RATE_LIMIT_TOKEN", ctx, settings)
         ticket = await mfa_login.live_hosted_ticket(db, mfa_token, ctx.now) if mfa_token else None
         if ticket is None:
             raise pages.SecondStepExpired()
@@ -330,7 +318,7 @@ async def signup(
     try:
         page.check_csrf(csrf_token)
         target = return_to.checked(return_to_)
-        await _limit(request, "register", "RATE_LIMIT_REGISTER", ctx, settings)
+        await limit_request(request, "register", "RATE_LIMIT_REGISTER", ctx, settings)
     except PyauthError as error:
         return page.error(error)
     try:
@@ -398,7 +386,7 @@ async def forgot(
     try:
         page.check_csrf(csrf_token)
         target = return_to.checked(return_to_)
-        await _limit(request, "forgot_password", "RATE_LIMIT_FORGOT_PASSWORD", ctx, settings)
+        await limit_request(request, "forgot_password", "RATE_LIMIT_FORGOT_PASSWORD", ctx, settings)
         await account_service.forgot_password(db, email=email, settings=settings, ctx=ctx)
     except PyauthError as error:
         return page.error(error)
