@@ -137,6 +137,23 @@ def N_(message: str) -> str:
 # served by pyauth, and the headers every page carries.
 STYLESHEET_PATH = "/static/pyauth.css"
 STYLESHEET_TEMPLATE = "static/pyauth.css"
+# The few pages that need a script (WebAuthn has no form-only API) load these, from pyauth only: a page
+# names the ones it needs and only then does its CSP allow `script-src 'self'` and `connect-src 'self'`.
+SCRIPTS_DIR = Path(__file__).resolve().parent.parent / "templates" / "static"
+SCRIPT_NAMES = frozenset({"passkey-signin.js", "passkey-register.js"})
+
+
+def script_path(name: str) -> str:
+    if name not in SCRIPT_NAMES:
+        raise ValueError(f"not one of pyauth's page scripts: {name}")
+    return f"/static/{name}"
+
+
+def script_source(name: str) -> bytes | None:
+    """A page script's text, or None for a name that is not one of them (never a path from a request)."""
+    if name not in SCRIPT_NAMES:
+        return None
+    return (SCRIPTS_DIR / name).read_bytes()
 
 
 def _luminance(colour: str) -> float:
@@ -176,16 +193,18 @@ class Brand:
         )
 
 
-def page_csp(settings: Settings) -> str:
-    """No script at all; styles from pyauth's stylesheet only; images from pyauth and the logo's origin;
-    forms post to pyauth only; never framed (clickjacking)."""
+def page_csp(settings: Settings, *, scripts: bool = False) -> str:
+    """No script at all (or, with `scripts`, pyauth's own page scripts and their same-origin requests);
+    styles from pyauth's stylesheet only; images from pyauth and the logo's origin; forms post to pyauth
+    only; never framed (clickjacking)."""
     images = "'self'"
     logo = settings.BRAND_LOGO_URL
     if logo and logo.startswith("https://"):
         parts = urlsplit(logo)
         images += f" https://{parts.netloc}"
+    script = "script-src 'self'; connect-src 'self'; " if scripts else ""
     return (
-        f"default-src 'none'; style-src 'self'; img-src {images}; form-action 'self'; "
+        f"default-src 'none'; {script}style-src 'self'; img-src {images}; form-action 'self'; "
         "frame-ancestors 'none'; base-uri 'none'"
     )
 

@@ -55,6 +55,15 @@ def _with_return_to(path: str, target: str) -> str:
     return path if target == return_to.DEFAULT else f"{path}?{urlencode({'return_to': target})}"
 
 
+@router.get("/static/{name}.js")
+async def page_script(name: str) -> Response:
+    """One of pyauth's page scripts (`templating.SCRIPT_NAMES`); any other name is a 404."""
+    source = templating.script_source(f"{name}.js")
+    if source is None:
+        return Response(status_code=404)
+    return Response(source, media_type="text/javascript", headers={"Cache-Control": "public, max-age=300"})
+
+
 @router.get(templating.STYLESHEET_PATH)
 async def stylesheet(settings: SettingsDep) -> Response:
     return Response(

@@ -141,7 +141,17 @@ class WebPages:
             cookies.set_csrf_cookie(response, self.csrf_secret, self.settings)
         return response
 
-    def render(self, template: str, *, title: str, status_code: int = 200, **values: Any) -> HTMLResponse:
+    def render(
+        self,
+        template: str,
+        *,
+        title: str,
+        status_code: int = 200,
+        scripts: tuple[str, ...] = (),
+        **values: Any,
+    ) -> HTMLResponse:
+        """`scripts` names pyauth's page scripts the page loads (`templating.SCRIPT_NAMES`); only a page
+        with some gets a CSP that lets them run."""
         html = templating.render(
             self.settings.TEMPLATES_DIR,
             self.locale,
@@ -150,10 +160,13 @@ class WebPages:
             brand=self.brand,
             stylesheet=templating.STYLESHEET_PATH,
             csrf_token=self.csrf_token,
+            scripts=[templating.script_path(name) for name in scripts],
             **values,
         )
         response = HTMLResponse(html, status_code=status_code)
         self.finish(response)
+        if scripts:
+            response.headers["Content-Security-Policy"] = templating.page_csp(self.settings, scripts=True)
         return response
 
     def error(self, error: PyauthError) -> HTMLResponse:

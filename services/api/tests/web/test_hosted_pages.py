@@ -511,3 +511,21 @@ async def test_ending_one_api_session_keeps_the_browser_session(
     tokens = tokens_of(await password_grant(client, email))
     assert (await client.post("/auth/logout", headers=tokens.bearer)).status_code == 204
     assert (await client.get("/account")).status_code == 200
+
+
+@pytest.mark.parametrize("name", sorted(templating.SCRIPT_NAMES))
+async def test_page_scripts_are_served_from_pyauth_only_by_their_known_names(
+    client: httpx.AsyncClient, name: str
+) -> None:
+    response = await client.get(f"/static/{name}")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/javascript")
+    for unknown in ("/static/other.js", "/static/..%2Fmain.js", "/static/%2E%2E%2Fconfig.js"):
+        assert (await client.get(unknown)).status_code == 404, unknown
+
+
+def test_only_a_page_with_scripts_lets_them_run() -> None:
+    settings = make_settings()
+    assert "script-src" not in templating.page_csp(settings)
+    policy = templating.page_csp(settings, scripts=True)
+    assert "script-src 'self'; connect-src 'self'" in policy and "unsafe" not in policy
