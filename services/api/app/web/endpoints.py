@@ -23,6 +23,7 @@ token endpoint (`token`), sign-up with `POST /auth/register`, forgot with `POST 
 """
 
 import asyncio
+import functools
 import time
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -395,7 +396,8 @@ async def passkey_signin(
         raise pages.RefusedOnPage(
             refused,
             lambda: _signin_page(page, target, error=PasskeyInvalid(), client_origin=origin),
-            also=lambda kept: service.record_passkey_sign_in_refused(kept, refused, ctx),
+            # `refused` itself, not the name, which Python unbinds when the except clause ends.
+            also=functools.partial(service.record_passkey_sign_in_refused, refused=refused, ctx=ctx),
         ) from None
     except PyauthError as error:
         return _signin_page(page, target, error=error, client_origin=origin)

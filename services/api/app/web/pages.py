@@ -8,8 +8,8 @@ from typing import Annotated, Any
 from urllib.parse import parse_qs, urlsplit
 
 from fastapi import Depends, Request
-from sqlalchemy.ext.asyncio import AsyncSession
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.account.service import EmailAlreadyRegistered
 from app.auth.errors import EmailNotVerified, InvalidCredentials

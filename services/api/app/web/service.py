@@ -19,10 +19,9 @@ import logging
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
-
-from typing import Any
 
 from app.audit.events import AuditEvent
 from app.audit.service import record
@@ -130,7 +129,9 @@ async def complete_second_step(
 USER_VERIFIED_METHOD = "user"
 
 
-async def passwordless_options(db: AsyncSession, *, settings: Settings, ctx: RequestContext) -> dict[str, Any]:
+async def passwordless_options(
+    db: AsyncSession, *, settings: Settings, ctx: RequestContext
+) -> dict[str, Any]:
     """PublicKeyCredentialRequestOptionsJSON of a passwordless sign-in: issued for nobody, an empty
     allowCredentials (the authenticator offers its discoverable credentials), user verification required."""
     return await passkeys.authentication_options(db, None, settings=settings, ctx=ctx)
@@ -178,7 +179,9 @@ async def sign_in_with_passkey(
     )
 
 
-async def record_passkey_sign_in_refused(db: AsyncSession, refused: PasskeyRefused, ctx: RequestContext) -> None:
+async def record_passkey_sign_in_refused(
+    db: AsyncSession, refused: PasskeyRefused, ctx: RequestContext
+) -> None:
     """The `login.failed` of a refused passwordless sign-in, beside the passkey's own audit of why
     (`passkey.assertion_failed`, written by the refusal)."""
     await record(
