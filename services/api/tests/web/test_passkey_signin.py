@@ -25,7 +25,7 @@ from app.core.clock import ManualClock
 from app.core.dependencies import trusted_networks
 from app.oidc.acr import ACR_MFA, acr_of
 from app.web import cookies
-from tests.auth.helpers import signed_up
+from tests.auth.helpers import PASSWORD, signed_up
 from tests.mfa.helpers import audit_of, enrolled
 from tests.mfa.test_hosted_second_step import browser_amr, mfa_token_in
 from tests.mfa.test_webauthn import with_passkey
@@ -406,3 +406,16 @@ async def test_the_passkey_options_are_limited_per_client_address(
     # Another address is not held back.
     other = await passwordless_options(client, token, **{"X-Forwarded-For": "10.9.0.250"})
     assert other.status_code == 200
+
+
+async def test_the_passkey_words_are_translated(client: httpx.AsyncClient) -> None:
+    email, _ = await with_passkey(client)
+    page = await client.get("/signin", headers={"Accept-Language": "de"})
+    assert "Mit einem Passkey anmelden" in page.text
+    token = csrf_token_of(page)
+    second = await client.post(
+        "/signin",
+        data={"email": email, "password": PASSWORD, "csrf_token": token},
+        headers={"Accept-Language": "de"},
+    )
+    assert "Mit Ihrem Passkey bestätigen" in second.text and "Ihren Passkey verwenden" in second.text
