@@ -419,3 +419,23 @@ async def test_the_passkey_words_are_translated(client: httpx.AsyncClient) -> No
         headers={"Accept-Language": "de"},
     )
     assert "Mit Ihrem Passkey bestätigen" in second.text and "Ihren Passkey verwenden" in second.text
+
+
+async def test_a_passwordless_assertion_without_user_verification_is_refused(
+    client: httpx.AsyncClient, db_session: AsyncSession
+) -> None:
+    """Without UV the passkey would be one factor only: passwordless options require it (WebAuthn §7.2
+    step 17), whatever WEBAUTHN_USER_VERIFICATION says for second factors."""
+    email, authenticator = await with_passkey(client)
+    user = await user_named(db_session, email)
+    token = await form_token(client)
+    options = (await passwordless_options(client, token)).json()
+    refused = await client.post(
+        PASSWORDLESS,
+        data={"csrf_token": token, "credential": json.dumps(authenticator.get(options, uv=False))},
+    )
+    assert refused.status_code == 400, refused.text
+    assert [reason for reason, _ in await audit_of(db_session, user.id, "passkey.assertion_failed")] == [
+        "verification"
+    ]
+    assert await browser_amr(db_session, user.id) == []
