@@ -339,6 +339,12 @@ class Settings(BaseSettings):
     RATE_LIMIT_CURRENT_PASSWORD: int = Field(
         10, ge=1, description="POST /users/me/password and /users/me/email: current-password checks."
     )
+    RATE_LIMIT_PASSKEY_OPTIONS: int = Field(
+        30,
+        ge=1,
+        description="The hosted pages' passkey options (POST /signin/passkey/options and "
+        "/signin/second-factor/passkey-options): each writes a WebAuthn challenge row.",
+    )
     TRUSTED_PROXIES: list[str] = Field(
         default_factory=list, description='CIDRs whose X-Forwarded-For is believed, e.g. ["10.0.0.0/8"].'
     )

@@ -1,20 +1,31 @@
 """The hosted pages' routes: `/signin` (and its second step `/signin/second-factor`), `/signup`, `/forgot`,
-`/signout`, `/signed-out`, `/account`, and the stylesheet `/static/pyauth.css`. Server-rendered, no
-JavaScript; every form POSTs a CSRF token first checked (`app.web.csrf`), and `return_to` (where to go once
+`/signout`, `/signed-out`, `/account`, and the stylesheet `/static/pyauth.css`. Server-rendered; the only
+JavaScript is pyauth's own passkey script (`static/passkey-signin.js`), which WebAuthn needs. Every form
+POSTs a CSRF token first checked (`app.web.csrf`), and `return_to` (where to go once
 done) is a path on this server or refused (`app.web.return_to`). A later `/oauth2/authorize` sends the
 browser to `/signin?return_to=<itself>`.
 
 The second step of an account with a second factor is a page of its own (`pages/second_factor.html`): the
 mfa_token of the first step travels in a hidden form field (never in a URL), the page asks for the
-authenticator's code or, on request, a recovery code, and a wrong one re-shows it with the error.
+authenticator's code or, on request, a recovery code, and a wrong one re-shows it with the error. An account
+with a passkey is offered it there ("Use your passkey", the page's main action when it is the first
+method): the script asks `/signin/second-factor/passkey-options` for options bound to the mfa_token, then
+posts the assertion in the form's `credential` field with method `webauthn`.
+
+A passkey also signs in without a password: the sign-in page's "Sign in with a passkey" (hidden unless the
+browser has WebAuthn) asks `/signin/passkey/options` (options for nobody: discoverable credentials, user
+verification required) and posts the assertion to `/signin/passkey`, which starts the session as the
+password sign-in does. Both options endpoints write a challenge row and are limited per client address
+(RATE_LIMIT_PASSKEY_OPTIONS); a refused assertion re-shows its page with the error.
 
 Each form's POST is limited per client address like its API twin, on the same counters: sign-in with the
 token endpoint (`token`), sign-up with `POST /auth/register`, forgot with `POST /auth/password/forgot`.
 """
 
 import asyncio
+import functools
 import time
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Query, Request
@@ -28,8 +39,9 @@ from app.core import templating
 from app.core.dependencies import ContextDep, SessionDep, SettingsDep
 from app.core.errors import PyauthError
 from app.mfa import login as mfa_login
-from app.mfa.methods import METHODS
+from app.mfa.methods import METHODS, WebAuthnMethod
 from app.oidc import signin_return
+from app.passkeys.errors import PasskeyInvalid, PasskeyRefused
 from app.passwords import policy
 from app.passwords.dependencies import HasherDep
 from app.ratelimit.dependencies import limit_request
@@ -46,7 +58,13 @@ FormReturnTo = Annotated[str, Form(max_length=return_to.MAX_LENGTH)]
 FormMfaToken = Annotated[str, Form(max_length=128)]
 FormCode = Annotated[str, Form(max_length=max(method.max_length for method in METHODS))]
 FormMethod = Annotated[str, Form(max_length=32)]
+FormCredential = Annotated[str, Form(max_length=WebAuthnMethod.max_length)]
 SECOND_FACTOR_PATH = "/signin/second-factor"
+SECOND_FACTOR_PASSKEY_OPTIONS_PATH = "/signin/second-factor/passkey-options"
+PASSKEY_SIGNIN_PATH = "/signin/passkey"
+PASSKEY_OPTIONS_PATH = "/signin/passkey/options"
+PASSKEY_SCRIPT = "passkey-signin.js"
+WEBAUTHN = WebAuthnMethod.name
 QueryReturnTo = Annotated[str, Query(max_length=return_to.MAX_LENGTH)]
 PASSWORD_ERRORS = (*policy.NEW_PASSWORD_ERRORS,)
 
@@ -85,7 +103,10 @@ def _signin_page(
         "pages/signin.html",
         title=pages.SIGNIN_TITLE,
         status_code=error.status_code if error else 200,
+        scripts=(PASSKEY_SCRIPT,),
         action="/signin",
+        passkey_action=PASSKEY_SIGNIN_PATH,
+        passkey_options_url=PASSKEY_OPTIONS_PATH,
         return_to=target,
         email=email,
         error=page.error_text(error) if error else None,
@@ -118,18 +139,20 @@ def _second_factor_page(
     error: PyauthError | None = None,
     client_origin: str | None = None,
 ) -> Response:
-    """The second page: one field for the chosen method's code, and a button to switch to the other."""
+    """The second page: the chosen method (a field for its code, or the passkey button), and a button
+    for each other method (the passkey's uses it at once)."""
     method = method if method in methods else methods[0]
-    other = next((name for name in methods if name != method), None)
     response = page.render(
         "pages/second_factor.html",
-        title=pages.SECOND_FACTOR_TITLE,
+        title=pages.PASSKEY_STEP_TITLE if method == WEBAUTHN else pages.SECOND_FACTOR_TITLE,
         status_code=error.status_code if error else 200,
+        scripts=(PASSKEY_SCRIPT,) if WEBAUTHN in methods else (),
         action=SECOND_FACTOR_PATH,
+        passkey_options_url=SECOND_FACTOR_PASSKEY_OPTIONS_PATH,
         return_to=target,
         mfa_token=mfa_token,
         method=method,
-        other_method=other,
+        other_methods=[name for name in methods if name != method],
         error=page.error_text(error) if error else None,
         signin_url=_with_return_to("/signin", target),
     )
@@ -228,12 +251,14 @@ async def second_factor(
     mfa_token: FormMfaToken = "",
     method: FormMethod = "",
     code: FormCode = "",
+    credential: FormCredential = "",
     csrf_token: FormCsrf = "",
     return_to_: Annotated[str, Form(alias="return_to", max_length=2048)] = "",
 ) -> Response:
-    """The second step: with a code, the mfa grant's checks (throttle, audit, single use) and then the
-    browser session; without one, the page again for `method` (the switch to a recovery code). A token
-    that is not a live one of the hosted pages is refused before anything is counted."""
+    """The second step: with a code (or, for `webauthn`, the passkey's `credential`), the mfa grant's
+    checks (throttle, audit, single use) and then the browser session; without one, the page again for
+    `method` (the switch to another method). A token that is not a live one of the hosted pages is
+    refused before anything is counted."""
     try:
         page.check_csrf(csrf_token)
         target = return_to.checked(return_to_)
@@ -248,7 +273,9 @@ async def second_factor(
     if user is None or not methods:
         return page.error(pages.SecondStepExpired())
     origin = await signin_return.client_origin(db, target)
-    if not code.strip():
+    method = method if method in methods else methods[0]
+    value = (credential if method == WEBAUTHN else code).strip()
+    if not value:
         return _second_factor_page(
             page, target, mfa_token=mfa_token, methods=methods, method=method, client_origin=origin
         )
@@ -259,12 +286,26 @@ async def second_factor(
         signed_in = await service.complete_second_step(
             db,
             mfa_token=mfa_token,
-            method_name=method if method in methods else methods[0],
-            value=code.strip(),
+            method_name=method,
+            value=value,
             replaces=current[0] if current else None,
             settings=settings,
             ctx=ctx,
         )
+    except PasskeyRefused as refused:
+        # Rolled back, the challenge spent and the refusal audited by its handler; then this page.
+        raise pages.RefusedOnPage(
+            refused,
+            lambda: _second_factor_page(
+                page,
+                target,
+                mfa_token=mfa_token,
+                methods=methods,
+                method=WEBAUTHN,
+                error=PasskeyInvalid(),
+                client_origin=origin,
+            ),
+        ) from None
     except PyauthError as error:
         return _second_factor_page(
             page,
@@ -275,6 +316,91 @@ async def second_factor(
             error=error,
             client_origin=origin,
         )
+    return _signed_in(page, target, signed_in, settings)
+
+
+@router.post(SECOND_FACTOR_PASSKEY_OPTIONS_PATH)
+async def second_factor_passkey_options(
+    request: Request,
+    page: WebPagesDep,
+    db: SessionDep,
+    settings: SettingsDep,
+    ctx: ContextDep,
+    response: Response,
+    mfa_token: FormMfaToken = "",
+    csrf_token: FormCsrf = "",
+) -> dict[str, Any]:
+    """PublicKeyCredentialRequestOptionsJSON for the second page's passkey (JSON, for its script): the
+    account's passkeys allowed, the challenge bound to this mfa_token (`app.mfa.login.webauthn_options`).
+    The token is not spent: the second step's form spends it."""
+    response.headers["Cache-Control"] = "no-store"
+    page.check_csrf(csrf_token)
+    await limit_request(request, "passkey_options", "RATE_LIMIT_PASSKEY_OPTIONS", ctx, settings)
+    if not mfa_token or await mfa_login.live_hosted_ticket(db, mfa_token, ctx.now) is None:
+        raise pages.SecondStepExpired()
+    return await mfa_login.webauthn_options(db, mfa_token=mfa_token, settings=settings, ctx=ctx)
+
+
+@router.post(PASSKEY_OPTIONS_PATH)
+async def passkey_options(
+    request: Request,
+    page: WebPagesDep,
+    db: SessionDep,
+    settings: SettingsDep,
+    ctx: ContextDep,
+    response: Response,
+    csrf_token: FormCsrf = "",
+) -> dict[str, Any]:
+    """PublicKeyCredentialRequestOptionsJSON for a passwordless sign-in (JSON, for the sign-in page's
+    script): an empty allowCredentials, user verification required."""
+    response.headers["Cache-Control"] = "no-store"
+    page.check_csrf(csrf_token)
+    await limit_request(request, "passkey_options", "RATE_LIMIT_PASSKEY_OPTIONS", ctx, settings)
+    return await service.passwordless_options(db, settings=settings, ctx=ctx)
+
+
+@router.post(PASSKEY_SIGNIN_PATH)
+async def passkey_signin(
+    request: Request,
+    page: WebPagesDep,
+    db: SessionDep,
+    settings: SettingsDep,
+    ctx: ContextDep,
+    credential: FormCredential = "",
+    csrf_token: FormCsrf = "",
+    return_to_: Annotated[str, Form(alias="return_to", max_length=2048)] = "",
+) -> Response:
+    """Sign in with a passkey alone: the assertion (AuthenticationResponseJSON in `credential`) verified,
+    then, like the password sign-in, a new browser session (any current one ends), a new CSRF secret and a
+    303 to `return_to`. Limited like the sign-in form; a refusal re-shows the sign-in page with the error
+    and is audited (`passkey.assertion_failed` with its reason, and `login.failed`)."""
+    try:
+        page.check_csrf(csrf_token)
+        target = return_to.checked(return_to_)
+    except PyauthError as error:
+        return page.error(error)
+    origin = await signin_return.client_origin(db, target)
+    try:
+        await limit_request(request, "token", "RATE_LIMIT_TOKEN", ctx, settings)
+        current = await service.current(
+            db, cookies.read(request, cookies.SSO_NAME, settings), settings=settings, ctx=ctx
+        )
+        signed_in = await service.sign_in_with_passkey(
+            db,
+            credential=credential,
+            replaces=current[0] if current else None,
+            settings=settings,
+            ctx=ctx,
+        )
+    except PasskeyRefused as refused:
+        raise pages.RefusedOnPage(
+            refused,
+            lambda: _signin_page(page, target, error=PasskeyInvalid(), client_origin=origin),
+            # `refused` itself, not the name, which Python unbinds when the except clause ends.
+            also=functools.partial(service.record_passkey_sign_in_refused, refused=refused, ctx=ctx),
+        ) from None
+    except PyauthError as error:
+        return _signin_page(page, target, error=error, client_origin=origin)
     return _signed_in(page, target, signed_in, settings)
 
 

@@ -3,20 +3,23 @@ Accept-Language) and brand, its CSRF secret, and the headers and cookies every p
 the errors a page shows are here, marked for the catalog: the services' own messages are the API's
 English."""
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 from urllib.parse import parse_qs, urlsplit
 
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.account.service import EmailAlreadyRegistered
 from app.auth.errors import EmailNotVerified, InvalidCredentials
 from app.core import templating
 from app.core.dependencies import RequestLocale, SettingsDep
-from app.core.errors import PyauthError
+from app.core.errors import PyauthError, RolledBackRefusal
 from app.core.templating import N_
 from app.mfa.errors import InvalidSecondFactor, SecondFactorThrottled
 from app.oidc.discovery import AUTHORIZE_PATH
+from app.passkeys.errors import PasskeyInvalid
 from app.passwords import policy
 from app.passwords.hashing import HashQueueFull
 from app.ratelimit.service import LoginThrottled, PasswordResetRequired, RateLimited
@@ -33,6 +36,7 @@ SIGNOUT_TITLE = N_("Sign out")
 ERROR_TITLE = N_("Something went wrong")
 CHECK_MAIL_TITLE = N_("Check your mail")
 SECOND_FACTOR_TITLE = N_("Enter the code from your authenticator app")
+PASSKEY_STEP_TITLE = N_("Confirm with your passkey")
 
 
 class SecondStepExpired(PyauthError):
@@ -50,6 +54,7 @@ MESSAGES: tuple[tuple[type[PyauthError], str], ...] = (
     (PasswordResetRequired, N_("Too many failed attempts. Reset your password to sign in again.")),
     (SecondFactorThrottled, N_("Too many wrong codes. Wait a moment, then try again.")),
     (InvalidSecondFactor, N_("This code is not right, or it was already used.")),
+    (PasskeyInvalid, N_("Your passkey could not be verified. Try again.")),
     (SecondStepExpired, SecondStepExpired.message),
     (LoginThrottled, N_("Too many failed attempts. Wait a moment, then try again.")),
     (RateLimited, N_("Too many requests. Wait a moment, then try again.")),
@@ -70,6 +75,29 @@ MESSAGES: tuple[tuple[type[PyauthError], str], ...] = (
 )
 PASSWORD_HINT = N_("At least %(min)s characters. A few unusual words make a good one.")
 UNKNOWN_ERROR = N_("The request could not be processed.")
+
+
+class RefusedOnPage(RolledBackRefusal):
+    """A refusal that rolls its request back (a passkey's: `PasskeyRefused`), answered with a page: the
+    refusal's own record is kept, then what `also` records, and `page()` is the answer."""
+
+    def __init__(
+        self,
+        refusal: RolledBackRefusal,
+        page: Callable[[], Response],
+        *,
+        also: Callable[[AsyncSession], Awaitable[None]] | None = None,
+    ) -> None:
+        super().__init__(refusal.error, db=refusal.db)
+        self.refusal, self.page, self.also = refusal, page, also
+
+    async def keep(self, db: AsyncSession) -> None:
+        await self.refusal.keep(db)
+        if self.also is not None:
+            await self.also(db)
+
+    def answer(self) -> Response:
+        return self.page()
 
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")

@@ -5,6 +5,12 @@ For an account with a second factor the password step ends in `SecondStepNeeded`
 hosted pages (`app.mfa.login`) that the second page carries, completed by `complete_second_step` with the
 same checks, throttle and audit as the mfa grant; the browser session then records every method in `amr`.
 
+A passkey signs in on its own too (passwordless, `sign_in_with_passkey`): the assertion answers options
+issued for nobody (`passwordless_options`), the authenticator names the account by its user handle, and
+user verification is required, so the passkey proves two factors: what the user has (the key: `hwk`, or
+`swk` for one that may be synced) and what the user knows or is (the PIN or biometric unlocking it:
+`user`), hence `mfa` and the MFA acr (RFC 8176 §2). The account-state rules are the password step's.
+
 Registration and forgot-password are the account lifecycle's own services (`app.account`), called as the
 API calls them; only the sign-in and sign-out are the pages' own.
 """
@@ -13,11 +19,13 @@ import logging
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.events import AuditEvent
 from app.audit.service import record
+from app.auth.errors import EmailNotVerified
 from app.auth.login.flow import LoginFlow, LoginRequest
 from app.auth.login.pipeline import authenticate
 from app.auth.login.second_factor import MfaRequired
@@ -28,6 +36,8 @@ from app.core.context import RequestContext
 from app.metrics import instruments as metrics
 from app.mfa import login as mfa_login
 from app.mfa.methods import METHODS, enrolled_methods
+from app.passkeys import service as passkeys
+from app.passkeys.errors import PasskeyRefused
 from app.passwords.hashing import PasswordHasher
 from app.passwords.policy import normalize_password, refuse_oversized
 from app.sso import service as browser_sessions
@@ -115,6 +125,75 @@ async def complete_second_step(
     return await _start(db, step.authentication, replaces=replaces, settings=settings, ctx=ctx)
 
 
+# RFC 8176 §2 "user": a user-presence test with verification (the PIN or biometric a UV passkey asks).
+USER_VERIFIED_METHOD = "user"
+
+
+async def passwordless_options(
+    db: AsyncSession, *, settings: Settings, ctx: RequestContext
+) -> dict[str, Any]:
+    """PublicKeyCredentialRequestOptionsJSON of a passwordless sign-in: issued for nobody, an empty
+    allowCredentials (the authenticator offers its discoverable credentials), user verification required."""
+    return await passkeys.authentication_options(db, None, settings=settings, ctx=ctx)
+
+
+async def sign_in_with_passkey(
+    db: AsyncSession,
+    *,
+    credential: str,
+    replaces: BrowserSession | None,
+    settings: Settings,
+    ctx: RequestContext,
+) -> SignedIn:
+    """A passwordless sign-in: verify the assertion (a refusal raises `PasskeyRefused`, which audits it),
+    apply the password step's account rules (an inactive account is refused by the verification; an
+    unverified one is told so), then start the browser session like the password sign-in."""
+    verified = await passkeys.verify_assertion(db, credential, user=None, settings=settings, ctx=ctx)
+    user = verified.user
+    if not user.is_verified and not settings.ALLOW_UNVERIFIED_LOGIN:
+        await record(
+            db,
+            AuditEvent.LOGIN_FAILED,
+            ctx=ctx,
+            user_id=user.id,
+            reason="unverified",
+            details={"method": "passkey", "passkey_id": str(verified.passkey.id)},
+        )
+        metrics.count_login("unverified")
+        log.info("passkey sign-in refused: unverified user=%s", user.id)
+        raise EmailNotVerified()
+    authentication = Authentication(
+        user=user,
+        amr=(verified.amr, USER_VERIFIED_METHOD, "mfa"),
+        auth_time=ctx.now,
+        known_device=False,
+        device_token=None,
+    )
+    return await _start(
+        db,
+        authentication,
+        replaces=replaces,
+        settings=settings,
+        ctx=ctx,
+        details={"method": "passkey", "passkey_id": str(verified.passkey.id)},
+    )
+
+
+async def record_passkey_sign_in_refused(
+    db: AsyncSession, refused: PasskeyRefused, ctx: RequestContext
+) -> None:
+    """The `login.failed` of a refused passwordless sign-in, beside the passkey's own audit of why
+    (`passkey.assertion_failed`, written by the refusal)."""
+    await record(
+        db,
+        AuditEvent.LOGIN_FAILED,
+        ctx=ctx,
+        user_id=refused.user_id,
+        reason=refused.reason,
+        details={"method": "passkey"},
+    )
+
+
 async def _start(
     db: AsyncSession,
     authentication: Authentication,
@@ -122,6 +201,7 @@ async def _start(
     replaces: BrowserSession | None,
     settings: Settings,
     ctx: RequestContext,
+    details: Mapping[str, object] | None = None,
 ) -> SignedIn:
     if replaces is not None:
         await browser_sessions.end(db, replaces, reason=browser_sessions.REPLACED, now=ctx.now)
@@ -134,7 +214,7 @@ async def _start(
         ctx=ctx,
     )
     # The audit trail's `session_id` names API sessions; a browser session is told apart in the details.
-    details: dict[str, object] = {"browser_session": str(browser_session.id)}
+    details = {"browser_session": str(browser_session.id), **(details or {})}
     if authentication.known_device:
         details["known_device"] = True
     await record(db, AuditEvent.LOGIN_SUCCEEDED, ctx=ctx, user_id=authentication.user.id, details=details)

@@ -43,6 +43,7 @@ from tests.browser.helpers import (
     served_in_thread,
     slug,
 )
+from tests.browser.virtual_authenticator import webauthn_settings
 from tests.conftest import SwappedClock, delete_live_accounts, make_settings, rows_set_aside
 from tests.servers import loopback_socket, url_of
 
@@ -69,7 +70,8 @@ async def shared_live_server(engine: AsyncEngine) -> AsyncIterator[SharedServer]
     table = SigningKey.__table__
     assert isinstance(table, Table)
     sock = loopback_socket()
-    settings = make_settings(PUBLIC_BASE_URL=url_of(sock))
+    # Passkey pages are opened at localhost (no IP address is an RP id): see virtual_authenticator.
+    settings = make_settings(PUBLIC_BASE_URL=url_of(sock), **webauthn_settings(url_of(sock)))
     clock = SwappedClock()
     # The app commits its first signing key at start: set the table's rows aside, as the resource tests do.
     async with rows_set_aside(engine, table):

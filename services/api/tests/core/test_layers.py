@@ -59,6 +59,7 @@ ALLOWED: dict[str, set[str]] = {
         "metrics",
         "mfa",
         "oidc",
+        "passkeys",
         "passwords",
         "ratelimit",
         "sso",
