@@ -12,6 +12,7 @@ that URL, both from PUBLIC_BASE_URL (`Settings.webauthn_rp_id`, `webauthn_origin
 import base64
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import httpx
 import pyotp
@@ -30,9 +31,10 @@ from app.keys.models import SigningKey
 from app.main import create_app
 from tests.auth.helpers import PASSWORD, live_email, signed_up
 from tests.browser.conftest import LiveServer
-from tests.browser.helpers import Browser, served_in_thread
+from tests.browser.helpers import PHONE, Browser, served_in_thread
 from tests.conftest import make_settings, rows_set_aside
 from tests.servers import loopback_socket
+from tools.screenshots import capture
 
 
 @pytest.fixture
@@ -132,3 +134,30 @@ async def test_adding_a_passkey_and_an_authenticator_app_on_the_security_page_th
     browser.press("Continue")
     assert browser.title == "Account security · pyauth"
     assert "On since" in browser.driver.page_source
+
+
+async def test_the_screenshots_tool_captures_the_security_page_at_phone_width(
+    on_localhost: Browser, virtual_authenticator: None, clock: ManualClock, tmp_path: Path
+) -> None:
+    """`tools/screenshots.py` (the README's picture of the page) runs its steps on this browser."""
+    browser = on_localhost
+    async with httpx.AsyncClient(base_url=browser.base_url) as client:
+        email, _ = await signed_up(client, live_email("shots"))
+    saved = capture(
+        browser.driver,
+        browser.base_url,
+        tmp_path,
+        email=email,
+        password=PASSWORD,
+        window=PHONE,
+        now=clock.now,
+    )
+    assert [path.name for path in saved] == [
+        "account-security.png",
+        "account-security-totp.png",
+        "account-security-codes.png",
+        "account-security-done.png",
+    ]
+    for path in saved:
+        assert path.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    assert browser.fits_the_width()
