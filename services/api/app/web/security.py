@@ -76,6 +76,15 @@ FormName = Annotated[str, Form(max_length=MAX_NAME_LENGTH)]
 FormCredential = Annotated[str, Form(max_length=MAX_CREDENTIAL_LENGTH)]
 FormConfirm = Annotated[str, Form(max_length=8)]
 
+
+class SignedOut(PyauthError):
+    """The page script's request without a live browser session (it ended while the page was open)."""
+
+    status_code = 401
+    code = "signed_out"
+    message = N_("You are signed out. Sign in again, then add the passkey.")
+
+
 # The page's words for each refusal of this page (others: `WebPages.error_text`).
 MESSAGES: tuple[tuple[type[PyauthError], str], ...] = (
     (
@@ -90,6 +99,7 @@ MESSAGES: tuple[tuple[type[PyauthError], str], ...] = (
     (PasskeyAlreadyRegistered, N_("This passkey is registered already.")),
     (TooManyPasskeys, N_("This account has as many passkeys as it may have. Remove one first.")),
     (PasskeyNotFound, N_("This passkey does not exist (any more).")),
+    (SignedOut, SignedOut.message),
 )
 # What the page says after a change that redirects back to it (`?done=`): nothing else is shown.
 DONE: Mapping[str, str] = {
@@ -175,11 +185,6 @@ async def _security_page(
     )
 
 
-def _refused(page: WebPages, error: PyauthError) -> Response:
-    """A refusal before the session is known (CSRF): the error page."""
-    return page.error(error)
-
-
 async def _checked(
     request: Request,
     page: WebPages,
@@ -194,7 +199,7 @@ async def _checked(
     try:
         page.check_csrf(csrf_token)
     except PyauthError as error:
-        return _refused(page, error)
+        return page.error(error)
     current = await _signed_in(request, db, settings, ctx)
     if current is None:
         return page.redirect(SIGN_IN_AGAIN)
@@ -398,7 +403,7 @@ async def passkey_options(
         return _json_refusal(page, error)
     current = await _signed_in(request, db, settings, ctx)
     if current is None:
-        return JSONResponse({"error": "signed_out", "message": ""}, status_code=401)
+        return _json_refusal(page, SignedOut())
     browser_session, user = current
     try:
         require_recent_sign_in(browser_session.auth_time, settings=settings, now=ctx.now)

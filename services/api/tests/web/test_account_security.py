@@ -147,6 +147,11 @@ async def test_without_a_browser_session_the_page_and_its_forms_send_the_browser
         assert answer.headers["location"] == "/signin?return_to=%2Faccount%2Fsecurity"
     refused = await client.post(f"{PAGE}/passkeys/options", data={"csrf_token": token})
     assert refused.status_code == 401
+    assert refused.json() == {
+        "error": "signed_out",
+        "message": "You are signed out. Sign in again, then add the passkey.",
+    }
+    assert refused.headers["cache-control"] == "no-store"
 
 
 async def test_the_account_page_links_to_the_security_page_which_shows_the_factors(
