@@ -161,3 +161,29 @@ async def test_the_screenshots_tool_captures_the_security_page_at_phone_width(
     for path in saved:
         assert path.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     assert browser.fits_the_width()
+
+
+async def test_without_webauthn_in_the_browser_the_add_passkey_form_stays_hidden(
+    on_localhost: Browser, clock: ManualClock
+) -> None:
+    """Progressive enhancement: a browser without `window.PublicKeyCredential` (played by removing it
+    before any page script runs) is told it cannot create passkeys and gets no button that would fail."""
+    browser = on_localhost
+    async with httpx.AsyncClient(base_url=browser.base_url) as client:
+        email, _ = await signed_up(client, live_email("nowebauthn"))
+    added = browser.driver.execute_cdp_cmd(
+        "Page.addScriptToEvaluateOnNewDocument", {"source": "delete window.PublicKeyCredential;"}
+    )
+    try:
+        browser.visit("/signin?return_to=%2Faccount%2Fsecurity")
+        browser.fill("Email address", email)
+        browser.fill("Password", PASSWORD)
+        browser.press("Sign in")
+        assert browser.title == "Account security · pyauth"
+        assert browser.wait_for("#passkey-unsupported").text == "This browser cannot create passkeys."
+        assert not browser.driver.find_element(By.ID, "passkey-add").is_displayed()
+        assert browser.button("Set up an authenticator app").is_displayed()  # the rest works without it
+    finally:
+        browser.driver.execute_cdp_cmd(
+            "Page.removeScriptToEvaluateOnNewDocument", {"identifier": added["identifier"]}
+        )
