@@ -46,6 +46,7 @@ from app.passkeys import endpoints as passkeys_endpoints
 from app.passwords.hashing import PasswordHasher
 from app.users import endpoints as users_endpoints
 from app.web import endpoints as web_endpoints
+from app.web import security as web_security
 
 log = logging.getLogger("pyauth.main")
 # Swagger UI's and ReDoc's files as the fastapi-offline package ships them (swagger-ui-dist, redoc).
@@ -137,6 +138,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.include_router(audit_endpoints.admin_router)
     app.include_router(audit_endpoints.own_router)
     app.include_router(web_endpoints.router)  # the hosted pages and their stylesheet
+    app.include_router(web_security.router)  # /account/security
     app.include_router(oidc_endpoints.router)  # /oauth2/authorize
     app.include_router(oidc_endpoints.grants_router)  # /users/me/grants
     app.include_router(passkeys_endpoints.router)  # /users/me/passkeys

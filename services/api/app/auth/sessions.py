@@ -83,6 +83,12 @@ class Authenticated:
     session: AuthSession
     amr: tuple[str, ...] = ()
 
+    @property
+    def auth_time(self) -> datetime:
+        """When the user authenticated (OIDC Core `auth_time`): the session began at its login, and its
+        tokens carry this time (`session_authentication`)."""
+        return self.session.created_at
+
 
 def session_authentication(auth_session: AuthSession, user: User) -> Authentication:
     """The authentication a session began with, for tokens issued by refreshing it: `auth_time` stays

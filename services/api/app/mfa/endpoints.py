@@ -61,7 +61,7 @@ async def list_factors(auth: CurrentAuth, db: SessionDep, response: Response) ->
 async def enrol_totp(
     auth: CurrentAuth, db: SessionDep, settings: SettingsDep, ctx: ContextDep, response: Response
 ) -> TotpEnrolmentRead:
-    enrolment = await service.enrol_totp(db, auth, settings=settings, ctx=ctx)
+    enrolment = await service.enrol_totp(db, auth.user, auth_time=auth.auth_time, settings=settings, ctx=ctx)
     _no_store(response)
     return TotpEnrolmentRead(secret=enrolment.secret, otpauth_uri=enrolment.otpauth_uri)
 
@@ -81,7 +81,9 @@ async def confirm_totp(
     ctx: ContextDep,
     response: Response,
 ) -> RecoveryCodesRead:
-    codes = await service.confirm_totp(db, auth, body.code, settings=settings, ctx=ctx)
+    codes = await service.confirm_totp(
+        db, auth.user, body.code, auth_time=auth.auth_time, settings=settings, ctx=ctx
+    )
     _no_store(response)
     return RecoveryCodesRead(recovery_codes=codes)
 
@@ -92,7 +94,7 @@ async def confirm_totp(
     responses=error_responses(401, UNAVAILABLE, raises=(ReauthenticationRequired, MfaNotEnabled)),
 )
 async def remove_totp(auth: CurrentAuth, db: SessionDep, settings: SettingsDep, ctx: ContextDep) -> Response:
-    await service.remove_totp(db, auth, settings=settings, ctx=ctx)
+    await service.remove_totp(db, auth.user, auth_time=auth.auth_time, settings=settings, ctx=ctx)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -104,7 +106,9 @@ async def remove_totp(auth: CurrentAuth, db: SessionDep, settings: SettingsDep, 
 async def regenerate_recovery_codes(
     auth: CurrentAuth, db: SessionDep, settings: SettingsDep, ctx: ContextDep, response: Response
 ) -> RecoveryCodesRead:
-    codes = await service.regenerate_recovery_codes(db, auth, settings=settings, ctx=ctx)
+    codes = await service.regenerate_recovery_codes(
+        db, auth.user, auth_time=auth.auth_time, settings=settings, ctx=ctx
+    )
     _no_store(response)
     return RecoveryCodesRead(recovery_codes=codes)
 

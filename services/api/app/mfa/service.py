@@ -1,21 +1,21 @@
 """Managing one's own second factors: enrol a TOTP authenticator and confirm it, remove it, replace the
 recovery codes, list what is active; and an administrator's reset of a user's factors (`reset_factors`).
 
-Each change needs a recent sign-in: the session's login (`auth_time`, the session's `created_at`) within
-MFA_REAUTH_SECONDS, so a stolen long-lived session cannot add or remove a factor. Each finished change is
-audited and mailed to the account's address.
+Each change needs a recent sign-in (`app.auth.recent_sign_in`): the caller passes the time of the user's
+last authentication (`auth_time`: the API session's, or the hosted pages' browser session's), which must be
+within MFA_REAUTH_SECONDS, so a stolen long-lived session cannot add or remove a factor. Each finished
+change is audited and mailed to the account's address.
 """
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.events import AuditEvent
 from app.audit.service import record
-from app.auth.errors import ReauthenticationRequired
-from app.auth.sessions import Authenticated
+from app.auth.recent_sign_in import require_recent_sign_in
 from app.core.config import Settings
 from app.core.context import RequestContext
 from app.mail import outbox
@@ -55,11 +55,6 @@ class Factors:
     recovery_codes_remaining: int
 
 
-def require_recent_sign_in(auth: Authenticated, *, settings: Settings, now: datetime) -> None:
-    if now - auth.session.created_at > timedelta(seconds=settings.MFA_REAUTH_SECONDS):
-        raise ReauthenticationRequired()
-
-
 async def _notify(
     db: AsyncSession, user: User, change: mails.FactorChange, *, settings: Settings, now: datetime
 ) -> None:
@@ -70,26 +65,45 @@ async def _notify(
 
 
 async def enrol_totp(
-    db: AsyncSession, auth: Authenticated, *, settings: Settings, ctx: RequestContext
+    db: AsyncSession, user: User, *, auth_time: datetime, settings: Settings, ctx: RequestContext
 ) -> TotpEnrolment:
     """A new secret, stored encrypted and not yet active (a pending one is replaced)."""
-    require_recent_sign_in(auth, settings=settings, now=ctx.now)
-    user = auth.user
+    require_recent_sign_in(auth_time, settings=settings, now=ctx.now)
     secret = totp.new_secret()
     sealed = secret_box.seal(secret, user_id=user.id, settings=settings)
     if not await repository.put_pending_totp(db, user.id, sealed, ctx.now):
         raise TotpAlreadyEnabled()
+    return _enrolment(secret, user, settings)
+
+
+def _enrolment(secret: str, user: User, settings: Settings) -> TotpEnrolment:
     issuer = settings.MFA_TOTP_ISSUER or settings.SERVICE_NAME
     return TotpEnrolment(secret, totp.provisioning_uri(secret, account=user.email, issuer=issuer))
 
 
+async def pending_totp(db: AsyncSession, user: User, *, settings: Settings) -> TotpEnrolment | None:
+    """The enrolment waiting for its confirmation code, if any: the hosted page shows it again after a
+    wrong code (the secret stays; a new enrolment would replace it)."""
+    row = await repository.get_totp(db, user.id)
+    if row is None or row.confirmed_at is not None:
+        return None
+    return _enrolment(
+        secret_box.open_sealed(row.secret_encrypted, user_id=user.id, settings=settings), user, settings
+    )
+
+
 async def confirm_totp(
-    db: AsyncSession, auth: Authenticated, code: str, *, settings: Settings, ctx: RequestContext
+    db: AsyncSession,
+    user: User,
+    code: str,
+    *,
+    auth_time: datetime,
+    settings: Settings,
+    ctx: RequestContext,
 ) -> list[str]:
     """Activate the pending authenticator with one valid code; answer the ten recovery codes (only now:
     only their digests are kept)."""
-    require_recent_sign_in(auth, settings=settings, now=ctx.now)
-    user = auth.user
+    require_recent_sign_in(auth_time, settings=settings, now=ctx.now)
     row = await repository.get_totp(db, user.id)
     if row is None or row.confirmed_at is not None:
         raise TotpNotPending()
@@ -107,11 +121,10 @@ async def confirm_totp(
 
 
 async def remove_totp(
-    db: AsyncSession, auth: Authenticated, *, settings: Settings, ctx: RequestContext
+    db: AsyncSession, user: User, *, auth_time: datetime, settings: Settings, ctx: RequestContext
 ) -> None:
     """Remove the authenticator and, with no factor left, the recovery codes."""
-    require_recent_sign_in(auth, settings=settings, now=ctx.now)
-    user = auth.user
+    require_recent_sign_in(auth_time, settings=settings, now=ctx.now)
     if not await repository.delete_totp(db, user.id):
         raise MfaNotEnabled()
     await repository.delete_recovery_codes(db, user.id)
@@ -121,10 +134,9 @@ async def remove_totp(
 
 
 async def regenerate_recovery_codes(
-    db: AsyncSession, auth: Authenticated, *, settings: Settings, ctx: RequestContext
+    db: AsyncSession, user: User, *, auth_time: datetime, settings: Settings, ctx: RequestContext
 ) -> list[str]:
-    require_recent_sign_in(auth, settings=settings, now=ctx.now)
-    user = auth.user
+    require_recent_sign_in(auth_time, settings=settings, now=ctx.now)
     if not await repository.has_confirmed_totp(db, user.id):
         raise MfaNotEnabled()
     codes = await _new_recovery_codes(db, user, ctx.now)

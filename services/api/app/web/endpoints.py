@@ -549,7 +549,11 @@ async def account_page(
     if current is None:
         return page.redirect(_with_return_to("/signin", "/account"))
     return page.render(
-        "pages/account.html", title=pages.ACCOUNT_TITLE, email=current[1].email, action="/signout"
+        "pages/account.html",
+        title=pages.ACCOUNT_TITLE,
+        email=current[1].email,
+        action="/signout",
+        security_url="/account/security",
     )
 
 

@@ -48,7 +48,7 @@ ALLOWED: dict[str, set[str]] = {
         "users",
     },
     "account": {"audit", "auth", "mail", "passwords", "ratelimit", "users"},
-    "passkeys": {"account", "audit", "auth", "keys", "mail", "users"},
+    "passkeys": {"account", "audit", "auth", "mail", "users"},
     "admin": {"account", "audit", "auth", "clients", "mfa", "passwords", "users"},
     "mfa": {"account", "audit", "auth", "clients", "keys", "mail", "passkeys", "ratelimit", "users"},
     "web": {
@@ -87,6 +87,7 @@ HTTP_MODULES = {
     "app.auth.grants.registry",  # the token endpoint's form, derived from the grant table
     "app.web.pages",  # the hosted pages' rendering, cookies and headers
     "app.web.cookies",
+    "app.web.security",  # the /account/security routes
     "app.metrics.listener",
     "app.metrics.middleware",
 }

@@ -1,0 +1,1 @@
+"""Operator tools of pyauth, run from services/api (`python tools/<name>.py`)."""
