@@ -4,13 +4,13 @@ WebAuthn §11: CTAP2, internal transport, resident keys and user verification), 
 app by reading the secret off the page (the code computed with pyotp), sees the recovery codes, signs out,
 and signs in again with the password and the app's code on the second page.
 
-WebAuthn needs a secure context and a domain as the RP id (never an IP address): this test serves pyauth
-on `http://localhost:<port>` (a secure context), so the RP id is `localhost` and the one allowed origin is
-that URL, both from PUBLIC_BASE_URL (`Settings.webauthn_rp_id`, `webauthn_origins`).
+WebAuthn needs a secure context and a domain as the RP id (never an IP address): the pages are opened
+at `http://localhost:<port>`, as the shared browser tests' server allows (see
+tests/browser/virtual_authenticator.py).
 """
 
 import base64
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -18,65 +18,33 @@ import httpx
 import pyotp
 import pytest
 from selenium.webdriver.common.by import By
-from selenium.webdriver.common.virtual_authenticator import (
-    Protocol,
-    Transport,
-    VirtualAuthenticatorOptions,
-)
-from sqlalchemy import Table, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.core.clock import ManualClock
-from app.keys.models import SigningKey
-from app.main import create_app
 from tests.auth.helpers import PASSWORD, live_email, signed_up
 from tests.browser.conftest import LiveServer
-from tests.browser.helpers import PHONE, Browser, served_in_thread
-from tests.conftest import make_settings, rows_set_aside
-from tests.servers import loopback_socket
+from tests.browser.helpers import PHONE, Browser
+from tests.browser.virtual_authenticator import localhost_url, virtual_authenticator
 from tools.screenshots import capture
 
 
 @pytest.fixture
-async def on_localhost(
-    live_server: LiveServer, engine: AsyncEngine, clock: ManualClock, browser: Browser
-) -> AsyncIterator[Browser]:
-    """pyauth served on `http://localhost:<port>` for this test, on its clock, and the browser pointed at
-    it. The signing keys are set aside as for the shared server; `live_server` deletes the test's users."""
-    sock = loopback_socket()
-    url = f"http://localhost:{sock.getsockname()[1]}"
-    table = SigningKey.__table__
-    assert isinstance(table, Table)
-    async with rows_set_aside(engine, table):
-        with served_in_thread(create_app(make_settings(PUBLIC_BASE_URL=url), clock=clock), sock):
-            shared_base = browser.base_url
-            browser.base_url = url
-            try:
-                yield browser
-            finally:
-                browser.base_url = shared_base
+def on_localhost(browser: Browser, live_server: LiveServer) -> Browser:
+    """The browser pointed at the shared pyauth as `http://localhost:<port>` (its WebAuthn origin)."""
+    browser.base_url = localhost_url(live_server.url)
+    return browser
 
 
 @pytest.fixture
-def virtual_authenticator(browser: Browser) -> Iterator[None]:
-    """A platform authenticator with resident keys and user verification that always verifies, removed
-    afterwards so the shared Chromium holds no credential for the next test."""
-    options = VirtualAuthenticatorOptions(
-        protocol=Protocol.CTAP2,
-        transport=Transport.INTERNAL,
-        has_resident_key=True,
-        has_user_verification=True,
-        is_user_verified=True,
-    )
-    browser.driver.add_virtual_authenticator(options)
-    try:
+def authenticator(on_localhost: Browser) -> Iterator[None]:
+    """A platform authenticator (resident keys, user verification), removed after the test."""
+    with virtual_authenticator(on_localhost.driver):
         yield
-    finally:
-        browser.driver.remove_virtual_authenticator()
 
 
 async def test_adding_a_passkey_and_an_authenticator_app_on_the_security_page_then_signing_in_with_it(
-    on_localhost: Browser, virtual_authenticator: None, clock: ManualClock, engine: AsyncEngine
+    on_localhost: Browser, authenticator: None, clock: ManualClock, engine: AsyncEngine
 ) -> None:
     browser = on_localhost
     async with httpx.AsyncClient(base_url=browser.base_url) as client:
@@ -137,7 +105,7 @@ async def test_adding_a_passkey_and_an_authenticator_app_on_the_security_page_th
 
 
 async def test_the_screenshots_tool_captures_the_security_page_at_phone_width(
-    on_localhost: Browser, virtual_authenticator: None, clock: ManualClock, tmp_path: Path
+    on_localhost: Browser, authenticator: None, clock: ManualClock, tmp_path: Path
 ) -> None:
     """`tools/screenshots.py` (the README's picture of the page) runs its steps on this browser."""
     browser = on_localhost
