@@ -2,7 +2,8 @@
 passkey through the page's own script (`passkey-register.js`) with WebDriver's virtual authenticator (W3C
 WebAuthn §11: CTAP2, internal transport, resident keys and user verification), sets up the authenticator
 app by reading the secret off the page (the code computed with pyotp), sees the recovery codes, signs out,
-and signs in again with the password and the app's code on the second page.
+signs in with the passkey it added (no password), signs out, and signs in again with the password and the
+app's code on the second page.
 
 WebAuthn needs a secure context and a domain as the RP id (never an IP address): the pages are opened
 at `http://localhost:<port>`, as the shared browser tests' server allows (see
@@ -88,6 +89,14 @@ async def test_adding_a_passkey_and_an_authenticator_app_on_the_security_page_th
     browser.follow("I have saved them")
     assert "10 recovery codes left." in browser.driver.page_source
     assert browser.foreign_requests() == []
+
+    # Out, and in again with the passkey just added, without the password.
+    browser.visit("/account")
+    browser.press("Sign out")
+    browser.visit("/signin?return_to=%2Faccount%2Fsecurity", wait_for="form[action='/signin/passkey'] button")
+    browser.press("Sign in with a passkey")
+    assert browser.title == "Account security · pyauth", browser.path
+    assert "last used" in browser.driver.page_source  # the passkey's use is recorded
 
     # Out, and in again with the password and the app's next code on the second page.
     browser.visit("/account")
