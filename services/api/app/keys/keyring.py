@@ -11,6 +11,8 @@ naming a key id this process has not seen; the switch to a rotated-in key then h
 
 import asyncio
 import contextlib
+import hashlib
+import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -77,6 +79,19 @@ class CurrentKey:
     retired_at: datetime | None
 
 
+@dataclass(frozen=True, slots=True)
+class PublishedJwks:
+    """The JWK Set's response body (compact JSON) and its strong ETag (RFC 9110 §8.8.3), a digest of it."""
+
+    body: bytes
+    etag: str
+
+    @classmethod
+    def of(cls, jwks: Mapping[str, object]) -> "PublishedJwks":
+        body = json.dumps(jwks, separators=(",", ":"), ensure_ascii=False).encode()
+        return cls(body, f'"{hashlib.sha256(body).hexdigest()[:32]}"')
+
+
 class NoSigningKey(RuntimeError):
     """The database holds no unretired signing key this process can use."""
 
@@ -116,6 +131,7 @@ class KeyRing:
         self._signers: dict[str, CurrentKey] = {}
         self._keys: dict[str, PublishedKey] = {}
         self._jwks: dict[str, list[dict[str, str]]] = {"keys": []}
+        self._jwks_document = PublishedJwks.of(self._jwks)
         self._last_refresh: datetime = clock.now()
         self._last_unknown_kid_refresh: datetime | None = None
         self._refresh_lock = asyncio.Lock()
@@ -176,6 +192,11 @@ class KeyRing:
         """The RFC 7517 JWK Set: `{"keys": [...]}`, the access-token key of the last refresh first, then
         the others newest first (keys waiting for their turn included). Shared: do not mutate."""
         return self._jwks
+
+    def jwks_document(self) -> "PublishedJwks":
+        """The JWK Set as the endpoint sends it: its JSON bytes and their ETag, made when the set changes
+        (not per request)."""
+        return self._jwks_document
 
     def signing_algorithms(self) -> list[str]:
         """The algorithms of the published keys that may verify access tokens."""
@@ -291,6 +312,7 @@ class KeyRing:
             # The access-token key first, then the others newest first (the order `stored` has).
             ordered = sorted(keys.values(), key=lambda key: key.kid != current)
             self._jwks = {"keys": [dict(key.jwk) for key in ordered]}
+            self._jwks_document = PublishedJwks.of(self._jwks)
         self._keys = keys
 
     def _current_kid(self) -> str | None:

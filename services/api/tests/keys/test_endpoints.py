@@ -57,6 +57,31 @@ async def test_jwks_is_served_from_memory_with_cache_headers(
     assert [sql.split()[0] for sql in statements if "signing_keys" in sql] == ["SELECT"]  # one refresh
 
 
+async def test_jwks_etag_answers_304_until_the_key_set_changes(
+    client: httpx.AsyncClient, keyring: KeyRing, clock: ManualClock, rotate: Callable[[], Awaitable[str]]
+) -> None:
+    """RFC 9110 §13.1.2: If-None-Match with the current ETag (also weak, in a list, or `*`) answers 304
+    without a body; another tag gets the set. A rotation makes a new body and so a new ETag."""
+    first = await client.get("/.well-known/jwks.json")
+    etag = first.headers["etag"]
+    assert etag.startswith('"') and etag.endswith('"')
+    for sent in (etag, f"W/{etag}", f'"other", {etag}', "*"):
+        cached = await client.get("/.well-known/jwks.json", headers={"If-None-Match": sent})
+        assert cached.status_code == 304, sent
+        assert cached.content == b""
+        assert cached.headers["etag"] == etag
+        assert cached.headers["cache-control"] == "public, max-age=300"
+    stale = await client.get("/.well-known/jwks.json", headers={"If-None-Match": '"other"'})
+    assert stale.status_code == 200 and stale.json() == first.json()
+
+    await rotate()
+    clock.advance(REFRESH_INTERVAL)
+    rotated = await client.get("/.well-known/jwks.json", headers={"If-None-Match": etag})
+    assert rotated.status_code == 200
+    assert rotated.headers["etag"] != etag
+    assert rotated.json() == keyring.jwks() != first.json()
+
+
 async def test_jwks_lists_exactly_the_public_key(client: httpx.AsyncClient, keyring: KeyRing) -> None:
     # issue 11: the RSA key of RS256 ID tokens is published next to the EC key.
     jwk, rsa_jwk = (await client.get("/.well-known/jwks.json")).json()["keys"]
