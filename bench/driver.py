@@ -112,8 +112,9 @@ MIXED_MAX_P99_OVER_P50 = 10.0
 # TOTP as pyauth enrols it (app/mfa/totp.py): RFC 6238, HMAC-SHA-1, 30-second steps, 6 digits.
 TOTP_STEP_SECONDS = 30
 TOTP_DIGITS = 6
-# `login-mfa`'s accounts: room above the rate bound, for threads' uneven shares.
-MFA_ACCOUNTS_SPARE = 1.25
+# `login-mfa`'s accounts: room above the rate bound, for the threads' uneven shares and for a ceiling measured
+# on a busy machine a little below what the API then does.
+MFA_ACCOUNTS_SPARE = 1.5
 
 
 def say(message: str) -> None:

@@ -217,10 +217,10 @@ def test_a_totp_step_is_30_seconds() -> None:
 
 
 def test_login_mfa_accounts_cover_a_step_at_the_bound_rate_and_the_logins_in_flight() -> None:
-    # 40 logins/s for 15 s: 600 logins, each account at most once per step, 25 % spare, 2 per connection.
-    assert driver.mfa_accounts_needed(40, 15, 64) == 750 + 128
+    # 40 logins/s for 15 s: 600 logins, each account at most once per step, 50 % spare, 2 per connection.
+    assert driver.mfa_accounts_needed(40, 15, 64) == 900 + 128
     # A run longer than a step needs no more: every step frees every account again.
-    assert driver.mfa_accounts_needed(40, 300, 64) == driver.mfa_accounts_needed(40, 30, 64) == 1500 + 128
+    assert driver.mfa_accounts_needed(40, 300, 64) == driver.mfa_accounts_needed(40, 30, 64) == 1800 + 128
 
 
 def test_login_mfa_data_carries_each_accounts_last_step_and_codes_from_the_first_step() -> None:
