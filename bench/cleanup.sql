@@ -1,6 +1,7 @@
 -- Deletes what `make bench` created in the development database: its accounts (bench-…@bench.example),
--- whose sessions, refresh tokens and account tokens go with them (ON DELETE CASCADE), and, where those
--- tables exist, their audit events, queued mails, login throttles and the rate-limit counters of the
+-- whose sessions, refresh tokens, account tokens, login devices and second factors (mfa_totp,
+-- mfa_recovery_codes, mfa_tokens) go with them (ON DELETE CASCADE), and, where those tables exist,
+-- their audit events, queued mails, login throttles (login and mfa) and the rate-limit counters of the
 -- bench's client addresses (198.18.0.0/15, RFC 2544). Run by bench/run.sh before and after every run.
 DO $$
 BEGIN

@@ -9,6 +9,20 @@ Each ceiling is measured right before the scenarios it bounds, so that both see 
 state. Settings come from the environment (bench/run.sh and compose.bench.yaml set them): the URLs,
 BENCH_* durations and concurrency, and BENCH_API_SETTINGS (what the running API is configured with).
 
+One scenario takes two requests per unit: `login-mfa`, a password login with a TOTP second factor (the
+password grant answered 403 `mfa_required`, then the mfa grant answered 200). Its accounts have TOTP
+enrolled through the API (enrol, confirm with a code the driver computes: RFC 6238, standard library).
+pyauth accepts each 30-second step's code once per account, so an account logs in at most once per step:
+the driver makes enough accounts for the run (`mfa_accounts_needed`, from the argon2id verify ceiling and
+`login`'s rate, which bound it), a separate set for the warm-up, waits for the step after the last
+confirmation, and hands wrk each account's codes for the steps of the run (wrk/login_mfa.lua spends each
+account's steps in order, never one twice). Its rate is completed logins per second, its latency from the
+first request to the second answer.
+
+BENCH_SCENARIOS (comma-separated, e.g. `login,login-mfa`) runs only those of `RUNS`, with the ceilings
+they are read against; such a partial run writes bench/results/subset.* (not committed) instead of
+latest.*.
+
 One scenario is not HTTP: token verification in a resource server (`verify`). The `bench-verify`
 container (bench/ceilings/verification.py) runs pyauth-resource against the stack's issuer, pinned to one
 core, on an access token the driver signs in for, next to PyJWT alone with the same key (its ceiling), and
@@ -20,11 +34,15 @@ worker process answered. Exit status: 1 when any run (scenario, mixed or ceiling
 the ratio, tail and mixed targets are reported, never a reason to fail.
 """
 
+import base64
+import hmac
 import itertools
 import json
+import math
 import os
 import platform
 import re
+import struct
 import subprocess
 import sys
 import tempfile
@@ -64,12 +82,17 @@ WRK_SCRIPTS = Path(__file__).resolve().parent / "wrk"
 # Passes the password policy: 15+ characters, not common, nothing of the email or the service name.
 PASSWORD = "quartz-lantern-meadow-4711"  # noqa: S105 - a throw-away password of throw-away accounts
 
-SCENARIOS = ("me", "refresh", "login", "register", "jwks")
+SCENARIOS = ("me", "refresh", "login", "login-mfa", "register", "jwks")
+# What BENCH_SCENARIOS may name: the scenarios, the resource server's verification, and the mixed run.
+RUNS = (*SCENARIOS, "verify", "mixed")
 # scenario: (ceiling it is read against, target fraction of it or None)
 TARGETS: dict[str, tuple[str, float | None]] = {
     "me": ("select", 0.50),
     "refresh": ("select", 0.35),
     "login": ("argon2_verify", 0.90),
+    # One argon2id verify per login too, plus the mfa_token, a second request and the TOTP check: a
+    # little below `login`'s target.
+    "login-mfa": ("argon2_verify", 0.80),
     "register": ("argon2_hash", 0.85),
     "jwks": ("json", None),
 }
@@ -86,6 +109,12 @@ VERIFY_TARGET = 0.75
 MAX_P99_OVER_P50 = 5.0
 TIMES = "\N{MULTIPLICATION SIGN}"
 MIXED_MAX_P99_OVER_P50 = 10.0
+# TOTP as pyauth enrols it (app/mfa/totp.py): RFC 6238, HMAC-SHA-1, 30-second steps, 6 digits.
+TOTP_STEP_SECONDS = 30
+TOTP_DIGITS = 6
+# `login-mfa`'s accounts: room above the rate bound, for the threads' uneven shares and for a ceiling measured
+# on a busy machine a little below what the API then does.
+MFA_ACCOUNTS_SPARE = 1.5
 
 
 def say(message: str) -> None:
@@ -104,11 +133,14 @@ def http(
     *,
     json_body: Any = None,
     form: dict[str, str] | None = None,
+    bearer: str | None = None,
     timeout: float = 30,
 ) -> Any:
     """One setup request, from a client address of its own (see wrk/common.lua), in 198.19.0.0/16."""
     n = next(_setup_addresses) % 65536
     data, headers = None, {"X-Forwarded-For": f"198.19.{n // 256}.{n % 256}"}
+    if bearer is not None:
+        headers["Authorization"] = f"Bearer {bearer}"
     if json_body is not None:
         data = json.dumps(json_body).encode()
         headers["Content-Type"] = "application/json"
@@ -185,6 +217,85 @@ def make_fixtures(run_id: str) -> Fixtures:
     return fixtures
 
 
+# --- login-mfa: accounts with TOTP ---------------------------------------------------------------------
+
+
+def selected_runs(value: str) -> tuple[str, ...]:
+    """BENCH_SCENARIOS, comma-separated names of `RUNS` (empty: all of them), in the bench's order."""
+    names = {name.strip() for name in value.split(",") if name.strip()}
+    if unknown := names - set(RUNS):
+        raise SystemExit(
+            f"bench: BENCH_SCENARIOS names no such run: {', '.join(sorted(unknown))} "
+            f"(known: {', '.join(RUNS)})"
+        )
+    return tuple(name for name in RUNS if not names or name in names)
+
+
+def totp_step(unix_seconds: float) -> int:
+    """The RFC 6238 time step `unix_seconds` falls in."""
+    return int(unix_seconds // TOTP_STEP_SECONDS)
+
+
+def totp_code(secret: str, step: int) -> str:
+    """The code of `step` for a base32 secret (RFC 6238 on RFC 4226's dynamic truncation), as pyotp and
+    authenticator apps compute it."""
+    key = base64.b32decode(secret.upper() + "=" * (-len(secret) % 8))
+    mac = hmac.new(key, struct.pack(">Q", step), "sha1").digest()
+    offset = mac[-1] & 0x0F
+    value = struct.unpack(">I", mac[offset : offset + 4])[0] & 0x7FFFFFFF
+    return str(value % 10**TOTP_DIGITS).zfill(TOTP_DIGITS)
+
+
+def mfa_accounts_needed(logins_per_second: float, seconds: float, connections: int) -> int:
+    """Accounts for a `login-mfa` run of `seconds` at up to `logins_per_second`: each logs in at most
+    once per TOTP step, and the run covers at most min(seconds, one step) of any step; plus those of
+    the logins in flight across a step's end (two per connection: one sent, one queued for its second
+    request), and `MFA_ACCOUNTS_SPARE` for the threads' uneven shares."""
+    per_step = logins_per_second * min(seconds, TOTP_STEP_SECONDS) * MFA_ACCOUNTS_SPARE
+    return math.ceil(per_step) + 2 * connections
+
+
+@dataclass(frozen=True)
+class MfaAccount:
+    """A bench account with TOTP enrolled, and the step its confirmation spent."""
+
+    email: str
+    secret: str
+    last_step: int
+
+
+def mfa_data(accounts: list[MfaAccount], first_step: int, steps: int) -> list[str]:
+    """wrk/login_mfa.lua's data: `steps <first>`, then per account its email, last spent step and the
+    codes of `steps` steps from `first_step` on."""
+    return [f"steps {first_step}"] + [
+        " ".join(
+            [
+                account.email,
+                str(account.last_step),
+                *(totp_code(account.secret, step) for step in range(first_step, first_step + steps)),
+            ]
+        )
+        for account in accounts
+    ]
+
+
+def make_mfa_accounts(run_id: str, label: str, count: int) -> list[MfaAccount]:
+    """`count` accounts `bench-<run>-mfa<label><i>@bench.example`, each registered, signed in, and with
+    TOTP enrolled and confirmed through the API."""
+
+    def enrol(email: str) -> MfaAccount:
+        http("POST", f"{API_URL}/auth/register", json_body={"email": email, "password": PASSWORD})
+        form = {"grant_type": "password", "username": email, "password": PASSWORD}
+        bearer = http("POST", f"{API_URL}/auth/token", form=form)["access_token"]
+        secret = http("POST", f"{API_URL}/users/me/mfa/totp", bearer=bearer)["secret"]
+        step = totp_step(time.time())
+        code = {"code": totp_code(secret, step)}
+        http("POST", f"{API_URL}/users/me/mfa/totp/confirm", json_body=code, bearer=bearer)
+        return MfaAccount(email, secret, step)
+
+    return parallel(enrol, [f"bench-{run_id}-mfa{label}{i}@bench.example" for i in range(count)])
+
+
 # --- requests per worker ---------------------------------------------------------------------------------
 
 WORKER_SAMPLE = re.compile(r'^pyauth_worker_requests_total\{worker="(\d+)"\} ([0-9.e+]+)$', re.MULTILINE)
@@ -246,6 +357,8 @@ class Run:
     sample_error: str | None
     # API worker pid -> requests it answered during the run (empty for the ceilings, or without /metrics)
     per_worker: dict[str, int] = field(default_factory=dict)
+    # What `good`, the rate and the latency count: one request, or (`login-mfa`) a login of two requests.
+    unit: str = "request"
 
     @property
     def clean(self) -> bool:
@@ -253,7 +366,7 @@ class Run:
 
     @property
     def rate(self) -> float:
-        """Answers with the expected status, per second."""
+        """Answers with the expected status (completed units: logins of `login-mfa`), per second."""
         return self.good / self.seconds
 
     @property
@@ -267,6 +380,7 @@ class Run:
             "connections": self.connections,
             "threads": self.threads,
             "seconds": round(self.seconds, 3),
+            "unit": self.unit,
             "requests": self.requests,
             "good_requests": self.good,
             "requests_per_second": round(self.rate, 1),
@@ -344,8 +458,15 @@ class Wrk:
         latency = {f"p{key.removesuffix('.0')}": round(value / 1000, 2) for key, value in percentiles.items()}
         latency["mean"] = round(raw["latency_us"]["mean"] / 1000, 2)
         latency["max"] = round(raw["latency_us"]["max"] / 1000, 2)
-        by_kind = {f"status {status}": count for status, count in raw["unexpected_by_status"].items()}
+        by_kind = {
+            f"status {kind}" if kind.isdigit() else kind: count
+            for kind, count in raw["unexpected_by_status"].items()
+        }
         by_kind.update({kind: errors[kind] for kind in ("connect", "read", "write") if errors[kind]})
+        good, unit = raw["requests"] - raw["unexpected"], "request"
+        if raw.get("completed") is not None:  # a unit of several requests (wrk/login_mfa.lua)
+            good, unit = raw["completed"], "login"
+            latency = unit_latency(raw.get("unit_latency_us"))
         return Run(
             name=name,
             url=url,
@@ -353,13 +474,27 @@ class Wrk:
             threads=threads,
             seconds=raw["duration_us"] / 1e6,
             requests=raw["requests"],
-            good=raw["requests"] - raw["unexpected"],
+            good=good,
             errors=raw["unexpected"] + socket_errors,
             timeouts=errors["timeout"],
             errors_by_kind=by_kind,
             latency_ms=latency,
             sample_error=raw["sample"],
+            unit=unit,
         )
+
+
+def unit_latency(raw: dict[str, Any] | None) -> dict[str, float]:
+    """The latency of completed units, in ms, from what common.lua's done() wrote in microseconds (zeros
+    when none completed)."""
+    if not raw:
+        return {key: 0.0 for key in ("p50", "p75", "p90", "p95", "p99", "p99.9", "mean", "max")}
+    latency = {
+        f"p{key.removesuffix('.0')}": round(value / 1000, 2) for key, value in raw["percentiles"].items()
+    }
+    latency["mean"] = round(raw["mean"] / 1000, 2)
+    latency["max"] = round(raw["max"] / 1000, 2)
+    return latency
 
 
 def measure(
@@ -400,7 +535,7 @@ def measure(
 
 def verdicts(runs: dict[str, Run], ceilings: dict[str, float]) -> dict[str, dict[str, Any]]:
     rows = {}
-    for scenario in SCENARIOS:
+    for scenario in (name for name in SCENARIOS if name in runs):
         run = runs[scenario]
         ceiling_key, target = TARGETS[scenario]
         ratio = run.rate / ceilings[ceiling_key] if ceilings[ceiling_key] else 0.0
@@ -436,7 +571,8 @@ def gate_failures(report: dict[str, Any]) -> list[str]:
     measured or whose library sent any HTTP request to pyauth during its measured loop. The ratio, tail
     and mixed targets are a report only: they depend on the machine."""
     runs = [(f"scenario {name}", row) for name, row in report["scenarios"].items()]
-    runs += [(f"mixed {part}", report["mixed"][part]) for part in ("login", "me")]
+    if "mixed" in report:
+        runs += [(f"mixed {part}", report["mixed"][part]) for part in ("login", "me")]
     runs += [(f"ceiling {name}", row) for name, row in report["ceilings"].items() if "errors" in row]
     failures = []
     verify = report.get("verify")
@@ -468,16 +604,20 @@ def mark(ok: bool | None) -> str:
     return "—" if ok is None else ("yes" if ok else "**no**")
 
 
-def markdown(report: dict[str, Any]) -> str:
+def markdown(report: dict[str, Any], chart_name: str = "latest.png") -> str:
     rows = report["scenarios"]
     ceilings = report["ceilings"]
-    mixed = report["mixed"]
     config = report["config"]
     api = report["api_settings"]
     load = report["machine"]["load_average_1m"]
     lines = [
         "# pyauth benchmark",
         "",
+        *(
+            [f"Partial run: {', '.join(report['runs'])} only (BENCH_SCENARIOS).", ""]
+            if report.get("runs") and tuple(report["runs"]) != RUNS
+            else []
+        ),
         f"{report['finished_at']} · commit {report['git']} · {report['machine']['cpus']} cores "
         f"({report['machine']['cpu_model']}) · {config['connections']} connections, wrk "
         f"{config['threads']} threads, {config['warm_up_seconds']} s warm-up + "
@@ -509,8 +649,20 @@ def markdown(report: dict[str, Any]) -> str:
     lines += [
         "",
         f"Targets: the ratio, zero errors and zero timeouts, and p99 ≤ {MAX_P99_OVER_P50:g} {TIMES} p50. "
-        "Errors are answers with another status than the scenario's (200; 201 for `register`) and "
-        "socket errors.",
+        "Errors are answers with another status than the scenario's (200; 201 for `register`; for "
+        "`login-mfa` 403 `mfa_required`, then 200) and socket errors.",
+        *(
+            [
+                "",
+                "`login-mfa` counts logins, not requests: a login is the password grant (answered 403 "
+                "`mfa_required` with an mfa_token) and the mfa grant with a TOTP code (answered 200), and "
+                "counts once both succeeded; its req/s are completed logins per second "
+                f"({rows['login-mfa']['requests']:,} requests for {rows['login-mfa']['good_requests']:,} "
+                "logins), its latency runs from the first request to the second answer.",
+            ]
+            if "login-mfa" in rows
+            else []
+        ),
         *(verification_markdown(report["verify"]) if "verify" in report else []),
         "",
         "## Ceilings (same run, same cores)",
@@ -524,8 +676,35 @@ def markdown(report: dict[str, Any]) -> str:
         p99 = f"{latency['p99']:.2f}" if latency else "—"
         per_second = ceiling["per_second"]
         lines.append(f"| {CEILING_NAMES[key]} | {per_second:,.1f} | {p50} | {p99} | {ceiling['how']} |")
-    me_solo = rows["me"]["latency_ms"]["p50"]
+    if "mixed" in report:
+        lines += mixed_markdown(report["mixed"], rows.get("me"))
     lines += [
+        "",
+        "## Requests per API worker",
+        "",
+        "Requests each uvicorn worker answered during the measured run (`pyauth_worker_requests_total`), "
+        "and the busiest over the least busy (1.00: an even spread).",
+        "",
+        "| run | per worker (spread) |",
+        "|---|---|",
+    ]
+    for scenario, row in rows.items():
+        lines.append(f"| `{scenario}` | {show_workers(row['requests_per_worker'])} |")
+    if "mixed" in report:
+        lines.append(f"| mixed (`login` + `me`) | {show_workers(report['mixed']['requests_per_worker'])} |")
+    lines += [
+        "",
+        f"Gate: {'passed, no run had errors or timeouts' if not report['gate_failures'] else 'FAILED: '}"
+        + "; ".join(report["gate_failures"]),
+        "",
+        f"![latency percentiles and throughput per scenario]({chart_name})",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def mixed_markdown(mixed: dict[str, Any], me_alone: dict[str, Any] | None) -> list[str]:
+    lines = [
         "",
         "## Mixed: token checks during a login flood",
         "",
@@ -542,33 +721,19 @@ def markdown(report: dict[str, Any]) -> str:
             f"| `{part}` | {run['requests_per_second']:,.1f} | {latency['p50']:.2f} | {latency['p95']:.2f} "
             f"| {latency['p99']:.2f} | {run['p99_over_p50']:.2f} | {run['errors']} | {run['timeouts']} |"
         )
+    me_solo = me_alone["latency_ms"]["p50"] if me_alone else 0.0
     lines += [
         "",
         f"`me` p99 under the flood is {mixed['me']['p99_over_p50']:.2f} {TIMES} its p50 (target ≤ "
-        f"{MIXED_MAX_P99_OVER_P50:g}: {mark(mixed['meets_target'])}), and "
-        f"{mixed['me']['latency_ms']['p99'] / me_solo:.2f} {TIMES} the p50 of `me` alone at "
-        f"{CONNECTIONS} connections.",
-        "",
-        "## Requests per API worker",
-        "",
-        "Requests each uvicorn worker answered during the measured run (`pyauth_worker_requests_total`), "
-        "and the busiest over the least busy (1.00: an even spread).",
-        "",
-        "| run | per worker (spread) |",
-        "|---|---|",
+        f"{MIXED_MAX_P99_OVER_P50:g}: {mark(mixed['meets_target'])})"
+        + (
+            f", and {mixed['me']['latency_ms']['p99'] / me_solo:.2f} {TIMES} the p50 of `me` alone at "
+            f"{CONNECTIONS} connections."
+            if me_solo
+            else "."
+        ),
     ]
-    for scenario, row in rows.items():
-        lines.append(f"| `{scenario}` | {show_workers(row['requests_per_worker'])} |")
-    lines += [
-        f"| mixed (`login` + `me`) | {show_workers(mixed['requests_per_worker'])} |",
-        "",
-        f"Gate: {'passed, no run had errors or timeouts' if not report['gate_failures'] else 'FAILED: '}"
-        + "; ".join(report["gate_failures"]),
-        "",
-        "![latency percentiles and throughput per scenario](latest.png)",
-        "",
-    ]
-    return "\n".join(lines)
+    return lines
 
 
 def chart(report: dict[str, Any], work: Path, output: Path) -> None:
@@ -581,9 +746,10 @@ def chart(report: dict[str, Any], work: Path, output: Path) -> None:
                 f"{scenario}\t{latency['p50']}\t{latency['p95']}\t{latency['p99']}\t"
                 f"{row['requests_per_second']}\t{row['ceiling_per_second']}\t{row['ratio']}\n"
             )
-        mixed = report["mixed"]["me"]
-        latency = mixed["latency_ms"]
-        out.write(f"me+login\t{latency['p50']}\t{latency['p95']}\t{latency['p99']}\tNaN\tNaN\tNaN\n")
+        if "mixed" in report:
+            latency = report["mixed"]["me"]["latency_ms"]
+            out.write(f"me+login\t{latency['p50']}\t{latency['p95']}\t{latency['p99']}\tNaN\tNaN\tNaN\n")
+    last_scenario = len(report["scenarios"]) - 1
     title = (
         f"pyauth make bench: {report['finished_at']}, {report['machine']['cpus']} cores, "
         f"{report['config']['connections']} connections"
@@ -602,14 +768,14 @@ set logscale y
 set grid ytics
 set key top left
 set xtics nomirror
-set title "Latency percentiles (ms, log scale; me+login: me during a login flood)"
+set title "Latency percentiles (ms, log scale; login-mfa: per login; me+login: me during a login flood)"
 plot "{data}" using 2:xtic(1) title "p50" lc rgb "#4e79a7", \\
      "" using 3 title "p95" lc rgb "#f28e2b", \\
      "" using 4 title "p99" lc rgb "#e15759"
-set title "Throughput and its ceiling (requests/s, log scale; label: fraction of the ceiling)"
-plot "{data}" every ::0::{len(SCENARIOS) - 1} using 5:xtic(1) title "scenario" lc rgb "#59a14f", \\
-     "" every ::0::{len(SCENARIOS) - 1} using 6 title "ceiling" lc rgb "#bab0ac", \\
-     "" every ::0::{len(SCENARIOS) - 1} using ($0 - 1.0/6):5:(sprintf("%.2f", $7)) \\
+set title "Throughput and its ceiling (per second, log scale; label: fraction of the ceiling)"
+plot "{data}" every ::0::{last_scenario} using 5:xtic(1) title "scenario" lc rgb "#59a14f", \\
+     "" every ::0::{last_scenario} using 6 title "ceiling" lc rgb "#bab0ac", \\
+     "" every ::0::{last_scenario} using ($0 - 1.0/6):5:(sprintf("%.2f", $7)) \\
         with labels offset 0,0.8 notitle
 unset multiplot
 """
@@ -643,7 +809,18 @@ def console_table(report: dict[str, Any]) -> str:
         )
     elif verify is not None:
         lines.append(f"verify    no measurement: {verify['error']}")
-    mixed = report["mixed"]
+    if "login-mfa" in report["scenarios"]:
+        row = report["scenarios"]["login-mfa"]
+        lines.append(
+            f"login-mfa: completed logins per second (password grant 403 mfa_required + mfa grant 200; "
+            f"{row['requests']:,} requests for {row['good_requests']:,} logins), latency per login"
+        )
+    per_worker = "requests per API worker (busiest / least busy): " + ", ".join(
+        f"{name} {show_workers(row['requests_per_worker'])}" for name, row in report["scenarios"].items()
+    )
+    mixed = report.get("mixed")
+    if mixed is None:
+        return "\n".join([*lines, "", per_worker])
     me, login = mixed["me"], mixed["login"]
     lines += [
         "",
@@ -653,11 +830,7 @@ def console_table(report: dict[str, Any]) -> str:
         f"{me['p99_over_p50']:.2f} x p50 "
         f"(target <= {MIXED_MAX_P99_OVER_P50:g}: {'yes' if mixed['meets_target'] else 'NO'})",
         "",
-        "requests per API worker (busiest / least busy): "
-        + ", ".join(
-            f"{name} {show_workers(row['requests_per_worker'])}" for name, row in report["scenarios"].items()
-        )
-        + f", mixed {show_workers(mixed['requests_per_worker'])}",
+        per_worker + f", mixed {show_workers(mixed['requests_per_worker'])}",
     ]
     return "\n".join(lines)
 
@@ -681,6 +854,37 @@ def cpu_model() -> str:
 
 
 # --- the run -------------------------------------------------------------------------------------------
+
+
+def measure_login_mfa(wrk: Wrk, run_id: str, logins_per_second: float, workers: WorkerCounts) -> Run:
+    """`login-mfa`: its accounts for the warm-up and for the measured run (sized for
+    `logins_per_second`), then both runs, from the first step no account has spent."""
+    warm_up_count = mfa_accounts_needed(logins_per_second, WARM_UP, CONNECTIONS)
+    measured_count = mfa_accounts_needed(logins_per_second, DURATION, CONNECTIONS)
+    say(
+        f"bench: login-mfa, {warm_up_count} + {measured_count} accounts with TOTP (warm-up + measured, "
+        f"for up to {logins_per_second:.0f} logins/s)"
+    )
+    warm_up_accounts = make_mfa_accounts(run_id, "w", warm_up_count)
+    measured_accounts = make_mfa_accounts(run_id, "m", measured_count)
+    last_spent = max(account.last_step for account in warm_up_accounts + measured_accounts)
+    wait = (last_spent + 1) * TOTP_STEP_SECONDS + 0.5 - time.time()
+    if wait > 0:
+        say(f"bench: waiting {wait:.0f} s for a TOTP step no account has spent")
+        time.sleep(wait)
+    first_step = totp_step(time.time())
+    # Every step the two runs may reach, their timeouts and a minute to spare.
+    steps = math.ceil((WARM_UP + DURATION + 2 * TIMEOUT + 60) / TOTP_STEP_SECONDS) + 1
+    return measure(
+        wrk,
+        "login-mfa",
+        "login_mfa.lua",
+        API_URL,
+        data=mfa_data(measured_accounts, first_step, steps),
+        warm_up_data=mfa_data(warm_up_accounts, first_step, steps),
+        connections=CONNECTIONS,
+        workers=workers,
+    )
 
 
 def run_mixed(wrk: Wrk, fixtures: Fixtures, workers: WorkerCounts) -> tuple[dict[str, Run], dict[str, int]]:
@@ -813,24 +1017,27 @@ def verification_markdown(verify: dict[str, Any]) -> list[str]:
 
 
 def publish(report: dict[str, Any], work: Path) -> int:
-    """Write the results, print the table, and judge the gate (`verdict`)."""
+    """Write the results (latest.*, or subset.* for a partial run), print the table, and judge the gate
+    (`verdict`)."""
+    stem = "latest" if tuple(report["runs"]) == RUNS else "subset"
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "latest.json").write_text(json.dumps(report, indent=2) + "\n")
-    (RESULTS / "latest.md").write_text(markdown(report))
-    chart(report, work, RESULTS / "latest.png")
+    (RESULTS / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
+    (RESULTS / f"{stem}.md").write_text(markdown(report, chart_name=f"{stem}.png"))
+    chart(report, work, RESULTS / f"{stem}.png")
     say("")
     say(console_table(report))
     say("")
     load = report["machine"]["load_average_1m"]
     say(f"bench: host load average {load['start']} at the start, {load['end']} at the end")
-    say("bench: wrote bench/results/latest.json, latest.md and latest.png")
+    say(f"bench: wrote bench/results/{stem}.json, {stem}.md and {stem}.png")
     return verdict(report)
 
 
 def verdict(report: dict[str, Any]) -> int:
     """Say which targets are missed (a report) and which runs had errors or timeouts (the gate): the exit
     status of `make bench`, 1 when any run had errors or timeouts."""
-    met = all(row["meets_all"] for row in report["scenarios"].values()) and report["mixed"]["meets_target"]
+    met = all(row["meets_all"] for row in report["scenarios"].values())
+    met = met and report.get("mixed", {}).get("meets_target", True)
     met = met and report.get("verify", {}).get("meets_all", True)
     if not met:
         say("bench: some targets are not met (see the table); targets are a report, not a gate")
@@ -843,12 +1050,96 @@ def verdict(report: dict[str, Any]) -> int:
     return 0
 
 
+def ceilings_report(
+    ceiling_runs: dict[str, Run], argon2: dict[str, dict[str, Any]], verification: dict[str, Any] | None
+) -> dict[str, dict[str, Any]]:
+    """The ceilings measured in this run, with how each was measured."""
+    how = {
+        "json": "raw ASGI app, constant body, the API's server options",
+        "select": "raw ASGI app, asyncpg pool (the API's pool size), one round trip per request",
+    }
+    result: dict[str, dict[str, Any]] = {
+        name: {**run.as_dict(), "per_second": run.rate, "how": how[name]}
+        for name, run in ceiling_runs.items()
+    }
+    for name, measured in argon2.items():
+        result[name] = {
+            **measured,
+            "how": f"argon2-cffi on {measured['threads']} threads ({measured['api_workers']} workers {TIMES} "
+            f"{measured['threads_per_worker']}), no HTTP",
+        }
+    if verification is not None and "error" not in verification:
+        result["pyjwt_verify"] = {
+            **verification["ceiling"],
+            "per_second": verification["ceiling"]["per_core_second"],
+            "how": f"`jwt.decode` ({verification['algorithm']}, the library's token, key and checks) in one "
+            "process pinned to one core, per core-second, no HTTP",
+        }
+    return result
+
+
+def run_scenarios(
+    chosen: tuple[str, ...], wrk: Wrk, fixtures: Fixtures, workers: WorkerCounts
+) -> tuple[dict[str, Run], dict[str, Run], dict[str, dict[str, Any]], dict[str, Any] | None]:
+    """The chosen scenarios, each ceiling right before the scenarios it bounds: the scenarios' runs, the
+    HTTP ceilings' runs, the argon2id ceilings, and `verify`'s measurement (None when not chosen)."""
+    c: dict[str, Any] = {"connections": CONNECTIONS}
+    api = {**c, "workers": workers}
+    runs: dict[str, Run] = {}
+    ceiling_runs: dict[str, Run] = {}
+    argon2: dict[str, dict[str, Any]] = {}
+    verification: dict[str, Any] | None = None
+    if "jwks" in chosen:
+        ceiling_runs["json"] = measure(wrk, "ceiling: constant JSON", "get.lua", f"{CEILING_JSON_URL}/", **c)
+        runs["jwks"] = measure(wrk, "jwks", "get.lua", f"{API_URL}/.well-known/jwks.json", **api)
+    if "verify" in chosen:
+        say(f"bench: verify, pyauth-resource on one core, {VERIFY_SECONDS} s each with its ceiling")
+        verification = measure_verification(fixtures.emails[0])
+    if {"me", "refresh"} & set(chosen):
+        ceiling_runs["select"] = measure(
+            wrk,
+            "ceiling: asyncpg SELECT",
+            "select.lua",
+            CEILING_SELECT_URL,
+            data=fixtures.user_ids,
+            **c,
+        )
+    if "me" in chosen:
+        runs["me"] = measure(wrk, "me", "me.lua", API_URL, data=fixtures.access_tokens, **api)
+    if "refresh" in chosen:
+        runs["refresh"] = measure(
+            wrk,
+            "refresh",
+            "refresh.lua",
+            API_URL,
+            data=fixtures.refresh_chains["measured"],
+            warm_up_data=fixtures.refresh_chains["warm-up"],
+            **api,
+        )
+    if {"login", "login-mfa"} & set(chosen):
+        argon2["argon2_verify"] = measure_argon2("verify")
+    if "login" in chosen:
+        runs["login"] = measure(wrk, "login", "login.lua", API_URL, data=fixtures.emails, **api)
+    if "login-mfa" in chosen:
+        # Its accounts are sized for the faster of the verify ceiling and `login`: neither bounds it less.
+        bound = max(argon2["argon2_verify"]["per_second"], runs["login"].rate if "login" in runs else 0.0)
+        runs["login-mfa"] = measure_login_mfa(wrk, fixtures.run_id, bound, workers)
+    if "register" in chosen:
+        argon2["argon2_hash"] = measure_argon2("hash")
+        runs["register"] = measure(wrk, "register", "register.lua", API_URL, **api)
+
+    return runs, ceiling_runs, argon2, verification
+
+
 def main() -> int:
     started = time.monotonic()
     load_at_start = load_average()
     api_settings = json.loads(os.environ.get("BENCH_API_SETTINGS", "{}"))
     run_id = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
     work = Path(tempfile.mkdtemp(prefix="bench-"))
+    chosen = selected_runs(os.environ.get("BENCH_SCENARIOS", ""))
+    if chosen != RUNS:
+        say(f"bench: only {', '.join(chosen)} (BENCH_SCENARIOS)")
 
     say("bench: waiting for the API and the ceiling apps")
     wait_until_answering(f"{API_URL}/health/ready")
@@ -867,53 +1158,17 @@ def main() -> int:
         say(f"bench: no pyauth_worker_requests_total at {' or '.join(METRICS_URLS)}: no per-worker counts")
 
     wrk = Wrk(work, run_id)
-    c: dict[str, Any] = {"connections": CONNECTIONS}
-    api = {**c, "workers": workers}
     say(f"bench: {WARM_UP} s warm-up + {DURATION} s measured per run, {CONNECTIONS} connections")
-    runs: dict[str, Run] = {}
-    ceiling_runs: dict[str, Run] = {}
-    ceiling_runs["json"] = measure(wrk, "ceiling: constant JSON", "get.lua", f"{CEILING_JSON_URL}/", **c)
-    runs["jwks"] = measure(wrk, "jwks", "get.lua", f"{API_URL}/.well-known/jwks.json", **api)
-    say(f"bench: verify, pyauth-resource on one core, {VERIFY_SECONDS} s each with its ceiling")
-    verification = measure_verification(fixtures.emails[0])
-    ceiling_runs["select"] = measure(
-        wrk,
-        "ceiling: asyncpg SELECT",
-        "select.lua",
-        CEILING_SELECT_URL,
-        data=fixtures.user_ids,
-        **c,
-    )
-    runs["me"] = measure(wrk, "me", "me.lua", API_URL, data=fixtures.access_tokens, **api)
-    runs["refresh"] = measure(
-        wrk,
-        "refresh",
-        "refresh.lua",
-        API_URL,
-        data=fixtures.refresh_chains["measured"],
-        warm_up_data=fixtures.refresh_chains["warm-up"],
-        **api,
-    )
-    verify = measure_argon2("verify")
-    runs["login"] = measure(wrk, "login", "login.lua", API_URL, data=fixtures.emails, **api)
-    hashing = measure_argon2("hash")
-    runs["register"] = measure(wrk, "register", "register.lua", API_URL, **api)
+    runs, ceiling_runs, argon2, verification = run_scenarios(chosen, wrk, fixtures, workers)
 
-    mixed_runs, mixed_per_worker = run_mixed(wrk, fixtures, workers)
+    mixed_runs, mixed_per_worker = run_mixed(wrk, fixtures, workers) if "mixed" in chosen else ({}, {})
 
-    ceilings = {
-        "json": ceiling_runs["json"].rate,
-        "select": ceiling_runs["select"].rate,
-        "argon2_verify": verify["per_second"],
-        "argon2_hash": hashing["per_second"],
-    }
-    threads_how = (
-        f"argon2-cffi on {verify['threads']} threads ({verify['api_workers']} workers {TIMES} "
-        f"{verify['threads_per_worker']}), no HTTP"
-    )
+    ceilings = {name: run.rate for name, run in ceiling_runs.items()}
+    ceilings.update({name: result["per_second"] for name, result in argon2.items()})
     report: dict[str, Any] = {
         "finished_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "git": os.environ.get("BENCH_GIT", "unknown"),
+        "runs": list(chosen),
         "machine": {
             "cpus": os.cpu_count(),
             "cpu_model": cpu_model(),
@@ -930,34 +1185,12 @@ def main() -> int:
         },
         "api_settings": api_settings,
         "scenarios": verdicts(runs, ceilings),
-        "ceilings": {
-            "json": {
-                **ceiling_runs["json"].as_dict(),
-                "per_second": ceilings["json"],
-                "how": "raw ASGI app, constant body, the API's server options",
-            },
-            "select": {
-                **ceiling_runs["select"].as_dict(),
-                "per_second": ceilings["select"],
-                "how": "raw ASGI app, asyncpg pool (the API's pool size), one round trip per request",
-            },
-            "argon2_verify": {**verify, "how": threads_how},
-            "argon2_hash": {**hashing, "how": threads_how},
-            **(
-                {
-                    "pyjwt_verify": {
-                        **verification["ceiling"],
-                        "per_second": verification["ceiling"]["per_core_second"],
-                        "how": f"`jwt.decode` ({verification['algorithm']}, the library's token, key and "
-                        "checks) in one process pinned to one core, per core-second, no HTTP",
-                    }
-                }
-                if "error" not in verification
-                else {}
-            ),
-        },
-        "verify": verification_row(verification),
-        "mixed": {
+        "ceilings": ceilings_report(ceiling_runs, argon2, verification),
+    }
+    if verification is not None:
+        report["verify"] = verification_row(verification)
+    if mixed_runs:
+        report["mixed"] = {
             "login": mixed_runs["login"].as_dict(),
             "me": mixed_runs["me"].as_dict(),
             "requests_per_worker": mixed_per_worker,
@@ -966,8 +1199,7 @@ def main() -> int:
             "meets_target": mixed_runs["me"].tail <= MIXED_MAX_P99_OVER_P50
             and mixed_runs["me"].errors == 0
             and mixed_runs["me"].timeouts == 0,
-        },
-    }
+        }
     report["gate_failures"] = gate_failures(report)
     report["elapsed_seconds"] = round(time.monotonic() - started, 1)
 

@@ -21,6 +21,7 @@
 #     -f compose.yaml -f compose.test.yaml up --build --detach --wait
 #   BENCH_PROJECT=pyauth-me PYAUTH_TAG=me POSTGRES_PORT=25432 API_PORT=28000 make bench
 # (the ports only keep compose from reading the development defaults; nothing of the bench is published).
+# Some runs only: BENCH_SCENARIOS=login,login-mfa (see driver.py RUNS), written to bench/results/subset.*.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

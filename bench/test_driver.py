@@ -2,6 +2,7 @@
 timeouts fails the bench (exit status 1), a missed target does not; /metrics is read from the internal
 port, else from the API port. Run by `make lint` (in the test image) or with pytest on the host."""
 
+import json
 import sys
 import threading
 from collections.abc import Iterator
@@ -194,3 +195,131 @@ def test_no_metrics_means_no_per_worker_counts_and_no_failure() -> None:
 
     assert WorkerCounts([silent]).read() == {}
     assert driver.show_workers({}) == "—"
+
+
+# --- login-mfa ---------------------------------------------------------------------------------------
+
+# RFC 6238 appendix B's SHA-1 secret, "12345678901234567890", in base32 as pyauth hands secrets out.
+RFC_6238_SECRET = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"  # noqa: S105 - the RFC's published test secret
+
+
+@pytest.mark.parametrize(
+    ("unix_seconds", "code"),
+    # RFC 6238 appendix B's SHA-1 vectors (8 digits there), to the 6 digits pyauth uses.
+    [(59, "287082"), (1111111109, "081804"), (1234567890, "005924"), (2000000000, "279037")],
+)
+def test_totp_codes_are_rfc_6238s(unix_seconds: int, code: str) -> None:
+    assert driver.totp_code(RFC_6238_SECRET, driver.totp_step(unix_seconds)) == code
+
+
+def test_a_totp_step_is_30_seconds() -> None:
+    assert [driver.totp_step(t) for t in (0, 29.9, 30, 59, 60)] == [0, 0, 1, 1, 2]
+
+
+def test_login_mfa_accounts_cover_a_step_at_the_bound_rate_and_the_logins_in_flight() -> None:
+    # 40 logins/s for 15 s: 600 logins, each account at most once per step, 50 % spare, 2 per connection.
+    assert driver.mfa_accounts_needed(40, 15, 64) == 900 + 128
+    # A run longer than a step needs no more: every step frees every account again.
+    assert driver.mfa_accounts_needed(40, 300, 64) == driver.mfa_accounts_needed(40, 30, 64) == 1800 + 128
+
+
+def test_login_mfa_data_carries_each_accounts_last_step_and_codes_from_the_first_step() -> None:
+    account = driver.MfaAccount("bench-1-mfam0@bench.example", RFC_6238_SECRET, 1)
+
+    assert driver.mfa_data([account], first_step=2, steps=3) == [
+        "steps 2",
+        "bench-1-mfam0@bench.example 1 "
+        + " ".join(driver.totp_code(RFC_6238_SECRET, step) for step in (2, 3, 4)),
+    ]
+
+
+def test_bench_scenarios_chooses_a_subset_in_the_bench_order() -> None:
+    assert driver.selected_runs("") == driver.RUNS
+    assert driver.selected_runs(" login-mfa, login ") == ("login", "login-mfa")
+    with pytest.raises(SystemExit, match="no such run: logon"):
+        driver.selected_runs("login,logon")
+
+
+def wrk_output(tmp_path: Path, **extra: Any) -> Path:
+    """What common.lua's done() writes, for 1000 requests of which 2 unexpected."""
+    raw = {
+        "duration_us": 10_000_000,
+        "requests": 1000,
+        "bytes": 1,
+        "errors": {"connect": 0, "read": 0, "write": 0, "status": 0, "timeout": 0},
+        "unexpected": 2,
+        "unexpected_by_status": {"400": 1, "no free account": 1},
+        "sample": "400 invalid_grant",
+        "latency_us": {
+            "min": 1,
+            "mean": 5000.0,
+            "max": 9000,
+            "stdev": 1.0,
+            "percentiles": {"50": 4000, "99": 8000},
+        },
+        "completed": None,
+        "unit_latency_us": None,
+        **extra,
+    }
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(raw))
+    return path
+
+
+def test_a_login_mfa_run_counts_completed_logins_and_their_latency(tmp_path: Path) -> None:
+    unit = {"count": 450, "mean": 30000.0, "max": 90000, "percentiles": {"50": 20000, "99": 80000}}
+    read = driver.Wrk._read(
+        "login-mfa", "http://bench-api:8000", 64, 2, wrk_output(tmp_path, completed=450, unit_latency_us=unit)
+    )
+
+    assert (read.unit, read.requests, read.good, read.errors) == ("login", 1000, 450, 2)
+    assert read.rate == 45.0
+    assert read.latency_ms == {"p50": 20.0, "p99": 80.0, "mean": 30.0, "max": 90.0}
+    assert read.errors_by_kind == {"status 400": 1, "no free account": 1}
+
+
+def test_other_runs_count_requests(tmp_path: Path) -> None:
+    read = driver.Wrk._read("login", "http://bench-api:8000", 64, 2, wrk_output(tmp_path))
+
+    assert (read.unit, read.good, read.rate) == ("request", 998, 99.8)
+    assert read.latency_ms["p50"] == 4.0
+
+
+def test_a_login_mfa_with_errors_fails_the_bench() -> None:
+    failed = report(**{"login-mfa": run("login-mfa", errors=1)})
+
+    assert failed["gate_failures"] == ["scenario login-mfa: 1 errors, 0 timeouts (status 503 x1)"]
+    assert driver.verdict(failed) == 1
+
+
+def test_a_partial_run_reports_only_what_ran(tmp_path: Path) -> None:
+    runs = {"login": run("login"), "login-mfa": run("login-mfa")}
+    partial: dict[str, Any] = {
+        "finished_at": "2026-12-02 13:00 UTC",
+        "git": "abc1234",
+        "runs": ["login", "login-mfa"],
+        "machine": {"cpus": 2, "cpu_model": "test", "load_average_1m": {"start": "1.0", "end": "2.0"}},
+        "config": {
+            "connections": 64,
+            "threads": 2,
+            "warm_up_seconds": 5,
+            "duration_seconds": 15,
+            "timeout_seconds": 5,
+        },
+        "api_settings": {},
+        "scenarios": driver.verdicts(runs, {"argon2_verify": 80.0}),
+        "ceilings": {"argon2_verify": {"per_second": 80.0, "how": "argon2-cffi"}},
+    }
+    partial["gate_failures"] = driver.gate_failures(partial)
+
+    assert list(partial["scenarios"]) == ["login", "login-mfa"]
+    assert partial["scenarios"]["login-mfa"]["target_ratio"] == 0.80
+    assert driver.verdict(partial) == 0
+    text = driver.markdown(partial, chart_name="subset.png")
+    assert "Partial run: login, login-mfa only (BENCH_SCENARIOS)." in text
+    assert "`login-mfa` counts logins, not requests" in text
+    assert "Mixed" not in text
+    assert "![latency percentiles and throughput per scenario](subset.png)" in text
+    console = driver.console_table(partial)
+    assert "login-mfa: completed logins per second" in console
+    assert "mixed:" not in console
