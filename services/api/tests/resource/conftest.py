@@ -37,7 +37,7 @@ from app.keys.storage import rotate_signing_key
 from app.main import create_app
 from tests.auth.helpers import Tokens, live_email, password_grant, register, tokens_of
 from tests.conftest import SwappedClock, delete_live_accounts, lent_to_the_test, make_settings, rows_set_aside
-from tests.servers import loopback_socket, serving, url_of
+from tests.servers import LOOPBACK_TLS, loopback_socket, serving, url_of
 
 
 class CountingServer:
@@ -67,7 +67,7 @@ class Pyauth:
     served: Counter[str] = field(default_factory=Counter)
 
     def http(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=self.issuer, timeout=10)
+        return httpx.AsyncClient(base_url=self.issuer, timeout=10, verify=LOOPBACK_TLS)
 
     async def signed_in_user(self) -> tuple[str, Tokens]:
         """A user registered and signed in through the API (password grant): their id and tokens."""
@@ -177,7 +177,7 @@ async def make_verifier(
     clients: list[httpx.AsyncClient] = []
 
     def make(**options: Any) -> AccessTokenVerifier:
-        http = httpx.AsyncClient(timeout=5, event_hooks={"request": [requests.record]})
+        http = httpx.AsyncClient(timeout=5, event_hooks={"request": [requests.record]}, verify=LOOPBACK_TLS)
         clients.append(http)
         options = {"audience": pyauth.settings.JWT_AUDIENCE, **options}
         return AccessTokenVerifier(
