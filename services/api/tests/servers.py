@@ -3,11 +3,17 @@ client (a resource-server library, a browser, PyJWT's JWKS client) reaches it ov
 
 import asyncio
 import socket
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import uvicorn
 from starlette.types import ASGIApp
+
+# httpx builds a TLS context for every client it makes unless given one: it loads the CA bundle, 30-110 ms
+# of CPU a client (the resource tests make about a hundred). The servers here speak plain HTTP on loopback,
+# so their clients share this one (`httpx.AsyncClient(verify=LOOPBACK_TLS, ...)`).
+LOOPBACK_TLS = ssl.create_default_context()
 
 
 def loopback_socket() -> socket.socket:

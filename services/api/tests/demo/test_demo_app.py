@@ -17,6 +17,7 @@ from starlette.types import Receive, Scope, Send
 from tests.auth.helpers import PASSWORD, signed_up
 from tests.demo.demo_app import DemoSettings, create_demo_app
 from tests.oidc.helpers import code_flow_client
+from tests.servers import LOOPBACK_TLS
 from tests.web.helpers import csrf_token_of
 
 DEMO = "http://127.0.0.1:8001"
@@ -49,7 +50,11 @@ async def demo_and_browser(
         await demos[0](scope, receive, send)  # made below: it needs the client that reaches it
 
     mounts = {issuer: httpx.ASGITransport(app=app), DEMO: httpx.ASGITransport(app=demo)}
-    async with httpx.AsyncClient(mounts=mounts) as demo_http, httpx.AsyncClient(mounts=mounts) as browser:
+    # Every URL they reach is mounted; the shared TLS context spares each client loading the CA bundle.
+    async with (
+        httpx.AsyncClient(mounts=mounts, verify=LOOPBACK_TLS) as demo_http,
+        httpx.AsyncClient(mounts=mounts, verify=LOOPBACK_TLS) as browser,
+    ):
         demos.append(create_demo_app(settings, http=demo_http))
         yield settings, browser
 

@@ -26,6 +26,7 @@ from app.main import create_app
 from app.metrics import exposition
 from tests.conftest import make_settings
 from tests.metrics.helpers import METRICS_PORT, METRICS_URL, requests_total, sample
+from tests.servers import LOOPBACK_TLS
 
 API_ROOT = Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT = 60.0
@@ -191,7 +192,7 @@ def paused(pid: int) -> Iterator[None]:
 
 def _get(url: str) -> httpx.Response:
     # A new connection per request: each one goes to whichever worker accepts it.
-    return httpx.get(url, timeout=10, headers={"Connection": "close"})
+    return httpx.get(url, timeout=10, headers={"Connection": "close"}, verify=LOOPBACK_TLS)
 
 
 async def test_every_worker_answers_scrapes_on_the_metrics_port_with_every_workers_counts(

@@ -3,6 +3,7 @@ are running or waiting, every endpoint that hashes answers 503 with Retry-After 
 login counts no attempt against the account."""
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -18,26 +19,29 @@ from tests.auth.helpers import PASSWORD, password_grant, signed_up, unique_email
 from tests.conftest import make_settings
 
 NEW = "a-brand-new-passphrase-9"
+HOLD_SECONDS = 10
 
 
 @asynccontextmanager
 async def one_slot_taken(app: FastAPI) -> AsyncIterator[None]:
-    """The app hashes with a pool of one thread and a queue of one job, and that job is running: a slow
-    hash (a high time cost), so that it outlasts the requests the test sends."""
+    """The app hashes with a pool of one thread and a queue of one job, and that job is running until the
+    block ends: a job that waits for the test to let it go, so that it outlasts the requests the test sends
+    however slow the machine (a slow hash, time cost 60, cost ~3 CPU-s and could still end too early)."""
     original = app.state.hasher
-    busy = PasswordHasher(
-        make_settings(PASSWORD_HASH_WORKERS=1, PASSWORD_HASH_QUEUE_MAX=1, ARGON2_TIME_COST=60)
-    )
+    busy = PasswordHasher(make_settings(PASSWORD_HASH_WORKERS=1, PASSWORD_HASH_QUEUE_MAX=1))
     await busy.verify_dummy(PASSWORD)  # the start-up job is done
-    holder = asyncio.create_task(busy.hash("the job that takes the only slot"))
-    await asyncio.sleep(0)
+    release = threading.Event()
+    # The only slot, taken as a hash takes it. Bounded: were a request queued behind it rather than
+    # refused, it would run once the job gave up and answer something else than 503.
+    holder = busy._submit(release.wait, timeout=HOLD_SECONDS)
     app.state.hasher = busy
     try:
         assert busy.is_full
         yield
     finally:
         app.state.hasher = original
-        await holder
+        release.set()
+        await asyncio.wrap_future(holder)
         busy.shutdown()
 
 

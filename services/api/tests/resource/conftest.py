@@ -8,9 +8,10 @@ tests can say how many fetches a verification cost from both ends.
 
 The app and its server start once per session (per xdist worker: `served_pyauth`) and are lent to one test
 at a time, as `tests/conftest.py` lends the shared app: the test's clock, and a key ring of its own loaded
-from a signing-key table set aside for the test (so its first key is generated then, as at an app's start),
-with the app's state as it was once the test ends, and the server's count started again. Starting and
-stopping an app and its server for each test cost about half a second.
+from a signing-key table set aside for the test (holding a copy of the keys generated, as at an app's start,
+for the session's first test: generating an RSA key costs 0.1-0.3 CPU-s), with the app's state as it was
+once the test ends, and the server's count started again. Starting and stopping an app and its server for
+each test cost about half a second.
 """
 
 from collections import Counter
@@ -24,7 +25,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from pyauth_resource import AccessTokenVerifier
-from sqlalchemy import Table
+from sqlalchemy import Table, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -36,7 +37,7 @@ from app.keys.storage import rotate_signing_key
 from app.main import create_app
 from tests.auth.helpers import Tokens, live_email, password_grant, register, tokens_of
 from tests.conftest import SwappedClock, delete_live_accounts, lent_to_the_test, make_settings, rows_set_aside
-from tests.servers import loopback_socket, serving, url_of
+from tests.servers import LOOPBACK_TLS, loopback_socket, serving, url_of
 
 
 class CountingServer:
@@ -66,7 +67,7 @@ class Pyauth:
     served: Counter[str] = field(default_factory=Counter)
 
     def http(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=self.issuer, timeout=10)
+        return httpx.AsyncClient(base_url=self.issuer, timeout=10, verify=LOOPBACK_TLS)
 
     async def signed_in_user(self) -> tuple[str, Tokens]:
         """A user registered and signed in through the API (password grant): their id and tokens."""
@@ -98,18 +99,37 @@ async def served_pyauth(engine: AsyncEngine) -> AsyncIterator[FastAPI]:
         yield application
 
 
+@pytest.fixture(scope="session")
+def first_signing_keys() -> list[dict[str, Any]]:
+    """The signing-key rows the key ring generated for the first test of the session (per worker): each
+    later test starts from a copy of them rather than generating its own (an RSA key is ~0.1 CPU-s)."""
+    return []
+
+
 @pytest.fixture
 async def pyauth(
-    served_pyauth: FastAPI, engine: AsyncEngine, admin_engine: AsyncEngine, clock: ManualClock
+    served_pyauth: FastAPI,
+    engine: AsyncEngine,
+    admin_engine: AsyncEngine,
+    clock: ManualClock,
+    first_signing_keys: list[dict[str, Any]],
 ) -> AsyncIterator[Pyauth]:
     table = SigningKey.__table__
     assert isinstance(table, Table)
     settings: Settings = served_pyauth.state.settings
-    # The rotation tests commit keys; the key ring generates (and commits) a first one into the empty table.
+    # The rotation tests commit keys; the key ring generates (and commits) a first one into the empty table
+    # for the session's first test, and finds those same keys, put back, in every later test's.
     async with rows_set_aside(engine, table):
         try:
+            if first_signing_keys:
+                async with engine.begin() as connection:
+                    await connection.execute(insert(table), first_signing_keys)
             with lent_to_the_test(served_pyauth, clock) as application:
                 keyring = await KeyRing.load(application.state.sessionmaker, settings, clock)
+                if not first_signing_keys:
+                    async with engine.connect() as connection:
+                        rows = (await connection.execute(select(table))).mappings().all()
+                    first_signing_keys.extend(dict(row) for row in rows)
                 application.state.keyring = keyring
                 served: Counter[str] = application.state.served_requests
                 served.clear()
@@ -157,7 +177,7 @@ async def make_verifier(
     clients: list[httpx.AsyncClient] = []
 
     def make(**options: Any) -> AccessTokenVerifier:
-        http = httpx.AsyncClient(timeout=5, event_hooks={"request": [requests.record]})
+        http = httpx.AsyncClient(timeout=5, event_hooks={"request": [requests.record]}, verify=LOOPBACK_TLS)
         clients.append(http)
         options = {"audience": pyauth.settings.JWT_AUDIENCE, **options}
         return AccessTokenVerifier(
