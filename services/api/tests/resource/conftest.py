@@ -71,14 +71,20 @@ class Pyauth:
 
     async def signed_in_user(self) -> tuple[str, Tokens]:
         """A user registered and signed in through the API (password grant): their id and tokens."""
+        _, tokens = await self.signed_in_email_and_tokens()
+        async with self.http() as client:
+            me = await client.get("/users/me", headers=tokens.bearer)
+            assert me.status_code == 200, me.text
+        return str(me.json()["id"]), tokens
+
+    async def signed_in_email_and_tokens(self) -> tuple[str, Tokens]:
+        """A user registered and signed in through the API (password grant): their email and tokens."""
         email = live_email("resource")
         async with self.http() as client:
             created = await register(client, email)
             assert created.status_code == 201, created.text
             tokens = tokens_of(await password_grant(client, email))
-            me = await client.get("/users/me", headers=tokens.bearer)
-            assert me.status_code == 200, me.text
-        return str(me.json()["id"]), tokens
+        return email, tokens
 
     async def rotate_keys(self) -> None:
         """Rotate as `make rotate-keys ARGS=--now` does (committed: new keys that sign at once), and let

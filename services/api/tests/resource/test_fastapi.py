@@ -20,6 +20,8 @@ from pyauth_resource.fastapi import BearerAuth
 from starlette.types import Receive, Scope, Send
 
 from app.core.clock import ManualClock
+from app.mfa import totp
+from tests.mfa.helpers import STEP, mfa_grant, mfa_token_of
 from tests.resource.conftest import Pyauth, later
 from tests.resource.helpers import issued
 from tests.servers import loopback_socket, url_of
@@ -55,6 +57,10 @@ def notes_api(verifier: AccessTokenVerifier) -> FastAPI:
     @app.get("/vault")
     async def vault(_: Annotated[AccessTokenClaims, Depends(auth.require(amr=["otp"]))]) -> str:
         return "vault"
+
+    @app.get("/mfa-only")
+    async def mfa_only(_: Annotated[AccessTokenClaims, Depends(auth.require(amr=["mfa"]))]) -> str:
+        return "mfa-only"
 
     @app.get("/settings")
     async def settings(_: Annotated[AccessTokenClaims, Depends(auth.require(max_age=300))]) -> str:
@@ -162,6 +168,34 @@ async def test_rfc9470_a_missing_amr_method_is_401_insufficient_user_authenticat
         'error_description="This resource requires signing in with: otp."'
     )
     assert (await notes.get("/vault", headers=bearer(issued(pyauth, amr=["pwd", "otp"])))).status_code == 200
+
+
+async def test_rfc9470_a_route_requiring_mfa_takes_a_token_of_a_real_mfa_login_only(
+    pyauth: Pyauth, notes: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    """Issue 12: the library requires `mfa` for a route. A user enrols TOTP at pyauth; the token of the
+    password login before is refused with the RFC 9470 challenge, the one of the password + TOTP login
+    (pyauth's mfa grant) is accepted."""
+    email, tokens = await pyauth.signed_in_email_and_tokens()
+    async with pyauth.http() as client:
+        started = await client.post("/users/me/mfa/totp", headers=tokens.bearer)
+        assert started.status_code == 201, started.text
+        secret = started.json()["secret"]
+        code = {"code": totp.code_at(secret, clock.now())}
+        confirmed = await client.post("/users/me/mfa/totp/confirm", json=code, headers=tokens.bearer)
+        assert confirmed.status_code == 200, confirmed.text
+        clock.advance(STEP)  # the confirmation spent this step's code
+        mfa_token = await mfa_token_of(client, email)
+        answer = await mfa_grant(client, mfa_token, otp=totp.code_at(secret, clock.now()))
+        assert answer.status_code == 200, answer.text
+    password_only = await notes.get("/mfa-only", headers=tokens.bearer)
+    assert password_only.status_code == 401
+    assert password_only.headers["www-authenticate"] == (
+        f'Bearer realm="{REALM}", error="insufficient_user_authentication", '
+        'error_description="This resource requires signing in with: mfa."'
+    )
+    with_mfa = await notes.get("/mfa-only", headers=bearer(answer.json()["access_token"]))
+    assert with_mfa.status_code == 200, with_mfa.text
 
 
 async def test_rfc9470_a_sign_in_older_than_max_age_is_401_with_max_age(
