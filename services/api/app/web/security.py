@@ -23,13 +23,14 @@ MFA_REQUIRED_FOR_ADMINS enrols one here.
 import json
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
 import segno
 from babel.dates import format_date
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import JSONResponse, Response
 from markupsafe import Markup, escape
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -185,17 +186,39 @@ async def _security_page(
     )
 
 
-async def _checked(
+@dataclass(frozen=True)
+class Change:
+    """A change asked of the page, its preconditions met: what the change needs, and `refused` to answer
+    a refusal of it with the page and the error."""
+
+    page: WebPages
+    db: AsyncSession
+    settings: Settings
+    ctx: RequestContext
+    browser_session: BrowserSession
+    user: User
+
+    @property
+    def auth_time(self) -> datetime:
+        return self.browser_session.auth_time
+
+    async def refused(self, error: PyauthError) -> Response:
+        return await _security_page(
+            self.page, self.db, self.browser_session, self.user, self.ctx, error=error
+        )
+
+
+async def change(
     request: Request,
-    page: WebPages,
-    db: AsyncSession,
-    settings: Settings,
-    ctx: RequestContext,
-    csrf_token: str,
-) -> tuple[BrowserSession, User] | Response:
+    page: WebPagesDep,
+    db: SessionDep,
+    settings: SettingsDep,
+    ctx: ContextDep,
+    csrf_token: FormCsrf = "",
+) -> Change | Response:
     """A change's preconditions, in order: the CSRF token (400 page), a browser session (303 to sign in),
-    a recent sign-in (the security page, 403, saying to sign in again). The session and user, or the
-    answer to send instead."""
+    a recent sign-in (the security page, 403, saying to sign in again). The change, or the answer to send
+    instead."""
     try:
         page.check_csrf(csrf_token)
     except PyauthError as error:
@@ -208,7 +231,10 @@ async def _checked(
         require_recent_sign_in(browser_session.auth_time, settings=settings, now=ctx.now)
     except ReauthenticationRequired as error:
         return await _security_page(page, db, browser_session, user, ctx, error=error)
-    return current
+    return Change(page, db, settings, ctx, browser_session, user)
+
+
+ChangeDep = Annotated[Change | Response, Depends(change)]
 
 
 def _back(page: WebPages, done: str) -> Response:
@@ -254,56 +280,45 @@ def _codes_page(page: WebPages, codes: list[str], intro: str) -> Response:
 
 
 @router.post(f"{PATH}/totp")
-async def start_totp(
-    request: Request,
-    page: WebPagesDep,
-    db: SessionDep,
-    settings: SettingsDep,
-    ctx: ContextDep,
-    csrf_token: FormCsrf = "",
-) -> Response:
+async def start_totp(change: ChangeDep) -> Response:
     """A new, not yet active secret (a pending one is replaced): the QR code and the secret to type."""
-    checked = await _checked(request, page, db, settings, ctx, csrf_token)
-    if isinstance(checked, Response):
-        return checked
-    browser_session, user = checked
+    if isinstance(change, Response):
+        return change
     try:
         enrolment = await mfa.enrol_totp(
-            db, user, auth_time=browser_session.auth_time, settings=settings, ctx=ctx
+            change.db, change.user, auth_time=change.auth_time, settings=change.settings, ctx=change.ctx
         )
     except PyauthError as error:
-        return await _security_page(page, db, browser_session, user, ctx, error=error)
-    return _enrolment_page(page, enrolment)
+        return await change.refused(error)
+    return _enrolment_page(change.page, enrolment)
 
 
 @router.post(f"{PATH}/totp/confirm")
 async def confirm_totp(
-    request: Request,
-    page: WebPagesDep,
-    db: SessionDep,
-    settings: SettingsDep,
-    ctx: ContextDep,
+    change: ChangeDep,
     code: FormCode = "",
-    csrf_token: FormCsrf = "",
 ) -> Response:
     """The first code turns the authenticator on; the recovery codes are shown now, once."""
-    checked = await _checked(request, page, db, settings, ctx, csrf_token)
-    if isinstance(checked, Response):
-        return checked
-    browser_session, user = checked
+    if isinstance(change, Response):
+        return change
     try:
         codes = await mfa.confirm_totp(
-            db, user, code.strip(), auth_time=browser_session.auth_time, settings=settings, ctx=ctx
+            change.db,
+            change.user,
+            code.strip(),
+            auth_time=change.auth_time,
+            settings=change.settings,
+            ctx=change.ctx,
         )
     except InvalidOtp as error:
-        pending = await mfa.pending_totp(db, user, settings=settings)
+        pending = await mfa.pending_totp(change.db, change.user, settings=change.settings)
         if pending is not None:
-            return _enrolment_page(page, pending, error=error)
-        return await _security_page(page, db, browser_session, user, ctx, error=error)
+            return _enrolment_page(change.page, pending, error=error)
+        return await change.refused(error)
     except PyauthError as error:
-        return await _security_page(page, db, browser_session, user, ctx, error=error)
+        return await change.refused(error)
     return _codes_page(
-        page,
+        change.page,
         codes,
         N_("The authenticator app is on. From now on, signing in asks for its code after your password."),
     )
@@ -322,23 +337,16 @@ async def _confirmation(page: WebPages, *, text: str, action: str, button: str) 
 
 @router.post(f"{PATH}/totp/remove")
 async def remove_totp(
-    request: Request,
-    page: WebPagesDep,
-    db: SessionDep,
-    settings: SettingsDep,
-    ctx: ContextDep,
+    change: ChangeDep,
     confirm: FormConfirm = "",
-    csrf_token: FormCsrf = "",
 ) -> Response:
     """Without `confirm`, the question; with it, the authenticator and the recovery codes are removed."""
-    checked = await _checked(request, page, db, settings, ctx, csrf_token)
-    if isinstance(checked, Response):
-        return checked
-    browser_session, user = checked
+    if isinstance(change, Response):
+        return change
     if confirm != "yes":
         return await _confirmation(
-            page,
-            text=page.text(
+            change.page,
+            text=change.page.text(
                 N_(
                     "Remove the authenticator app? Its codes and your recovery codes stop working, and your "
                     "password alone signs you in."
@@ -348,33 +356,28 @@ async def remove_totp(
             button=N_("Remove the authenticator app"),
         )
     try:
-        await mfa.remove_totp(db, user, auth_time=browser_session.auth_time, settings=settings, ctx=ctx)
+        await mfa.remove_totp(
+            change.db, change.user, auth_time=change.auth_time, settings=change.settings, ctx=change.ctx
+        )
     except PyauthError as error:
-        return await _security_page(page, db, browser_session, user, ctx, error=error)
-    return _back(page, "totp_removed")
+        return await change.refused(error)
+    return _back(change.page, "totp_removed")
 
 
 @router.post(f"{PATH}/recovery-codes")
-async def regenerate_recovery_codes(
-    request: Request,
-    page: WebPagesDep,
-    db: SessionDep,
-    settings: SettingsDep,
-    ctx: ContextDep,
-    csrf_token: FormCsrf = "",
-) -> Response:
+async def regenerate_recovery_codes(change: ChangeDep) -> Response:
     """Ten new codes, shown now, once; the old ones stop working."""
-    checked = await _checked(request, page, db, settings, ctx, csrf_token)
-    if isinstance(checked, Response):
-        return checked
-    browser_session, user = checked
+    if isinstance(change, Response):
+        return change
     try:
         codes = await mfa.regenerate_recovery_codes(
-            db, user, auth_time=browser_session.auth_time, settings=settings, ctx=ctx
+            change.db, change.user, auth_time=change.auth_time, settings=change.settings, ctx=change.ctx
         )
     except PyauthError as error:
-        return await _security_page(page, db, browser_session, user, ctx, error=error)
-    return _codes_page(page, codes, N_("These are your new recovery codes. The old ones no longer work."))
+        return await change.refused(error)
+    return _codes_page(
+        change.page, codes, N_("These are your new recovery codes. The old ones no longer work.")
+    )
 
 
 def _json_refusal(page: WebPages, error: PyauthError) -> JSONResponse:
@@ -427,87 +430,70 @@ def _credential(text: str) -> dict[str, Any]:
 
 @router.post(f"{PATH}/passkeys")
 async def add_passkey(
-    request: Request,
-    page: WebPagesDep,
-    db: SessionDep,
-    settings: SettingsDep,
-    ctx: ContextDep,
+    change: ChangeDep,
     name: FormName = "",
     credential: FormCredential = "",
-    csrf_token: FormCsrf = "",
 ) -> Response:
     """The browser's answer to the latest options (RegistrationResponseJSON, from the page script) and the
     passkey's name: verified and stored as the API does, mailed and audited."""
-    checked = await _checked(request, page, db, settings, ctx, csrf_token)
-    if isinstance(checked, Response):
-        return checked
-    browser_session, user = checked
+    if isinstance(change, Response):
+        return change
     try:
         await passkeys.register(
-            db,
-            user,
+            change.db,
+            change.user,
             name=name.strip() or UNNAMED,
             credential=_credential(credential),
-            settings=settings,
-            ctx=ctx,
+            settings=change.settings,
+            ctx=change.ctx,
         )
     except PyauthError as error:
-        return await _security_page(page, db, browser_session, user, ctx, error=error)
-    return _back(page, "passkey_added")
+        return await change.refused(error)
+    return _back(change.page, "passkey_added")
 
 
 @router.post(f"{PATH}/passkeys/{{passkey_id}}/rename")
 async def rename_passkey(
-    request: Request,
     passkey_id: uuid.UUID,
-    page: WebPagesDep,
-    db: SessionDep,
-    settings: SettingsDep,
-    ctx: ContextDep,
+    change: ChangeDep,
     name: FormName = "",
-    csrf_token: FormCsrf = "",
 ) -> Response:
-    checked = await _checked(request, page, db, settings, ctx, csrf_token)
-    if isinstance(checked, Response):
-        return checked
-    browser_session, user = checked
+    if isinstance(change, Response):
+        return change
     try:
-        await passkeys.rename(db, user, passkey_id, name=name.strip() or UNNAMED, ctx=ctx)
+        await passkeys.rename(
+            change.db, change.user, passkey_id, name=name.strip() or UNNAMED, ctx=change.ctx
+        )
     except PyauthError as error:
-        return await _security_page(page, db, browser_session, user, ctx, error=error)
-    return _back(page, "passkey_renamed")
+        return await change.refused(error)
+    return _back(change.page, "passkey_renamed")
 
 
 @router.post(f"{PATH}/passkeys/{{passkey_id}}/remove")
 async def remove_passkey(
-    request: Request,
     passkey_id: uuid.UUID,
-    page: WebPagesDep,
-    db: SessionDep,
-    settings: SettingsDep,
-    ctx: ContextDep,
+    change: ChangeDep,
     confirm: FormConfirm = "",
-    csrf_token: FormCsrf = "",
 ) -> Response:
     """Without `confirm`, the question (naming the passkey); with it, the passkey is removed."""
-    checked = await _checked(request, page, db, settings, ctx, csrf_token)
-    if isinstance(checked, Response):
-        return checked
-    browser_session, user = checked
+    if isinstance(change, Response):
+        return change
     if confirm != "yes":
-        found = next((p for p in await passkeys.list_passkeys(db, user) if p.id == passkey_id), None)
+        found = next(
+            (p for p in await passkeys.list_passkeys(change.db, change.user) if p.id == passkey_id), None
+        )
         if found is None:
-            return await _security_page(page, db, browser_session, user, ctx, error=PasskeyNotFound())
+            return await change.refused(PasskeyNotFound())
         return await _confirmation(
-            page,
-            text=page.text(
+            change.page,
+            text=change.page.text(
                 N_("Remove the passkey “%(name)s”? It will no longer sign you in."), name=found.name
             ),
             action=f"{PATH}/passkeys/{passkey_id}/remove",
             button=N_("Remove the passkey"),
         )
     try:
-        await passkeys.remove(db, user, passkey_id, settings=settings, ctx=ctx)
+        await passkeys.remove(change.db, change.user, passkey_id, settings=change.settings, ctx=change.ctx)
     except PyauthError as error:
-        return await _security_page(page, db, browser_session, user, ctx, error=error)
-    return _back(page, "passkey_removed")
+        return await change.refused(error)
+    return _back(change.page, "passkey_removed")
