@@ -70,6 +70,8 @@ TIMEOUT = int(os.environ.get("BENCH_TIMEOUT_SECONDS", "30"))
 ARGON2_SECONDS = int(os.environ.get("BENCH_ARGON2_SECONDS", "10"))
 VERIFY_SECONDS = int(os.environ.get("BENCH_VERIFY_SECONDS", "10"))
 MIXED_ME_CONNECTIONS = int(os.environ.get("BENCH_MIXED_ME_CONNECTIONS", "16"))
+# `me-distinct`'s access tokens, each of a session of its own, sent in turn (see distinct_token_logins).
+DISTINCT_TOKENS = int(os.environ.get("BENCH_DISTINCT_TOKENS", "512"))
 # Where the API under test serves /metrics, in the order tried: its internal metrics port (METRICS_PORT,
 # 9000), then its public port (before /metrics moved, or with METRICS_PORT unset).
 METRICS_URLS = os.environ.get(
@@ -82,12 +84,14 @@ WRK_SCRIPTS = Path(__file__).resolve().parent / "wrk"
 # Passes the password policy: 15+ characters, not common, nothing of the email or the service name.
 PASSWORD = "quartz-lantern-meadow-4711"  # noqa: S105 - a throw-away password of throw-away accounts
 
-SCENARIOS = ("me", "refresh", "login", "login-mfa", "register", "jwks")
+SCENARIOS = ("me", "me-distinct", "refresh", "login", "login-mfa", "register", "jwks")
 # What BENCH_SCENARIOS may name: the scenarios, the resource server's verification, and the mixed run.
 RUNS = (*SCENARIOS, "verify", "mixed")
 # scenario: (ceiling it is read against, target fraction of it or None)
 TARGETS: dict[str, tuple[str, float | None]] = {
     "me": ("select", 0.50),
+    # The same work as `me`, each request with another session's token (DISTINCT_TOKENS in turn).
+    "me-distinct": ("select", 0.50),
     "refresh": ("select", 0.35),
     "login": ("argon2_verify", 0.90),
     # One argon2id verify per login too, plus the mfa_token, a second request and the TOTP check: a
@@ -181,10 +185,18 @@ class Fixtures:
     emails: list[str] = field(default_factory=list)
     user_ids: list[str] = field(default_factory=list)
     access_tokens: list[str] = field(default_factory=list)
+    # `me-distinct`'s: one session each (empty unless it runs)
+    distinct_tokens: list[str] = field(default_factory=list)
     refresh_chains: dict[str, list[str]] = field(default_factory=dict)
 
 
-def make_fixtures(run_id: str) -> Fixtures:
+def distinct_token_logins(emails: list[str], count: int) -> list[str]:
+    """Whose password login makes each of `me-distinct`'s `count` tokens: the accounts in turn, so each
+    account holds about count / len(emails) of the sessions (each login opens a session of its own)."""
+    return [emails[i % len(emails)] for i in range(count)]
+
+
+def make_fixtures(run_id: str, distinct_tokens: int = 0) -> Fixtures:
     fixtures = Fixtures(run_id)
     fixtures.emails = [f"bench-{run_id}-u{i}@bench.example" for i in range(CONNECTIONS)]
 
@@ -214,6 +226,9 @@ def make_fixtures(run_id: str) -> Fixtures:
         "warm-up": [t["refresh_token"] for t in logins[CONNECTIONS : CONNECTIONS + chains]],
         "measured": [t["refresh_token"] for t in logins[CONNECTIONS + chains :]],
     }
+    if distinct_tokens:
+        distinct = parallel(login, distinct_token_logins(fixtures.emails, distinct_tokens))
+        fixtures.distinct_tokens = [t["access_token"] for t in distinct]
     return fixtures
 
 
@@ -784,7 +799,7 @@ unset multiplot
 
 def console_table(report: dict[str, Any]) -> str:
     header = (
-        f"{'scenario':<10}{'req/s':>10}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'p99/p50':>8}{'errors':>7}"
+        f"{'scenario':<12}{'req/s':>10}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'p99/p50':>8}{'errors':>7}"
         f"{'t/o':>5}  {'ceiling':<38}{'ceil/s':>9}{'ratio':>7}{'target':>8}  met"
     )
     lines = [header, "-" * len(header)]
@@ -792,7 +807,7 @@ def console_table(report: dict[str, Any]) -> str:
         latency = row["latency_ms"]
         target = row["target_ratio"]
         lines.append(
-            f"{scenario:<10}{row['requests_per_second']:>10,.1f}{latency['p50']:>9.2f}{latency['p95']:>9.2f}"
+            f"{scenario:<12}{row['requests_per_second']:>10,.1f}{latency['p50']:>9.2f}{latency['p95']:>9.2f}"
             f"{latency['p99']:>9.2f}{row['p99_over_p50']:>8.2f}{row['errors']:>7}{row['timeouts']:>5}  "
             f"{CEILING_NAMES[row['ceiling']]:<38}{row['ceiling_per_second']:>9,.1f}{row['ratio']:>7.2f}"
             f"{('>= ' + format(target, '.2f')) if target is not None else '-':>8}  "
@@ -801,14 +816,14 @@ def console_table(report: dict[str, Any]) -> str:
     verify = report.get("verify")
     if verify is not None and "error" not in verify:
         lines.append(
-            f"{'verify':<10}{verify['verifications_per_core_second']:>10,.1f} per core-second "
+            f"{'verify':<12}{verify['verifications_per_core_second']:>10,.1f} per core-second "
             f"(pyauth-resource, one core)  ceiling {CEILING_NAMES['pyjwt_verify']} "
             f"{verify['ceiling_per_core_second']:,.1f}  ratio {verify['ratio']:.2f} "
             f"(>= {verify['target_ratio']:.2f}: {'yes' if verify['meets_ratio'] else 'NO'})  "
             f"HTTP requests during the loop {verify['fetches_during_loop']}"
         )
     elif verify is not None:
-        lines.append(f"verify    no measurement: {verify['error']}")
+        lines.append(f"verify      no measurement: {verify['error']}")
     if "login-mfa" in report["scenarios"]:
         row = report["scenarios"]["login-mfa"]
         lines.append(
@@ -1095,7 +1110,7 @@ def run_scenarios(
     if "verify" in chosen:
         say(f"bench: verify, pyauth-resource on one core, {VERIFY_SECONDS} s each with its ceiling")
         verification = measure_verification(fixtures.emails[0])
-    if {"me", "refresh"} & set(chosen):
+    if {"me", "me-distinct", "refresh"} & set(chosen):
         ceiling_runs["select"] = measure(
             wrk,
             "ceiling: asyncpg SELECT",
@@ -1106,6 +1121,10 @@ def run_scenarios(
         )
     if "me" in chosen:
         runs["me"] = measure(wrk, "me", "me.lua", API_URL, data=fixtures.access_tokens, **api)
+    if "me-distinct" in chosen:
+        runs["me-distinct"] = measure(
+            wrk, "me-distinct", "me_distinct.lua", API_URL, data=fixtures.distinct_tokens, **api
+        )
     if "refresh" in chosen:
         runs["refresh"] = measure(
             wrk,
@@ -1148,8 +1167,12 @@ def main() -> int:
     wait_until_answering(CEILING_ARGON2_URL, any_status=True)
     wait_until_answering(VERIFY_URL, any_status=True)
 
-    say(f"bench: creating {CONNECTIONS} accounts and their sessions through the API (run {run_id})")
-    fixtures = make_fixtures(run_id)
+    distinct = DISTINCT_TOKENS if "me-distinct" in chosen else 0
+    say(
+        f"bench: creating {CONNECTIONS} accounts and their sessions through the API (run {run_id})"
+        + (f", and {distinct} more sessions for me-distinct" if distinct else "")
+    )
+    fixtures = make_fixtures(run_id, distinct)
 
     workers = WorkerCounts(METRICS_URLS)
     if workers.read():

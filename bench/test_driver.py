@@ -323,3 +323,20 @@ def test_a_partial_run_reports_only_what_ran(tmp_path: Path) -> None:
     console = driver.console_table(partial)
     assert "login-mfa: completed logins per second" in console
     assert "mixed:" not in console
+
+
+def test_me_distinct_is_a_known_run_read_against_the_select_ceiling_like_me() -> None:
+    assert driver.selected_runs("me-distinct,me") == ("me", "me-distinct")
+    rows = driver.verdicts({"me-distinct": run("me-distinct")}, {"select": 4000.0})
+
+    assert (rows["me-distinct"]["ceiling"], rows["me-distinct"]["target_ratio"]) == ("select", 0.50)
+    assert rows["me-distinct"]["ratio"] == 0.025
+
+
+def test_me_distinct_tokens_come_from_every_account_in_turn() -> None:
+    emails = ["a@bench.example", "b@bench.example", "c@bench.example"]
+
+    logins = driver.distinct_token_logins(emails, 7)
+
+    assert logins == [*emails, *emails, "a@bench.example"]
+    assert driver.distinct_token_logins(emails, 0) == []
