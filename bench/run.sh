@@ -12,6 +12,11 @@
 #  3. stops them and deletes the bench's accounts from the development database (also when
 #     interrupted). Accounts are named bench-…@bench.example; nothing else is touched.
 #
+# The stack's mail worker is paused (docker pause: frozen, not stopped) from before the accounts are
+# made until the cleanup has deleted their mails from the outbox, then unpaused: registering the bench's
+# accounts queues a confirmation mail each, which the worker would otherwise deliver (MAIL_BACKEND=console:
+# print, link included, to its logs). Other mail queued meanwhile waits and goes out once it resumes.
+#
 # Exit status: 1 when any run had errors, timeouts or no answer at all (the driver's gate; the ratio
 # targets are a report), and whatever failed otherwise.
 #
@@ -55,10 +60,15 @@ fi
 log "benchmarking compose project $project (images ${PYAUTH_TAG:-latest})"
 
 services=(bench-api bench-ceiling-json bench-ceiling-select bench-ceiling-argon2 bench-verify)
+worker_paused=
 cleanup() {
   log "stopping the bench services and deleting the bench's data"
   compose rm --stop --force "${services[@]}" >/dev/null 2>&1 || true
   delete_bench_data || log "cleanup failed: run 'make psql < bench/cleanup.sql' by hand"
+  if [ -n "$worker_paused" ]; then
+    log "resuming the mail worker"
+    compose unpause worker >/dev/null 2>&1 || log "could not resume the mail worker: run 'docker unpause $worker_paused'"
+  fi
 }
 trap cleanup EXIT
 
@@ -68,6 +78,14 @@ compose build --quiet bench
 
 log "deleting leftovers of an interrupted run"
 delete_bench_data
+
+# Paused until the cleanup has deleted the bench's mails (see the header): none of them is delivered.
+worker=$(compose ps -q --status running worker 2>/dev/null || true)
+if [ -n "$worker" ]; then
+  log "pausing the mail worker until the bench's mails are deleted"
+  compose pause worker 2>&1 | { grep -v '^ Container' || true; }
+  worker_paused=$worker
+fi
 
 # The load generator's network: its X-Forwarded-For is believed by bench-api (see compose.bench.yaml).
 network=$(docker inspect --format '{{range $name, $_ := .NetworkSettings.Networks}}{{$name}} {{end}}' "$api" | awk '{print $1}')

@@ -323,3 +323,52 @@ def test_a_partial_run_reports_only_what_ran(tmp_path: Path) -> None:
     console = driver.console_table(partial)
     assert "login-mfa: completed logins per second" in console
     assert "mixed:" not in console
+
+
+def test_me_distinct_is_a_known_run_read_against_the_select_ceiling_like_me() -> None:
+    assert driver.selected_runs("me-distinct,me") == ("me", "me-distinct")
+    rows = driver.verdicts({"me-distinct": run("me-distinct")}, {"select": 4000.0})
+
+    assert (rows["me-distinct"]["ceiling"], rows["me-distinct"]["target_ratio"]) == ("select", 0.50)
+    assert rows["me-distinct"]["ratio"] == 0.025
+
+
+def test_me_distinct_tokens_come_from_every_account_in_turn() -> None:
+    emails = ["a@bench.example", "b@bench.example", "c@bench.example"]
+
+    logins = driver.distinct_token_logins(emails, 7)
+
+    assert logins == [*emails, *emails, "a@bench.example"]
+    assert driver.distinct_token_logins(emails, 0) == []
+
+
+def test_late_answers_count_at_the_timeout_in_the_percentiles() -> None:
+    # 98 answers at 10 ms and 2 later than a 30 s timeout, which wrk left out of its histogram.
+    latency = driver.percentiles_with_late([(10_000, 98)], 2, 30_000_000)
+
+    assert latency["p95"] == 10.0
+    assert latency["p99"] == 30_000.0
+    assert latency["max"] == 30_000.0
+
+
+def test_without_late_answers_the_percentiles_are_the_histograms() -> None:
+    histogram = [(3_000, 1), (1_000, 50), (2_000, 49)]
+
+    latency = driver.percentiles_with_late(histogram, 0, 30_000_000)
+
+    assert (latency["p50"], latency["p75"], latency["p99.9"]) == (1.0, 2.0, 3.0)
+    assert "max" not in latency
+    assert driver.percentiles_with_late([], 0, 30_000_000) == {}
+
+
+def test_a_run_counts_the_answers_missing_from_wrks_histogram_as_late(tmp_path: Path) -> None:
+    # 1000 answers, 990 of them within the timeout.
+    read = driver.Wrk._read(
+        "me", "http://bench-api:8000", 64, 2, wrk_output(tmp_path, histogram_us=[[4000, 990]])
+    )
+
+    assert read.late == 10
+    assert read.latency_ms["p99"] == 4.0  # the 990th of 1000
+    assert read.latency_ms["p99.9"] == driver.TIMEOUT * 1000
+    assert read.latency_ms["p50"] == 4.0
+    assert read.as_dict()["late_answers"] == 10
