@@ -85,6 +85,9 @@ if [ -n "$worker" ]; then
   log "pausing the mail worker until the bench's mails are deleted"
   compose pause worker 2>&1 | { grep -v '^ Container' || true; }
   worker_paused=$worker
+else
+  # Left paused by a run that was killed before its cleanup: resumed by this run's cleanup.
+  worker_paused=$(compose ps -q --status paused worker 2>/dev/null || true)
 fi
 
 # The load generator's network: its X-Forwarded-For is believed by bench-api (see compose.bench.yaml).
