@@ -35,7 +35,7 @@ from app.oidc.schemas import AppGrantRead
 from app.users.models import User
 from app.web import cookies, return_to
 from app.web import service as web_service
-from app.web.pages import WebPages, WebPagesDep
+from app.web.pages import WebPages, WebPagesDep, signed_in
 
 router = APIRouter(tags=["oidc"])
 
@@ -212,9 +212,7 @@ async def authorize(
             hint = await verified_hint(keyring, token, issuer=settings.issuer)
         except InvalidIdTokenHint:
             return answer(error="invalid_request", error_description="id_token_hint is not valid.")
-    current = await web_service.current(
-        db, cookies.read(request, cookies.SSO_NAME, settings), settings=settings, ctx=ctx
-    )
+    current = await signed_in(request, db, settings, ctx)
     # The consent page's answer continues a request that already passed the freshness checks: asking for
     # them again would send a slow reader of a `max_age=1` request back to the sign-in for ever.
     answering_consent = request.method == "POST" and CONSENT_FIELD in params

@@ -197,9 +197,7 @@ async def signin(
         return page.error(error)
     try:
         await limit_request(request, "token", "RATE_LIMIT_TOKEN", ctx, settings)
-        current = await service.current(
-            db, cookies.read(request, cookies.SSO_NAME, settings), settings=settings, ctx=ctx
-        )
+        current = await pages.signed_in(request, db, settings, ctx)
         signed_in = await service.sign_in(
             db,
             email=email,
@@ -280,9 +278,7 @@ async def second_factor(
             page, target, mfa_token=mfa_token, methods=methods, method=method, client_origin=origin
         )
     try:
-        current = await service.current(
-            db, cookies.read(request, cookies.SSO_NAME, settings), settings=settings, ctx=ctx
-        )
+        current = await pages.signed_in(request, db, settings, ctx)
         signed_in = await service.complete_second_step(
             db,
             mfa_token=mfa_token,
@@ -382,9 +378,7 @@ async def passkey_signin(
     origin = await signin_return.client_origin(db, target)
     try:
         await limit_request(request, "token", "RATE_LIMIT_TOKEN", ctx, settings)
-        current = await service.current(
-            db, cookies.read(request, cookies.SSO_NAME, settings), settings=settings, ctx=ctx
-        )
+        current = await pages.signed_in(request, db, settings, ctx)
         signed_in = await service.sign_in_with_passkey(
             db,
             credential=credential,
@@ -543,9 +537,7 @@ async def forgot(
 async def account_page(
     request: Request, page: WebPagesDep, db: SessionDep, settings: SettingsDep, ctx: ContextDep
 ) -> Response:
-    current = await service.current(
-        db, cookies.read(request, cookies.SSO_NAME, settings), settings=settings, ctx=ctx
-    )
+    current = await pages.signed_in(request, db, settings, ctx)
     if current is None:
         return page.redirect(_with_return_to("/signin", "/account"))
     return page.render(
@@ -562,9 +554,7 @@ async def signout_page(
     request: Request, page: WebPagesDep, db: SessionDep, settings: SettingsDep, ctx: ContextDep
 ) -> Response:
     """Shows a button: a GET never signs out (a link or an image on another site could)."""
-    current = await service.current(
-        db, cookies.read(request, cookies.SSO_NAME, settings), settings=settings, ctx=ctx
-    )
+    current = await pages.signed_in(request, db, settings, ctx)
     if current is None:
         return page.redirect("/signed-out")
     return page.render(
@@ -586,9 +576,7 @@ async def signout(
         page.check_csrf(csrf_token)
     except PyauthError as error:
         return page.error(error)
-    current = await service.current(
-        db, cookies.read(request, cookies.SSO_NAME, settings), settings=settings, ctx=ctx
-    )
+    current = await pages.signed_in(request, db, settings, ctx)
     if current is not None:
         await service.sign_out(db, current[0], ctx=ctx)
     page.renew_csrf()

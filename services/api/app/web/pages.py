@@ -14,6 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.account.service import EmailAlreadyRegistered
 from app.auth.errors import EmailNotVerified, InvalidCredentials
 from app.core import templating
+from app.core.config import Settings
+from app.core.context import RequestContext
 from app.core.dependencies import RequestLocale, SettingsDep
 from app.core.errors import PyauthError, RolledBackRefusal
 from app.core.templating import N_
@@ -23,8 +25,10 @@ from app.passkeys.errors import PasskeyInvalid
 from app.passwords import policy
 from app.passwords.hashing import HashQueueFull
 from app.ratelimit.service import LoginThrottled, PasswordResetRequired, RateLimited
+from app.sso.models import BrowserSession
 from app.users.emails import InvalidEmail
-from app.web import cookies, csrf
+from app.users.models import User
+from app.web import cookies, csrf, service
 from app.web.return_to import ReturnToRefused
 
 SIGNIN_TITLE = N_("Sign in")
@@ -101,6 +105,15 @@ class RefusedOnPage(RolledBackRefusal):
 
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+async def signed_in(
+    request: Request, db: AsyncSession, settings: Settings, ctx: RequestContext
+) -> tuple[BrowserSession, User] | None:
+    """The browser's live SSO session (named by its cookie) and its user, or None."""
+    return await service.current(
+        db, cookies.read(request, cookies.SSO_NAME, settings), settings=settings, ctx=ctx
+    )
 
 
 async def _page_locale(request: Request, accepted: RequestLocale) -> str:

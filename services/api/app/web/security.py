@@ -55,8 +55,7 @@ from app.passkeys.models import MAX_NAME_LENGTH
 from app.passkeys.schemas import UNNAMED
 from app.sso.models import BrowserSession
 from app.users.models import User
-from app.web import cookies, service
-from app.web.pages import WebPages, WebPagesDep
+from app.web.pages import WebPages, WebPagesDep, signed_in
 
 router = APIRouter(include_in_schema=False)
 
@@ -129,14 +128,6 @@ def qr_code_svg(uri: str, label: str) -> Markup:
 
 def _date(page: WebPages, when: datetime | None) -> str | None:
     return format_date(when, format="medium", locale=page.locale) if when is not None else None
-
-
-async def _signed_in(
-    request: Request, db: AsyncSession, settings: Settings, ctx: RequestContext
-) -> tuple[BrowserSession, User] | None:
-    return await service.current(
-        db, cookies.read(request, cookies.SSO_NAME, settings), settings=settings, ctx=ctx
-    )
 
 
 async def _security_page(
@@ -223,7 +214,7 @@ async def change(
         page.check_csrf(csrf_token)
     except PyauthError as error:
         return page.error(error)
-    current = await _signed_in(request, db, settings, ctx)
+    current = await signed_in(request, db, settings, ctx)
     if current is None:
         return page.redirect(SIGN_IN_AGAIN)
     browser_session, user = current
@@ -250,7 +241,7 @@ async def security_page(
     ctx: ContextDep,
     done: Annotated[str, Query(max_length=32)] = "",
 ) -> Response:
-    current = await _signed_in(request, db, settings, ctx)
+    current = await signed_in(request, db, settings, ctx)
     if current is None:
         return page.redirect(SIGN_IN_AGAIN)
     return await _security_page(page, db, *current, ctx, done=done)
@@ -404,7 +395,7 @@ async def passkey_options(
         page.check_csrf(csrf_token)
     except PyauthError as error:
         return _json_refusal(page, error)
-    current = await _signed_in(request, db, settings, ctx)
+    current = await signed_in(request, db, settings, ctx)
     if current is None:
         return _json_refusal(page, SignedOut())
     browser_session, user = current
