@@ -4,7 +4,7 @@ when it is created (`ClientCreated`, `SecretRotated`)."""
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 
 from app.clients.models import ClientType, GrantType, SigningAlgorithm
 from app.clients.redirect_uris import MAX_REDIRECT_URI_LENGTH, MAX_REDIRECT_URIS
@@ -56,7 +56,8 @@ class ClientCreate(StrictModel):
     scopes: list[ScopeName] = Field(
         default_factory=lambda: list(DEFAULT_SCOPES), max_length=50, description="Scopes it may ask for."
     )
-    first_party: bool = Field(False, description="One of the service's own apps: no consent screen.")
+    # Strict: JSON `true`/`false` only (lax pydantic would take 0, 1 or "yes", which the schema does not).
+    first_party: StrictBool = Field(False, description="One of the service's own apps: no consent screen.")
     id_token_signed_response_alg: SigningAlgorithm = SigningAlgorithm.ES256
     access_token_audience: Audience | None = Field(
         None, description="`aud` of its access tokens; unset: JWT_AUDIENCE."
@@ -77,12 +78,12 @@ class ClientUpdate(StrictModel):
     post_logout_redirect_uris: list[RedirectUri] | None = Field(None, max_length=MAX_REDIRECT_URIS)
     grant_types: list[GrantTypeName] | None = Field(None, max_length=MAX_GRANT_TYPES)
     scopes: list[ScopeName] | None = Field(None, max_length=50)
-    first_party: bool | None = None
+    first_party: StrictBool | None = None
     id_token_signed_response_alg: SigningAlgorithm | None = None
     access_token_audience: Audience | None = None
     access_token_ttl_seconds: AccessTokenTtl | None = None
     refresh_token_ttl_seconds: RefreshTokenTtl | None = None
-    disabled: bool | None = Field(
+    disabled: StrictBool | None = Field(
         None, description="A disabled client gets no token: its requests answer `invalid_client`."
     )
 

@@ -296,3 +296,22 @@ async def test_the_document_lists_the_client_codes_and_operation_names(client: h
     assert rotate["409"]["content"]["application/json"]["schema"]["properties"]["error"]["enum"] == [
         "public_client_has_no_secret"
     ]
+
+
+async def test_boolean_fields_take_json_booleans_only(
+    client: httpx.AsyncClient, db_session: AsyncSession
+) -> None:
+    """The schema says boolean: 0, 1 or "true" is a 422 (schemathesis' ST201), not a client created."""
+    admin = await admin_account(client, db_session)
+    for value in (0, 1, "true", "no"):
+        body = {"name": "x", "type": "public", "first_party": value}
+        created = await client.post("/admin/clients", json=body, headers=admin.bearer)
+        assert created.status_code == 422, (value, created.text)
+    created = await client.post(
+        "/admin/clients", json={"name": "x", "type": "public", "first_party": True}, headers=admin.bearer
+    )
+    assert created.status_code == 201, created.text
+    client_id = created.json()["client_id"]
+    for field in ("first_party", "disabled"):
+        patched = await client.patch(f"/admin/clients/{client_id}", json={field: 1}, headers=admin.bearer)
+        assert patched.status_code == 422, (field, patched.text)
