@@ -28,6 +28,7 @@ from app.core.config import Settings, get_settings
 from app.core.database import build_engine, build_sessionmaker, wait_for_database
 from app.core.dependencies import trusted_networks
 from app.core.error_handlers import install_error_handlers
+from app.core.exact_routes import ExactRoutes
 from app.core.requests import RequestLogMiddleware
 from app.core.security import DOCS_ASSETS_PATH, RequestGuard, SecurityHeaders, docs_csp
 from app.health import endpoints as health_endpoints
@@ -108,6 +109,14 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.state.trusted_proxies = trusted_networks(settings.TRUSTED_PROXIES)
     install_error_handlers(app)
     # Outermost last: the request log sees every answer, the headers reach even a guard's refusal.
+    if settings.HOT_PATHS_ENABLED:  # innermost: everything outside sees these requests as any other
+        app.add_middleware(
+            ExactRoutes,
+            routes={
+                ("GET", "/users/me"): users_endpoints.me,
+                ("GET", keys_endpoints.JWKS_PATH): keys_endpoints.jwks,
+            },
+        )
     if settings.metrics_port is not None:  # innermost: /metrics only on its own port, and only it there
         app.add_middleware(MetricsListener, metrics_port=settings.metrics_port)
     if settings.CORS_ORIGINS:

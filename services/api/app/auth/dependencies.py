@@ -1,19 +1,25 @@
 """Who is calling: the Bearer access token, verified, and its session checked live in the database,
 so that logout takes effect at once for pyauth's own endpoints; `CurrentAdmin` adds the admin role (and,
-with MFA_REQUIRED_FOR_ADMINS, a second factor in the token's `amr`)."""
+with MFA_REQUIRED_FOR_ADMINS, a second factor in the token's `amr`). `caller_profile` is the same check
+for `GET /users/me` in one statement, without loading the session and user as objects."""
 
 import uuid
+from datetime import datetime
 from typing import Annotated
 
-from fastapi import Depends
+import asyncpg
+from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 
 from app.auth import repository
 from app.auth.errors import AdminRequired, MfaRequiredForAdmins
-from app.auth.sessions import Authenticated, session_is_live
+from app.auth.sessions import Authenticated, idle_ttl, session_is_live
+from app.core.config import Settings
+from app.core.database import driver_connection
 from app.core.dependencies import ClockDep, SessionDep, SettingsDep
 from app.keys.dependencies import KeyRingDep
-from app.keys.tokens import InvalidAccessToken, verify_access_token
+from app.keys.keyring import KeyRing
+from app.keys.tokens import AccessClaims, InvalidAccessToken, verify_access_token
 
 # Swagger UI's Authorize button posts email and password to this URL as an OAuth2 password grant.
 bearer = OAuth2PasswordBearer(tokenUrl="auth/token", auto_error=False)
@@ -26,14 +32,8 @@ async def authenticated(
     clock: ClockDep,
     token: Annotated[str | None, Depends(bearer)],
 ) -> Authenticated:
-    if not token:
-        raise InvalidAccessToken("An access token is required.")
     now = clock.now()
-    claims = await verify_access_token(keyring, settings, token, now=now)
-    try:
-        session_id = uuid.UUID(claims.sid)
-    except ValueError:
-        raise InvalidAccessToken() from None
+    claims, session_id = await _verified(keyring, settings, token, now=now)
     found = await repository.session_with_user(db, session_id)
     if (
         found is None
@@ -50,6 +50,44 @@ async def authenticated(
 
 
 CurrentAuth = Annotated[Authenticated, Depends(authenticated)]
+
+
+async def _verified(
+    keyring: KeyRing, settings: Settings, token: str | None, *, now: datetime
+) -> tuple[AccessClaims, uuid.UUID]:
+    """The token's verified claims and its session id; `InvalidAccessToken` (401) otherwise."""
+    if not token:
+        raise InvalidAccessToken("An access token is required.")
+    claims = await verify_access_token(keyring, settings, token, now=now)
+    try:
+        session_id = uuid.UUID(claims.sid)
+    except ValueError:
+        raise InvalidAccessToken() from None
+    return claims, session_id
+
+
+async def caller_profile(request: Request) -> asyncpg.Record:
+    """The caller's user columns (never the password hash), for `GET /users/me`: the same checks as
+    `authenticated` (the token, then its session live and of the token's user, the user active), with the
+    session checked in the one statement that reads the user (`repository.user_of_live_session`), sent
+    straight to the driver. `InvalidAccessToken` (401) if any check fails."""
+    state = request.app.state
+    settings: Settings = state.settings
+    now = state.clock.now()
+    claims, session_id = await _verified(state.keyring, settings, await bearer(request), now=now)
+    try:
+        user_id = uuid.UUID(claims.sub)
+    except ValueError:
+        raise InvalidAccessToken() from None
+    if str(user_id) != claims.sub:  # as `authenticated` compares: the canonical form only
+        raise InvalidAccessToken()
+    async with driver_connection(state.sessionmaker) as connection:
+        row = await repository.user_of_live_session(
+            connection, session_id=session_id, user_id=user_id, now=now, idle_since=now - idle_ttl(settings)
+        )
+    if row is None:
+        raise InvalidAccessToken()
+    return row
 
 
 async def current_admin(auth: CurrentAuth, settings: SettingsDep) -> Authenticated:

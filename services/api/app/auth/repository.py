@@ -5,6 +5,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+import asyncpg
 from sqlalchemy import and_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -80,6 +81,33 @@ async def session_with_user(db: AsyncSession, session_id: uuid.UUID) -> SessionW
         )
     ).one_or_none()
     return SessionWithUser(session=row[0], user=row[1]) if row else None
+
+
+# `sessions.session_is_live` as SQL, for the token's session and user: not revoked, not expired, used
+# within the idle TTL ($4 = now - idle TTL), the user active. The user's columns but its password hash.
+# (The table names come from the models; every value is a parameter.)
+_USER_OF_LIVE_SESSION = f"""
+SELECT u.id, u.email, u.display_name, u.is_active, u.is_verified, u.roles, u.created_at, u.updated_at
+FROM {AuthSession.__tablename__} AS s JOIN {User.__tablename__} AS u ON u.id = s.user_id
+WHERE s.id = $1 AND s.user_id = $2 AND s.revoked_at IS NULL AND s.expires_at > $3 AND s.last_used_at > $4
+  AND u.is_active
+"""  # noqa: S608
+
+
+async def user_of_live_session(
+    connection: asyncpg.Connection,
+    *,
+    session_id: uuid.UUID,
+    user_id: uuid.UUID,
+    now: datetime,
+    idle_since: datetime,
+) -> asyncpg.Record | None:
+    """The session's user if the session is live (see `_USER_OF_LIVE_SESSION`), in one statement on the
+    driver's connection (`app.core.database.driver_connection`); None otherwise."""
+    row: asyncpg.Record | None = await connection.fetchrow(
+        _USER_OF_LIVE_SESSION, session_id, user_id, now, idle_since
+    )
+    return row
 
 
 async def touch_session(db: AsyncSession, session_id: uuid.UUID, now: datetime) -> None:

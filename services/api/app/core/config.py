@@ -424,6 +424,11 @@ class Settings(BaseSettings):
         None, description="Swagger UI at /docs; default: on except in production, which refuses true."
     )
     DEBUG: bool = False
+    HOT_PATHS_ENABLED: bool = Field(
+        True,
+        description="Answer GET /users/me and the JWKS without FastAPI's routing (the same answers, faster); "
+        "off: every request goes through FastAPI.",
+    )
 
     # Metrics: GET /metrics in the Prometheus text format, on a port of its own that compose does not
     # publish (as Keycloak's management port), open or behind a bearer token

@@ -19,6 +19,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
 
+from app.core.database import UNAVAILABLE_SQLSTATES
 from app.core.errors import MAX_FIELD_ERRORS, OAuthError, PyauthError, RolledBackRefusal, ServiceUnavailable
 
 log = logging.getLogger("pyauth.errors")
@@ -143,9 +144,6 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(503, ServiceUnavailable.code, ServiceUnavailable.message)
 
 
-# SQLSTATE classes that mean "the database is not there right now": connection exceptions (08),
-# insufficient resources (53), operator intervention such as a shutdown in progress (57P).
-_UNAVAILABLE_SQLSTATES = ("08", "53", "57P")
 _CHARACTER_NOT_IN_REPERTOIRE = "22021"  # e.g. a NUL character, which Postgres text cannot hold
 
 
@@ -160,7 +158,7 @@ async def _dbapi_error(request: Request, exc: Exception) -> JSONResponse:
         )
     if (
         exc.connection_invalidated
-        or sqlstate.startswith(_UNAVAILABLE_SQLSTATES)
+        or sqlstate.startswith(UNAVAILABLE_SQLSTATES)
         or _is_connection_fault(exc.orig)
     ):
         return await _database_error(request, exc)

@@ -4,20 +4,25 @@ discovery documents that point at it are the authorization server's (`app.oauth.
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from app.core.dependencies import SettingsDep
-from app.keys.dependencies import KeyRingDep
+from app.core.config import Settings
+from app.keys.keyring import KeyRing
 
 router = APIRouter(tags=["keys"])
 
+JWKS_PATH = "/.well-known/jwks.json"
+
 
 @router.get(
-    "/.well-known/jwks.json",
+    JWKS_PATH,
     summary="Public keys that verify access and ID tokens (RFC 7517)",
     response_class=JSONResponse,
 )
-async def jwks(request: Request, keyring: KeyRingDep, settings: SettingsDep) -> Response:
+async def jwks(request: Request) -> Response:
     """The body was serialized when the key set last changed; a client that sends its ETag back in
-    `If-None-Match` gets 304 Not Modified without it (RFC 9110 §13.1.2)."""
+    `If-None-Match` gets 304 Not Modified without it (RFC 9110 §13.1.2). Served by the exact-route
+    dispatch (`app.main`) too."""
+    keyring: KeyRing = request.app.state.keyring
+    settings: Settings = request.app.state.settings
     # Relying parties may cache it for JWKS_CACHE_MAX_AGE_SECONDS: a rotated-in key is published at
     # least that long before it signs (KEY_PUBLICATION_LEAD_SECONDS), so a cached set always holds it.
     await keyring.maybe_refresh()

@@ -6,8 +6,11 @@ location headers (`jku`, `x5u`, `jwk`, `x5c`) are refused rather than followed, 
 are checked against the injected clock, not the system one.
 """
 
+import base64
+import json
 import logging
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -15,11 +18,11 @@ from types import MappingProxyType
 from typing import Any, Final
 
 import jwt
-from jwt.types import Options
+import jwt.algorithms
 
 from app.core.config import Settings
 from app.core.errors import PyauthError
-from app.keys.keyring import KeyRing
+from app.keys.keyring import KeyRing, PublishedKey
 from app.keys.storage import ACCESS_TOKEN_ALGORITHMS
 
 log = logging.getLogger("pyauth.tokens")
@@ -152,11 +155,9 @@ def _size_refusal(token: object) -> str | None:
 
 
 def _unverified_kid(token: str) -> str | None:
-    if _size_refusal(token) is not None:
-        return None
     try:
-        kid = jwt.get_unverified_header(token).get("kid")
-    except (jwt.PyJWTError, ValueError, TypeError, RecursionError):
+        kid = _json_object(_segments(token)[0], "header").get("kid")
+    except (_Refused, ValueError, TypeError, RecursionError):
         return None
     return kid if isinstance(kid, str) and 0 < len(kid) <= 64 else None
 
@@ -184,10 +185,21 @@ def _non_empty_string(claims: Mapping[str, Any], name: str) -> str:
 def _verify(
     keyring: KeyRing, settings: Settings, token: str, *, now: float, audience: str | None, required: list[str]
 ) -> dict[str, Any]:
-    if (refusal := _size_refusal(token)) is not None:
-        raise _Refused(refusal)
-    header = jwt.get_unverified_header(token)
+    """The token parsed once: each segment checked and decoded, the header's rules, the signature with the
+    key its `kid` names (by the key's own algorithm, through PyJWT's implementation of it), then the claims
+    as PyJWT's `decode` would check them (`require`, `iss`, `aud`) and the times against `now`."""
+    header_segment, payload_segment, signature_segment = _segments(token)
+    key = _key_for(keyring, _json_object(header_segment, "header"))
+    signing_input = f"{header_segment}.{payload_segment}".encode("ascii")
+    if not _ALGORITHMS[key.algorithm].verify(signing_input, key.public_key, _base64url(signature_segment)):
+        raise _Refused("bad signature")
+    claims = _json_object(payload_segment, "payload")
+    _check_claims(claims, issuer=settings.issuer, audience=audience, required=required, now=now)
+    return claims
 
+
+def _key_for(keyring: KeyRing, header: Mapping[str, Any]) -> PublishedKey:
+    """The key the header's `kid` names, if the header may be verified with it (RFC 8725)."""
     if forbidden := FORBIDDEN_HEADERS & header.keys():
         raise _Refused(f"forbidden header(s) {sorted(forbidden)}")
     typ = header.get("typ")
@@ -202,25 +214,19 @@ def _verify(
     # Pinned per key: a token cannot pick `none`, HS256 or another curve by naming it.
     if header.get("alg") != key.algorithm:
         raise _Refused(f"alg {str(header.get('alg'))[:16]!r} is not the algorithm of key {kid}")
+    return key
 
-    options: Options = {
-        # PyJWT would compare these with the system clock; they are checked below against `now`.
-        "verify_exp": False,
-        "verify_nbf": False,
-        "verify_iat": False,
-        # None: any audience (the caller compares it with what it expects), but it must be there.
-        "verify_aud": audience is not None,
-        "require": required,
-    }
-    claims = jwt.decode(
-        token,
-        key.public_key,
-        algorithms=[key.algorithm],
-        audience=audience,
-        issuer=settings.issuer,
-        options=options,
-    )
 
+def _check_claims(
+    claims: Mapping[str, Any], *, issuer: str, audience: str | None, required: list[str], now: float
+) -> None:
+    for name in required:
+        if claims.get(name) is None:
+            raise _Refused(f"{name} is missing")
+    if claims["iss"] != issuer:
+        raise _Refused("iss is not this issuer")
+    if audience is not None and audience not in _audiences(claims["aud"]):
+        raise _Refused("aud does not name this audience")
     exp = _numeric_date(claims, "exp")
     nbf = _numeric_date(claims, "nbf")
     iat = _numeric_date(claims, "iat")
@@ -233,4 +239,42 @@ def _verify(
         raise _Refused("issued in the future (iat)")
     _non_empty_string(claims, "sub")
     _non_empty_string(claims, "jti")
-    return claims
+
+
+# The algorithms' implementations (signature verification) of PyJWT, by name.
+_ALGORITHMS: Final = jwt.algorithms.get_default_algorithms()
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
+
+
+def _segments(token: str) -> tuple[str, str, str]:
+    """The compact serialization's three segments (RFC 7515 §7.1), after the size checks."""
+    if (refusal := _size_refusal(token)) is not None:
+        raise _Refused(refusal)
+    segments = token.split(".")
+    if len(segments) != 3:
+        raise _Refused("not three segments")
+    header, payload, signature = segments
+    return header, payload, signature
+
+
+def _base64url(segment: str) -> bytes:
+    """A segment's bytes: base64url without padding (RFC 7515 §2), every character checked (Python's
+    decoder would skip characters outside the alphabet)."""
+    if not _BASE64URL.fullmatch(segment) or len(segment) % 4 == 1:
+        raise _Refused("a segment is not base64url")
+    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+
+
+def _json_object(segment: str, what: str) -> dict[str, Any]:
+    value = json.loads(_base64url(segment))
+    if not isinstance(value, dict):
+        raise _Refused(f"the {what} is not a JSON object")
+    return value
+
+
+def _audiences(aud: object) -> list[str]:
+    """`aud` as a list of strings (RFC 7519 §4.1.3: one string or an array of them)."""
+    audiences = [aud] if isinstance(aud, str) else aud
+    if not isinstance(audiences, list) or not all(isinstance(value, str) for value in audiences):
+        raise _Refused("aud is not a string or an array of strings")
+    return audiences

@@ -1,0 +1,135 @@
+"""The hot routes' exact-path dispatch (`app.core.exact_routes`): `GET /users/me` and the JWKS answer the
+same through it as through FastAPI's router (HOT_PATHS_ENABLED=false), status, body and headers, for
+every kind of answer; the requests are counted under their route, the metrics port still serves nothing
+but /metrics, other methods still go to FastAPI, and a lost database connection is a 503."""
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import asyncpg
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.core.clock import ManualClock
+from app.core.database import driver_connection
+from app.core.errors import ServiceUnavailable
+from app.main import create_app
+from tests.auth.helpers import signed_up
+from tests.conftest import AppClient, lent_to_the_test, make_settings, started_in_test_transaction
+from tests.metrics.helpers import METRICS_PORT, requests_total, scrape
+
+# Differ between any two answers, whichever way they were served.
+PER_ANSWER_HEADERS = {"x-request-id", "date"}
+
+
+@pytest.fixture
+async def through_fastapi(
+    connection: AsyncConnection, clock: ManualClock
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of an app that sends every request through FastAPI's router, in the test's transaction."""
+    application = create_app(make_settings(HOT_PATHS_ENABLED=False), clock=clock)
+    async with started_in_test_transaction(application, connection) as started:
+        with lent_to_the_test(started, clock):
+            async with AppClient(started) as client:
+                yield client
+
+
+def answer(response: httpx.Response) -> tuple[int, bytes, list[tuple[str, str]]]:
+    headers = sorted(
+        (name, value) for name, value in response.headers.items() if name not in PER_ANSWER_HEADERS
+    )
+    return response.status_code, response.content, headers
+
+
+async def test_users_me_answers_alike_through_the_dispatch_and_through_fastapi(
+    client: httpx.AsyncClient, through_fastapi: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    _, tokens = await signed_up(client)
+    _, revoked = await signed_up(client)
+    assert (await client.post("/auth/logout", headers=revoked.bearer)).status_code == 204
+    requests: list[dict[str, str]] = [
+        tokens.bearer,
+        {},
+        {"Authorization": "Bearer"},
+        {"Authorization": "Basic dXNlcjpwYXNz"},
+        {"Authorization": f"bearer {tokens.access}"},
+        {"Authorization": "Bearer not.a.token"},
+        {"Authorization": f"Bearer {tokens.access[:-4]}AAAA"},
+        revoked.bearer,
+    ]
+    for headers in requests:
+        fast, routed = (
+            await client.get("/users/me", headers=headers),
+            await through_fastapi.get("/users/me", headers=headers),
+        )
+        assert answer(fast) == answer(routed), headers
+    assert (await client.get("/users/me", headers=tokens.bearer)).status_code == 200
+
+    clock.advance(timedelta(days=400))  # the token and the session have expired
+    fast, routed = (
+        await client.get("/users/me", headers=tokens.bearer),
+        await through_fastapi.get("/users/me", headers=tokens.bearer),
+    )
+    assert fast.status_code == 401
+    assert answer(fast) == answer(routed)
+
+
+async def test_the_jwks_answers_alike_through_the_dispatch_and_through_fastapi(
+    client: httpx.AsyncClient, through_fastapi: httpx.AsyncClient
+) -> None:
+    first = await client.get("/.well-known/jwks.json")
+    assert first.status_code == 200
+    for headers in (
+        {},
+        {"If-None-Match": first.headers["etag"]},
+        {"If-None-Match": '"other"'},
+        {"If-None-Match": "*"},
+    ):
+        fast = await client.get("/.well-known/jwks.json", headers=headers)
+        routed = await through_fastapi.get("/.well-known/jwks.json", headers=headers)
+        assert answer(fast) == answer(routed), headers
+
+
+async def test_dispatched_requests_are_counted_under_their_route(client: httpx.AsyncClient) -> None:
+    _, tokens = await signed_up(client)
+    before = await scrape(client)
+    assert (await client.get("/users/me", headers=tokens.bearer)).status_code == 200
+    assert (await client.get("/users/me")).status_code == 401
+    after = await scrape(client)
+    assert (
+        requests_total(after, "GET", "/users/me", 200) == requests_total(before, "GET", "/users/me", 200) + 1
+    )
+    assert (
+        requests_total(after, "GET", "/users/me", 401) == requests_total(before, "GET", "/users/me", 401) + 1
+    )
+
+
+async def test_the_metrics_port_serves_no_hot_route(client: httpx.AsyncClient) -> None:
+    for path in ("/users/me", "/.well-known/jwks.json"):
+        response = await client.get(f"http://testserver:{METRICS_PORT}{path}")
+        assert response.status_code == 404
+        assert response.json()["error"] == "not_found"
+
+
+async def test_other_methods_on_a_hot_path_still_reach_fastapi(client: httpx.AsyncClient) -> None:
+    _, tokens = await signed_up(client)
+    updated = await client.patch("/users/me", json={"display_name": "Ada"}, headers=tokens.bearer)
+    assert updated.status_code == 200
+    assert (await client.get("/users/me", headers=tokens.bearer)).json()["display_name"] == "Ada"
+    not_allowed = await client.post("/.well-known/jwks.json")
+    assert not_allowed.status_code == 405
+    assert (await client.get("/users/me/", headers=tokens.bearer)).status_code != 200  # exact paths only
+
+
+async def test_a_lost_connection_under_a_hot_route_is_a_503(app: FastAPI) -> None:
+    with pytest.raises(ServiceUnavailable):
+        async with driver_connection(app.state.sessionmaker):
+            raise asyncpg.ConnectionDoesNotExistError("connection was closed in the middle of operation")
+    with pytest.raises(ServiceUnavailable):
+        async with driver_connection(app.state.sessionmaker):
+            raise asyncpg.AdminShutdownError("terminating connection due to administrator command")
+    with pytest.raises(asyncpg.UndefinedTableError):  # a bug, not an outage: a 500
+        async with driver_connection(app.state.sessionmaker) as connection:
+            await connection.fetchval("SELECT 1 FROM no_such_table")
