@@ -4,6 +4,10 @@ It runs in the `fuzz` service of compose.faults.yaml (the test image) with fault
 check, a bounded number of examples per operation and a time budget. Authenticated operations use an
 administrator this module creates with `python -m app.admin.cli create-admin`; the password reaches the
 CLI on stdin and schemathesis through the environment, never a command line.
+
+Two passes: every operation against `api`, then the hot routes' paths (`HOT_PATH_PATHS`, answered by the
+exact-path dispatch in `api`) against `api-routed`, the same API with HOT_PATHS_ENABLED=false, so both
+ways of serving them are fuzzed.
 """
 
 from __future__ import annotations
@@ -16,6 +20,10 @@ from pathlib import Path
 from checks import Context, Outcome
 
 NOISE = ("HypothesisWarning", "self._fallback", "if getattr(user_settings")
+
+
+HOT_PATH_PATHS = ("/users/me", "/.well-known/jwks.json")
+ROUTED_SERVICE = "api-routed"
 
 
 def schemathesis(ctx: Context) -> Outcome:
@@ -33,6 +41,27 @@ def schemathesis(ctx: Context) -> Outcome:
         email,
         input_text=ctx.password + "\n",
     )
+    _fuzz(ctx, outcome, email, service="api", name="every operation")
+    stack.compose(
+        "--profile", "faults", "up", "--detach", "--wait", "--no-deps", "--no-build", ROUTED_SERVICE
+    )
+    only_hot_paths = [argument for path in HOT_PATH_PATHS for argument in ("--include-path", path)]
+    _fuzz(
+        ctx,
+        outcome,
+        email,
+        service=ROUTED_SERVICE,
+        name="the hot paths through FastAPI",
+        extra=only_hot_paths,
+    )
+    return outcome
+
+
+def _fuzz(
+    ctx: Context, outcome: Outcome, email: str, *, service: str, name: str, extra: list[str] | None = None
+) -> None:
+    """One schemathesis run against `service`, its verdict and figures added to `outcome`."""
+    stack = ctx.stack
     started = time.time()
     result = stack.compose(
         "--profile",
@@ -45,25 +74,32 @@ def schemathesis(ctx: Context) -> Outcome:
         "FUZZ_ADMIN_EMAIL",
         "-e",
         "FUZZ_ADMIN_PASSWORD",
+        "-e",
+        "API_URL",
         "fuzz",
         "schemathesis",
         "--config-file",
         "/faults/schemathesis.toml",
         "run",
-        "http://api:8000/openapi.json",
+        f"http://{service}:8000/openapi.json",
+        *(extra or []),
         "--no-color",
         check=False,
         timeout=900,
-        extra_env={"FUZZ_ADMIN_EMAIL": email, "FUZZ_ADMIN_PASSWORD": ctx.password},
+        extra_env={
+            "FUZZ_ADMIN_EMAIL": email,
+            "FUZZ_ADMIN_PASSWORD": ctx.password,
+            "API_URL": f"http://{service}:8000",
+        },
     )
     output = "\n".join(
         line
         for line in (result.stdout + result.stderr).splitlines()
         if not any(noise in line for noise in NOISE)
     )
-    report = Path(tempfile.gettempdir()) / f"pyauth-faults-schemathesis-{ctx.run_id}.txt"
+    report = Path(tempfile.gettempdir()) / f"pyauth-faults-schemathesis-{service}-{ctx.run_id}.txt"
     report.write_text(output + "\n")
-    unhandled = stack.logs_since("api", started).count("unhandled ")
+    unhandled = stack.logs_since(service, started).count("unhandled ")
 
     def find(pattern: str) -> str:
         match = re.search(pattern, output)
@@ -78,20 +114,20 @@ def schemathesis(ctx: Context) -> Outcome:
     cases = find(r"Test cases:\s*\n\s*(\d+) generated")
     logins = find(r"Re-authenticated (\d+) times")
     seed = find(r"Seed: (\d+)")
+    passed = result.returncode == 0 and unhandled == 0
     outcome.expect(
         result.returncode == 0,
-        f"schemathesis exited {result.returncode}: {'; '.join(failures) or 'see above'}",
+        f"{name}: schemathesis exited {result.returncode}: {'; '.join(failures) or 'see above'}",
     )
-    outcome.expect(unhandled == 0, f"{unhandled} unhandled exceptions in the api log")
+    outcome.expect(unhandled == 0, f"{name}: {unhandled} unhandled exceptions in the {service} log")
     outcome.figures += [
-        f"{operations} operations, {cases} test cases in {time.time() - started:.0f} s "
+        f"{name} ({service}): {operations} operations, {cases} test cases in {time.time() - started:.0f} s "
         "(phases examples, coverage, fuzzing, stateful)",
-        f"failures: {'; '.join(failures) or 'none'}; unhandled exceptions in the api log: {unhandled}",
+        f"failures: {'; '.join(failures) or 'none'}; unhandled exceptions in the {service} log: {unhandled}",
         f"re-authenticated {logins} times; seed {seed}; full output: {report}",
     ]
-    if not outcome.passed:
+    if not passed:
         # The FAILURES section, without its banner and blank lines: each failure with its curl line.
         section = output.split(" FAILURES ", 1)[-1].split("\n", 1)[-1].split("=== WARNINGS ===", 1)[0]
         lines = [line for line in section.splitlines() if line.strip()]
-        outcome.problems.append("schemathesis failures:\n" + "\n".join(lines[:150]))
-    return outcome
+        outcome.problems.append(f"schemathesis failures ({name}):\n" + "\n".join(lines[:150]))
