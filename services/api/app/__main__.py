@@ -29,6 +29,9 @@ STARTUP_FAILURE = 3  # uvicorn's exit status when the app could not start
 log = logging.getLogger("pyauth.main")
 
 
+WORKER_PING_TIMEOUT_SECONDS = 30
+
+
 def server_options(settings: Settings) -> dict[str, Any]:
     """uvicorn's options: `API_WORKERS` processes (one per core by default) on uvloop and httptools.
 
@@ -46,6 +49,10 @@ def server_options(settings: Settings) -> dict[str, Any]:
         "proxy_headers": False,
         "server_header": False,
         "timeout_graceful_shutdown": 20,
+        # The parent pings each worker and kills one that does not answer within this bound. uvicorn's
+        # 5 s default killed workers still importing the app on a loaded 2-core machine (an import takes
+        # ~2 s of CPU), over and over, so the API never came up; a hung worker is still replaced.
+        "timeout_worker_healthcheck": WORKER_PING_TIMEOUT_SECONDS,
     }
 
 
