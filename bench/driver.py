@@ -30,7 +30,11 @@ counts the library's HTTP requests to pyauth during the measured loop (the gate 
 
 Around each measured run it reads the API's `pyauth_worker_requests_total` from /metrics (the internal
 metrics port first, the API port when that does not answer), so the report shows how many requests each
-worker process answered. Exit status: 1 when any run (scenario, mixed or ceiling) had errors or timeouts;
+worker process answered (fairness.py names under-fed ones, and checks the argon2id ceiling's threads against
+the API's), and the CPU counters of the API's, the database's and the ceilings' containers, for each run's
+CPU time per request (cpu.py). `refresh` is read against the raw rotation ceiling
+(bench/ceilings/rotation.py), which spends a second set of token chains, and against the raw SELECT.
+Exit status: 1 when any run (scenario, either part of the mixed one, or a ceiling) had errors or timeouts;
 the ratio, tail and mixed targets are reported, never a reason to fail.
 """
 
