@@ -517,6 +517,7 @@ def test_the_cpu_section_shows_each_runs_server_and_database_cpu_per_request() -
         "per_second": 5000.0,
         "cpu_ms_per_request": {"select": 0.14, "db": 0.07},
     }
+    with_cpu["ceilings"]["json"]["cpu_ms_per_request"] = {"json": 0.05, "db": 0.01}
 
     section = "\n".join(cpu.markdown(with_cpu, driver.CEILING_NAMES))
 
@@ -526,6 +527,11 @@ def test_the_cpu_section_shows_each_runs_server_and_database_cpu_per_request() -
         "| 0.140 | 0.070 | 0.210 |" in section
     )
     assert "| `login` | 100.0 | API | — | — | — |" in section
+    # The constant-JSON app uses no database: Postgres's counter meanwhile is not its cost.
+    assert (
+        "| ceiling: constant JSON (minimal ASGI) | 1,000,000,000.0 | constant-JSON ceiling | 0.050 | — | — |"
+        in section
+    )
     assert cpu.markdown(report(), driver.CEILING_NAMES) == []  # no counters read: no section
 
 
