@@ -446,6 +446,11 @@ def test_each_mixed_part_is_read_against_its_own_ceiling() -> None:
     assert "| argon2id verify | 0.50 |" in section
     assert "| one primary-key SELECT (raw asyncpg) | 0.10 |" in section
     assert "not measured" in "\n".join(driver.mixed_markdown(no_ceilings, None))
+    in_report = report()
+    in_report["mixed"] = {**both, "meets_target": False}
+    assert "ratios: login 0.50, me 0.10 (target, both parts without errors or timeouts" in (
+        driver.console_table(in_report)
+    )
 
 
 # --- CPU time per request (cgroup counters) -----------------------------------------------------------
