@@ -69,10 +69,13 @@ async def _open() -> None:
     settings = get_settings()
     dsn = settings.database_url.set(drivername="postgresql").render_as_string(hide_password=False)
     size = settings.DB_POOL_SIZE + settings.DB_MAX_OVERFLOW
+    # Opened by the warm-up and closed 10 s after the run: the ceilings' pools would otherwise hold their
+    # connections through the whole bench, next to the API's, on a server with max_connections 100.
     _State.pool = await asyncpg.create_pool(
         dsn,
-        min_size=size,
+        min_size=0,
         max_size=size,
+        max_inactive_connection_lifetime=10,
         reset=_no_reset,
         server_settings={"application_name": "pyauth-bench-rotation", "synchronous_commit": "on"},
     )
