@@ -20,7 +20,7 @@ LINT_DRIVERS_MOUNTS := -v "$(CURDIR)/faults:/srv/lint/faults:ro" -v "$(CURDIR)/b
 	-v "$(CURDIR)/services/api/pyproject.toml:/srv/lint/services/api/pyproject.toml:ro"
 LINT_MYPY := MYPYPATH=/srv/pyauth mypy --config-file /srv/pyauth/pyproject.toml --cache-dir /tmp/mypy-lint
 LINT_DRIVERS := cd /srv/lint && ruff check --no-cache faults bench && ruff format --check --no-cache faults bench \
-	&& (cd faults && $(LINT_MYPY) .) && (cd bench && $(LINT_MYPY) driver.py api_settings.py test_driver.py) \
+	&& (cd faults && $(LINT_MYPY) .) && (cd bench && $(LINT_MYPY) driver.py api_settings.py cpu.py fairness.py test_driver.py) \
 	&& (cd bench/ceilings && $(LINT_MYPY) .) \
 	&& python3 -m pytest -q -p no:cacheprovider -p no:asyncio --rootdir /tmp bench/test_driver.py \
 	&& ruff check --no-cache libs && ruff format --check --no-cache libs \

@@ -3,12 +3,14 @@
 #
 #  1. starts the API under test (bench-api: the api service, plus a trusted proxy for the load generator's
 #     client addresses) and the ceilings, all from the api service's image and settings: the
-#     constant-JSON and raw-asyncpg apps on the API's server options, the argon2id meter on as many
-#     threads as the API hashes on, and the token-verification meter (pyauth-resource and PyJWT alone,
-#     one core) (compose.bench.yaml);
+#     constant-JSON, raw-SELECT and raw-rotation apps on the API's server options, the argon2id meter on
+#     as many threads as the API hashes on, and the token-verification meter (pyauth-resource and PyJWT
+#     alone, one core) (compose.bench.yaml). The ceilings have no healthcheck: the driver waits for each
+#     to answer, once;
 #  2. runs bench/driver.py in the load-generator container, inside the compose network: it creates its
 #     accounts through the API, measures each ceiling right before the scenarios it bounds, runs every
-#     scenario with wrk, and writes bench/results/;
+#     scenario with wrk, reads the CPU counters of the containers named in BENCH_CONTAINERS around each
+#     run, and writes bench/results/;
 #  3. stops them and deletes the bench's accounts from the development database (also when
 #     interrupted). Accounts are named bench-…@bench.example; nothing else is touched.
 #
@@ -59,7 +61,10 @@ if [ -z "$api" ] || [ "$(docker inspect --format '{{.State.Health.Status}}' "$ap
 fi
 log "benchmarking compose project $project (images ${PYAUTH_TAG:-latest})"
 
-services=(bench-api bench-ceiling-json bench-ceiling-select bench-ceiling-argon2 bench-verify)
+# The ceilings have no healthcheck (compose.bench.yaml): started without --wait, and the driver waits for
+# each to answer. bench-api keeps the api's own healthcheck and is waited for here.
+ceilings=(bench-ceiling-json bench-ceiling-select bench-ceiling-rotation bench-ceiling-argon2 bench-verify)
+services=(bench-api "${ceilings[@]}")
 worker_paused=
 cleanup() {
   log "stopping the bench services and deleting the bench's data"
@@ -96,16 +101,24 @@ BENCH_SUBNET=$(docker network inspect --format '{{range .IPAM.Config}}{{.Subnet}
 export BENCH_SUBNET
 
 log "starting the API under test and the ceilings (the api service's image and settings)"
-compose up --detach --wait --no-deps --no-build "${services[@]}" 2>&1 | { grep -v '^ Container' || true; }
+compose up --detach --no-deps --no-build "${ceilings[@]}" 2>&1 | { grep -v '^ Container' || true; }
+compose up --detach --wait --no-deps --no-build bench-api 2>&1 | { grep -v '^ Container' || true; }
 
 api_settings=$(compose exec -T bench-api python3 - < bench/api_settings.py)
 log "API settings: $api_settings"
+
+# The containers whose CPU time per request the driver reports (bench/cpu.py): label=id.
+containers=""
+for pair in api=bench-api db=db json=bench-ceiling-json select=bench-ceiling-select \
+  rotation=bench-ceiling-rotation argon2=bench-ceiling-argon2; do
+  containers="$containers ${pair%%=*}=$(compose ps -q "${pair#*=}" 2>/dev/null || true)"
+done
 
 git_rev=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 if [ -n "$(git status --porcelain 2>/dev/null)" ]; then git_rev="$git_rev+changes"; fi
 status=0
 compose run --rm --no-deps -T --user "$(id -u):$(id -g)" \
-  -e BENCH_API_SETTINGS="$api_settings" -e BENCH_GIT="$git_rev" \
+  -e BENCH_API_SETTINGS="$api_settings" -e BENCH_GIT="$git_rev" -e BENCH_CONTAINERS="$containers" \
   bench python3 /bench/driver.py || status=$?
 
 log "finished in $((SECONDS - started)) s, exit status $status"

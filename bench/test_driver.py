@@ -1,6 +1,8 @@
 """The gate of `make bench` and its per-worker counts, on the driver's own functions: a run with errors or
 timeouts fails the bench (exit status 1), a missed target does not; /metrics is read from the internal
-port, else from the API port. Run by `make lint` (in the test image) or with pytest on the host."""
+port, else from the API port; CPU per request comes from cgroup v1 and v2 counters (cpu.py); the report says
+whether the ceilings are fed like the API (fairness.py). Run by `make lint` (in the test image) or with
+pytest on the host."""
 
 import json
 import sys
@@ -14,7 +16,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import cpu
 import driver
+import fairness
 from driver import Run, WorkerCounts
 
 
@@ -39,7 +43,7 @@ def run(name: str, *, errors: int = 0, timeouts: int = 0, good: int = 1000) -> R
 def report(**broken: Run) -> dict[str, Any]:
     runs = {scenario: broken.get(scenario, run(scenario)) for scenario in driver.SCENARIOS}
     # Ceilings far above every scenario: every ratio target is missed, which must not fail the bench.
-    ceilings = {"json": 1e9, "select": 1e9, "argon2_verify": 1e9, "argon2_hash": 1e9}
+    ceilings = {"json": 1e9, "select": 1e9, "rotation": 1e9, "argon2_verify": 1e9, "argon2_hash": 1e9}
     mixed = {part: broken.get(f"mixed_{part}", run(f"mixed-{part}")) for part in ("login", "me")}
     result: dict[str, Any] = {
         "scenarios": driver.verdicts(runs, ceilings),
@@ -306,9 +310,9 @@ def test_a_partial_run_reports_only_what_ran(tmp_path: Path) -> None:
             "duration_seconds": 15,
             "timeout_seconds": 5,
         },
-        "api_settings": {},
+        "api_settings": {"api_workers": 2, "hash_threads_per_worker": 1},
         "scenarios": driver.verdicts(runs, {"argon2_verify": 80.0}),
-        "ceilings": {"argon2_verify": {"per_second": 80.0, "how": "argon2-cffi"}},
+        "ceilings": {"argon2_verify": {"per_second": 80.0, "threads": 2, "how": "argon2-cffi"}},
     }
     partial["gate_failures"] = driver.gate_failures(partial)
 
@@ -319,6 +323,8 @@ def test_a_partial_run_reports_only_what_ran(tmp_path: Path) -> None:
     assert "Partial run: login, login-mfa only (BENCH_SCENARIOS)." in text
     assert "`login-mfa` counts logins, not requests" in text
     assert "Mixed" not in text
+    assert "The argon2id ceilings ran on 2 threads, as many as the API hashes on" in text
+    assert "Every one of the 2 API workers answered at least 0.50 of an even share in every run." in text
     assert "![latency percentiles and throughput per scenario](subset.png)" in text
     console = driver.console_table(partial)
     assert "login-mfa: completed logins per second" in console
@@ -372,3 +378,196 @@ def test_a_run_counts_the_answers_missing_from_wrks_histogram_as_late(tmp_path: 
     assert read.latency_ms["p99.9"] == driver.TIMEOUT * 1000
     assert read.latency_ms["p50"] == 4.0
     assert read.as_dict()["late_answers"] == 10
+
+
+# --- refresh against the rotation ceiling, and the mixed run on both parts --------------------------------
+
+
+def test_refresh_is_read_against_the_rotation_ceiling_and_the_raw_select() -> None:
+    rows = driver.verdicts({"refresh": run("refresh", good=1000)}, {"rotation": 200.0, "select": 1000.0})
+    refresh = rows["refresh"]
+
+    # 100 req/s: 0.50 of the rotation ceiling (target 0.60), 0.10 of the raw SELECT (target 0.25)
+    assert (refresh["ceiling"], refresh["ratio"], refresh["target_ratio"]) == ("rotation", 0.5, 0.60)
+    assert refresh["also"] == [
+        {
+            "ceiling": "select",
+            "ceiling_per_second": 1000.0,
+            "ratio": 0.1,
+            "target_ratio": 0.25,
+            "meets_ratio": False,
+        }
+    ]
+    assert (
+        "`refresh` is also 0.10 of one primary-key SELECT (raw asyncpg) (1,000.0/s; target ≥ 0.25: **no**)."
+        in (driver.also_lines(rows))
+    )
+
+
+def test_refresh_meets_its_targets_only_when_both_ratios_hold() -> None:
+    rotation_met = driver.verdicts({"refresh": run("refresh")}, {"rotation": 150.0, "select": 1000.0})
+    both_met = driver.verdicts({"refresh": run("refresh")}, {"rotation": 150.0, "select": 400.0})
+
+    assert rotation_met["refresh"]["meets_ratio"] is True
+    assert rotation_met["refresh"]["meets_all"] is False  # 0.10 of the raw SELECT, target 0.25
+    assert both_met["refresh"]["meets_all"] is True
+
+
+def mixed(login: Run, me: Run, ceilings: dict[str, float] | None = None) -> dict[str, Any]:
+    return driver.mixed_report({"login": login, "me": me}, {"101": 10, "102": 12}, ceilings or {}, {})
+
+
+def test_the_mixed_run_misses_its_target_when_either_part_has_errors_or_timeouts() -> None:
+    assert mixed(run("mixed-login"), run("mixed-me"))["meets_target"] is True
+    assert mixed(run("mixed-login", errors=1), run("mixed-me"))["meets_target"] is False
+    assert mixed(run("mixed-login", timeouts=1), run("mixed-me"))["meets_target"] is False
+    assert mixed(run("mixed-login"), run("mixed-me", timeouts=1))["meets_target"] is False
+
+
+def test_a_mixed_login_part_with_errors_fails_the_gate_alone() -> None:
+    failed = report()
+    failed["mixed"] = mixed(run("mixed-login", errors=2), run("mixed-me"))
+    failed["gate_failures"] = driver.gate_failures(failed)
+
+    assert failed["gate_failures"] == ["mixed login: 2 errors, 0 timeouts (status 503 x2)"]
+    assert driver.verdict(failed) == 1
+
+
+def test_each_mixed_part_is_read_against_its_own_ceiling() -> None:
+    # 100 req/s each: login over the argon2id verify ceiling, me over the raw SELECT.
+    both = mixed(run("mixed-login"), run("mixed-me"), {"argon2_verify": 200.0, "select": 1000.0})
+    no_ceilings = mixed(run("mixed-login"), run("mixed-me"))
+
+    assert (both["login"]["ceiling"], both["login"]["ratio"]) == ("argon2_verify", 0.5)
+    assert (both["me"]["ceiling"], both["me"]["ratio"]) == ("select", 0.1)
+    assert no_ceilings["login"]["ratio"] is None
+    section = "\n".join(driver.mixed_markdown(both, None))
+    assert "| `login` | 100.0 |" in section
+    assert "| argon2id verify | 0.50 |" in section
+    assert "| one primary-key SELECT (raw asyncpg) | 0.10 |" in section
+    assert "not measured" in "\n".join(driver.mixed_markdown(no_ceilings, None))
+    in_report = report()
+    in_report["mixed"] = {**both, "meets_target": False}
+    assert "ratios: login 0.50, me 0.10 (target, both parts without errors or timeouts" in (
+        driver.console_table(in_report)
+    )
+
+
+# --- CPU time per request (cgroup counters) -----------------------------------------------------------
+
+CONTAINER = "0123abcd" * 8
+
+
+def test_a_cgroup_v1_counter_is_read_in_nanoseconds(tmp_path: Path) -> None:
+    counter = tmp_path / "cpuacct" / "docker" / CONTAINER / "cpuacct.usage"
+    counter.parent.mkdir(parents=True)
+    counter.write_text("5151389730\n")
+
+    assert cpu.find_counter(tmp_path, CONTAINER) == counter
+    assert cpu.usage_nanoseconds(counter) == 5_151_389_730
+
+
+def test_a_cgroup_v1_counter_under_the_systemd_driver_is_found(tmp_path: Path) -> None:
+    counter = tmp_path / "cpuacct" / "system.slice" / f"docker-{CONTAINER}.scope" / "cpuacct.usage"
+    counter.parent.mkdir(parents=True)
+    counter.write_text("42\n")
+
+    assert cpu.find_counter(tmp_path, CONTAINER) == counter
+
+
+@pytest.mark.parametrize("where", [("system.slice", f"docker-{CONTAINER}.scope"), ("docker", CONTAINER)])
+def test_a_cgroup_v2_counter_is_usage_usec_of_cpu_stat(tmp_path: Path, where: tuple[str, str]) -> None:
+    stat = tmp_path.joinpath(*where, "cpu.stat")
+    stat.parent.mkdir(parents=True)
+    stat.write_text("usage_usec 7250113\nuser_usec 5000000\nsystem_usec 2250113\nnr_periods 0\n")
+
+    assert cpu.find_counter(tmp_path, CONTAINER) == stat
+    assert cpu.usage_nanoseconds(stat) == 7_250_113_000
+
+
+def test_a_cpu_stat_without_usage_is_refused(tmp_path: Path) -> None:
+    stat = tmp_path / "cpu.stat"
+    stat.write_text("nr_periods 0\n")
+
+    with pytest.raises(ValueError, match="no usage_usec"):
+        cpu.usage_nanoseconds(stat)
+
+
+def test_the_meter_reads_the_containers_it_finds_and_names_the_others(tmp_path: Path) -> None:
+    api = tmp_path / "cpuacct" / "docker" / CONTAINER / "cpuacct.usage"
+    api.parent.mkdir(parents=True)
+    api.write_text("1000000000\n")
+    meter = cpu.CpuMeter(tmp_path, cpu.parse_containers(f"api={CONTAINER} db=feedbeef db-gone= "))
+
+    assert meter.read() == {"api": 1_000_000_000}
+    assert meter.missing == ["db"]
+    assert "no counter for db" in meter.describe()
+    assert "no container's CPU counter" in cpu.CpuMeter(tmp_path, {}).describe()
+
+
+def test_cpu_per_request_is_the_counters_difference_over_the_requests() -> None:
+    before = {"api": 10_000_000_000, "db": 2_000_000_000}
+    # 3 s of API CPU and 0.5 s of Postgres over 1,500 requests
+    after = {"api": 13_000_000_000, "db": 2_500_000_000, "select": 1}
+
+    assert cpu.per_request_ms(before, after, 1500) == {"api": 2.0, "db": 0.333}
+    assert cpu.per_request_ms(before, after, 0) == {}
+    assert cpu.console({"api": 2.0, "db": 0.333}, ("api", "db")) == "api 2.000 ms, db 0.333 ms"
+
+
+def test_the_cpu_section_shows_each_runs_server_and_database_cpu_per_request() -> None:
+    with_cpu = report()
+    with_cpu["scenarios"]["me"]["cpu_ms_per_request"] = {"api": 2.1, "db": 0.3}
+    with_cpu["ceilings"]["select"] = {
+        "per_second": 5000.0,
+        "cpu_ms_per_request": {"select": 0.14, "db": 0.07},
+    }
+    with_cpu["ceilings"]["json"]["cpu_ms_per_request"] = {"json": 0.05, "db": 0.01}
+
+    section = "\n".join(cpu.markdown(with_cpu, driver.CEILING_NAMES))
+
+    assert "| `me` | 100.0 | API | 2.100 | 0.300 | 2.400 |" in section
+    assert (
+        "| ceiling: one primary-key SELECT (raw asyncpg) | 5,000.0 | raw-SELECT ceiling "
+        "| 0.140 | 0.070 | 0.210 |" in section
+    )
+    assert "| `login` | 100.0 | API | — | — | — |" in section
+    # The constant-JSON app uses no database: Postgres's counter meanwhile is not its cost.
+    assert (
+        "| ceiling: constant JSON (minimal ASGI) | 1,000,000,000.0 | constant-JSON ceiling | 0.050 | — | — |"
+        in section
+    )
+    assert cpu.markdown(report(), driver.CEILING_NAMES) == []  # no counters read: no section
+
+
+# --- like with like: the argon2id ceiling's threads, the API's workers ------------------------------------
+
+
+def test_the_argon2_ceiling_is_checked_against_the_apis_hashing_threads() -> None:
+    ceilings = {"argon2_verify": {"threads": 2}, "argon2_hash": {"threads": 2}}
+    settings = {"api_workers": 2, "hash_threads_per_worker": 1}
+
+    check = fairness.argon2_threads(ceilings, settings)
+    assert check is not None
+    assert check["matches"] is True
+    assert fairness.argon2_threads_line(check).endswith(
+        f"(the API's 2 workers {fairness.TIMES} 1 hashing thread(s) = 2): yes."
+    )
+
+    other = fairness.argon2_threads(ceilings, {"api_workers": 2, "hash_threads_per_worker": 2})
+    assert other is not None
+    assert other["matches"] is False
+    assert "**no**" in fairness.argon2_threads_line(other)
+    assert fairness.argon2_threads({}, settings) is None
+    assert fairness.argon2_threads(ceilings, {}) is None
+
+
+def test_silent_and_under_fed_workers_are_named() -> None:
+    assert fairness.under_fed_workers({"101": 510, "102": 490}, 2) == []
+    assert fairness.under_fed_workers({"101": 1000}, 2) == ["1 of 2 workers answered nothing"]
+    assert fairness.under_fed_workers({"101": 900, "102": 100}, 2) == [
+        "worker 102 answered 100, 0.20 of an even share"
+    ]
+    assert fairness.under_fed_workers({}, 2) == []
+    lines = fairness.workers_lines({"login": {"101": 900, "102": 100}, "me": {"101": 50, "102": 50}}, 2)
+    assert lines == ["Under-fed in `login`: worker 102 answered 100, 0.20 of an even share."]

@@ -87,8 +87,9 @@ class Ceiling:
 
     def measure(self, operation: str, seconds: float) -> dict[str, Any]:
         run = self.hash_once if operation == "hash" else self.verify_once
-        throughput(run, self.threads, WARM_UP_SECONDS, self.nice)
+        warm_up = throughput(run, self.threads, WARM_UP_SECONDS, self.nice)
         return {
+            "warm_up_operations": warm_up["operations"],
             "operation": operation,
             "threads": self.threads,
             "api_workers": self.api_workers,

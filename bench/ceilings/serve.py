@@ -1,6 +1,6 @@
-"""Serve a ceiling app of `apps.py` with pyauth's own server options (`app.__main__.server_options`):
-the same worker count, event loop and HTTP parser as the API. Runs in the API image:
-`python3 /bench/ceilings/serve.py constant_json|primary_key_select`."""
+"""Serve a ceiling app (`apps.py`, `rotation.py`) with pyauth's own server options
+(`app.__main__.server_options`): the same worker count, event loop and HTTP parser as the API. Runs in the
+API image: `python3 /bench/ceilings/serve.py constant_json|primary_key_select|refresh_rotation`."""
 
 import sys
 
@@ -9,13 +9,17 @@ import uvicorn
 from app.__main__ import server_options
 from app.core.config import get_settings
 
-APPS = ("constant_json", "primary_key_select")
+APPS = {
+    "constant_json": "apps:constant_json",
+    "primary_key_select": "apps:primary_key_select",
+    "refresh_rotation": "rotation:refresh_rotation",
+}
 
 
 def main() -> None:
     if len(sys.argv) != 2 or sys.argv[1] not in APPS:
         raise SystemExit(f"usage: serve.py {'|'.join(APPS)}")
-    uvicorn.run(f"apps:{sys.argv[1]}", **server_options(get_settings()))
+    uvicorn.run(APPS[sys.argv[1]], **server_options(get_settings()))
 
 
 if __name__ == "__main__":
