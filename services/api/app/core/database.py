@@ -25,7 +25,13 @@ import asyncpg
 from sqlalchemy import event, text
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import DisconnectionError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
 # starlette's Request is FastAPI's; importing it alone keeps FastAPI out of the CLIs and the mail worker,
@@ -147,8 +153,7 @@ async def driver_connection(
     The connection goes back to the pool when the block ends. A driver error that means the database is
     not there (a lost connection, SQLSTATE classes 08, 53, 57P) becomes `ServiceUnavailable` (503), as the
     same error raised through SQLAlchemy would."""
-    async with sessionmaker() as session:
-        connection = await session.connection()
+    async with _pooled_connection(sessionmaker) as connection:
         raw = await connection.get_raw_connection()
         try:
             yield raw.driver_connection
@@ -160,6 +165,21 @@ async def driver_connection(
                 raise
             log.warning("database unavailable: %s", type(error).__name__)
             raise ServiceUnavailable() from None
+
+
+@asynccontextmanager
+async def _pooled_connection(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> AsyncIterator[AsyncConnection]:
+    """A connection of the engine the sessions are bound to, without a session around it (a tenth of a
+    millisecond less); a session's connection where they are bound to a connection instead (a test's)."""
+    bind = sessionmaker.kw.get("bind")
+    if isinstance(bind, AsyncEngine):
+        async with bind.connect() as connection:
+            yield connection
+        return
+    async with sessionmaker() as session:
+        yield await session.connection()
 
 
 async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
