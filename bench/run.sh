@@ -5,10 +5,10 @@
 #     client addresses) and the ceilings, all from the api service's image and settings: the
 #     constant-JSON and raw-asyncpg apps on the API's server options, the argon2id meter on as many
 #     threads as the API hashes on, and the token-verification meter (pyauth-resource and PyJWT alone,
-#     one core) (compose.bench.yaml);
+#     one core); and the side-by-side app, a plain FastAPI + SQLAlchemy `/users/me` (compose.bench.yaml);
 #  2. runs bench/driver.py in the load-generator container, inside the compose network: it creates its
 #     accounts through the API, measures each ceiling right before the scenarios it bounds, runs every
-#     scenario with wrk, and writes bench/results/;
+#     scenario with wrk, then open loop (bench/tail.py), and writes bench/results/;
 #  3. stops them and deletes the bench's accounts from the development database (also when
 #     interrupted). Accounts are named bench-…@bench.example; nothing else is touched.
 #
@@ -59,7 +59,7 @@ if [ -z "$api" ] || [ "$(docker inspect --format '{{.State.Health.Status}}' "$ap
 fi
 log "benchmarking compose project $project (images ${PYAUTH_TAG:-latest})"
 
-services=(bench-api bench-ceiling-json bench-ceiling-select bench-ceiling-argon2 bench-verify)
+services=(bench-api bench-ceiling-json bench-ceiling-select bench-ceiling-argon2 bench-verify bench-sidebyside)
 worker_paused=
 cleanup() {
   log "stopping the bench services and deleting the bench's data"
@@ -94,6 +94,9 @@ fi
 network=$(docker inspect --format '{{range $name, $_ := .NetworkSettings.Networks}}{{$name}} {{end}}' "$api" | awk '{print $1}')
 BENCH_SUBNET=$(docker network inspect --format '{{range .IPAM.Config}}{{.Subnet}} {{end}}' "$network" | awk '{print $1}')
 export BENCH_SUBNET
+# The side-by-side app's HS256 secret, new each run: it checks the tokens the driver signs with it.
+BENCH_SIDEBYSIDE_SECRET=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')
+export BENCH_SIDEBYSIDE_SECRET
 
 log "starting the API under test and the ceilings (the api service's image and settings)"
 compose up --detach --wait --no-deps --no-build "${services[@]}" 2>&1 | { grep -v '^ Container' || true; }
