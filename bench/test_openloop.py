@@ -226,11 +226,13 @@ def test_sequential_requests_go_one_at_a_time_on_one_connection(
     assert run.latency_ms["p50"] < 20
 
 
-def test_a_refused_connection_is_an_error_not_a_hang() -> None:
+def test_a_refused_connection_is_an_error_of_each_request_not_a_hang_or_a_crash() -> None:
     closed_port = _unused_port()
 
-    with pytest.raises(OSError):
-        openloop.open_loop("127.0.0.1", closed_port, get_source(), rate=10, seconds=0.5, timeout=1)
+    run = openloop.open_loop("127.0.0.1", closed_port, get_source(), rate=20, seconds=0.5, timeout=1)
+
+    assert (run.scheduled, run.good, run.errors, run.timeouts) == (10, 0, 10, 0)
+    assert run.sample_error is not None and run.sample_error.startswith("connect: ")
 
 
 def _unused_port() -> int:
@@ -299,6 +301,12 @@ def test_the_open_loop_verdict_goes_into_the_scenario_rows() -> None:
         "jwks": {"meets_all": True, "meets_tail": True},
         "login-mfa": {"meets_all": True, "meets_tail": None},
     }
+
+
+def test_the_pool_carries_a_request_per_connection_at_least_every_half_second_or_so() -> None:
+    assert tail.pool_size(14.0, most=64) == 7
+    assert tail.pool_size(1500.0, most=64) == 64
+    assert tail.pool_size(1.0, most=64) == 4
 
 
 def test_the_offered_rate_is_seventy_percent_of_the_closed_loop_rate() -> None:
