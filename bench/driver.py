@@ -3,7 +3,14 @@
 It creates the scenarios' accounts and tokens through pyauth's public API (emails
 `bench-<run>-…@bench.example`; `bench/run.sh` deletes them afterwards), then drives each scenario and each
 ceiling app with wrk for a warm-up and a measured run at the same concurrency, and writes the results as
-JSON, Markdown and a PNG chart (gnuplot) to bench/results/. Standard library only.
+JSON, Markdown and a PNG chart (gnuplot) to bench/results/. Standard library only (the open-loop
+generator, bench/openloop.py, uses uvloop when it is installed).
+
+After its closed-loop run, each scenario of `tail.SCENARIOS` is measured open loop (bench/tail.py): an
+unloaded run, then a fixed offered rate of 70 % of its closed-loop rate with latency from each request's
+intended send time; its target is p99 <= 5 x the unloaded p50 (the closed-loop percentiles are information
+only). Right after `me`, the side-by-side app (bench/sidebyside/, a plain FastAPI + SQLAlchemy `/users/me`
+with HS256 tokens the driver signs, comparison.py) runs with the same script and connections.
 
 Each ceiling is measured right before the scenarios it bounds, so that both see the machine in the same
 state. Settings come from the environment (bench/run.sh and compose.bench.yaml set them): the URLs,
@@ -1168,8 +1175,11 @@ def ceilings_report(
 def open_loop_tail(
     tails: dict[str, dict[str, Any]], key: str, url: str, sources: tail.SourceFactory, run: Run
 ) -> None:
-    """`run`'s open-loop tail (bench/tail.py) into `tails[key]`, unless BENCH_OPEN_LOOP_SECONDS is 0."""
-    if OPEN_LOOP_SECONDS > 0:
+    """`run`'s open-loop tail (bench/tail.py) into `tails[key]`, unless BENCH_OPEN_LOOP_SECONDS is 0 or the
+    closed-loop run had no expected answer (it fails the gate already, and offers no rate)."""
+    if OPEN_LOOP_SECONDS > 0 and run.rate <= 0:
+        say(f"  {key} open loop: not run, its closed-loop run had no expected answer")
+    elif OPEN_LOOP_SECONDS > 0:
         tails[key] = tail.measure(
             key, url, sources, run.rate, seconds=OPEN_LOOP_SECONDS, timeout=TIMEOUT, say=say
         )
