@@ -229,7 +229,10 @@ def gate_failures(tails: dict[str, dict[str, Any]]) -> list[str]:
             label = f"open loop {name} ({phase})"
             if run["errors"] or run["timeouts"]:
                 kinds = ", ".join(f"{kind} x{n}" for kind, n in run["errors_by_kind"].items())
-                failures.append(f"{label}: {run['errors']} errors, {run['timeouts']} timeouts ({kinds})")
+                failures.append(
+                    f"{label}: {run['errors']} errors, {run['timeouts']} timeouts"
+                    + (f" ({kinds})" if kinds else "")
+                )
             elif not run["good_requests"]:
                 failures.append(f"{label}: no expected answer ({run['scheduled']} requests)")
     return failures

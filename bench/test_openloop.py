@@ -19,6 +19,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import comparison
+import driver
 import openloop
 import tail
 from openloop import Chains, Fixed, OpenLoopRun
@@ -332,3 +333,82 @@ def test_the_side_by_side_target_is_twice_its_rate() -> None:
     assert comparison.row(me, other)["times"] == 2.0
     assert comparison.row(me, other)["meets_target"] is True
     assert comparison.row(me, {**other, "requests_per_second": 501.0})["meets_target"] is False
+
+
+# --- in the driver's report ------------------------------------------------------------------------------
+
+
+def closed_loop(name: str, p50: float, p99: float, rate: float) -> driver.Run:
+    return driver.Run(
+        name=name,
+        url="http://bench-api:8000",
+        connections=64,
+        threads=2,
+        seconds=10.0,
+        requests=int(rate * 10),
+        good=int(rate * 10),
+        errors=0,
+        timeouts=0,
+        errors_by_kind={},
+        latency_ms={"p50": p50, "p95": p99, "p99": p99, "mean": p50, "max": p99},
+        sample_error=None,
+    )
+
+
+def test_the_closed_loop_tail_is_information_and_the_open_loop_one_the_target() -> None:
+    """`me` at saturation with p99 = 40 x p50 meets its targets when its open-loop p99 is within 5 x the
+    unloaded p50; `refresh`, whose open-loop p99 is not, does not. The side-by-side row and the open-loop
+    section are in the report, and an open-loop run with errors fails the gate."""
+    runs = {
+        "me": closed_loop("me", 10.0, 400.0, 3000.0),
+        "refresh": closed_loop("refresh", 10.0, 20.0, 2000.0),
+    }
+    unloaded = a_run(2.0, 3.0, scheduled=300)
+    tails = {
+        "me": {"unloaded": unloaded.as_dict(), "loaded": a_run(3.0, 9.0).as_dict()},
+        "refresh": {"unloaded": unloaded.as_dict(), "loaded": a_run(3.0, 11.0, errors=2).as_dict()},
+    }
+    for name, loaded in (("me", a_run(3.0, 9.0)), ("refresh", a_run(3.0, 11.0, errors=2))):
+        tails[name].update(tail.judge(unloaded, loaded))
+    other = closed_loop("side by side", 20.0, 40.0, 1000.0)
+    report: dict[str, Any] = {
+        "finished_at": "2026-12-02 16:00 UTC",
+        "git": "abc1234",
+        "runs": ["me", "refresh"],
+        "machine": {"cpus": 2, "cpu_model": "test", "load_average_1m": {"start": "1.0", "end": "2.0"}},
+        "config": {
+            "connections": 64,
+            "threads": 2,
+            "warm_up_seconds": 5,
+            "duration_seconds": 15,
+            "timeout_seconds": 30,
+        },
+        "api_settings": {},
+        "scenarios": driver.verdicts(runs, {"select": 5000.0}),
+        "ceilings": {
+            "select": {
+                **closed_loop("select", 1.0, 2.0, 5000.0).as_dict(),
+                "per_second": 5000.0,
+                "how": "asyncpg",
+            }
+        },
+        "tail": tails,
+        "side_by_side": comparison.row(runs["me"].as_dict(), other.as_dict()),
+    }
+    tail.apply(report["scenarios"], tails)
+    report["gate_failures"] = driver.gate_failures(report)
+
+    assert report["scenarios"]["me"]["meets_tail"] is True
+    assert report["scenarios"]["me"]["meets_all"] is True  # ratio 0.60, p99/p50 40 closed loop
+    assert report["scenarios"]["refresh"]["meets_tail"] is False
+    assert report["gate_failures"] == ["open loop refresh (loaded): 2 errors, 0 timeouts"]
+    text = driver.markdown(report, chart_name="subset.png")
+    assert "## Tail latency, open loop" in text
+    assert "| `me` | 100.0 | 100.0 | 3.00 | 9.00 | 9.00 | 9.00 | 2.00 | 10.00 | 4.50 | 0 | 0 |" in text
+    assert (
+        "pyauth's `me`: 3.00 \N{MULTIPLICATION SIGN} its req/s (target \N{GREATER-THAN OR EQUAL TO} 2: yes)"
+        in text
+    )
+    console = driver.console_table(report)
+    assert "open loop me: 100.0 req/s offered" in console
+    assert "side by side: pyauth me 3,000.0 req/s" in console
