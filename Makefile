@@ -12,7 +12,8 @@ LINT := ruff check . && ruff format --check . && mypy app tests tools && python3
 # The drivers of make faults and make bench, with the same tools and settings (faults/ruff.toml and
 # bench/ruff.toml extend the API's pyproject.toml; mypy runs with the API's config, strict). The test image
 # holds only services/api: the folders are mounted read-only under /srv/lint, so caches go to /tmp. The
-# bench driver's own unit tests (its gate) run here too. The ceilings import the app: MYPYPATH finds it.
+# bench driver's own unit tests (its gate) and the open-loop generator's run here too. The ceilings and the
+# side-by-side app import the app: MYPYPATH finds it.
 # libs/pyauth-resource: ruff with the API's settings (its pyproject.toml extends them), mypy strict with its
 # own config (its tests run in make test, under services/api/tests/resource).
 LINT_DRIVERS_MOUNTS := -v "$(CURDIR)/faults:/srv/lint/faults:ro" -v "$(CURDIR)/bench:/srv/lint/bench:ro" \
@@ -20,9 +21,11 @@ LINT_DRIVERS_MOUNTS := -v "$(CURDIR)/faults:/srv/lint/faults:ro" -v "$(CURDIR)/b
 	-v "$(CURDIR)/services/api/pyproject.toml:/srv/lint/services/api/pyproject.toml:ro"
 LINT_MYPY := MYPYPATH=/srv/pyauth mypy --config-file /srv/pyauth/pyproject.toml --cache-dir /tmp/mypy-lint
 LINT_DRIVERS := cd /srv/lint && ruff check --no-cache faults bench && ruff format --check --no-cache faults bench \
-	&& (cd faults && $(LINT_MYPY) .) && (cd bench && $(LINT_MYPY) driver.py api_settings.py cpu.py fairness.py test_driver.py) \
-	&& (cd bench/ceilings && $(LINT_MYPY) .) \
-	&& python3 -m pytest -q -p no:cacheprovider -p no:asyncio --rootdir /tmp bench/test_driver.py \
+	&& (cd faults && $(LINT_MYPY) .) \
+	&& (cd bench && $(LINT_MYPY) driver.py api_settings.py cpu.py fairness.py test_driver.py openloop.py tail.py \
+		comparison.py test_openloop.py) \
+	&& (cd bench/ceilings && $(LINT_MYPY) .) && (cd bench/sidebyside && $(LINT_MYPY) .) \
+	&& python3 -m pytest -q -p no:cacheprovider -p no:asyncio --rootdir /tmp bench/test_driver.py bench/test_openloop.py \
 	&& ruff check --no-cache libs && ruff format --check --no-cache libs \
 	&& (cd libs/pyauth-resource && mypy --cache-dir /tmp/mypy-libs)
 # pip-audit asks PyPI's vulnerability service; behind a TLS-intercepting proxy it needs the same CA bundle.

@@ -5,12 +5,13 @@
 #     client addresses) and the ceilings, all from the api service's image and settings: the
 #     constant-JSON, raw-SELECT and raw-rotation apps on the API's server options, the argon2id meter on
 #     as many threads as the API hashes on, and the token-verification meter (pyauth-resource and PyJWT
-#     alone, one core) (compose.bench.yaml). The ceilings have no healthcheck: the driver waits for each
-#     to answer, once;
+#     alone, one core); and the side-by-side app, a plain FastAPI + SQLAlchemy `/users/me`
+#     (compose.bench.yaml). The ceilings and the side-by-side app have no healthcheck: the driver waits
+#     for each to answer, once;
 #  2. runs bench/driver.py in the load-generator container, inside the compose network: it creates its
 #     accounts through the API, measures each ceiling right before the scenarios it bounds, runs every
-#     scenario with wrk, reads the CPU counters of the containers named in BENCH_CONTAINERS around each
-#     run, and writes bench/results/;
+#     scenario with wrk, then open loop (bench/tail.py), reads the CPU counters of the containers named in
+#     BENCH_CONTAINERS around each run, and writes bench/results/;
 #  3. stops them and deletes the bench's accounts from the development database (also when
 #     interrupted). Accounts are named bench-…@bench.example; nothing else is touched.
 #
@@ -61,9 +62,9 @@ if [ -z "$api" ] || [ "$(docker inspect --format '{{.State.Health.Status}}' "$ap
 fi
 log "benchmarking compose project $project (images ${PYAUTH_TAG:-latest})"
 
-# The ceilings have no healthcheck (compose.bench.yaml): started without --wait, and the driver waits for
-# each to answer. bench-api keeps the api's own healthcheck and is waited for here.
-ceilings=(bench-ceiling-json bench-ceiling-select bench-ceiling-rotation bench-ceiling-argon2 bench-verify)
+# The ceilings and the side-by-side app have no healthcheck (compose.bench.yaml): started without --wait,
+# and the driver waits for each to answer. bench-api keeps the api's own healthcheck and is waited for here.
+ceilings=(bench-ceiling-json bench-ceiling-select bench-ceiling-rotation bench-ceiling-argon2 bench-verify bench-sidebyside)
 services=(bench-api "${ceilings[@]}")
 worker_paused=
 cleanup() {
@@ -99,6 +100,9 @@ fi
 network=$(docker inspect --format '{{range $name, $_ := .NetworkSettings.Networks}}{{$name}} {{end}}' "$api" | awk '{print $1}')
 BENCH_SUBNET=$(docker network inspect --format '{{range .IPAM.Config}}{{.Subnet}} {{end}}' "$network" | awk '{print $1}')
 export BENCH_SUBNET
+# The side-by-side app's HS256 secret, new each run: it checks the tokens the driver signs with it.
+BENCH_SIDEBYSIDE_SECRET=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')
+export BENCH_SIDEBYSIDE_SECRET
 
 log "starting the API under test and the ceilings (the api service's image and settings)"
 compose up --detach --no-deps --no-build "${ceilings[@]}" 2>&1 | { grep -v '^ Container' || true; }
