@@ -43,7 +43,7 @@ def server_options(settings: Settings) -> dict[str, Any]:
         "workers": settings.api_workers,
         "loop": "uvloop",
         "http": "httptools",
-        "log_config": logging_config(settings),
+        "log_config": logging_config(settings, batched=True),
         # app.core.requests logs one line per request instead (without query strings).
         "access_log": False,
         "proxy_headers": False,

@@ -29,6 +29,7 @@ from app.core.database import build_engine, build_sessionmaker, wait_for_databas
 from app.core.dependencies import trusted_networks
 from app.core.error_handlers import install_error_handlers
 from app.core.exact_routes import ExactRoutes
+from app.core.logging import flush_batches
 from app.core.requests import RequestLogMiddleware
 from app.core.security import DOCS_ASSETS_PATH, RequestGuard, SecurityHeaders, docs_csp
 from app.health import endpoints as health_endpoints
@@ -80,6 +81,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.hasher.shutdown()
         await engine.dispose()
         log.info("shutdown: database engine disposed, connections closed")
+        flush_batches()  # a worker process ends without `logging.shutdown`: its last lines go out now
 
 
 def operation_id(route: APIRoute) -> str:

@@ -10,15 +10,22 @@ Every record written while a request is served carries that request's id (`rid=â
 line, `request_id` in JSON), whichever logger wrote it: `app.core.requests` sets it in a contextvar for the
 request's task, and the formatters read it, so a service's warning can be matched with its access line and
 the `X-Request-ID` the client saw.
+
+The API server writes pyauth's own records in batches (`BatchingStreamHandler`): one write per request
+line cost about 0.15 ms of CPU on these machines, more than answering the JWKS does. A batch goes out at
+most FLUSH_INTERVAL_SECONDS after its first line, at once for a warning or worse, and when the lifespan
+ends; uvicorn's own lines and the CLIs' are written as they come.
 """
 
 import copy
 import json
 import logging
 import logging.config
+import threading
 import time
+import weakref
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, ClassVar, TextIO
 
 from app.core.config import Settings
 
@@ -130,7 +137,80 @@ class DropStartupTraceback(logging.Filter):
         return not (message.startswith("Traceback") and "DatabaseUnreachable" in message)
 
 
-def logging_config(settings: Settings) -> dict[str, Any]:
+FLUSH_INTERVAL_SECONDS = 0.1
+FLUSH_AT_BYTES = 64 * 1024
+
+
+class BatchingStreamHandler(logging.StreamHandler[TextIO]):
+    """A stream handler that writes its lines in batches: each record is formatted when it is logged,
+    and the lines waiting go out in one write FLUSH_INTERVAL_SECONDS after the first of them at the
+    latest, at once when a record of WARNING or above arrives or FLUSH_AT_BYTES are waiting, and on
+    `flush()` and `close()` (`flush_batches()` at the end of the lifespan, `logging.shutdown` at exit).
+    A process killed outright loses at most the lines of the last interval."""
+
+    _instances: ClassVar["weakref.WeakSet[BatchingStreamHandler]"] = weakref.WeakSet()
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        super().__init__(stream)
+        self._waiting: list[str] = []
+        self._waiting_bytes = 0
+        self._wake = threading.Event()
+        self._flusher: threading.Thread | None = None
+        self._closed = False
+        BatchingStreamHandler._instances.add(self)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record) + self.terminator
+        except Exception:  # as StreamHandler: a record that cannot be formatted is reported, not raised
+            self.handleError(record)
+            return
+        self._waiting.append(line)  # `handle` holds the handler's lock around `emit`
+        self._waiting_bytes += len(line)
+        if record.levelno >= logging.WARNING or self._waiting_bytes >= FLUSH_AT_BYTES:
+            self.flush()
+        elif len(self._waiting) == 1:
+            self._start_flusher()
+            self._wake.set()
+
+    def flush(self) -> None:
+        with self.lock:  # type: ignore[union-attr]  # created in Handler.__init__
+            if self._waiting:
+                lines, self._waiting, self._waiting_bytes = "".join(self._waiting), [], 0
+                self.stream.write(lines)
+            super().flush()
+
+    def close(self) -> None:
+        self.flush()
+        self._closed = True
+        self._wake.set()
+        super().close()
+
+    def _start_flusher(self) -> None:
+        if self._flusher is None or not self._flusher.is_alive():  # none yet, or this is a forked child
+            self._flusher = threading.Thread(target=self._flush_periodically, name="pyauth-log", daemon=True)
+            self._flusher.start()
+
+    def _flush_periodically(self) -> None:
+        while not self._closed:
+            self._wake.wait()
+            self._wake.clear()
+            time.sleep(FLUSH_INTERVAL_SECONDS)
+            try:
+                self.flush()
+            except Exception:  # noqa: S112 - a failing stream must not end the thread; the next try reports
+                continue
+
+
+def flush_batches() -> None:
+    """Write out every batching handler's waiting lines (the API's lifespan, as it ends)."""
+    for handler in list(BatchingStreamHandler._instances):
+        handler.flush()
+
+
+def logging_config(settings: Settings, *, batched: bool = False) -> dict[str, Any]:
+    """The `logging.config.dictConfig` of a process; `batched` (the API server): pyauth's own records
+    through a `BatchingStreamHandler`."""
     formatter = (
         {"()": JsonFormatter}
         if settings.LOG_FORMAT == "json"
@@ -151,10 +231,17 @@ def logging_config(settings: Settings) -> dict[str, Any]:
                 "formatter": "default",
                 "filters": ["startup"],
                 "stream": "ext://sys.stderr",
-            }
+            },
+            "batched": {
+                "()": BatchingStreamHandler,
+                "formatter": "default",
+                "filters": ["startup"],
+                "stream": "ext://sys.stderr",
+            },
         },
         "loggers": {
-            "pyauth": {"level": settings.LOG_LEVEL},
+            "pyauth": {"level": settings.LOG_LEVEL}
+            | ({"handlers": ["batched"], "propagate": False} if batched else {}),
             "uvicorn": {"level": settings.LOG_LEVEL},
             "uvicorn.access": {"level": "WARNING", "propagate": False},
             "alembic": {"level": "WARNING"},
