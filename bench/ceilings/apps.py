@@ -73,10 +73,15 @@ async def _no_reset(_: asyncpg.Connection) -> None:
     return None
 
 
-async def _open_pool() -> None:
+def database_pool_settings() -> tuple[str, int]:
+    """The API's database, as asyncpg takes it, and its pool size: what a ceiling's own pool uses."""
     settings = get_settings()
     dsn = settings.database_url.set(drivername="postgresql").render_as_string(hide_password=False)
-    size = settings.DB_POOL_SIZE + settings.DB_MAX_OVERFLOW
+    return dsn, settings.DB_POOL_SIZE + settings.DB_MAX_OVERFLOW
+
+
+async def _open_pool() -> None:
+    dsn, size = database_pool_settings()
     _Pool.pool = await asyncpg.create_pool(
         dsn,
         min_size=size,

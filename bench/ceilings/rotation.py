@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from app.core.config import get_settings
 from app.oidc.acr import acr_of
-from apps import Receive, Scope, Send, _answer, _lifespan, _no_reset
+from apps import Receive, Scope, Send, _answer, _lifespan, _no_reset, database_pool_settings
 
 ROTATE = """
 WITH claimed AS (
@@ -67,8 +67,7 @@ class _State:
 
 async def _open() -> None:
     settings = get_settings()
-    dsn = settings.database_url.set(drivername="postgresql").render_as_string(hide_password=False)
-    size = settings.DB_POOL_SIZE + settings.DB_MAX_OVERFLOW
+    dsn, size = database_pool_settings()
     # Opened by the warm-up and closed 10 s after the run: the ceilings' pools would otherwise hold their
     # connections through the whole bench, next to the API's, on a server with max_connections 100.
     _State.pool = await asyncpg.create_pool(
