@@ -17,6 +17,7 @@ argon2 runs at a test-only cost (ARGON2_BELOW_FLOOR_FOR_TESTS) unless a test nam
 """
 
 import functools
+import gc
 import os
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -86,6 +87,13 @@ def pytest_configure(config: pytest.Config) -> None:
     if worker and not os.environ.get("PYAUTH_TEST_WORKER_DATABASE"):
         os.environ["DATABASE_URL"] = _database_url_of_this_worker(url, worker)
         os.environ["PYAUTH_TEST_WORKER_DATABASE"] = worker
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """What is alive once the tests are collected (modules, the app's code, the test functions) lives until
+    the end: the garbage collector stops rescanning it in every full collection (measured over tests/oidc,
+    web, auth and account: 0.8 CPU-s of full collections became 0.6)."""
+    gc.freeze()
 
 
 def make_settings(**overrides: object) -> Settings:

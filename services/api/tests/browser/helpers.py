@@ -9,6 +9,7 @@ Chromium of a test process, and `forget_everything` makes it as fresh as a new p
 may block on the browser while the app answers it.
 """
 
+import base64
 import contextlib
 import json
 import os
@@ -26,7 +27,6 @@ from urllib.parse import urlsplit
 import uvicorn
 from selenium.common.exceptions import TimeoutException, WebDriverException
 from selenium.webdriver import Chrome, ChromeOptions, ChromeService
-from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 from starlette.types import ASGIApp
@@ -45,6 +45,65 @@ BROWSER_REQUIRED = os.environ.get("PYAUTH_BROWSER_REQUIRED") == "1"
 # this loopback port; the tests service shares that service's network namespace, so the pages the tests
 # serve on loopback are loopback to the browser as well. Unset (a host run), the tests start a chromedriver.
 RUNNING_CHROMEDRIVER_PORT = os.environ.get("PYAUTH_CHROMEDRIVER_PORT")
+
+
+# Scripts the helpers run in the page. "Displayed" as WebDriver's own check has it: rendered, with a box of
+# some size, not hidden by `visibility` or transparent by `opacity`; an element's words as WebDriver reads
+# them (its rendered text, whitespace collapsed), an input's from its value.
+_IN_PAGE = """
+const displayed = e => e.checkVisibility({opacityProperty: true, visibilityProperty: true})
+    && e.getClientRects().length > 0
+    && (e.getBoundingClientRect().width > 0 || e.getBoundingClientRect().height > 0);
+const words = e => (displayed(e) ? e.innerText : '').split(/\\s+/).filter(Boolean).join(' ');
+"""
+# The first element matching a CSS selector (displayed, if asked), or null.
+FIRST_MATCH = (
+    _IN_PAGE
+    + """
+const [css, visible] = arguments;
+for (const e of document.querySelectorAll(css)) { if (!visible || displayed(e)) return e; }
+return null;
+"""
+)
+# The control a label reading these words names (`for`) or wraps, whether it is empty, and every label's
+# words (for the error message).
+LABELLED_CONTROL = (
+    _IN_PAGE
+    + """
+const seen = [];
+for (const label of document.getElementsByTagName('label')) {
+    const text = words(label);
+    seen.push(text);
+    if (text !== arguments[0]) continue;
+    const target = label.getAttribute('for');
+    const control = target ? document.getElementById(target) : label.querySelector('input, select, textarea');
+    if (control) return [control, control.value === '', seen];
+    if (target) break;
+}
+return [null, false, seen];
+"""
+)
+# The displayed element matching a selector whose words (or, for an input, value) read these words; if
+# asked, the page is marked, so that NEW_PAGE_TITLE sees when another replaced it.
+DISPLAYED_CONTROL = (
+    _IN_PAGE
+    + """
+const [wanted, css, mark] = arguments;
+for (const e of document.querySelectorAll(css)) {
+    const text = words(e) || (e.tagName === 'INPUT' ? e.value.split(/\\s+/).filter(Boolean).join(' ') : '');
+    if (text === wanted && displayed(e)) {
+        if (mark) document.pyauthLeft = true;
+        return e;
+    }
+}
+return null;
+"""
+)
+PNG_FOR_SPEED = {"format": "png", "optimizeForSpeed": True}
+# The title of the page once the marked one was replaced and the new one has loaded; else null.
+NEW_PAGE_TITLE = """
+return document.pyauthLeft || document.readyState !== 'complete' ? null : document.title;
+"""
 
 
 def find_browser() -> tuple[str, str] | None:
@@ -128,26 +187,26 @@ class Browser:
         return element
 
     def screenshot(self, name: str | None = None) -> Path:
-        """Save what the window shows as `<n>-<name>.png` (`name` defaults to the page's title)."""
+        """Save what the window shows as `<n>-<name>.png` (`name` defaults to the page's title). A PNG
+        encoded for speed rather than size (DevTools' `Page.captureScreenshot`): the same picture,
+        cheaper to make than WebDriver's screenshot."""
         self.screenshots.mkdir(parents=True, exist_ok=True)
         target = self.screenshots / f"{len(self.shots) + 1:02d}-{slug(name or self.title)}.png"
-        if not self.driver.save_screenshot(str(target)):
-            raise AssertionError(f"no screenshot could be saved to {target}")
+        shot = self.driver.execute_cdp_cmd("Page.captureScreenshot", PNG_FOR_SPEED)
+        target.write_bytes(base64.b64decode(shot["data"]))
         with contextlib.suppress(OSError):
             target.chmod(0o666)  # the host's user may remove what the test image's user wrote
         self.shots.append(target)
         return target
 
-    # Elements
+    # Elements (each found by one script in the page: one WebDriver round trip, not one per candidate)
 
     def wait_for(self, css: str, *, visible: bool = True, timeout: float = WAIT_SECONDS) -> WebElement:
         """The first element matching `css` once it exists (and, by default, is displayed)."""
 
         def found(driver: Chrome) -> WebElement | Literal[False]:
-            for element in driver.find_elements(By.CSS_SELECTOR, css):
-                if not visible or element.is_displayed():
-                    return element
-            return False
+            element: WebElement | None = driver.execute_script(FIRST_MATCH, css, visible)
+            return element or False
 
         try:
             element = WebDriverWait(self.driver, timeout).until(found)
@@ -170,53 +229,52 @@ class Browser:
         """The form control whose `<label>` reads `label` (its own words, exactly): the control the label
         wraps, or the one its `for` names. A test that finds its fields by label also checks they have
         one."""
-        seen = []
-        for element in self.driver.find_elements(By.TAG_NAME, "label"):
-            text = " ".join(str(element.text).split())
-            seen.append(text)
-            if text != label:
-                continue
-            target = element.get_attribute("for")
-            if target:
-                control: WebElement = self.driver.find_element(By.ID, target)
-                return control
-            inside = element.find_elements(By.CSS_SELECTOR, "input, select, textarea")
-            if inside:
-                return inside[0]
-        raise AssertionError(f"no form control labelled {label!r} on {self.path}; labels: {seen}")
+        return self._field(label)[0]
+
+    def _field(self, label: str) -> tuple[WebElement, bool]:
+        """The control labelled `label`, and whether it is empty."""
+        control, empty, seen = self.driver.execute_script(LABELLED_CONTROL, label)
+        if control is None:
+            raise AssertionError(f"no form control labelled {label!r} on {self.path}; labels: {seen}")
+        return control, bool(empty)
 
     def fill(self, label: str, value: str) -> None:
         """Type `value` into the field labelled `label`, replacing what it held."""
-        control = self.field(label)
-        control.clear()
+        control, empty = self._field(label)
+        if not empty:
+            control.clear()
         control.send_keys(value)
 
     def press(self, words: str, *, navigates: bool = True) -> None:
         """Click the button (or submit input) that reads `words`. By default it must lead to a new page (a
         form's submission): wait for it to load and take its screenshot. `navigates=False` for a button
         that acts within the page (a script, a dialog)."""
-        before = self.driver.find_element(By.TAG_NAME, "html")
-        self.button(words).click()
+        self.button(words, marking_the_page=navigates).click()
         if navigates:
-            self._new_page_after(before, f"pressing {words!r}")
+            self._new_page_after(f"pressing {words!r}")
 
     def follow(self, words: str) -> None:
         """Click the displayed link that reads `words`; wait for the page it leads to, take its screenshot."""
-        before = self.driver.find_element(By.TAG_NAME, "html")
-        for element in self.driver.find_elements(By.TAG_NAME, "a"):
-            if " ".join(str(element.text).split()) == words and element.is_displayed():
-                element.click()
-                self._new_page_after(before, f"following {words!r}")
-                return
-        raise AssertionError(f"no link {words!r} on {self.path}")
+        link: WebElement | None = self.driver.execute_script(DISPLAYED_CONTROL, words, "a", True)
+        if link is None:
+            raise AssertionError(f"no link {words!r} on {self.path}")
+        link.click()
+        self._new_page_after(f"following {words!r}")
 
-    def _new_page_after(self, before: WebElement, action: str) -> None:
-        self.wait_until(lambda: _stale(before), f"{action} leads to a new page")
-        self.wait_until(
-            lambda: self.driver.execute_script("return document.readyState") == "complete",
-            "the new page loads",
-        )
-        self.screenshot()
+    def _new_page_after(self, action: str) -> None:
+        """Wait until the page marked before `action` was replaced by one that has loaded (one script a
+        poll: the marker is gone and the document is complete), then take its screenshot."""
+        loaded: list[str] = []
+
+        def replaced_and_loaded() -> bool:
+            title = self.driver.execute_script(NEW_PAGE_TITLE)
+            if title is None:
+                return False
+            loaded.append(str(title))
+            return True
+
+        self.wait_until(replaced_and_loaded, f"{action} leads to a new page that loads")
+        self.screenshot(loaded[0])
 
     def fits_the_width(self) -> bool:
         """True when the page needs no sideways scrolling in its window."""
@@ -224,14 +282,15 @@ class Browser:
             self.driver.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
         )
 
-    def button(self, words: str) -> WebElement:
-        """The displayed button (or submit input) that reads `words`."""
-        candidates = self.driver.find_elements(By.CSS_SELECTOR, "button, input[type=submit]")
-        for element in candidates:
-            text = " ".join(str(element.text or element.get_attribute("value") or "").split())
-            if text == words and element.is_displayed():
-                return element
-        raise AssertionError(f"no button {words!r} on {self.path}")
+    def button(self, words: str, *, marking_the_page: bool = False) -> WebElement:
+        """The displayed button (or submit input) that reads `words`; `marking_the_page` marks the page for
+        `_new_page_after` in the same round trip."""
+        found: WebElement | None = self.driver.execute_script(
+            DISPLAYED_CONTROL, words, "button, input[type=submit]", marking_the_page
+        )
+        if found is None:
+            raise AssertionError(f"no button {words!r} on {self.path}")
+        return found
 
     # What the pages asked for
 
@@ -251,15 +310,6 @@ class Browser:
             for url in self.requested_urls()
             if url.startswith(("http:", "https:", "ws:", "wss:")) and not url.startswith(self.base_url + "/")
         ]
-
-
-def _stale(element: WebElement) -> bool:
-    """True once `element` has left the document (the page was replaced)."""
-    try:
-        element.is_enabled()
-    except WebDriverException:  # StaleElementReferenceException, or the page being swapped
-        return True
-    return False
 
 
 class RunningChromedriver(ChromeService):
