@@ -317,7 +317,10 @@ async def test_a_refusal_is_generic_to_the_client_and_logged_without_the_token(
     assert first.detail == second.detail
     assert first.detail == InvalidAccessToken.message
     reasons = [record.getMessage() for record in caplog.records if record.name == "pyauth.tokens"]
-    assert reasons == ["access token refused: expired", "access token refused: aud does not name this audience"]
+    assert reasons == [
+        "access token refused: expired",
+        "access token refused: aud does not name this audience",
+    ]
     assert not any(
         expired.split(".")[1] in message or wrong_aud.split(".")[1] in message for message in reasons
     )
