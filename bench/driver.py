@@ -122,12 +122,14 @@ TARGETS: dict[str, tuple[str, float | None]] = {
     "me-distinct": ("select", 0.50),
     # refresh's durable work alone, in raw asyncpg (bench/ceilings/rotation.py); see ALSO_TARGETS too.
     "refresh": ("rotation", 0.60),
-    "login": ("argon2_verify", 0.90),
+    # Issue 13's targets (login and register at 0.92 and 0.88 of their argon2id ceilings, the JWKS at 0.60
+    # of constant JSON); `login-mfa`'s is pyauth's own.
+    "login": ("argon2_verify", 0.92),
     # One argon2id verify per login too, plus the mfa_token, a second request and the TOTP check: a
     # little below `login`'s target.
     "login-mfa": ("argon2_verify", 0.80),
-    "register": ("argon2_hash", 0.85),
-    "jwks": ("json", None),
+    "register": ("argon2_hash", 0.88),
+    "jwks": ("json", 0.60),
 }
 # scenario: more (ceiling, target fraction) it is read against, each part of its `meets_all`
 ALSO_TARGETS: dict[str, tuple[tuple[str, float], ...]] = {"refresh": (("select", 0.25),)}
