@@ -14,6 +14,10 @@ The assertion service, for the MFA grant and passwordless sign-in:
 
 A refusal raises `PasskeyRefused`, which spends the challenge and audits the reason (a sign counter that did
 not increase as `passkey.clone_suspected`).
+
+py_webauthn is imported by the functions that use it, not with this module: importing it loads every
+attestation format (pyasn1 included), ~0.4 s of CPU that every process importing the app (each API worker,
+the mail worker, the CLIs) paid at start, though most of them never run a ceremony.
 """
 
 import hashlib
@@ -23,32 +27,9 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Final, NoReturn
+from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 from sqlalchemy.ext.asyncio import AsyncSession
-from webauthn import (
-    generate_authentication_options,
-    generate_registration_options,
-    verify_authentication_response,
-    verify_registration_response,
-)
-from webauthn.helpers import (
-    parse_authentication_credential_json,
-    parse_client_data_json,
-    parse_registration_credential_json,
-)
-from webauthn.helpers.exceptions import WebAuthnException
-from webauthn.helpers.options_to_json_dict import options_to_json_dict
-from webauthn.helpers.structs import (
-    AuthenticationCredential,
-    AuthenticatorSelectionCriteria,
-    AuthenticatorTransport,
-    CredentialDeviceType,
-    PublicKeyCredentialDescriptor,
-    RegistrationCredential,
-    ResidentKeyRequirement,
-    UserVerificationRequirement,
-)
 
 from app.audit.events import AuditEvent
 from app.audit.service import record
@@ -67,6 +48,13 @@ from app.passkeys.models import Passkey
 from app.users import repository as user_repository
 from app.users.models import User
 
+if TYPE_CHECKING:
+    from webauthn.helpers.structs import (
+        AuthenticationCredential,
+        PublicKeyCredentialDescriptor,
+        RegistrationCredential,
+    )
+
 log = logging.getLogger("pyauth.passkeys")
 
 REGISTRATION: Final = "registration"
@@ -74,18 +62,23 @@ AUTHENTICATION: Final = "authentication"
 CHALLENGE_BYTES: Final = 32
 # Enough for a phone, a laptop and a few security keys; bounds the options' excludeCredentials list.
 MAX_PASSKEYS_PER_USER: Final = 20
-# What a hostile credential can make py_webauthn's parsers raise besides its own errors (base64, CBOR,
-# JSON, struct unpacking): every one is a refused answer (4xx), never a 500.
-PARSE_ERRORS: Final = (
-    WebAuthnException,
-    ValueError,
-    TypeError,
-    KeyError,
-    IndexError,
-    AttributeError,
-    OverflowError,
-    RecursionError,
-)
+
+
+def _parse_errors() -> tuple[type[BaseException], ...]:
+    """What a hostile credential can make py_webauthn's parsers raise besides its own errors (base64, CBOR,
+    JSON, struct unpacking): every one is a refused answer (4xx), never a 500."""
+    from webauthn.helpers.exceptions import WebAuthnException  # noqa: PLC0415 - imported late (module docstring)
+
+    return (
+        WebAuthnException,
+        ValueError,
+        TypeError,
+        KeyError,
+        IndexError,
+        AttributeError,
+        OverflowError,
+        RecursionError,
+    )
 
 
 @dataclass(frozen=True)
@@ -110,7 +103,9 @@ def _user_handle(user: User) -> bytes:
     return user.id.bytes
 
 
-def _descriptors(passkeys: list[Passkey]) -> list[PublicKeyCredentialDescriptor]:
+def _descriptors(passkeys: list[Passkey]) -> list["PublicKeyCredentialDescriptor"]:
+    from webauthn.helpers.structs import AuthenticatorTransport, PublicKeyCredentialDescriptor  # noqa: PLC0415 - imported late (module docstring)
+
     return [
         PublicKeyCredentialDescriptor(
             id=p.credential_id, transports=[AuthenticatorTransport(t) for t in p.transports]
@@ -144,6 +139,8 @@ async def _new_challenge(
 
 
 def _challenge_of(client_data_json: bytes) -> bytes:
+    from webauthn.helpers import parse_client_data_json  # noqa: PLC0415 - imported late (module docstring)
+
     return parse_client_data_json(client_data_json).challenge
 
 
@@ -156,6 +153,14 @@ async def registration_options(
     """PublicKeyCredentialCreationOptionsJSON for `navigator.credentials.create()` (or
     `PublicKeyCredential.parseCreationOptionsFromJSON`): the user's passkeys excluded, a discoverable
     credential preferred (so it can sign in without a password later), user verification per the policy."""
+    from webauthn import generate_registration_options  # noqa: PLC0415 - imported late (module docstring)
+    from webauthn.helpers.options_to_json_dict import options_to_json_dict  # noqa: PLC0415 - imported late (module docstring)
+    from webauthn.helpers.structs import (  # noqa: PLC0415 - imported late (module docstring)
+        AuthenticatorSelectionCriteria,
+        ResidentKeyRequirement,
+        UserVerificationRequirement,
+    )
+
     existing = await repository.passkeys_of(db, user.id)
     if len(existing) >= MAX_PASSKEYS_PER_USER:
         raise TooManyPasskeys()
@@ -203,10 +208,13 @@ async def register(
     origin (step 9), RP id hash (step 13), user presence and, when the policy requires it, verification
     (steps 14-15), and the public key's algorithm (step 17) are py_webauthn's checks. Attestation is
     `none`: pyauth trusts no authenticator model over another."""
+    from webauthn.helpers import parse_registration_credential_json  # noqa: PLC0415 - imported late (module docstring)
+    from webauthn.helpers.structs import CredentialDeviceType  # noqa: PLC0415 - imported late (module docstring)
+
     try:
         parsed = parse_registration_credential_json(dict(credential))
         challenge = _challenge_of(parsed.response.client_data_json)
-    except PARSE_ERRORS as exc:
+    except _parse_errors() as exc:
         log.info("passkey registration refused: unreadable credential (%s)", type(exc).__name__)
         raise PasskeyInvalid() from None
     stored = await repository.consume_challenge(
@@ -256,8 +264,10 @@ async def register(
 
 
 def _verified_registration(
-    parsed: RegistrationCredential, challenge: bytes, user_verification: str, settings: Settings
+    parsed: "RegistrationCredential", challenge: bytes, user_verification: str, settings: Settings
 ) -> Any:
+    from webauthn import verify_registration_response  # noqa: PLC0415 - imported late (module docstring)
+
     try:
         return verify_registration_response(
             credential=parsed,
@@ -266,7 +276,7 @@ def _verified_registration(
             expected_origin=settings.webauthn_origins,
             require_user_verification=user_verification == "required",
         )
-    except PARSE_ERRORS as exc:
+    except _parse_errors() as exc:
         log.info("passkey registration refused: %s", exc)
         raise PasskeyInvalid() from None
 
@@ -342,6 +352,10 @@ async def authentication_options(
     authenticator offers its discoverable credentials, and user verification is required (the passkey is
     then the only factor, and UV makes it two). `attempt` binds the challenge to one sign-in attempt (e.g.
     the MFA token's id): `verify_assertion` must then be given the same."""
+    from webauthn import generate_authentication_options  # noqa: PLC0415 - imported late (module docstring)
+    from webauthn.helpers.options_to_json_dict import options_to_json_dict  # noqa: PLC0415 - imported late (module docstring)
+    from webauthn.helpers.structs import UserVerificationRequirement  # noqa: PLC0415 - imported late (module docstring)
+
     user_verification = settings.WEBAUTHN_USER_VERIFICATION if user is not None else "required"
     allowed = await repository.passkeys_of(db, user.id) if user is not None else []
     challenge = await _new_challenge(
@@ -383,6 +397,9 @@ async def verify_assertion(
     authenticator may be a clone, and the assertion is refused and audited as `passkey.clone_suspected`.
     Any refusal raises `PasskeyRefused`. `credential` is the AuthenticationResponseJSON, parsed or as
     its JSON text."""
+    from webauthn import verify_authentication_response  # noqa: PLC0415 - imported late (module docstring)
+    from webauthn.helpers import parse_authentication_credential_json  # noqa: PLC0415 - imported late (module docstring)
+    from webauthn.helpers.structs import CredentialDeviceType  # noqa: PLC0415 - imported late (module docstring)
 
     def refused(
         reason: str, challenge: bytes | None, owner: uuid.UUID | None = None, **details: Any
@@ -398,7 +415,7 @@ async def verify_assertion(
             credential if isinstance(credential, str) else dict(credential)
         )
         challenge = _challenge_of(parsed.response.client_data_json)
-    except PARSE_ERRORS:
+    except _parse_errors():
         refused("unreadable", None, user.id if user is not None else None)
     passkey = await repository.by_credential_id(db, parsed.raw_id)
     if passkey is None or (user is not None and passkey.user_id != user.id):
@@ -434,7 +451,7 @@ async def verify_assertion(
             credential_current_sign_count=0,
             require_user_verification=stored.user_verification == "required",
         )
-    except PARSE_ERRORS:
+    except _parse_errors():
         refused("verification", challenge, owner.id, passkey_id=str(passkey.id))
     # §7.2 step 19 (L3): backup eligibility is fixed when the credential is made; a change means another
     # authenticator, or a corrupted answer.
