@@ -47,14 +47,12 @@ from app.passwords.dependencies import HasherDep
 from app.ratelimit.dependencies import limit_request
 from app.users.emails import InvalidEmail
 from app.web import cookies, pages, return_to, service
-from app.web.pages import WebPages, WebPagesDep
+from app.web.pages import FormCsrf, FormReturnTo, QueryReturnTo, WebPages, WebPagesDep
 
 router = APIRouter(include_in_schema=False)
 
 FormEmail = Annotated[str, Form(max_length=320)]
 FormPassword = Annotated[str, Form(max_length=4096)]
-FormCsrf = Annotated[str, Form(max_length=128)]
-FormReturnTo = Annotated[str, Form(max_length=return_to.MAX_LENGTH)]
 FormMfaToken = Annotated[str, Form(max_length=128)]
 FormCode = Annotated[str, Form(max_length=max(method.max_length for method in METHODS))]
 FormMethod = Annotated[str, Form(max_length=32)]
@@ -65,7 +63,6 @@ PASSKEY_SIGNIN_PATH = "/signin/passkey"
 PASSKEY_OPTIONS_PATH = "/signin/passkey/options"
 PASSKEY_SCRIPT = "passkey-signin.js"
 WEBAUTHN = WebAuthnMethod.name
-QueryReturnTo = Annotated[str, Query(max_length=return_to.MAX_LENGTH)]
 PASSWORD_ERRORS = (*policy.NEW_PASSWORD_ERRORS,)
 
 
@@ -163,7 +160,7 @@ def _second_factor_page(
 async def signin_page(
     page: WebPagesDep,
     db: SessionDep,
-    return_to_: Annotated[str, Query(alias="return_to", max_length=2048)] = "",
+    return_to_: QueryReturnTo = "",
     login_hint: Annotated[str, Query(max_length=320)] = "",
 ) -> Response:
     """`login_hint` (an authorization request's, OpenID Connect Core §3.1.2.1) prefills the email field."""
@@ -186,7 +183,7 @@ async def signin(
     email: FormEmail = "",
     password: FormPassword = "",
     csrf_token: FormCsrf = "",
-    return_to_: Annotated[str, Form(alias="return_to", max_length=2048)] = "",
+    return_to_: FormReturnTo = "",
 ) -> Response:
     """Sign in with the password grant's pipeline; on success a browser session (its cookie), a new
     device token (its cookie, scoped to /signin) and a 303 to `return_to`."""
@@ -251,7 +248,7 @@ async def second_factor(
     code: FormCode = "",
     credential: FormCredential = "",
     csrf_token: FormCsrf = "",
-    return_to_: Annotated[str, Form(alias="return_to", max_length=2048)] = "",
+    return_to_: FormReturnTo = "",
 ) -> Response:
     """The second step: with a code (or, for `webauthn`, the passkey's `credential`), the mfa grant's
     checks (throttle, audit, single use) and then the browser session; without one, the page again for
@@ -364,7 +361,7 @@ async def passkey_signin(
     ctx: ContextDep,
     credential: FormCredential = "",
     csrf_token: FormCsrf = "",
-    return_to_: Annotated[str, Form(alias="return_to", max_length=2048)] = "",
+    return_to_: FormReturnTo = "",
 ) -> Response:
     """Sign in with a passkey alone: the assertion (AuthenticationResponseJSON in `credential`) verified,
     then, like the password sign-in, a new browser session (any current one ends), a new CSRF secret and a
@@ -420,9 +417,7 @@ def _signup_page(
 
 
 @router.get("/signup")
-async def signup_page(
-    page: WebPagesDep, return_to_: Annotated[str, Query(alias="return_to", max_length=2048)] = ""
-) -> Response:
+async def signup_page(page: WebPagesDep, return_to_: QueryReturnTo = "") -> Response:
     try:
         target = return_to.checked(return_to_)
     except PyauthError as error:
@@ -441,7 +436,7 @@ async def signup(
     email: FormEmail = "",
     password: FormPassword = "",
     csrf_token: FormCsrf = "",
-    return_to_: Annotated[str, Form(alias="return_to", max_length=2048)] = "",
+    return_to_: FormReturnTo = "",
 ) -> Response:
     """The registration service of `POST /auth/register`; its refusals are shown next to their field."""
     try:
@@ -480,9 +475,7 @@ async def signup(
 
 
 @router.get("/forgot")
-async def forgot_page(
-    page: WebPagesDep, return_to_: Annotated[str, Query(alias="return_to", max_length=2048)] = ""
-) -> Response:
+async def forgot_page(page: WebPagesDep, return_to_: QueryReturnTo = "") -> Response:
     try:
         target = return_to.checked(return_to_)
     except PyauthError as error:
@@ -507,7 +500,7 @@ async def forgot(
     ctx: ContextDep,
     email: FormEmail = "",
     csrf_token: FormCsrf = "",
-    return_to_: Annotated[str, Form(alias="return_to", max_length=2048)] = "",
+    return_to_: FormReturnTo = "",
 ) -> Response:
     """The forgot-password service of `POST /auth/password/forgot`, answering the same page in the same
     time whether or not the account exists."""

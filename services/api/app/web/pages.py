@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 from urllib.parse import parse_qs, urlsplit
 
-from fastapi import Depends, Request
+from fastapi import Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,7 +28,7 @@ from app.ratelimit.service import LoginThrottled, PasswordResetRequired, RateLim
 from app.sso.models import BrowserSession
 from app.users.emails import InvalidEmail
 from app.users.models import User
-from app.web import cookies, csrf, service
+from app.web import cookies, csrf, return_to, service
 from app.web.return_to import ReturnToRefused
 
 SIGNIN_TITLE = N_("Sign in")
@@ -235,3 +235,9 @@ class WebPages:
 
 
 WebPagesDep = Annotated[WebPages, Depends(WebPages)]
+
+# The form fields and query parameter every page shares. `return_to` is taken under a parameter named
+# `return_to_`, as the module `app.web.return_to` has the name.
+FormCsrf = Annotated[str, Form(max_length=128)]
+FormReturnTo = Annotated[str, Form(alias="return_to", max_length=return_to.MAX_LENGTH)]
+QueryReturnTo = Annotated[str, Query(alias="return_to", max_length=return_to.MAX_LENGTH)]

@@ -55,7 +55,7 @@ from app.passkeys.models import MAX_NAME_LENGTH
 from app.passkeys.schemas import UNNAMED
 from app.sso.models import BrowserSession
 from app.users.models import User
-from app.web.pages import WebPages, WebPagesDep, signed_in
+from app.web.pages import FormCsrf, WebPages, WebPagesDep, signed_in
 
 router = APIRouter(include_in_schema=False)
 
@@ -70,7 +70,6 @@ CONFIRM_TITLE = N_("Are you sure?")
 # not to get): anything longer is not one.
 MAX_CREDENTIAL_LENGTH = 16384
 
-FormCsrf = Annotated[str, Form(max_length=128)]
 FormCode = Annotated[str, Form(max_length=16)]
 FormName = Annotated[str, Form(max_length=MAX_NAME_LENGTH)]
 FormCredential = Annotated[str, Form(max_length=MAX_CREDENTIAL_LENGTH)]
