@@ -17,6 +17,8 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 10001 pyauth \
     && useradd --system --uid 10001 --gid pyauth --home-dir /srv/pyauth --shell /usr/sbin/nologin pyauth
+# The healthchecks of the API and of the test services (an HTTP GET in bash, no interpreter to start).
+COPY --chmod=0755 docker/http-ok.sh /usr/local/bin/http-ok
 
 FROM base AS deps
 RUN apt-get update \
@@ -61,7 +63,7 @@ COPY services/api/app ./app
 USER pyauth
 EXPOSE 8000
 HEALTHCHECK --interval=5s --timeout=3s --start-period=20s --retries=3 \
-    CMD ["python3", "-c", "import sys, urllib.request as u; sys.exit(0 if u.urlopen('http://127.0.0.1:8000/health/ready', timeout=2).status == 200 else 1)"]
+    CMD ["http-ok", "8000", "/health/ready"]
 CMD ["python3", "-m", "app"]
 
 # The browser of the browser tests (tests/browser): Debian's chromium and chromedriver, and a font for the
