@@ -28,7 +28,7 @@ from app.audit.models import (
 from app.audit.repository import Cursor
 from app.core.context import RequestContext
 
-__all__ = ["AuditEvent", "record", "search"]
+__all__ = ["AuditEvent", "record", "search", "stored_ip_address", "stored_user_agent"]
 
 log = logging.getLogger("pyauth.audit")
 
@@ -62,12 +62,22 @@ async def record(
             user_id=user_id,
             actor_id=actor_id,
             session_id=session_id,
-            ip_address=_clip(ctx.ip_address, MAX_IP_LENGTH),
-            user_agent=_clip(ctx.user_agent, MAX_USER_AGENT_LENGTH),
+            ip_address=stored_ip_address(ctx),
+            user_agent=stored_user_agent(ctx),
             reason=_clip(reason, MAX_REASON_LENGTH),
             details=_safe_details(event, details),
         )
     )
+
+
+def stored_ip_address(ctx: RequestContext) -> str | None:
+    """The client address as an audit row stores it (for a row written by a statement of its own)."""
+    return _clip(ctx.ip_address, MAX_IP_LENGTH)
+
+
+def stored_user_agent(ctx: RequestContext) -> str | None:
+    """The User-Agent as an audit row stores it (for a row written by a statement of its own)."""
+    return _clip(ctx.user_agent, MAX_USER_AGENT_LENGTH)
 
 
 async def search(

@@ -116,9 +116,34 @@ async def issue_tokens(
     scope: Sequence[str],
 ) -> IssuedTokens:
     """A refresh token for the session and an access token for `oauth_client` granting `scope`."""
-    user = authentication.user
     refresh_token, refresh_hash = new_token()
     await repository.add_refresh_token(db, session_id=session_id, token_hash=refresh_hash, now=now)
+    return issue_tokens_with(
+        refresh_token,
+        session_id,
+        authentication,
+        keyring=keyring,
+        settings=settings,
+        now=now,
+        oauth_client=oauth_client,
+        scope=scope,
+    )
+
+
+def issue_tokens_with(
+    refresh_token: str,
+    session_id: uuid.UUID,
+    authentication: Authentication,
+    *,
+    keyring: KeyRing,
+    settings: Settings,
+    now: datetime,
+    oauth_client: OAuthClient,
+    scope: Sequence[str],
+) -> IssuedTokens:
+    """`refresh_token`, already stored for the session (a rotation's successor), and a new access token for
+    `oauth_client` granting `scope`."""
+    user = authentication.user
     access_token, expires_in = issue_access_token(
         keyring,
         settings,

@@ -6,9 +6,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit.models import AuditEntry
 from app.auth.models import AuthSession, RefreshToken
 from app.clients.models import BUILTIN_CLIENT_ID
 from app.users.models import User
@@ -65,6 +66,100 @@ async def mark_refresh_token_used(db: AsyncSession, token_hash: bytes, now: date
         .values(used_at=now)
         .returning(RefreshToken.session_id)
     )
+
+
+# The rotation of a refresh token whose session is live and belongs to the presenting client, in one
+# statement: claim the token (of two concurrent claims one waits on the row lock, then finds it used and
+# claims nothing), touch the session, insert the successor and the `token.refreshed` audit row, and read the
+# session and its user (all but the password hash). `sessions.session_is_live` is the claim's condition
+# (:idle_since = now - idle TTL). Every write hangs on the claim: when it claims nothing, nothing is written
+# and the step-by-step path (`service.refresh`) finds out why and refuses.
+_ROTATE_LIVE_REFRESH_TOKEN = text(
+    f"""
+WITH claimed AS (
+  UPDATE {RefreshToken.__tablename__} AS t SET used_at = :now
+  FROM {AuthSession.__tablename__} AS s JOIN {User.__tablename__} AS u ON u.id = s.user_id
+  WHERE t.token_hash = :token_hash AND t.used_at IS NULL AND s.id = t.session_id
+    AND s.client_id = :client_id AND s.revoked_at IS NULL AND s.expires_at > :now
+    AND s.last_used_at > :idle_since AND u.is_active
+  RETURNING t.session_id, s.user_id
+), touched AS (
+  UPDATE {AuthSession.__tablename__} AS s SET last_used_at = :now FROM claimed
+  WHERE s.id = claimed.session_id
+  RETURNING s.id, s.user_id, s.created_at, s.last_used_at, s.expires_at, s.revoked_at, s.revoked_reason,
+    s.user_agent, s.ip_address, s.client_id, s.scopes, s.amr
+), successor AS (
+  INSERT INTO {RefreshToken.__tablename__} (token_hash, session_id, created_at)
+  SELECT :successor_hash, session_id, :now FROM claimed
+), audited AS (
+  INSERT INTO {AuditEntry.__tablename__} (occurred_at, event, user_id, session_id, ip_address, user_agent)
+  SELECT :now, :event, user_id, session_id, :ip_address, :user_agent FROM claimed
+)
+SELECT touched.*, u.email, u.display_name, u.is_active, u.is_verified, u.roles, u.password_changed_at,
+  u.locale, u.created_at AS user_created_at, u.updated_at AS user_updated_at
+FROM touched JOIN {User.__tablename__} AS u ON u.id = touched.user_id
+"""  # noqa: S608 - table names from the models; every value is a bound parameter
+)
+_SESSION_COLUMNS = (
+    "id", "user_id", "created_at", "last_used_at", "expires_at", "revoked_at", "revoked_reason",
+    "user_agent", "ip_address", "client_id", "scopes", "amr",
+)  # fmt: skip
+_USER_COLUMNS = {
+    "email": "email",
+    "display_name": "display_name",
+    "is_active": "is_active",
+    "is_verified": "is_verified",
+    "roles": "roles",
+    "password_changed_at": "password_changed_at",
+    "locale": "locale",
+    "user_created_at": "created_at",
+    "user_updated_at": "updated_at",
+}
+
+
+@dataclass(frozen=True)
+class RotationAudit:
+    """The `token.refreshed` row's own columns (the rest come from the claimed session)."""
+
+    event: str
+    ip_address: str | None
+    user_agent: str | None
+
+
+async def rotate_live_refresh_token(
+    db: AsyncSession,
+    *,
+    token_hash: bytes,
+    successor_hash: bytes,
+    client_id: str,
+    now: datetime,
+    idle_since: datetime,
+    audit: RotationAudit,
+) -> SessionWithUser | None:
+    """`_ROTATE_LIVE_REFRESH_TOKEN` in the request's transaction: the rotated session and its user (both
+    detached, read-only, the user without its password hash), or None when the token was not an unused one
+    of a live session of `client_id`, in which case nothing was written."""
+    row = (
+        await db.execute(
+            _ROTATE_LIVE_REFRESH_TOKEN,
+            {
+                "token_hash": token_hash,
+                "successor_hash": successor_hash,
+                "client_id": client_id,
+                "now": now,
+                "idle_since": idle_since,
+                "event": audit.event,
+                "ip_address": audit.ip_address,
+                "user_agent": audit.user_agent,
+            },
+        )
+    ).one_or_none()
+    if row is None:
+        return None
+    values = row._mapping
+    auth_session = AuthSession(**{column: values[column] for column in _SESSION_COLUMNS})
+    user = User(id=values["user_id"], **{attr: values[column] for column, attr in _USER_COLUMNS.items()})
+    return SessionWithUser(session=auth_session, user=user)
 
 
 async def find_refresh_token(db: AsyncSession, token_hash: bytes) -> RefreshToken | None:

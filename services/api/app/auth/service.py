@@ -15,18 +15,21 @@ from typing import NoReturn
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.events import AuditEvent
-from app.audit.service import record
+from app.audit.service import record, stored_ip_address, stored_user_agent
 from app.auth import repository
 from app.auth.errors import InvalidGrant, RefreshTokenAlreadyUsed
-from app.auth.issuing import IssuedTokens, issue_tokens, start_session_with_tokens
+from app.auth.grants.client_binding import refuse_another_clients_token
+from app.auth.issuing import IssuedTokens, issue_tokens_with, start_session_with_tokens
 from app.auth.login.flow import LoginFlow, LoginRequest
 from app.auth.login.pipeline import authenticate
 from app.auth.login.second_factor import MfaRequired, second_factors
 from app.auth.models import AuthSession
+from app.auth.repository import SessionWithUser
 from app.auth.scopes import granted_scopes
 from app.auth.sessions import (
     SessionEndReason,
     end_sessions,
+    idle_ttl,
     session_authentication,
     session_is_live,
 )
@@ -34,7 +37,7 @@ from app.clients.models import OAuthClient
 from app.core.config import Settings
 from app.core.context import RequestContext
 from app.core.database import commit_before_refusing
-from app.core.opaque_tokens import digest
+from app.core.opaque_tokens import digest, new_token
 from app.keys.keyring import KeyRing
 from app.metrics import instruments as metrics
 from app.passwords.hashing import PasswordHasher
@@ -90,6 +93,14 @@ async def login_with_password(
     )
 
 
+@dataclass(frozen=True)
+class Refreshed:
+    """A rotated refresh token: the new tokens, and the session and user they were issued for."""
+
+    tokens: IssuedTokens
+    found: SessionWithUser
+
+
 async def refresh(
     db: AsyncSession,
     *,
@@ -99,11 +110,58 @@ async def refresh(
     ctx: RequestContext,
     oauth_client: OAuthClient,
     scope: str | None = None,
-) -> IssuedTokens:
+) -> Refreshed:
     """Rotate the refresh token. The access token grants the session's scopes, or fewer if `scope` asks
-    for fewer (RFC 6749 §6); the session keeps its own, so a later refresh may ask for them all again."""
+    for fewer (RFC 6749 §6); the session keeps its own, so a later refresh may ask for them all again.
+
+    The common case, an unused token of a live session of this client, is one statement
+    (`repository.rotate_live_refresh_token`). Anything else goes step by step, which refuses it and says
+    why: another client's token, an unknown one, a replay, an ended session."""
     now = ctx.now
     token_hash = digest(refresh_token)
+    successor, successor_hash = new_token()
+    found = await repository.rotate_live_refresh_token(
+        db,
+        token_hash=token_hash,
+        successor_hash=successor_hash,
+        client_id=oauth_client.client_id,
+        now=now,
+        idle_since=now - idle_ttl(settings),
+        audit=repository.RotationAudit(
+            event=AuditEvent.TOKEN_REFRESHED.value,
+            ip_address=stored_ip_address(ctx),
+            user_agent=stored_user_agent(ctx),
+        ),
+    )
+    if found is None:
+        await refuse_another_clients_token(db, token_hash, oauth_client, ctx=ctx)
+        found = await _rotate_step_by_step(db, token_hash, successor_hash, settings=settings, ctx=ctx)
+    metrics.count_refresh("rotated")
+    log.info("refresh rotated session=%s", found.session.id)
+    tokens = issue_tokens_with(
+        successor,
+        found.session.id,
+        session_authentication(found.session, found.user),
+        keyring=keyring,
+        settings=settings,
+        now=now,
+        oauth_client=oauth_client,
+        scope=granted_scopes(scope, found.session.scopes),
+    )
+    return Refreshed(tokens, found)
+
+
+async def _rotate_step_by_step(
+    db: AsyncSession,
+    token_hash: bytes,
+    successor_hash: bytes,
+    *,
+    settings: Settings,
+    ctx: RequestContext,
+) -> SessionWithUser:
+    """The rotation one step at a time, for a token the one-statement rotation did not take: claim it,
+    check its session, touch it, add the successor and the audit row; or refuse, saying why."""
+    now = ctx.now
     session_id = await repository.mark_refresh_token_used(db, token_hash, now)
     if session_id is None:
         await _refuse_spent_token(db, token_hash, settings=settings, ctx=ctx)
@@ -117,8 +175,8 @@ async def refresh(
         await RefreshFailure(db, ctx).refuse(
             REFRESH_SESSION_ENDED, user_id=user_id, session_id=dead_session_id
         )
-    scopes = granted_scopes(scope, found.session.scopes)
     await repository.touch_session(db, found.session.id, now)
+    await repository.add_refresh_token(db, session_id=found.session.id, token_hash=successor_hash, now=now)
     await record(
         db,
         AuditEvent.TOKEN_REFRESHED,
@@ -126,19 +184,7 @@ async def refresh(
         user_id=found.user.id,
         session_id=found.session.id,
     )
-    metrics.count_refresh("rotated")
-    log.info("refresh rotated session=%s", found.session.id)
-    authentication = session_authentication(found.session, found.user)
-    return await issue_tokens(
-        db,
-        found.session.id,
-        authentication,
-        keyring=keyring,
-        settings=settings,
-        now=now,
-        oauth_client=oauth_client,
-        scope=scopes,
-    )
+    return found
 
 
 # The reasons of a `refresh.failed` audit row. A replay that revokes a live session is recorded as

@@ -5,13 +5,16 @@ import asyncio
 from datetime import timedelta
 
 import httpx
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
+from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from app.audit.models import AuditEntry
 from app.auth.models import AuthSession, RefreshToken
 from app.core.clock import ManualClock
 from app.core.opaque_tokens import digest
 from tests.auth.helpers import live_email, refresh_grant, signed_up, tokens_of
+from tests.factories import TEST_IP_ADDRESS, TEST_USER_AGENT
 
 PAST_GRACE = timedelta(seconds=11)
 
@@ -132,3 +135,66 @@ async def test_revocation_ends_the_session_and_accepts_unknown_tokens(client: ht
     missing = await client.post("/auth/revoke", data={})
     assert missing.status_code == 400
     assert missing.json()["error"] == "invalid_request"
+
+
+async def test_rfc6749_6_a_plain_rotation_is_one_statement_with_the_same_rows_as_step_by_step(
+    client: httpx.AsyncClient, db_session: AsyncSession, clock: ManualClock
+) -> None:
+    """The common refresh (an unused token of a live session of the presenting client) claims the token,
+    touches the session and writes the successor and the audit row in one statement; what it leaves is
+    what the step-by-step path leaves: the old token spent, one unspent successor, the session's last use
+    moved, one `token.refreshed` row with the client's address and User-Agent."""
+    _, first = await signed_up(client)
+    clock.advance(timedelta(seconds=5))
+    statements: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if "refresh_tokens" in statement or "audit_events" in statement or "auth_sessions" in statement:
+            statements.append(" ".join(statement.split()))
+
+    event.listen(Engine, "before_cursor_execute", seen)
+    try:
+        second = tokens_of(await refresh_grant(client, first.refresh))
+    finally:
+        event.remove(Engine, "before_cursor_execute", seen)
+    assert len(statements) == 1, statements
+    assert statements[0].startswith("WITH claimed AS ( UPDATE refresh_tokens")
+
+    old = await db_session.get(RefreshToken, digest(first.refresh))
+    new = await db_session.get(RefreshToken, digest(second.refresh))
+    assert old is not None and old.used_at == clock.now()
+    assert new is not None and new.used_at is None and new.session_id == old.session_id
+    auth_session = await db_session.get(AuthSession, old.session_id)
+    assert auth_session is not None and auth_session.last_used_at == clock.now()
+    rows = (
+        await db_session.scalars(
+            select(AuditEntry).where(
+                AuditEntry.session_id == old.session_id, AuditEntry.event == "token.refreshed"
+            )
+        )
+    ).all()
+    assert [(r.user_id, r.occurred_at, r.ip_address, r.user_agent, r.reason, r.details) for r in rows] == [
+        (auth_session.user_id, clock.now(), TEST_IP_ADDRESS, TEST_USER_AGENT, None, None)
+    ]
+
+
+async def test_rfc6749_6_a_token_the_one_statement_rotation_does_not_take_changes_nothing_there(
+    client: httpx.AsyncClient, db_session: AsyncSession, clock: ManualClock
+) -> None:
+    """A token of an idle-expired session is refused by the step-by-step path, and the one statement that
+    ran first wrote nothing: the token stays unspent, no successor, no `token.refreshed` row."""
+    _, tokens = await signed_up(client)
+    clock.advance(timedelta(days=31))
+    assert (await refresh_grant(client, tokens.refresh)).status_code == 400
+    stored = await db_session.get(RefreshToken, digest(tokens.refresh))
+    assert stored is not None and stored.used_at is None
+    family = await db_session.scalar(
+        select(func.count()).select_from(RefreshToken).where(RefreshToken.session_id == stored.session_id)
+    )
+    assert family == 1
+    refreshed = await db_session.scalar(
+        select(func.count())
+        .select_from(AuditEntry)
+        .where(AuditEntry.session_id == stored.session_id, AuditEntry.event == "token.refreshed")
+    )
+    assert refreshed == 0

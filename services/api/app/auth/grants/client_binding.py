@@ -1,8 +1,9 @@
 """Refresh tokens are bound to the client they were issued to (RFC 6749 §6, RFC 9700 §4.14.2): another
 client presenting one gets `invalid_grant`, and the token is left as it was, unspent, for its own client.
 
-Checked before the token is claimed, so a refusal changes nothing but the audit log. A session's client
-never changes, so there is no race between this check and the claim."""
+Checked before the token is claimed (the one-statement rotation claims only a token of the presenting
+client's session; the step-by-step one checks here first), so a refusal changes nothing but the audit
+log. A session's client never changes, so there is no race between this check and the claim."""
 
 import logging
 
@@ -15,7 +16,6 @@ from app.auth.errors import InvalidGrant
 from app.clients.models import OAuthClient
 from app.core.context import RequestContext
 from app.core.database import commit_before_refusing
-from app.core.opaque_tokens import digest
 
 log = logging.getLogger("pyauth.auth")
 
@@ -23,11 +23,11 @@ REFRESH_WRONG_CLIENT = "wrong_client"  # a `refresh.failed` reason
 
 
 async def refuse_another_clients_token(
-    db: AsyncSession, refresh_token: str, oauth_client: OAuthClient, *, ctx: RequestContext
+    db: AsyncSession, token_hash: bytes, oauth_client: OAuthClient, *, ctx: RequestContext
 ) -> None:
-    """400 `invalid_grant` if the token belongs to a session of another client; unknown tokens pass on
-    to the refresh, which refuses them as it always has."""
-    auth_session = await repository.session_of_refresh_token(db, digest(refresh_token))
+    """400 `invalid_grant` if the token (by its digest) belongs to a session of another client; unknown
+    tokens pass on to the refresh, which refuses them as it always has."""
+    auth_session = await repository.session_of_refresh_token(db, token_hash)
     if auth_session is None or auth_session.client_id == oauth_client.client_id:
         return
     await record(

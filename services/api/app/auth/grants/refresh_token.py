@@ -8,10 +8,9 @@ after a refresh. It is about the same user, for the same client, with the origin
 
 import dataclasses
 
-from app.auth import repository, service
+from app.auth import service
 from app.auth.errors import InvalidGrant, InvalidScope, RefreshTokenAlreadyUsed
 from app.auth.grants.base import FormField, GrantHandler, TokenRequest
-from app.auth.grants.client_binding import refuse_another_clients_token
 from app.auth.issuing import IssuedTokens
 from app.auth.sessions import session_authentication
 from app.oidc.id_token import issue_id_token
@@ -24,13 +23,7 @@ class RefreshTokenGrant(GrantHandler):
     errors = (InvalidGrant, RefreshTokenAlreadyUsed, InvalidScope)
 
     async def issue(self, request: TokenRequest) -> IssuedTokens:
-        await refuse_another_clients_token(
-            request.db,
-            request.form["refresh_token"] or "",
-            request.oauth_client,
-            ctx=request.ctx,
-        )
-        issued = await service.refresh(
+        refreshed = await service.refresh(
             request.db,
             refresh_token=request.form["refresh_token"] or "",
             keyring=request.keyring,
@@ -39,18 +32,12 @@ class RefreshTokenGrant(GrantHandler):
             oauth_client=request.oauth_client,
             scope=request.form.get("scope"),
         )
+        issued, found = refreshed.tokens, refreshed.found
         algorithm = request.oauth_client.id_token_signed_response_alg
         # §12.2 makes the refreshed ID token optional: none when the ring cannot sign the client's algorithm
         # (a server on EdDSA access tokens holds no ES256 key), rather than failing the refresh.
-        if (
-            "openid" not in issued.scope
-            or issued.session_id is None
-            or algorithm not in request.keyring.id_token_algorithms()
-        ):
+        if "openid" not in issued.scope or algorithm not in request.keyring.id_token_algorithms():
             return issued
-        found = await repository.session_with_user(request.db, issued.session_id)
-        if found is None:  # the refresh just checked it live, in this transaction
-            raise InvalidGrant()
         authentication = session_authentication(found.session, found.user)
         id_token = issue_id_token(
             request.keyring,
