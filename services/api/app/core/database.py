@@ -172,7 +172,8 @@ async def _pooled_connection(
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> AsyncIterator[AsyncConnection]:
     """A connection of the engine the sessions are bound to, without a session around it (a tenth of a
-    millisecond less); a session's connection where they are bound to a connection instead (a test's)."""
+    millisecond less); a session's connection where they are bound to a connection instead (a test's),
+    committed when the block ends without an error."""
     bind = sessionmaker.kw.get("bind")
     if isinstance(bind, AsyncEngine):
         async with bind.connect() as connection:
@@ -180,6 +181,7 @@ async def _pooled_connection(
         return
     async with sessionmaker() as session:
         yield await session.connection()
+        await session.commit()  # keeps what the statement wrote, as autocommit does on the engine's
 
 
 async def get_db(request: Request) -> AsyncIterator[AsyncSession]:

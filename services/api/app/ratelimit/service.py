@@ -1,8 +1,10 @@
 """Counting and deciding.
 
-Per-IP limits: a fixed window per (limit name, client IP). A hit is one upsert in a transaction of its own
-(`app.core.database.in_own_transaction`) with `synchronous_commit = off`, so it is counted even when the
-request it guards then fails (a wrong password, a bad token) and costs no WAL flush.
+Per-IP limits: a fixed window per (limit name, client IP). A hit is one upsert on its own, committed at once
+(`app.core.database.driver_connection`, on an UNLOGGED table: no WAL flush to wait for), so it is counted
+even when the request it guards then fails (a wrong password, a bad token). The first refused request of a
+window writes its audit row, and now and then a new window prunes old ones, in a short transaction of
+their own (`in_own_transaction`, `synchronous_commit = off`).
 
 Login throttling: consecutive failures per canonical email (and per known device, `devices.py`). An
 attempt is reserved, that is counted, before its password is checked, by one conditional UPDATE that counts
@@ -26,7 +28,7 @@ from app.audit.events import AuditEvent
 from app.audit.service import record
 from app.core.config import Settings
 from app.core.context import RequestContext
-from app.core.database import in_own_transaction
+from app.core.database import driver_connection, in_own_transaction
 from app.core.errors import OAuthError, PyauthError
 from app.ratelimit import repository
 
@@ -97,19 +99,22 @@ async def hit(
     error: type[PyauthError] = RateLimited,
 ) -> None:
     """Count one request of the calling client against limit `name`; raise `error` (429, Retry-After)
-    past it. Counted in its own transaction, so the count stands whatever the request does next."""
+    past it. Counted on its own (autocommit), so the count stands whatever the request does next."""
     now = ctx.now
     window = settings.RATE_LIMIT_WINDOW_SECONDS
     start = datetime.fromtimestamp(now.timestamp() // window * window, now.tzinfo)
     key = f"{name}:{client_bucket(ctx.ip_address)}"
-    async with in_own_transaction(sessionmaker) as db:
-        await repository.skip_wal_flush(db)
-        hits = await repository.count_hit(db, key, start)
-        if hits == 1 and random.random() < PRUNE_PROBABILITY:  # noqa: S311 - not security-relevant
-            await repository.prune_windows(db, now - PRUNE_AFTER)
-        limited = hits is not None and hits > limit
-        if limited and hits == limit + 1:  # one audit row per window, not one per refused request
-            await record(db, AuditEvent.RATE_LIMITED, ctx=ctx, reason=name)
+    async with driver_connection(sessionmaker) as connection:
+        hits = await repository.count_hit(connection, key, start)
+    limited = hits > limit
+    prune = hits == 1 and random.random() < PRUNE_PROBABILITY  # noqa: S311 - not security-relevant
+    if prune or (limited and hits == limit + 1):  # one audit row per window, not one per refused request
+        async with in_own_transaction(sessionmaker) as db:
+            await repository.skip_wal_flush(db)
+            if prune:
+                await repository.prune_windows(db, now - PRUNE_AFTER)
+            if limited:
+                await record(db, AuditEvent.RATE_LIMITED, ctx=ctx, reason=name)
     if limited:
         wait = (start + timedelta(seconds=window) - now).total_seconds()
         raise error(headers=_retry_after(wait))

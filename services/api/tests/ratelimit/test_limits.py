@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from app.audit.models import AuditEntry
 from app.core.clock import ManualClock
 from app.core.dependencies import trusted_networks
 from app.ratelimit.models import LoginThrottle
@@ -179,3 +180,24 @@ async def test_parallel_failures_are_each_counted(
         await connection.execute(delete(LoginThrottle).where(LoginThrottle.email == email))
         await connection.commit()
     assert failures == statuses.count(400)
+
+
+async def test_the_first_refused_request_of_a_window_is_audited_once_and_the_count_stands(
+    limited: FastAPI, client: httpx.AsyncClient, db_session: AsyncSession, clock: ManualClock
+) -> None:
+    """Over the token endpoint's limit (4 here), three refused requests leave one `rate_limit.exceeded`
+    row, with the limit's name and the client's address; the next window starts counting from zero."""
+    ip = new_ip()
+    form = {"grant_type": "refresh_token", "refresh_token": "not-a-token"}
+    statuses = [
+        (await client.post("/auth/token", data=form, headers=from_ip(ip))).status_code for _ in range(7)
+    ]
+    assert statuses == [400] * 4 + [429] * 3
+    rows = (
+        await db_session.scalars(
+            select(AuditEntry).where(AuditEntry.event == "rate_limit.exceeded", AuditEntry.ip_address == ip)
+        )
+    ).all()
+    assert [(row.reason, row.occurred_at) for row in rows] == [("token", clock.now())]
+    clock.advance(timedelta(seconds=limited.state.settings.RATE_LIMIT_WINDOW_SECONDS))
+    assert (await client.post("/auth/token", data=form, headers=from_ip(ip))).status_code == 400
