@@ -4,11 +4,11 @@ endpoint reads, the check of each grant's required fields, and the OpenAPI reque
 Adding a grant type is a handler module (see `base.GrantHandler`) and its line in `GRANTS`.
 """
 
-import inspect
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Annotated, Any
 
 from fastapi import Form
+from pydantic import Field, create_model
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.errors import UnsupportedGrantType
@@ -92,22 +92,20 @@ class GrantRegistry:
 
     def form_dependency(self) -> Callable[..., Awaitable[TokenForm]]:
         """A FastAPI dependency that reads every registered field from the form. Each is optional and
-        bounded in length (a longer one is a 422 before any handler runs)."""
+        bounded in length (a longer one is a 422 before any handler runs). The fields are one model, so
+        a request is validated in one pass rather than field by field (FastAPI inspected each optional
+        `Form` parameter's annotation on every request: about a tenth of a refresh's CPU)."""
+        fields: dict[str, Any] = {
+            field.name: (Annotated[str | None, Field(max_length=field.max_length)], None)
+            for field in self.fields
+        }
+        # The name FastAPI gave the form of separate parameters, kept so the document does not change.
+        model = create_model("Body_auth_token", **fields)
 
-        async def token_form(**values: str | None) -> TokenForm:
+        async def token_form(form: Annotated[model, Form()]) -> TokenForm:
+            values: TokenForm = form.__dict__
             return values
 
-        token_form.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-            [
-                inspect.Parameter(
-                    field.name,
-                    inspect.Parameter.KEYWORD_ONLY,
-                    default=None,
-                    annotation=Annotated[str | None, Form(max_length=field.max_length)],
-                )
-                for field in self.fields
-            ]
-        )
         return token_form
 
     def request_body_doc(self) -> dict[str, Any]:
