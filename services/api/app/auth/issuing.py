@@ -104,33 +104,14 @@ def issue_access_token(
     return token, ttl
 
 
-async def issue_tokens(
-    db: AsyncSession,
-    session_id: uuid.UUID,
-    authentication: Authentication,
-    *,
-    keyring: KeyRing,
-    settings: Settings,
-    now: datetime,
-    oauth_client: OAuthClient,
-    scope: Sequence[str],
-) -> IssuedTokens:
-    """A refresh token for the session and an access token for `oauth_client` granting `scope`."""
+async def new_refresh_token(db: AsyncSession, session_id: uuid.UUID, now: datetime) -> str:
+    """A new refresh token of the session, stored (by its digest) in the session's family."""
     refresh_token, refresh_hash = new_token()
     await repository.add_refresh_token(db, session_id=session_id, token_hash=refresh_hash, now=now)
-    return issue_tokens_with(
-        refresh_token,
-        session_id,
-        authentication,
-        keyring=keyring,
-        settings=settings,
-        now=now,
-        oauth_client=oauth_client,
-        scope=scope,
-    )
+    return refresh_token
 
 
-def issue_tokens_with(
+def issue_tokens(
     refresh_token: str,
     session_id: uuid.UUID,
     authentication: Authentication,
@@ -141,8 +122,8 @@ def issue_tokens_with(
     oauth_client: OAuthClient,
     scope: Sequence[str],
 ) -> IssuedTokens:
-    """`refresh_token`, already stored for the session (a rotation's successor), and a new access token for
-    `oauth_client` granting `scope`."""
+    """`refresh_token`, already stored for the session (`new_refresh_token`, or a rotation's successor), and
+    a new access token for `oauth_client` granting `scope`."""
     user = authentication.user
     access_token, expires_in = issue_access_token(
         keyring,
@@ -189,8 +170,8 @@ async def start_session_with_tokens(
         scopes=scopes,
         absolute_ttl_seconds=oauth_client.refresh_token_ttl_seconds,
     )
-    return await issue_tokens(
-        db,
+    return issue_tokens(
+        await new_refresh_token(db, auth_session.id, ctx.now),
         auth_session.id,
         authentication,
         keyring=keyring,

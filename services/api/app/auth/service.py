@@ -19,7 +19,7 @@ from app.audit.service import record, stored_ip_address, stored_user_agent
 from app.auth import repository
 from app.auth.errors import InvalidGrant, RefreshTokenAlreadyUsed
 from app.auth.grants.client_binding import refuse_another_clients_token
-from app.auth.issuing import IssuedTokens, issue_tokens_with, start_session_with_tokens
+from app.auth.issuing import IssuedTokens, issue_tokens, start_session_with_tokens
 from app.auth.login.flow import LoginFlow, LoginRequest
 from app.auth.login.pipeline import authenticate
 from app.auth.login.second_factor import MfaRequired, second_factors
@@ -138,7 +138,7 @@ async def refresh(
         found = await _rotate_step_by_step(db, token_hash, successor_hash, settings=settings, ctx=ctx)
     metrics.count_refresh("rotated")
     log.info("refresh rotated session=%s", found.session.id)
-    tokens = issue_tokens_with(
+    tokens = issue_tokens(
         successor,
         found.session.id,
         session_authentication(found.session, found.user),

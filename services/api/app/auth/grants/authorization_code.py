@@ -16,7 +16,7 @@ from app.audit.service import record
 from app.auth import repository
 from app.auth.errors import InvalidGrant
 from app.auth.grants.base import FormField, GrantHandler, TokenRequest
-from app.auth.issuing import IssuedTokens, issue_tokens
+from app.auth.issuing import IssuedTokens, issue_tokens, new_refresh_token
 from app.auth.sessions import Authentication, SessionEndReason, end_sessions, start_session
 from app.core.database import commit_before_refusing
 from app.oidc import codes
@@ -66,8 +66,8 @@ class AuthorizationCodeGrant(GrantHandler):
         # The session began at the sign-in (`auth_time`), but it is used now: its idle clock starts here.
         await repository.touch_session(db, auth_session.id, ctx.now)
         await codes.bind_session(db, code, auth_session.id)
-        issued = await issue_tokens(
-            db,
+        issued = issue_tokens(
+            await new_refresh_token(db, auth_session.id, ctx.now),
             auth_session.id,
             authentication,
             keyring=request.keyring,
