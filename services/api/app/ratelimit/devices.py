@@ -69,10 +69,14 @@ async def issue(
 ) -> str:
     """A new device token for `user_id` after a successful login; the presented one, if any, is spent.
     Returns the token for the client; only its digest is stored."""
-    if replaces is not None:
-        await repository.delete_device(db, replaces.token_hash)
     token, token_hash = new_token()
-    expires_at = now + timedelta(seconds=settings.DEVICE_TOKEN_TTL_SECONDS)
-    await repository.add_device(db, token_hash=token_hash, user_id=user_id, now=now, expires_at=expires_at)
-    await repository.prune_devices(db, user_id, keep=token_hash, newest=MAX_DEVICES_PER_USER - 1, now=now)
+    await repository.replace_device(
+        db,
+        token_hash=token_hash,
+        user_id=user_id,
+        now=now,
+        expires_at=now + timedelta(seconds=settings.DEVICE_TOKEN_TTL_SECONDS),
+        spent_hash=replaces.token_hash if replaces is not None else None,
+        newest=MAX_DEVICES_PER_USER - 1,
+    )
     return token

@@ -173,36 +173,51 @@ async def uncount_device_attempt(db: AsyncSession, token_hash: bytes) -> None:
     )
 
 
-async def delete_device(db: AsyncSession, token_hash: bytes) -> None:
-    await db.execute(delete(LoginDevice).where(LoginDevice.token_hash == token_hash))
+# A device's new token after a login, in one statement: the presented token (if any) is spent, the new one
+# inserted, and of the user's other devices those expired or not among the :newest most recent deleted.
+# Every part reads the statement's one snapshot, in which the spent token still exists and the new one does
+# not yet: so the spent one is left out of the pruning (it would take a place among the newest, and a row
+# may not be deleted twice in one statement).
+_REPLACE_DEVICE = text(
+    f"""
+WITH spent AS (
+  DELETE FROM {LoginDevice.__tablename__} WHERE token_hash = :spent_hash
+), added AS (
+  INSERT INTO {LoginDevice.__tablename__} (token_hash, user_id, created_at, expires_at, failures)
+  VALUES (:token_hash, :user_id, :now, :expires_at, 0)
+), others AS (
+  SELECT token_hash, created_at, expires_at FROM {LoginDevice.__tablename__}
+  WHERE user_id = :user_id AND token_hash IS DISTINCT FROM :spent_hash
+)
+DELETE FROM {LoginDevice.__tablename__} AS d USING others
+WHERE d.token_hash = others.token_hash AND (
+  others.expires_at <= :now
+  OR others.token_hash NOT IN (SELECT token_hash FROM others ORDER BY created_at DESC LIMIT :newest)
+)
+"""  # noqa: S608 - the table name from the model; every value is a bound parameter
+)
 
 
-async def add_device(
-    db: AsyncSession, *, token_hash: bytes, user_id: uuid.UUID, now: datetime, expires_at: datetime
+async def replace_device(
+    db: AsyncSession,
+    *,
+    token_hash: bytes,
+    user_id: uuid.UUID,
+    now: datetime,
+    expires_at: datetime,
+    spent_hash: bytes | None,
+    newest: int,
 ) -> None:
-    db.add(
-        LoginDevice(
-            token_hash=token_hash,
-            user_id=user_id,
-            created_at=now,
-            expires_at=expires_at,
-            failures=0,
-        )
-    )
-    await db.flush()
-
-
-async def prune_devices(
-    db: AsyncSession, user_id: uuid.UUID, *, keep: bytes, newest: int, now: datetime
-) -> None:
-    """Delete the user's devices other than `keep` that have expired or are not among the `newest`."""
-    others = LoginDevice.user_id == user_id, LoginDevice.token_hash != keep
-    newest_others = (
-        select(LoginDevice.token_hash).where(*others).order_by(LoginDevice.created_at.desc()).limit(newest)
-    )
+    """`_REPLACE_DEVICE`: store the device token `token_hash` of `user_id`, spend `spent_hash`, and keep
+    at most `newest` of the user's other unexpired devices."""
     await db.execute(
-        delete(LoginDevice).where(
-            *others,
-            (LoginDevice.expires_at <= now) | LoginDevice.token_hash.not_in(newest_others.scalar_subquery()),
-        )
+        _REPLACE_DEVICE,
+        {
+            "token_hash": token_hash,
+            "user_id": user_id,
+            "now": now,
+            "expires_at": expires_at,
+            "spent_hash": spent_hash,
+            "newest": newest,
+        },
     )

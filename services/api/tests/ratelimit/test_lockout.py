@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.audit.models import AuditEntry
 from app.core.clock import ManualClock
+from app.core.opaque_tokens import digest
 from app.ratelimit.models import LoginDevice, LoginThrottle
 from tests.auth.helpers import PASSWORD, live_email, register, unique_email
 
@@ -284,3 +285,26 @@ async def test_a_user_keeps_at_most_20_device_tokens(
         select(func.count()).select_from(LoginDevice).where(LoginDevice.user_id == user_id)
     )
     assert count == 20
+
+
+async def test_at_the_cap_a_login_with_a_known_device_spends_its_token_and_keeps_the_19_newest_others(
+    client: httpx.AsyncClient, db_session: AsyncSession, clock: ManualClock
+) -> None:
+    """20 devices, the newest presented again: its token is spent, the new one stored, and the 19 newest
+    of the others stay (the spent one does not take a place among them), so the user still has 20."""
+    email = unique_email()
+    user_id = uuid.UUID((await register(client, email)).json()["id"])
+    tokens = []
+    for _ in range(20):
+        clock.advance(timedelta(seconds=1))
+        tokens.append(await device_of(client, email))
+    clock.advance(timedelta(seconds=1))
+    response = await login(client, email, device=tokens[-1])
+    assert response.status_code == 200, response.text
+    stored = set(
+        await db_session.scalars(select(LoginDevice.token_hash).where(LoginDevice.user_id == user_id))
+    )
+    assert digest(response.json()["device_token"]) in stored
+    assert digest(tokens[-1]) not in stored
+    assert {digest(token) for token in tokens[:-1]} <= stored
+    assert len(stored) == 20
