@@ -6,8 +6,8 @@
 #           until the API replicas are healthy and answer through the edge proxy (SWARM_TIMEOUT seconds)
 #   status  the stack's services, their tasks, and /health/ready through the edge
 #   down    remove the stack (the database volume stays) and wait until its networks are gone
-#   update  build the API image under a new tag and roll it through: migrate (the job) first, then the API
-#           (start-first, one task at a time, rollback on failure), then the workers
+#   update  build the API image and roll it through: migrate (the job) first, then the API (start-first, one
+#           task at a time, rollback on failure), then the workers; the same image again is a forced update
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,9 +23,6 @@ set -a
 # shellcheck disable=SC1091
 . ./.env
 set +a
-# The API image's tag: the last one `update` rolled out, so that a later `up` keeps it.
-API_TAG=$(cat "$STATE/api_tag" 2>/dev/null || echo "$PYAUTH_TAG")
-export API_TAG
 
 say() { printf 'swarm: %s\n' "$*"; }
 fail() { printf 'swarm: FAILED: %s\n' "$*" >&2; exit 1; }
@@ -51,11 +48,26 @@ init_swarm() {
   [ "$(docker info --format '{{.Swarm.ControlAvailable}}')" = true ] || fail "this node is not a swarm manager"
 }
 
+# A tag naming the image's content (swarm-<image id>): the stack's services name images by it, so that a
+# rebuilt image changes the service's spec (and rolls it) and an unchanged one changes nothing. Swarm
+# itself cannot tell that a local tag now names another image: there is no registry digest.
+content_tag() {
+  local image=$1 id
+  id=$(docker image inspect --format '{{.Id}}' "$image:$PYAUTH_TAG")
+  id=${id#sha256:}
+  docker tag "$image:$PYAUTH_TAG" "$image:swarm-${id:0:12}"
+  echo "swarm-${id:0:12}"
+}
+
 build() {
-  local tag=$1
-  say "building pyauth-api and pyauth-postgres (compose.yaml), pgbouncer and edge (compose.swarm.yaml): tag $tag"
-  PYAUTH_TAG=$tag docker compose -f compose.yaml build db api
-  PYAUTH_TAG=$tag docker compose -f compose.swarm.yaml build pgbouncer edge
+  say "building pyauth-api and pyauth-postgres (compose.yaml), pgbouncer and edge (compose.swarm.yaml): tag $PYAUTH_TAG"
+  docker compose -f compose.yaml build db api
+  docker compose -f compose.swarm.yaml build pgbouncer edge
+  API_TAG=$(content_tag pyauth-api)
+  POSTGRES_TAG=$(content_tag pyauth-postgres)
+  PGBOUNCER_TAG=$(content_tag pyauth-pgbouncer)
+  EDGE_TAG=$(content_tag pyauth-edge)
+  export API_TAG POSTGRES_TAG PGBOUNCER_TAG EDGE_TAG
 }
 
 # Local secrets, made once (a Swarm secret cannot change while a service uses it): .env's development
@@ -86,10 +98,15 @@ deploy() {
 
 # Waits until the API runs API_REPLICAS healthy tasks of API_TAG and the edge answers /health/ready.
 wait_healthy() {
-  local deadline=$((SECONDS + SWARM_TIMEOUT)) replicas
+  local deadline=$((SECONDS + SWARM_TIMEOUT)) replicas update
   while :; do
     replicas=$(docker service ls --filter "name=${STACK}_api" --format '{{.Replicas}}' | head -1)
-    if [ "$replicas" = "$API_REPLICAS/$API_REPLICAS" ] && edge_ready; then
+    update=$(docker service inspect --format '{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}' "${STACK}_api")
+    case $update in
+      rollback_*|paused) diagnose; fail "the api's update: $update" ;;
+    esac
+    if [ "$replicas" = "$API_REPLICAS/$API_REPLICAS" ] && { [ -z "$update" ] || [ "$update" = completed ]; } \
+      && edge_ready; then
       say "api $replicas healthy, https://localhost:$EDGE_PORT/health/ready answers (after ${SECONDS}s)"
       return 0
     fi
@@ -143,9 +160,9 @@ case ${1:-} in
   up)
     SECONDS=0
     init_swarm
-    build "$PYAUTH_TAG"
+    build
     make_secrets
-    say "deploying stack $STACK (api $API_TAG x $API_REPLICAS)"
+    say "deploying stack $STACK (pyauth-api:$API_TAG x $API_REPLICAS)"
     deploy
     wait_healthy
     ;;
@@ -163,21 +180,21 @@ case ${1:-} in
       docker stack rm "$STACK"
     fi
     wait_gone
-    rm -f "$STATE/api_tag"  # the next `up` deploys the image it builds
     say "stack $STACK removed; the volume ${STACK}_pgdata stays (docker volume rm ${STACK}_pgdata deletes the data)"
     ;;
   update)
     SECONDS=0
-    tag=${NEW_TAG:-swarm-$(date +%Y%m%d%H%M%S)}
-    PYAUTH_TAG=$tag docker compose -f compose.yaml build api
-    image=pyauth-api:$tag
+    docker compose -f compose.yaml build api
+    image=pyauth-api:$(content_tag pyauth-api)
+    current=$(docker service inspect --format '{{.Spec.TaskTemplate.ContainerSpec.Image}}' "${STACK}_api")
+    [ "$current" != "$image" ] || say "$image runs already: rolling it through again (a forced update)"
     say "rolling $image through: migrate, then api (start-first), then worker"
     run_migrations "$image"
-    docker service update --detach --image "$image" "${STACK}_api" >/dev/null
+    force=$([ "$current" = "$image" ] && echo --force || true)
+    docker service update --detach $force --image "$image" "${STACK}_api" >/dev/null
     wait_update "${STACK}_api"
-    docker service update --detach --image "$image" "${STACK}_worker" >/dev/null
+    docker service update --detach $force --image "$image" "${STACK}_worker" >/dev/null
     wait_update "${STACK}_worker"
-    mkdir -p "$STATE" && echo "$tag" > "$STATE/api_tag"
     edge_ready || fail "the edge does not answer /health/ready after the update"
     say "$image rolled out in ${SECONDS}s"
     ;;
