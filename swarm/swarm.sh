@@ -101,12 +101,13 @@ wait_healthy() {
   local deadline=$((SECONDS + SWARM_TIMEOUT)) replicas update
   while :; do
     replicas=$(docker service ls --filter "name=${STACK}_api" --format '{{.Replicas}}' | head -1)
-    update=$(docker service inspect --format '{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}' "${STACK}_api")
+    # Every service's rolling update (a changed image or setting) done, none rolled back or paused.
+    update=$(docker service inspect --format '{{.Spec.Name}}={{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}' \
+      $(docker stack services -q "$STACK") | grep -Ev '=(completed)?$' || true)
     case $update in
-      rollback_*|paused) diagnose; fail "the api's update: $update" ;;
+      *rollback_*|*paused*) diagnose; fail "update: $update" ;;
     esac
-    if [ "$replicas" = "$API_REPLICAS/$API_REPLICAS" ] && { [ -z "$update" ] || [ "$update" = completed ]; } \
-      && edge_ready; then
+    if [ "$replicas" = "$API_REPLICAS/$API_REPLICAS" ] && [ -z "$update" ] && edge_ready; then
       say "api $replicas healthy, https://localhost:$EDGE_PORT/health/ready answers (after ${SECONDS}s)"
       return 0
     fi
