@@ -7,8 +7,9 @@ api1..apiN): each check reports how many requests each replica served. The check
   2. login throttling and per-IP rate limits count across replicas (refused at the same count as one);
   3. a key rotated on one replica signs tokens that every replica accepts within the key ring's refresh,
      and every replica serves the same JWKS;
-  6. a Postgres restart: requests answer 200 or 503 (never another error) while it is away, the API
-     recovers without any API task restarting, and every committed row is still there.
+  6. a Postgres restart, then Postgres away for 20 s: requests answer 200 or 503 (never another error),
+     503 while it is away, the API recovers without any API task restarting, and every committed row is
+     still there.
 Standard library only (python3 3.11+ on the host); docker CLI for the rotation and the restart.
 """
 
@@ -120,7 +121,9 @@ class Edge:
         return self.call("POST", "/auth/token", form=form)
 
     def refresh(self, refresh_token: str) -> Reply:
-        return self.call("POST", "/auth/token", form={"grant_type": "refresh_token", "refresh_token": refresh_token})
+        return self.call(
+            "POST", "/auth/token", form={"grant_type": "refresh_token", "refresh_token": refresh_token}
+        )
 
     def me(self, access_token: str, timeout: float = 30.0) -> Reply:
         return self.call("GET", "/users/me", token=access_token, timeout=timeout)
@@ -130,7 +133,9 @@ def new_account(edge: Edge, outcome: Outcome) -> tuple[str, str, Reply] | None:
     email = f"scale-{uuid.uuid4().hex[:12]}@example.com"
     password = f"Scale-{uuid.uuid4().hex}-check"
     registered = edge.register(email, password)
-    if not outcome.expect(registered.status == 201, f"register answered {registered.status} {registered.body}"):
+    if not outcome.expect(
+        registered.status == 201, f"register answered {registered.status} {registered.body}"
+    ):
         return None
     logged_in = edge.login(email, password)
     if not outcome.expect(logged_in.status == 200, f"login answered {logged_in.status} {logged_in.body}"):
@@ -139,12 +144,14 @@ def new_account(edge: Edge, outcome: Outcome) -> tuple[str, str, Reply] | None:
 
 
 def jwt_header(token: str) -> dict[str, Any]:
-    head = token.split(".")[0]
+    head = token.split(".", 1)[0]
     return dict(json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4))))
 
 
 def docker(*args: str, timeout: float = 60) -> str:
-    return subprocess.run(["docker", *args], check=True, capture_output=True, text=True, timeout=timeout).stdout
+    # The docker CLI on PATH, with arguments of this script's own: no shell, no outside input.
+    command = ["docker", *args]
+    return subprocess.run(command, check=True, capture_output=True, text=True, timeout=timeout).stdout  # noqa: S603
 
 
 def task_containers(service: str) -> list[str]:
@@ -200,7 +207,9 @@ def check_counters(edge: Edge, outcome: Outcome) -> None:
         all(reply.status in (400, 401) for reply in failures),
         f"wrong passwords answered {[reply.status for reply in failures]}",
     )
-    outcome.expect(right.status == 429, f"the right password after {LOGIN_FREE_ATTEMPTS} failures: {right.status}")
+    outcome.expect(
+        right.status == 429, f"the right password after {LOGIN_FREE_ATTEMPTS} failures: {right.status}"
+    )
     outcome.notes.append(
         "login throttling: failures on "
         + ",".join(reply.served_by for reply in failures)
@@ -212,7 +221,9 @@ def check_counters(edge: Edge, outcome: Outcome) -> None:
     outcome.notes.append(f"waited {left:.0f} s for a fresh rate-limit window")
     time.sleep(left + 0.5)
     replies = [
-        edge.call("POST", "/auth/password/forgot", json_body={"email": f"nobody-{uuid.uuid4().hex[:8]}@example.com"})
+        edge.call(
+            "POST", "/auth/password/forgot", json_body={"email": f"nobody-{uuid.uuid4().hex[:8]}@example.com"}
+        )
         for _ in range(RATE_LIMIT_FORGOT_PASSWORD + 3)
     ]
     statuses = [reply.status for reply in replies]
@@ -275,7 +286,8 @@ def check_key_rotation(edge: Edge, outcome: Outcome) -> None:
     outcome.notes.append(
         f"rotated in {container[:12]}; first token of the new key after {signed_after:.1f} s; accepted by "
         + ", ".join(f"{name} at {seconds:.1f} s" for name, seconds in sorted(accepted.items()))
-        + f"; refusals before: {dict(refused) or 'none'}; JWKS identical on {sorted(jwks)} ({len(distinct[0]) if False else len(next(iter(distinct)))} keys)"
+        + f"; refusals before: {dict(refused) or 'none'}; JWKS identical on {sorted(jwks)} "
+        f"({len(next(iter(distinct)))} keys)"
     )
 
 
@@ -284,7 +296,19 @@ def check_key_rotation(edge: Edge, outcome: Outcome) -> None:
 
 def users_in_database() -> int:
     container = task_containers("db")[0]
-    out = docker("exec", container, "psql", "-h", "/tmp", "-U", "postgres", "-d", "pyauth", "-Atc", "SELECT count(*) FROM users")
+    out = docker(
+        "exec",
+        container,
+        "psql",
+        "-h",
+        "/tmp",  # noqa: S108 - the socket directory inside the db container (postgres-entrypoint.sh)
+        "-U",
+        "postgres",
+        "-d",
+        "pyauth",
+        "-Atc",
+        "SELECT count(*) FROM users",
+    )
     return int(out.strip())
 
 
@@ -324,13 +348,55 @@ def check_postgres_restart(edge: Edge, outcome: Outcome) -> None:
     refreshed = edge.refresh(refresh_token)
     users_after = users_in_database()
     outcome.expect(logged_in.status == 200, f"the account made before the restart: login {logged_in.status}")
-    outcome.expect(refreshed.status == 200, f"the refresh token issued before the restart: {refreshed.status}")
+    outcome.expect(
+        refreshed.status == 200, f"the refresh token issued before the restart: {refreshed.status}"
+    )
     outcome.expect(users_after >= users_before, f"users before {users_before}, after {users_after}")
     window = f"{unavailable[0]:.1f}-{unavailable[-1]:.1f} s" if unavailable else "none"
     outcome.notes.append(
-        f"/users/me while restarting: {dict(statuses)} (503s in {window}, slowest answer {slowest:.1f} s); "
-        f"steady again {recovered_after:.1f} s after the restart began; API tasks unchanged: "
-        f"{api_before == api_after}; users {users_before} -> {users_after}"
+        f"restart: /users/me answered {dict(statuses)} (503s in {window}, slowest {slowest:.1f} s: PgBouncer "
+        f"holds a query up to its query_wait_timeout, 10 s); steady again {recovered_after:.1f} s after the "
+        f"restart began; API tasks unchanged: {api_before == api_after}; "
+        f"users {users_before} -> {users_after}"
+    )
+    check_postgres_away(edge, outcome, token, api_before)
+
+
+def check_postgres_away(edge: Edge, outcome: Outcome, token: str, api_before: list[str]) -> None:
+    """Postgres away for longer than PgBouncer holds a query (its service scaled to 0 for 20 s): the
+    API answers 503 with Retry-After and /health/ready 503, then recovers once Postgres is back."""
+    docker("service", "scale", "--detach", f"{STACK}_db=0")
+    started = time.monotonic()
+    statuses: Counter[int] = Counter()
+    ready: Counter[int] = Counter()
+    retry_after = set()
+    try:
+        while time.monotonic() - started < 20:
+            me = edge.me(token, timeout=30)
+            statuses[me.status] += 1
+            if me.status == 503:
+                retry_after.add(me.field("error"))
+            ready[edge.call("GET", "/health/ready", timeout=10).status] += 1
+    finally:
+        docker("service", "scale", "--detach", f"{STACK}_db=1")
+    back = time.monotonic()
+    recovered = None
+    while time.monotonic() - back < 90:
+        if edge.me(token, timeout=30).status == 200:
+            recovered = time.monotonic() - back
+            break
+        time.sleep(0.5)
+    outcome.expect(statuses.get(503, 0) > 0, f"/users/me with Postgres away answered {dict(statuses)}")
+    outcome.expect(set(statuses) <= {200, 503}, f"/users/me with Postgres away answered {dict(statuses)}")
+    outcome.expect(ready.get(503, 0) > 0, f"/health/ready with Postgres away answered {dict(ready)}")
+    outcome.expect(recovered is not None, "no recovery within 90 s of Postgres coming back")
+    outcome.expect(
+        sorted(task_containers("api")) == api_before, "API tasks were replaced while Postgres was away"
+    )
+    outcome.notes.append(
+        f"away 20 s: /users/me answered {dict(statuses)} (errors {sorted(map(str, retry_after))}), "
+        f"/health/ready {dict(ready)}; 200 again {recovered if recovered is None else round(recovered, 1)} s "
+        "after Postgres was started again; API tasks unchanged"
     )
 
 
@@ -338,7 +404,7 @@ CHECKS: dict[str, tuple[str, Callable[[Edge, Outcome], None]]] = {
     "1": ("refresh reuse detection across replicas", check_refresh_reuse),
     "2": ("login throttling and per-IP limits across replicas", check_counters),
     "3": ("key rotation reaches every replica", check_key_rotation),
-    "6": ("Postgres restart: 503, recovery, no lost row", check_postgres_restart),
+    "6": ("Postgres restart and outage: 503, recovery without restarts, no lost row", check_postgres_restart),
 }
 
 
@@ -352,7 +418,10 @@ def main() -> int:
     edge = Edge()
     ready = edge.call("GET", "/health/ready", timeout=5)
     if ready.status != 200:
-        print(f"scale-check: https://localhost:{EDGE_PORT}/health/ready answered {ready.status}: make swarm-up first")
+        print(
+            f"scale-check: https://localhost:{EDGE_PORT}/health/ready answered {ready.status}: "
+            "make swarm-up first"
+        )
         return 1
     outcomes = []
     total: Counter[str] = Counter()
@@ -370,7 +439,9 @@ def main() -> int:
         outcomes.append(outcome)
         verdict = "PASS" if not outcome.problems else "FAIL"
         served = ", ".join(f"{name} {count}" for name, count in sorted(outcome.served.items()))
-        print(f"[{verdict}] {outcome.name} ({time.monotonic() - started:.1f} s; served: {served})", flush=True)
+        print(
+            f"[{verdict}] {outcome.name} ({time.monotonic() - started:.1f} s; served: {served})", flush=True
+        )
         for note in outcome.notes:
             print(f"       {note}")
         for problem in outcome.problems:
