@@ -7,6 +7,10 @@ api1..apiN): each check reports how many requests each replica served. The check
   2. login throttling and per-IP rate limits count across replicas (refused at the same count as one);
   3. a key rotated on one replica signs tokens that every replica accepts within the key ring's refresh,
      and every replica serves the same JWKS;
+  4. `swarm/swarm.sh update` (migrate, the API start-first, the workers) under steady load: no request
+     fails, and a chain of refreshes made during it is whole;
+  5. SIGKILL to one API task under the same load: at most the requests in flight fail, and Swarm
+     replaces the task;
   6. a Postgres restart, then Postgres away for 20 s: requests answer 200 or 503 (never another error),
      503 while it is away, the API recovers without any API task restarting, and every committed row is
      still there.
@@ -21,6 +25,7 @@ import os
 import ssl
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections import Counter
@@ -291,6 +296,128 @@ def check_key_rotation(edge: Edge, outcome: Outcome) -> None:
     )
 
 
+# 4 and 5 -------------------------------------------------------------------------------------------
+
+
+class Load:
+    """Steady load through the edge while something happens: LOAD_THREADS threads of `GET /users/me`
+    back to back, and one chain of refreshes (one every 3 s: the token endpoint's per-IP limit is 60 a
+    minute) whose every rotation must stick: a lost write would break the chain."""
+
+    def __init__(self, edge: Edge, access_token: str, refresh_token: str, threads: int = 6) -> None:
+        self.edge, self.access_token, self.refresh_token = edge, access_token, refresh_token
+        self.statuses: Counter[str] = Counter()
+        self.failures: list[str] = []
+        self.refreshes = 0
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.workers = [threading.Thread(target=self._me, daemon=True) for _ in range(threads)]
+        self.workers.append(threading.Thread(target=self._refresh, daemon=True))
+        self.seconds = 0.0
+
+    def _record(self, kind: str, reply: Reply) -> None:
+        with self.lock:
+            self.statuses[f"{kind} {reply.status}"] += 1
+            if reply.status != 200:
+                self.failures.append(f"{kind} {reply.status}@{reply.served_by}: {str(reply.body)[:80]}")
+
+    def _me(self) -> None:
+        while not self.stop.is_set():
+            self._record("me", self.edge.me(self.access_token, timeout=30))
+
+    def _refresh(self) -> None:
+        while not self.stop.wait(3):
+            reply = self.edge.refresh(self.refresh_token)
+            self._record("refresh", reply)
+            if reply.status == 200:
+                self.refresh_token = str(reply.field("refresh_token"))
+                self.refreshes += 1
+
+    def __enter__(self) -> "Load":
+        self.started = time.monotonic()
+        for worker in self.workers:
+            worker.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop.set()
+        for worker in self.workers:
+            worker.join(timeout=40)
+        self.seconds = time.monotonic() - self.started
+
+    def summary(self) -> str:
+        total = sum(self.statuses.values())
+        return (
+            f"{total} requests in {self.seconds:.0f} s ({total / max(self.seconds, 0.001):.0f}/s): "
+            f"{dict(self.statuses)}; {self.refreshes} refresh rotations"
+        )
+
+
+def loaded_account(edge: Edge, outcome: Outcome) -> tuple[str, str] | None:
+    account = new_account(edge, outcome)
+    if account is None:
+        return None
+    reply = account[2]
+    return str(reply.field("access_token")), str(reply.field("refresh_token"))
+
+
+def check_rolling_update(edge: Edge, outcome: Outcome) -> None:
+    """`swarm/swarm.sh update` (migrate, then the API start-first, then the workers) under steady load:
+    no request fails, and the chain of refreshes is whole afterwards."""
+    tokens = loaded_account(edge, outcome)
+    if tokens is None:
+        return
+    with Load(edge, *tokens) as load:
+        time.sleep(3)
+        update = subprocess.run(  # noqa: S603 - this repository's own script
+            ["bash", str(ROOT / "swarm" / "swarm.sh"), "update"],  # noqa: S607
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,  # its exit status is checked below, with its output
+        )
+        time.sleep(3)
+    outcome.expect(update.returncode == 0, f"swarm.sh update failed: {update.stderr[-400:]}")
+    outcome.expect(not load.failures, f"{len(load.failures)} failed requests: {load.failures[:5]}")
+    final = edge.refresh(load.refresh_token)
+    outcome.expect(final.status == 200, f"the refresh chain after the update: {final.status}")
+    rolled = [line for line in update.stdout.splitlines() if "rolled out" in line]
+    outcome.notes.append(f"{rolled[-1] if rolled else 'update'}; under load: {load.summary()}")
+
+
+def check_sigkill(edge: Edge, outcome: Outcome) -> None:
+    """SIGKILL to one API task under steady load: the requests it held may fail (at most the load's
+    concurrency), every other succeeds, and Swarm replaces the task."""
+    tokens = loaded_account(edge, outcome)
+    if tokens is None:
+        return
+    before = set(task_containers("api"))
+    victim = sorted(before)[0]
+    with Load(edge, *tokens) as load:
+        time.sleep(3)
+        docker("kill", "--signal", "KILL", victim)
+        killed_at = time.monotonic()
+        replaced = None
+        while time.monotonic() - killed_at < 90:
+            now = set(task_containers("api"))
+            healthy = docker("service", "ls", "--filter", f"name={STACK}_api", "--format", "{{.Replicas}}")
+            if victim not in now and len(now - before) >= 1 and healthy.strip() == f"{REPLICAS}/{REPLICAS}":
+                replaced = time.monotonic() - killed_at
+                break
+            time.sleep(1)
+        time.sleep(3)
+    threads = len(load.workers)
+    outcome.expect(replaced is not None, "the killed task was not replaced within 90 s")
+    outcome.expect(
+        len(load.failures) <= threads, f"{len(load.failures)} failed requests (at most {threads} in flight)"
+    )
+    outcome.notes.append(
+        f"killed {victim[:12]}; replaced and healthy after "
+        f"{'-' if replaced is None else f'{replaced:.1f} s'}; failed: {len(load.failures)} "
+        f"{load.failures[:3]}; under load: {load.summary()}"
+    )
+
+
 # 6 ---------------------------------------------------------------------------------------------------
 
 
@@ -404,6 +531,8 @@ CHECKS: dict[str, tuple[str, Callable[[Edge, Outcome], None]]] = {
     "1": ("refresh reuse detection across replicas", check_refresh_reuse),
     "2": ("login throttling and per-IP limits across replicas", check_counters),
     "3": ("key rotation reaches every replica", check_key_rotation),
+    "4": ("rolling update under load", check_rolling_update),
+    "5": ("SIGKILL of one API task under load", check_sigkill),
     "6": ("Postgres restart and outage: 503, recovery without restarts, no lost row", check_postgres_restart),
 }
 

@@ -147,7 +147,7 @@ wait_update() {
 # Runs the migrate job again with the image and waits until that run completes.
 run_migrations() {
   local image=$1 deadline=$((SECONDS + SWARM_TIMEOUT)) states
-  docker service update --detach --image "$image" "${STACK}_migrate" >/dev/null
+  docker service update --detach --no-resolve-image --image "$image" "${STACK}_migrate" >/dev/null
   while :; do
     states=$(docker service ps --no-trunc --format '{{.Image}} {{.CurrentState}}' "${STACK}_migrate" | grep "^$image " || true)
     if grep -q " Complete" <<<"$states"; then say "migrate ($image) complete"; return 0; fi
@@ -192,9 +192,9 @@ case ${1:-} in
     say "rolling $image through: migrate, then api (start-first), then worker"
     run_migrations "$image"
     force=$([ "$current" = "$image" ] && echo --force || true)
-    docker service update --detach $force --image "$image" "${STACK}_api" >/dev/null
+    docker service update --detach --no-resolve-image $force --image "$image" "${STACK}_api" >/dev/null
     wait_update "${STACK}_api"
-    docker service update --detach $force --image "$image" "${STACK}_worker" >/dev/null
+    docker service update --detach --no-resolve-image $force --image "$image" "${STACK}_worker" >/dev/null
     wait_update "${STACK}_worker"
     edge_ready || fail "the edge does not answer /health/ready after the update"
     say "$image rolled out in ${SECONDS}s"
