@@ -147,7 +147,7 @@ swarm-status: ## Swarm: services, tasks and readiness through the edge proxy
 swarm-down: ## Swarm: remove the stack; keeps its data volume (pyauth-swarm_pgdata)
 	@bash swarm/swarm.sh down
 
-swarm-update: base-image ## Swarm: build the API under a new tag and roll it through (migrate, api start-first, worker)
+swarm-update: base-image ## Swarm: build the API and roll it through (migrate, api start-first, worker); the same image: forced
 	@bash swarm/swarm.sh update
 
 scale-check: ## Swarm: prove the replicas share their state (after make swarm-up); SCALE_ARGS="--only 1,2"
