@@ -32,7 +32,7 @@ LINT_DRIVERS := cd /srv/lint && ruff check --no-cache faults bench && ruff forma
 AUDIT_CA := $(if $(filter docker/no-extra-ca.pem,$(PYPI_CA_BUNDLE)),,-v "$(abspath $(PYPI_CA_BUNDLE)):/run/pyauth-ca.pem:ro" -e REQUESTS_CA_BUNDLE=/run/pyauth-ca.pem)
 
 .PHONY: help up down clean logs ps test lint fmt migrate shell psql rotate-keys prereqs base-image bench admin \
-	faults client test-output
+	faults client test-output swarm-up swarm-status swarm-down swarm-update scale-check
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -135,3 +135,20 @@ admin: prereqs ## Create an admin, or grant the role to a verified user: make ad
 client: prereqs ## OAuth clients: make client ARGS='create --name "My app" --redirect-uri https://app.example.com/cb' (or list, rotate-secret ID, delete ID)
 	@$(if $(strip $(ARGS)),true,echo "usage: make client ARGS='create --name \"My app\" [--type public] [--redirect-uri URI]...' | ARGS=list | ARGS='rotate-secret CLIENT_ID' | ARGS='delete CLIENT_ID'"; exit 2)
 	$(COMPOSE) exec -T api python3 -m app.clients.cli $(ARGS)
+
+# Docker Swarm (compose.swarm.yaml; README, "Past one machine: Docker Swarm"): its own stack (pyauth-swarm)
+# beside the compose stack, with the edge proxy on https://localhost:$${EDGE_PORT:-8443} as its one port.
+swarm-up: base-image ## Swarm: init a one-node swarm if needed, build, deploy; wait until the API replicas are healthy
+	@bash swarm/swarm.sh up
+
+swarm-status: ## Swarm: services, tasks and readiness through the edge proxy
+	@bash swarm/swarm.sh status
+
+swarm-down: ## Swarm: remove the stack; keeps its data volume (pyauth-swarm_pgdata)
+	@bash swarm/swarm.sh down
+
+swarm-update: base-image ## Swarm: build the API and roll it through (migrate, api start-first, worker); the same image: forced
+	@bash swarm/swarm.sh update
+
+scale-check: ## Swarm: prove the replicas share their state (after make swarm-up); SCALE_ARGS="--only 1,2"
+	@python3 swarm/scale_check.py $(SCALE_ARGS)

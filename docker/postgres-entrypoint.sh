@@ -12,6 +12,21 @@
 # POSTGRES_USER is made, and every object is handed to the owner: the data stays where it is.
 set -eu
 
+# A password may come from a file instead (NAME_FILE: a Docker or Swarm secret under /run/secrets), as
+# with the usual Postgres image; setting both is refused.
+for name in POSTGRES_ADMIN_PASSWORD POSTGRES_OWNER_PASSWORD POSTGRES_PASSWORD; do
+  eval "file=\${${name}_FILE:-}"
+  [ -n "$file" ] || continue
+  eval "plain=\${${name}:-}"
+  if [ -n "$plain" ]; then
+    echo "postgres-entrypoint: $name and ${name}_FILE are both set: set only one" >&2
+    exit 1
+  fi
+  [ -r "$file" ] || { echo "postgres-entrypoint: ${name}_FILE: cannot read $file" >&2; exit 1; }
+  export "$name=$(cat "$file")"
+  unset "${name}_FILE"
+done
+
 admin=${POSTGRES_ADMIN_USER:-postgres}
 app=${POSTGRES_USER:?POSTGRES_USER must be set}
 owner=${POSTGRES_OWNER_USER:?POSTGRES_OWNER_USER must be set}

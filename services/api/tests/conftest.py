@@ -115,6 +115,8 @@ def make_settings(**overrides: object) -> Settings:
         **({} if names_a_cost or production else TEST_PASSWORD_COST),
     }
     values.update(overrides)
+    if overrides.get("KEY_ENCRYPTION_KEY_FILE") and "KEY_ENCRYPTION_KEY" not in overrides:
+        del values["KEY_ENCRYPTION_KEY"]  # the key comes from the file
     return cached_settings(values)
 
 
@@ -133,6 +135,39 @@ def cached_settings(values: dict[str, object]) -> Settings:
 @functools.lru_cache(maxsize=256)
 def _settings_for(key: tuple[tuple[tuple[str, object], ...], tuple[tuple[str, str], ...]]) -> Settings:
     return Settings(_env_file=None, **dict(key[0]))  # type: ignore[arg-type]
+
+
+# What production takes, its secrets in files (mounted secrets) as it requires: the database URL without its
+# password, which DATABASE_PASSWORD_FILE holds.
+PRODUCTION_DATABASE_PASSWORD = "a-long-random-password"
+PRODUCTION_DATABASE_URL = "postgresql+asyncpg://pyauth@db:5432/pyauth"
+
+
+@pytest.fixture(scope="session")
+def production_secrets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    """The settings of production's secrets: real files, named by their *_FILE settings."""
+    folder = tmp_path_factory.mktemp("secrets")
+    key = folder / "key_encryption_key"
+    key.write_text(PRODUCTION_KEY_ENCRYPTION_KEY + "\n")
+    password = folder / "database_password"
+    password.write_text(PRODUCTION_DATABASE_PASSWORD + "\n")
+    return {
+        "DATABASE_URL": PRODUCTION_DATABASE_URL,
+        "DATABASE_PASSWORD_FILE": str(password),
+        "KEY_ENCRYPTION_KEY_FILE": str(key),
+    }
+
+
+def with_overrides(base: dict[str, object], overrides: dict[str, object]) -> dict[str, object]:
+    """`base` with `overrides`; a secret given as a plain value replaces its file (a DATABASE_URL that
+    holds a password replaces DATABASE_PASSWORD_FILE), as a deployment that set it so would run."""
+    values = {**base, **overrides}
+    if "KEY_ENCRYPTION_KEY" in overrides:
+        values.pop("KEY_ENCRYPTION_KEY_FILE", None)
+    url = overrides.get("DATABASE_URL")
+    if isinstance(url, str) and make_url(url).password:
+        values.pop("DATABASE_PASSWORD_FILE", None)
+    return values
 
 
 @pytest.fixture(scope="session")

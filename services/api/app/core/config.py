@@ -1,6 +1,8 @@
 """Settings: every knob pyauth has, read from the process environment and then `.env`.
 
 Process environment wins over `.env`, as pydantic-settings does. `DATABASE_URL` is required and validated.
+Secrets may instead come from files (`KEY_ENCRYPTION_KEY_FILE`, `DATABASE_PASSWORD_FILE`, ...: a Docker or
+Swarm secret mounted under /run/secrets); ENVIRONMENT=production takes them only from files.
 """
 
 import base64
@@ -10,7 +12,7 @@ import os
 import re
 import zlib
 from functools import lru_cache
-from typing import Literal, Self
+from typing import Any, Literal, Self
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -96,6 +98,34 @@ def random_key_problem(key: str) -> str | None:
     return None
 
 
+# Secrets read from a file named by NAME_FILE (a mounted Docker or Swarm secret) instead of NAME itself: the
+# file's content, less its trailing newline, is the value. Production refuses them as plain values.
+SECRET_FILES = {
+    "KEY_ENCRYPTION_KEY": "KEY_ENCRYPTION_KEY_FILE",
+    "SMTP_PASSWORD": "SMTP_PASSWORD_FILE",
+}
+# A database URL names no secret but its password, which comes from its own file: the URL (host, role,
+# database) stays plain configuration, and the file's password is set into it.
+URL_PASSWORD_FILES = {
+    "DATABASE_URL": "DATABASE_PASSWORD_FILE",
+    "MIGRATION_DATABASE_URL": "MIGRATION_DATABASE_PASSWORD_FILE",
+}
+
+
+def read_secret_file(setting: str, path: str) -> str:
+    """The secret in the file `path` that the setting `setting` names, without its trailing newline.
+    A refusal names the setting and the path, never the content."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            value = file.read().rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
+        raise ValueError(f"{setting}: cannot read {path} ({reason})") from None
+    if not value:
+        raise ValueError(f"{setting}: {path} is empty")
+    return value
+
+
 # Where `python -m app` serves the API inside its container; compose publishes it (API_PORT on the host).
 PUBLIC_PORT = 8000
 
@@ -115,6 +145,17 @@ class Settings(BaseSettings):
     # and worker never get it. Migration 0010 grants DATABASE_URL's role the application's rights.
     MIGRATION_DATABASE_URL: str | None = Field(
         None, description="The schema owner's URL, for migrations only; unset: DATABASE_URL (one role)."
+    )
+    DATABASE_PASSWORD_FILE: str | None = Field(
+        None, description="A file holding DATABASE_URL's password (a mounted secret); the URL then has none."
+    )
+    MIGRATION_DATABASE_PASSWORD_FILE: str | None = Field(
+        None, description="A file holding MIGRATION_DATABASE_URL's password; the URL then has none."
+    )
+    DB_PGBOUNCER: bool = Field(
+        False,
+        description="DATABASE_URL points at PgBouncer in transaction mode: no prepared statement outlives "
+        "its transaction's server connection (asyncpg's statement caches off, unique statement names).",
     )
     DB_POOL_SIZE: int = Field(
         10, ge=1, le=200, description="Per worker. Unset: 10, fewer if workers x 10 > DB_MAX_CONNECTIONS."
@@ -182,6 +223,9 @@ class Settings(BaseSettings):
         min_length=32,
         description="Encrypts signing keys at rest. 32+ characters; in production 32+ random bytes in hex or "
         "base64: `openssl rand -base64 32`.",
+    )
+    KEY_ENCRYPTION_KEY_FILE: str | None = Field(
+        None, description="A file holding KEY_ENCRYPTION_KEY (a mounted secret); production requires it."
     )
     JWKS_CACHE_MAX_AGE_SECONDS: int = Field(
         300,
@@ -311,6 +355,9 @@ class Settings(BaseSettings):
     )
     SMTP_USERNAME: str | None = None
     SMTP_PASSWORD: SecretStr | None = None
+    SMTP_PASSWORD_FILE: str | None = Field(
+        None, description="A file holding SMTP_PASSWORD (a mounted secret); production requires it."
+    )
     SMTP_TIMEOUT: float = Field(15.0, gt=0, le=30, description="Bound on one delivery, in seconds.")
     SMTP_TLS_CA_FILE: str | None = Field(
         None, description="PEM file of the CAs trusted for SMTP's TLS instead of the system's (a private CA)."
@@ -452,6 +499,35 @@ class Settings(BaseSettings):
     LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     LOG_FORMAT: Literal["text", "json"] = "text"
 
+    @model_validator(mode="before")
+    @classmethod
+    def _read_secret_files(cls, data: Any) -> Any:
+        """Fill each secret from the file its NAME_FILE setting names. Setting both NAME and NAME_FILE
+        (or a password in the URL and its password file) is refused: which one is meant is not clear."""
+        if not isinstance(data, dict):
+            return data
+        values = dict(data)
+        for name, file_setting in SECRET_FILES.items():
+            if not (path := values.get(file_setting)):
+                continue
+            if values.get(name):
+                raise ValueError(f"{name} and {file_setting} are both set: set only one")
+            values[name] = read_secret_file(file_setting, str(path))
+        for name, file_setting in URL_PASSWORD_FILES.items():
+            if not (path := values.get(file_setting)):
+                continue
+            if not values.get(name):
+                raise ValueError(f"{file_setting} is set but {name} is not")
+            try:
+                url = make_url(str(values[name]))
+            except ArgumentError:
+                raise ValueError(f"{name} is not a URL") from None
+            if url.password:
+                raise ValueError(f"{name} holds a password and {file_setting} is set: set only one")
+            password = read_secret_file(file_setting, str(path))
+            values[name] = url.set(password=password).render_as_string(hide_password=False)
+        return values
+
     @field_validator("DATABASE_URL")
     @classmethod
     def _require_asyncpg_url(cls, value: str) -> str:
@@ -528,6 +604,11 @@ class Settings(BaseSettings):
             raise ValueError(
                 "ENVIRONMENT=production refuses to start: "
                 "the database password in MIGRATION_DATABASE_URL is a development default"
+            )
+        if self.ENVIRONMENT == "production" and migration_url and not self.MIGRATION_DATABASE_PASSWORD_FILE:
+            raise ValueError(
+                "ENVIRONMENT=production refuses to start: MIGRATION_DATABASE_URL's password must come "
+                "from MIGRATION_DATABASE_PASSWORD_FILE (a mounted secret), not the URL"
             )
         return self
 
@@ -611,6 +692,7 @@ class Settings(BaseSettings):
                 key_problem := random_key_problem(self.KEY_ENCRYPTION_KEY.get_secret_value())
             ):
                 problems.append(key_problem)
+            problems.extend(self._plain_secrets())
         if problems:
             why = (
                 "ENVIRONMENT=production refuses to start"
@@ -619,6 +701,27 @@ class Settings(BaseSettings):
             )
             raise ValueError(f"{why}: " + "; ".join(problems))
         return self
+
+    def _plain_secrets(self) -> list[str]:
+        """The secrets set as plain values rather than read from their files: an environment value shows
+        in `docker inspect`, in /proc/PID/environ and in every child process; a mounted secret does not."""
+        problems = []
+        if not self.KEY_ENCRYPTION_KEY_FILE:
+            problems.append(
+                "KEY_ENCRYPTION_KEY must come from KEY_ENCRYPTION_KEY_FILE (a mounted secret), "
+                "not a plain value"
+            )
+        if not self.DATABASE_PASSWORD_FILE:
+            problems.append(
+                "the database password must come from DATABASE_PASSWORD_FILE (a mounted secret), "
+                "not DATABASE_URL"
+            )
+        smtp_password = self.SMTP_PASSWORD.get_secret_value() if self.SMTP_PASSWORD else ""
+        if smtp_password and not self.SMTP_PASSWORD_FILE:
+            problems.append(
+                "SMTP_PASSWORD must come from SMTP_PASSWORD_FILE (a mounted secret), not a plain value"
+            )
+        return problems
 
     @model_validator(mode="after")
     def _origins_belong_to_the_rp_id(self) -> Self:

@@ -18,6 +18,7 @@ A request commits once, before its response. The few transactions that differ on
 import asyncio
 import logging
 import time
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -53,6 +54,12 @@ class DatabaseUnreachable(RuntimeError):
 
 def build_engine(settings: Settings) -> AsyncEngine:
     """The connection pool, sized and bounded by settings."""
+    connect_args: dict[str, object] = {
+        "timeout": settings.DB_POOL_TIMEOUT,
+        "server_settings": {"application_name": settings.DB_APPLICATION_NAME},
+    }
+    if settings.DB_PGBOUNCER:
+        connect_args.update(pgbouncer_connect_args())
     engine = create_async_engine(
         settings.DATABASE_URL,
         pool_size=settings.DB_POOL_SIZE,
@@ -62,13 +69,28 @@ def build_engine(settings: Settings) -> AsyncEngine:
         pool_recycle=settings.DB_POOL_RECYCLE,
         # Statement parameters can hold emails, hashes and token digests: keep them out of errors and logs.
         hide_parameters=True,
-        connect_args={
-            "timeout": settings.DB_POOL_TIMEOUT,
-            "server_settings": {"application_name": settings.DB_APPLICATION_NAME},
-        },
+        connect_args=connect_args,
     )
     event.listen(engine.sync_engine.pool, "checkout", _replace_closed_connection)
     return engine
+
+
+def pgbouncer_connect_args() -> dict[str, object]:
+    """What PgBouncer's transaction pooling needs of asyncpg (DB_PGBOUNCER): each transaction may run on
+    another server connection, so no prepared statement may be looked up again later. asyncpg's own
+    statement cache is off (statement_cache_size: the raw statements of `driver_connection` then run as
+    unnamed statements), so is SQLAlchemy's (prepared_statement_cache_size), and SQLAlchemy's statements get
+    names unique across every client (two clients sharing a server connection would otherwise both
+    prepare `__asyncpg_stmt_1__`). PgBouncer 1.21+ with max_prepared_statements also tracks them."""
+    return {
+        "statement_cache_size": 0,
+        "prepared_statement_cache_size": 0,
+        "prepared_statement_name_func": _unique_statement_name,
+    }
+
+
+def _unique_statement_name() -> str:
+    return f"__asyncpg_{uuid.uuid4().hex}__"
 
 
 def _replace_closed_connection(

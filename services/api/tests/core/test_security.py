@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from app.core.config import Settings
 from app.core.security import API_CSP, json_depth_exceeds
 from app.main import create_app
-from tests.conftest import PRODUCTION_KEY_ENCRYPTION_KEY, make_settings
+from tests.conftest import make_settings, with_overrides
 
 
 async def test_every_response_says_nosniff_and_no_store(client: httpx.AsyncClient) -> None:
@@ -106,24 +106,24 @@ async def test_cors_allows_only_listed_origins(settings: Settings, engine: objec
         ({"PUBLIC_BASE_URL": "http://auth.example"}, "https://"),
     ],
 )
-def test_production_refuses_development_defaults(overrides: dict[str, object], problem: str) -> None:
+def test_production_refuses_development_defaults(
+    production_secrets: dict[str, object], overrides: dict[str, object], problem: str
+) -> None:
     safe: dict[str, object] = {
         "ENVIRONMENT": "production",
-        "DATABASE_URL": "postgresql+asyncpg://pyauth:a-long-random-password@db:5432/pyauth",
-        "KEY_ENCRYPTION_KEY": PRODUCTION_KEY_ENCRYPTION_KEY,
+        **production_secrets,
         "PUBLIC_BASE_URL": "https://auth.example",
         "MAIL_BACKEND": "smtp",
     }
     make_settings(**safe)  # the safe baseline starts
     with pytest.raises(ValidationError, match=problem):
-        make_settings(**{**safe, **overrides})
+        make_settings(**with_overrides(safe, overrides))
 
 
-def test_production_turns_the_docs_off() -> None:
+def test_production_turns_the_docs_off(production_secrets: dict[str, object]) -> None:
     safe: dict[str, object] = {
         "ENVIRONMENT": "production",
-        "DATABASE_URL": "postgresql+asyncpg://pyauth:a-long-random-password@db:5432/pyauth",
-        "KEY_ENCRYPTION_KEY": PRODUCTION_KEY_ENCRYPTION_KEY,
+        **production_secrets,
         "PUBLIC_BASE_URL": "https://auth.example",
         "MAIL_BACKEND": "smtp",
     }
