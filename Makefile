@@ -17,11 +17,12 @@ LINT := ruff check . && ruff format --check . && mypy app tests tools && python3
 # libs/pyauth-resource: ruff with the API's settings (its pyproject.toml extends them), mypy strict with its
 # own config (its tests run in make test, under services/api/tests/resource).
 LINT_DRIVERS_MOUNTS := -v "$(CURDIR)/faults:/srv/lint/faults:ro" -v "$(CURDIR)/bench:/srv/lint/bench:ro" \
-	-v "$(CURDIR)/libs:/srv/lint/libs:ro" \
+	-v "$(CURDIR)/swarm:/srv/lint/swarm:ro" -v "$(CURDIR)/libs:/srv/lint/libs:ro" \
 	-v "$(CURDIR)/services/api/pyproject.toml:/srv/lint/services/api/pyproject.toml:ro"
 LINT_MYPY := MYPYPATH=/srv/pyauth mypy --config-file /srv/pyauth/pyproject.toml --cache-dir /tmp/mypy-lint
-LINT_DRIVERS := cd /srv/lint && ruff check --no-cache faults bench && ruff format --check --no-cache faults bench \
-	&& (cd faults && $(LINT_MYPY) .) \
+LINT_DRIVERS := cd /srv/lint && ruff check --no-cache faults bench swarm \
+	&& ruff format --check --no-cache faults bench swarm \
+	&& (cd faults && $(LINT_MYPY) .) && (cd swarm && $(LINT_MYPY) scale_check.py) \
 	&& (cd bench && $(LINT_MYPY) driver.py api_settings.py cpu.py fairness.py test_driver.py openloop.py tail.py \
 		comparison.py test_openloop.py) \
 	&& (cd bench/ceilings && $(LINT_MYPY) .) && (cd bench/sidebyside && $(LINT_MYPY) .) \
@@ -77,22 +78,22 @@ test: base-image test-output ## Run pytest (two workers) in the compose network 
 	$(COMPOSE) --profile test build tests
 	$(COMPOSE) --profile test run --rm tests
 
-lint: base-image test-output ## ruff check, ruff format --check, mypy and a dependency audit (app, faults/, bench/, libs/), in the test image
+lint: base-image test-output ## ruff check, ruff format --check, mypy and a dependency audit (app, faults/, bench/, swarm/, libs/), in the test image
 	@bash docker/test-prereqs.sh
 	$(COMPOSE) --profile test build tests
 	$(BROWSER_UP)
 	$(COMPOSE) --profile test run --rm --no-deps $(AUDIT_CA) $(LINT_DRIVERS_MOUNTS) tests \
 		sh -c '$(LINT) && $(LINT_DRIVERS)'
 
-fmt: base-image test-output ## Format the code with ruff (writes to services/api, faults, bench and libs)
+fmt: base-image test-output ## Format the code with ruff (writes to services/api, faults, bench, swarm and libs)
 	$(COMPOSE) --profile test build tests
 	$(BROWSER_UP)
 	$(COMPOSE) --profile test run --rm --no-deps --user "$$(id -u):$$(id -g)" \
 		-v "$(CURDIR)/services/api:/srv/pyauth" -v "$(CURDIR)/faults:/srv/lint/faults" \
-		-v "$(CURDIR)/bench:/srv/lint/bench" -v "$(CURDIR)/libs:/srv/lint/libs" \
+		-v "$(CURDIR)/bench:/srv/lint/bench" -v "$(CURDIR)/swarm:/srv/lint/swarm" -v "$(CURDIR)/libs:/srv/lint/libs" \
 		-v "$(CURDIR)/services/api/pyproject.toml:/srv/lint/services/api/pyproject.toml:ro" tests \
-		sh -c 'ruff check --fix . && ruff format . && cd /srv/lint && ruff check --no-cache --fix faults bench libs \
-			&& ruff format --no-cache faults bench libs'
+		sh -c 'ruff check --fix . && ruff format . && cd /srv/lint && ruff check --no-cache --fix faults bench swarm libs \
+			&& ruff format --no-cache faults bench swarm libs'
 
 # Its own compose project (FAULTS_PROJECT, default pyauth-faults) with its own volume and free ports; the
 # development stack and its data are not touched. FAULTS_ARGS passes options, e.g. FAULTS_ARGS="--only 1,2".
