@@ -96,6 +96,8 @@ MIXED_ME_CONNECTIONS = int(os.environ.get("BENCH_MIXED_ME_CONNECTIONS", "16"))
 # How long the driver waits for the API and each ceiling to answer before giving up (they have no
 # container healthcheck, so that nothing runs in them during the measurement but what is measured).
 READY_SECONDS = int(os.environ.get("BENCH_READY_SECONDS", "120"))
+# At most this long between a warm-up and its measured run, for the API to answer the warm-up's last requests.
+DRAIN_SECONDS = float(os.environ.get("BENCH_DRAIN_SECONDS", "30"))
 # `me-distinct`'s access tokens, each of a session of its own, sent in turn (see distinct_token_logins).
 DISTINCT_TOKENS = int(os.environ.get("BENCH_DISTINCT_TOKENS", "512"))
 # Where the API under test serves /metrics, in the order tried: its internal metrics port (METRICS_PORT,
@@ -387,6 +389,20 @@ class WorkerCounts:
             return {pid: int(float(value)) for pid, value in WORKER_SAMPLE.findall(text)}
         return {}
 
+    def wait_until_answered(self, settle: float = 0.5, bound: float = DRAIN_SECONDS) -> None:
+        """Wait until the API has answered what the warm-up left in flight: wrk closes its connections
+        when it stops, but the API still finishes their requests (a login's hash, queued behind others).
+        Those used to run into the measured run, on top of its own 64, and overflowed the hash queue
+        (503). Done when no worker's count moved for `settle` seconds, or after `bound`."""
+        deadline = time.monotonic() + bound
+        last = self.read()
+        while time.monotonic() < deadline:
+            time.sleep(settle)
+            now = self.read()
+            if now == last:
+                return
+            last = now
+
     @staticmethod
     def between(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
         """Requests each worker answered between two readings (a worker seen only after: all of its)."""
@@ -624,6 +640,8 @@ def measure(
         seconds=WARM_UP,
         **{**kwargs, "data": warm_up_data or data},
     )
+    if workers:
+        workers.wait_until_answered()
     before = workers.read() if workers else {}
     cpu_before = CPU.read()
     run = wrk.run(name, script, url, seconds=DURATION, **kwargs)
