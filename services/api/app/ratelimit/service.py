@@ -107,13 +107,14 @@ async def hit(
     async with driver_connection(sessionmaker) as connection:
         hits = await repository.count_hit(connection, key, start)
     limited = hits > limit
+    first_refused = hits == limit + 1  # one audit row per window, not one per refused request
     prune = hits == 1 and random.random() < PRUNE_PROBABILITY  # noqa: S311 - not security-relevant
-    if prune or (limited and hits == limit + 1):  # one audit row per window, not one per refused request
+    if prune or first_refused:
         async with in_own_transaction(sessionmaker) as db:
             await repository.skip_wal_flush(db)
             if prune:
                 await repository.prune_windows(db, now - PRUNE_AFTER)
-            if limited:
+            if first_refused:
                 await record(db, AuditEvent.RATE_LIMITED, ctx=ctx, reason=name)
     if limited:
         wait = (start + timedelta(seconds=window) - now).total_seconds()
