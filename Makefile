@@ -137,7 +137,7 @@ client: prereqs ## OAuth clients: make client ARGS='create --name "My app" --red
 	@$(if $(strip $(ARGS)),true,echo "usage: make client ARGS='create --name \"My app\" [--type public] [--redirect-uri URI]...' | ARGS=list | ARGS='rotate-secret CLIENT_ID' | ARGS='delete CLIENT_ID'"; exit 2)
 	$(COMPOSE) exec -T api python3 -m app.clients.cli $(ARGS)
 
-# Docker Swarm (compose.swarm.yaml; README, "Past one machine: Docker Swarm"): its own stack (pyauth-swarm)
+# Docker Swarm (compose.swarm.yaml; README, "Running on several machines"): its own stack (pyauth-swarm)
 # beside the compose stack, with the edge proxy on https://localhost:$${EDGE_PORT:-8443} as its one port.
 swarm-up: base-image ## Swarm: init a one-node swarm if needed, build, deploy; wait until the API replicas are healthy
 	@bash swarm/swarm.sh up

@@ -7,56 +7,66 @@ api1..apiN): each check reports how many requests each replica served. The check
   2. login throttling and per-IP rate limits count across replicas (refused at the same count as one);
   3. a key rotated on one replica signs tokens that every replica accepts within the key ring's refresh,
      and every replica serves the same JWKS;
-  4. `swarm/swarm.sh update` (migrate, the API start-first, the workers) under steady load: no request
-     fails, and a chain of refreshes made during it is whole;
+  4. `swarm/swarm.sh update` (migrate, the API start-first, the workers) under a steady 200 requests a
+     second of mixed `/users/me`, refresh and login (load.py): no request fails, every refresh chain made
+     during it is whole, and every login answered 200 is a stored session;
   5. SIGKILL to one API task under the same load: at most the requests in flight fail, and Swarm
      replaces the task;
   6. a Postgres restart, then Postgres away for 20 s: requests answer 200 or 503 (never another error),
      503 while it is away, the API recovers without any API task restarting, and every committed row is
-     still there.
-Standard library only (python3 3.11+ on the host); docker CLI for the rotation and the restart.
+     still there;
+  7. throughput and CPU time per request of `/users/me` and refresh with 1, 2 and 3 API tasks, and of
+     login with 3: no errors, and more replicas on the same cores keep most of the throughput;
+  8. the two mail workers: a burst of registrations, and every confirmation mail sent once.
+The report, with check 7's table, goes to swarm/results/latest.md as well. Standard library only
+(python3 3.11+ on the host); the docker CLI for the rotation, the restart, scaling and the limits.
 """
 
 import argparse
 import base64
-import http.client
 import json
 import os
-import ssl
+import re
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlencode
+
+from client import CA_FILE, EDGE_PORT, Edge, Reply
+from load import LOGINS_PER_ACCOUNT, Chain, MixedLoad, Run, closed_loop, start_chain, step
+from stack import (
+    STACK,
+    docker,
+    healthy_replicas,
+    scale_service,
+    service_logs,
+    sql,
+    task_containers,
+    update_service,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
-STACK = os.environ.get("SWARM_STACK", "pyauth-swarm")
-EDGE_PORT = int(os.environ.get("EDGE_PORT", "8443"))
 REPLICAS = int(os.environ.get("API_REPLICAS", "3"))
-CA_FILE = ROOT / ".swarm" / "edge.crt"
+REPORT = ROOT / "swarm" / "results" / "latest.md"
 # The stack's defaults (compose.swarm.yaml leaves them as the app sets them).
 REFRESH_REUSE_GRACE_SECONDS = 10.0
 LOGIN_FREE_ATTEMPTS = 5
 RATE_LIMIT_FORGOT_PASSWORD = 5
 RATE_LIMIT_WINDOW_SECONDS = 60
 KEY_RING_REFRESH_SECONDS = 30
-
-
-@dataclass
-class Reply:
-    status: int
-    body: Any
-    served_by: str
-    seconds: float
-
-    def field(self, name: str) -> Any:
-        return self.body.get(name) if isinstance(self.body, dict) else None
+# The load of checks 4, 5 and 7 comes from one client address, the host's; the per-IP limits of the token
+# endpoint (RATE_LIMIT_TOKEN, 60 a minute) and of registration (10) would refuse it. Those checks raise
+# them for the API service (`docker service update --env-add`, itself a rolling update) and the scale
+# check puts them back at the end.
+LOAD_LIMITS = {"RATE_LIMIT_TOKEN": 1_000_000, "RATE_LIMIT_REGISTER": 1_000}
+LOAD_RATE = float(os.environ.get("SCALE_LOAD_RATE", "200"))
+LOAD_THREADS = 20
+LOAD_KEPT = 0.85
 
 
 @dataclass
@@ -65,73 +75,12 @@ class Outcome:
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     served: Counter[str] = field(default_factory=Counter)
+    table: list[str] = field(default_factory=list)
 
     def expect(self, condition: bool, problem: str) -> bool:
         if not condition:
             self.problems.append(problem)
         return condition
-
-
-class Edge:
-    """HTTPS to the edge proxy, one connection per request (the proxy balances each)."""
-
-    def __init__(self) -> None:
-        self.tls = ssl.create_default_context(cafile=str(CA_FILE))
-        self.outcome: Outcome | None = None
-
-    def call(
-        self,
-        method: str,
-        path: str,
-        *,
-        form: dict[str, str] | None = None,
-        json_body: Any = None,
-        token: str | None = None,
-        timeout: float = 30.0,
-    ) -> Reply:
-        headers = {"Accept": "application/json"}
-        body: bytes | None = None
-        if form is not None:
-            body = urlencode(form).encode()
-            headers["Content-Type"] = "application/x-www-form-urlencoded"
-        elif json_body is not None:
-            body = json.dumps(json_body).encode()
-            headers["Content-Type"] = "application/json"
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        started = time.monotonic()
-        connection = http.client.HTTPSConnection("localhost", EDGE_PORT, context=self.tls, timeout=timeout)
-        try:
-            connection.request(method, path, body=body, headers=headers)
-            response = connection.getresponse()
-            raw = response.read()
-            status, served_by = response.status, response.getheader("X-Served-By") or "-"
-        except (OSError, http.client.HTTPException) as error:
-            status, raw, served_by = 0, str(error).encode(), "-"
-        finally:
-            connection.close()
-        try:
-            parsed: Any = json.loads(raw) if raw else None
-        except ValueError:
-            parsed = raw.decode(errors="replace")[:200]
-        if self.outcome is not None and served_by != "-":
-            self.outcome.served[served_by] += 1
-        return Reply(status, parsed, served_by, time.monotonic() - started)
-
-    def register(self, email: str, password: str) -> Reply:
-        return self.call("POST", "/auth/register", json_body={"email": email, "password": password})
-
-    def login(self, email: str, password: str) -> Reply:
-        form = {"grant_type": "password", "username": email, "password": password}
-        return self.call("POST", "/auth/token", form=form)
-
-    def refresh(self, refresh_token: str) -> Reply:
-        return self.call(
-            "POST", "/auth/token", form={"grant_type": "refresh_token", "refresh_token": refresh_token}
-        )
-
-    def me(self, access_token: str, timeout: float = 30.0) -> Reply:
-        return self.call("GET", "/users/me", token=access_token, timeout=timeout)
 
 
 def new_account(edge: Edge, outcome: Outcome) -> tuple[str, str, Reply] | None:
@@ -148,19 +97,16 @@ def new_account(edge: Edge, outcome: Outcome) -> tuple[str, str, Reply] | None:
     return email, password, logged_in
 
 
-def jwt_header(token: str) -> dict[str, Any]:
+def jwt_header(token: str) -> dict[str, object]:
     head = token.split(".", 1)[0]
     return dict(json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4))))
 
 
-def docker(*args: str, timeout: float = 60) -> str:
-    # The docker CLI on PATH, with arguments of this script's own: no shell, no outside input.
-    command = ["docker", *args]
-    return subprocess.run(command, check=True, capture_output=True, text=True, timeout=timeout).stdout  # noqa: S603
-
-
-def task_containers(service: str) -> list[str]:
-    return docker("ps", "-q", "--filter", f"label=com.docker.swarm.service.name={STACK}_{service}").split()
+def wait_for_fresh_window() -> float:
+    """Sleep until the next rate-limit window begins (they are aligned to RATE_LIMIT_WINDOW_SECONDS)."""
+    left = RATE_LIMIT_WINDOW_SECONDS - time.time() % RATE_LIMIT_WINDOW_SECONDS
+    time.sleep(left + 0.5)
+    return left
 
 
 # 1 ---------------------------------------------------------------------------------------------------
@@ -221,10 +167,8 @@ def check_counters(edge: Edge, outcome: Outcome) -> None:
         + f"; then the right password on {right.served_by}: {right.status} ({right.field('error')})"
     )
 
-    # A fresh fixed window (aligned to RATE_LIMIT_WINDOW_SECONDS): earlier runs' hits do not count.
-    left = RATE_LIMIT_WINDOW_SECONDS - time.time() % RATE_LIMIT_WINDOW_SECONDS
-    outcome.notes.append(f"waited {left:.0f} s for a fresh rate-limit window")
-    time.sleep(left + 0.5)
+    # A fresh fixed window: earlier runs' hits do not count.
+    outcome.notes.append(f"waited {wait_for_fresh_window():.0f} s for a fresh rate-limit window")
     replies = [
         edge.call(
             "POST", "/auth/password/forgot", json_body={"email": f"nobody-{uuid.uuid4().hex[:8]}@example.com"}
@@ -299,75 +243,89 @@ def check_key_rotation(edge: Edge, outcome: Outcome) -> None:
 # 4 and 5 -------------------------------------------------------------------------------------------
 
 
-class Load:
-    """Steady load through the edge while something happens: LOAD_THREADS threads of `GET /users/me`
-    back to back, and one chain of refreshes (one every 3 s: the token endpoint's per-IP limit is 60 a
-    minute) whose every rotation must stick: a lost write would break the chain."""
+class LoadLimit:
+    """The per-IP limits the load meets, raised for its one client address, once, and put back."""
 
-    def __init__(self, edge: Edge, access_token: str, refresh_token: str, threads: int = 6) -> None:
-        self.edge, self.access_token, self.refresh_token = edge, access_token, refresh_token
-        self.statuses: Counter[str] = Counter()
-        self.failures: list[str] = []
-        self.refreshes = 0
-        self.lock = threading.Lock()
-        self.stop = threading.Event()
-        self.workers = [threading.Thread(target=self._me, daemon=True) for _ in range(threads)]
-        self.workers.append(threading.Thread(target=self._refresh, daemon=True))
-        self.seconds = 0.0
+    raised = False
 
-    def _record(self, kind: str, reply: Reply) -> None:
-        with self.lock:
-            self.statuses[f"{kind} {reply.status}"] += 1
-            if reply.status != 200:
-                self.failures.append(f"{kind} {reply.status}@{reply.served_by}: {str(reply.body)[:80]}")
+    @classmethod
+    def raise_for_load(cls, outcome: Outcome) -> None:
+        if not cls.raised:
+            changes = [arg for name, value in LOAD_LIMITS.items() for arg in ("--env-add", f"{name}={value}")]
+            seconds = update_service("api", *changes)
+            cls.raised = True
+            limits = ", ".join(f"{name}={value:,}" for name, value in LOAD_LIMITS.items())
+            outcome.notes.append(f"{limits} for the load (rolled in {seconds:.0f} s)")
 
-    def _me(self) -> None:
-        while not self.stop.is_set():
-            self._record("me", self.edge.me(self.access_token, timeout=30))
-
-    def _refresh(self) -> None:
-        while not self.stop.wait(3):
-            reply = self.edge.refresh(self.refresh_token)
-            self._record("refresh", reply)
-            if reply.status == 200:
-                self.refresh_token = str(reply.field("refresh_token"))
-                self.refreshes += 1
-
-    def __enter__(self) -> "Load":
-        self.started = time.monotonic()
-        for worker in self.workers:
-            worker.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.stop.set()
-        for worker in self.workers:
-            worker.join(timeout=40)
-        self.seconds = time.monotonic() - self.started
-
-    def summary(self) -> str:
-        total = sum(self.statuses.values())
+    @classmethod
+    def restore(cls) -> str:
+        if not cls.raised:
+            return ""
+        seconds = update_service("api", *(arg for name in LOAD_LIMITS for arg in ("--env-rm", name)))
+        cls.raised = False
+        # The load's hits in this window count against the host's address under the stack's own limits
+        # too: the stack is as it was once a fresh window begins.
+        left = wait_for_fresh_window()
         return (
-            f"{total} requests in {self.seconds:.0f} s ({total / max(self.seconds, 0.001):.0f}/s): "
-            f"{dict(self.statuses)}; {self.refreshes} refresh rotations"
+            f"{', '.join(LOAD_LIMITS)} back to the stack's own (rolled in {seconds:.0f} s; then "
+            f"{left:.0f} s to a fresh rate-limit window)"
         )
 
 
-def loaded_account(edge: Edge, outcome: Outcome) -> tuple[str, str] | None:
-    account = new_account(edge, outcome)
-    if account is None:
+def sessions_of(accounts: list[tuple[str, str]]) -> int:
+    # The addresses are this script's own (scale-<hex>@example.com), never outside input.
+    emails = ", ".join(f"'{email}'" for email, _ in accounts)
+    query = "SELECT count(*) FROM auth_sessions s JOIN users u ON u.id = s.user_id WHERE u.email IN ({})"
+    return int(sql(query.format(emails)))
+
+
+def accounts_for(edge: Edge, outcome: Outcome, threads: int) -> list[tuple[str, str]] | None:
+    """Enough accounts that at most LOGINS_PER_ACCOUNT threads log in to each; None if one failed."""
+    accounts = []
+    for _ in range(-(-threads // LOGINS_PER_ACCOUNT)):
+        account = new_account(edge, outcome)
+        if account is None:
+            return None
+        accounts.append(account[:2])
+    return accounts
+
+
+def mixed_load(edge: Edge, outcome: Outcome) -> MixedLoad | None:
+    LoadLimit.raise_for_load(outcome)
+    accounts = accounts_for(edge, outcome, LOAD_THREADS)
+    if accounts is None:
         return None
-    reply = account[2]
-    return str(reply.field("access_token")), str(reply.field("refresh_token"))
+    loader = Edge(keep_alive=True)
+    loader.served = edge.served
+    return MixedLoad(loader, accounts, rate=LOAD_RATE, threads=LOAD_THREADS)
+
+
+def check_load_held(load: MixedLoad, outcome: Outcome) -> None:
+    """The load was what it claims: at least LOAD_KEPT of the offered rate answered over the whole run."""
+    outcome.expect(
+        load.answered_rate >= LOAD_KEPT * load.rate,
+        f"the load ran at {load.answered_rate:.0f}/s of {load.rate:.0f}/s offered",
+    )
+
+
+def check_writes(load: MixedLoad, sessions_before: int, outcome: Outcome) -> str:
+    """No lost write: every chain's newest token refreshes, every login that answered 200 is a session."""
+    broken = load.broken_chains()
+    outcome.expect(not broken, f"refresh chains broken after the load: {broken[:5]}")
+    sessions = sessions_of(load.accounts) - sessions_before
+    outcome.expect(sessions == load.logins, f"{load.logins} logins answered 200, {sessions} sessions stored")
+    whole = len(load.chains) - len(broken)
+    return f"{whole} of {len(load.chains)} chains whole; {load.logins} logins, {sessions} sessions"
 
 
 def check_rolling_update(edge: Edge, outcome: Outcome) -> None:
-    """`swarm/swarm.sh update` (migrate, then the API start-first, then the workers) under steady load:
-    no request fails, and the chain of refreshes is whole afterwards."""
-    tokens = loaded_account(edge, outcome)
-    if tokens is None:
+    """`swarm/swarm.sh update` (migrate, then the API start-first, then the workers) under the mixed load:
+    no request fails, every chain of refreshes is whole and every login a stored session afterwards."""
+    load = mixed_load(edge, outcome)
+    if load is None:
         return
-    with Load(edge, *tokens) as load:
+    sessions_before = sessions_of(load.accounts) - load.logins
+    with load:
         time.sleep(3)
         update = subprocess.run(  # noqa: S603 - this repository's own script
             ["bash", str(ROOT / "swarm" / "swarm.sh"), "update"],  # noqa: S607
@@ -378,43 +336,59 @@ def check_rolling_update(edge: Edge, outcome: Outcome) -> None:
         )
         time.sleep(3)
     outcome.expect(update.returncode == 0, f"swarm.sh update failed: {update.stderr[-400:]}")
+    check_load_held(load, outcome)
     outcome.expect(not load.failures, f"{len(load.failures)} failed requests: {load.failures[:5]}")
-    final = edge.refresh(load.refresh_token)
-    outcome.expect(final.status == 200, f"the refresh chain after the update: {final.status}")
+    writes = check_writes(load, sessions_before, outcome)
     rolled = [line for line in update.stdout.splitlines() if "rolled out" in line]
-    outcome.notes.append(f"{rolled[-1] if rolled else 'update'}; under load: {load.summary()}")
+    outcome.notes.append(f"{rolled[-1] if rolled else 'update'}; under load: {load.summary()}; {writes}")
 
 
 def check_sigkill(edge: Edge, outcome: Outcome) -> None:
-    """SIGKILL to one API task under steady load: the requests it held may fail (at most the load's
+    """SIGKILL to one API task under the mixed load: the requests it held may fail (at most the load's
     concurrency), every other succeeds, and Swarm replaces the task."""
-    tokens = loaded_account(edge, outcome)
-    if tokens is None:
+    load = mixed_load(edge, outcome)
+    if load is None:
         return
+    sessions_before = sessions_of(load.accounts) - load.logins
     before = set(task_containers("api"))
     victim = sorted(before)[0]
-    with Load(edge, *tokens) as load:
+    with load:
         time.sleep(3)
         docker("kill", "--signal", "KILL", victim)
         killed_at = time.monotonic()
         replaced = None
         while time.monotonic() - killed_at < 90:
             now = set(task_containers("api"))
-            healthy = docker("service", "ls", "--filter", f"name={STACK}_api", "--format", "{{.Replicas}}")
-            if victim not in now and len(now - before) >= 1 and healthy.strip() == f"{REPLICAS}/{REPLICAS}":
+            if (
+                victim not in now
+                and len(now - before) >= 1
+                and healthy_replicas("api") == f"{REPLICAS}/{REPLICAS}"
+            ):
                 replaced = time.monotonic() - killed_at
                 break
             time.sleep(1)
         time.sleep(3)
-    threads = len(load.workers)
     outcome.expect(replaced is not None, "the killed task was not replaced within 90 s")
+    check_load_held(load, outcome)
     outcome.expect(
-        len(load.failures) <= threads, f"{len(load.failures)} failed requests (at most {threads} in flight)"
+        len(load.failures) <= load.threads,
+        f"{len(load.failures)} failed requests (at most {load.threads} in flight)",
+    )
+    # A login or refresh the killed task held may have committed before the kill (the client saw no
+    # answer): sessions may exceed the logins answered 200 by the failed logins, never fall short.
+    failed_logins = sum(1 for failure in load.failures if failure.startswith("login"))
+    broken = load.broken_chains()
+    failed_refreshes = sum(1 for failure in load.failures if failure.startswith("refresh"))
+    outcome.expect(len(broken) <= failed_refreshes, f"refresh chains broken: {broken[:5]}")
+    sessions = sessions_of(load.accounts) - sessions_before
+    outcome.expect(
+        load.logins <= sessions <= load.logins + failed_logins,
+        f"{load.logins} logins answered 200 (+{failed_logins} failed), {sessions} sessions stored",
     )
     outcome.notes.append(
         f"killed {victim[:12]}; replaced and healthy after "
         f"{'-' if replaced is None else f'{replaced:.1f} s'}; failed: {len(load.failures)} "
-        f"{load.failures[:3]}; under load: {load.summary()}"
+        f"{load.failures[:3]}; under load: {load.summary()}; {load.logins} logins, {sessions} sessions"
     )
 
 
@@ -422,21 +396,7 @@ def check_sigkill(edge: Edge, outcome: Outcome) -> None:
 
 
 def users_in_database() -> int:
-    container = task_containers("db")[0]
-    out = docker(
-        "exec",
-        container,
-        "psql",
-        "-h",
-        "/tmp",  # noqa: S108 - the socket directory inside the db container (postgres-entrypoint.sh)
-        "-U",
-        "postgres",
-        "-d",
-        "pyauth",
-        "-Atc",
-        "SELECT count(*) FROM users",
-    )
-    return int(out.strip())
+    return int(sql("SELECT count(*) FROM users"))
 
 
 def check_postgres_restart(edge: Edge, outcome: Outcome) -> None:
@@ -527,6 +487,161 @@ def check_postgres_away(edge: Edge, outcome: Outcome, token: str, api_before: li
     )
 
 
+# 7 ---------------------------------------------------------------------------------------------------
+
+THROUGHPUT_SECONDS = float(os.environ.get("SCALE_THROUGHPUT_SECONDS", "10"))
+THROUGHPUT_THREADS = 16
+LOGIN_THREADS = 6
+# More replicas on the same 2 cores may lose a little throughput (more processes to schedule), not much.
+THROUGHPUT_KEPT = 0.8
+
+
+def wait_until_served_by(edge: Edge, replicas: int, seconds: float = 30) -> set[str]:
+    """Until the edge sends requests to exactly that many tasks (its DNS and health checks caught up)."""
+    deadline = time.monotonic() + seconds
+    seen: set[str] = set()
+    while time.monotonic() < deadline:
+        seen = {edge.call("GET", "/health/live", timeout=5).served_by for _ in range(4 * replicas + 4)}
+        if len(seen - {"-"}) == replicas:
+            return seen
+        time.sleep(1)
+    return seen
+
+
+def throughput_row(replicas: int, run: Run) -> str:
+    def ms(service: str) -> str:
+        value = run.cpu_ms_per_request(service)
+        return "-" if value is None else f"{value:.2f}"
+
+    per_task = " / ".join(f"{seconds / run.seconds:.2f}" for seconds in run.cpu.get("api", {}).values())
+    served = ", ".join(f"{name} {count}" for name, count in sorted(run.served.items()))
+    client = run.client_cpu / run.seconds
+    return (
+        f"| {replicas} | {run.kind} | {run.rate:,.0f} | {sum(run.failures.values())} | {ms('api')} "
+        f"| {per_task} | {ms('pgbouncer')} | {ms('db')} | {ms('edge')} | {client:.2f} | {served} |"
+    )
+
+
+def check_throughput(edge: Edge, outcome: Outcome) -> None:
+    """`/users/me` and refresh, closed loop on THROUGHPUT_THREADS kept-alive connections, with 1, 2 and
+    REPLICAS API tasks; then the idle stack's CPU, and password logins with REPLICAS. On 2 cores the total
+    cannot grow with the replicas: what is checked is that no run has an error and that more replicas keep
+    at least THROUGHPUT_KEPT of one replica's throughput. The table is the report's sizing data."""
+    LoadLimit.raise_for_load(outcome)
+    account = new_account(edge, outcome)
+    if account is None:
+        return
+    email, password, _ = account
+    chains: list[Chain] = [start_chain(edge, email, password) for _ in range(THROUGHPUT_THREADS)]
+    runs: list[tuple[int, Run]] = []
+    kinds: dict[str, Callable[[Edge, int], Reply]] = {
+        "me": lambda client, index: client.me(chains[index].access_token),
+        "refresh": lambda client, index: step(client, "refresh", chains[index], email, password),
+    }
+    try:
+        for replicas in range(1, REPLICAS + 1):
+            scaled = scale_service("api", replicas)
+            seen = wait_until_served_by(edge, replicas)
+            outcome.expect(
+                len(seen - {"-"}) == replicas, f"{replicas} replicas, the edge reached {sorted(seen)}"
+            )
+            outcome.notes.append(f"{replicas} replica(s): scaled in {scaled:.0f} s, served by {sorted(seen)}")
+            for kind, request in kinds.items():
+                closed_loop(kind, request, threads=THROUGHPUT_THREADS, seconds=2)  # warm the connections
+                runs.append(
+                    (
+                        replicas,
+                        closed_loop(kind, request, threads=THROUGHPUT_THREADS, seconds=THROUGHPUT_SECONDS),
+                    )
+                )
+        idle = closed_loop("idle", lambda client, _index: client.me(""), threads=0, seconds=5)
+        outcome.notes.append(
+            "idle, the CPU the stack uses with no requests (cores): "
+            + ", ".join(f"{service} {idle.cores(service):.3f}" for service in idle.cpu)
+        )
+        accounts = accounts_for(edge, outcome, LOGIN_THREADS)
+        if accounts is None:
+            return
+        login = closed_loop(
+            "login",
+            lambda client, index: client.login(*accounts[index % len(accounts)]),
+            threads=LOGIN_THREADS,
+            seconds=THROUGHPUT_SECONDS,
+        )
+        runs.append((REPLICAS, login))
+    finally:
+        scale_service("api", REPLICAS)
+    for replicas, run in runs:
+        outcome.served.update(run.served)
+        outcome.expect(not run.failures, f"{run.kind} with {replicas} replica(s): {dict(run.failures)}")
+    for kind in kinds:
+        one = next(run for replicas, run in runs if replicas == 1 and run.kind == kind)
+        for replicas, run in runs:
+            if run.kind == kind and replicas > 1:
+                outcome.expect(
+                    run.rate >= THROUGHPUT_KEPT * one.rate,
+                    f"{kind}: {run.rate:.0f}/s with {replicas} replicas, {one.rate:.0f}/s with 1",
+                )
+    outcome.table = [
+        f"Closed loop, {THROUGHPUT_THREADS} kept-alive connections through the edge ({LOGIN_THREADS} for "
+        f"login), {THROUGHPUT_SECONDS:.0f} s a run; CPU from the containers' cgroup counters; the load "
+        "generator runs on the same 2 cores (its share in the last column but one).",
+        "",
+        "| replicas | request | answered/s | errors | API CPU ms/request | cores per API task "
+        "| PgBouncer ms/req | Postgres ms/req | edge ms/req | load generator cores | served |",
+        "|--:|---|--:|--:|--:|---|--:|--:|--:|--:|---|",
+        *(throughput_row(replicas, run) for replicas, run in runs),
+    ]
+
+
+# 8 ---------------------------------------------------------------------------------------------------
+
+MAIL_BURST = 40
+SENT_LINE = re.compile(r" ([0-9a-f-]{36}) sent to @")
+
+
+def check_mail_once(edge: Edge, outcome: Outcome) -> None:
+    """The two mail workers: a burst of MAIL_BURST registrations queues a confirmation mail each; every
+    one is sent, once, by one of the workers (their `<kind> <mail id> sent to @<domain>` log lines)."""
+    LoadLimit.raise_for_load(outcome)
+    since = time.time() - 5
+    emails = [f"scale-mail-{uuid.uuid4().hex[:12]}@example.com" for _ in range(MAIL_BURST)]
+    with ThreadPoolExecutor(8) as pool:
+        statuses = Counter(
+            pool.map(lambda email: edge.register(email, f"Scale-{uuid.uuid4().hex}").status, emails)
+        )
+    if not outcome.expect(statuses == Counter({201: MAIL_BURST}), f"registrations answered {dict(statuses)}"):
+        return
+    # The addresses are this script's own, never outside input.
+    query = "SELECT id, sent_at IS NOT NULL FROM mail_outbox WHERE recipient IN ({})"
+    listed = ", ".join(f"'{email}'" for email in emails)
+    started = time.monotonic()
+    rows: list[str] = []
+    while time.monotonic() - started < 90:
+        rows = sql(query.format(listed)).splitlines()
+        if len(rows) == MAIL_BURST and all(row.endswith("|t") for row in rows):
+            break
+        time.sleep(1)
+    queued = {row.split("|")[0] for row in rows}
+    unsent = [row for row in rows if not row.endswith("|t")]
+    outcome.expect(len(queued) == MAIL_BURST, f"{len(queued)} mails queued for {MAIL_BURST} registrations")
+    outcome.expect(not unsent, f"{len(unsent)} mails not sent after 90 s")
+    sends: Counter[str] = Counter()
+    by_worker: Counter[str] = Counter()
+    for line in service_logs("worker", since):
+        sent = SENT_LINE.search(line)
+        if sent and sent.group(1) in queued:
+            sends[sent.group(1)] += 1
+            by_worker[line.split("@", 1)[0].split(".")[1]] += 1  # <stack>_worker.<slot>.<task id>@<node>
+    twice = [mail for mail, count in sends.items() if count > 1]
+    outcome.expect(not twice, f"mails sent more than once: {twice[:5]}")
+    outcome.expect(set(sends) == queued, f"{len(queued - set(sends))} sent mails without a worker's log line")
+    outcome.notes.append(
+        f"{MAIL_BURST} registrations, {len(queued)} mails sent in {time.monotonic() - started:.1f} s; "
+        f"sends per worker slot: {dict(sorted(by_worker.items()))}; sent twice: {len(twice)}"
+    )
+
+
 CHECKS: dict[str, tuple[str, Callable[[Edge, Outcome], None]]] = {
     "1": ("refresh reuse detection across replicas", check_refresh_reuse),
     "2": ("login throttling and per-IP limits across replicas", check_counters),
@@ -534,6 +649,8 @@ CHECKS: dict[str, tuple[str, Callable[[Edge, Outcome], None]]] = {
     "4": ("rolling update under load", check_rolling_update),
     "5": ("SIGKILL of one API task under load", check_sigkill),
     "6": ("Postgres restart and outage: 503, recovery without restarts, no lost row", check_postgres_restart),
+    "7": ("throughput and CPU per request with 1, 2 and 3 replicas", check_throughput),
+    "8": ("two mail workers send every mail once", check_mail_once),
 }
 
 
@@ -552,32 +669,49 @@ def main() -> int:
             "make swarm-up first"
         )
         return 1
-    outcomes = []
+    outcomes: list[Outcome] = []
     total: Counter[str] = Counter()
-    for number in args.only.split(","):
-        name, check = CHECKS[number.strip()]
-        outcome = Outcome(f"{number}. {name}")
-        edge.outcome = outcome
-        started = time.monotonic()
-        try:
-            check(edge, outcome)
-        except Exception as error:  # a check that breaks is a failed check, reported as such
-            outcome.problems.append(f"{type(error).__name__}: {error}")
-        edge.outcome = None
-        total.update(outcome.served)
-        outcomes.append(outcome)
-        verdict = "PASS" if not outcome.problems else "FAIL"
-        served = ", ".join(f"{name} {count}" for name, count in sorted(outcome.served.items()))
-        print(
-            f"[{verdict}] {outcome.name} ({time.monotonic() - started:.1f} s; served: {served})", flush=True
-        )
-        for note in outcome.notes:
-            print(f"       {note}")
-        for problem in outcome.problems:
-            print(f"   !!  {problem}")
-    print("requests per replica, all checks: " + ", ".join(f"{n} {c}" for n, c in sorted(total.items())))
+    report = [f"# make scale-check, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", ""]
+
+    def say(line: str) -> None:
+        print(line, flush=True)
+        report.append(line)
+
+    try:
+        for number in args.only.split(","):
+            name, check = CHECKS[number.strip()]
+            outcome = Outcome(f"{number}. {name}")
+            edge.served = outcome.served
+            started = time.monotonic()
+            try:
+                check(edge, outcome)
+            except Exception as error:  # a check that breaks is a failed check, reported as such
+                outcome.problems.append(f"{type(error).__name__}: {error}")
+            edge.served = None
+            total.update(outcome.served)
+            outcomes.append(outcome)
+            verdict = "PASS" if not outcome.problems else "FAIL"
+            served = ", ".join(f"{name} {count}" for name, count in sorted(outcome.served.items()))
+            say(f"[{verdict}] {outcome.name} ({time.monotonic() - started:.1f} s; served: {served})")
+            for note in outcome.notes:
+                say(f"       {note}")
+            for problem in outcome.problems:
+                say(f"   !!  {problem}")
+            if outcome.table:
+                say("")
+                for line in outcome.table:
+                    say(line)
+                say("")
+    finally:
+        restored = LoadLimit.restore()
+        if restored:
+            say(restored)
+    say("requests per replica, all checks: " + ", ".join(f"{n} {c}" for n, c in sorted(total.items())))
     failed = [outcome.name for outcome in outcomes if outcome.problems]
-    print("scale-check: " + ("all passed" if not failed else f"FAILED: {'; '.join(failed)}"))
+    say("scale-check: " + ("all passed" if not failed else f"FAILED: {'; '.join(failed)}"))
+    REPORT.parent.mkdir(exist_ok=True)
+    REPORT.write_text("\n".join(report) + "\n")
+    print(f"scale-check: report in {REPORT.relative_to(ROOT)}")
     return 1 if failed else 0
 
 
