@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.clients import service as clients
 from app.clients.models import GrantType, OAuthClient
 from app.core.errors import PyauthError
+from app.core.parameters import repeated_parameter_message
 from app.oidc.acr import ACR_MFA, ACR_VALUES
 from app.oidc.codes import S256_CHALLENGE
 
@@ -89,9 +90,13 @@ def checked_request(
     redirect_uri: str,
     params: Mapping[str, str],
     *,
+    repeated: Sequence[str] = (),
     id_token_algorithms: Sequence[str],
 ) -> AuthorizationRequest:
-    """The request's parameters, or the `AuthorizeError` to send back."""
+    """The request's parameters, or the `AuthorizeError` to send back. `repeated` names the parameters
+    given more than once: RFC 6749 §3.1 forbids that."""
+    if repeated:
+        raise AuthorizeError("invalid_request", repeated_parameter_message(list(repeated)))
     if any(len(value) > MAX_PARAMETER_LENGTH for value in params.values()):
         raise AuthorizeError("invalid_request", "A parameter is too long.")
     response_type = params.get("response_type")

@@ -25,6 +25,7 @@ from app.auth.dependencies import CurrentAuth
 from app.auth.sessions import SessionEndReason, end_client_sessions, end_sessions
 from app.core.dependencies import ContextDep, SessionDep, SettingsDep
 from app.core.errors import GUARD_ERRORS, UNAVAILABLE, PyauthError, error_responses
+from app.core.parameters import repeated_names, repeated_parameter_message
 from app.core.templating import N_
 from app.keys.dependencies import KeyRingDep
 from app.oidc import authorize as checks
@@ -154,13 +155,20 @@ async def _consent(
     return response
 
 
-async def _parameters(request: Request) -> dict[str, str]:
-    """The query of a GET or the form of a POST (OpenID Connect Core §3.1.2.1 allows both); a parameter
-    given twice is refused by RFC 6749 §3.1, which here means the first one is kept and checked."""
+async def _parameters(request: Request) -> tuple[dict[str, str], list[str]]:
+    """The query of a GET or the form of a POST (OpenID Connect Core §3.1.2.1 allows both), each name with
+    its first value, and the names given more than once, which RFC 6749 §3.1 forbids (the caller refuses
+    the request)."""
     if request.method == "POST":
-        form = await request.form()
-        return {name: value for name, value in form.items() if isinstance(value, str)}
-    return dict(request.query_params.items())
+        items = [
+            (name, value) for name, value in (await request.form()).multi_items() if isinstance(value, str)
+        ]
+    else:
+        items = request.query_params.multi_items()
+    params: dict[str, str] = {}
+    for name, value in items:
+        params.setdefault(name, value)
+    return params, repeated_names(items)
 
 
 _ROUTE = {
@@ -188,13 +196,15 @@ async def authorize(
     keyring: KeyRingDep,
     ctx: ContextDep,
 ) -> Response:
-    params = await _parameters(request)
+    params, repeated = await _parameters(request)
     try:
+        if {"client_id", "redirect_uri"} & set(repeated):  # no redirect URI to trust (RFC 9700 §4.1)
+            raise checks.AuthorizeRefused()
         client, redirect_uri = await checks.checked_client(db, params)
     except checks.AuthorizeRefused as error:
         return page.error(error)
     state = params.get("state")
-    if state is not None and len(state) > checks.MAX_PARAMETER_LENGTH:
+    if state is not None and (len(state) > checks.MAX_PARAMETER_LENGTH or "state" in repeated):
         state = None
 
     def answer(**values: str | None) -> Response:
@@ -202,7 +212,7 @@ async def authorize(
 
     try:
         wanted = checks.checked_request(
-            client, redirect_uri, params, id_token_algorithms=keyring.id_token_algorithms()
+            client, redirect_uri, params, repeated=repeated, id_token_algorithms=keyring.id_token_algorithms()
         )
     except checks.AuthorizeError as error:
         return answer(error=error.error, error_description=error.description)
@@ -298,7 +308,9 @@ async def end_session(
     session ends at once; otherwise a GET from any site must not sign anyone out, so the user confirms
     on a page first (its CSRF-checked POST ends the session). Either way the browser then goes to the
     client's registered `post_logout_redirect_uri` with `state`, or to the signed-out page."""
-    params = await _parameters(request)
+    params, repeated = await _parameters(request)
+    if repeated:  # RFC 6749 §3.1's rule, which RP-Initiated Logout's parameters follow too
+        return page.error(logout.LogoutRefused(repeated_parameter_message(repeated)))
     confirming = request.method == "POST" and LOGOUT_FIELD in params
     if request.method == "POST" and not confirming:
         # A client's cross-site form POST (§2 allows it) does not carry the SameSite=Lax SSO cookie; the

@@ -16,7 +16,15 @@ from app.core.clock import ManualClock
 from app.core.config import Settings
 from app.passwords.hashing import PasswordHasher
 from app.users.models import User
-from tests.auth.helpers import PASSWORD, live_email, password_grant, register, signed_up, unique_email
+from tests.auth.helpers import (
+    PASSWORD,
+    live_email,
+    password_grant,
+    refresh_grant,
+    register,
+    signed_up,
+    unique_email,
+)
 from tests.conftest import make_settings
 
 
@@ -191,3 +199,24 @@ async def test_hashing_does_not_stall_token_authenticated_requests(live_client: 
     await asyncio.gather(*flood)
     assert me.status_code == 200
     assert pending_when_me_answered > 0, "/users/me answered while logins were still hashing"
+
+
+async def test_rfc6749_3_2_a_parameter_given_twice_is_refused_and_changes_nothing(
+    client: httpx.AsyncClient,
+) -> None:
+    """ "Request and response parameters MUST NOT be included more than once": no value of a repeated
+    parameter is picked, whichever it would have been."""
+    email, tokens = await signed_up(client)
+    for data in (
+        {"grant_type": "password", "username": [email, email], "password": PASSWORD},
+        {"grant_type": ["password", "refresh_token"], "username": email, "password": PASSWORD},
+        {"grant_type": "refresh_token", "refresh_token": [tokens.refresh, "another"]},
+        {"grant_type": "refresh_token", "refresh_token": ["another", tokens.refresh]},
+    ):
+        response = await client.post("/auth/token", data=data)
+        assert response.status_code == 400, data
+        body = response.json()
+        assert body["error"] == "invalid_request"
+        assert "more than once" in body["error_description"]
+    # Nothing was rotated: the refresh token is still the live one of its family.
+    assert (await refresh_grant(client, tokens.refresh)).status_code == 200

@@ -133,3 +133,17 @@ async def test_rfc7662_a_disabled_clients_tokens_are_inactive(
     )
     assert disabled.status_code == 200, disabled.text
     assert (await introspect(client, resource_server, body["access_token"])).json() == {"active": False}
+
+
+async def test_rfc7662_a_token_given_twice_is_invalid_request_rfc6749_3_2(
+    client: httpx.AsyncClient, admin: Account
+) -> None:
+    """RFC 7662 §2.1 sends its parameters as RFC 6749 does: each at most once (§3.2)."""
+    app = await new_app(client, admin)
+    body = await user_tokens(client, app)
+    response = await client.post(
+        "/oauth2/introspect", data={"token": [body["access_token"], body["refresh_token"]]}, headers=app.auth
+    )
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_request"
+    assert (await introspect(client, app, body["access_token"])).json()["active"] is True

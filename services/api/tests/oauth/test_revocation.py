@@ -78,3 +78,17 @@ async def test_rfc7009_a_confidential_client_must_authenticate_to_revoke(
     assert unauthenticated.status_code == 401
     assert unauthenticated.json()["error"] == "invalid_client"
     assert await _live(client, body["access_token"])
+
+
+@pytest.mark.parametrize("path", PATHS)
+async def test_rfc7009_a_token_given_twice_is_invalid_request_and_revokes_nothing_rfc6749_3_2(
+    client: httpx.AsyncClient, path: str
+) -> None:
+    """RFC 7009 §2.1 sends its parameters as RFC 6749 does: each at most once (§3.2)."""
+    _, tokens = await signed_up(client)
+    _, other = await signed_up(client)
+    response = await client.post(path, data={"token": [tokens.refresh, other.refresh]})
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_request"
+    assert await _live(client, tokens.access)
+    assert await _live(client, other.access)

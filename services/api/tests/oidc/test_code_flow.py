@@ -345,3 +345,33 @@ async def test_oidcc_login_hint_prefills_the_sign_in_page(
     to_signin = await client.get(AUTHORIZE, params=params)
     page = await client.get(to_signin.headers["location"])
     assert 'value="someone@example.org"' in page.text
+
+
+async def test_rfc6749_3_1_a_parameter_given_twice_is_refused(
+    client: httpx.AsyncClient, db_session: AsyncSession
+) -> None:
+    """ "Request and response parameters MUST NOT be included more than once." A repeated parameter is
+    sent back as invalid_request (without a repeated state), never one of its values picked; a repeated
+    client_id or redirect_uri leaves no redirect URI to trust: an error page, no redirect."""
+    client_id = (await code_flow_client(client, db_session))["client_id"]
+    await signed_in_browser(client)
+    params: dict[str, str | list[str]] = {**authorize_params(client_id, pkce_pair()[1])}
+    for name, values in (
+        ("scope", ["openid email", "openid"]),
+        ("code_challenge_method", ["S256", "plain"]),
+        ("prompt", ["none", "login"]),
+    ):
+        query = location_query(await client.get(AUTHORIZE, params={**params, name: values}))
+        assert query["error"] == "invalid_request", name
+        assert name in query["error_description"]
+        assert query["state"] == "state-123"
+        assert "code" not in query
+    query = location_query(await client.get(AUTHORIZE, params={**params, "state": ["a", "b"]}))
+    assert query["error"] == "invalid_request"
+    assert "state" not in query
+    for name in ("client_id", "redirect_uri"):
+        response = await client.get(AUTHORIZE, params={**params, name: [str(params[name])] * 2})
+        assert response.status_code == 400, name
+        assert "location" not in response.headers
+    # The same request with each parameter once is answered with a code.
+    assert "code" in location_query(await client.get(AUTHORIZE, params=params))

@@ -394,3 +394,16 @@ async def test_oidcc_id_token_hint_that_is_forged_is_invalid_request(
     forged = f"{head}.{_b64({**claims, 'sub': str(uuid.uuid4())})}.{signature}"
     query = await _prompt_none(client, client_id, id_token_hint=forged)
     assert (query["error"], query["state"]) == ("invalid_request", "state-123")
+
+
+async def test_rp_initiated_logout_refuses_a_parameter_given_twice_rfc6749_3_1(
+    client: httpx.AsyncClient, db_session: AsyncSession
+) -> None:
+    """Which of two return addresses or hints would count is not the server's to guess: an error page,
+    no redirect, and the browser stays signed in."""
+    _, email, tokens = await _app_signed_in(client, db_session)
+    params = {"id_token_hint": tokens["id_token"], "post_logout_redirect_uri": BYE, "state": "s"}
+    for name in ("id_token_hint", "post_logout_redirect_uri", "state"):
+        _refused_without_redirect(await client.get(LOGOUT, params={**params, name: [params[name]] * 2}))
+    assert (await _browser_session(db_session, email)).ended_at is None
+    assert (await client.get(LOGOUT, params=params)).status_code == 303

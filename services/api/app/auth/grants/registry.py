@@ -7,7 +7,7 @@ Adding a grant type is a handler module (see `base.GrantHandler`) and its line i
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Annotated, Any
 
-from fastapi import Form
+from fastapi import Form, Request
 from pydantic import Field, create_model
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -22,6 +22,7 @@ from app.clients.models import ClientType, OAuthClient
 from app.core.config import Settings
 from app.core.context import RequestContext
 from app.core.errors import OAuthError
+from app.core.parameters import refuse_repeated_form_parameters
 from app.mfa.grant import MfaGrant
 
 FORM = "application/x-www-form-urlencoded"
@@ -91,10 +92,11 @@ class GrantRegistry:
         return handler, oauth_client
 
     def form_dependency(self) -> Callable[..., Awaitable[TokenForm]]:
-        """A FastAPI dependency that reads every registered field from the form. Each is optional and
-        bounded in length (a longer one is a 422 before any handler runs). The fields are one model, so
-        a request is validated in one pass rather than field by field (FastAPI inspected each optional
-        `Form` parameter's annotation on every request: about a tenth of a refresh's CPU)."""
+        """A FastAPI dependency that reads every registered field from the form. Each is optional,
+        bounded in length (a longer one is a 422 before any handler runs) and given once (RFC 6749 §3.2,
+        else invalid_request). The fields are one model, so a request is validated in one pass rather
+        than field by field (FastAPI inspected each optional `Form` parameter's annotation on every
+        request: about a tenth of a refresh's CPU)."""
         fields: dict[str, Any] = {
             field.name: (Annotated[str | None, Field(max_length=field.max_length)], None)
             for field in self.fields
@@ -102,7 +104,8 @@ class GrantRegistry:
         # The name FastAPI gave the form of separate parameters, kept so the document does not change.
         model = create_model("Body_auth_token", **fields)
 
-        async def token_form(form: Annotated[model, Form()]) -> TokenForm:
+        async def token_form(request: Request, form: Annotated[model, Form()]) -> TokenForm:
+            await refuse_repeated_form_parameters(request)
             values: TokenForm = form.__dict__
             return values
 
