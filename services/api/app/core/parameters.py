@@ -5,8 +5,6 @@ is exactly what an attacker who can append to a request hopes to choose."""
 
 from collections.abc import Iterable
 
-from starlette.requests import Request
-
 from app.core.errors import OAuthError
 
 
@@ -26,9 +24,9 @@ def repeated_parameter_message(names: list[str]) -> str:
     return f"A parameter may be given once only (RFC 6749 §3.1): {listed} more than once."
 
 
-async def refuse_repeated_form_parameters(request: Request) -> None:
-    """`OAuthError` (400 invalid_request) if the form body names a parameter twice. The form is the one
-    FastAPI parsed for the route (Starlette keeps it on the request), not read again."""
-    names = repeated_names((await request.form()).multi_items())
+def refuse_repeated(items: Iterable[tuple[str, object]]) -> None:
+    """`OAuthError` (400 invalid_request) if the request's parameters (a form's `multi_items()`) name one
+    twice."""
+    names = repeated_names(items)
     if names:
         raise OAuthError(repeated_parameter_message(names))

@@ -13,7 +13,7 @@ from app.auth.schemas import OAuthErrorBody
 from app.core.config import Settings
 from app.core.dependencies import ContextDep, SessionDep, SettingsDep
 from app.core.errors import GUARD_ERRORS, UNAVAILABLE, OAuthError, error_responses
-from app.core.parameters import refuse_repeated_form_parameters
+from app.core.parameters import refuse_repeated
 from app.keys.dependencies import KeyRingDep
 from app.keys.tokens import InvalidAccessToken
 from app.oauth import service
@@ -88,7 +88,7 @@ async def introspect(
     access or refresh token is `active` with its metadata only if it is valid, unexpired, its session
     live, and the caller may see it: it was issued to the caller, or its `aud` is the caller's registered
     `access_token_audience`. Anything else answers `{"active": false}`."""
-    await refuse_repeated_form_parameters(request)
+    refuse_repeated((await request.form()).multi_items())  # the form FastAPI parsed, kept
     form = {"client_id": client_id, "client_secret": client_secret}
     caller = await service.authenticate_confidential_client(
         db, form, request.headers.get("authorization"), ctx=ctx
@@ -124,7 +124,7 @@ async def _revoke(
     client_id: ClientId,
     client_secret: ClientSecret,
 ) -> Response:
-    await refuse_repeated_form_parameters(request)
+    refuse_repeated((await request.form()).multi_items())  # the form FastAPI parsed, kept
     form = {"client_id": client_id, "client_secret": client_secret}
     caller = await service.authenticate_revoking_client(
         db, form, request.headers.get("authorization"), ctx=ctx

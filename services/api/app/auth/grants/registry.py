@@ -22,7 +22,7 @@ from app.clients.models import ClientType, OAuthClient
 from app.core.config import Settings
 from app.core.context import RequestContext
 from app.core.errors import OAuthError
-from app.core.parameters import refuse_repeated_form_parameters
+from app.core.parameters import refuse_repeated
 from app.mfa.grant import MfaGrant
 
 FORM = "application/x-www-form-urlencoded"
@@ -105,7 +105,7 @@ class GrantRegistry:
         model = create_model("Body_auth_token", **fields)
 
         async def token_form(request: Request, form: Annotated[model, Form()]) -> TokenForm:
-            await refuse_repeated_form_parameters(request)
+            refuse_repeated((await request.form()).multi_items())  # the form FastAPI parsed, kept
             values: TokenForm = form.__dict__
             return values
 
