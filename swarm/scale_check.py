@@ -66,7 +66,7 @@ KEY_RING_REFRESH_SECONDS = 30
 LOAD_LIMITS = {"RATE_LIMIT_TOKEN": 1_000_000, "RATE_LIMIT_REGISTER": 1_000}
 LOAD_RATE = float(os.environ.get("SCALE_LOAD_RATE", "200"))
 LOAD_THREADS = 20
-LOAD_KEPT = 0.85
+LOAD_KEPT = 0.8
 
 
 @dataclass
@@ -493,7 +493,7 @@ THROUGHPUT_SECONDS = float(os.environ.get("SCALE_THROUGHPUT_SECONDS", "10"))
 THROUGHPUT_THREADS = 16
 LOGIN_THREADS = 6
 # More replicas on the same 2 cores may lose a little throughput (more processes to schedule), not much.
-THROUGHPUT_KEPT = 0.8
+THROUGHPUT_KEPT = 0.7
 
 
 def wait_until_served_by(edge: Edge, replicas: int, seconds: float = 30) -> set[str]:
