@@ -626,13 +626,22 @@ def check_mail_once(edge: Edge, outcome: Outcome) -> None:
     unsent = [row for row in rows if not row.endswith("|t")]
     outcome.expect(len(queued) == MAIL_BURST, f"{len(queued)} mails queued for {MAIL_BURST} registrations")
     outcome.expect(not unsent, f"{len(unsent)} mails not sent after 90 s")
+    # The workers log a mail's line after its commit, and write their lines in batches: read until
+    # every sent mail has its line, for a few seconds at most.
     sends: Counter[str] = Counter()
     by_worker: Counter[str] = Counter()
-    for line in service_logs("worker", since):
-        sent = SENT_LINE.search(line)
-        if sent and sent.group(1) in queued:
-            sends[sent.group(1)] += 1
-            by_worker[line.split("@", 1)[0].split(".")[1]] += 1  # <stack>_worker.<slot>.<task id>@<node>
+    deadline = time.monotonic() + 15
+    while True:
+        sends.clear()
+        by_worker.clear()
+        for line in service_logs("worker", since):
+            sent = SENT_LINE.search(line)
+            if sent and sent.group(1) in queued:
+                sends[sent.group(1)] += 1
+                by_worker[line.split("@", 1)[0].split(".")[1]] += 1  # <stack>_worker.<slot>.<task id>@<node>
+        if set(sends) >= queued or time.monotonic() > deadline:
+            break
+        time.sleep(1)
     twice = [mail for mail, count in sends.items() if count > 1]
     outcome.expect(not twice, f"mails sent more than once: {twice[:5]}")
     outcome.expect(set(sends) == queued, f"{len(queued - set(sends))} sent mails without a worker's log line")
