@@ -108,17 +108,20 @@ def test_a_missing_or_empty_file_is_refused_by_name(tmp_path: Path) -> None:
 
 
 def test_production_starts_on_secrets_from_files(tmp_path: Path) -> None:
-    for key in (
-        PRODUCTION_KEY_ENCRYPTION_KEY,
-        secrets.token_hex(32),
-        secrets.token_urlsafe(32),
-        base64.b64encode(os.urandom(48)).decode(),
+    # Each key's file is named by its number, not by the key: base64 may hold "/".
+    for number, key in enumerate(
+        (
+            PRODUCTION_KEY_ENCRYPTION_KEY,
+            secrets.token_hex(32),
+            secrets.token_urlsafe(32),
+            base64.b64encode(os.urandom(48)).decode(),
+        )
     ):
         settings = make_settings(
             **PRODUCTION,
             DATABASE_URL="postgresql+asyncpg://pyauth@db:5432/pyauth",
             DATABASE_PASSWORD_FILE=secret(tmp_path, "db", "a-long-random-password\n"),
-            KEY_ENCRYPTION_KEY_FILE=secret(tmp_path, f"kek-{key[:6]}", key + "\n"),
+            KEY_ENCRYPTION_KEY_FILE=secret(tmp_path, f"kek-{number}", key + "\n"),
             SMTP_USERNAME="pyauth",
             SMTP_PASSWORD_FILE=secret(tmp_path, "smtp", "an-smtp-password\n"),
         )
