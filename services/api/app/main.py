@@ -16,6 +16,7 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagge
 from fastapi.responses import HTMLResponse
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
+from fastapi.telemetry import TelemetryConfig
 
 from app.account import endpoints as account_endpoints
 from app.admin import clients as admin_clients
@@ -90,6 +91,21 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         flush_batches()  # a worker process ends without `logging.shutdown`: its last lines go out now
 
 
+# FastAPI's own OpenTelemetry, off whatever the environment says (FASTAPI_OTEL_AUTO_CONFIGURE, OTEL_*):
+# pyauth's telemetry is its request log and Prometheus metrics, which never hold a query string, a form
+# value or an exception's message. FastAPI's would record request URLs with their query, validation
+# failures and exception messages wherever a deployment had configured a provider; and unconfigured, it
+# still looked the global providers up on every request: 59.5 -> 54.3 µs of CPU for JWKS, 90.8 -> 84.8 for
+# /health/live, in-process through the whole middleware stack with logging and metrics on.
+NO_FASTAPI_TELEMETRY: TelemetryConfig = {
+    "tracing": False,
+    "metrics": False,
+    "logs": False,
+    "operation_spans": False,
+    "auto_configure": False,
+}
+
+
 def operation_id(route: APIRoute) -> str:
     """The OpenAPI `operationId` of a route: its first tag and its function's name (`auth_token`,
     `users_read_me`), the method name a generated client gets. A test checks they stay unique."""
@@ -110,6 +126,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         openapi_url="/openapi.json" if docs else None,
         debug=settings.DEBUG,
         generate_unique_id_function=operation_id,
+        telemetry=NO_FASTAPI_TELEMETRY,
     )
     app.state.settings = settings
     app.state.clock = clock or SystemClock()
