@@ -4,6 +4,7 @@ value, from every logger, and mark a traceback's lines so that none reads as a r
 import io
 import json
 import logging
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Literal
@@ -134,3 +135,14 @@ async def test_a_request_id_from_a_proxy_is_kept_on_every_line(client: httpx.Asy
     records = [json.loads(line) for line in output.getvalue().splitlines()]
     assert len(records) >= 2
     assert {record["request_id"] for record in records} == {"proxy-id-12345678"}
+
+
+@pytest.mark.parametrize("given", [None, "short", "has spaces in it", "x" * 65, "new\nline-12345678"])
+async def test_a_missing_or_malformed_request_id_is_replaced_by_a_fresh_random_one(
+    client: httpx.AsyncClient, given: str | None
+) -> None:
+    headers = {} if given is None else {"X-Request-ID": given}
+    ids = [(await client.get("/health/live", headers=headers)).headers["x-request-id"] for _ in range(2)]
+    for request_id in ids:
+        assert re.fullmatch(r"[0-9a-f]{32}", request_id), request_id  # 128 random bits, in hex
+    assert ids[0] != ids[1]
