@@ -25,6 +25,7 @@ import threading
 import time
 import weakref
 from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, TextIO
 
 from app.core.config import Settings
@@ -32,6 +33,9 @@ from app.core.config import Settings
 _STANDARD_ATTRS = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 # Starts each line of a traceback or stack in text logs: a record's own line starts with its time.
 CONTINUATION = "  | "
+TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+# The request log (`app.core.requests`): one line per request, made by `log_request`.
+REQUEST_LOGGER = "pyauth.request"
 
 # The id of the request being served, set by `app.core.requests` for the request's task (and the tasks and
 # threads it starts, which copy the context); None outside a request (startup, workers, CLIs).
@@ -117,6 +121,15 @@ class TextFormatter(logging.Formatter):
             return super().formatTime(record, datefmt)
         return self._seconds.stamp(record.created, datefmt, self.converter)
 
+    def request_line(self, line: "RequestLine") -> str | None:
+        """What `format` makes of the request line's record, made without one; None where this formatter
+        was given another format than the API's (then the record is made and formatted)."""
+        if self._fmt != TEXT_FORMAT or self.datefmt is None:
+            return None
+        stamp = self._seconds.stamp(line.created, self.datefmt, self.converter)
+        text = f"{stamp} {line.levelname:<7} {REQUEST_LOGGER}: {line.message} rid={line.request_id}"
+        return escape_controls(text)
+
     def format(self, record: logging.LogRecord) -> str:
         if not (record.exc_info or record.exc_text or record.stack_info):
             # The common line, formatted as `logging.Formatter.format` does (which also sets `message`
@@ -147,6 +160,20 @@ class JsonFormatter(logging.Formatter):
         super().__init__(*args, **kwargs)
         self._seconds = _SecondsCache()
 
+    def request_line(self, line: "RequestLine") -> str:
+        """What `format` makes of the request line's record (its `extra` fields in their order), made
+        without one."""
+        second = self._seconds.stamp(line.created, "%Y-%m-%dT%H:%M:%S", time.gmtime)
+        entry: dict[str, Any] = {
+            "time": f"{second}.{line.msecs:03d}Z",
+            "level": line.levelname,
+            "logger": REQUEST_LOGGER,
+            "message": escape_controls(line.message),
+        }
+        for key, value in line.fields().items():
+            entry[key] = _safe(value)
+        return json.dumps(entry)
+
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
             "time": self._seconds.stamp(record.created, "%Y-%m-%dT%H:%M:%S", time.gmtime)
@@ -167,9 +194,12 @@ class JsonFormatter(logging.Formatter):
 
 class DropStartupTraceback(logging.Filter):
     """The lifespan already logged why startup failed in one line; uvicorn would repeat it as a
-    traceback. Keep the one line."""
+    traceback. Keep the one line. Only uvicorn's records are looked at: a request with the method
+    `Traceback` and `DatabaseUnreachable` in its path must still have its line."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith("uvicorn."):  # a request line may read anything: it is never dropped
+            return True
         message = record.getMessage()
         return not (message.startswith("Traceback") and "DatabaseUnreachable" in message)
 
@@ -199,13 +229,22 @@ class BatchingStreamHandler(logging.StreamHandler[TextIO]):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            line = self.format(record) + self.terminator
+            line = self.format(record)
         except Exception:  # as StreamHandler: a record that cannot be formatted is reported, not raised
             self.handleError(record)
             return
-        self._waiting.append(line)  # `handle` holds the handler's lock around `emit`
+        self._add(line, record.levelno)  # `handle` holds the handler's lock around `emit`
+
+    def emit_formatted(self, line: str, levelno: int) -> None:
+        """`emit` of a line already formatted (`log_request`), under the lock `handle` would take."""
+        with self.lock:  # type: ignore[union-attr]  # created in Handler.__init__
+            self._add(line, levelno)
+
+    def _add(self, line: str, levelno: int) -> None:
+        line += self.terminator
+        self._waiting.append(line)
         self._waiting_bytes += len(line)
-        if record.levelno >= logging.WARNING or self._waiting_bytes >= FLUSH_AT_BYTES:
+        if levelno >= logging.WARNING or self._waiting_bytes >= FLUSH_AT_BYTES:
             self.flush()
         elif len(self._waiting) == 1:
             self._start_flusher()
@@ -266,7 +305,7 @@ def logging_config(settings: Settings, *, batched: bool = False) -> dict[str, An
         if settings.LOG_FORMAT == "json"
         else {
             "()": TextFormatter,
-            "fmt": "%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+            "fmt": TEXT_FORMAT,
             "datefmt": "%Y-%m-%dT%H:%M:%S",
         }
     )
@@ -303,3 +342,94 @@ def logging_config(settings: Settings, *, batched: bool = False) -> dict[str, An
 
 def configure_logging(settings: Settings) -> None:
     logging.config.dictConfig(logging_config(settings))
+
+
+@dataclass(frozen=True, slots=True)
+class RequestLine:
+    """The one log line of a request, as `app.core.requests` writes it."""
+
+    method: str
+    path: str
+    status: int
+    duration_ms: float
+    request_id: str
+    levelno: int
+    created_ns: int = field(default_factory=time.time_ns)
+
+    @property
+    def levelname(self) -> str:
+        return logging.getLevelName(self.levelno)
+
+    @property
+    def created(self) -> float:
+        return self.created_ns / 1e9  # as LogRecord computes it
+
+    @property
+    def msecs(self) -> int:
+        """The whole milliseconds of the time, as LogRecord computes them (0 where `created` rounded up to
+        the next second)."""
+        msecs = (self.created_ns % 1_000_000_000) // 1_000_000
+        if msecs == 999 and int(self.created) != self.created_ns // 1_000_000_000:
+            return 0
+        return msecs
+
+    @property
+    def message(self) -> str:
+        return f"{self.method} {self.path} {self.status} {self.duration_ms:.1f}ms"
+
+    def fields(self) -> dict[str, Any]:
+        """The record's `extra` fields, in their order (the JSON format writes them)."""
+        return {
+            "method": self.method,
+            "path": self.path,
+            "status": self.status,
+            "duration_ms": round(self.duration_ms, 2),
+            "request_id": self.request_id,
+        }
+
+
+def log_request(line: RequestLine) -> None:
+    """Write the request line as `logging.getLogger(REQUEST_LOGGER).log(...)` would, the same line in
+    either format, but where the request log goes only to the API server's batching handler with one of
+    pyauth's formatters (how `python -m app` configures it), formatted straight from its fields instead of
+    through a LogRecord, the logger's and the handler's machinery: an access line cost ~27 µs of CPU in
+    the served API (JWKS: 156 -> 129 µs a request at LOG_LEVEL=WARNING). Any other configuration (another
+    handler, a filter, propagation to the root, a test's capture) takes the general way."""
+    logger = logging.getLogger(REQUEST_LOGGER)
+    if not logger.isEnabledFor(line.levelno):
+        return
+    formatted = _direct_line(logger, line)
+    if formatted is not None:
+        handler, text = formatted
+        handler.emit_formatted(text, line.levelno)
+        return
+    logger.log(
+        line.levelno,
+        "%s %s %d %.1fms",  # the formatter adds `rid=…`, as to every line of the request
+        line.method,
+        line.path,
+        line.status,
+        line.duration_ms,
+        extra=line.fields(),
+    )
+
+
+def _direct_line(logger: logging.Logger, line: RequestLine) -> "tuple[BatchingStreamHandler, str] | None":
+    """The one handler the line would reach and the line as it would format it, where that handler is a
+    `BatchingStreamHandler` with pyauth's formatter and no filter but `DropStartupTraceback` (which never
+    drops a request line), and nothing else would see the record; else None."""
+    if logger.filters or logger.handlers or not logger.propagate:
+        return None
+    parent = logger.parent
+    if parent is None or parent.propagate or len(parent.handlers) != 1:
+        return None
+    handler = parent.handlers[0]
+    if type(handler) is not BatchingStreamHandler or line.levelno < handler.level:
+        return None
+    if any(type(each) is not DropStartupTraceback for each in handler.filters):
+        return None
+    formatter = handler.formatter
+    if type(formatter) is TextFormatter or type(formatter) is JsonFormatter:
+        text = formatter.request_line(line)
+        return None if text is None else (handler, text)
+    return None

@@ -16,9 +16,10 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.core.logging import REQUEST_LOGGER, RequestLine, log_request
 from app.core.logging import request_id as current_request_id
 
-log = logging.getLogger("pyauth.request")
+log = logging.getLogger(REQUEST_LOGGER)
 
 _CLIENT_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
 
@@ -52,21 +53,10 @@ class RequestLogMiddleware:
             duration_ms = (time.perf_counter() - started) * 1000
             # Health probes and metric scrapes, every few seconds, would drown the log; failures still show.
             quiet = scope["path"].startswith(("/health/", "/metrics")) and status == 200
-            log.log(
-                logging.DEBUG if quiet else logging.INFO,
-                "%s %s %d %.1fms",  # the formatter adds `rid=…`, as to every line of the request
-                scope["method"],
-                scope["path"],
-                status,
-                duration_ms,
-                extra={
-                    "method": scope["method"],
-                    "path": scope["path"],
-                    "status": status,
-                    "duration_ms": round(duration_ms, 2),
-                    "request_id": request_id,
-                },
-            )
+            level = logging.DEBUG if quiet else logging.INFO
+            if log.isEnabledFor(level):
+                line = RequestLine(scope["method"], scope["path"], status, duration_ms, request_id, level)
+                log_request(line)
             current_request_id.reset(token)
 
     @staticmethod
