@@ -61,6 +61,8 @@ LINES = [
     # A percent-decoded path may hold anything: line breaks, escapes, separators, quotes, non-ASCII.
     RequestLine("GET", '/nope\n2026 INFO x\r\x1b[2J\u2028"é', 404, 1.0, "a" * 32, logging.INFO),
     RequestLine("Traceback", "/DatabaseUnreachable", 405, 0.25, "b" * 32, logging.INFO),
+    RequestLine("PUT", "/a\\b/\t/\x7f/\U0001f600", 500, 123456.789, "c" * 32, logging.INFO),
+    RequestLine("GET", "/slow", 200, 1e-7, "d" * 32, logging.INFO),
 ]
 
 
