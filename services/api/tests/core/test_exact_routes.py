@@ -3,6 +3,7 @@ same through it as through FastAPI's router (HOT_PATHS_ENABLED=false), status, b
 every kind of answer; the requests are counted under their route, the metrics port still serves nothing
 but /metrics, other methods still go to FastAPI, and a lost database connection is a 503."""
 
+import json
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -133,3 +134,20 @@ async def test_a_lost_connection_under_a_hot_route_is_a_503(app: FastAPI) -> Non
     with pytest.raises(asyncpg.UndefinedTableError):  # a bug, not an outage: a 500
         async with driver_connection(app.state.sessionmaker) as connection:
             await connection.fetchval("SELECT 1 FROM no_such_table")
+
+
+async def test_the_account_is_compact_utf8_json_whatever_its_name_holds(client: httpx.AsyncClient) -> None:
+    """`me` writes its body with pydantic's serializer: the bytes Starlette's JSONResponse wrote (compact
+    separators, UTF-8 rather than `\\u` escapes, control characters escaped), with the PATCH's answer for the
+    same account as the reference."""
+    _, tokens = await signed_up(client)
+    name = 'Ada "Byron" \\ Lovelace, é ü ß 😀 \u2028'
+    updated = await client.patch("/users/me", json={"display_name": name}, headers=tokens.bearer)
+    assert updated.status_code == 200, updated.text
+    read = await client.get("/users/me", headers=tokens.bearer)
+    assert read.json() == updated.json()
+    assert read.json()["display_name"] == name
+    compact = json.dumps(read.json(), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    assert read.content == compact.encode()
+    assert read.headers["content-type"] == "application/json"
+    assert read.headers["content-length"] == str(len(read.content))
