@@ -44,9 +44,9 @@ from stack import (
     docker,
     healthy_replicas,
     scale_service,
-    service_logs,
     sql,
     task_containers,
+    task_logs,
     update_service,
 )
 
@@ -634,11 +634,12 @@ def check_mail_once(edge: Edge, outcome: Outcome) -> None:
     while True:
         sends.clear()
         by_worker.clear()
-        for line in service_logs("worker", since):
-            sent = SENT_LINE.search(line)
-            if sent and sent.group(1) in queued:
-                sends[sent.group(1)] += 1
-                by_worker[line.split("@", 1)[0].split(".")[1]] += 1  # <stack>_worker.<slot>.<task id>@<node>
+        for task, lines in task_logs("worker", since).items():
+            for line in lines:
+                sent = SENT_LINE.search(line)
+                if sent and sent.group(1) in queued:
+                    sends[sent.group(1)] += 1
+                    by_worker[task.split(".")[1]] += 1  # <stack>_worker.<slot>.<task id>
         if set(sends) >= queued or time.monotonic() > deadline:
             break
         time.sleep(1)

@@ -36,7 +36,7 @@ diagnose() {
   docker stack ps "$STACK" --no-trunc --format '{{.Name}} {{.Image}} {{.CurrentState}} {{.Error}}' >&2 || true
   for service in $(docker stack services "$STACK" --format '{{.Name}}' 2>/dev/null); do
     echo "--- docker service logs $service (last 15 lines)" >&2
-    docker service logs --raw --tail 15 "$service" 2>&1 | sed 's/^/  /' >&2 || true
+    timeout 30 docker service logs --raw --tail 15 "$service" 2>&1 | sed 's/^/  /' >&2 || true
   done
 }
 
