@@ -6,10 +6,10 @@ update, a killed task), and closed-loop runs that measure throughput and CPU tim
 balances each request), mixed 16:3:1 `GET /users/me`, refresh and password login (a login costs about
 40 times a `/users/me`), each thread cycling through the mix from another place. Each thread has a session
 of its own (one login before the load starts) and carries its refresh chain on: a lost rotation would
-break the chain. Every login that answered 200 is a session that must be in the database afterwards. The
-threads share the accounts, at most LOGINS_PER_ACCOUNT threads to one: login throttling reserves an
-attempt before the password check, so more concurrent logins to one account than its free attempts are
-refused.
+break the chain (a thread whose refresh failed signs in again and carries the new session on). Every
+login that answered 200 is a session that must be in the database afterwards. The threads share the
+accounts, at most LOGINS_PER_ACCOUNT threads to one: login throttling reserves an attempt before the
+password check, so more concurrent logins to one account than its free attempts are refused.
 
 `closed_loop` runs one kind of request back to back on THREADS threads, each over a kept-alive connection,
 and reads the CPU counters of every task of the API, PgBouncer, Postgres and the edge around it.
@@ -84,6 +84,15 @@ class MixedLoad:
         while not self.stop.wait(max(0.0, due - time.monotonic())):
             kind = MIX[(slot + index) % len(MIX)]
             reply = step(self.edge, kind, chain, *self.accounts[index])
+            # A refresh that failed leaves the chain without a token that works (the rotation may have
+            # been committed by a task that died before it answered): as a client would, the thread
+            # signs in again and goes on with the new session, so one lost answer is one failure.
+            renewed = None
+            if kind == "refresh" and reply.status != 200:
+                renewed = self.edge.login(*self.accounts[index])
+                if renewed.status == 200:
+                    chain.access_token = str(renewed.field("access_token"))
+                    chain.refresh_token = str(renewed.field("refresh_token"))
             with self.lock:
                 self.statuses[f"{kind} {reply.status}"] += 1
                 self.latest_lag = max(self.latest_lag, time.monotonic() - due - reply.seconds)
@@ -91,6 +100,14 @@ class MixedLoad:
                     self.failures.append(f"{kind} {reply.status}@{reply.served_by}: {str(reply.body)[:80]}")
                 elif kind == "login":
                     self.logins += 1
+                if renewed is not None:
+                    self.statuses[f"login {renewed.status}"] += 1
+                    if renewed.status == 200:
+                        self.logins += 1
+                    else:
+                        self.failures.append(
+                            f"login {renewed.status}@{renewed.served_by} after a failed refresh"
+                        )
             slot += 1
             due += period
 
