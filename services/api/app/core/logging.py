@@ -36,6 +36,8 @@ _STANDARD_ATTRS = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime
 # Starts each line of a traceback or stack in text logs: a record's own line starts with its time.
 CONTINUATION = "  | "
 TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+# A line's time to the second, as both formats write it (the text format in local time, JSON in UTC).
+ISO_SECONDS = "%Y-%m-%dT%H:%M:%S"
 # The request log (`app.core.requests`): one line per request, made by `log_request`.
 REQUEST_LOGGER = "pyauth.request"
 
@@ -175,11 +177,10 @@ class JsonFormatter(logging.Formatter):
     def request_line(self, line: "RequestLine") -> str:
         """What `format` makes of the request line's record (its `extra` fields in their order), made
         without one."""
-        second = self._seconds.stamp(line.created, "%Y-%m-%dT%H:%M:%S", time.gmtime)
         # `json.dumps` of the same dict, written out: its separators, its quoting of strings (ASCII with
         # escapes) and its spelling of numbers (`repr`), the keys in their order. 8 -> ~3 µs a line.
         return (
-            f'{{"time": "{second}.{line.msecs:03d}Z", "level": "{line.levelname}", '
+            f'{{"time": "{self._utc_time(line.created, line.msecs)}", "level": "{line.levelname}", '
             f'"logger": "{REQUEST_LOGGER}", "message": {_json_string(line.message)}, '
             f'"method": {_json_string(line.method)}, "path": {_json_string(line.path)}, '
             f'"status": {line.status!r}, "duration_ms": {_json_number(round(line.duration_ms, 2))}, '
@@ -188,8 +189,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "time": self._seconds.stamp(record.created, "%Y-%m-%dT%H:%M:%S", time.gmtime)
-            + f".{int(record.msecs):03d}Z",
+            "time": self._utc_time(record.created, int(record.msecs)),
             "level": record.levelname,
             "logger": escape_controls(record.name),
             "message": escape_controls(record.getMessage()),
@@ -202,6 +202,10 @@ class JsonFormatter(logging.Formatter):
         if details := _details(self, record):
             entry["exception"] = "\n".join(details)
         return json.dumps(entry)
+
+    def _utc_time(self, created: float, msecs: int) -> str:
+        """The line's time in UTC to the millisecond: 2026-12-03T07:05:09.123Z."""
+        return f"{self._seconds.stamp(created, ISO_SECONDS, time.gmtime)}.{msecs:03d}Z"
 
 
 class DropStartupTraceback(logging.Filter):
@@ -318,7 +322,7 @@ def logging_config(settings: Settings, *, batched: bool = False) -> dict[str, An
         else {
             "()": TextFormatter,
             "fmt": TEXT_FORMAT,
-            "datefmt": "%Y-%m-%dT%H:%M:%S",
+            "datefmt": ISO_SECONDS,
         }
     )
     return {
