@@ -136,6 +136,12 @@ class MixedLoad:
     def answered_rate(self) -> float:
         return sum(self.statuses.values()) / max(self.seconds, 0.001)
 
+    def rate_so_far(self) -> float:
+        """Answers a second since the load started, while it runs."""
+        with self.lock:
+            answered = sum(self.statuses.values())
+        return answered / max(time.monotonic() - self.started, 0.001)
+
     def summary(self) -> str:
         total = sum(self.statuses.values())
         return (
