@@ -37,11 +37,6 @@ class Chain:
     refresh_token: str
     rotations: int = 0
 
-    def take_tokens(self, reply: Reply) -> None:
-        """Go on with the tokens of a login's or a refresh's 200."""
-        self.access_token = str(reply.field("access_token"))
-        self.refresh_token = str(reply.field("refresh_token"))
-
 
 def start_chain(edge: Edge, email: str, password: str) -> Chain:
     reply = edge.login(email, password)
@@ -58,7 +53,8 @@ def step(edge: Edge, kind: str, chain: Chain, email: str, password: str) -> Repl
         return edge.login(email, password)
     reply = edge.refresh(chain.refresh_token)
     if reply.status == 200:
-        chain.take_tokens(reply)
+        chain.refresh_token = str(reply.field("refresh_token"))
+        chain.access_token = str(reply.field("access_token"))
         chain.rotations += 1
     return reply
 
@@ -95,7 +91,8 @@ class MixedLoad:
             if kind == "refresh" and reply.status != 200:
                 renewed = self.edge.login(*self.accounts[index])
                 if renewed.status == 200:
-                    chain.take_tokens(renewed)
+                    chain.access_token = str(renewed.field("access_token"))
+                    chain.refresh_token = str(renewed.field("refresh_token"))
             with self.lock:
                 self.statuses[f"{kind} {reply.status}"] += 1
                 self.latest_lag = max(self.latest_lag, time.monotonic() - due - reply.seconds)
