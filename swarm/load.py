@@ -15,6 +15,7 @@ password check, so more concurrent logins to one account than its free attempts 
 and reads the CPU counters of every task of the API, PgBouncer, Postgres and the edge around it.
 """
 
+import math
 import resource
 import threading
 import time
@@ -136,11 +137,14 @@ class MixedLoad:
     def answered_rate(self) -> float:
         return sum(self.statuses.values()) / max(self.seconds, 0.001)
 
+    def answered(self) -> int:
+        """Answers so far, while the load runs."""
+        with self.lock:
+            return sum(self.statuses.values())
+
     def rate_so_far(self) -> float:
         """Answers a second since the load started, while it runs."""
-        with self.lock:
-            answered = sum(self.statuses.values())
-        return answered / max(time.monotonic() - self.started, 0.001)
+        return self.answered() / max(time.monotonic() - self.started, 0.001)
 
     def summary(self) -> str:
         total = sum(self.statuses.values())
@@ -150,6 +154,21 @@ class MixedLoad:
             f"{dict(sorted(self.statuses.items()))}; {sum(chain.rotations for chain in self.chains)} "
             f"rotations over {len(self.chains)} chains"
         )
+
+
+def mixed_capacity(
+    edge: Edge, accounts: list[tuple[str, str]], *, threads: int, seconds: float, warm_up: float = 2.0
+) -> tuple[float, list[str]]:
+    """The mix back to back (an unbounded offer) on THREADS threads: the answers a second over SECONDS
+    after WARM_UP (tasks just started are slower at first), with the load generator on the same cores;
+    and the failed requests."""
+    probe = MixedLoad(edge, accounts, rate=math.inf, threads=threads)
+    with probe:
+        time.sleep(warm_up)
+        answered_before, started = probe.answered(), time.monotonic()
+        time.sleep(seconds)
+        rate = (probe.answered() - answered_before) / (time.monotonic() - started)
+    return rate, probe.failures
 
 
 # The services whose CPU counters a closed-loop run reads, each task's container separately.
