@@ -9,12 +9,21 @@ uvicorn worker accepts on both, as uvicorn's workers share one socket, and the a
 the port a connection arrived on (`app.metrics.listener`). So a scrape is answered by a worker like any
 request: it publishes its own gauges at that moment and merges every worker's files
 (`app.metrics.exposition`); no extra server or process is needed.
+
+With SHUTDOWN_DRAIN_SECONDS and one worker (the Swarm stack), the first SIGTERM starts a drain instead of
+the shutdown (`DrainingServer`): the health checks answer 503 and every request is still served, then
+uvicorn's graceful shutdown runs. The edge proxy has taken the task out by then, so no request reaches a
+connection the task is closing, and the proxy never needs to send a request again elsewhere.
 """
 
 import contextlib
 import logging
+import signal
 import socket
 import sys
+import threading
+import time
+from types import FrameType
 from typing import Any
 
 import uvicorn
@@ -22,6 +31,7 @@ from uvicorn.supervisors import Multiprocess
 
 from app.core.config import PUBLIC_PORT, Settings, get_settings
 from app.core.logging import logging_config
+from app.health.draining import start_draining
 
 LISTEN_HOST = "0.0.0.0"  # noqa: S104 - inside its container; compose publishes only the public port
 STARTUP_FAILURE = 3  # uvicorn's exit status when the app could not start
@@ -69,6 +79,31 @@ def bind_metrics_socket(settings: Settings, host: str = LISTEN_HOST) -> socket.s
     return sock
 
 
+class DrainingServer(uvicorn.Server):
+    """uvicorn's server, but the first SIGTERM drains for `drain_seconds` before the graceful shutdown
+    begins. A second SIGTERM, or SIGINT, shuts down at once, as uvicorn does."""
+
+    def __init__(self, config: uvicorn.Config, drain_seconds: float) -> None:
+        super().__init__(config)
+        self.drain_seconds = drain_seconds
+        self._drain: threading.Thread | None = None
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if sig != signal.SIGTERM or self.drain_seconds <= 0 or self._drain is not None or self.should_exit:
+            super().handle_exit(sig, frame)
+            return
+        start_draining()
+        # A signal handler only starts the drain: logging here could wait on a lock its own thread holds.
+        self._drain = threading.Thread(target=self._drain_then_exit, args=(sig,), name="drain", daemon=True)
+        self._drain.start()
+
+    def _drain_then_exit(self, sig: int) -> None:
+        log.info("SIGTERM: draining for %.1f s (the health checks answer 503)", self.drain_seconds)
+        time.sleep(self.drain_seconds)
+        # uvicorn's own handling: it notes the signal and sets `should_exit`, read by its loop every 0.1 s.
+        super().handle_exit(sig, None)
+
+
 def serve(settings: Settings, *, host: str = LISTEN_HOST, port: int = PUBLIC_PORT) -> None:
     """Serve the API on `port` and the metrics on METRICS_PORT, with settings.api_workers workers."""
     options = {**server_options(settings), "host": host, "port": port}
@@ -78,9 +113,11 @@ def serve(settings: Settings, *, host: str = LISTEN_HOST, port: int = PUBLIC_POR
     if metrics_socket is not None:
         sockets.append(metrics_socket)
     if config.workers > 1:
+        if settings.SHUTDOWN_DRAIN_SECONDS:
+            log.warning("SHUTDOWN_DRAIN_SECONDS applies to one worker (API_WORKERS=1): not draining")
         Multiprocess(config, sockets=sockets).run()
         return
-    server = uvicorn.Server(config)
+    server = DrainingServer(config, settings.SHUTDOWN_DRAIN_SECONDS)
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C in a terminal: uvicorn has shut down already
         server.run(sockets=sockets)
     if not server.started:

@@ -173,6 +173,14 @@ class Settings(BaseSettings):
 
     # The server (`python -m app`): worker processes, each with its own DB pool, hashing threads and keys
     API_WORKERS: int = Field(0, ge=0, le=64, description="uvicorn worker processes; 0 means one per core.")
+    SHUTDOWN_DRAIN_SECONDS: float = Field(
+        0,
+        ge=0,
+        le=60,
+        description="On SIGTERM, answer /health/live and /health/ready 503 and go on serving this long "
+        "before shutting down, so that a load balancer polling them stops sending requests first (one "
+        "worker per process, API_WORKERS=1, as the Swarm stack runs).",
+    )
     DB_MAX_CONNECTIONS: int = Field(
         40, ge=1, le=1000, description="All workers' pools together; keep under Postgres max_connections."
     )

@@ -80,7 +80,8 @@ async def test_every_documented_error_lists_the_codes_its_operation_can_answer(
     for path, method, operation in operations(document):
         for status, response in operation["responses"].items():
             json_body = response.get("content", {}).get("application/json")
-            if int(status) < 400 or json_body is None or path == "/health/ready":
+            # The health checks answer 503 with their own report (`status`), for probes, not the error body.
+            if int(status) < 400 or json_body is None or path in ("/health/live", "/health/ready"):
                 continue
             codes = error_codes(document, path, method, int(status))
             assert codes and all(isinstance(code, str) for code in codes), (path, method, status)
