@@ -1,11 +1,15 @@
 """Real HTTP servers for tests: an ASGI app served by uvicorn on a loopback socket of its own, so that a
-client (a resource-server library, a browser, PyJWT's JWKS client) reaches it over a real connection."""
+client (a resource-server library, a browser, PyJWT's JWKS client) reaches it over a real connection; and
+pyauth served as `python -m app` serves it, in a process of its own (`serve_in_process`)."""
 
 import asyncio
 import socket
 import ssl
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -26,6 +30,29 @@ def loopback_socket() -> socket.socket:
 def url_of(sock: socket.socket) -> str:
     host, port = sock.getsockname()
     return f"http://{host}:{port}"
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now, for a server process to bind."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def serve_in_process(port: int, env: dict[str, str]) -> subprocess.Popen[str]:
+    """`python -m tests.metrics.server_process PORT` (the same `serve()` as `python -m app`, on
+    127.0.0.1:PORT) with exactly `env`, in a process group of its own; its log on the pipe `stderr`."""
+    return subprocess.Popen(  # noqa: S603 - this interpreter, fixed arguments
+        [sys.executable, "-m", "tests.metrics.server_process", str(port)],
+        cwd=Path(__file__).resolve().parents[1],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
 
 
 @asynccontextmanager

@@ -7,27 +7,17 @@ import asyncio
 import os
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.core.config import Settings
+from tests.servers import free_port, serve_in_process
 
-API_ROOT = Path(__file__).resolve().parents[2]
 DRAIN_SECONDS = 2.0
 STARTUP_TIMEOUT = 60.0
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def _refused(port: int) -> bool:
@@ -46,7 +36,7 @@ async def test_sigterm_drains_with_503_health_checks_while_serving_then_shuts_do
 
 
 def _serve_and_drain(settings: Settings) -> None:
-    port = _free_port()
+    port = free_port()
     env = {
         "PATH": os.environ.get("PATH", ""),
         "DATABASE_URL": settings.DATABASE_URL,
@@ -59,16 +49,7 @@ def _serve_and_drain(settings: Settings) -> None:
         "METRICS_ENABLED": "false",
         "SHUTDOWN_DRAIN_SECONDS": str(DRAIN_SECONDS),
     }
-    process = subprocess.Popen(  # noqa: S603 - this interpreter, fixed arguments
-        [sys.executable, "-m", "tests.metrics.server_process", str(port)],
-        cwd=API_ROOT,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    process = serve_in_process(port, env)
     log: list[str] = []
 
     def read_log() -> None:

@@ -7,9 +7,7 @@ second port over real HTTP, with one worker stopped at a time, so that it is kno
 
 import os
 import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -26,9 +24,8 @@ from app.main import create_app
 from app.metrics import exposition
 from tests.conftest import make_settings
 from tests.metrics.helpers import METRICS_PORT, METRICS_URL, requests_total, sample
-from tests.servers import LOOPBACK_TLS
+from tests.servers import LOOPBACK_TLS, free_port, serve_in_process
 
-API_ROOT = Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT = 60.0
 
 
@@ -106,18 +103,11 @@ def test_the_metrics_port_cannot_be_the_public_port() -> None:
 # The real server, two workers, over real HTTP
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 class Server:
     """`python -m tests.metrics.server_process` in its own process group, its log collected."""
 
     def __init__(self, settings: Settings, metrics_dir: Path, *, workers: int) -> None:
-        self.public_port, self.metrics_port = _free_port(), _free_port()
+        self.public_port, self.metrics_port = free_port(), free_port()
         env = {
             "PATH": os.environ.get("PATH", ""),
             "DATABASE_URL": settings.DATABASE_URL,
@@ -131,16 +121,7 @@ class Server:
             "METRICS_PORT": str(self.metrics_port),
             exposition.MULTIPROCESS_DIR_VARIABLE: str(metrics_dir),
         }
-        self.process = subprocess.Popen(  # noqa: S603 - this interpreter, fixed arguments
-            [sys.executable, "-m", "tests.metrics.server_process", str(self.public_port)],
-            cwd=API_ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-        )
+        self.process = serve_in_process(self.public_port, env)
         self.log: list[str] = []
         self._reader = threading.Thread(target=self._read_log, daemon=True)
         self._reader.start()
