@@ -38,6 +38,11 @@ class Chain:
     refresh_token: str
     rotations: int = 0
 
+    def take_tokens(self, reply: Reply) -> None:
+        """Go on with the tokens of a login's or a refresh's 200."""
+        self.access_token = str(reply.field("access_token"))
+        self.refresh_token = str(reply.field("refresh_token"))
+
 
 def start_chain(edge: Edge, email: str, password: str) -> Chain:
     reply = edge.login(email, password)
@@ -54,8 +59,7 @@ def step(edge: Edge, kind: str, chain: Chain, email: str, password: str) -> Repl
         return edge.login(email, password)
     reply = edge.refresh(chain.refresh_token)
     if reply.status == 200:
-        chain.refresh_token = str(reply.field("refresh_token"))
-        chain.access_token = str(reply.field("access_token"))
+        chain.take_tokens(reply)
         chain.rotations += 1
     return reply
 
@@ -92,8 +96,7 @@ class MixedLoad:
             if kind == "refresh" and reply.status != 200:
                 renewed = self.edge.login(*self.accounts[index])
                 if renewed.status == 200:
-                    chain.access_token = str(renewed.field("access_token"))
-                    chain.refresh_token = str(renewed.field("refresh_token"))
+                    chain.take_tokens(renewed)
             with self.lock:
                 self.statuses[f"{kind} {reply.status}"] += 1
                 self.latest_lag = max(self.latest_lag, time.monotonic() - due - reply.seconds)

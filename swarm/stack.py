@@ -46,20 +46,17 @@ def sql(query: str) -> str:
     ).strip()
 
 
-TASK_NAME_FORMAT = '{{index .Config.Labels "com.docker.swarm.task.name"}}'
-
-
 def task_logs(service: str, since: float) -> dict[str, list[str]]:
     """The log lines since the Unix time `since` of every container the service's tasks have run in on
     this node, running or exited, by task name (`<stack>_<service>.<slot>.<task id>`). Read with
     `docker logs` from each container's local log: `docker service logs` goes through the Swarm's log
     streaming, which on this engine can hang even with `--since` (a CI run waited 60 s on it)."""
-    containers = docker(
-        "ps", "-a", "-q", "--no-trunc", "--filter", f"label=com.docker.swarm.service.name={STACK}_{service}"
-    ).split()
+    listed = docker(
+        "ps", "-a", "--no-trunc", "--filter", f"label=com.docker.swarm.service.name={STACK}_{service}",
+        "--format", '{{.ID}} {{.Label "com.docker.swarm.task.name"}}',
+    )  # fmt: skip
     lines: dict[str, list[str]] = {}
-    for container in containers:
-        task = docker("inspect", "--format", TASK_NAME_FORMAT, container).strip()
+    for container, task in (row.split(" ", 1) for row in listed.splitlines()):
         command = ["docker", "logs", "--since", f"{since:.0f}", container]
         # The processes log to stderr, which `docker logs` passes on as its own stderr; the docker CLI on
         # PATH with this script's own arguments.
