@@ -3,6 +3,7 @@ client (a resource-server library, a browser, PyJWT's JWKS client) reaches it ov
 pyauth served as `python -m app` serves it, in a process of its own (`serve_in_process`)."""
 
 import asyncio
+import os
 import socket
 import ssl
 import subprocess
@@ -13,6 +14,8 @@ from pathlib import Path
 
 import uvicorn
 from starlette.types import ASGIApp
+
+from app.core.config import Settings
 
 # httpx builds a TLS context for every client it makes unless given one: it loads the CA bundle, 30-110 ms
 # of CPU a client (the resource tests make about a hundred). The servers here speak plain HTTP on loopback,
@@ -38,6 +41,21 @@ def free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
+
+
+def server_environment(settings: Settings, **extra: str) -> dict[str, str]:
+    """The whole environment of a server process on the test database: the settings' database and key,
+    test mode, INFO logs, a small pool and one hashing thread; then `extra`."""
+    return {
+        "PATH": os.environ.get("PATH", ""),
+        "DATABASE_URL": settings.DATABASE_URL,
+        "KEY_ENCRYPTION_KEY": settings.KEY_ENCRYPTION_KEY.get_secret_value(),
+        "ENVIRONMENT": "test",
+        "LOG_LEVEL": "INFO",
+        "DB_POOL_SIZE": "2",
+        "PASSWORD_HASH_WORKERS": "1",
+        **extra,
+    }
 
 
 def serve_in_process(port: int, env: dict[str, str]) -> subprocess.Popen[str]:

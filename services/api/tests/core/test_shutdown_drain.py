@@ -14,7 +14,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.core.config import Settings
-from tests.servers import free_port, serve_in_process
+from tests.servers import free_port, serve_in_process, server_environment
 
 DRAIN_SECONDS = 2.0
 STARTUP_TIMEOUT = 60.0
@@ -37,18 +37,9 @@ async def test_sigterm_drains_with_503_health_checks_while_serving_then_shuts_do
 
 def _serve_and_drain(settings: Settings) -> None:
     port = free_port()
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "DATABASE_URL": settings.DATABASE_URL,
-        "KEY_ENCRYPTION_KEY": settings.KEY_ENCRYPTION_KEY.get_secret_value(),
-        "ENVIRONMENT": "test",
-        "LOG_LEVEL": "INFO",
-        "API_WORKERS": "1",
-        "DB_POOL_SIZE": "2",
-        "PASSWORD_HASH_WORKERS": "1",
-        "METRICS_ENABLED": "false",
-        "SHUTDOWN_DRAIN_SECONDS": str(DRAIN_SECONDS),
-    }
+    env = server_environment(
+        settings, API_WORKERS="1", METRICS_ENABLED="false", SHUTDOWN_DRAIN_SECONDS=str(DRAIN_SECONDS)
+    )
     process = serve_in_process(port, env)
     log: list[str] = []
 

@@ -24,7 +24,7 @@ from app.main import create_app
 from app.metrics import exposition
 from tests.conftest import make_settings
 from tests.metrics.helpers import METRICS_PORT, METRICS_URL, requests_total, sample
-from tests.servers import LOOPBACK_TLS, free_port, serve_in_process
+from tests.servers import LOOPBACK_TLS, free_port, serve_in_process, server_environment
 
 STARTUP_TIMEOUT = 60.0
 
@@ -108,19 +108,13 @@ class Server:
 
     def __init__(self, settings: Settings, metrics_dir: Path, *, workers: int) -> None:
         self.public_port, self.metrics_port = free_port(), free_port()
-        env = {
-            "PATH": os.environ.get("PATH", ""),
-            "DATABASE_URL": settings.DATABASE_URL,
-            "KEY_ENCRYPTION_KEY": settings.KEY_ENCRYPTION_KEY.get_secret_value(),
-            "ENVIRONMENT": "test",
-            "LOG_LEVEL": "INFO",
-            "RATE_LIMITS_ENABLED": "false",
-            "API_WORKERS": str(workers),
-            "DB_POOL_SIZE": "2",
-            "PASSWORD_HASH_WORKERS": "1",
-            "METRICS_PORT": str(self.metrics_port),
-            exposition.MULTIPROCESS_DIR_VARIABLE: str(metrics_dir),
-        }
+        env = server_environment(
+            settings,
+            RATE_LIMITS_ENABLED="false",
+            API_WORKERS=str(workers),
+            METRICS_PORT=str(self.metrics_port),
+            **{exposition.MULTIPROCESS_DIR_VARIABLE: str(metrics_dir)},
+        )
         self.process = serve_in_process(self.public_port, env)
         self.log: list[str] = []
         self._reader = threading.Thread(target=self._read_log, daemon=True)
