@@ -11,10 +11,13 @@ import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import make_url
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, async_sessionmaker
 
 from app.core.clock import ManualClock
-from app.core.database import driver_connection
+from app.core.config import Settings
+from app.core.database import build_engine, driver_connection
 from app.core.errors import ServiceUnavailable
 from app.main import create_app
 from tests.auth.helpers import signed_up
@@ -134,6 +137,25 @@ async def test_a_lost_connection_under_a_hot_route_is_a_503(app: FastAPI) -> Non
     with pytest.raises(asyncpg.UndefinedTableError):  # a bug, not an outage: a 500
         async with driver_connection(app.state.sessionmaker) as connection:
             await connection.fetchval("SELECT 1 FROM no_such_table")
+
+
+async def test_a_connection_the_pool_cannot_make_under_a_hot_route_is_raised_as_the_engine_raises_it(
+    settings: Settings,
+) -> None:
+    """The hot routes check a connection out of the engine's pool directly: a database that refuses the
+    connection is a 503, a refused login the DBAPIError `engine.connect()` raises (the app's handler for
+    it answers)."""
+    for url, expected in (
+        (make_url(settings.DATABASE_URL).set(host="127.0.0.1", port=1), ServiceUnavailable),
+        (make_url(settings.DATABASE_URL).set(password="wrong"), DBAPIError),
+    ):
+        engine = build_engine(make_settings(DATABASE_URL=url.render_as_string(hide_password=False)))
+        try:
+            with pytest.raises(expected):
+                async with driver_connection(async_sessionmaker(bind=engine)) as connection:
+                    await connection.fetchval("SELECT 1")
+        finally:
+            await engine.dispose()
 
 
 async def test_the_account_is_compact_utf8_json_whatever_its_name_holds(client: httpx.AsyncClient) -> None:
