@@ -3,7 +3,6 @@ client (a resource-server library, a browser, PyJWT's JWKS client) reaches it ov
 pyauth served as `python -m app` serves it, in a process of its own (`serve_in_process`)."""
 
 import asyncio
-import os
 import socket
 import ssl
 import subprocess
@@ -16,6 +15,7 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from app.core.config import Settings
+from tests.cli import cli_environment
 
 # httpx builds a TLS context for every client it makes unless given one: it loads the CA bundle, 30-110 ms
 # of CPU a client (the resource tests make about a hundred). The servers here speak plain HTTP on loopback,
@@ -44,13 +44,11 @@ def free_port() -> int:
 
 
 def server_environment(settings: Settings, **extra: str) -> dict[str, str]:
-    """The whole environment of a server process on the test database: the settings' database and key,
-    test mode, INFO logs, a small pool and one hashing thread; then `extra`."""
+    """The whole environment of a server process on the test database: a CLI's (`cli_environment`: the
+    settings' database and key, test mode) with INFO logs, a small pool and one hashing thread; then
+    `extra`."""
     return {
-        "PATH": os.environ.get("PATH", ""),
-        "DATABASE_URL": settings.DATABASE_URL,
-        "KEY_ENCRYPTION_KEY": settings.KEY_ENCRYPTION_KEY.get_secret_value(),
-        "ENVIRONMENT": "test",
+        **cli_environment(settings),
         "LOG_LEVEL": "INFO",
         "DB_POOL_SIZE": "2",
         "PASSWORD_HASH_WORKERS": "1",
