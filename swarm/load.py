@@ -138,7 +138,7 @@ class MixedLoad:
 
     @property
     def answered_rate(self) -> float:
-        return sum(self.statuses.values()) / max(self.seconds, 0.001)
+        return self.answered() / max(self.seconds, 0.001)
 
     def answered(self) -> int:
         """Answers so far, while the load runs."""
@@ -150,7 +150,7 @@ class MixedLoad:
         return self.answered() / max(time.monotonic() - self.started, 0.001)
 
     def summary(self) -> str:
-        total = sum(self.statuses.values())
+        total = self.answered()
         return (
             f"{total} requests in {self.seconds:.0f} s ({total / max(self.seconds, 0.001):.0f}/s of "
             f"{self.rate:.0f}/s offered; the schedule's worst lag {self.latest_lag:.2f} s): "
