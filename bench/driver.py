@@ -390,10 +390,13 @@ class WorkerCounts:
         return {}
 
     def wait_until_answered(self, settle: float = 0.5, bound: float = DRAIN_SECONDS) -> None:
-        """Wait until the API has answered what the warm-up left in flight: wrk closes its connections
+        """Wait until the API has answered what the run before left in flight: wrk closes its connections
         when it stops, but the API still finishes their requests (a login's hash, queued behind others).
-        Those used to run into the measured run, on top of its own 64, and overflowed the hash queue
-        (503). Done when no worker's count moved for `settle` seconds, or after `bound`."""
+        Those used to run into the next run: into a measured run, on top of its own 64, where they
+        overflowed the hash queue (503), and into a ceiling, whose cores they shared. Every run against
+        the shared cores (a scenario's warm-up and measured run, a ceiling, an open-loop run, the mixed
+        run) starts after this. Done when no worker's count moved for `settle` seconds, or after
+        `bound`."""
         deadline = time.monotonic() + bound
         last = self.read()
         while time.monotonic() < deadline:
@@ -626,13 +629,18 @@ def measure(
     url: str,
     workers: WorkerCounts | None = None,
     cpu_labels: tuple[str, ...] = ("api", "db"),
+    settle: WorkerCounts | None = None,
     **kwargs: Any,
 ) -> Run:
     """A warm-up run, then the measured one, with the same settings; with `workers`, the requests each
     API worker answered during the measured run; and each container's CPU time per request (`CPU`),
-    those of `cpu_labels` printed."""
+    those of `cpu_labels` printed. It starts once the API under test (`workers`, or for a ceiling
+    `settle`) has answered what the run before left in flight."""
     warm_up_data = kwargs.pop("warm_up_data", None)
     data = kwargs.get("data")
+    quiet = workers or settle
+    if quiet:
+        quiet.wait_until_answered()
     wrk.run(
         f"{name}-warm-up",
         script,
@@ -1105,6 +1113,9 @@ def run_mixed(
     per_worker: dict[str, int] = {}
     cpu_ms: dict[str, float] = {}
     for seconds, keep in ((WARM_UP, False), (DURATION, True)):
+        # Once the API has answered what the run before (then the warm-up) left in flight: queued logins
+        # would overflow the hash queue (503) on top of the measured run's own.
+        workers.wait_until_answered()
         before = workers.read() if keep else {}
         cpu_before = CPU.read()
         finish_login = wrk.start(
@@ -1169,8 +1180,11 @@ def mixed_report(
     }
 
 
-def measure_argon2(operation: str) -> dict[str, Any]:
+def measure_argon2(operation: str, workers: WorkerCounts) -> dict[str, Any]:
+    """The argon2id ceiling of `operation` (hash or verify), once the API has answered what the run
+    before left in flight: its queued hashes would share the ceiling's cores."""
     url = f"{CEILING_ARGON2_URL}/measure?operation={operation}&seconds={ARGON2_SECONDS}"
+    workers.wait_until_answered()
     cpu_before = CPU.read()
     result: dict[str, Any] = http("GET", url)
     # Per hash or verify, the warm-up's included: the counters span both.
@@ -1334,13 +1348,21 @@ def ceilings_report(
 
 
 def open_loop_tail(
-    tails: dict[str, dict[str, Any]], key: str, url: str, sources: tail.SourceFactory, run: Run
+    tails: dict[str, dict[str, Any]],
+    key: str,
+    url: str,
+    sources: tail.SourceFactory,
+    run: Run,
+    workers: WorkerCounts,
 ) -> None:
     """`run`'s open-loop tail (bench/tail.py) into `tails[key]`, unless BENCH_OPEN_LOOP_SECONDS is 0 or the
-    closed-loop run had no expected answer (it fails the gate already, and offers no rate)."""
+    closed-loop run had no expected answer (it fails the gate already, and offers no rate). It starts once
+    the API has answered what the closed-loop run left in flight, which would otherwise slow the unloaded
+    run that the tail's target is measured against."""
     if OPEN_LOOP_SECONDS > 0 and run.rate <= 0:
         say(f"  {key} open loop: not run, its closed-loop run had no expected answer")
     elif OPEN_LOOP_SECONDS > 0:
+        workers.wait_until_answered()
         tails[key] = tail.measure(
             key, url, sources, run.rate, seconds=OPEN_LOOP_SECONDS, timeout=TIMEOUT, say=say
         )
@@ -1364,8 +1386,8 @@ def run_scenarios(
     HTTP ceilings' runs, the argon2id ceilings, and `verify`'s measurement (None when not chosen). Each
     scenario of `tail.SCENARIOS` is then measured open loop into `tails` (and the constant-JSON ceiling,
     as the generator's check), and the side-by-side app right after `me` into `side_by_side`."""
-    c: dict[str, Any] = {"connections": CONNECTIONS}
-    api = {**c, "workers": workers}
+    c: dict[str, Any] = {"connections": CONNECTIONS, "settle": workers}
+    api: dict[str, Any] = {"connections": CONNECTIONS, "workers": workers}
     host = urllib.parse.urlsplit(API_URL).netloc
     runs: dict[str, Run] = {}
     ceiling_runs: dict[str, Run] = {}
@@ -1377,10 +1399,17 @@ def run_scenarios(
         )
         json_host = urllib.parse.urlsplit(CEILING_JSON_URL).netloc
         open_loop_tail(
-            tails, tail.GENERATOR_CHECK, CEILING_JSON_URL, tail.get(json_host, "/"), ceiling_runs["json"]
+            tails,
+            tail.GENERATOR_CHECK,
+            CEILING_JSON_URL,
+            tail.get(json_host, "/"),
+            ceiling_runs["json"],
+            workers,
         )
         runs["jwks"] = measure(wrk, "jwks", "get.lua", f"{API_URL}/.well-known/jwks.json", **api)
-        open_loop_tail(tails, "jwks", API_URL, tail.get(host, "/.well-known/jwks.json"), runs["jwks"])
+        open_loop_tail(
+            tails, "jwks", API_URL, tail.get(host, "/.well-known/jwks.json"), runs["jwks"], workers
+        )
     if "verify" in chosen:
         say(f"bench: verify, pyauth-resource on one core, {VERIFY_SECONDS} s each with its ceiling")
         verification = measure_verification(fixtures.emails[0])
@@ -1403,14 +1432,14 @@ def run_scenarios(
         else:
             say("  side by side: SIDEBYSIDE_JWT_SECRET is not set (bench/run.sh sets it): not measured")
         open_loop_tail(
-            tails, "me", API_URL, tail.bearer(host, "/users/me", fixtures.access_tokens), runs["me"]
+            tails, "me", API_URL, tail.bearer(host, "/users/me", fixtures.access_tokens), runs["me"], workers
         )
     if "me-distinct" in chosen:
         runs["me-distinct"] = measure(
             wrk, "me-distinct", "me_distinct.lua", API_URL, data=fixtures.distinct_tokens, **api
         )
         distinct = tail.bearer(host, "/users/me", fixtures.distinct_tokens)
-        open_loop_tail(tails, "me-distinct", API_URL, distinct, runs["me-distinct"])
+        open_loop_tail(tails, "me-distinct", API_URL, distinct, runs["me-distinct"], workers)
     if "refresh" in chosen:
         ceiling_runs["rotation"] = measure(
             wrk,
@@ -1432,21 +1461,22 @@ def run_scenarios(
             **api,
         )
         chains = tail.refresh(host, fixtures.refresh_chains["open-loop"])
-        open_loop_tail(tails, "refresh", API_URL, chains, runs["refresh"])
+        open_loop_tail(tails, "refresh", API_URL, chains, runs["refresh"], workers)
     if {"login", "login-mfa"} & set(chosen):
-        argon2["argon2_verify"] = measure_argon2("verify")
+        argon2["argon2_verify"] = measure_argon2("verify", workers)
     if "login" in chosen:
         runs["login"] = measure(wrk, "login", "login.lua", API_URL, data=fixtures.emails, **api)
-        open_loop_tail(tails, "login", API_URL, tail.login(host, fixtures.emails, PASSWORD), runs["login"])
+        logins = tail.login(host, fixtures.emails, PASSWORD)
+        open_loop_tail(tails, "login", API_URL, logins, runs["login"], workers)
     if "login-mfa" in chosen:
         # Its accounts are sized for the faster of the verify ceiling and `login`: neither bounds it less.
         bound = max(argon2["argon2_verify"]["per_second"], runs["login"].rate if "login" in runs else 0.0)
         runs["login-mfa"] = measure_login_mfa(wrk, fixtures.run_id, bound, workers)
     if "register" in chosen:
-        argon2["argon2_hash"] = measure_argon2("hash")
+        argon2["argon2_hash"] = measure_argon2("hash", workers)
         runs["register"] = measure(wrk, "register", "register.lua", API_URL, **api)
         registers = tail.register(host, fixtures.run_id, PASSWORD)
-        open_loop_tail(tails, "register", API_URL, registers, runs["register"])
+        open_loop_tail(tails, "register", API_URL, registers, runs["register"], workers)
 
     return runs, ceiling_runs, argon2, verification
 

@@ -7,6 +7,7 @@ pytest on the host."""
 import json
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -199,6 +200,43 @@ def test_no_metrics_means_no_per_worker_counts_and_no_failure() -> None:
 
     assert WorkerCounts([silent]).read() == {}
     assert driver.show_workers({}) == "—"
+
+
+class Draining(BaseHTTPRequestHandler):
+    """An API still answering what a run left in flight: its count moves on each of the first
+    `MOVING_READS` scrapes, then stays."""
+
+    MOVING_READS = 4
+    reads = 0
+
+    def do_GET(self) -> None:
+        Draining.reads += 1
+        answered = 1000 + min(Draining.reads, Draining.MOVING_READS)
+        body = f'pyauth_worker_requests_total{{worker="101"}} {answered}.0\n'.encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain; version=0.0.4")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+def test_a_run_starts_only_once_the_api_answered_what_the_run_before_left_in_flight() -> None:
+    """The wait every run starts with (a measured run, a ceiling, an open-loop run, the mixed run): it
+    returns once the count stopped moving, not before, and not only at its bound."""
+    Draining.reads = 0
+    with HTTPServer(("127.0.0.1", 0), Draining) as server:
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        counts = WorkerCounts([f"http://127.0.0.1:{server.server_address[1]}/metrics"])
+        started = time.monotonic()
+        counts.wait_until_answered(settle=0.02, bound=10)
+        waited = time.monotonic() - started
+        server.shutdown()
+
+    assert Draining.reads == Draining.MOVING_READS + 1  # moving until the 4th read, the same at the 5th
+    assert waited < 5
 
 
 # --- login-mfa ---------------------------------------------------------------------------------------
