@@ -239,6 +239,13 @@ def distinct_token_logins(emails: list[str], count: int) -> list[str]:
     return [emails[i % len(emails)] for i in range(count)]
 
 
+def sign_in(email: str) -> dict[str, Any]:
+    """A password login of a bench account: its token response."""
+    form = {"grant_type": "password", "username": email, "password": PASSWORD}
+    tokens: dict[str, Any] = http("POST", f"{API_URL}/auth/token", form=form)
+    return tokens
+
+
 def make_fixtures(
     run_id: str, distinct_tokens: int = 0, rotation_ceiling: bool = False, open_loop_chains: bool = False
 ) -> Fixtures:
@@ -253,11 +260,6 @@ def make_fixtures(
         )
         return str(user["id"])
 
-    def login(email: str) -> dict[str, Any]:
-        form = {"grant_type": "password", "username": email, "password": PASSWORD}
-        tokens: dict[str, Any] = http("POST", f"{API_URL}/auth/token", form=form)
-        return tokens
-
     fixtures.user_ids = parallel(register, fixtures.emails)
     # One session per connection for `me`; for `refresh` one token chain per connection, and one spare
     # per wrk thread, for the warm-up and again (fresh chains) for the measured run; as many again for
@@ -270,7 +272,7 @@ def make_fixtures(
         + (["open-loop"] if open_loop_chains else [])
     )
     logins = parallel(
-        login,
+        sign_in,
         [fixtures.emails[i % CONNECTIONS] for i in range(CONNECTIONS + len(chain_sets) * chains)],
     )
     fixtures.access_tokens = [t["access_token"] for t in logins[:CONNECTIONS]]
@@ -279,7 +281,7 @@ def make_fixtures(
         for i, name in enumerate(chain_sets)
     }
     if distinct_tokens:
-        distinct = parallel(login, distinct_token_logins(fixtures.emails, distinct_tokens))
+        distinct = parallel(sign_in, distinct_token_logins(fixtures.emails, distinct_tokens))
         fixtures.distinct_tokens = [t["access_token"] for t in distinct]
     return fixtures
 
@@ -368,6 +370,10 @@ def make_mfa_accounts(run_id: str, label: str, count: int) -> list[MfaAccount]:
 WORKER_SAMPLE = re.compile(r'^pyauth_worker_requests_total\{worker="(\d+)"\} ([0-9.e+]+)$', re.MULTILINE)
 
 
+# What one reading of the API's /metrics adds to its workers' request counts: itself.
+OWN_READING = 1
+
+
 class WorkerCounts:
     """Reads `pyauth_worker_requests_total` of the API under test: requests answered per worker pid."""
 
@@ -395,14 +401,18 @@ class WorkerCounts:
         Those used to run into the next run: into a measured run, on top of its own 64, where they
         overflowed the hash queue (503), and into a ceiling, whose cores they shared. Every run against
         the shared cores (a scenario's warm-up and measured run, a ceiling, an open-loop run, the mixed
-        run) starts after this. Done when no worker's count moved for `settle` seconds, or after
-        `bound`."""
+        run) starts after this. Done when the workers' counts moved by no more than the reading itself
+        for `settle` seconds, or after `bound`.
+
+        Each reading is a request the API answers, and the worker that answers it counts it: a quiet API's
+        total moves by one between two readings, never by none (with `now == last` every wait ran to its
+        bound: 30 s before every measured run)."""
         deadline = time.monotonic() + bound
         last = self.read()
         while time.monotonic() < deadline:
             time.sleep(settle)
             now = self.read()
-            if now == last:
+            if sum(now.values()) - sum(last.values()) <= OWN_READING:
                 return
             last = now
 
@@ -1112,6 +1122,9 @@ def run_mixed(
     mixed_runs: dict[str, Run] = {}
     per_worker: dict[str, int] = {}
     cpu_ms: dict[str, float] = {}
+    # Access tokens of new sessions: those made at the start may have expired by now (a whole bench takes
+    # longer than the API's ACCESS_TOKEN_TTL_SECONDS, 900 s by default: every `me` answered 401).
+    access_tokens = [tokens["access_token"] for tokens in parallel(sign_in, fixtures.emails)]
     for seconds, keep in ((WARM_UP, False), (DURATION, True)):
         # Once the API has answered what the run before (then the warm-up) left in flight: queued logins
         # would overflow the hash queue (503) on top of the measured run's own.
@@ -1133,7 +1146,7 @@ def run_mixed(
             API_URL,
             connections=MIXED_ME_CONNECTIONS,
             seconds=seconds,
-            data=fixtures.access_tokens,
+            data=access_tokens,
             threads=1,
         )
         login_run, me_run = finish_login(), finish_me()
