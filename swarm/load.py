@@ -152,7 +152,7 @@ class MixedLoad:
     def summary(self) -> str:
         total = self.answered()
         return (
-            f"{total} requests in {self.seconds:.0f} s ({total / max(self.seconds, 0.001):.0f}/s of "
+            f"{total} requests in {self.seconds:.0f} s ({self.answered_rate:.0f}/s of "
             f"{self.rate:.0f}/s offered; the schedule's worst lag {self.latest_lag:.2f} s): "
             f"{dict(sorted(self.statuses.items()))}; {sum(chain.rotations for chain in self.chains)} "
             f"rotations over {len(self.chains)} chains"
