@@ -24,7 +24,7 @@ LINT_DRIVERS := cd /srv/lint && ruff check --no-cache faults bench swarm \
 	&& ruff format --check --no-cache faults bench swarm \
 	&& (cd faults && $(LINT_MYPY) .) && (cd swarm && $(LINT_MYPY) scale_check.py) \
 	&& (cd bench && $(LINT_MYPY) driver.py api_settings.py cpu.py fairness.py test_driver.py openloop.py tail.py \
-		comparison.py test_openloop.py) \
+		comparison.py repetitions.py test_openloop.py) \
 	&& (cd bench/ceilings && $(LINT_MYPY) .) && (cd bench/sidebyside && $(LINT_MYPY) .) \
 	&& python3 -m pytest -q -p no:cacheprovider -p no:asyncio --rootdir /tmp bench/test_driver.py bench/test_openloop.py \
 	&& ruff check --no-cache libs && ruff format --check --no-cache libs \

@@ -17,9 +17,11 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import comparison
 import cpu
 import driver
 import fairness
+import repetitions
 from driver import Run, WorkerCounts
 
 
@@ -609,3 +611,100 @@ def test_silent_and_under_fed_workers_are_named() -> None:
     assert fairness.under_fed_workers({}, 2) == []
     lines = fairness.workers_lines({"login": {"101": 900, "102": 100}, "me": {"101": 50, "102": 50}}, 2)
     assert lines == ["Under-fed in `login`: worker 102 answered 100, 0.20 of an even share."]
+
+
+def repetition(
+    ceilings: dict[str, float], *, me: Run | None = None, side_by_side: Run | None = None
+) -> driver.Repetition:
+    """One repetition of `me` and `login` against HTTP ceilings of the given rates (and the argon2id
+    verify ceiling), with the side-by-side app when given."""
+    ceiling_runs = {}
+    for name, rate in ceilings.items():
+        ceiling_runs[name] = run(f"ceiling-{name}", good=int(rate * 10))
+    return driver.Repetition(
+        runs={"me": me or run("me"), "login": run("login")},
+        ceiling_runs=ceiling_runs,
+        argon2={"argon2_verify": {"per_second": 100.0}},
+        verification=None,
+        side_by_side={} if side_by_side is None else {"app": side_by_side},
+    )
+
+
+def judged(measured: list[driver.Repetition]) -> dict[str, Any]:
+    """The report's verdicts as `main` makes them: the first repetition's rows, judged on every one."""
+    first = measured[0]
+    result: dict[str, Any] = {"scenarios": driver.verdicts(first.runs, first.ceilings), "ceilings": {}}
+    if (side := first.comparison()) is not None:
+        result["side_by_side"] = side
+    repetitions.judge(result, [each.entry() for each in measured], driver.CEILING_NAMES)
+    result["gate_failures"] = driver.gate_failures(result)
+    return result
+
+
+def test_a_ratio_target_is_met_only_when_it_holds_in_every_repetition() -> None:
+    # `me` answers 100/s each time; the raw SELECT 150/s, 150/s, then 250/s: 0.67, 0.67, 0.40 of it.
+    measured = [repetition({"select": rate}) for rate in (150.0, 150.0, 250.0)]
+
+    result = judged(measured)
+
+    me = result["scenarios"]["me"]
+    assert me["ratio"] == 0.667  # the first repetition's
+    assert me["ratios"] == [0.667, 0.667, 0.4]
+    assert me["meets_ratio"] is False and me["meets_all"] is False
+    assert result["scenarios"]["login"]["meets_all"] is True  # 1.00 of the verify ceiling, each time
+    assert result["gate_failures"] == []  # a missed target is a report, not a failure
+    [me_line] = [line for line in result["repetitions"]["targets"] if line["what"].startswith("`me`")]
+    assert me_line["values"] == [0.667, 0.667, 0.4] and me_line["met"] is False
+    text = "\n".join(repetitions.markdown(result))
+    assert "## Each target in each of the 3 repetitions" in text
+    me_row = "| `me` / one primary-key SELECT (raw asyncpg) | 0.67 | 0.67 | 0.40 | 0.40 | ≥ 0.50 | **no** |"
+    assert me_row in text
+    assert repetitions.ratio_cell(me) == "0.67 · 0.67 · 0.40"
+    assert "  me / one primary-key SELECT (raw asyncpg): 0.67 / 0.67 / 0.40 (>= 0.50: NO)" in (
+        repetitions.console_lines(result)
+    )
+
+
+def test_a_target_that_holds_in_every_repetition_is_met() -> None:
+    result = judged([repetition({"select": rate}) for rate in (150.0, 190.0, 160.0)])
+
+    assert result["scenarios"]["me"]["meets_all"] is True
+    assert all(line["met"] for line in result["repetitions"]["targets"])
+
+
+def test_errors_in_a_later_repetition_fail_the_gate() -> None:
+    measured = [
+        repetition({"select": 150.0}),
+        repetition({"select": 150.0}, me=run("me", errors=4)),
+        repetition({"select": 150.0}),
+    ]
+
+    result = judged(measured)
+
+    assert result["gate_failures"] == ["scenario me (repetition 2): 4 errors, 0 timeouts (status 503 x4)"]
+    assert result["scenarios"]["me"]["meets_all"] is False
+    assert driver.verdict(result) == 1
+
+
+def test_the_side_by_side_target_holds_only_in_every_repetition() -> None:
+    # pyauth's `me` at 100/s; the plain app at 40/s, then at 60/s: 2.5 times, then 1.67 times.
+    measured = [
+        repetition({"select": 150.0}, side_by_side=run("side-by-side", good=400)),
+        repetition({"select": 150.0}, side_by_side=run("side-by-side", good=600)),
+    ]
+
+    result = judged(measured)
+
+    assert result["side_by_side"]["times_each"] == [2.5, 1.67]
+    assert result["side_by_side"]["meets_target"] is False
+    said = "2.50 · 1.67 \N{MULTIPLICATION SIGN} its req/s (target ≥ 2 in every repetition: **no**)"
+    assert said in "\n".join(comparison.markdown(result["side_by_side"]))
+
+
+def test_one_repetition_reports_as_before() -> None:
+    result = judged([repetition({"select": 150.0})])
+
+    assert result["scenarios"]["me"]["ratios"] == [0.667]
+    assert result["scenarios"]["me"]["meets_all"] is True
+    assert repetitions.markdown(result) == []
+    assert repetitions.ratio_cell(result["scenarios"]["me"]) == "0.67"
