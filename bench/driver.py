@@ -765,17 +765,17 @@ def gate_failures(report: dict[str, Any]) -> list[str]:
     if "side_by_side" in report:
         runs.append(("side by side", report["side_by_side"]["side_by_side"]))
     runs += repetitions.gate_runs(report)
-    verify = report.get("verify")
-    if verify is not None:
+    verifies = [("verify", report["verify"])] if "verify" in report else []
+    for label, verify in verifies + repetitions.other_verifies(report):
         if "error" in verify:
-            failures.append(f"verify: no measurement ({verify['error']})")
+            failures.append(f"{label}: no measurement ({verify['error']})")
         elif verify["fetches_during_loop"]:
             failures.append(
-                f"verify: {verify['fetches_during_loop']} HTTP requests to pyauth during the measured loop "
+                f"{label}: {verify['fetches_during_loop']} HTTP requests to pyauth during the measured loop "
                 "(none expected once the keys are cached)"
             )
         elif not verify["library"]["verifications"]:
-            failures.append("verify: no verification in the measured loop")
+            failures.append(f"{label}: no verification in the measured loop")
     for label, row in runs:
         if row["errors"] or row["timeouts"]:
             kinds = ", ".join(f"{kind} x{n}" for kind, n in row["errors_by_kind"].items())
@@ -787,7 +787,7 @@ def gate_failures(report: dict[str, Any]) -> list[str]:
             failures.append(
                 f"{label}: no expected answer in {row['seconds']:g} s ({row['requests']} answers)"
             )
-    return failures + repetitions.gate_failures(report) + tail.gate_failures(report.get("tail", {}))
+    return failures + tail.gate_failures(report.get("tail", {}))
 
 
 def mark(ok: bool | None) -> str:

@@ -708,3 +708,18 @@ def test_one_repetition_reports_as_before() -> None:
     assert result["scenarios"]["me"]["meets_all"] is True
     assert repetitions.markdown(result) == []
     assert repetitions.ratio_cell(result["scenarios"]["me"]) == "0.67"
+
+
+def test_a_later_repetitions_verify_that_sent_http_requests_fails_the_gate() -> None:
+    measured = [repetition({"select": 150.0}), repetition({"select": 150.0})]
+    measured[0].verification = verification()
+    measured[1].verification = verification(fetches=2)
+
+    result = judged(measured)
+    result["verify"] = driver.verification_row(measured[0].verification)
+    result["gate_failures"] = driver.gate_failures(result)
+
+    assert result["gate_failures"] == [
+        "verify (repetition 2): 2 HTTP requests to pyauth during the measured loop "
+        "(none expected once the keys are cached)"
+    ]
