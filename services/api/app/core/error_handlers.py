@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.routing import iter_route_contexts
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
 
@@ -139,9 +140,25 @@ def _fields(errors: list[Any]) -> list[dict[str, Any]]:
 
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     # The database is down, or the pool stayed exhausted past its timeout: a generic 503, and the
-    # exception class (never the URL or statement parameters) in the log.
-    log.warning("database unavailable on %s %s: %s", request.method, request.url.path, type(exc).__name__)
+    # exception class (never the URL or statement parameters) in the log. An exhausted pool says so, with
+    # the pool's counts: the database answered, this worker's connections were all in use for
+    # DB_POOL_TIMEOUT (a CPU-starved or undersized worker), which an operator fixes differently.
+    if isinstance(exc, PoolTimeoutError):
+        log.warning(
+            "database unavailable on %s %s: no pooled connection came free within DB_POOL_TIMEOUT (%s)",
+            request.method,
+            request.url.path,
+            _pool_status(request),
+        )
+    else:
+        log.warning("database unavailable on %s %s: %s", request.method, request.url.path, type(exc).__name__)
     return error_response(503, ServiceUnavailable.code, ServiceUnavailable.message)
+
+
+def _pool_status(request: Request) -> str:
+    """This worker's pool in numbers (size, free, overflow, checked out), as SQLAlchemy reports them."""
+    engine = getattr(request.app.state, "engine", None)
+    return engine.pool.status() if isinstance(engine, AsyncEngine) else "no pool"
 
 
 _CHARACTER_NOT_IN_REPERTOIRE = "22021"  # e.g. a NUL character, which Postgres text cannot hold

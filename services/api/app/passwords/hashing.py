@@ -146,9 +146,11 @@ class PasswordHasher:
 
 def _lower_priority(nice: int) -> None:
     """Run this hashing thread at a lower CPU priority (Linux: niceness is per thread), so that while
-    logins flood the pool the event loop still gets a core at once for token checks; hashing keeps
-    every cycle the loop leaves idle. Raising one's own niceness needs no privilege. Off by default:
-    on a shared host every other process would come before the hashing too, and logins starve."""
+    logins flood the pool the event loop still gets a core at once: for token checks, and for the
+    statements of the logins themselves, whose pooled connections otherwise came back so slowly that
+    requests waited out DB_POOL_TIMEOUT (503s in `make bench`'s `login-mfa` at nice 0, none at 10).
+    Hashing keeps every cycle the loops leave idle. Raising one's own niceness needs no privilege.
+    PASSWORD_HASH_NICE=0 turns it off, for a host whose other busy processes should not come first."""
     if nice and hasattr(os, "setpriority"):
         with contextlib.suppress(OSError):
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)

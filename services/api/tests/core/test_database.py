@@ -14,6 +14,7 @@ from app.core.config import Settings
 from app.core.dependencies import SessionDep
 from app.core.errors import PyauthError
 from app.main import create_app
+from tests.conftest import make_settings
 
 
 class Refused(PyauthError):
@@ -117,3 +118,26 @@ async def test_a_failed_commit_is_an_error_response_not_a_success(probe_app: Fas
     assert response.json() == {"error": "internal_error", "detail": "An internal error occurred."}
     assert "Traceback" not in response.text
     assert probe_app.state.engine.pool.checkedout() == 0
+
+
+async def test_an_exhausted_pool_is_a_503_and_the_log_names_the_pool_not_the_database(
+    settings: Settings, engine: AsyncEngine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every connection of the worker's pool in use for DB_POOL_TIMEOUT: the request is answered 503, and
+    the log line says the pool stayed exhausted, with its counts, rather than that the database is down."""
+    app = create_app(make_settings(DB_POOL_SIZE=1, DB_MAX_OVERFLOW=0, DB_POOL_TIMEOUT=0.2))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with (
+            app.state.engine.connect() as held,  # the pool's one connection, taken
+            httpx.AsyncClient(transport=transport, base_url="http://t") as client,
+        ):
+            await held.execute(text("SELECT 1"))
+            with caplog.at_level("WARNING", logger="pyauth.errors"):
+                form = {"grant_type": "password", "username": "pool@example.org", "password": "p" * 20}
+                response = await client.post("/auth/token", data=form)
+    assert response.status_code == 503
+    assert response.json()["error"] == "service_unavailable"
+    [line] = [r.getMessage() for r in caplog.records if "database unavailable" in r.getMessage()]
+    assert "no pooled connection came free within DB_POOL_TIMEOUT" in line
+    assert "Checked out connections: 1" in line

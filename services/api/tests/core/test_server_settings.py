@@ -57,7 +57,7 @@ def test_hashing_threads_can_yield_the_cpu_to_the_event_loop() -> None:
     thread.start()
     thread.join()
     assert niceness == [7]
-    assert make_settings().PASSWORD_HASH_NICE == 0  # off unless asked for
+    assert make_settings().PASSWORD_HASH_NICE == 10  # on unless turned off
 
 
 @pytest.mark.parametrize("cores", [1, 2, 12, 64])
