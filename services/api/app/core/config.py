@@ -185,7 +185,7 @@ class Settings(BaseSettings):
         40, ge=1, le=1000, description="All workers' pools together; keep under Postgres max_connections."
     )
     PASSWORD_HASH_NICE: int = Field(
-        10, ge=0, le=19, description="Hashing threads' niceness: >0, event loops go first in a login flood."
+        0, ge=0, le=19, description="Hashing threads' niceness: >0, event loops go first in a login flood."
     )
 
     # Identity of this service: the `iss` of its tokens, and a context word refused in passwords.

@@ -149,8 +149,9 @@ def _lower_priority(nice: int) -> None:
     logins flood the pool the event loop still gets a core at once: for token checks, and for the
     statements of the logins themselves, whose pooled connections otherwise came back so slowly that
     requests waited out DB_POOL_TIMEOUT (503s in `make bench`'s `login-mfa` at nice 0, none at 10).
-    Hashing keeps every cycle the loops leave idle. Raising one's own niceness needs no privilege.
-    PASSWORD_HASH_NICE=0 turns it off, for a host whose other busy processes should not come first."""
+    Hashing keeps every cycle the loops leave idle. Raising one's own niceness needs no privilege. Off
+    by default (PASSWORD_HASH_NICE=0) until its cost is measured: logins slow down under mixed load, and
+    on a shared host every other busy process comes before the hashing too (README, performance)."""
     if nice and hasattr(os, "setpriority"):
         with contextlib.suppress(OSError):
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)

@@ -58,7 +58,7 @@ def test_hashing_threads_can_yield_the_cpu_to_the_event_loop() -> None:
     thread.start()
     thread.join()
     assert niceness == [7]
-    assert Settings.model_fields["PASSWORD_HASH_NICE"].default == 10  # on unless turned off
+    assert Settings.model_fields["PASSWORD_HASH_NICE"].default == 0  # off unless asked for
 
 
 @pytest.mark.parametrize("cores", [1, 2, 12, 64])
