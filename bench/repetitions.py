@@ -12,7 +12,7 @@ A repetition is kept as its judged rows: `entry()` makes one from what the drive
 
 from typing import Any
 
-# What a repetition's target line reads: (label, the repetition's value or None, the target).
+# One value a target measured in each repetition, in order (None: not measured in that one).
 Values = list[float | None]
 
 
