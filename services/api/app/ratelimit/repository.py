@@ -2,12 +2,30 @@
 counters per account (`login_throttles`) and per known device (`login_devices`). Functions execute or
 flush; the caller commits (`service.hit` commits its own short transaction)."""
 
+import functools
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
-from sqlalchemy import ColumnElement, Float, Row, and_, delete, func, literal, or_, select, text, update
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Float,
+    Row,
+    Select,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+    true,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import QueryableAttribute
@@ -48,61 +66,105 @@ async def prune_windows(db: AsyncSession, before: datetime) -> None:
 # The schedule in SQL, shared by the account and the device counters
 
 
+class Schedule(NamedTuple):
+    """The settings `attempt_allowed` reads (LOGIN_*), as a key a built statement can be kept under."""
+
+    free_attempts: int
+    delay_base_seconds: float
+    delay_max_seconds: float
+    max_failures: int
+
+    @classmethod
+    def of(cls, settings: Settings) -> "Schedule":
+        return cls(
+            settings.LOGIN_FREE_ATTEMPTS,
+            settings.LOGIN_DELAY_BASE_SECONDS,
+            settings.LOGIN_DELAY_MAX_SECONDS,
+            settings.LOGIN_MAX_FAILURES,
+        )
+
+
 def attempt_allowed(
     failures: QueryableAttribute[int],
     last_failure_at: QueryableAttribute[Any],
-    settings: Settings,
-    now: datetime,
+    schedule: Schedule,
+    now: datetime | BindParameter[datetime],
     *,
     lock: bool,
 ) -> ColumnElement[bool]:
     """`service.delay_for` in SQL, evaluated on the locked row: within the free attempts, or the delay
     since the last counted attempt has passed; and, where the lock applies, below LOGIN_MAX_FAILURES."""
-    free = settings.LOGIN_FREE_ATTEMPTS
+    free = schedule.free_attempts
     delay = func.least(
-        literal(settings.LOGIN_DELAY_BASE_SECONDS, Float)
+        literal(schedule.delay_base_seconds, Float)
         * func.power(literal(2.0, Float), func.least(failures - free, 32)),
-        literal(settings.LOGIN_DELAY_MAX_SECONDS, Float),
+        literal(schedule.delay_max_seconds, Float),
     )
     waited = func.coalesce(last_failure_at, now) + func.make_interval(0, 0, 0, 0, 0, 0, delay) <= now
     allowed = or_(failures < free, waited)
-    return and_(failures < settings.LOGIN_MAX_FAILURES, allowed) if lock else allowed
+    return and_(failures < schedule.max_failures, allowed) if lock else allowed
 
 
 # Account counters
 
 
-def _throttle_key(email: str, kind: str) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
-    return LoginThrottle.email == email, LoginThrottle.kind == kind
+class AttemptCount(NamedTuple):
+    """What one `count_attempt` statement did: `counted` is the new count when it counted the attempt
+    (on the existing row, or as a new row's first), else None; `failures` and `last_failure_at` are the
+    row as it stood before the statement (None: there was none)."""
+
+    counted: int | None
+    failures: int | None
+    last_failure_at: datetime | None
 
 
-async def count_attempt_if_allowed(
-    db: AsyncSession, email: str, kind: str, *, settings: Settings, now: datetime, lock: bool
-) -> int | None:
-    """Count one attempt on the existing row if the schedule allows one now; the new count, or None."""
-    allowed = attempt_allowed(LoginThrottle.failures, LoginThrottle.last_failure_at, settings, now, lock=lock)
-    return await db.scalar(
+@functools.cache
+def _count_attempt_statement(schedule: Schedule, *, lock: bool) -> Select[tuple[int | None, int | None, Any]]:
+    """`count_attempt`'s statement, built once per schedule: every login sends it, and building it (some
+    2,500 Python calls) cost several times what sending it does. Its values are the parameters
+    `attempt_email`, `attempt_kind` and `attempt_at`."""
+    # Not named as columns: an UPDATE's execution parameters named as one of its columns would set it.
+    email = bindparam("attempt_email", type_=LoginThrottle.email.type)
+    kind = bindparam("attempt_kind", type_=LoginThrottle.kind.type)
+    now = bindparam("attempt_at", type_=LoginThrottle.last_failure_at.type)
+    key = (LoginThrottle.email == email, LoginThrottle.kind == kind)
+    allowed = attempt_allowed(LoginThrottle.failures, LoginThrottle.last_failure_at, schedule, now, lock=lock)
+    counted = (
         update(LoginThrottle)
-        .where(*_throttle_key(email, kind), allowed)
+        .where(*key, allowed)
         .values(failures=LoginThrottle.failures + 1, last_failure_at=now)
         .returning(LoginThrottle.failures)
+        .cte("counted")
     )
-
-
-async def attempt_state(db: AsyncSession, email: str, kind: str) -> Row[int, datetime] | None:
-    """(failures, last_failure_at) of the row, if there is one."""
-    state = select(LoginThrottle.failures, LoginThrottle.last_failure_at).where(*_throttle_key(email, kind))
-    return (await db.execute(state)).first()
-
-
-async def insert_first_attempt(db: AsyncSession, email: str, kind: str, *, now: datetime) -> int | None:
-    """The row with its first counted attempt; None if a concurrent attempt inserted it first."""
-    return await db.scalar(
+    first = select(email, kind, literal(1), now).where(~exists(counted.select()))
+    inserted = (
         insert(LoginThrottle)
-        .values(email=email, kind=kind, failures=1, last_failure_at=now)
+        .from_select(["email", "kind", "failures", "last_failure_at"], first)
         .on_conflict_do_nothing()
         .returning(LoginThrottle.failures)
+        .cte("inserted")
     )
+    # Every part of one statement reads the same snapshot: this is the row before the UPDATE.
+    existing = select(LoginThrottle.failures, LoginThrottle.last_failure_at).where(*key).subquery("existing")
+    return select(
+        func.coalesce(counted.select().scalar_subquery(), inserted.select().scalar_subquery()),
+        existing.c.failures,
+        existing.c.last_failure_at,
+    ).outerjoin_from(select(literal(1)).subquery("one"), existing, true())
+
+
+async def count_attempt(
+    db: AsyncSession, email: str, kind: str, *, settings: Settings, now: datetime, lock: bool
+) -> AttemptCount:
+    """Count one attempt, in one statement: on the existing row if the schedule allows one now, or as the
+    first of a new row. The UPDATE queues on a row a concurrent attempt holds and re-checks the schedule
+    against the count it left; a refused UPDATE takes no lock. The INSERT runs only when the UPDATE
+    counted nothing, and does nothing when the row exists (or a concurrent one inserted it). The row as it
+    stood before the statement comes back too, so that a refusal needs no second round trip."""
+    statement = _count_attempt_statement(Schedule.of(settings), lock=lock)
+    result = await db.execute(statement, {"attempt_email": email, "attempt_kind": kind, "attempt_at": now})
+    counted, failures, last_failure_at = result.one()
+    return AttemptCount(counted, failures, last_failure_at)
 
 
 async def uncount_attempt(db: AsyncSession, email: str, kind: str) -> None:
@@ -144,8 +206,10 @@ async def find_device(
 async def count_device_attempt_if_allowed(
     db: AsyncSession, token_hash: bytes, *, settings: Settings, now: datetime
 ) -> int | None:
-    """As `count_attempt_if_allowed`, on the device's counter; the account lock does not apply."""
-    allowed = attempt_allowed(LoginDevice.failures, LoginDevice.last_failure_at, settings, now, lock=False)
+    """As `count_attempt` on the existing row, on the device's counter; the account lock does not apply."""
+    allowed = attempt_allowed(
+        LoginDevice.failures, LoginDevice.last_failure_at, Schedule.of(settings), now, lock=False
+    )
     return await db.scalar(
         update(LoginDevice)
         .where(LoginDevice.token_hash == token_hash, allowed)

@@ -176,27 +176,20 @@ async def reserve_attempt(
 ) -> Reservation:
     """Count one password check against `email` before it runs, if the schedule allows one now.
 
-    The UPDATE decides and counts in one statement: concurrent ones queue on the row and each re-checks
-    the schedule against the count the one before left, so however many attempts arrive at once, no more
-    checks run than one after the other would: at most LOGIN_FREE_ATTEMPTS before the delay applies. A
-    refused UPDATE takes no lock, so refusals do not queue behind each other. The count stays when the
-    check fails; a success deletes the row (`clear_failures`)."""
+    One statement decides and counts (`repository.count_attempt`): concurrent ones queue on the row and
+    each re-checks the schedule against the count the one before left, so however many attempts arrive
+    at once, no more checks run than one after the other would: at most LOGIN_FREE_ATTEMPTS before the
+    delay applies. A refused attempt takes no lock, so refusals do not queue behind each other. The count
+    stays when the check fails; a success deletes the row (`clear_failures`)."""
     for _ in range(3):
-        failures = await repository.count_attempt_if_allowed(
-            db, email, kind.value, settings=settings, now=now, lock=lock
-        )
-        if failures is not None:
-            return Reservation(granted=True, failures=int(failures))
-        row = await repository.attempt_state(db, email, kind.value)
-        if row is None:
-            first = await repository.insert_first_attempt(db, email, kind.value, now=now)
-            if first is not None:
-                return Reservation(granted=True, failures=1)
-        else:
-            refused = refusal(row.failures, row.last_failure_at, settings, now, lock=lock)
+        attempt = await repository.count_attempt(db, email, kind.value, settings=settings, now=now, lock=lock)
+        if attempt.counted is not None:
+            return Reservation(granted=True, failures=int(attempt.counted))
+        if attempt.failures is not None:
+            refused = refusal(attempt.failures, attempt.last_failure_at, settings, now, lock=lock)
             if refused is not None:
                 return refused
-        # A concurrent attempt counted, inserted or deleted the row between the statements: again.
+        # A concurrent attempt counted, inserted or deleted the row during the statement: again.
     return Reservation(granted=False, failures=0, retry_after=1.0)
 
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import delete, select
+from sqlalchemy import Engine, delete, event, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.audit.models import AuditEntry
@@ -131,6 +131,40 @@ async def test_failed_logins_bring_increasing_delays_not_a_lockout(
     assert (await password_grant(client, email, PASSWORD)).status_code == 200
     assert (await password_grant(client, email, WRONG)).status_code == 400, "a success reset the count"
     assert (await password_grant(client, email, PASSWORD)).status_code == 200
+
+
+async def test_each_attempt_is_counted_or_refused_in_one_statement(
+    client: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    """The reservation before a password check is one round trip whether it inserts the account's first
+    count, adds to it or refuses; only a success adds the statement that clears the count."""
+    email, _ = await signed_up(client)
+    client.cookies.clear()  # an untrusted client: the account's own counter, not the device's
+    statements: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if "login_throttles" in statement:
+            statements.append(" ".join(statement.split()))
+
+    def throttle_statements(response: httpx.Response, status: int) -> list[str]:
+        assert response.status_code == status, response.text
+        taken = statements.copy()
+        statements.clear()
+        return taken
+
+    event.listen(Engine, "before_cursor_execute", seen)
+    try:
+        first = throttle_statements(await password_grant(client, email, WRONG), 400)
+        assert len(first) == 1 and first[0].startswith("WITH counted AS (UPDATE login_throttles"), first
+        for _ in range(4):
+            assert len(throttle_statements(await password_grant(client, email, WRONG), 400)) == 1
+        refused = throttle_statements(await password_grant(client, email, PASSWORD), 429)
+        assert len(refused) == 1, refused
+        clock.advance(timedelta(seconds=1))
+        success = throttle_statements(await password_grant(client, email, PASSWORD), 200)
+        assert len(success) == 2 and success[1].startswith("DELETE FROM login_throttles"), success
+    finally:
+        event.remove(Engine, "before_cursor_execute", seen)
 
 
 async def test_unknown_emails_are_throttled_alike(client: httpx.AsyncClient) -> None:
