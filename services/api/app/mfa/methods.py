@@ -1,14 +1,17 @@
 """The second-factor methods a login can complete with, as the mfa grant and the `mfa_required` answer
 see them. Each method names itself in `methods` (`name`), reads one form field of the mfa grant (`field`),
-says whether a user has it (`enrolled`) and checks a value (`verify`), answering the RFC 8176 `amr`
+says how to tell whether a user has it (`enrolled`, a condition all methods' are selected with at once)
+and checks a value (`verify`), answering the RFC 8176 `amr`
 values it proves. `verify` is given the login's `attempt` (an opaque id of its mfa_token), to which a
 method whose challenge is issued beforehand (`webauthn`: `POST /auth/mfa/webauthn/options`) binds it.
 """
 
 import logging
+import uuid
 from dataclasses import dataclass
 from typing import ClassVar, Final
 
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.events import AuditEvent
@@ -37,7 +40,8 @@ class SecondFactorMethod:
     # Whether having it makes a second factor required (recovery codes only stand in for another factor).
     primary: ClassVar[bool] = True
 
-    async def enrolled(self, db: AsyncSession, user: User) -> bool:
+    def enrolled(self, user_id: uuid.UUID) -> ColumnElement[bool]:
+        """Whether the user has this method, as a SQL condition (`enrolled_methods` selects them all)."""
         raise NotImplementedError
 
     async def verify(
@@ -58,8 +62,8 @@ class TotpMethod(SecondFactorMethod):
     field = "otp"
     max_length = 16
 
-    async def enrolled(self, db: AsyncSession, user: User) -> bool:
-        return await repository.has_confirmed_totp(db, user.id)
+    def enrolled(self, user_id: uuid.UUID) -> ColumnElement[bool]:
+        return repository.confirmed_totp_exists(user_id)
 
     async def verify(
         self,
@@ -87,8 +91,8 @@ class RecoveryCodeMethod(SecondFactorMethod):
     max_length = 64
     primary = False
 
-    async def enrolled(self, db: AsyncSession, user: User) -> bool:
-        return await repository.unused_recovery_codes(db, user.id) > 0
+    def enrolled(self, user_id: uuid.UUID) -> ColumnElement[bool]:
+        return repository.unused_recovery_code_exists(user_id)
 
     async def verify(
         self,
@@ -132,8 +136,8 @@ class WebAuthnMethod(SecondFactorMethod):
     # still fits. The form's limit bounds what the parsers are handed.
     max_length = 8192
 
-    async def enrolled(self, db: AsyncSession, user: User) -> bool:
-        return await passkeys.has_passkey(db, user)
+    def enrolled(self, user_id: uuid.UUID) -> ColumnElement[bool]:
+        return passkeys.passkey_enrolled(user_id)
 
     async def verify(
         self,
@@ -162,13 +166,8 @@ METHODS: Final[tuple[SecondFactorMethod, ...]] = (TotpMethod(), WebAuthnMethod()
 
 async def enrolled_methods(db: AsyncSession, user: User) -> list[str]:
     """The names of the methods that can complete `user`'s login; empty when no primary factor is active
-    (then the password alone signs in)."""
-    # The primary methods first: an account without one (most) costs one query per login, not one per method.
-    primary = [method for method in METHODS if method.primary and await method.enrolled(db, user)]
-    if not primary:
+    (then the password alone signs in). One query for every method: a login reads it on every sign-in."""
+    enrolled = (await db.execute(select(*(method.enrolled(user.id) for method in METHODS)))).one()
+    if not any(has for method, has in zip(METHODS, enrolled, strict=True) if method.primary):
         return []
-    return [
-        method.name
-        for method in METHODS
-        if method in primary or (not method.primary and await method.enrolled(db, user))
-    ]
+    return [method.name for method, has in zip(METHODS, enrolled, strict=True) if has]

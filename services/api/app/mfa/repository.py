@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import ColumnElement, delete, exists, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -17,11 +17,18 @@ async def get_totp(db: AsyncSession, user_id: uuid.UUID) -> MfaTotp | None:
     return await db.scalar(select(MfaTotp).where(MfaTotp.user_id == user_id))
 
 
+def confirmed_totp_exists(user_id: uuid.UUID) -> ColumnElement[bool]:
+    """Whether the user has a confirmed TOTP secret, as a condition to select (with other such)."""
+    return exists().where(MfaTotp.user_id == user_id, MfaTotp.confirmed_at.is_not(None))
+
+
+def unused_recovery_code_exists(user_id: uuid.UUID) -> ColumnElement[bool]:
+    """Whether the user has a recovery code left, as a condition to select (with other such)."""
+    return exists().where(MfaRecoveryCode.user_id == user_id, MfaRecoveryCode.used_at.is_(None))
+
+
 async def has_confirmed_totp(db: AsyncSession, user_id: uuid.UUID) -> bool:
-    found = await db.scalar(
-        select(MfaTotp.user_id).where(MfaTotp.user_id == user_id, MfaTotp.confirmed_at.is_not(None))
-    )
-    return found is not None
+    return bool(await db.scalar(select(confirmed_totp_exists(user_id))))
 
 
 async def put_pending_totp(

@@ -4,7 +4,7 @@ answering the same challenge (two replicas, or a replay), exactly one gets the r
 import uuid
 from datetime import datetime
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import ColumnElement, delete, exists, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -80,6 +80,11 @@ async def passkeys_of(db: AsyncSession, user_id: uuid.UUID) -> list[Passkey]:
         select(Passkey).where(Passkey.user_id == user_id).order_by(Passkey.created_at, Passkey.id)
     )
     return list(rows)
+
+
+def passkey_exists(user_id: uuid.UUID) -> ColumnElement[bool]:
+    """Whether the user has a passkey, as a condition to select (with other such)."""
+    return exists().where(Passkey.user_id == user_id)
 
 
 async def count_passkeys(db: AsyncSession, user_id: uuid.UUID) -> int:

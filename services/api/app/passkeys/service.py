@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Final, NoReturn
 
+from sqlalchemy import ColumnElement
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.events import AuditEvent
@@ -286,6 +287,11 @@ def _verified_registration(
 
 async def has_passkey(db: AsyncSession, user: User) -> bool:
     return await repository.count_passkeys(db, user.id) > 0
+
+
+def passkey_enrolled(user_id: uuid.UUID) -> ColumnElement[bool]:
+    """Whether the user has a passkey, as a condition the second-factor methods select in one query."""
+    return repository.passkey_exists(user_id)
 
 
 async def list_passkeys(db: AsyncSession, user: User) -> list[Passkey]:

@@ -5,7 +5,7 @@ grant (RFC 6749 §4.5 extension grant) with the mfa_token, whose tokens say how 
 from datetime import timedelta
 
 import httpx
-from sqlalchemy import text
+from sqlalchemy import Engine, event, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.clock import ManualClock
@@ -44,6 +44,32 @@ async def test_a_password_login_with_a_factor_answers_mfa_required_and_issues_no
     )
     assert stored == 1  # only the digest is stored
     assert await audit_of(db_session, user.user_id, "login.mfa_required")
+
+
+async def test_a_login_reads_every_second_factor_method_in_one_query(
+    client: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    """Every password login asks which second factors the account has: one round trip for all methods,
+    with a factor (the answer lists them) and without (the login completes)."""
+    user = await enrolled(client, clock)
+    plain_email, _ = await signed_up(client)
+    statements: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if any(table in statement for table in ("mfa_totp", "mfa_recovery_codes", "passkeys")):
+            statements.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", seen)
+    try:
+        with_factor = await password_grant(client, user.email)
+        assert with_factor.status_code == 403 and with_factor.json()["methods"] == ["otp", "recovery_code"]
+        assert len(statements) == 1, statements
+        statements.clear()
+        assert (await password_grant(client, plain_email)).status_code == 200
+        assert len(statements) == 1, statements
+    finally:
+        event.remove(Engine, "before_cursor_execute", seen)
+    assert all(table in statements[0] for table in ("mfa_totp", "mfa_recovery_codes", "passkeys"))
 
 
 async def test_a_wrong_password_answers_the_same_with_or_without_a_factor(
