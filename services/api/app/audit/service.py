@@ -65,7 +65,7 @@ async def record(
             ip_address=stored_ip_address(ctx),
             user_agent=stored_user_agent(ctx),
             reason=_clip(reason, MAX_REASON_LENGTH),
-            details=_safe_details(event, details),
+            details=stored_details(event, details),
         )
     )
 
@@ -113,7 +113,9 @@ def _clip(value: str | None, length: int) -> str | None:
     return value[:length] if value else None
 
 
-def _safe_details(event: AuditEvent, details: Mapping[str, Any] | None) -> dict[str, Any] | None:
+def stored_details(event: AuditEvent, details: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The details as an audit row stores them: secrets redacted, JSON-safe, bounded in size (for a row
+    written by a statement of its own, as for `record`'s)."""
     if not details:
         return None
     redacted: list[str] = []

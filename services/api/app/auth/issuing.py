@@ -14,7 +14,6 @@ from typing import Any, Final
 import jwt
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth import repository
 from app.auth.sessions import Authentication, start_session
 from app.clients.models import BUILTIN_CLIENT_ID, OAuthClient
 from app.core.config import Settings
@@ -104,13 +103,6 @@ def issue_access_token(
     return token, ttl
 
 
-async def new_refresh_token(db: AsyncSession, session_id: uuid.UUID, now: datetime) -> str:
-    """A new refresh token of the session, stored (by its digest) in the session's family."""
-    refresh_token, refresh_hash = new_token()
-    await repository.add_refresh_token(db, session_id=session_id, token_hash=refresh_hash, now=now)
-    return refresh_token
-
-
 def issue_tokens(
     refresh_token: str,
     session_id: uuid.UUID,
@@ -122,7 +114,7 @@ def issue_tokens(
     oauth_client: OAuthClient,
     scope: Sequence[str],
 ) -> IssuedTokens:
-    """`refresh_token`, already stored for the session (`new_refresh_token`, or a rotation's successor), and
+    """`refresh_token`, already stored for the session (its first, or a rotation's successor), and
     a new access token for `oauth_client` granting `scope`."""
     user = authentication.user
     access_token, expires_in = issue_access_token(
@@ -161,18 +153,20 @@ async def start_session_with_tokens(
 ) -> IssuedTokens:
     """How a completed login ends (the password grant, the mfa grant): a new session of `oauth_client`,
     granted `scopes`, with the client's refresh-token lifetime, and its first tokens."""
-    auth_session = await start_session(
+    refresh_token, refresh_token_hash = new_token()
+    session_id = await start_session(
         db,
         authentication,
         settings=settings,
         ctx=ctx,
+        refresh_token_hash=refresh_token_hash,
         oauth_client_id=oauth_client.client_id,
         scopes=scopes,
         absolute_ttl_seconds=oauth_client.refresh_token_ttl_seconds,
     )
     return issue_tokens(
-        await new_refresh_token(db, auth_session.id, ctx.now),
-        auth_session.id,
+        refresh_token,
+        session_id,
         authentication,
         keyring=keyring,
         settings=settings,

@@ -4,14 +4,15 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import asyncpg
-from sqlalchemy import and_, select, text, update
+from sqlalchemy import String, and_, bindparam, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.models import AuditEntry
 from app.auth.models import AuthSession, RefreshToken
-from app.clients.models import BUILTIN_CLIENT_ID
 from app.users.models import User
 
 
@@ -21,33 +22,82 @@ class SessionWithUser:
     user: User
 
 
-async def create_session(
-    db: AsyncSession,
-    *,
-    user_id: uuid.UUID,
-    now: datetime,
-    expires_at: datetime,
-    user_agent: str | None,
-    ip_address: str | None,
-    client_id: str = BUILTIN_CLIENT_ID,
-    scopes: Sequence[str] = (),
-    amr: Sequence[str] = ("pwd",),
-) -> AuthSession:
-    auth_session = AuthSession(
-        id=uuid.uuid4(),
-        user_id=user_id,
-        created_at=now,
-        last_used_at=now,
-        expires_at=expires_at,
-        user_agent=user_agent,
-        ip_address=ip_address,
-        client_id=client_id,
-        scopes=list(scopes),
-        amr=list(amr),
+# A finished login's new session, its first refresh token and its `login.succeeded` audit row, in one
+# statement: the token and the audit row take the session's id from the INSERT before them (foreign keys are
+# checked when the statement ends, when the session row exists).
+_START_SESSION = text(
+    f"""
+WITH started AS (
+  INSERT INTO {AuthSession.__tablename__}
+    (id, user_id, created_at, last_used_at, expires_at, user_agent, ip_address, client_id, scopes, amr)
+  VALUES (:id, :user_id, :created_at, :now, :expires_at, :user_agent, :ip_address, :client_id, :scopes, :amr)
+  RETURNING id
+), first_refresh_token AS (
+  INSERT INTO {RefreshToken.__tablename__} (token_hash, session_id, created_at)
+  SELECT :refresh_token_hash, id, :now FROM started
+)
+INSERT INTO {AuditEntry.__tablename__}
+  (occurred_at, event, user_id, session_id, ip_address, user_agent, details)
+SELECT :now, :event, :user_id, id, :audit_ip_address, :audit_user_agent, :details FROM started
+"""  # noqa: S608 - table names from the models; every value is a bound parameter
+).bindparams(
+    bindparam("scopes", type_=ARRAY(String)),
+    bindparam("amr", type_=ARRAY(String)),
+    bindparam("details", type_=JSONB),
+)
+
+
+@dataclass(frozen=True)
+class SessionStart:
+    """A new session's columns (`created_at` is the sign-in, `now` its first use) and its first refresh
+    token's digest."""
+
+    user_id: uuid.UUID
+    created_at: datetime
+    now: datetime
+    expires_at: datetime
+    user_agent: str | None
+    ip_address: str | None
+    client_id: str
+    scopes: Sequence[str]
+    amr: Sequence[str]
+    refresh_token_hash: bytes
+
+
+@dataclass(frozen=True)
+class StartAudit:
+    """The `login.succeeded` row's own columns (the rest come from the session)."""
+
+    event: str
+    ip_address: str | None
+    user_agent: str | None
+    details: dict[str, Any] | None
+
+
+async def start_session(db: AsyncSession, start: SessionStart, audit: StartAudit) -> uuid.UUID:
+    """`_START_SESSION` in the request's transaction; the new session's id."""
+    session_id = uuid.uuid4()
+    await db.execute(
+        _START_SESSION,
+        {
+            "id": session_id,
+            "user_id": start.user_id,
+            "created_at": start.created_at,
+            "now": start.now,
+            "expires_at": start.expires_at,
+            "user_agent": start.user_agent,
+            "ip_address": start.ip_address,
+            "client_id": start.client_id,
+            "scopes": list(start.scopes),
+            "amr": list(start.amr),
+            "refresh_token_hash": start.refresh_token_hash,
+            "event": audit.event,
+            "audit_ip_address": audit.ip_address,
+            "audit_user_agent": audit.user_agent,
+            "details": audit.details,
+        },
     )
-    db.add(auth_session)
-    await db.flush()
-    return auth_session
+    return session_id
 
 
 async def add_refresh_token(

@@ -19,7 +19,7 @@ from typing import Final
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.events import AuditEvent
-from app.audit.service import record
+from app.audit.service import record, stored_details, stored_ip_address, stored_user_agent
 from app.auth import repository
 from app.auth.models import AuthSession
 from app.clients.models import BUILTIN_CLIENT_ID
@@ -116,37 +116,43 @@ async def start_session(
     *,
     settings: Settings,
     ctx: RequestContext,
+    refresh_token_hash: bytes,
     oauth_client_id: str = BUILTIN_CLIENT_ID,
     scopes: Sequence[str] = (),
     absolute_ttl_seconds: int | None = None,
-) -> AuthSession:
-    """A new session of the OAuth client `oauth_client_id` for a finished login, with its audit record.
-    Its `created_at` is the login's `auth_time`; it grants `scopes`, and lives `absolute_ttl_seconds`
-    (the client's refresh-token lifetime; None: SESSION_ABSOLUTE_TTL_SECONDS)."""
-    user, now = authentication.user, authentication.auth_time
+) -> uuid.UUID:
+    """A new session of the OAuth client `oauth_client_id` for a finished login, with its first refresh
+    token (stored by its digest) and its audit record, in one statement; the session's id. Its
+    `created_at` is the login's `auth_time` and its last use is now (for a login completed later, by an
+    authorization code, the idle clock starts at the code's redemption); it grants `scopes`, and lives
+    `absolute_ttl_seconds` (the client's refresh-token lifetime; None: SESSION_ABSOLUTE_TTL_SECONDS)."""
+    user, now = authentication.user, ctx.now
     ttl = absolute_ttl_seconds or settings.SESSION_ABSOLUTE_TTL_SECONDS
-    auth_session = await repository.create_session(
+    details = {"known_device": True} if authentication.known_device else None
+    session_id = await repository.start_session(
         db,
-        user_id=user.id,
-        now=now,
-        expires_at=now + timedelta(seconds=ttl),
-        user_agent=ctx.user_agent,
-        ip_address=ctx.ip_address,
-        client_id=oauth_client_id,
-        scopes=scopes,
-        amr=authentication.amr,
-    )
-    await record(
-        db,
-        AuditEvent.LOGIN_SUCCEEDED,
-        ctx=ctx,
-        user_id=user.id,
-        session_id=auth_session.id,
-        details={"known_device": True} if authentication.known_device else None,
+        repository.SessionStart(
+            user_id=user.id,
+            created_at=authentication.auth_time,
+            now=now,
+            expires_at=authentication.auth_time + timedelta(seconds=ttl),
+            user_agent=ctx.user_agent,
+            ip_address=ctx.ip_address,
+            client_id=oauth_client_id,
+            scopes=scopes,
+            amr=authentication.amr,
+            refresh_token_hash=refresh_token_hash,
+        ),
+        repository.StartAudit(
+            event=AuditEvent.LOGIN_SUCCEEDED.value,
+            ip_address=stored_ip_address(ctx),
+            user_agent=stored_user_agent(ctx),
+            details=stored_details(AuditEvent.LOGIN_SUCCEEDED, details),
+        ),
     )
     metrics.count_login("succeeded")
-    log.info("login succeeded user=%s session=%s", user.id, auth_session.id)
-    return auth_session
+    log.info("login succeeded user=%s session=%s", user.id, session_id)
+    return session_id
 
 
 async def end_sessions(

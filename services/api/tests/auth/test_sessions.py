@@ -1,8 +1,63 @@
 """Logout, logout-all, listing and revoking sessions, and password change ending other sessions."""
 
-import httpx
+from datetime import timedelta
 
+import httpx
+from sqlalchemy import event, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.audit.models import AuditEntry
+from app.auth.models import AuthSession, RefreshToken
+from app.clients.models import BUILTIN_CLIENT_ID
+from app.core.clock import ManualClock
+from app.core.opaque_tokens import digest
 from tests.auth.helpers import PASSWORD, password_grant, refresh_grant, signed_up, tokens_of
+from tests.factories import TEST_IP_ADDRESS, TEST_USER_AGENT
+
+
+async def test_rfc6749_a_login_starts_its_session_first_refresh_token_and_audit_row_in_one_statement(
+    client: httpx.AsyncClient, db_session: AsyncSession, clock: ManualClock
+) -> None:
+    """A password login writes its session, the session's first refresh token and its `login.succeeded`
+    row in one statement: the session created and last used at the login, live, of the built-in client,
+    with the client's address, User-Agent and `amr`; the refresh token unspent; the audit row with the
+    address, the User-Agent and, from a known device, `known_device`."""
+    email, _ = await signed_up(client)  # the client keeps the device cookie of this first login
+    clock.advance(timedelta(seconds=5))
+    statements: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if any(table in statement for table in ("auth_sessions", "refresh_tokens", "audit_events")):
+            statements.append(" ".join(statement.split()))
+
+    event.listen(Engine, "before_cursor_execute", seen)
+    try:
+        tokens = tokens_of(await password_grant(client, email))
+    finally:
+        event.remove(Engine, "before_cursor_execute", seen)
+    assert len(statements) == 1, statements
+    assert statements[0].startswith("WITH started AS ( INSERT INTO auth_sessions"), statements
+
+    stored = await db_session.get(RefreshToken, digest(tokens.refresh))
+    assert stored is not None and stored.used_at is None and stored.created_at == clock.now()
+    auth_session = await db_session.get(AuthSession, stored.session_id)
+    assert auth_session is not None
+    assert (auth_session.created_at, auth_session.last_used_at) == (clock.now(), clock.now())
+    assert auth_session.expires_at > clock.now() + timedelta(days=1)
+    assert auth_session.revoked_at is None and auth_session.client_id == BUILTIN_CLIENT_ID
+    assert (auth_session.ip_address, auth_session.user_agent) == (TEST_IP_ADDRESS, TEST_USER_AGENT)
+    assert auth_session.amr == ["pwd"]
+    rows = (
+        await db_session.scalars(
+            select(AuditEntry).where(
+                AuditEntry.session_id == auth_session.id, AuditEntry.event == "login.succeeded"
+            )
+        )
+    ).all()
+    assert [(r.user_id, r.occurred_at, r.ip_address, r.user_agent, r.details) for r in rows] == [
+        (auth_session.user_id, clock.now(), TEST_IP_ADDRESS, TEST_USER_AGENT, {"known_device": True})
+    ]
 
 
 async def test_logout_ends_the_current_session_at_once(client: httpx.AsyncClient) -> None:

@@ -13,12 +13,12 @@ import logging
 
 from app.audit.events import AuditEvent
 from app.audit.service import record
-from app.auth import repository
 from app.auth.errors import InvalidGrant
 from app.auth.grants.base import FormField, GrantHandler, TokenRequest
-from app.auth.issuing import IssuedTokens, issue_tokens, new_refresh_token
+from app.auth.issuing import IssuedTokens, issue_tokens
 from app.auth.sessions import Authentication, SessionEndReason, end_sessions, start_session
 from app.core.database import commit_before_refusing
+from app.core.opaque_tokens import new_token
 from app.oidc import codes
 from app.oidc.id_token import issue_id_token
 from app.users import repository as user_repository
@@ -54,21 +54,22 @@ class AuthorizationCodeGrant(GrantHandler):
         if user is None or not user.is_active:
             raise InvalidGrant()
         authentication = Authentication(user=user, amr=tuple(code.amr), auth_time=code.auth_time)
-        auth_session = await start_session(
+        # The session began at the sign-in (`auth_time`), but it is used now: its idle clock starts here.
+        refresh_token, refresh_token_hash = new_token()
+        session_id = await start_session(
             db,
             authentication,
             settings=request.settings,
             ctx=ctx,
+            refresh_token_hash=refresh_token_hash,
             oauth_client_id=code.client_id,
             scopes=code.scopes,
             absolute_ttl_seconds=request.oauth_client.refresh_token_ttl_seconds,
         )
-        # The session began at the sign-in (`auth_time`), but it is used now: its idle clock starts here.
-        await repository.touch_session(db, auth_session.id, ctx.now)
-        await codes.bind_session(db, code, auth_session.id)
+        await codes.bind_session(db, code, session_id)
         issued = issue_tokens(
-            await new_refresh_token(db, auth_session.id, ctx.now),
-            auth_session.id,
+            refresh_token,
+            session_id,
             authentication,
             keyring=request.keyring,
             settings=request.settings,
