@@ -2,7 +2,7 @@
 
 import uuid
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -14,8 +14,12 @@ async def get_by_id(session: AsyncSession, user_id: uuid.UUID) -> User | None:
     return await session.get(User, user_id)
 
 
+# Built once: every login sends it.
+_BY_EMAIL = select(User).where(User.email == bindparam("email"))
+
+
 async def get_by_email(session: AsyncSession, email: str) -> User | None:
-    return await session.scalar(select(User).where(User.email == email))
+    return await session.scalar(_BY_EMAIL, {"email": email})
 
 
 async def insert_if_absent(
