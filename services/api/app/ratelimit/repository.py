@@ -176,8 +176,14 @@ async def uncount_attempt(db: AsyncSession, email: str, kind: str) -> None:
 
 
 # Built once: every successful login sends the first (a statement built per call costs more CPU than its
-# round trip). The parameters are not named as columns (see `_count_attempt_statement`).
-_DELETE_THROTTLES = delete(LoginThrottle).where(LoginThrottle.email == bindparam("throttle_email"))
+# round trip). The parameters are not named as columns (see `_count_attempt_statement`). No session is
+# synchronized: pyauth never loads a throttle row as an object, and a bound parameter's value is not known
+# to the session (it would match nothing there).
+_DELETE_THROTTLES = (
+    delete(LoginThrottle)
+    .where(LoginThrottle.email == bindparam("throttle_email"))
+    .execution_options(synchronize_session=False)
+)
 _DELETE_THROTTLE_OF_KIND = _DELETE_THROTTLES.where(LoginThrottle.kind == bindparam("throttle_kind"))
 
 
