@@ -5,7 +5,7 @@ flush; the caller commits (`service.hit` commits its own short transaction)."""
 import functools
 import uuid
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import asyncpg
 from sqlalchemy import (
@@ -14,6 +14,7 @@ from sqlalchemy import (
     Float,
     Row,
     Select,
+    Table,
     and_,
     bindparam,
     delete,
@@ -85,8 +86,8 @@ class Schedule(NamedTuple):
 
 
 def attempt_allowed(
-    failures: QueryableAttribute[int],
-    last_failure_at: QueryableAttribute[Any],
+    failures: ColumnElement[int] | QueryableAttribute[int],
+    last_failure_at: ColumnElement[Any] | QueryableAttribute[Any],
     schedule: Schedule,
     now: datetime | BindParameter[datetime],
     *,
@@ -107,6 +108,10 @@ def attempt_allowed(
 
 # Account counters
 
+# The table itself, for the statements sent on every login: pyauth never loads a throttle row as an object,
+# so the ORM has nothing to do for them, and its handling of each execution costs more than the round trip.
+_THROTTLES = cast(Table, LoginThrottle.__table__)
+
 
 class AttemptCount(NamedTuple):
     """What one `count_attempt` statement did: `counted` is the new count when it counted the attempt
@@ -121,31 +126,32 @@ class AttemptCount(NamedTuple):
 @functools.cache
 def _count_attempt_statement(schedule: Schedule, *, lock: bool) -> Select[tuple[int | None, int | None, Any]]:
     """`count_attempt`'s statement, built once per schedule: every login sends it, and building it (some
-    2,500 Python calls) cost several times what sending it does. Its values are the parameters
+    2,500 Python calls) cost several times what sending it does; on the table, not the mapped class, so
+    the ORM does not handle it on every execution either. Its values are the parameters
     `attempt_email`, `attempt_kind` and `attempt_at`."""
     # Not named as columns: an UPDATE's execution parameters named as one of its columns would set it.
-    email = bindparam("attempt_email", type_=LoginThrottle.email.type)
-    kind = bindparam("attempt_kind", type_=LoginThrottle.kind.type)
-    now = bindparam("attempt_at", type_=LoginThrottle.last_failure_at.type)
-    key = (LoginThrottle.email == email, LoginThrottle.kind == kind)
-    allowed = attempt_allowed(LoginThrottle.failures, LoginThrottle.last_failure_at, schedule, now, lock=lock)
+    email = bindparam("attempt_email", type_=_THROTTLES.c.email.type)
+    kind = bindparam("attempt_kind", type_=_THROTTLES.c.kind.type)
+    now = bindparam("attempt_at", type_=_THROTTLES.c.last_failure_at.type)
+    key = (_THROTTLES.c.email == email, _THROTTLES.c.kind == kind)
+    allowed = attempt_allowed(_THROTTLES.c.failures, _THROTTLES.c.last_failure_at, schedule, now, lock=lock)
     counted = (
-        update(LoginThrottle)
+        update(_THROTTLES)
         .where(*key, allowed)
-        .values(failures=LoginThrottle.failures + 1, last_failure_at=now)
-        .returning(LoginThrottle.failures)
+        .values(failures=_THROTTLES.c.failures + 1, last_failure_at=now)
+        .returning(_THROTTLES.c.failures)
         .cte("counted")
     )
     first = select(email, kind, literal(1), now).where(~exists(counted.select()))
     inserted = (
-        insert(LoginThrottle)
+        insert(_THROTTLES)
         .from_select(["email", "kind", "failures", "last_failure_at"], first)
         .on_conflict_do_nothing()
-        .returning(LoginThrottle.failures)
+        .returning(_THROTTLES.c.failures)
         .cte("inserted")
     )
     # Every part of one statement reads the same snapshot: this is the row before the UPDATE.
-    existing = select(LoginThrottle.failures, LoginThrottle.last_failure_at).where(*key).subquery("existing")
+    existing = select(_THROTTLES.c.failures, _THROTTLES.c.last_failure_at).where(*key).subquery("existing")
     return select(
         func.coalesce(counted.select().scalar_subquery(), inserted.select().scalar_subquery()),
         existing.c.failures,
@@ -176,15 +182,10 @@ async def uncount_attempt(db: AsyncSession, email: str, kind: str) -> None:
 
 
 # Built once: every successful login sends the first (a statement built per call costs more CPU than its
-# round trip). The parameters are not named as columns (see `_count_attempt_statement`). No session is
-# synchronized: pyauth never loads a throttle row as an object, and a bound parameter's value is not known
-# to the session (it would match nothing there).
-_DELETE_THROTTLES = (
-    delete(LoginThrottle)
-    .where(LoginThrottle.email == bindparam("throttle_email"))
-    .execution_options(synchronize_session=False)
-)
-_DELETE_THROTTLE_OF_KIND = _DELETE_THROTTLES.where(LoginThrottle.kind == bindparam("throttle_kind"))
+# round trip). On the table (`_THROTTLES`), so no session is synchronized. The parameters are not named as
+# columns (see `_count_attempt_statement`).
+_DELETE_THROTTLES = delete(_THROTTLES).where(_THROTTLES.c.email == bindparam("throttle_email"))
+_DELETE_THROTTLE_OF_KIND = _DELETE_THROTTLES.where(_THROTTLES.c.kind == bindparam("throttle_kind"))
 
 
 async def delete_throttles(db: AsyncSession, email: str, kind: str | None) -> None:
