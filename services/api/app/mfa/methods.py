@@ -6,12 +6,13 @@ values it proves. `verify` is given the login's `attempt` (an opaque id of its m
 method whose challenge is issued beforehand (`webauthn`: `POST /auth/mfa/webauthn/options`) binds it.
 """
 
+import functools
 import logging
 import uuid
 from dataclasses import dataclass
 from typing import ClassVar, Final
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, Select, Uuid, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.events import AuditEvent
@@ -40,7 +41,7 @@ class SecondFactorMethod:
     # Whether having it makes a second factor required (recovery codes only stand in for another factor).
     primary: ClassVar[bool] = True
 
-    def enrolled(self, user_id: uuid.UUID) -> ColumnElement[bool]:
+    def enrolled(self, user_id: uuid.UUID | ColumnElement[uuid.UUID]) -> ColumnElement[bool]:
         """Whether the user has this method, as a SQL condition (`enrolled_methods` selects them all)."""
         raise NotImplementedError
 
@@ -62,7 +63,7 @@ class TotpMethod(SecondFactorMethod):
     field = "otp"
     max_length = 16
 
-    def enrolled(self, user_id: uuid.UUID) -> ColumnElement[bool]:
+    def enrolled(self, user_id: uuid.UUID | ColumnElement[uuid.UUID]) -> ColumnElement[bool]:
         return repository.confirmed_totp_exists(user_id)
 
     async def verify(
@@ -91,7 +92,7 @@ class RecoveryCodeMethod(SecondFactorMethod):
     max_length = 64
     primary = False
 
-    def enrolled(self, user_id: uuid.UUID) -> ColumnElement[bool]:
+    def enrolled(self, user_id: uuid.UUID | ColumnElement[uuid.UUID]) -> ColumnElement[bool]:
         return repository.unused_recovery_code_exists(user_id)
 
     async def verify(
@@ -136,7 +137,7 @@ class WebAuthnMethod(SecondFactorMethod):
     # still fits. The form's limit bounds what the parsers are handed.
     max_length = 8192
 
-    def enrolled(self, user_id: uuid.UUID) -> ColumnElement[bool]:
+    def enrolled(self, user_id: uuid.UUID | ColumnElement[uuid.UUID]) -> ColumnElement[bool]:
         return passkeys.passkey_enrolled(user_id)
 
     async def verify(
@@ -164,10 +165,17 @@ class WebAuthnMethod(SecondFactorMethod):
 METHODS: Final[tuple[SecondFactorMethod, ...]] = (TotpMethod(), WebAuthnMethod(), RecoveryCodeMethod())
 
 
+@functools.cache
+def _enrolled_statement() -> Select[*tuple[bool, ...]]:
+    """Every method's enrolment condition in one query, built once (for the parameter `enrolled_user_id`)."""
+    user_id = bindparam("enrolled_user_id", type_=Uuid())
+    return select(*(method.enrolled(user_id) for method in METHODS))
+
+
 async def enrolled_methods(db: AsyncSession, user: User) -> list[str]:
     """The names of the methods that can complete `user`'s login; empty when no primary factor is active
     (then the password alone signs in). One query for every method: a login reads it on every sign-in."""
-    enrolled = (await db.execute(select(*(method.enrolled(user.id) for method in METHODS)))).one()
+    enrolled = (await db.execute(_enrolled_statement(), {"enrolled_user_id": user.id})).one()
     if not any(has for method, has in zip(METHODS, enrolled, strict=True) if method.primary):
         return []
     return [method.name for method, has in zip(METHODS, enrolled, strict=True) if has]

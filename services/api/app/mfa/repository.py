@@ -5,8 +5,9 @@ exactly one is accepted: the second finds the row already changed and matches no
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import ColumnElement, bindparam, delete, exists, func, select, update
+from sqlalchemy import ColumnElement, Table, bindparam, delete, exists, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,14 +28,19 @@ async def get_totp(db: AsyncSession, user_id: uuid.UUID) -> MfaTotp | None:
     return await db.scalar(_TOTP_OF, {"totp_user_id": user_id})
 
 
-def confirmed_totp_exists(user_id: uuid.UUID) -> ColumnElement[bool]:
+# The tables themselves for the enrolment conditions, which every login selects: no ORM work per execution.
+_TOTP = cast(Table, MfaTotp.__table__)
+_RECOVERY_CODES = cast(Table, MfaRecoveryCode.__table__)
+
+
+def confirmed_totp_exists(user_id: uuid.UUID | ColumnElement[uuid.UUID]) -> ColumnElement[bool]:
     """Whether the user has a confirmed TOTP secret, as a condition to select (with other such)."""
-    return exists().where(MfaTotp.user_id == user_id, MfaTotp.confirmed_at.is_not(None))
+    return exists().where(_TOTP.c.user_id == user_id, _TOTP.c.confirmed_at.is_not(None))
 
 
-def unused_recovery_code_exists(user_id: uuid.UUID) -> ColumnElement[bool]:
+def unused_recovery_code_exists(user_id: uuid.UUID | ColumnElement[uuid.UUID]) -> ColumnElement[bool]:
     """Whether the user has a recovery code left, as a condition to select (with other such)."""
-    return exists().where(MfaRecoveryCode.user_id == user_id, MfaRecoveryCode.used_at.is_(None))
+    return exists().where(_RECOVERY_CODES.c.user_id == user_id, _RECOVERY_CODES.c.used_at.is_(None))
 
 
 async def has_confirmed_totp(db: AsyncSession, user_id: uuid.UUID) -> bool:

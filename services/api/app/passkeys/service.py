@@ -289,7 +289,7 @@ async def has_passkey(db: AsyncSession, user: User) -> bool:
     return await repository.count_passkeys(db, user.id) > 0
 
 
-def passkey_enrolled(user_id: uuid.UUID) -> ColumnElement[bool]:
+def passkey_enrolled(user_id: uuid.UUID | ColumnElement[uuid.UUID]) -> ColumnElement[bool]:
     """Whether the user has a passkey, as a condition the second-factor methods select in one query."""
     return repository.passkey_exists(user_id)
 
