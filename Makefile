@@ -74,7 +74,7 @@ logs: ## Follow the logs of every service
 ps: ## Show services and their health
 	$(COMPOSE) ps --all
 
-test: base-image test-output ## Run pytest (two workers) in the compose network against databases of its own (pyauth_gw0_test, pyauth_gw1_test)
+test: base-image test-output ## Run pytest (three workers) in the compose network against databases of its own (pyauth_gw0_test to pyauth_gw2_test)
 	$(COMPOSE) --profile test build tests
 	$(COMPOSE) --profile test run --rm tests
 
