@@ -92,4 +92,4 @@ async def confirm_current_password(
         await commit_before_refusing(db)
         log.info("current password check failed: %s user=%s", purpose, user.id)
         raise InvalidCurrentPassword()
-    await ratelimit.clear_failures(db, user.email, kind=kind)
+    await ratelimit.clear_failures(db, user.email, kind)

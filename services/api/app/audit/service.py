@@ -12,6 +12,7 @@ import json
 import logging
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -28,7 +29,7 @@ from app.audit.models import (
 from app.audit.repository import Cursor
 from app.core.context import RequestContext
 
-__all__ = ["AuditEvent", "record", "search", "stored_ip_address", "stored_user_agent"]
+__all__ = ["AuditEvent", "AuditRow", "audit_row", "record", "search"]
 
 log = logging.getLogger("pyauth.audit")
 
@@ -62,22 +63,34 @@ async def record(
             user_id=user_id,
             actor_id=actor_id,
             session_id=session_id,
-            ip_address=stored_ip_address(ctx),
-            user_agent=stored_user_agent(ctx),
+            ip_address=_clip(ctx.ip_address, MAX_IP_LENGTH),
+            user_agent=_clip(ctx.user_agent, MAX_USER_AGENT_LENGTH),
             reason=_clip(reason, MAX_REASON_LENGTH),
             details=stored_details(event, details),
         )
     )
 
 
-def stored_ip_address(ctx: RequestContext) -> str | None:
-    """The client address as an audit row stores it (for a row written by a statement of its own)."""
-    return _clip(ctx.ip_address, MAX_IP_LENGTH)
+@dataclass(frozen=True)
+class AuditRow:
+    """An audit row's own columns as stored, for a statement that writes the row together with the change
+    it describes (its user and session come from that change): what `record` would store."""
+
+    event: str
+    ip_address: str | None
+    user_agent: str | None
+    details: dict[str, Any] | None
 
 
-def stored_user_agent(ctx: RequestContext) -> str | None:
-    """The User-Agent as an audit row stores it (for a row written by a statement of its own)."""
-    return _clip(ctx.user_agent, MAX_USER_AGENT_LENGTH)
+def audit_row(event: AuditEvent, ctx: RequestContext, details: Mapping[str, Any] | None = None) -> AuditRow:
+    """`event`'s row as `record` would store it: the client's address and User-Agent clipped, the details
+    redacted and bounded."""
+    return AuditRow(
+        event=AuditEvent(event).value,
+        ip_address=_clip(ctx.ip_address, MAX_IP_LENGTH),
+        user_agent=_clip(ctx.user_agent, MAX_USER_AGENT_LENGTH),
+        details=stored_details(event, details),
+    )
 
 
 async def search(
@@ -114,8 +127,7 @@ def _clip(value: str | None, length: int) -> str | None:
 
 
 def stored_details(event: AuditEvent, details: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """The details as an audit row stores them: secrets redacted, JSON-safe, bounded in size (for a row
-    written by a statement of its own, as for `record`'s)."""
+    """The details as an audit row stores them: secrets redacted, JSON-safe, bounded in size."""
     if not details:
         return None
     redacted: list[str] = []

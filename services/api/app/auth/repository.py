@@ -4,7 +4,6 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import asyncpg
 from sqlalchemy import String, and_, bindparam, select, text, update
@@ -12,6 +11,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.models import AuditEntry
+from app.audit.service import AuditRow
 from app.auth.models import AuthSession, RefreshToken
 from app.users.models import User
 
@@ -64,17 +64,7 @@ class SessionStart:
     refresh_token_hash: bytes
 
 
-@dataclass(frozen=True)
-class StartAudit:
-    """The `login.succeeded` row's own columns (the rest come from the session)."""
-
-    event: str
-    ip_address: str | None
-    user_agent: str | None
-    details: dict[str, Any] | None
-
-
-async def start_session(db: AsyncSession, start: SessionStart, audit: StartAudit) -> uuid.UUID:
+async def start_session(db: AsyncSession, start: SessionStart, audit: AuditRow) -> uuid.UUID:
     """`_START_SESSION` in the request's transaction; the new session's id."""
     session_id = uuid.uuid4()
     await db.execute(
@@ -142,14 +132,15 @@ WITH claimed AS (
   INSERT INTO {RefreshToken.__tablename__} (token_hash, session_id, created_at)
   SELECT :successor_hash, session_id, :now FROM claimed
 ), audited AS (
-  INSERT INTO {AuditEntry.__tablename__} (occurred_at, event, user_id, session_id, ip_address, user_agent)
-  SELECT :now, :event, user_id, session_id, :ip_address, :user_agent FROM claimed
+  INSERT INTO {AuditEntry.__tablename__}
+    (occurred_at, event, user_id, session_id, ip_address, user_agent, details)
+  SELECT :now, :event, user_id, session_id, :ip_address, :user_agent, :details FROM claimed
 )
 SELECT touched.*, u.email, u.display_name, u.is_active, u.is_verified, u.roles, u.password_changed_at,
   u.locale, u.created_at AS user_created_at, u.updated_at AS user_updated_at
 FROM touched JOIN {User.__tablename__} AS u ON u.id = touched.user_id
 """  # noqa: S608 - table names from the models; every value is a bound parameter
-)
+).bindparams(bindparam("details", type_=JSONB))
 _SESSION_COLUMNS = (
     "id", "user_id", "created_at", "last_used_at", "expires_at", "revoked_at", "revoked_reason",
     "user_agent", "ip_address", "client_id", "scopes", "amr",
@@ -167,15 +158,6 @@ _USER_COLUMNS = {
 }
 
 
-@dataclass(frozen=True)
-class RotationAudit:
-    """The `token.refreshed` row's own columns (the rest come from the claimed session)."""
-
-    event: str
-    ip_address: str | None
-    user_agent: str | None
-
-
 async def rotate_live_refresh_token(
     db: AsyncSession,
     *,
@@ -184,7 +166,7 @@ async def rotate_live_refresh_token(
     client_id: str,
     now: datetime,
     idle_since: datetime,
-    audit: RotationAudit,
+    audit: AuditRow,
 ) -> SessionWithUser | None:
     """`_ROTATE_LIVE_REFRESH_TOKEN` in the request's transaction: the rotated session and its user (both
     detached, read-only, the user without its password hash), or None when the token was not an unused one
@@ -201,6 +183,7 @@ async def rotate_live_refresh_token(
                 "event": audit.event,
                 "ip_address": audit.ip_address,
                 "user_agent": audit.user_agent,
+                "details": audit.details,
             },
         )
     ).one_or_none()

@@ -15,7 +15,7 @@ from typing import NoReturn
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.events import AuditEvent
-from app.audit.service import record, stored_ip_address, stored_user_agent
+from app.audit.service import audit_row, record
 from app.auth import repository
 from app.auth.errors import InvalidGrant, RefreshTokenAlreadyUsed
 from app.auth.grants.client_binding import refuse_another_clients_token
@@ -127,11 +127,7 @@ async def refresh(
         client_id=oauth_client.client_id,
         now=now,
         idle_since=now - idle_ttl(settings),
-        audit=repository.RotationAudit(
-            event=AuditEvent.TOKEN_REFRESHED.value,
-            ip_address=stored_ip_address(ctx),
-            user_agent=stored_user_agent(ctx),
-        ),
+        audit=audit_row(AuditEvent.TOKEN_REFRESHED, ctx),
     )
     if found is None:
         await refuse_another_clients_token(db, token_hash, oauth_client, ctx=ctx)

@@ -19,7 +19,7 @@ from typing import Final
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.events import AuditEvent
-from app.audit.service import record, stored_details, stored_ip_address, stored_user_agent
+from app.audit.service import audit_row, record
 from app.auth import repository
 from app.auth.models import AuthSession
 from app.clients.models import BUILTIN_CLIENT_ID
@@ -143,12 +143,7 @@ async def start_session(
             amr=authentication.amr,
             refresh_token_hash=refresh_token_hash,
         ),
-        repository.StartAudit(
-            event=AuditEvent.LOGIN_SUCCEEDED.value,
-            ip_address=stored_ip_address(ctx),
-            user_agent=stored_user_agent(ctx),
-            details=stored_details(AuditEvent.LOGIN_SUCCEEDED, details),
-        ),
+        audit_row(AuditEvent.LOGIN_SUCCEEDED, ctx, details),
     )
     metrics.count_login("succeeded")
     log.info("login succeeded user=%s session=%s", user.id, session_id)

@@ -26,7 +26,7 @@ from typing import Any, NoReturn
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.events import AuditEvent
-from app.audit.service import record
+from app.audit.service import audit_row, record
 from app.auth.issuing import IssuedTokens, start_session_with_tokens
 from app.auth.login.second_factor import MfaRequired
 from app.auth.sessions import Authentication
@@ -90,9 +90,10 @@ async def store_mfa_token(
     settings: Settings,
     ctx: RequestContext,
 ) -> str:
-    """Store and audit a new mfa_token for the login that `required` interrupted; answer the token."""
+    """Store and audit a new mfa_token for the login that `required` interrupted (one statement); answer
+    the token."""
     token, token_hash = new_token()
-    await repository.add_mfa_token(
+    await repository.store_mfa_token(
         db,
         MfaToken(
             token_hash=token_hash,
@@ -104,9 +105,7 @@ async def store_mfa_token(
             created_at=ctx.now,
             expires_at=ctx.now + timedelta(seconds=settings.MFA_TOKEN_TTL_SECONDS),
         ),
-    )
-    await record(
-        db, AuditEvent.MFA_REQUIRED, ctx=ctx, user_id=required.user.id, details={"methods": required.methods}
+        audit_row(AuditEvent.MFA_REQUIRED, ctx, {"methods": required.methods}),
     )
     return token
 
@@ -212,8 +211,7 @@ async def second_step(
         user_id = user.id
         await db.rollback()  # undo the method's acceptance: this login did not happen
         await _refuse(db, ctx, "invalid_mfa_token", user_id=user_id)
-    await ratelimit.clear_failures(db, user.email, kind=MFA_KIND)
-    await ratelimit.clear_failures(db, user.email, kind=ratelimit.AttemptKind.LOGIN)
+    await ratelimit.clear_failures(db, user.email, MFA_KIND, ratelimit.AttemptKind.LOGIN)
     replaces = await db.get(LoginDevice, ticket.device_token_hash) if ticket.device_token_hash else None
     if replaces is not None and replaces.user_id != user.id:
         replaces = None

@@ -7,15 +7,18 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import ColumnElement, Table, bindparam, delete, exists, func, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import ColumnElement, String, Table, bindparam, delete, exists, func, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit.models import AuditEntry
+from app.audit.service import AuditRow
 from app.mfa.models import MfaRecoveryCode, MfaToken, MfaTotp
 
-# The queries every mfa grant sends are built once, with bound parameters: building one through SQLAlchemy
-# per request cost more CPU than its round trip. Only queries: an ORM UPDATE whose values are bound
-# parameters would leave the session's copy of the row stale (its values are not known to the session).
+# The statements every mfa grant sends are built once, with bound parameters: building one through
+# SQLAlchemy per request cost more CPU than its round trip. The acceptances below are sent on the tables,
+# not the mapped classes, so the ORM does no work per execution; the session's copy of a row they change (a
+# TOTP row loaded to check the code, a ticket) keeps its old value, which nothing reads after the UPDATE.
 _TOTP_OF = select(MfaTotp).where(MfaTotp.user_id == bindparam("totp_user_id"))
 _LIVE_MFA_TOKEN = select(MfaToken).where(
     MfaToken.token_hash == bindparam("mfa_token_hash"),
@@ -31,6 +34,38 @@ async def get_totp(db: AsyncSession, user_id: uuid.UUID) -> MfaTotp | None:
 # The tables themselves for the enrolment conditions, which every login selects: no ORM work per execution.
 _TOTP = cast(Table, MfaTotp.__table__)
 _RECOVERY_CODES = cast(Table, MfaRecoveryCode.__table__)
+_MFA_TOKENS = cast(Table, MfaToken.__table__)
+# The acceptances (parameters named apart from the columns: a parameter named like a column would be SET).
+_ACCEPT_TOTP_STEP = (
+    update(_TOTP)
+    .where(
+        _TOTP.c.user_id == bindparam("totp_user_id"),
+        _TOTP.c.confirmed_at.is_not(None),
+        _TOTP.c.last_step.is_(None) | (_TOTP.c.last_step < bindparam("totp_step")),
+    )
+    .values(last_step=bindparam("totp_step"))
+    .returning(_TOTP.c.user_id)
+)
+_USE_RECOVERY_CODE = (
+    update(_RECOVERY_CODES)
+    .where(
+        _RECOVERY_CODES.c.code_hash == bindparam("recovery_code_hash"),
+        _RECOVERY_CODES.c.user_id == bindparam("recovery_user_id"),
+        _RECOVERY_CODES.c.used_at.is_(None),
+    )
+    .values(used_at=bindparam("recovery_used_at"))
+    .returning(_RECOVERY_CODES.c.code_hash)
+)
+_SPEND_MFA_TOKEN = (
+    update(_MFA_TOKENS)
+    .where(
+        _MFA_TOKENS.c.token_hash == bindparam("mfa_token_hash"),
+        _MFA_TOKENS.c.used_at.is_(None),
+        _MFA_TOKENS.c.expires_at > bindparam("mfa_token_now"),
+    )
+    .values(used_at=bindparam("mfa_token_now"))
+    .returning(_MFA_TOKENS.c.token_hash)
+)
 
 
 def confirmed_totp_exists(user_id: uuid.UUID | ColumnElement[uuid.UUID]) -> ColumnElement[bool]:
@@ -78,16 +113,7 @@ async def confirm_totp(db: AsyncSession, user_id: uuid.UUID, step: int, now: dat
 
 async def accept_totp_step(db: AsyncSession, user_id: uuid.UUID, step: int) -> bool:
     """Spend time step `step`: only if it is later than the last one accepted (RFC 6238 §5.2, no replay)."""
-    result = await db.execute(
-        update(MfaTotp)
-        .where(
-            MfaTotp.user_id == user_id,
-            MfaTotp.confirmed_at.is_not(None),
-            (MfaTotp.last_step.is_(None)) | (MfaTotp.last_step < step),
-        )
-        .values(last_step=step)
-        .returning(MfaTotp.user_id)
-    )
+    result = await db.execute(_ACCEPT_TOTP_STEP, {"totp_user_id": user_id, "totp_step": step})
     return result.first() is not None
 
 
@@ -129,16 +155,8 @@ async def delete_recovery_codes(db: AsyncSession, user_id: uuid.UUID) -> None:
 
 
 async def use_recovery_code(db: AsyncSession, user_id: uuid.UUID, code_hash: bytes, now: datetime) -> bool:
-    result = await db.execute(
-        update(MfaRecoveryCode)
-        .where(
-            MfaRecoveryCode.code_hash == code_hash,
-            MfaRecoveryCode.user_id == user_id,
-            MfaRecoveryCode.used_at.is_(None),
-        )
-        .values(used_at=now)
-        .returning(MfaRecoveryCode.code_hash)
-    )
+    values = {"recovery_code_hash": code_hash, "recovery_user_id": user_id, "recovery_used_at": now}
+    result = await db.execute(_USE_RECOVERY_CODE, values)
     return result.first() is not None
 
 
@@ -151,9 +169,44 @@ async def unused_recovery_codes(db: AsyncSession, user_id: uuid.UUID) -> int:
     return int(count or 0)
 
 
-async def add_mfa_token(db: AsyncSession, token: MfaToken) -> None:
-    db.add(token)
-    await db.flush()
+# A password login interrupted for its second factor: its mfa_token and the `login.mfa_required` audit row,
+# in one statement.
+_STORE_MFA_TOKEN = text(
+    f"""
+WITH stored AS (
+  INSERT INTO {MfaToken.__tablename__}
+    (token_hash, user_id, client_id, device_token_hash, amr, scopes, created_at, expires_at)
+  VALUES (:token_hash, :user_id, :client_id, :device_token_hash, :amr, :scopes, :created_at, :expires_at)
+)
+INSERT INTO {AuditEntry.__tablename__} (occurred_at, event, user_id, ip_address, user_agent, details)
+VALUES (:created_at, :event, :user_id, :ip_address, :user_agent, :details)
+"""  # noqa: S608 - table names from the models; every value is a bound parameter
+).bindparams(
+    bindparam("amr", type_=ARRAY(String)),
+    bindparam("scopes", type_=ARRAY(String)),
+    bindparam("details", type_=JSONB),
+)
+
+
+async def store_mfa_token(db: AsyncSession, token: MfaToken, audit: AuditRow) -> None:
+    """`_STORE_MFA_TOKEN` in the request's transaction (`audit` dated at the token's creation)."""
+    await db.execute(
+        _STORE_MFA_TOKEN,
+        {
+            "token_hash": token.token_hash,
+            "user_id": token.user_id,
+            "client_id": token.client_id,
+            "device_token_hash": token.device_token_hash,
+            "amr": list(token.amr),
+            "scopes": list(token.scopes),
+            "created_at": token.created_at,
+            "expires_at": token.expires_at,
+            "event": audit.event,
+            "ip_address": audit.ip_address,
+            "user_agent": audit.user_agent,
+            "details": audit.details,
+        },
+    )
 
 
 async def live_mfa_token(db: AsyncSession, token_hash: bytes, now: datetime) -> MfaToken | None:
@@ -161,10 +214,5 @@ async def live_mfa_token(db: AsyncSession, token_hash: bytes, now: datetime) -> 
 
 
 async def spend_mfa_token(db: AsyncSession, token_hash: bytes, now: datetime) -> bool:
-    result = await db.execute(
-        update(MfaToken)
-        .where(MfaToken.token_hash == token_hash, MfaToken.used_at.is_(None), MfaToken.expires_at > now)
-        .values(used_at=now)
-        .returning(MfaToken.token_hash)
-    )
+    result = await db.execute(_SPEND_MFA_TOKEN, {"mfa_token_hash": token_hash, "mfa_token_now": now})
     return result.first() is not None

@@ -90,6 +90,10 @@ def passkey_exists(user_id: uuid.UUID | ColumnElement[uuid.UUID]) -> ColumnEleme
     return exists().where(passkeys.c.user_id == user_id)
 
 
+async def has_passkey(db: AsyncSession, user_id: uuid.UUID) -> bool:
+    return bool(await db.scalar(select(passkey_exists(user_id))))
+
+
 async def count_passkeys(db: AsyncSession, user_id: uuid.UUID) -> int:
     return await db.scalar(select(func.count()).select_from(Passkey).where(Passkey.user_id == user_id)) or 0
 

@@ -286,7 +286,7 @@ def _verified_registration(
 
 
 async def has_passkey(db: AsyncSession, user: User) -> bool:
-    return await repository.count_passkeys(db, user.id) > 0
+    return await repository.has_passkey(db, user.id)
 
 
 def passkey_enrolled(user_id: uuid.UUID | ColumnElement[uuid.UUID]) -> ColumnElement[bool]:

@@ -185,15 +185,17 @@ async def uncount_attempt(db: AsyncSession, email: str, kind: str) -> None:
 # round trip). On the table (`_THROTTLES`), so no session is synchronized. The parameters are not named as
 # columns (see `_count_attempt_statement`).
 _DELETE_THROTTLES = delete(_THROTTLES).where(_THROTTLES.c.email == bindparam("throttle_email"))
-_DELETE_THROTTLE_OF_KIND = _DELETE_THROTTLES.where(_THROTTLES.c.kind == bindparam("throttle_kind"))
+_DELETE_THROTTLES_OF_KINDS = _DELETE_THROTTLES.where(
+    _THROTTLES.c.kind.in_(bindparam("throttle_kinds", expanding=True))
+)
 
 
-async def delete_throttles(db: AsyncSession, email: str, kind: str | None) -> None:
-    """The rows of `email`: of one kind, or of every kind."""
-    if kind is None:
+async def delete_throttles(db: AsyncSession, email: str, kinds: list[str] | None) -> None:
+    """The rows of `email`: of these kinds, or of every kind (None)."""
+    if kinds is None:
         await db.execute(_DELETE_THROTTLES, {"throttle_email": email})
     else:
-        await db.execute(_DELETE_THROTTLE_OF_KIND, {"throttle_email": email, "throttle_kind": kind})
+        await db.execute(_DELETE_THROTTLES_OF_KINDS, {"throttle_email": email, "throttle_kinds": kinds})
 
 
 # Device counters

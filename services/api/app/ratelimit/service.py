@@ -198,6 +198,7 @@ async def release_attempt(db: AsyncSession, email: str, *, kind: AttemptKind = A
     await repository.uncount_attempt(db, email, kind.value)
 
 
-async def clear_failures(db: AsyncSession, email: str, *, kind: AttemptKind | None = None) -> None:
-    """Forget the failures of `email`: of one kind after a success, of every kind after a reset."""
-    await repository.delete_throttles(db, email, None if kind is None else kind.value)
+async def clear_failures(db: AsyncSession, email: str, *kinds: AttemptKind) -> None:
+    """Forget the failures of `email`, in one statement: of the kinds a success proved (the mfa grant's
+    second factor and the password before it), or of every kind (no kinds: after a reset)."""
+    await repository.delete_throttles(db, email, [kind.value for kind in kinds] or None)

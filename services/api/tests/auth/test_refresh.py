@@ -5,8 +5,7 @@ import asyncio
 from datetime import timedelta
 
 import httpx
-from sqlalchemy import event, func, select
-from sqlalchemy.engine import Engine
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.audit.models import AuditEntry
@@ -15,6 +14,7 @@ from app.core.clock import ManualClock
 from app.core.opaque_tokens import digest
 from tests.auth.helpers import live_email, refresh_grant, signed_up, tokens_of
 from tests.factories import TEST_IP_ADDRESS, TEST_USER_AGENT
+from tests.statements import statements_on
 
 PAST_GRACE = timedelta(seconds=11)
 
@@ -146,17 +146,8 @@ async def test_rfc6749_6_a_plain_rotation_is_one_statement_with_the_same_rows_as
     moved, one `token.refreshed` row with the client's address and User-Agent."""
     _, first = await signed_up(client)
     clock.advance(timedelta(seconds=5))
-    statements: list[str] = []
-
-    def seen(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
-        if "refresh_tokens" in statement or "audit_events" in statement or "auth_sessions" in statement:
-            statements.append(" ".join(statement.split()))
-
-    event.listen(Engine, "before_cursor_execute", seen)
-    try:
+    with statements_on("refresh_tokens", "audit_events", "auth_sessions") as statements:
         second = tokens_of(await refresh_grant(client, first.refresh))
-    finally:
-        event.remove(Engine, "before_cursor_execute", seen)
     assert len(statements) == 1, statements
     assert statements[0].startswith("WITH claimed AS ( UPDATE refresh_tokens")
 

@@ -3,8 +3,7 @@
 from datetime import timedelta
 
 import httpx
-from sqlalchemy import event, select
-from sqlalchemy.engine import Engine
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.models import AuditEntry
@@ -14,6 +13,7 @@ from app.core.clock import ManualClock
 from app.core.opaque_tokens import digest
 from tests.auth.helpers import PASSWORD, password_grant, refresh_grant, signed_up, tokens_of
 from tests.factories import TEST_IP_ADDRESS, TEST_USER_AGENT
+from tests.statements import statements_on
 
 
 async def test_rfc6749_a_login_starts_its_session_first_refresh_token_and_audit_row_in_one_statement(
@@ -25,17 +25,8 @@ async def test_rfc6749_a_login_starts_its_session_first_refresh_token_and_audit_
     address, the User-Agent and, from a known device, `known_device`."""
     email, _ = await signed_up(client)  # the client keeps the device cookie of this first login
     clock.advance(timedelta(seconds=5))
-    statements: list[str] = []
-
-    def seen(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
-        if any(table in statement for table in ("auth_sessions", "refresh_tokens", "audit_events")):
-            statements.append(" ".join(statement.split()))
-
-    event.listen(Engine, "before_cursor_execute", seen)
-    try:
+    with statements_on("auth_sessions", "refresh_tokens", "audit_events") as statements:
         tokens = tokens_of(await password_grant(client, email))
-    finally:
-        event.remove(Engine, "before_cursor_execute", seen)
     assert len(statements) == 1, statements
     assert statements[0].startswith("WITH started AS ( INSERT INTO auth_sessions"), statements
 

@@ -5,7 +5,7 @@ grant (RFC 6749 §4.5 extension grant) with the mfa_token, whose tokens say how 
 from datetime import timedelta
 
 import httpx
-from sqlalchemy import Engine, event, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.clock import ManualClock
@@ -15,6 +15,7 @@ from tests.admin.helpers import admin_account
 from tests.auth.helpers import password_grant, refresh_grant, signed_up
 from tests.clients.helpers import basic, password_grant_as, register_client
 from tests.mfa.helpers import MFA_GRANT, audit_of, claims_of, enrolled, mfa_grant, mfa_token_of
+from tests.statements import statements_on
 from tests.web.helpers import sign_in
 
 
@@ -53,23 +54,36 @@ async def test_a_login_reads_every_second_factor_method_in_one_query(
     with a factor (the answer lists them) and without (the login completes)."""
     user = await enrolled(client, clock)
     plain_email, _ = await signed_up(client)
-    statements: list[str] = []
-
-    def seen(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
-        if any(table in statement for table in ("mfa_totp", "mfa_recovery_codes", "passkeys")):
-            statements.append(statement)
-
-    event.listen(Engine, "before_cursor_execute", seen)
-    try:
+    with statements_on("mfa_totp", "mfa_recovery_codes", "passkeys") as statements:
         with_factor = await password_grant(client, user.email)
         assert with_factor.status_code == 403 and with_factor.json()["methods"] == ["otp", "recovery_code"]
         assert len(statements) == 1, statements
         statements.clear()
         assert (await password_grant(client, plain_email)).status_code == 200
         assert len(statements) == 1, statements
-    finally:
-        event.remove(Engine, "before_cursor_execute", seen)
     assert all(table in statements[0] for table in ("mfa_totp", "mfa_recovery_codes", "passkeys"))
+
+
+async def test_a_finished_mfa_login_forgets_the_password_and_factor_failures_in_one_statement(
+    client: httpx.AsyncClient, clock: ManualClock, db_session: AsyncSession
+) -> None:
+    """A wrong password and a wrong code each count against the account (kinds `login` and `mfa`); the
+    login that then completes with the right code clears both counts, with one `DELETE`."""
+    user = await enrolled(client, clock)
+    client.cookies.clear()  # an untrusted client: the account's own counters, not the device's
+    assert (await password_grant(client, user.email, "wrong-password-123456")).status_code == 400
+    clock.advance(timedelta(seconds=5))
+    token = await mfa_token_of(client, user.email)
+    assert (await mfa_grant(client, token, otp="000000")).status_code == 400
+    clock.advance(timedelta(seconds=5))
+    counted = "SELECT kind FROM login_throttles WHERE email = :e ORDER BY kind"
+    assert (await db_session.scalars(text(counted), {"e": user.email})).all() == ["login", "mfa"]
+    with statements_on("login_throttles") as statements:
+        answer = await mfa_grant(client, token, otp=totp.code_at(user.secret, clock.now()))
+    assert answer.status_code == 200, answer.text
+    deletes = [s for s in statements if s.startswith("DELETE FROM login_throttles")]
+    assert len(deletes) == 1, statements
+    assert (await db_session.scalars(text(counted), {"e": user.email})).all() == []
 
 
 async def test_a_wrong_password_answers_the_same_with_or_without_a_factor(

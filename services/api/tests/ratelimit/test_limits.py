@@ -7,7 +7,7 @@ from datetime import timedelta
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import Engine, delete, event, select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.audit.models import AuditEntry
@@ -16,6 +16,7 @@ from app.core.dependencies import trusted_networks
 from app.ratelimit.models import LoginThrottle
 from tests.account.helpers import last_mail_to
 from tests.auth.helpers import PASSWORD, live_email, password_grant, register, signed_up, unique_email
+from tests.statements import statements_on
 
 WRONG = "not-the-password-at-all"
 
@@ -140,11 +141,6 @@ async def test_each_attempt_is_counted_or_refused_in_one_statement(
     count, adds to it or refuses; only a success adds the statement that clears the count."""
     email, _ = await signed_up(client)
     client.cookies.clear()  # an untrusted client: the account's own counter, not the device's
-    statements: list[str] = []
-
-    def seen(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
-        if "login_throttles" in statement:
-            statements.append(" ".join(statement.split()))
 
     def throttle_statements(response: httpx.Response, status: int) -> list[str]:
         assert response.status_code == status, response.text
@@ -152,8 +148,7 @@ async def test_each_attempt_is_counted_or_refused_in_one_statement(
         statements.clear()
         return taken
 
-    event.listen(Engine, "before_cursor_execute", seen)
-    try:
+    with statements_on("login_throttles") as statements:
         first = throttle_statements(await password_grant(client, email, WRONG), 400)
         assert len(first) == 1 and first[0].startswith("WITH counted AS (UPDATE login_throttles"), first
         for _ in range(4):
@@ -163,8 +158,6 @@ async def test_each_attempt_is_counted_or_refused_in_one_statement(
         clock.advance(timedelta(seconds=1))
         success = throttle_statements(await password_grant(client, email, PASSWORD), 200)
         assert len(success) == 2 and success[1].startswith("DELETE FROM login_throttles"), success
-    finally:
-        event.remove(Engine, "before_cursor_execute", seen)
 
 
 async def test_unknown_emails_are_throttled_alike(client: httpx.AsyncClient) -> None:

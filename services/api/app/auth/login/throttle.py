@@ -73,7 +73,7 @@ class AttemptReservation(LoginStep):
 
     async def succeeded(self, flow: LoginFlow) -> None:
         # A success from anywhere clears the account's count, which also lifts its lock.
-        await ratelimit.clear_failures(flow.db, flow.request.email, kind=ratelimit.AttemptKind.LOGIN)
+        await ratelimit.clear_failures(flow.db, flow.request.email, ratelimit.AttemptKind.LOGIN)
         if flow.user is None:  # no step let an unknown account through; nothing to issue a token for
             return
         device = flow.attempt.device if isinstance(flow.attempt, LoginAttempt) else None
