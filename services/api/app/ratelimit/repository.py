@@ -30,6 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import QueryableAttribute
+from sqlalchemy.sql.dml import ReturningUpdate
 
 from app.core.config import Settings
 from app.ratelimit.models import LoginDevice, LoginThrottle, RateLimitHit
@@ -201,55 +202,79 @@ async def delete_throttles(db: AsyncSession, email: str, kinds: list[str] | None
 # Device counters
 
 
+# Built once, as the account counter's statements: every login that presents a device token sends them
+# (a browser's, with its device cookie). The device is loaded as an object (the login hands it on); its
+# counter is changed on the table, and nothing reads the loaded object's counter afterwards.
+_DEVICES = cast(Table, LoginDevice.__table__)
+_FIND_DEVICE = (
+    select(LoginDevice)
+    .join(User, User.id == LoginDevice.user_id)
+    .where(
+        LoginDevice.token_hash == bindparam("device_token_hash"),
+        User.email == bindparam("device_email"),
+        LoginDevice.expires_at > bindparam("device_now"),
+        LoginDevice.failures < bindparam("device_max_failures"),
+    )
+)
+_DEVICE_STATE = select(_DEVICES.c.failures, _DEVICES.c.last_failure_at).where(
+    _DEVICES.c.token_hash == bindparam("device_token_hash")
+)
+_UNCOUNT_DEVICE_ATTEMPT = (
+    update(_DEVICES)
+    .where(_DEVICES.c.token_hash == bindparam("device_token_hash"), _DEVICES.c.failures > 0)
+    .values(failures=_DEVICES.c.failures - 1)
+)
+
+
 async def find_device(
     db: AsyncSession, token_hash: bytes, email: str, *, now: datetime, max_failures: int
 ) -> LoginDevice | None:
     """The live, still trusted device of digest `token_hash` if it belongs to the account `email`."""
     device: LoginDevice | None = await db.scalar(
-        select(LoginDevice)
-        .join(User, User.id == LoginDevice.user_id)
-        .where(
-            LoginDevice.token_hash == token_hash,
-            User.email == email,
-            LoginDevice.expires_at > now,
-            LoginDevice.failures < max_failures,
-        )
+        _FIND_DEVICE,
+        {
+            "device_token_hash": token_hash,
+            "device_email": email,
+            "device_now": now,
+            "device_max_failures": max_failures,
+        },
     )
     return device
+
+
+@functools.cache
+def _count_device_attempt_statement(schedule: Schedule) -> ReturningUpdate[tuple[int]]:
+    """`count_device_attempt_if_allowed`'s statement, built once per schedule, on the table; its values are
+    the parameters `device_token_hash` and `device_attempt_at` (not named as columns: see
+    `_count_attempt_statement`)."""
+    now = bindparam("device_attempt_at", type_=_DEVICES.c.last_failure_at.type)
+    allowed = attempt_allowed(_DEVICES.c.failures, _DEVICES.c.last_failure_at, schedule, now, lock=False)
+    return (
+        update(_DEVICES)
+        .where(_DEVICES.c.token_hash == bindparam("device_token_hash"), allowed)
+        .values(failures=_DEVICES.c.failures + 1, last_failure_at=now)
+        .returning(_DEVICES.c.failures)
+    )
 
 
 async def count_device_attempt_if_allowed(
     db: AsyncSession, token_hash: bytes, *, settings: Settings, now: datetime
 ) -> int | None:
     """As `count_attempt` on the existing row, on the device's counter; the account lock does not apply."""
-    allowed = attempt_allowed(
-        LoginDevice.failures, LoginDevice.last_failure_at, Schedule.of(settings), now, lock=False
+    statement = _count_device_attempt_statement(Schedule.of(settings))
+    failures: int | None = await db.scalar(
+        statement, {"device_token_hash": token_hash, "device_attempt_at": now}
     )
-    return await db.scalar(
-        update(LoginDevice)
-        .where(LoginDevice.token_hash == token_hash, allowed)
-        .values(failures=LoginDevice.failures + 1, last_failure_at=now)
-        .returning(LoginDevice.failures)
-    )
+    return failures
 
 
 async def device_state(db: AsyncSession, token_hash: bytes) -> Row[int, datetime | None] | None:
     """(failures, last_failure_at) of the device, if it still exists."""
-    return (
-        await db.execute(
-            select(LoginDevice.failures, LoginDevice.last_failure_at).where(
-                LoginDevice.token_hash == token_hash
-            )
-        )
-    ).one_or_none()
+    return (await db.execute(_DEVICE_STATE, {"device_token_hash": token_hash})).one_or_none()
 
 
 async def uncount_device_attempt(db: AsyncSession, token_hash: bytes) -> None:
-    await db.execute(
-        update(LoginDevice)
-        .where(LoginDevice.token_hash == token_hash, LoginDevice.failures > 0)
-        .values(failures=LoginDevice.failures - 1)
-    )
+    await db.execute(_UNCOUNT_DEVICE_ATTEMPT, {"device_token_hash": token_hash})
 
 
 # A device's new token after a login, in one statement: the presented token (if any) is spent, the new one

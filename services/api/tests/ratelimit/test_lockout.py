@@ -20,6 +20,7 @@ from app.core.clock import ManualClock
 from app.core.opaque_tokens import digest
 from app.ratelimit.models import LoginDevice, LoginThrottle
 from tests.auth.helpers import PASSWORD, live_email, register, unique_email
+from tests.statements import statements_on
 
 WRONG = "not-the-password-at-all"
 
@@ -135,6 +136,28 @@ async def test_a_known_device_is_throttled_on_its_own_counter(
     assert await failures_of(db_session, email) == 5, "device failures do not count on the account"
     clock.advance(timedelta(seconds=1))
     assert (await login(client, email, device=device)).status_code == 200
+
+
+async def test_a_known_devices_attempt_is_counted_or_refused_in_one_statement(
+    client: httpx.AsyncClient,
+) -> None:
+    """A login presenting a known device reads the device (one query) and counts the attempt on its counter
+    in one statement; a refusal reads the counter as it stands for its Retry-After (one query more)."""
+    email = unique_email()
+    await register(client, email)
+    device = await device_of(client, email)
+
+    with statements_on("login_devices") as statements:
+        assert (await login(client, email, WRONG, device=device)).status_code == 400
+    assert len(statements) == 2, statements
+    assert statements[0].startswith("SELECT login_devices.token_hash"), statements
+    assert statements[1].startswith("UPDATE login_devices SET failures=(login_devices.failures +"), statements
+    for _ in range(4):
+        assert (await login(client, email, WRONG, device=device)).status_code == 400
+    with statements_on("login_devices") as statements:
+        refused = await login(client, email, device=device)
+    assert refused.status_code == 429 and refused.headers["retry-after"] == "1"
+    assert len(statements) == 3 and statements[2].startswith("SELECT login_devices.failures"), statements
 
 
 async def test_a_known_device_is_not_refused_by_the_account_lock_and_its_login_lifts_it(
