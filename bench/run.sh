@@ -55,6 +55,13 @@ delete_bench_data() {
   dev_psql bench/cleanup.sql
 }
 
+# One bench at a time per stack: a second run's cleanup would stop the first one's services in mid-run.
+exec 9>"${TMPDIR:-/tmp}/pyauth-bench-$project.lock"
+if ! flock --nonblock 9; then
+  echo "bench: another make bench is running on compose project '$project': wait until it has finished" >&2
+  exit 1
+fi
+
 api=$(compose ps -q api 2>/dev/null || true)
 if [ -z "$api" ] || [ "$(docker inspect --format '{{.State.Health.Status}}' "$api" 2>/dev/null)" != healthy ]; then
   echo "bench: the stack of compose project '$project' is not up and healthy: run 'make up' first" >&2
