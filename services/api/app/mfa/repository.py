@@ -19,22 +19,25 @@ from app.mfa.models import MfaRecoveryCode, MfaToken, MfaTotp
 # SQLAlchemy per request cost more CPU than its round trip. The acceptances below are sent on the tables,
 # not the mapped classes, so the ORM does no work per execution; the session's copy of a row they change (a
 # TOTP row loaded to check the code, a ticket) keeps its old value, which nothing reads after the UPDATE.
-_TOTP_OF = select(MfaTotp).where(MfaTotp.user_id == bindparam("totp_user_id"))
-_LIVE_MFA_TOKEN = select(MfaToken).where(
-    MfaToken.token_hash == bindparam("mfa_token_hash"),
-    MfaToken.used_at.is_(None),
-    MfaToken.expires_at > bindparam("mfa_token_now"),
+# The tables themselves for the statements every login sends (the enrolment conditions, the acceptances):
+# no ORM work per execution.
+_TOTP = cast(Table, MfaTotp.__table__)
+_RECOVERY_CODES = cast(Table, MfaRecoveryCode.__table__)
+_MFA_TOKENS = cast(Table, MfaToken.__table__)
+# A live ticket: this mfa_token, unspent and unexpired at `mfa_token_now`; read, then spent, by one login.
+_LIVE_TICKET = (
+    _MFA_TOKENS.c.token_hash == bindparam("mfa_token_hash"),
+    _MFA_TOKENS.c.used_at.is_(None),
+    _MFA_TOKENS.c.expires_at > bindparam("mfa_token_now"),
 )
+_TOTP_OF = select(MfaTotp).where(MfaTotp.user_id == bindparam("totp_user_id"))
+_LIVE_MFA_TOKEN = select(MfaToken).where(*_LIVE_TICKET)
 
 
 async def get_totp(db: AsyncSession, user_id: uuid.UUID) -> MfaTotp | None:
     return await db.scalar(_TOTP_OF, {"totp_user_id": user_id})
 
 
-# The tables themselves for the enrolment conditions, which every login selects: no ORM work per execution.
-_TOTP = cast(Table, MfaTotp.__table__)
-_RECOVERY_CODES = cast(Table, MfaRecoveryCode.__table__)
-_MFA_TOKENS = cast(Table, MfaToken.__table__)
 # The acceptances (parameters named apart from the columns: a parameter named like a column would be SET).
 _ACCEPT_TOTP_STEP = (
     update(_TOTP)
@@ -58,11 +61,7 @@ _USE_RECOVERY_CODE = (
 )
 _SPEND_MFA_TOKEN = (
     update(_MFA_TOKENS)
-    .where(
-        _MFA_TOKENS.c.token_hash == bindparam("mfa_token_hash"),
-        _MFA_TOKENS.c.used_at.is_(None),
-        _MFA_TOKENS.c.expires_at > bindparam("mfa_token_now"),
-    )
+    .where(*_LIVE_TICKET)
     .values(used_at=bindparam("mfa_token_now"))
     .returning(_MFA_TOKENS.c.token_hash)
 )

@@ -174,12 +174,20 @@ async def count_attempt(
     return AttemptCount(counted, failures, last_failure_at)
 
 
-async def uncount_attempt(db: AsyncSession, email: str, kind: str) -> None:
-    await db.execute(
-        update(LoginThrottle)
-        .where(LoginThrottle.email == email, LoginThrottle.kind == kind, LoginThrottle.failures > 0)
-        .values(failures=LoginThrottle.failures - 1)
+_UNCOUNT_ATTEMPT = (
+    update(_THROTTLES)
+    .where(
+        _THROTTLES.c.email == bindparam("throttle_email"),
+        _THROTTLES.c.kind == bindparam("throttle_kind"),
+        _THROTTLES.c.failures > 0,
     )
+    .values(failures=_THROTTLES.c.failures - 1)
+)
+
+
+async def uncount_attempt(db: AsyncSession, email: str, kind: str) -> None:
+    """Give one counted attempt back (built once, on the table, as the device counter's twin)."""
+    await db.execute(_UNCOUNT_ATTEMPT, {"throttle_email": email, "throttle_kind": kind})
 
 
 # Built once: every successful login sends the first (a statement built per call costs more CPU than its
