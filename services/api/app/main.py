@@ -139,6 +139,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             ExactRoutes,
             routes={
                 ("GET", "/users/me"): users_endpoints.me,
+                ("POST", "/auth/token"): auth_endpoints.issue_tokens,
                 ("GET", keys_endpoints.JWKS_PATH): keys_endpoints.jwks,
             },
         )

@@ -2,9 +2,8 @@
 sessions. Revocation, introspection and UserInfo are `app.oauth`'s."""
 
 import uuid
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi import APIRouter, Request, Response, status
 
 from app.account import registration
 from app.account.pending import end_pending_tokens
@@ -15,11 +14,20 @@ from app.auth.device_cookie import set_device_cookie
 from app.auth.errors import InvalidGrant, InvalidScope, UnsupportedGrantType
 from app.auth.grants.base import TokenRequest
 from app.auth.grants.client_auth import UnauthorizedClient, token_endpoint_responses
-from app.auth.grants.registry import GRANTS, TokenForm
+from app.auth.grants.registry import GRANTS
 from app.auth.login.second_factor import MfaRequired
 from app.auth.schemas import MfaRequiredBody, OAuthErrorBody, SessionRead, TokenResponse
 from app.auth.sessions import SessionEndReason, end_sessions, idle_ttl
-from app.core.dependencies import ClockDep, ContextDep, RequestLocale, SessionDep, SettingsDep
+from app.core.config import Settings
+from app.core.database import request_session
+from app.core.dependencies import (
+    ClockDep,
+    ContextDep,
+    RequestLocale,
+    SessionDep,
+    SettingsDep,
+    request_context,
+)
 from app.core.errors import (
     GUARD_ERRORS,
     UNAVAILABLE,
@@ -28,10 +36,10 @@ from app.core.errors import (
     PyauthError,
     error_responses,
 )
-from app.keys.dependencies import KeyRingDep
+from app.keys.keyring import KeyRing
 from app.passwords.dependencies import HasherDep
 from app.passwords.policy import NEW_PASSWORD_ERRORS, PasswordTooLong
-from app.ratelimit.dependencies import RateLimit
+from app.ratelimit.dependencies import RateLimit, limit_request
 from app.ratelimit.service import TokenEndpointRateLimited
 from app.users.emails import InvalidEmail
 from app.users.schemas import UserCreate, UserRead
@@ -87,9 +95,7 @@ async def register(
 
 @router.post(
     "/token",
-    dependencies=[RateLimit("token", "RATE_LIMIT_TOKEN", TokenEndpointRateLimited)],
     response_model=TokenResponse,
-    response_model_exclude_none=True,
     responses={
         **OAUTH_ERRORS,
         **error_responses(
@@ -105,16 +111,7 @@ async def register(
     },
     openapi_extra=GRANTS.request_body_doc(),
 )
-async def token(
-    db: SessionDep,
-    hasher: HasherDep,
-    keyring: KeyRingDep,
-    settings: SettingsDep,
-    ctx: ContextDep,
-    request: Request,
-    response: Response,
-    form: Annotated[TokenForm, Depends(GRANTS.form_dependency())],
-) -> TokenResponse:
+async def token(request: Request) -> Response:
     """OAuth 2.0 token endpoint (form-encoded). The request body's schema lists each grant type and its
     fields (the password grant's `username` is the email). Confidential clients authenticate with HTTP
     Basic (`client_secret_basic`) or `client_id` and `client_secret` in the form (`client_secret_post`);
@@ -127,27 +124,37 @@ async def token(
     For an account with a second factor the password grant answers 403 `mfa_required` with an `mfa_token`
     and the `methods`; `grant_type=urn:pyauth:params:oauth:grant-type:mfa` with the `mfa_token` and `otp`
     or `recovery_code` finishes the login."""
-    # A process that only issues tokens must still learn of a rotation before the new keys' turn comes
-    # (KEY_PUBLICATION_LEAD_SECONDS); cheap between refreshes.
-    await keyring.maybe_refresh()
-    handler, oauth_client = await GRANTS.resolve(
-        form, request.headers.get("authorization"), db=db, settings=settings, ctx=ctx
-    )
-    token_request = TokenRequest(
-        form=form,
-        cookies=request.cookies,
-        db=db,
-        hasher=hasher,
-        keyring=keyring,
-        settings=settings,
-        ctx=ctx,
-        oauth_client=oauth_client,
-    )
-    issued = await handler.issue(token_request)
-    if issued.device_token:
-        set_device_cookie(response, issued.device_token, settings)
-    response.headers.update(NO_STORE)
-    return TokenResponse(
+    return await issue_tokens(request)
+
+
+async def issue_tokens(request: Request) -> Response:
+    """`POST /auth/token`, for the FastAPI route above and for the exact-route dispatch (`app.main`)
+    alike: the per-client rate limit, the form, then the grant in one session committed before the answer."""
+    state = request.app.state
+    settings: Settings = state.settings
+    ctx = request_context(request, state.clock)
+    await limit_request(request, "token", "RATE_LIMIT_TOKEN", ctx, settings, TokenEndpointRateLimited)
+    form = await GRANTS.read_form(request)
+    keyring: KeyRing = state.keyring
+    async with request_session(request) as db:
+        # A process that only issues tokens must still learn of a rotation before the new keys' turn
+        # comes (KEY_PUBLICATION_LEAD_SECONDS); cheap between refreshes.
+        await keyring.maybe_refresh()
+        handler, oauth_client = await GRANTS.resolve(
+            form, request.headers.get("authorization"), db=db, settings=settings, ctx=ctx
+        )
+        token_request = TokenRequest(
+            form=form,
+            cookies=request.cookies,
+            db=db,
+            hasher=state.hasher,
+            keyring=keyring,
+            settings=settings,
+            ctx=ctx,
+            oauth_client=oauth_client,
+        )
+        issued = await handler.issue(token_request)
+    body = TokenResponse(
         access_token=issued.access_token,
         expires_in=issued.expires_in,
         refresh_token=issued.refresh_token,
@@ -157,6 +164,12 @@ async def token(
         device_token=issued.device_token,
         id_token=issued.id_token,
     )
+    response = Response(
+        body.model_dump_json(exclude_none=True), media_type="application/json", headers=NO_STORE
+    )
+    if issued.device_token:
+        set_device_cookie(response, issued.device_token, settings)
+    return response
 
 
 @router.post("/logout", status_code=204, responses=error_responses(*GUARD_ERRORS, 401, UNAVAILABLE))

@@ -481,8 +481,8 @@ class Settings(BaseSettings):
     DEBUG: bool = False
     HOT_PATHS_ENABLED: bool = Field(
         True,
-        description="Answer GET /users/me and the JWKS without FastAPI's routing (the same answers, faster); "
-        "off: every request goes through FastAPI.",
+        description="Answer GET /users/me, POST /auth/token and the JWKS without FastAPI's routing (the "
+        "same answers, faster); off: every request goes through FastAPI.",
     )
 
     # Metrics: GET /metrics in the Prometheus text format, on a port of its own that compose does not

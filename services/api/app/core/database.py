@@ -217,9 +217,10 @@ async def _pooled_connection(
         await session.commit()  # keeps what the statement wrote, as autocommit does on the engine's
 
 
-async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
-    """One session per request: committed once before the response is sent, rolled back on error,
-    and always closed."""
+@asynccontextmanager
+async def request_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One session per request: committed once when the block ends (before the response is sent), rolled
+    back on error, and always closed. For a handler FastAPI does not call (`app.core.exact_routes`)."""
     session: AsyncSession = request.app.state.sessionmaker()
     try:
         yield session
@@ -229,3 +230,9 @@ async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
         raise
     finally:
         await session.close()
+
+
+async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
+    """`request_session` as the route dependency (`SessionDep`)."""
+    async with request_session(request) as session:
+        yield session

@@ -36,6 +36,12 @@ async def _clock(request: Request) -> Clock:
 async def _context(request: Request, clock: Annotated[Clock, Depends(_clock)]) -> RequestContext:
     """The request's context, built once per request (FastAPI caches a dependency within a request, so the
     rate limit and the endpoint see the same `now`)."""
+    return request_context(request, clock)
+
+
+def request_context(request: Request, clock: Clock) -> RequestContext:
+    """Who asked and when: the clock's now, the client's address (`client_ip`), its user agent (bounded)
+    and the request id."""
     user_agent = request.headers.get("user-agent")
     return RequestContext(
         now=clock.now(),

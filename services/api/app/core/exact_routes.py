@@ -1,10 +1,10 @@
 """Exact-path dispatch for the hottest routes, in front of FastAPI's router.
 
-A request whose method and path match one of the routes given (`GET /users/me`, the JWKS) is answered by
-its handler directly: no route matching over ~150 routes, no dependency solving, no exit stack. Every
-other request goes on to FastAPI, which also keeps documenting these routes in the OpenAPI document: each
-FastAPI route calls the same handler, so both ways give the same answer (tests/core/test_exact_routes.py
-compares them). HOT_PATHS_ENABLED=false sends everything through FastAPI.
+A request whose method and path match one of the routes given (`GET /users/me`, `POST /auth/token`, the
+JWKS) is answered by its handler directly: no route matching over ~150 routes, no dependency solving, no
+exit stack. Every other request goes on to FastAPI, which also keeps documenting these routes in the
+OpenAPI document: each FastAPI route calls the same handler, so both ways give the same answer
+(tests/core/test_exact_routes.py compares them). HOT_PATHS_ENABLED=false sends everything through FastAPI.
 
 The middleware sits innermost, so the request log, the metrics, the security headers and the guards see
 these requests as any other. `scope["route"]` is the FastAPI route of the path, as the router would set

@@ -1,11 +1,12 @@
-"""The hot routes' exact-path dispatch (`app.core.exact_routes`): `GET /users/me` and the JWKS answer the
-same through it as through FastAPI's router (HOT_PATHS_ENABLED=false), status, body and headers, for
-every kind of answer; the requests are counted under their route, the metrics port still serves nothing
-but /metrics, other methods still go to FastAPI, and a lost database connection is a 503."""
+"""The hot routes' exact-path dispatch (`app.core.exact_routes`): `GET /users/me`, `POST /auth/token` and
+the JWKS answer the same through it as through FastAPI's router (HOT_PATHS_ENABLED=false), status, body
+and headers, for every kind of answer; the requests are counted under their route, the metrics port still
+serves nothing but /metrics, other methods still go to FastAPI, and a lost database connection is a 503."""
 
 import json
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Any
 
 import asyncpg
 import httpx
@@ -20,7 +21,7 @@ from app.core.config import Settings
 from app.core.database import build_engine, driver_connection
 from app.core.errors import ServiceUnavailable
 from app.main import create_app
-from tests.auth.helpers import signed_up
+from tests.auth.helpers import PASSWORD, signed_up
 from tests.conftest import AppClient, lent_to_the_test, make_settings, started_in_test_transaction
 from tests.metrics.helpers import METRICS_PORT, requests_total, scrape
 
@@ -96,6 +97,57 @@ async def test_the_jwks_answers_alike_through_the_dispatch_and_through_fastapi(
         assert answer(fast) == answer(routed), headers
 
 
+async def test_the_token_endpoint_answers_alike_through_the_dispatch_and_through_fastapi(
+    client: httpx.AsyncClient, through_fastapi: httpx.AsyncClient
+) -> None:
+    """Every refusal byte for byte; a grant's answers (new tokens each time) by status, header names,
+    cookie attributes and body fields."""
+    email, tokens = await signed_up(client)
+    refusals: list[dict[str, Any]] = [
+        {"data": {}},
+        {"data": {"grant_type": "magic"}},
+        {"data": {"grant_type": ""}},
+        {"data": {"grant_type": "refresh_token"}},
+        {"data": {"grant_type": "refresh_token", "refresh_token": "unknown"}},
+        {"data": {"grant_type": "g" * 65, "scope": "s" * 1025}},
+        {"content": b"grant_type=refresh_token&grant_type=refresh_token&refresh_token=x"},
+        {"data": {"grant_type": "password", "username": email, "password": "wrong"}},
+        {"data": {"grant_type": "client_credentials", "client_id": "nobody", "client_secret": "x"}},
+        {"json": {"grant_type": "refresh_token", "refresh_token": "x"}},
+        {
+            "data": {"grant_type": "refresh_token", "refresh_token": "x"},
+            "headers": {"Authorization": "Basic"},
+        },
+    ]
+    for request in refusals:
+        if "content" in request:
+            request["headers"] = {"Content-Type": "application/x-www-form-urlencoded"}
+        fast = await client.post("/auth/token", **request)
+        routed = await through_fastapi.post("/auth/token", **request)
+        assert fast.status_code >= 400, (request, fast.text)
+        assert answer(fast) == answer(routed), request
+
+    def shape(response: httpx.Response) -> tuple[int, list[str], list[str], list[str]]:
+        cookie = response.headers.get("set-cookie", "")
+        cookies = [attribute.split("=")[0] for attribute in cookie.split("; ")]
+        return response.status_code, sorted(response.headers), cookies[1:], sorted(response.json())
+
+    login = {"grant_type": "password", "username": email, "password": PASSWORD}
+    fast, routed = (
+        await client.post("/auth/token", data=login),
+        await through_fastapi.post("/auth/token", data=login),
+    )
+    assert fast.status_code == 200, fast.text
+    assert shape(fast) == shape(routed)
+    # Each refreshes a token of its own: a token presented twice would be a replay.
+    fast_refresh = {"grant_type": "refresh_token", "refresh_token": tokens.refresh}
+    routed_refresh = {"grant_type": "refresh_token", "refresh_token": fast.json()["refresh_token"]}
+    fast = await client.post("/auth/token", data=fast_refresh)
+    routed = await through_fastapi.post("/auth/token", data=routed_refresh)
+    assert fast.status_code == 200, fast.text
+    assert shape(fast) == shape(routed)
+
+
 async def test_dispatched_requests_are_counted_under_their_route(client: httpx.AsyncClient) -> None:
     _, tokens = await signed_up(client)
     before = await scrape(client)
@@ -111,8 +163,8 @@ async def test_dispatched_requests_are_counted_under_their_route(client: httpx.A
 
 
 async def test_the_metrics_port_serves_no_hot_route(client: httpx.AsyncClient) -> None:
-    for path in ("/users/me", "/.well-known/jwks.json"):
-        response = await client.get(f"http://testserver:{METRICS_PORT}{path}")
+    for method, path in (("GET", "/users/me"), ("GET", "/.well-known/jwks.json"), ("POST", "/auth/token")):
+        response = await client.request(method, f"http://testserver:{METRICS_PORT}{path}")
         assert response.status_code == 404
         assert response.json()["error"] == "not_found"
 
