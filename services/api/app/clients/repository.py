@@ -6,10 +6,30 @@ from sqlalchemy import ColumnElement, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.clients.models import ClientSecret, OAuthClient
+from app.core.database import statement_connection
+
+# Every column of an enabled client, by its attribute's name. (The table and column names come from the
+# model; the client id is a parameter.)
+_CLIENT_ATTRIBUTES = {
+    attribute.key: attribute.columns[0].name for attribute in OAuthClient.__mapper__.column_attrs
+}
+_ENABLED_CLIENT = (
+    f"SELECT {', '.join(f'{column} AS {key}' for key, column in _CLIENT_ATTRIBUTES.items())}"  # noqa: S608
+    f" FROM {OAuthClient.__tablename__} WHERE client_id = $1 AND NOT is_disabled"
+)
 
 
 async def get(db: AsyncSession, client_id: str) -> OAuthClient | None:
     return await db.get(OAuthClient, client_id)
+
+
+async def enabled(db: AsyncSession, client_id: str) -> OAuthClient | None:
+    """The client unless it is disabled, read-only (not in the session), in one statement sent to the
+    driver (`statement_connection`): before the request's transaction has begun, on its own, so that a
+    token request whose other statements go to the driver too needs no BEGIN and COMMIT."""
+    async with statement_connection(db) as connection:
+        row = await connection.fetchrow(_ENABLED_CLIENT, client_id)
+    return OAuthClient(**dict(row)) if row is not None else None
 
 
 async def get_for_update(db: AsyncSession, client_id: str) -> OAuthClient | None:

@@ -240,8 +240,8 @@ async def drop_previous_secret(db: AsyncSession, client_id: str, change: ClientC
 
 
 async def find_enabled_client(db: AsyncSession, client_id: str) -> OAuthClient | None:
-    client = await repository.get(db, client_id)
-    return client if client is not None and not client.is_disabled else None
+    """The enabled client `client_id`, read-only: a copy, not the session's (`repository.enabled`)."""
+    return await repository.enabled(db, client_id)
 
 
 async def secret_is_valid(db: AsyncSession, client: OAuthClient, secret: str, *, now: datetime) -> bool:

@@ -19,8 +19,8 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
 import asyncpg
 from sqlalchemy import event, text
@@ -176,9 +176,31 @@ async def driver_connection(
     not there (a lost connection, SQLSTATE classes 08, 53, 57P), raised by the block's statements or by
     the checkout's new connection, becomes `ServiceUnavailable` (503), as the same error raised through
     SQLAlchemy would."""
-    try:
+    with _unavailable_as_503():
         async with _pooled_connection(sessionmaker) as connection:
             yield connection
+
+
+@asynccontextmanager
+async def statement_connection(db: AsyncSession) -> AsyncIterator[asyncpg.Connection]:
+    """The asyncpg connection for a statement of `db`'s request sent to the driver directly. Before the
+    session has begun a transaction, a pooled connection on which the statement runs on its own
+    (autocommit, as `driver_connection`): no BEGIN and COMMIT round trips, and the session still holds no
+    connection. Once it has begun one, or where sessions are bound to a connection (a test's), the
+    session's own connection, in its transaction. A lost database is a 503, as `driver_connection` says."""
+    with _unavailable_as_503():
+        if isinstance(db.bind, AsyncEngine) and not db.in_transaction():
+            async with _engine_connection(db.bind) as connection:
+                yield connection
+        else:
+            connection = await db.connection()
+            yield (await connection.get_raw_connection()).driver_connection
+
+
+@contextmanager
+def _unavailable_as_503() -> Iterator[None]:
+    try:
+        yield
     except (asyncpg.InterfaceError, asyncpg.InternalClientError, OSError, TimeoutError) as error:
         log.warning("database unavailable: %s", type(error).__name__)
         raise ServiceUnavailable() from None
@@ -193,28 +215,36 @@ async def driver_connection(
 async def _pooled_connection(
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> AsyncIterator[asyncpg.Connection]:
-    """The asyncpg connection of a pool entry of the engine the sessions are bound to, checked out and
-    back in with one greenlet hop each and no `Connection` around it (an `engine.connect()` took three
-    hops and a `Connection`: about 0.1 ms of a `GET /users/me`'s 0.6); a session's connection where they
-    are bound to a connection instead (a test's), committed when the block ends without an error."""
+    """The asyncpg connection of a pool entry of the engine the sessions are bound to (`_engine_connection`);
+    a session's connection where they are bound to a connection instead (a test's), committed when the
+    block ends without an error."""
     bind = sessionmaker.kw.get("bind")
     if isinstance(bind, AsyncEngine):
-        try:
-            pooled = await bind.raw_connection()
-        except bind.dialect.loaded_dbapi.Error as error:
-            # A new connection that could not be made, as `engine.connect()` raises it: SQLAlchemy's own
-            # class (an OperationalError for a database that is not there), which the app answers 503.
-            raise DBAPIError.instance(None, None, error, bind.dialect.loaded_dbapi.Error) from error
-        try:
-            yield pooled.driver_connection
-        finally:
-            # Back to the pool as the engine's own connections go: the pool's reset may await the driver.
-            await greenlet_spawn(pooled.close)
+        async with _engine_connection(bind) as connection:
+            yield connection
         return
     async with sessionmaker() as session:
         connection = await session.connection()
         yield (await connection.get_raw_connection()).driver_connection
         await session.commit()  # keeps what the statement wrote, as autocommit does on the engine's
+
+
+@asynccontextmanager
+async def _engine_connection(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connection]:
+    """The asyncpg connection of a pool entry of `engine`, checked out and back in with one greenlet hop
+    each and no `Connection` around it (an `engine.connect()` took three hops and a `Connection`: about
+    0.1 ms of a `GET /users/me`'s 0.6)."""
+    try:
+        pooled = await engine.raw_connection()
+    except engine.dialect.loaded_dbapi.Error as error:
+        # A new connection that could not be made, as `engine.connect()` raises it: SQLAlchemy's own
+        # class (an OperationalError for a database that is not there), which the app answers 503.
+        raise DBAPIError.instance(None, None, error, engine.dialect.loaded_dbapi.Error) from error
+    try:
+        yield pooled.driver_connection
+    finally:
+        # Back to the pool as the engine's own connections go: the pool's reset may await the driver.
+        await greenlet_spawn(pooled.close)
 
 
 @asynccontextmanager

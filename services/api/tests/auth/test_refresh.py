@@ -5,8 +5,9 @@ import asyncio
 from datetime import timedelta
 
 import httpx
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from fastapi import FastAPI
+from sqlalchemy import event, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from app.audit.models import AuditEntry
 from app.auth.models import AuthSession, RefreshToken
@@ -103,6 +104,41 @@ async def test_concurrent_refreshes_never_split_the_family(
     assert (await refresh_grant(live_client, tokens_of(winners[0]).refresh)).status_code == 200
 
 
+async def test_a_plain_rotation_on_the_real_pool_begins_no_transaction_and_is_committed(
+    live_app: FastAPI, live_client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    """On the app's own pool (not a test's transaction) the client's row and the one-statement rotation go
+    to the driver before the request's session has begun a transaction: each runs on its own, so no BEGIN
+    and COMMIT round trips, and the rotation is committed by itself, seen at once from another
+    connection."""
+    _, tokens = await signed_up(live_client, live_email("refresh-autocommit"))
+    begun: list[object] = []
+
+    def began(connection: object) -> None:
+        begun.append(connection)
+
+    app_engine = live_app.state.sessionmaker.kw["bind"].sync_engine
+    event.listen(app_engine, "begin", began)
+    try:
+        response = await refresh_grant(live_client, tokens.refresh)
+    finally:
+        event.remove(app_engine, "begin", began)
+    assert response.status_code == 200, response.text
+    assert begun == []
+    async with engine.connect() as connection:
+        stored = select(RefreshToken.session_id, RefreshToken.used_at)
+        spent, successor = digest(tokens.refresh), digest(tokens_of(response).refresh)
+        old = (await connection.execute(stored.where(RefreshToken.token_hash == spent))).one()
+        new = (await connection.execute(stored.where(RefreshToken.token_hash == successor))).one()
+        refreshed = await connection.scalar(
+            select(func.count())
+            .select_from(AuditEntry)
+            .where(AuditEntry.session_id == old.session_id, AuditEntry.event == "token.refreshed")
+        )
+    assert old.used_at is not None and new.used_at is None and new.session_id == old.session_id
+    assert refreshed == 1
+
+
 async def test_sessions_expire_after_the_idle_timeout(client: httpx.AsyncClient, clock: ManualClock) -> None:
     _, tokens = await signed_up(client)
     clock.advance(timedelta(days=7, seconds=1))
@@ -138,7 +174,7 @@ async def test_revocation_ends_the_session_and_accepts_unknown_tokens(client: ht
 
 
 async def test_rfc6749_6_a_plain_rotation_is_one_statement_with_the_same_rows_as_step_by_step(
-    client: httpx.AsyncClient, db_session: AsyncSession, clock: ManualClock
+    client: httpx.AsyncClient, db_session: AsyncSession, connection: AsyncConnection, clock: ManualClock
 ) -> None:
     """The common refresh (an unused token of a live session of the presenting client) claims the token,
     touches the session and writes the successor and the audit row in one statement; what it leaves is
@@ -146,7 +182,8 @@ async def test_rfc6749_6_a_plain_rotation_is_one_statement_with_the_same_rows_as
     moved, one `token.refreshed` row with the client's address and User-Agent."""
     _, first = await signed_up(client)
     clock.advance(timedelta(seconds=5))
-    with statements_on("refresh_tokens", "audit_events", "auth_sessions") as statements:
+    driver = (await connection.get_raw_connection()).driver_connection
+    with statements_on("refresh_tokens", "audit_events", "auth_sessions", driver=driver) as statements:
         second = tokens_of(await refresh_grant(client, first.refresh))
     assert len(statements) == 1, statements
     assert statements[0].startswith("WITH claimed AS ( UPDATE refresh_tokens")
