@@ -15,6 +15,7 @@ from app.audit.models import AuditEntry
 from app.audit.service import AuditRow
 from app.auth.models import AuthSession, RefreshToken
 from app.core.database import statement_connection
+from app.core.models import read_only
 from app.users.models import User
 
 
@@ -189,8 +190,9 @@ async def rotate_live_refresh_token(
         )
     if row is None:
         return None
-    auth_session = AuthSession(**{column: row[column] for column in _SESSION_COLUMNS})
-    user = User(id=row["user_id"], **{attr: row[column] for column, attr in _USER_COLUMNS.items()})
+    auth_session = read_only(AuthSession, {column: row[column] for column in _SESSION_COLUMNS})
+    user_values = {attr: row[column] for column, attr in _USER_COLUMNS.items()}
+    user = read_only(User, {"id": row["user_id"], **user_values})
     return SessionWithUser(session=auth_session, user=user)
 
 

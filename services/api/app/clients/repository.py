@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.clients.models import ClientSecret, OAuthClient
 from app.core.database import statement_connection
+from app.core.models import read_only
 
 # Every column of an enabled client, by its attribute's name. (The table and column names come from the
 # model; the client id is a parameter.)
@@ -29,7 +30,7 @@ async def enabled(db: AsyncSession, client_id: str) -> OAuthClient | None:
     token request whose other statements go to the driver too needs no BEGIN and COMMIT."""
     async with statement_connection(db) as connection:
         row = await connection.fetchrow(_ENABLED_CLIENT, client_id)
-    return OAuthClient(**dict(row)) if row is not None else None
+    return read_only(OAuthClient, dict(row)) if row is not None else None
 
 
 async def get_for_update(db: AsyncSession, client_id: str) -> OAuthClient | None:

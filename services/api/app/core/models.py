@@ -1,10 +1,13 @@
 """The declarative base every table derives from, with a naming convention so that Alembic
 generates stable constraint names."""
 
+from collections.abc import Mapping
 from datetime import datetime
+from typing import Any, TypeVar
 
 from sqlalchemy import DateTime, MetaData, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm.instrumentation import manager_of_class
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -28,3 +31,15 @@ class Timestamps:
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now(), nullable=False
     )
+
+
+Model = TypeVar("Model", bound=Base)
+
+
+def read_only(model: type[Model], values: Mapping[str, Any]) -> Model:
+    """A `model` holding `values` (attribute names) as a row a statement sent to the driver returned: in no
+    session, so a change to it goes nowhere. The values are set as the ORM's loading sets them, without
+    the change events the constructor fires for each (about 0.8 µs instead of 10 for a client)."""
+    instance: Model = manager_of_class(model).new_instance()
+    instance.__dict__.update(values)
+    return instance

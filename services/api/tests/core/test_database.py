@@ -3,16 +3,19 @@ and closed in every case. These tests commit for real (in the test database) and
 
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import event, text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import event, inspect, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from app.clients.models import OAuthClient
 from app.core.config import Settings
 from app.core.dependencies import SessionDep
 from app.core.errors import PyauthError
+from app.core.models import read_only
 from app.main import create_app
 from tests.conftest import make_settings
 
@@ -141,3 +144,21 @@ async def test_an_exhausted_pool_is_a_503_and_the_log_names_the_pool_not_the_dat
     [line] = [r.getMessage() for r in caplog.records if "database unavailable" in r.getMessage()]
     assert "no pooled connection came free within DB_POOL_TIMEOUT" in line
     assert "Checked out connections: 1" in line
+
+
+async def test_a_read_only_model_reads_its_values_and_is_never_written(db_session: AsyncSession) -> None:
+    """`read_only` builds what a driver statement returned into a model outside any session: its values
+    read back, an attribute it was not given reads None, and a session it is not in writes nothing of it."""
+    now = datetime.now(UTC)
+    values = {"client_id": f"read-only-{uuid.uuid4().hex[:8]}", "name": "Read only", "client_type": "public"}
+    client = read_only(OAuthClient, {**values, "grant_types": ["refresh_token"], "created_at": now})
+    assert (client.client_id, client.grant_types, client.created_at) == (
+        values["client_id"],
+        ["refresh_token"],
+        now,
+    )
+    assert client.access_token_audience is None
+    assert inspect(client).transient
+    client.name = "changed"
+    await db_session.flush()
+    assert await db_session.get(OAuthClient, values["client_id"]) is None
