@@ -17,6 +17,7 @@ from app.core.dependencies import SessionDep
 from app.core.errors import PyauthError
 from app.core.models import read_only
 from app.main import create_app
+from app.users.models import User
 from tests.conftest import make_settings
 
 
@@ -35,6 +36,21 @@ async def probe_app(settings: Settings, engine: AsyncEngine) -> AsyncIterator[Fa
             text("INSERT INTO users (email, password_hash) VALUES (:email, 'x')"), {"email": email}
         )
         return {"status": "inserted"}
+
+    @app.post("/probe-add/{email}")
+    async def add_unflushed(email: str, session: SessionDep) -> dict[str, str]:
+        session.add(User(email=email, password_hash="x"))  # no statement yet: the commit flushes it
+        return {"status": "added"}
+
+    @app.post("/probe-rename/{email}")
+    async def rename_after_commit(email: str, session: SessionDep) -> dict[str, str]:
+        user = User(email=email, password_hash="x")
+        session.add(user)
+        await session.commit()
+        await session.refresh(user)
+        await session.commit()  # no transaction left, only the change below for the last commit to flush
+        user.display_name = "Renamed"
+        return {"status": "renamed"}
 
     @app.post("/probe-fails/{email}")
     async def insert_then_fail(email: str, session: SessionDep) -> dict[str, str]:
@@ -103,6 +119,19 @@ async def test_a_request_commits_once_and_returns_its_connection(
     assert len(commits) == 1
     assert await _count(engine, email) == 1, "the row is committed by the time the response is read"
     assert app_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+async def test_what_a_request_left_unflushed_is_committed(probe_app: FastAPI, engine: AsyncEngine) -> None:
+    """The request's commit is skipped only when there is nothing to commit: an object added and never
+    flushed, or a change made after the session's last transaction ended, is still written."""
+    added, renamed = f"get-db-{uuid.uuid4().hex}@example.com", f"get-db-{uuid.uuid4().hex}@example.com"
+    assert (await _post(probe_app, f"/probe-add/{added}")).status_code == 200
+    assert (await _post(probe_app, f"/probe-rename/{renamed}")).status_code == 200
+    assert await _count(engine, added) == 1
+    async with engine.connect() as connection:
+        named = text("SELECT display_name FROM users WHERE email = :e")
+        name = await connection.scalar(named, {"e": renamed})
+    assert name == "Renamed"
 
 
 async def test_an_error_rolls_back_and_closes_the_session(
