@@ -22,7 +22,7 @@ from checks import Context, Outcome
 NOISE = ("HypothesisWarning", "self._fallback", "if getattr(user_settings")
 
 
-HOT_PATH_PATHS = ("/users/me", "/.well-known/jwks.json")
+HOT_PATH_PATHS = ("/users/me", "/auth/token", "/.well-known/jwks.json")
 ROUTED_SERVICE = "api-routed"
 
 
