@@ -12,6 +12,7 @@ from app.auth import repository
 from app.auth.dependencies import CurrentAuth
 from app.auth.device_cookie import set_device_cookie
 from app.auth.errors import InvalidGrant, InvalidScope, UnsupportedGrantType
+from app.auth.grants import client_auth
 from app.auth.grants.base import TokenRequest
 from app.auth.grants.client_auth import UnauthorizedClient, token_endpoint_responses
 from app.auth.grants.registry import GRANTS
@@ -129,19 +130,31 @@ async def token(request: Request) -> Response:
 
 async def issue_tokens(request: Request) -> Response:
     """`POST /auth/token`, for the FastAPI route above and for the exact-route dispatch (`app.main`)
-    alike: the per-client rate limit, the form, then the grant in one session committed before the answer."""
+    alike: the per-client rate limit, the form, then the grant in one session committed before the answer.
+
+    The limit is counted before anything else is decided: a form refused as malformed is counted before
+    its refusal, and past the limit every request is answered 429. The hit's round trip also reads the
+    client the form names (`client_auth.client_read`), which the grant then authenticates."""
     state = request.app.state
     settings: Settings = state.settings
     ctx = request_context(request, state.clock)
-    await limit_request(request, "token", "RATE_LIMIT_TOKEN", ctx, settings, TokenEndpointRateLimited)
-    form = await GRANTS.read_form(request)
+    authorization = request.headers.get("authorization")
+    try:
+        form = await GRANTS.read_form(request)
+    except Exception:
+        await limit_request(request, "token", "RATE_LIMIT_TOKEN", ctx, settings, TokenEndpointRateLimited)
+        raise
+    client_read = client_auth.client_read(form, authorization)
+    await limit_request(
+        request, "token", "RATE_LIMIT_TOKEN", ctx, settings, TokenEndpointRateLimited, client_read
+    )
     keyring: KeyRing = state.keyring
     async with request_session(request) as db:
         # A process that only issues tokens must still learn of a rotation before the new keys' turn
         # comes (KEY_PUBLICATION_LEAD_SECONDS); cheap between refreshes.
         await keyring.maybe_refresh()
         handler, oauth_client = await GRANTS.resolve(
-            form, request.headers.get("authorization"), db=db, settings=settings, ctx=ctx
+            form, authorization, db=db, settings=settings, ctx=ctx, client_read=client_read
         )
         token_request = TokenRequest(
             form=form,

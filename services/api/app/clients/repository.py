@@ -1,6 +1,8 @@
 """Queries on clients and their secrets. Functions flush or execute; the request (or the CLI) commits."""
 
+from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import ColumnElement, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -31,6 +33,24 @@ async def enabled(db: AsyncSession, client_id: str) -> OAuthClient | None:
     async with statement_connection(db) as connection:
         row = await connection.fetchrow(_ENABLED_CLIENT, client_id)
     return read_only(OAuthClient, dict(row)) if row is not None else None
+
+
+class EnabledClientRead:
+    """`enabled(client_id)` as a read another statement carries (`app.ratelimit.repository.Read`): the
+    token endpoint sends it with its rate-limit hit, so authenticating the client makes no round trip of
+    its own. Once `taken`, `client` is what it found: the client, read-only, or None."""
+
+    sql = _ENABLED_CLIENT
+
+    def __init__(self, client_id: str) -> None:
+        self.client_id = client_id
+        self.parameters: tuple[object, ...] = (client_id,)
+        self.taken = False
+        self.client: OAuthClient | None = None
+
+    def take(self, row: Mapping[str, Any] | None) -> None:
+        self.taken = True
+        self.client = read_only(OAuthClient, dict(row)) if row is not None else None
 
 
 async def get_for_update(db: AsyncSession, client_id: str) -> OAuthClient | None:

@@ -238,9 +238,17 @@ async def drop_previous_secret(db: AsyncSession, client_id: str, change: ClientC
 
 # Authenticating (the token endpoint)
 
+# The client's read, sent ahead with the token endpoint's rate-limit hit (`find_enabled_client`).
+EnabledClientRead = repository.EnabledClientRead
 
-async def find_enabled_client(db: AsyncSession, client_id: str) -> OAuthClient | None:
-    """The enabled client `client_id`, read-only: a copy, not the session's (`repository.enabled`)."""
+
+async def find_enabled_client(
+    db: AsyncSession, client_id: str, read: EnabledClientRead | None = None
+) -> OAuthClient | None:
+    """The enabled client `client_id`, read-only: a copy, not the session's (`repository.enabled`). What
+    `read` found instead, where it was sent ahead for this client (the token endpoint's)."""
+    if read is not None and read.taken and read.client_id == client_id:
+        return read.client
     return await repository.enabled(db, client_id)
 
 

@@ -9,6 +9,7 @@ from app.core.config import Settings
 from app.core.context import RequestContext
 from app.core.dependencies import ContextDep, SettingsDep
 from app.core.errors import PyauthError
+from app.ratelimit.repository import Read
 from app.ratelimit.service import RateLimited, hit
 
 
@@ -19,8 +20,11 @@ async def limit_request(
     ctx: RequestContext,
     settings: Settings,
     error: type[PyauthError] = RateLimited,
+    read: Read | None = None,
 ) -> None:
-    """Count the request against `settings.<setting>` requests per window, under the key `name`."""
+    """Count the request against `settings.<setting>` requests per window, under the key `name`; with
+    `read`, which then takes its row, in the same round trip (`service.hit`). With rate limits off,
+    nothing is counted and nothing read."""
     if settings.RATE_LIMITS_ENABLED:
         await hit(
             request.app.state.sessionmaker,
@@ -29,6 +33,7 @@ async def limit_request(
             settings=settings,
             ctx=ctx,
             error=error,
+            read=read,
         )
 
 

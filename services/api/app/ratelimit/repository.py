@@ -3,9 +3,11 @@ counters per account (`login_throttles`) and per known device (`login_devices`).
 flush; the caller commits (`service.hit` commits its own short transaction)."""
 
 import functools
+import re
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, NamedTuple, cast
+from typing import Any, NamedTuple, Protocol, cast
 
 import asyncpg
 from sqlalchemy import (
@@ -58,6 +60,46 @@ async def count_hit(connection: asyncpg.Connection, key: str, window_start: date
     """Count one hit of `key` in the window starting at `window_start`, in one statement on the driver's
     connection (`app.core.database.driver_connection`); the hits counted so far."""
     hits: int = await connection.fetchval(_COUNT_HIT, key, window_start)
+    return hits
+
+
+class Read(Protocol):
+    """A read the request makes next anyway, sent in the hit's round trip (`count_hit_and_read`): a SELECT
+    of at most one row whose own parameters are $1, $2, ... (`parameters`); `take` gets its row, or None
+    when it found none."""
+
+    sql: str
+    parameters: tuple[object, ...]
+
+    def take(self, row: Mapping[str, Any] | None) -> None: ...
+
+
+_PARAMETER = re.compile(r"\$(\d+)")
+_FOUND = "_read_found"  # a column of the read's side that is never NULL where it found a row
+
+
+@functools.cache
+def _count_hit_and_read(read_sql: str) -> str:
+    """`_COUNT_HIT` and a one-row read in one statement: the hit's count, then the read's columns (each NULL
+    where the read found nothing). The read's parameters are numbered after the hit's two."""
+    shifted = _PARAMETER.sub(lambda number: f"${int(number[1]) + 2}", read_sql)
+    return (
+        f"WITH hit AS ({_COUNT_HIT}) SELECT hit.hits, read.* FROM hit"  # noqa: S608 - no value in the text
+        f" LEFT JOIN LATERAL (SELECT true AS {_FOUND}, r.* FROM ({shifted}) AS r) AS read ON true"
+    )
+
+
+async def count_hit_and_read(
+    connection: asyncpg.Connection, key: str, window_start: datetime, read: Read
+) -> int:
+    """`count_hit`, with `read` in the same statement: one round trip for both. The read runs in the
+    hit's own (autocommit) transaction, so it sees what was committed before the statement; `read.take`
+    gets its row. The hits counted so far."""
+    row = await connection.fetchrow(_count_hit_and_read(read.sql), key, window_start, *read.parameters)
+    values = dict(row)
+    hits: int = values.pop("hits")
+    found = values.pop(_FOUND)
+    read.take(values if found else None)
     return hits
 
 

@@ -97,15 +97,20 @@ async def hit(
     settings: Settings,
     ctx: RequestContext,
     error: type[PyauthError] = RateLimited,
+    read: repository.Read | None = None,
 ) -> None:
     """Count one request of the calling client against limit `name`; raise `error` (429, Retry-After)
-    past it. Counted on its own (autocommit), so the count stands whatever the request does next."""
+    past it. Counted on its own (autocommit), so the count stands whatever the request does next. A
+    `read` the request would make next goes in the same round trip (`repository.count_hit_and_read`)."""
     now = ctx.now
     window = settings.RATE_LIMIT_WINDOW_SECONDS
     start = datetime.fromtimestamp(now.timestamp() // window * window, now.tzinfo)
     key = f"{name}:{client_bucket(ctx.ip_address)}"
     async with driver_connection(sessionmaker) as connection:
-        hits = await repository.count_hit(connection, key, start)
+        if read is None:
+            hits = await repository.count_hit(connection, key, start)
+        else:
+            hits = await repository.count_hit_and_read(connection, key, start, read)
     limited = hits > limit
     first_refused = hits == limit + 1  # one audit row per window, not one per refused request
     prune = hits == 1 and random.random() < PRUNE_PROBABILITY  # noqa: S311 - not security-relevant

@@ -49,6 +49,17 @@ async def _failures(db_session: AsyncSession, client_id: str) -> list[AuditEntry
     return list(rows)
 
 
+@pytest.fixture(autouse=True, params=["rate limits off", "rate limits on"])
+def rate_limits(request: pytest.FixtureRequest, app: FastAPI) -> None:
+    """Every case twice: with rate limits off the grant reads the client itself; with them on, the
+    limit's hit reads it in its own round trip (`client_auth.client_read`) and the grant authenticates
+    what that read found."""
+    if request.param == "rate limits on":
+        app.state.settings = app.state.settings.model_copy(
+            update={"RATE_LIMITS_ENABLED": True, "RATE_LIMIT_TOKEN": 100_000}
+        )
+
+
 @pytest.fixture
 async def admin(client: httpx.AsyncClient, db_session: AsyncSession) -> Account:
     return await admin_account(client, db_session)

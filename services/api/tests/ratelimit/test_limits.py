@@ -2,23 +2,28 @@
 
 import asyncio
 import uuid
-from datetime import timedelta
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import delete, select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from app.audit.models import AuditEntry
 from app.core.clock import ManualClock
 from app.core.dependencies import trusted_networks
+from app.ratelimit import repository
 from app.ratelimit.models import LoginThrottle
 from tests.account.helpers import last_mail_to
 from tests.auth.helpers import PASSWORD, live_email, password_grant, register, signed_up, unique_email
 from tests.statements import statements_on
 
 WRONG = "not-the-password-at-all"
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
 @pytest.fixture
@@ -132,6 +137,71 @@ async def test_failed_logins_bring_increasing_delays_not_a_lockout(
     assert (await password_grant(client, email, PASSWORD)).status_code == 200
     assert (await password_grant(client, email, WRONG)).status_code == 400, "a success reset the count"
     assert (await password_grant(client, email, PASSWORD)).status_code == 200
+
+
+async def test_a_token_request_refused_for_its_form_is_counted_and_past_the_limit_answered_429(
+    limited: FastAPI, client: httpx.AsyncClient
+) -> None:
+    """The token endpoint reads its form before it counts the hit (which also reads the form's client), but
+    a form it refuses is counted all the same, before the refusal: past the limit, 429 comes first."""
+    ip = new_ip()
+    too_long = {"grant_type": "g" * 65}
+    repeated = [("grant_type", "refresh_token"), ("grant_type", "password")]
+    assert (await client.post("/auth/token", data=too_long, headers=from_ip(ip))).status_code == 422
+    for _ in range(3):
+        refused = await client.post(
+            "/auth/token", content=urlencode(repeated), headers={**FORM, **from_ip(ip)}
+        )
+        assert refused.status_code == 400 and refused.json()["error"] == "invalid_request", refused.text
+    for _ in range(2):
+        assert (await client.post("/auth/token", data=too_long, headers=from_ip(ip))).status_code == 429
+    valid = {"grant_type": "refresh_token", "refresh_token": "x" * 43}
+    assert (await client.post("/auth/token", data=valid, headers=from_ip(ip))).status_code == 429
+
+
+async def test_with_limits_on_a_refresh_reads_its_client_in_the_hit_s_round_trip(
+    limited: FastAPI, client: httpx.AsyncClient, connection: AsyncConnection
+) -> None:
+    """The hit's statement also reads the client the request names, so a plain refresh makes two round
+    trips: the hit with the client's row, then the one-statement rotation."""
+    _, tokens = await signed_up(client)
+    driver = (await connection.get_raw_connection()).driver_connection
+    tables = ("rate_limit_hits", "oauth_clients", "refresh_tokens")
+    with statements_on(*tables, driver=driver) as statements:
+        response = await client.post(
+            "/auth/token", data={"grant_type": "refresh_token", "refresh_token": tokens.refresh}
+        )
+        assert response.status_code == 200, response.text
+    assert len(statements) == 2, statements
+    assert statements[0].startswith("WITH hit AS ( INSERT INTO rate_limit_hits"), statements
+    assert "FROM oauth_clients WHERE client_id = $3" in statements[0], statements
+    assert statements[1].startswith("WITH claimed AS ( UPDATE refresh_tokens"), statements
+
+
+class _Read:
+    """A read to send with a hit: two parameters of its own, a row only when the second is positive."""
+
+    sql = "SELECT $1::text AS word, $2::int AS number WHERE $2 > 0"
+
+    def __init__(self, word: str, number: int) -> None:
+        self.parameters: tuple[object, ...] = (word, number)
+        self.taken: list[Mapping[str, Any] | None] = []
+
+    def take(self, row: Mapping[str, Any] | None) -> None:
+        self.taken.append(row)
+
+
+async def test_a_hit_and_a_read_go_in_one_statement(connection: AsyncConnection) -> None:
+    """`count_hit_and_read` counts the hit and gives the read its row, or None when it found none; the read's
+    own parameters follow the hit's."""
+    driver = (await connection.get_raw_connection()).driver_connection
+    key, window = f"test:{uuid.uuid4()}", datetime(2001, 2, 3, 4, 5, tzinfo=UTC)
+    found, missed = _Read("first", 7), _Read("second", 0)
+    assert await repository.count_hit_and_read(driver, key, window, found) == 1
+    assert await repository.count_hit_and_read(driver, key, window, missed) == 2
+    assert found.taken == [{"word": "first", "number": 7}]
+    assert missed.taken == [None]
+    assert await repository.count_hit(driver, key, window) == 3
 
 
 async def test_each_attempt_is_counted_or_refused_in_one_statement(

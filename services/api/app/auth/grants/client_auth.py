@@ -106,13 +106,32 @@ def _basic(value: str) -> tuple[str | None, str | None]:
     return client_id or None, secret or None
 
 
+def client_read(form: Any, authorization: str | None) -> clients.EnabledClientRead | None:
+    """The read of the client a token request names, to send ahead of its authentication (the token
+    endpoint sends it with the rate limit's hit); None where the credentials are malformed, which
+    `authenticate_client` refuses in its turn, or the id is too long to be a client's."""
+    try:
+        credentials = credentials_of(form, authorization)
+    except OAuthError:
+        return None
+    client_id = credentials.client_id or BUILTIN_CLIENT_ID
+    return clients.EnabledClientRead(client_id) if len(client_id) <= MAX_CLIENT_ID_LENGTH else None
+
+
 async def authenticate_client(
-    db: AsyncSession, credentials: ClientCredentials, *, ctx: RequestContext
+    db: AsyncSession,
+    credentials: ClientCredentials,
+    *,
+    ctx: RequestContext,
+    read: clients.EnabledClientRead | None = None,
 ) -> OAuthClient:
-    """The registered, enabled client that the credentials prove, or 401 `invalid_client`."""
+    """The registered, enabled client that the credentials prove, or 401 `invalid_client`. The client's
+    row is what `read` found where it was sent ahead for this client, else read now."""
     client_id = credentials.client_id or BUILTIN_CLIENT_ID
     found = (
-        await clients.find_enabled_client(db, client_id) if len(client_id) <= MAX_CLIENT_ID_LENGTH else None
+        await clients.find_enabled_client(db, client_id, read)
+        if len(client_id) <= MAX_CLIENT_ID_LENGTH
+        else None
     )
     if found is None:
         await _refuse(db, credentials, "unknown_client", ctx=ctx)

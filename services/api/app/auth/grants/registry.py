@@ -21,6 +21,7 @@ from app.auth.grants.client_credentials import ClientCredentialsGrant
 from app.auth.grants.password import PasswordGrant
 from app.auth.grants.refresh_token import RefreshTokenGrant
 from app.clients.models import ClientType, OAuthClient
+from app.clients.service import EnabledClientRead
 from app.core.config import Settings
 from app.core.context import RequestContext
 from app.core.errors import OAuthError
@@ -80,14 +81,16 @@ class GrantRegistry:
         db: AsyncSession,
         settings: Settings,
         ctx: RequestContext,
+        client_read: EnabledClientRead | None = None,
     ) -> tuple[GrantHandler, OAuthClient]:
         """The grant's handler and the authenticated client, which is allowed the grant: every grant's
-        client authentication happens here, once."""
+        client authentication happens here, once (with the client's row from `client_read`, where it was
+        sent ahead: `client_auth.client_read`)."""
         handler = self.handler_for(form)
         if not handler.enabled(settings):
             raise UnsupportedGrantType(f"grant_type={handler.grant_type} is turned off on this server.")
         credentials = client_auth.credentials_of(form, authorization)
-        oauth_client = await client_auth.authenticate_client(db, credentials, ctx=ctx)
+        oauth_client = await client_auth.authenticate_client(db, credentials, ctx=ctx, read=client_read)
         client_auth.check_grant_allowed(
             oauth_client, handler.granted_as or handler.grant_type, handler.client_types
         )
