@@ -52,6 +52,14 @@ async def probe_app(settings: Settings, engine: AsyncEngine) -> AsyncIterator[Fa
         user.display_name = "Renamed"
         return {"status": "renamed"}
 
+    @app.post("/probe-kept/{email}")
+    async def keep_after_commit(email: str, session: SessionDep) -> dict[str, str]:
+        user = User(email=email, password_hash="x")
+        session.add(user)
+        await session.commit()  # the transaction ends: the request closes a session with no connection
+        app.state.kept = (session, user)
+        return {"status": "kept"}
+
     @app.post("/probe-fails/{email}")
     async def insert_then_fail(email: str, session: SessionDep) -> dict[str, str]:
         await session.execute(
@@ -132,6 +140,20 @@ async def test_what_a_request_left_unflushed_is_committed(probe_app: FastAPI, en
         named = text("SELECT display_name FROM users WHERE email = :e")
         name = await connection.scalar(named, {"e": renamed})
     assert name == "Renamed"
+
+
+async def test_a_session_without_a_transaction_is_closed_all_the_same(
+    probe_app: FastAPI, engine: AsyncEngine, email: str
+) -> None:
+    """A session whose transaction already ended holds no connection; it is closed in place, without the
+    greenlet hop, and still lets go of every object it held."""
+    assert (await _post(probe_app, f"/probe-kept/{email}")).status_code == 200
+    session, user = probe_app.state.kept
+    assert not session.in_transaction()
+    assert len(session.identity_map) == 0
+    assert inspect(user).detached
+    assert await _count(engine, email) == 1
+    assert probe_app.state.engine.pool.checkedout() == 0
 
 
 async def test_an_error_rolls_back_and_closes_the_session(
