@@ -16,6 +16,7 @@ from app.core.dependencies import SettingsDep
 from app.core.errors import PyauthError
 from app.metrics import exposition
 from app.metrics.gauges import ResourceGauges
+from app.metrics.middleware import REQUESTS_ANSWERED
 
 router = APIRouter(include_in_schema=False)
 
@@ -47,4 +48,5 @@ async def metrics(request: Request, settings: SettingsDep) -> Response:
     require_metrics_token(settings, request.headers.get("authorization"))
     gauges: ResourceGauges = request.app.state.resource_gauges
     gauges.publish()
+    REQUESTS_ANSWERED.flush()  # this process's requests so far, not those of FLUSH_INTERVAL_SECONDS ago
     return Response(exposition.render(), media_type=exposition.CONTENT_TYPE)
