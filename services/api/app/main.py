@@ -39,9 +39,10 @@ from app.health.service import schema_head
 from app.keys import endpoints as keys_endpoints
 from app.keys.keyring import KeyRing
 from app.metrics import endpoints as metrics_endpoints
+from app.metrics.batch import UPDATES
 from app.metrics.gauges import ResourceGauges
 from app.metrics.listener import MetricsListener
-from app.metrics.middleware import REQUESTS_ANSWERED, RequestMetrics
+from app.metrics.middleware import RequestMetrics
 from app.mfa import endpoints as mfa_endpoints
 from app.mfa.login import MfaLogin
 from app.oauth import endpoints as oauth_endpoints
@@ -88,7 +89,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.hasher.shutdown()
         await engine.dispose()
         log.info("shutdown: database engine disposed, connections closed")
-        REQUESTS_ANSWERED.flush()  # the requests of the last FLUSH_INTERVAL_SECONDS, into the shared metrics
+        UPDATES.flush()  # the requests of the last FLUSH_INTERVAL_SECONDS, into the shared metrics
         flush_batches()  # a worker process ends without `logging.shutdown`: its last lines go out now
 
 

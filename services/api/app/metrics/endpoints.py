@@ -15,8 +15,8 @@ from app.core.config import Settings
 from app.core.dependencies import SettingsDep
 from app.core.errors import PyauthError
 from app.metrics import exposition
+from app.metrics.batch import UPDATES
 from app.metrics.gauges import ResourceGauges
-from app.metrics.middleware import REQUESTS_ANSWERED
 
 router = APIRouter(include_in_schema=False)
 
@@ -48,5 +48,5 @@ async def metrics(request: Request, settings: SettingsDep) -> Response:
     require_metrics_token(settings, request.headers.get("authorization"))
     gauges: ResourceGauges = request.app.state.resource_gauges
     gauges.publish()
-    REQUESTS_ANSWERED.flush()  # this process's requests so far, not those of FLUSH_INTERVAL_SECONDS ago
+    UPDATES.flush()  # this process's requests so far, not those of FLUSH_INTERVAL_SECONDS ago
     return Response(exposition.render(), media_type=exposition.CONTENT_TYPE)

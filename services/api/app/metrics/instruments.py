@@ -9,6 +9,8 @@ PROMETHEUS_MULTIPROC_DIR is set, in one mmap file per process that a scrape merg
 
 from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
 
+from app.metrics.batch import UPDATES
+
 # `_created` series would double every counter and histogram in the default (single-process) mode,
 # and multiprocess mode never writes them: leave them out in both, so that both expose the same series.
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -73,22 +75,26 @@ DB_POOL_CHECKED_OUT = Gauge(
     multiprocess_mode="livesum",
 )
 
-# Every outcome is exposed from the start, at 0: a rate over a series that appears late reads wrong.
-for _outcome in LOGIN_OUTCOMES:
-    LOGIN_ATTEMPTS.labels(_outcome)
-for _outcome in REFRESH_OUTCOMES:
-    REFRESH_ATTEMPTS.labels(_outcome)
+# Every outcome is exposed from the start, at 0: a rate over a series that appears late reads wrong. The
+# children are made here once: `labels()` takes a lock and checks its arguments on every call.
+_LOGIN_SERIES = {outcome: LOGIN_ATTEMPTS.labels(outcome) for outcome in LOGIN_OUTCOMES}
+_REFRESH_SERIES = {outcome: REFRESH_ATTEMPTS.labels(outcome) for outcome in REFRESH_OUTCOMES}
 
 
 def count_login(outcome: str) -> None:
     """One password grant decided: `succeeded` or a refusal reason. The reasons of an invalid-credentials
-    refusal (unknown_account, wrong_password, inactive) all count as `invalid_credentials`."""
-    LOGIN_ATTEMPTS.labels(INVALID_CREDENTIALS if outcome in _CREDENTIAL_REFUSALS else outcome).inc()
+    refusal (unknown_account, wrong_password, inactive) all count as `invalid_credentials`. Written with
+    the request metrics' batch (`batch.UPDATES`)."""
+    counted = INVALID_CREDENTIALS if outcome in _CREDENTIAL_REFUSALS else outcome
+    series = _LOGIN_SERIES.get(counted)
+    if series is None:  # an outcome of a step added later (a second factor's): its series from now on
+        series = _LOGIN_SERIES[counted] = LOGIN_ATTEMPTS.labels(counted)
+    UPDATES.count(series)
 
 
 def count_refresh(outcome: str) -> None:
-    """One refresh grant decided: one of REFRESH_OUTCOMES."""
-    REFRESH_ATTEMPTS.labels(outcome).inc()
+    """One refresh grant decided: one of REFRESH_OUTCOMES. Written with the request metrics' batch."""
+    UPDATES.count(_REFRESH_SERIES[outcome])
 
 
 # Requests answered by each API worker process, labelled with its pid: `make bench` reads it to show how

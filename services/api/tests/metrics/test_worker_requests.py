@@ -9,7 +9,7 @@ import pytest
 from app.core.config import Settings
 from app.main import create_app
 from app.metrics import exposition
-from app.metrics.middleware import FLUSH_INTERVAL_SECONDS, REQUESTS_ANSWERED
+from app.metrics.batch import FLUSH_INTERVAL_SECONDS, UPDATES
 from tests.metrics.helpers import sample, scrape
 
 
@@ -37,7 +37,7 @@ async def test_a_request_reaches_the_shared_metrics_within_the_flush_interval(
     """Another worker's scrape reads this worker's counts from the shared files: a request is written there
     at most FLUSH_INTERVAL_SECONDS after its answer, with no scrape of this process to flush it."""
     worker = str(os.getpid())
-    REQUESTS_ANSWERED.flush()
+    UPDATES.flush()
     before = _written(worker) or 0.0
     assert (await client.get("/health/live")).status_code == 200
     assert _written(worker) in (before, None)
@@ -49,9 +49,9 @@ async def test_the_end_of_the_lifespan_writes_the_requests_still_waiting(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A worker that stops writes what it noted since its last flush: no request goes uncounted."""
-    monkeypatch.setattr(REQUESTS_ANSWERED, "interval", 3600.0)  # only the lifespan's end can write it
+    monkeypatch.setattr(UPDATES, "interval", 3600.0)  # only the lifespan's end can write it
     worker = str(os.getpid())
-    REQUESTS_ANSWERED.flush()
+    UPDATES.flush()
     before = _written(worker) or 0.0
     app = create_app(settings)
     async with app.router.lifespan_context(app):

@@ -13,6 +13,7 @@ from contextlib import AsyncExitStack
 import httpx
 
 from app.main import create_app
+from app.metrics.batch import UPDATES
 from tests.conftest import make_settings
 from tests.metrics.helpers import METRICS_URL
 
@@ -28,6 +29,7 @@ async def serve(requests: int, connections: int, scrape: bool, hold: bool) -> No
                 for _ in range(connections):
                     await held.enter_async_context(app.state.engine.connect())
                 app.state.resource_gauges.publish()  # rather than wait for the next tick
+                UPDATES.flush()  # the requests above, rather than within FLUSH_INTERVAL_SECONDS
                 if scrape:
                     response = await client.get(METRICS_URL)
                     assert response.status_code == 200

@@ -1,0 +1,69 @@
+"""Updates of the shared metrics, written in batches.
+
+In multiprocess mode every update of a counter or histogram writes its worker's memory-mapped file
+(`exposition`). Made one at a time as requests were answered, a request's updates cost ~20 µs of a
+`GET /users/me`'s ~490 µs of CPU in process, and the JWKS went from 15.1 to 11.5 µs with them batched.
+`UPDATES` keeps them in the process and writes them at most FLUSH_INTERVAL_SECONDS after the first, at
+once when FLUSH_AT_UPDATES are waiting, before this process renders a scrape (`endpoints.metrics`) and when
+the lifespan ends. Another worker's scrape sees this worker's updates at most FLUSH_INTERVAL_SECONDS late;
+none is lost but those of a worker killed outright in its last interval.
+"""
+
+import asyncio
+
+from prometheus_client.metrics import Counter, Histogram
+
+FLUSH_INTERVAL_SECONDS = 0.1
+FLUSH_AT_UPDATES = 1024
+
+
+class MetricBatch:
+    """Counter increments and histogram observations waiting to be written. Used from the event loop's
+    thread (and from code with no loop running, which writes at once)."""
+
+    def __init__(self, interval: float = FLUSH_INTERVAL_SECONDS) -> None:
+        self.interval = interval
+        self._counts: dict[Counter, float] = {}
+        self._observations: list[tuple[Histogram, float]] = []
+        self._waiting = 0
+        self._timer: asyncio.TimerHandle | None = None
+
+    def count(self, counter: Counter, amount: float = 1) -> None:
+        """`counter.inc(amount)`, written with the batch."""
+        self._counts[counter] = self._counts.get(counter, 0) + amount
+        self._added()
+
+    def observe(self, histogram: Histogram, value: float) -> None:
+        """`histogram.observe(value)`, written with the batch."""
+        self._observations.append((histogram, value))
+        self._added()
+
+    def flush(self) -> None:
+        """Write every waiting update."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        counts, self._counts = self._counts, {}
+        observations, self._observations = self._observations, []
+        self._waiting = 0
+        for counter, amount in counts.items():
+            counter.inc(amount)
+        for histogram, value in observations:
+            histogram.observe(value)
+
+    def _added(self) -> None:
+        self._waiting += 1
+        if self._waiting >= FLUSH_AT_UPDATES:
+            self.flush()
+        elif self._timer is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # no loop to come back on: at once
+                self.flush()
+                return
+            self._timer = loop.call_later(self.interval, self.flush)
+
+
+# This process's batch: the request metrics and the outcome counters add to it; the scrape and the end of
+# the lifespan write it.
+UPDATES = MetricBatch()

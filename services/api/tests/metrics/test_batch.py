@@ -1,0 +1,44 @@
+"""`MetricBatch`: updates of the shared metrics kept in the process and written together."""
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from app.metrics.batch import FLUSH_AT_UPDATES, MetricBatch
+
+
+def _counter(registry: CollectorRegistry) -> Counter:
+    return Counter("pyauth_test_batched", "A counter of this test's own.", registry=registry)
+
+
+def test_with_no_event_loop_running_an_update_is_written_at_once() -> None:
+    registry = CollectorRegistry()
+    MetricBatch().count(_counter(registry), 2)
+    assert registry.get_sample_value("pyauth_test_batched_total") == 2
+
+
+async def test_updates_wait_for_the_flush_and_are_all_written_by_it() -> None:
+    registry = CollectorRegistry()
+    counter = _counter(registry)
+    histogram = Histogram("pyauth_test_batched_seconds", "Of this test.", registry=registry, buckets=(0.5, 1))
+    batch = MetricBatch(interval=3600)
+    batch.count(counter)
+    batch.count(counter, 2)
+    batch.observe(histogram, 0.25)
+    batch.observe(histogram, 0.75)
+    assert registry.get_sample_value("pyauth_test_batched_total") == 0
+    assert registry.get_sample_value("pyauth_test_batched_seconds_count") == 0
+    batch.flush()
+    assert registry.get_sample_value("pyauth_test_batched_total") == 3
+    assert registry.get_sample_value("pyauth_test_batched_seconds_count") == 2
+    assert registry.get_sample_value("pyauth_test_batched_seconds_bucket", {"le": "0.5"}) == 1
+    assert registry.get_sample_value("pyauth_test_batched_seconds_sum") == 1.0
+
+
+async def test_a_full_batch_is_written_without_waiting_for_the_interval() -> None:
+    registry = CollectorRegistry()
+    counter = _counter(registry)
+    batch = MetricBatch(interval=3600)
+    for _ in range(FLUSH_AT_UPDATES - 1):
+        batch.count(counter)
+    assert registry.get_sample_value("pyauth_test_batched_total") == 0
+    batch.count(counter)
+    assert registry.get_sample_value("pyauth_test_batched_total") == FLUSH_AT_UPDATES
