@@ -25,6 +25,7 @@ from app.clients.service import EnabledClientRead
 from app.core.config import Settings
 from app.core.context import RequestContext
 from app.core.errors import OAuthError
+from app.core.forms import form_items
 from app.core.parameters import refuse_repeated
 from app.mfa.grant import MfaGrant
 
@@ -104,7 +105,7 @@ class GrantRegistry:
         The token endpoint reads its form itself rather than declaring a FastAPI `Form` model: FastAPI
         inspects each field's annotation on every request (about a tenth of a refresh's CPU), and the
         exact-route dispatch calls no FastAPI at all. The fields' schema is in `request_body_doc`."""
-        items = (await request.form()).multi_items()
+        items = await form_items(request)
         # The last of a repeated name's values, as FastAPI's reading took it; an empty one is absent.
         given = {name: value for name, value in dict(items).items() if value != ""}
         try:
