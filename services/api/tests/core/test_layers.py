@@ -81,6 +81,7 @@ HTTP_MODULES = {
     "app.core.error_handlers",  # renders PyauthError and the framework's errors as JSON
     "app.core.requests",  # middleware
     "app.core.exact_routes",  # middleware: the hot routes' dispatch
+    "app.core.forms",  # reads a request's form
     "app.core.security",  # middleware
     "app.account.pages",
     "app.account.links",
