@@ -33,7 +33,7 @@ def starlette_items(body: bytes) -> list[tuple[str, object]]:
     return asyncio.run(parse())
 
 
-@settings(max_examples=3000, deadline=None, database=None)
+@settings(max_examples=1000, deadline=None, database=None)
 @given(BODIES)
 def test_an_urlencoded_body_is_read_as_starlette_reads_it(body: bytes) -> None:
     assert urlencoded_items(body) == starlette_items(body)
