@@ -18,8 +18,9 @@ FLUSH_AT_UPDATES = 1024
 
 
 class MetricBatch:
-    """Counter increments and histogram observations waiting to be written. Used from the event loop's
-    thread (and from code with no loop running, which writes at once)."""
+    """Counter increments and histogram observations waiting to be written, kept by the thread that runs
+    the event loop. An update made where no loop runs (a CLI, a worker thread) is written at once, so the
+    batch is only ever touched from the loop's thread."""
 
     def __init__(self, interval: float = FLUSH_INTERVAL_SECONDS) -> None:
         self.interval = interval
@@ -30,16 +31,24 @@ class MetricBatch:
 
     def count(self, counter: Counter, amount: float = 1) -> None:
         """`counter.inc(amount)`, written with the batch."""
+        loop = _running_loop()
+        if loop is None:
+            counter.inc(amount)
+            return
         self._counts[counter] = self._counts.get(counter, 0) + amount
-        self._added()
+        self._added(loop)
 
     def observe(self, histogram: Histogram, value: float) -> None:
         """`histogram.observe(value)`, written with the batch."""
+        loop = _running_loop()
+        if loop is None:
+            histogram.observe(value)
+            return
         self._observations.append((histogram, value))
-        self._added()
+        self._added(loop)
 
     def flush(self) -> None:
-        """Write every waiting update."""
+        """Write every waiting update (from the loop's thread, or where no loop runs)."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -51,17 +60,19 @@ class MetricBatch:
         for histogram, value in observations:
             histogram.observe(value)
 
-    def _added(self) -> None:
+    def _added(self, loop: asyncio.AbstractEventLoop) -> None:
         self._waiting += 1
         if self._waiting >= FLUSH_AT_UPDATES:
             self.flush()
         elif self._timer is None:
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:  # no loop to come back on: at once
-                self.flush()
-                return
             self._timer = loop.call_later(self.interval, self.flush)
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 # This process's batch: the request metrics and the outcome counters add to it; the scrape and the end of

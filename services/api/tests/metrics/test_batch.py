@@ -1,5 +1,7 @@
 """`MetricBatch`: updates of the shared metrics kept in the process and written together."""
 
+import asyncio
+
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from app.metrics.batch import FLUSH_AT_UPDATES, MetricBatch
@@ -42,3 +44,16 @@ async def test_a_full_batch_is_written_without_waiting_for_the_interval() -> Non
     assert registry.get_sample_value("pyauth_test_batched_total") == 0
     batch.count(counter)
     assert registry.get_sample_value("pyauth_test_batched_total") == FLUSH_AT_UPDATES
+
+
+async def test_an_update_from_a_thread_without_a_loop_is_written_at_once_and_leaves_the_batch_alone() -> None:
+    """A worker thread (no event loop of its own) writes its update itself; what the loop's thread keeps
+    waiting stays for the loop's flush."""
+    registry = CollectorRegistry()
+    counter = _counter(registry)
+    batch = MetricBatch(interval=3600)
+    batch.count(counter)
+    await asyncio.to_thread(batch.count, counter, 5)
+    assert registry.get_sample_value("pyauth_test_batched_total") == 5
+    batch.flush()
+    assert registry.get_sample_value("pyauth_test_batched_total") == 6
