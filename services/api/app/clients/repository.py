@@ -50,7 +50,7 @@ class EnabledClientRead:
 
     def take(self, row: Mapping[str, Any] | None) -> None:
         self.taken = True
-        self.client = read_only(OAuthClient, dict(row)) if row is not None else None
+        self.client = read_only(OAuthClient, row) if row is not None else None
 
 
 async def get_for_update(db: AsyncSession, client_id: str) -> OAuthClient | None:

@@ -9,6 +9,7 @@ Starlette's limits (1,000 fields, 1 MiB a field) refused by the same 400s. A tes
 generated bodies (tests/core/test_forms.py). Multipart and other bodies still go through Starlette.
 """
 
+from collections.abc import Sequence
 from urllib.parse import unquote_plus
 
 from python_multipart.multipart import parse_options_header
@@ -22,12 +23,12 @@ MAX_FIELDS = 1000
 MAX_FIELD_BYTES = 1024 * 1024
 
 
-async def form_items(request: Request) -> list[tuple[str, str | UploadFile]]:
+async def form_items(request: Request) -> Sequence[tuple[str, str | UploadFile]]:
     """The request's form fields in order, repeated names included."""
     media_type, _ = parse_options_header(request.headers.get("content-type"))
     if media_type != URLENCODED:
-        return list((await request.form()).multi_items())
-    return list(urlencoded_items(await request.body()))
+        return (await request.form()).multi_items()
+    return urlencoded_items(await request.body())
 
 
 def urlencoded_items(body: bytes) -> list[tuple[str, str]]:

@@ -14,16 +14,15 @@ import time
 from prometheus_client.metrics import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.metrics.batch import UPDATES, MetricBatch
+from app.metrics.batch import UPDATES
 from app.metrics.instruments import HTTP_REQUEST_DURATION, HTTP_REQUESTS, UNMATCHED_ROUTE, WORKER_REQUESTS
 
 STANDARD_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"})
 
 
 class RequestMetrics:
-    def __init__(self, app: ASGIApp, updates: MetricBatch = UPDATES) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.updates = updates
         # The labelled children, resolved once per (method, route, status): `labels()` takes a lock and
         # validates its arguments on every call. Bounded by the routes, methods and statuses there are.
         self._series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
@@ -49,11 +48,11 @@ class RequestMetrics:
         finally:
             route = getattr(scope.get("route"), "path_format", None) or UNMATCHED_ROUTE
             counter, histogram = self._series_for(scope["method"], route, status)
-            self.updates.count(counter)
-            self.updates.observe(histogram, time.perf_counter() - started)
+            UPDATES.count(counter)
+            UPDATES.observe(histogram, time.perf_counter() - started)
             if self._worker_requests is None:
                 self._worker_requests = WORKER_REQUESTS.labels(str(os.getpid()))
-            self.updates.count(self._worker_requests)
+            UPDATES.count(self._worker_requests)
 
     def _series_for(self, method: str, route: str, status: int) -> tuple[Counter, Histogram]:
         key = (method, route, status)

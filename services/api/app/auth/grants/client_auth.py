@@ -111,11 +111,17 @@ def client_read(form: Any, authorization: str | None) -> clients.EnabledClientRe
     endpoint sends it with the rate limit's hit); None where the credentials are malformed, which
     `authenticate_client` refuses in its turn, or the id is too long to be a client's."""
     try:
-        credentials = credentials_of(form, authorization)
+        client_id = _looked_up_id(credentials_of(form, authorization))
     except OAuthError:
         return None
+    return clients.EnabledClientRead(client_id) if client_id is not None else None
+
+
+def _looked_up_id(credentials: ClientCredentials) -> str | None:
+    """The id of the client the credentials name (none: the built-in client), None when it is too long to
+    be any client's."""
     client_id = credentials.client_id or BUILTIN_CLIENT_ID
-    return clients.EnabledClientRead(client_id) if len(client_id) <= MAX_CLIENT_ID_LENGTH else None
+    return client_id if len(client_id) <= MAX_CLIENT_ID_LENGTH else None
 
 
 async def authenticate_client(
@@ -127,12 +133,8 @@ async def authenticate_client(
 ) -> OAuthClient:
     """The registered, enabled client that the credentials prove, or 401 `invalid_client`. The client's
     row is what `read` found where it was sent ahead for this client, else read now."""
-    client_id = credentials.client_id or BUILTIN_CLIENT_ID
-    found = (
-        await clients.find_enabled_client(db, client_id, read)
-        if len(client_id) <= MAX_CLIENT_ID_LENGTH
-        else None
-    )
+    client_id = _looked_up_id(credentials)
+    found = await clients.find_enabled_client(db, client_id, read) if client_id is not None else None
     if found is None:
         await _refuse(db, credentials, "unknown_client", ctx=ctx)
     if found.is_confidential:
