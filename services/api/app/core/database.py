@@ -12,7 +12,8 @@ A request commits once, before its response. The few transactions that differ on
 - `RolledBackRefusal` (`app.core.errors`): an error whose handler rolls the request back and then keeps
   only its refusal (refused mailed links);
 - `driver_connection`: one statement straight on the pooled asyncpg connection, outside any transaction
-  (autocommit), for the read-only hot paths (`GET /users/me`): one round trip instead of three.
+  (autocommit), for the read-only hot paths (`GET /users/me`): one round trip instead of three. Such
+  statements take their connection from this worker's leases (`app.core.driver_leases`) when one is idle.
 """
 
 import asyncio
@@ -33,13 +34,13 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
-from sqlalchemy.util import greenlet_spawn
 
 # starlette's Request is FastAPI's; importing it alone keeps FastAPI out of the CLIs and the mail worker,
 # which use this module only for the engine (`SessionDep`, which needs FastAPI, is in app.core.dependencies).
 from starlette.requests import Request
 
 from app.core.config import Settings
+from app.core.driver_leases import checked_out, give_back, lease_connections, leases_of
 from app.core.errors import ServiceUnavailable
 
 log = logging.getLogger("pyauth.database")
@@ -72,6 +73,7 @@ def build_engine(settings: Settings) -> AsyncEngine:
         connect_args=connect_args,
     )
     event.listen(engine.sync_engine.pool, "checkout", _replace_closed_connection)
+    lease_connections(engine, capacity=settings.DB_POOL_SIZE + settings.DB_MAX_OVERFLOW)
     return engine
 
 
@@ -231,20 +233,31 @@ async def _pooled_connection(
 
 @asynccontextmanager
 async def _engine_connection(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connection]:
-    """The asyncpg connection of a pool entry of `engine`, checked out and back in with one greenlet hop
-    each and no `Connection` around it (an `engine.connect()` took three hops and a `Connection`: about
-    0.1 ms of a `GET /users/me`'s 0.6)."""
+    """The asyncpg connection of a pool entry of `engine`: one this worker leased from the pool and kept
+    between two such statements (`app.core.driver_leases`: no checkout then), else one checked out with one
+    greenlet hop and no `Connection` around it (an `engine.connect()` took three hops and a `Connection`)."""
+    leases = leases_of(engine)
+    lease = None if leases is None else await leases.take()
+    if lease is None:
+        lease = checked_out(await _checkout(engine))
     try:
-        pooled = await engine.raw_connection()
+        yield lease.driver
+    except BaseException:
+        await give_back(lease)
+        raise
+    if leases is None:
+        await give_back(lease)
+    else:
+        await leases.release(engine, lease)
+
+
+async def _checkout(engine: AsyncEngine) -> PoolProxiedConnection:
+    try:
+        return await engine.raw_connection()
     except engine.dialect.loaded_dbapi.Error as error:
         # A new connection that could not be made, as `engine.connect()` raises it: SQLAlchemy's own
         # class (an OperationalError for a database that is not there), which the app answers 503.
         raise DBAPIError.instance(None, None, error, engine.dialect.loaded_dbapi.Error) from error
-    try:
-        yield pooled.driver_connection
-    finally:
-        # Back to the pool as the engine's own connections go: the pool's reset may await the driver.
-        await greenlet_spawn(pooled.close)
 
 
 @asynccontextmanager
