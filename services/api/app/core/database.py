@@ -40,7 +40,7 @@ from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 from starlette.requests import Request
 
 from app.core.config import Settings
-from app.core.driver_leases import checked_out, give_back, lease_connections, leases_of
+from app.core.driver_leases import Lease, LeasingPool, give_back, lease_connections, leases_of
 from app.core.errors import ServiceUnavailable
 
 log = logging.getLogger("pyauth.database")
@@ -71,9 +71,11 @@ def build_engine(settings: Settings) -> AsyncEngine:
         # Statement parameters can hold emails, hashes and token digests: keep them out of errors and logs.
         hide_parameters=True,
         connect_args=connect_args,
+        poolclass=LeasingPool,  # SQLAlchemy's asyncio queue pool, which leases give back to first
     )
     event.listen(engine.sync_engine.pool, "checkout", _replace_closed_connection)
-    lease_connections(engine, capacity=settings.DB_POOL_SIZE + settings.DB_MAX_OVERFLOW)
+    capacity = settings.DB_POOL_SIZE + settings.DB_MAX_OVERFLOW
+    lease_connections(engine, capacity=capacity, timeout=settings.DB_POOL_TIMEOUT)
     return engine
 
 
@@ -233,22 +235,24 @@ async def _pooled_connection(
 
 @asynccontextmanager
 async def _engine_connection(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connection]:
-    """The asyncpg connection of a pool entry of `engine`: one this worker leased from the pool and kept
-    between two such statements (`app.core.driver_leases`: no checkout then), else one checked out with one
-    greenlet hop and no `Connection` around it (an `engine.connect()` took three hops and a `Connection`)."""
+    """The asyncpg connection of a pool entry of `engine`, through this worker's leases
+    (`app.core.driver_leases`: often no checkout at all), else checked out with one greenlet hop and no
+    `Connection` around it (an `engine.connect()` took three hops and a `Connection`)."""
     leases = leases_of(engine)
-    lease = None if leases is None else await leases.take()
-    if lease is None:
-        lease = checked_out(await _checkout(engine))
+    if leases is None:
+        lease = Lease.of(await _checkout(engine))
+        try:
+            yield lease.driver
+        finally:
+            await give_back(lease)
+        return
+    lease = await leases.acquire(lambda: _checkout(engine))
+    clean = False
     try:
         yield lease.driver
-    except BaseException:
-        await give_back(lease)
-        raise
-    if leases is None:
-        await give_back(lease)
-    else:
-        await leases.release(engine, lease)
+        clean = True
+    finally:
+        await leases.release(lease, clean=clean)
 
 
 async def _checkout(engine: AsyncEngine) -> PoolProxiedConnection:

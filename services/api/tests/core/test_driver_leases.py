@@ -1,6 +1,7 @@
-"""The statements sent to the driver keep their pooled connection between them (`app.core.driver_leases`),
-and the pool's promises hold: nobody waits on a kept connection, a kept one is clean and open, and it goes
-back to the pool when idle, when old, and when the engine is disposed."""
+"""The statements sent to the driver pass their pooled connection on to the next (`app.core.driver_leases`),
+and the pool's promises hold: no session waits on a lease, a statement waits no longer than the pool
+would, a connection passed on is clean and open, and it goes back to the pool when idle, when old, when a
+session waits, and when the engine is disposed."""
 
 import asyncio
 from collections.abc import AsyncIterator
@@ -8,6 +9,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 from sqlalchemy import event, text
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from app.core import driver_leases
@@ -47,7 +49,7 @@ async def test_the_next_statement_reuses_the_kept_connection_without_a_checkout(
     assert await _backend_pid(pooled_engine) == first
     assert await _backend_pid(pooled_engine) == first
     assert checkouts == []
-    assert _checked_out(pooled_engine) == 1  # kept by the lease, not in the pool
+    assert _checked_out(pooled_engine) == 1  # kept idle by the lease, out of the pool
 
 
 async def test_an_idle_connection_goes_back_to_the_pool(pooled_engine: AsyncEngine) -> None:
@@ -56,25 +58,92 @@ async def test_an_idle_connection_goes_back_to_the_pool(pooled_engine: AsyncEngi
     assert _checked_out(pooled_engine) == 0
 
 
-async def test_a_session_waiting_for_the_last_connection_gets_the_idle_one(
-    pooled_engine: AsyncEngine,
-) -> None:
-    """Two connections in all: one kept idle by a lease, one held by a session. A second session finds the
-    pool empty and gets the idle one once the sweep gives it back, well within DB_POOL_TIMEOUT."""
-    kept = await _backend_pid(pooled_engine)
-    async with pooled_engine.connect() as held:
-        await held.execute(text("SELECT 1"))
-        async with asyncio.timeout(1), pooled_engine.connect() as waiting:
-            assert await waiting.scalar(text("SELECT pg_backend_pid()")) == kept
+async def _sleep_on_driver(engine: AsyncEngine, seconds: float) -> int:
+    async with driver_connection(async_sessionmaker(bind=engine)) as connection:
+        await connection.execute(f"SELECT pg_sleep({seconds})")
+        return int(await connection.fetchval("SELECT pg_backend_pid()"))
 
 
-async def test_with_every_connection_out_a_released_one_goes_back_to_the_pool(
+async def test_a_session_that_would_wait_gets_an_idle_lease_back_at_once(
+    pooled_engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both connections of the pool kept idle by leases: each of two sessions finds the pool empty, and an
+    idle lease's connection goes back to the pool before it would wait (no sweep here)."""
+    monkeypatch.setattr(driver_leases, "IDLE_SECONDS", 30.0)
+    kept = set(await asyncio.gather(*(_sleep_on_driver(pooled_engine, 0.05) for _ in range(2))))
+    assert len(kept) == 2 and _checked_out(pooled_engine) == 2
+    async with asyncio.timeout(0.5), pooled_engine.connect() as one, pooled_engine.connect() as other:
+        pid = text("SELECT pg_backend_pid()")
+        pids = {await one.scalar(pid), await other.scalar(pid)}
+    assert pids == kept
+
+
+async def test_with_every_connection_out_a_statement_takes_the_next_one_passed_on(
     pooled_engine: AsyncEngine,
 ) -> None:
+    checkouts = _count_checkouts(pooled_engine)
+    first, second = (
+        asyncio.create_task(_sleep_on_driver(pooled_engine, 0.2)),
+        asyncio.create_task(_sleep_on_driver(pooled_engine, 0.3)),
+    )
+    await asyncio.sleep(0.05)
+    third = await _backend_pid(pooled_engine)  # waits for one of the two, then reuses it
+    assert third == await first
+    await second
+    assert len(checkouts) == 2
+
+
+async def test_a_statement_that_ends_while_a_session_waits_gives_the_session_its_connection(
+    pooled_engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(driver_leases, "IDLE_SECONDS", 30.0)
+    sleeping = asyncio.create_task(_sleep_on_driver(pooled_engine, 0.2))
+    await asyncio.sleep(0.05)
     async with pooled_engine.connect() as held:
         await held.execute(text("SELECT 1"))
-        await _backend_pid(pooled_engine)  # released while both connections were out
-        assert _checked_out(pooled_engine) == 1  # only the session's
+        async with asyncio.timeout(1), pooled_engine.connect() as waiting:  # waits in the pool
+            assert await waiting.scalar(text("SELECT pg_backend_pid()")) == await sleeping
+
+
+async def test_a_statement_waiting_for_a_lease_is_sent_to_the_pool_when_one_goes_back(
+    pooled_engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(driver_leases, "LEASE_SECONDS", 0.0)  # every lease goes back to the pool
+    first, second = (
+        asyncio.create_task(_sleep_on_driver(pooled_engine, 0.2)),
+        asyncio.create_task(_sleep_on_driver(pooled_engine, 0.3)),
+    )
+    await asyncio.sleep(0.05)
+    async with asyncio.timeout(1):
+        assert await _backend_pid(pooled_engine) == await first
+    await second
+
+
+async def test_waiting_for_a_lease_ends_at_the_pool_timeout_as_the_pool_s_wait_does() -> None:
+    engine = build_engine(make_settings(DB_POOL_SIZE=1, DB_MAX_OVERFLOW=0, DB_POOL_TIMEOUT=0.2))
+    try:
+        sleeping = asyncio.create_task(_sleep_on_driver(engine, 1.0))
+        await asyncio.sleep(0.05)
+        with pytest.raises(PoolTimeoutError, match=r"connection timed out, timeout 0\.20"):
+            await _backend_pid(engine)
+        await sleeping
+        assert await _backend_pid(engine) > 0
+    finally:
+        await engine.dispose()
+
+
+async def test_a_pool_of_one_serves_a_session_right_after_a_statement(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(driver_leases, "IDLE_SECONDS", 30.0)
+    engine = build_engine(make_settings(DB_POOL_SIZE=1, DB_MAX_OVERFLOW=0, DB_POOL_TIMEOUT=0.2))
+    try:
+        await _backend_pid(engine)
+        async with engine.connect() as session_connection:
+            await session_connection.execute(text("SELECT 1"))
+        assert _checked_out(engine) == 0
+    finally:
+        await engine.dispose()
 
 
 async def test_a_connection_leased_longer_than_the_lease_goes_back_at_its_release(
@@ -127,13 +196,3 @@ async def test_disposing_the_engine_closes_the_idle_connections() -> None:
     await engine.dispose()
     assert connection.is_closed()
     assert await _backend_pid(engine) > 0  # a disposed engine still works, without leases
-
-
-async def test_a_pool_of_one_keeps_nothing_idle() -> None:
-    """Half the pool at most may idle in leases: with one connection, none, so no session ever waits."""
-    engine = build_engine(make_settings(DB_POOL_SIZE=1, DB_MAX_OVERFLOW=0))
-    try:
-        await _backend_pid(engine)
-        assert _checked_out(engine) == 0
-    finally:
-        await engine.dispose()
