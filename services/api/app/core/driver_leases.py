@@ -8,11 +8,13 @@ instead: a connection checked out of the pool once, then passed on, as each stat
 statement waiting for one, or kept idle for the next. Taking or passing one is a list or future operation.
 
 What the pool promises still holds:
-- *Nobody else waits on a lease.* A session that would wait for a connection (`LeasingPool._do_get`, the
-  pool's own wait) first gets an idle lease's connection back into the pool; a statement that ends while
-  anyone waits in the pool gives its connection to the pool, not to the next statement; and a statement
-  waiting here for a lease is sent to the pool whenever a lease goes back there. Waiting here is bounded
-  by DB_POOL_TIMEOUT, and ends as the pool's wait does (`sqlalchemy.exc.TimeoutError`, a 503).
+- *Nobody in the pool waits on a lease.* A session that would wait for a connection
+  (`LeasingPool._do_get`, the pool's own wait) first gets an idle lease's connection back into the pool,
+  and a statement that ends while anyone waits in the pool gives its connection to the pool, not to the
+  next statement. A
+  statement waits here only while a lease is in use, and is sent to the pool once none is left to pass
+  on. Waiting here is bounded by DB_POOL_TIMEOUT, and ends as the pool's wait does
+  (`sqlalchemy.exc.TimeoutError`, a 503).
 - *A lease is short.* After `LEASE_SECONDS` a connection goes back to the pool when its statement ends,
   so the pool's checkout (its closed-connection check, DB_POOL_PRE_PING, DB_POOL_RECYCLE) still sees each
   connection at least that often; one idle for `IDLE_SECONDS` goes back too (a sweep).
@@ -89,6 +91,7 @@ class DriverLeases:
         self._idle: list[Lease] = []
         self._waiters: collections.deque[asyncio.Future[Lease | None]] = collections.deque()
         self._in_use = 0
+        self._checking_out = 0  # this engine's statements in the pool's checkout, which may wait there
         self._loop: asyncio.AbstractEventLoop | None = None
         self._sweep: asyncio.TimerHandle | None = None
         self._returning: set[asyncio.Task[None]] = set()
@@ -107,13 +110,21 @@ class DriverLeases:
                     self._in_use += 1
                     return lease
                 await give_back(lease)  # the server closed it: the pool replaces it at its next checkout
-            if self._in_use and self._pool.checkedout() >= self._capacity and not self._pool.waiting:
+            if self._in_use and self._pool.checkedout() >= self._capacity and not self._others_wait():
                 passed = await self._wait_for_lease(loop)
                 if passed is not None:
                     return passed
-        lease = Lease.of(await checkout())
+        self._checking_out += 1
+        try:
+            lease = Lease.of(await checkout())
+        finally:
+            self._checking_out -= 1
         self._in_use += 1
         return lease
+
+    def _others_wait(self) -> bool:
+        """Whether anyone but these statements waits in the pool (a session)."""
+        return self._pool.waiting > self._checking_out
 
     async def _wait_for_lease(self, loop: asyncio.AbstractEventLoop) -> Lease | None:
         """The lease a statement passes on as it ends (`release`); None when one went back to the pool
@@ -145,7 +156,7 @@ class DriverLeases:
         if (
             clean
             and not self._disposed
-            and not self._pool.waiting
+            and not self._pool.waiting  # a session, or a statement sent there, waits in the pool for one
             and now - lease.taken_at < LEASE_SECONDS
             and asyncio.get_running_loop() is self._loop
             and not lease.driver.is_closed()
@@ -164,14 +175,14 @@ class DriverLeases:
                     self._sweep = asyncio.get_running_loop().call_later(IDLE_SECONDS, self._sweep_idle)
                 return
         await give_back(lease)
-        self._send_a_waiter_to_the_pool()
+        if not self._in_use:  # no lease left to pass on: those waiting here wait in the pool instead
+            self._send_waiters_to_the_pool()
 
-    def _send_a_waiter_to_the_pool(self) -> None:
+    def _send_waiters_to_the_pool(self) -> None:
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():
                 waiter.set_result(None)
-                return
 
     def _sweep_idle(self) -> None:
         """Give the pool back each connection idle for IDLE_SECONDS; look again while any is idle."""
@@ -206,8 +217,7 @@ class DriverLeases:
         idle, self._idle = self._idle, []
         for lease in idle:
             lease.pooled.invalidate()  # closes the driver's connection; the pool forgets it
-        while self._waiters:
-            self._send_a_waiter_to_the_pool()
+        self._send_waiters_to_the_pool()
 
 
 async def give_back(lease: Lease) -> None:

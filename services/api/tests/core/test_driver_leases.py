@@ -196,3 +196,29 @@ async def test_disposing_the_engine_closes_the_idle_connections() -> None:
     await engine.dispose()
     assert connection.is_closed()
     assert await _backend_pid(engine) > 0  # a disposed engine still works, without leases
+
+
+async def test_statements_waiting_in_the_pool_are_not_passed_over_by_later_ones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A burst at start: two statements connect, six wait in the pool. Later statements keep coming and
+    wait for a lease here; each connection that comes free goes to the pool first, so none of the six
+    waits out DB_POOL_TIMEOUT while the later ones pass the two connections among themselves."""
+    monkeypatch.setattr(driver_leases, "IDLE_SECONDS", 30.0)  # no sweep to rescue them
+    engine = build_engine(make_settings(DB_POOL_SIZE=2, DB_MAX_OVERFLOW=0, DB_POOL_TIMEOUT=1))
+    stop = asyncio.Event()
+
+    async def keep_coming() -> None:
+        while not stop.is_set():
+            await _backend_pid(engine)
+
+    try:
+        burst = [asyncio.create_task(_sleep_on_driver(engine, 0.05)) for _ in range(8)]
+        await asyncio.sleep(0.01)
+        later = [asyncio.create_task(keep_coming()) for _ in range(2)]
+        async with asyncio.timeout(3):
+            await asyncio.gather(*burst)
+        stop.set()
+        await asyncio.gather(*later)
+    finally:
+        await engine.dispose()
