@@ -58,10 +58,24 @@ async def test_an_idle_connection_goes_back_to_the_pool(pooled_engine: AsyncEngi
     assert _checked_out(pooled_engine) == 0
 
 
-async def _sleep_on_driver(engine: AsyncEngine, seconds: float) -> int:
+async def _sleep_on_driver(engine: AsyncEngine, seconds: float, started: asyncio.Event | None = None) -> int:
     async with driver_connection(async_sessionmaker(bind=engine)) as connection:
+        if started is not None:
+            started.set()
         await connection.execute(f"SELECT pg_sleep({seconds})")
         return int(await connection.fetchval("SELECT pg_backend_pid()"))
+
+
+async def _sleeping(engine: AsyncEngine, *seconds: float) -> list[asyncio.Task[int]]:
+    """Statements that hold a connection each for `seconds`, started: each holds its connection."""
+    events = [asyncio.Event() for _ in seconds]
+    tasks = [
+        asyncio.create_task(_sleep_on_driver(engine, each, event))
+        for each, event in zip(seconds, events, strict=True)
+    ]
+    async with asyncio.timeout(5):
+        await asyncio.gather(*(event.wait() for event in events))
+    return tasks
 
 
 async def test_a_session_that_would_wait_gets_an_idle_lease_back_at_once(
@@ -82,11 +96,7 @@ async def test_with_every_connection_out_a_statement_takes_the_next_one_passed_o
     pooled_engine: AsyncEngine,
 ) -> None:
     checkouts = _count_checkouts(pooled_engine)
-    first, second = (
-        asyncio.create_task(_sleep_on_driver(pooled_engine, 0.2)),
-        asyncio.create_task(_sleep_on_driver(pooled_engine, 0.3)),
-    )
-    await asyncio.sleep(0.05)
+    first, second = await _sleeping(pooled_engine, 0.2, 0.4)
     third = await _backend_pid(pooled_engine)  # waits for one of the two, then reuses it
     assert third == await first
     await second
@@ -97,8 +107,7 @@ async def test_a_statement_that_ends_while_a_session_waits_gives_the_session_its
     pooled_engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(driver_leases, "IDLE_SECONDS", 30.0)
-    sleeping = asyncio.create_task(_sleep_on_driver(pooled_engine, 0.2))
-    await asyncio.sleep(0.05)
+    [sleeping] = await _sleeping(pooled_engine, 0.2)
     async with pooled_engine.connect() as held:
         await held.execute(text("SELECT 1"))
         async with asyncio.timeout(1), pooled_engine.connect() as waiting:  # waits in the pool
@@ -109,12 +118,8 @@ async def test_a_statement_waiting_for_a_lease_is_sent_to_the_pool_when_one_goes
     pooled_engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(driver_leases, "LEASE_SECONDS", 0.0)  # every lease goes back to the pool
-    first, second = (
-        asyncio.create_task(_sleep_on_driver(pooled_engine, 0.2)),
-        asyncio.create_task(_sleep_on_driver(pooled_engine, 0.3)),
-    )
-    await asyncio.sleep(0.05)
-    async with asyncio.timeout(1):
+    first, second = await _sleeping(pooled_engine, 0.2, 0.4)
+    async with asyncio.timeout(2):
         assert await _backend_pid(pooled_engine) == await first
     await second
 
@@ -122,8 +127,7 @@ async def test_a_statement_waiting_for_a_lease_is_sent_to_the_pool_when_one_goes
 async def test_waiting_for_a_lease_ends_at_the_pool_timeout_as_the_pool_s_wait_does() -> None:
     engine = build_engine(make_settings(DB_POOL_SIZE=1, DB_MAX_OVERFLOW=0, DB_POOL_TIMEOUT=0.2))
     try:
-        sleeping = asyncio.create_task(_sleep_on_driver(engine, 1.0))
-        await asyncio.sleep(0.05)
+        [sleeping] = await _sleeping(engine, 1.0)
         with pytest.raises(PoolTimeoutError, match=r"connection timed out, timeout 0\.20"):
             await _backend_pid(engine)
         await sleeping
