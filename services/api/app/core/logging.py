@@ -114,17 +114,13 @@ class _SecondsCache:
     stamped, and formatting the time anew for each was a third of a line's CPU."""
 
     def __init__(self) -> None:
-        # One tuple, replaced whole: the batching handler's thread stamps deferred request lines while
-        # the loop's thread may stamp a record, and neither may read one second's text with another's.
-        self._cached: tuple[int, str] = (-1, "")
+        self._second, self._text = -1, ""
 
     def stamp(self, created: float, datefmt: str, converter: Any) -> str:
         second = int(created)
-        cached_second, text = self._cached
-        if second != cached_second:
-            text = time.strftime(datefmt, converter(created))
-            self._cached = (second, text)
-        return text
+        if second != self._second:
+            self._second, self._text = second, time.strftime(datefmt, converter(created))
+        return self._text
 
 
 class TextFormatter(logging.Formatter):
@@ -139,14 +135,11 @@ class TextFormatter(logging.Formatter):
             return super().formatTime(record, datefmt)
         return self._seconds.stamp(record.created, datefmt, self.converter)
 
-    def writes_request_lines(self) -> bool:
-        """Whether `request_line` writes what `format` would: not where this formatter was given another
-        format than the API's (then the record is made and formatted)."""
-        return self._fmt == TEXT_FORMAT and self.datefmt is not None
-
-    def request_line(self, line: "RequestLine") -> str:
-        """What `format` makes of the request line's record, made without one (`writes_request_lines`)."""
-        assert self.datefmt is not None
+    def request_line(self, line: "RequestLine") -> str | None:
+        """What `format` makes of the request line's record, made without one; None where this formatter
+        was given another format than the API's (then the record is made and formatted)."""
+        if self._fmt != TEXT_FORMAT or self.datefmt is None:
+            return None
         stamp = self._seconds.stamp(line.created, self.datefmt, self.converter)
         text = f"{stamp} {line.levelname:<7} {REQUEST_LOGGER}: {line.message} rid={line.request_id}"
         return escape_controls(text)
@@ -180,9 +173,6 @@ class JsonFormatter(logging.Formatter):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._seconds = _SecondsCache()
-
-    def writes_request_lines(self) -> bool:
-        return True
 
     def request_line(self, line: "RequestLine") -> str:
         """What `format` makes of the request line's record (its `extra` fields in their order), made
@@ -232,24 +222,21 @@ class DropStartupTraceback(logging.Filter):
 
 FLUSH_INTERVAL_SECONDS = 0.1
 FLUSH_AT_BYTES = 64 * 1024
-REQUEST_LINE_BYTES = 120  # a request line's length besides its path, as a batch counts it before formatting
 
 
 class BatchingStreamHandler(logging.StreamHandler[TextIO]):
-    """A stream handler that writes its lines in batches: each record is formatted when it is logged (a
-    request line from `log_request` when its batch is written), and the lines waiting go out in one
-    write FLUSH_INTERVAL_SECONDS after the first of them at the latest, at once when a record of WARNING
-    or above arrives or FLUSH_AT_BYTES are waiting, and on `flush()` and `close()` (`flush_batches()` at
-    the end of the lifespan, `logging.shutdown` at exit). A process killed outright loses at most the
-    lines of the last interval."""
+    """A stream handler that writes its lines in batches: each record is formatted when it is logged,
+    and the lines waiting go out in one write FLUSH_INTERVAL_SECONDS after the first of them at the
+    latest, at once when a record of WARNING or above arrives or FLUSH_AT_BYTES are waiting, and on
+    `flush()` and `close()` (`flush_batches()` at the end of the lifespan, `logging.shutdown` at exit).
+    A process killed outright loses at most the lines of the last interval."""
 
     _instances: ClassVar["weakref.WeakSet[BatchingStreamHandler]"] = weakref.WeakSet()
 
     def __init__(self, stream: TextIO | None = None) -> None:
         super().__init__(stream)
         _lean_records()
-        self._waiting: list[str | _DeferredLine] = []
-        self._writing = threading.Lock()
+        self._waiting: list[str] = []
         self._waiting_bytes = 0
         self._wake = threading.Event()
         self._flusher: threading.Thread | None = None
@@ -262,20 +249,17 @@ class BatchingStreamHandler(logging.StreamHandler[TextIO]):
         except Exception:  # as StreamHandler: a record that cannot be formatted is reported, not raised
             self.handleError(record)
             return
-        line += self.terminator
-        self._add(line, len(line), record.levelno)  # `handle` holds the handler's lock around `emit`
+        self._add(line, record.levelno)  # `handle` holds the handler's lock around `emit`
 
-    def emit_request_line(self, formatter: "RequestLineFormatter", line: "RequestLine") -> None:
-        """`emit` of a request line (`log_request`), under the lock `handle` would take, formatted by
-        `formatter` when its batch is written: formatting each line as its request ends cost ~16 µs of a
-        `GET /users/me` in process (the caches cold after the request's own work), a batch of them ~1 µs
-        a line."""
+    def emit_formatted(self, line: str, levelno: int) -> None:
+        """`emit` of a line already formatted (`log_request`), under the lock `handle` would take."""
         with self.lock:  # type: ignore[union-attr]  # created in Handler.__init__
-            self._add((formatter, line), len(line.path) + REQUEST_LINE_BYTES, line.levelno)
+            self._add(line, levelno)
 
-    def _add(self, line: "str | _DeferredLine", size: int, levelno: int) -> None:
+    def _add(self, line: str, levelno: int) -> None:
+        line += self.terminator
         self._waiting.append(line)
-        self._waiting_bytes += size
+        self._waiting_bytes += len(line)
         if levelno >= logging.WARNING or self._waiting_bytes >= FLUSH_AT_BYTES:
             self.flush()
         elif len(self._waiting) == 1:
@@ -283,17 +267,10 @@ class BatchingStreamHandler(logging.StreamHandler[TextIO]):
             self._wake.set()
 
     def flush(self) -> None:
-        with self._writing:  # one batch after the other, in the order they were taken
-            with self.lock:  # type: ignore[union-attr]  # created in Handler.__init__
-                waiting, self._waiting, self._waiting_bytes = self._waiting, [], 0
-            if waiting:  # formatted and written outside the lock: a request's line is never kept waiting
-                terminator = self.terminator
-                self.stream.write(
-                    "".join(
-                        each if isinstance(each, str) else each[0].request_line(each[1]) + terminator
-                        for each in waiting
-                    )
-                )
+        with self.lock:  # type: ignore[union-attr]  # created in Handler.__init__
+            if self._waiting:
+                lines, self._waiting, self._waiting_bytes = "".join(self._waiting), [], 0
+                self.stream.write(lines)
             super().flush()
 
     def close(self) -> None:
@@ -427,11 +404,6 @@ class RequestLine:
         }
 
 
-# The formatters that write a request line straight from its fields, and such a line waiting in a batch.
-RequestLineFormatter = TextFormatter | JsonFormatter
-_DeferredLine = tuple[RequestLineFormatter, RequestLine]
-
-
 def log_request(line: RequestLine) -> None:
     """Write the request line as `logging.getLogger(REQUEST_LOGGER).log(...)` would, the same line in
     either format, but where the request log goes only to the API server's batching handler with one of
@@ -442,10 +414,10 @@ def log_request(line: RequestLine) -> None:
     logger = logging.getLogger(REQUEST_LOGGER)
     if not logger.isEnabledFor(line.levelno):
         return
-    direct = _direct_handler(logger, line)
-    if direct is not None:
-        handler, formatter = direct
-        handler.emit_request_line(formatter, line)
+    formatted = _direct_line(logger, line)
+    if formatted is not None:
+        handler, text = formatted
+        handler.emit_formatted(text, line.levelno)
         return
     logger.log(
         line.levelno,
@@ -458,10 +430,8 @@ def log_request(line: RequestLine) -> None:
     )
 
 
-def _direct_handler(
-    logger: logging.Logger, line: RequestLine
-) -> "tuple[BatchingStreamHandler, RequestLineFormatter] | None":
-    """The one handler the line would reach and its formatter, where that handler is a
+def _direct_line(logger: logging.Logger, line: RequestLine) -> "tuple[BatchingStreamHandler, str] | None":
+    """The one handler the line would reach and the line as it would format it, where that handler is a
     `BatchingStreamHandler` with pyauth's formatter and no filter but `DropStartupTraceback` (which never
     drops a request line), and nothing else would see the record; else None."""
     if logger.filters or logger.handlers or not logger.propagate:
@@ -475,6 +445,7 @@ def _direct_handler(
     if any(type(each) is not DropStartupTraceback for each in handler.filters):
         return None
     formatter = handler.formatter
-    if type(formatter) is not TextFormatter and type(formatter) is not JsonFormatter:
-        return None
-    return (handler, formatter) if formatter.writes_request_lines() else None
+    if type(formatter) is TextFormatter or type(formatter) is JsonFormatter:
+        text = formatter.request_line(line)
+        return None if text is None else (handler, text)
+    return None

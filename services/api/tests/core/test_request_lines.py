@@ -116,19 +116,3 @@ def test_a_capturing_handler_on_the_request_logger_gets_its_record(caplog: pytes
     (record,) = [r for r in caplog.records if r.name == REQUEST_LOGGER]
     assert record.getMessage() == "GET /users/me 200 3.0ms"
     assert record.__dict__["request_id"] == "d" * 32
-
-
-def test_request_lines_formatted_at_the_write_keep_their_place_among_other_records() -> None:
-    """A request line waits in its batch unformatted (`emit_request_line`) and is formatted when the batch
-    is written; the records logged between two of them come out between them."""
-    with served_logging("text") as output:
-        log_request(RequestLine("GET", "/first", 200, 1.0, "a" * 32, logging.INFO))
-        logging.getLogger("pyauth.test").info("between")
-        log_request(RequestLine("GET", "/second", 200, 2.0, "b" * 32, logging.INFO))
-        assert output.getvalue() == ""  # still waiting, within the interval
-    lines = output.getvalue().splitlines()
-    assert [line.split(None, 2)[2] for line in lines] == [
-        "pyauth.request: GET /first 200 1.0ms rid=" + "a" * 32,
-        "pyauth.test: between",
-        "pyauth.request: GET /second 200 2.0ms rid=" + "b" * 32,
-    ]
