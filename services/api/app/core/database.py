@@ -13,7 +13,8 @@ A request commits once, before its response. The few transactions that differ on
   only its refusal (refused mailed links);
 - `driver_connection`: one statement straight on the pooled asyncpg connection, outside any transaction
   (autocommit), for the read-only hot paths (`GET /users/me`): one round trip instead of three. Such
-  statements take their connection from this worker's leases (`app.core.driver_leases`) when one is idle.
+  statements take their connection through this worker's leases (`app.core.driver_leases`), passed from
+  one statement to the next without going back to the pool in between.
 """
 
 import asyncio

@@ -11,9 +11,8 @@ What the pool promises still holds:
 - *Nobody in the pool waits on a lease.* A session that would wait for a connection
   (`LeasingPool._do_get`, the pool's own wait) first gets an idle lease's connection back into the pool,
   and a statement that ends while anyone waits in the pool gives its connection to the pool, not to the
-  next statement. A
-  statement waits here only while a lease is in use, and is sent to the pool once none is left to pass
-  on. Waiting here is bounded by DB_POOL_TIMEOUT, and ends as the pool's wait does
+  next statement. A statement waits here only while a lease is in use, and is sent to the pool once none
+  is left to pass on. Waiting here is bounded by DB_POOL_TIMEOUT, and ends as the pool's wait does
   (`sqlalchemy.exc.TimeoutError`, a 503).
 - *A lease is short.* After `LEASE_SECONDS` a connection goes back to the pool when its statement ends,
   so the pool's checkout (its closed-connection check, DB_POOL_PRE_PING, DB_POOL_RECYCLE) still sees each
@@ -142,10 +141,11 @@ class DriverLeases:
                 f"{self._pool.overflow()} reached, connection timed out, timeout {self._timeout:.2f}"
             ) from None
         finally:
-            if passed is None and waiter.done() and not waiter.cancelled() and waiter.result() is not None:
+            handed = waiter.result() if waiter.done() and not waiter.cancelled() else None
+            if passed is None and handed is not None:
                 # Passed on just as the wait ended otherwise (its timeout, the request's cancellation).
                 self._in_use -= 1
-                self._return_soon([waiter.result()])  # type: ignore[list-item]
+                self._return_soon([handed])
             waiter.cancel()  # a no-op once done; release() skips a cancelled waiter
 
     async def release(self, lease: Lease, *, clean: bool) -> None:
