@@ -153,12 +153,13 @@ class DriverLeases:
         next one, or given back to the pool (always when the block raised, `clean` False)."""
         self._in_use -= 1
         now = time.monotonic()
+        loop = asyncio.get_running_loop()
         if (
             clean
             and not self._disposed
             and not self._pool.waiting  # a session, or a statement sent there, waits in the pool for one
             and now - lease.taken_at < LEASE_SECONDS
-            and asyncio.get_running_loop() is self._loop
+            and loop is self._loop
             and not lease.driver.is_closed()
             and not lease.driver.is_in_transaction()
         ):
@@ -172,7 +173,7 @@ class DriverLeases:
                 lease.idle_since = now
                 self._idle.append(lease)
                 if self._sweep is None:
-                    self._sweep = asyncio.get_running_loop().call_later(IDLE_SECONDS, self._sweep_idle)
+                    self._sweep = loop.call_later(IDLE_SECONDS, self._sweep_idle)
                 return
         await give_back(lease)
         if not self._in_use:  # no lease left to pass on: those waiting here wait in the pool instead
