@@ -29,11 +29,11 @@ from app.core.clock import Clock, SystemClock
 from app.core.config import Settings, get_settings
 from app.core.database import build_engine, build_sessionmaker, wait_for_database
 from app.core.dependencies import trusted_networks
+from app.core.edge import RequestEdge
 from app.core.error_handlers import install_error_handlers
 from app.core.exact_routes import ExactRoutes
 from app.core.logging import flush_batches
-from app.core.requests import RequestLogMiddleware
-from app.core.security import DOCS_ASSETS_PATH, RequestGuard, SecurityHeaders, docs_csp
+from app.core.security import DOCS_ASSETS_PATH, docs_csp
 from app.health import endpoints as health_endpoints
 from app.health.service import schema_head
 from app.keys import endpoints as keys_endpoints
@@ -42,7 +42,7 @@ from app.metrics import endpoints as metrics_endpoints
 from app.metrics.batch import UPDATES
 from app.metrics.gauges import ResourceGauges
 from app.metrics.listener import MetricsListener
-from app.metrics.middleware import RequestMetrics
+from app.metrics.requests import RequestMetrics
 from app.mfa import endpoints as mfa_endpoints
 from app.mfa.login import MfaLogin
 from app.oauth import endpoints as oauth_endpoints
@@ -135,7 +135,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     second_factor.use(MfaLogin())  # the login step's factors: `mfa` builds on `auth`, not the reverse
     app.state.trusted_proxies = trusted_networks(settings.TRUSTED_PROXIES)
     install_error_handlers(app)
-    # Outermost last: the request log sees every answer, the headers reach even a guard's refusal.
+    # Innermost first.
     if settings.HOT_PATHS_ENABLED:  # innermost: everything outside sees these requests as any other
         app.add_middleware(
             ExactRoutes,
@@ -155,11 +155,9 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             allow_headers=["Authorization", "Content-Type"],
             max_age=600,
         )
-    app.add_middleware(RequestGuard, settings=settings)
-    app.add_middleware(SecurityHeaders, settings=settings)
-    if settings.METRICS_ENABLED:  # inside the request log, outside the guards: it counts their refusals
-        app.add_middleware(RequestMetrics)
-    app.add_middleware(RequestLogMiddleware)
+    # Outermost: request id, body guards, security headers, metrics (the guards' refusals counted too), log.
+    observe = RequestMetrics().observe if settings.METRICS_ENABLED else None
+    app.add_middleware(RequestEdge, settings=settings, observe=observe)
     app.include_router(health_endpoints.router)
     app.include_router(auth_endpoints.router)
     app.include_router(users_endpoints.router)

@@ -7,9 +7,9 @@ a percent-decoded path, an email or an exception message cannot start a forged l
 terminal escapes (`%1b`). A traceback's lines each start with `  | `, so none of them reads as a record.
 
 Every record written while a request is served carries that request's id (`rid=…` at the end of a text
-line, `request_id` in JSON), whichever logger wrote it: `app.core.requests` sets it in a contextvar for the
-request's task, and the formatters read it, so a service's warning can be matched with its access line and
-the `X-Request-ID` the client saw.
+line, `request_id` in JSON), whichever logger wrote it: the request edge (`app.core.edge`) sets it in a
+contextvar for the request's task, and the formatters read it, so a service's warning can be matched with
+its access line and the `X-Request-ID` the client saw.
 
 The API server writes pyauth's own records in batches (`BatchingStreamHandler`): one write per request
 line cost about 0.15 ms of CPU on these machines, more than answering the JWKS does. A batch goes out at
@@ -41,8 +41,8 @@ ISO_SECONDS = "%Y-%m-%dT%H:%M:%S"
 # The request log (`app.core.requests`): one line per request, made by `log_request`.
 REQUEST_LOGGER = "pyauth.request"
 
-# The id of the request being served, set by `app.core.requests` for the request's task (and the tasks and
-# threads it starts, which copy the context); None outside a request (startup, workers, CLIs).
+# The id of the request being served, set by the request edge (`app.core.edge`) for the request's task (and
+# the tasks and threads it starts, which copy the context); None outside a request (startup, workers, CLIs).
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 

@@ -1,5 +1,5 @@
-"""Request guards and response headers, as pure ASGI middleware (no buffering beyond the small bodies
-pyauth accepts, no extra task per request).
+"""Request guards and response headers, as the request edge (`app.core.edge`) applies them to every request
+(no buffering beyond the small bodies pyauth accepts, no extra task per request).
 
 - `RequestGuard`: bodies over MAX_BODY_BYTES get 413 (by Content-Length, or while streaming), media types
   other than JSON and form get 415, and so does a non-empty body without a media type (some FastAPI
@@ -15,14 +15,17 @@ import json
 import re
 from collections.abc import Iterable
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from app.core.config import Settings
 
 ACCEPTED_MEDIA_TYPES = frozenset({"application/json", "application/x-www-form-urlencoded"})
 DOCS_PATHS = ("/docs", "/redoc", "/openapi.json")
+# Methods whose body pyauth never reads: their requests pass the guard unread.
+UNGUARDED_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})
 API_CSP = b"default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
 DOCS_ASSETS_PATH = "/docs/assets"  # Swagger UI's and ReDoc's scripts, styles and icon, served by pyauth
+Header = tuple[bytes, bytes]
 _INLINE_SCRIPT = re.compile(r"<script>(.*?)</script>", re.DOTALL)
 _INLINE_STYLE = re.compile(r"<style>(.*?)</style>", re.DOTALL)
 
@@ -100,19 +103,17 @@ async def _reject(send: Send, status: int, code: str, detail: str) -> None:
 
 
 class RequestGuard:
-    def __init__(self, app: ASGIApp, settings: Settings) -> None:
-        self.app = app
+    def __init__(self, settings: Settings) -> None:
         self.max_body = settings.MAX_BODY_BYTES
         self.max_depth = settings.MAX_JSON_DEPTH
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS", "DELETE"):
-            await self.app(scope, receive, send)
-            return
+    async def admit(self, scope: Scope, receive: Receive, send: Send) -> Receive | None:
+        """The request's `receive`, replaying the body the guard read, if the request may go on; None once
+        the refusal was sent. Call it only for methods outside UNGUARDED_METHODS."""
         length = _header(scope, b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_body):
             await _reject(send, 413, "request_too_large", f"The body is larger than {self.max_body} bytes.")
-            return
+            return None
         media_type = (_header(scope, b"content-type") or "").split(";", 1)[0].strip().lower()
         if length != "0" and media_type and media_type not in ACCEPTED_MEDIA_TYPES:
             await _reject(
@@ -121,11 +122,11 @@ class RequestGuard:
                 "unsupported_media_type",
                 "Send application/json, or a form for the token endpoints.",
             )
-            return
+            return None
         body = await self._read_body(receive)
         if body is None:
             await _reject(send, 413, "request_too_large", f"The body is larger than {self.max_body} bytes.")
-            return
+            return None
         if body and not media_type:
             # FastAPI (before its strict_content_type) parses such a body as JSON, past the depth check
             # below; refusing it here holds whatever version parses the body afterwards.
@@ -135,11 +136,11 @@ class RequestGuard:
                 "unsupported_media_type",
                 "A body needs a Content-Type: application/json, or a form for the token endpoints.",
             )
-            return
+            return None
         if media_type == "application/json" and json_depth_exceeds(body, self.max_depth):
             await _reject(send, 400, "json_too_deep", f"JSON may nest at most {self.max_depth} levels.")
-            return
-        await self.app(scope, _replay(body, receive), send)
+            return None
+        return _replay(body, receive)
 
     async def _read_body(self, receive: Receive) -> bytes | None:
         chunks: list[bytes] = []
@@ -171,32 +172,33 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
+# The headers an endpoint may set itself; where it set none of them (nearly every answer), the defaults
+# below are added as one prepared list.
+_CHOSEN_BY_ENDPOINTS = frozenset(
+    {b"cache-control", b"content-security-policy", b"x-frame-options", b"referrer-policy"}
+)
+
+
 class SecurityHeaders:
-    def __init__(self, app: ASGIApp, settings: Settings) -> None:
-        self.app = app
+    def __init__(self, settings: Settings) -> None:
         self.hsts = (
             f"max-age={settings.HSTS_SECONDS}; includeSubDomains".encode()
             if settings.HSTS_SECONDS > 0
             else None
         )
+        self._api_defaults = list(self._missing(set(), is_docs=False))
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        is_docs = scope["path"].startswith(DOCS_PATHS)
+    def completed(self, headers: Iterable[Header], *, is_docs: bool) -> list[Header]:
+        """A response's headers with the security headers it lacks added after its own."""
+        completed = list(headers)
+        present = {name.lower() for name, _ in completed}
+        if not is_docs and present.isdisjoint(_CHOSEN_BY_ENDPOINTS):
+            completed += self._api_defaults
+        else:
+            completed.extend(self._missing(present, is_docs))
+        return completed
 
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                present = {name.lower() for name, _ in headers}
-                headers.extend(self._missing(present, is_docs))
-                message["headers"] = headers
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
-
-    def _missing(self, present: set[bytes], is_docs: bool) -> Iterable[tuple[bytes, bytes]]:
+    def _missing(self, present: set[bytes], is_docs: bool) -> Iterable[Header]:
         yield b"x-content-type-options", b"nosniff"
         if b"cache-control" not in present and not is_docs:
             yield b"cache-control", b"no-store"

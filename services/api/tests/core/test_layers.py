@@ -79,7 +79,8 @@ HTTP_MODULE_NAMES = {"endpoints", "dependencies"}
 HTTP_MODULES = {
     "app.main",
     "app.core.error_handlers",  # renders PyauthError and the framework's errors as JSON
-    "app.core.requests",  # middleware
+    "app.core.edge",  # middleware: request id, guards, headers, metrics, log line
+    "app.core.requests",  # the request id and log line, from a scope
     "app.core.exact_routes",  # middleware: the hot routes' dispatch
     "app.core.forms",  # reads a request's form
     "app.core.security",  # middleware
@@ -91,7 +92,7 @@ HTTP_MODULES = {
     "app.web.cookies",
     "app.web.security",  # the /account/security routes
     "app.metrics.listener",
-    "app.metrics.middleware",
+    "app.metrics.requests",  # counts requests, from a scope
 }
 # Modules that others import and that hold one HTTP piece beside it: they may import the framework.
 MIXED_MODULES = {
