@@ -4,10 +4,15 @@ grants issue them (`app.auth.issuing`); resource-server code verifies them here.
 Verification follows RFC 8725: the algorithm is pinned per key (never taken from the token), key
 location headers (`jku`, `x5u`, `jwk`, `x5c`) are refused rather than followed, and `exp`/`nbf`/`iat`
 are checked against the injected clock, not the system one.
+
+A client sends the same access token with every request for its lifetime, so a signature once verified
+is remembered (`VerifiedSignatures`): a token seen again skips the signature check and the payload's
+decoding, never the rest (its header's rules, its key still in the ring, every claim against `now`).
 """
 
 import base64
 import functools
+import hashlib
 import json
 import logging
 import math
@@ -24,7 +29,7 @@ import jwt.algorithms
 from app.core.config import Settings
 from app.core.errors import PyauthError
 from app.keys.keyring import KeyRing, PublishedKey
-from app.keys.storage import ACCESS_TOKEN_ALGORITHMS
+from app.keys.storage import ACCESS_TOKEN_ALGORITHMS, PublicKey
 
 log = logging.getLogger("pyauth.tokens")
 
@@ -191,12 +196,51 @@ def _verify(
     as PyJWT's `decode` would check them (`require`, `iss`, `aud`) and the times against `now`."""
     header_segment, payload_segment, signature_segment = _segments(token)
     key = _key_for(keyring, _header(header_segment))
-    signing_input = f"{header_segment}.{payload_segment}".encode("ascii")
-    if not _ALGORITHMS[key.algorithm].verify(signing_input, key.public_key, _base64url(signature_segment)):
-        raise _Refused("bad signature")
-    claims = _json_object(payload_segment, "payload")
+    digest = hashlib.sha256(token.encode()).digest()
+    claims = VERIFIED.claims_of(digest, key)
+    if claims is None:
+        signing_input = f"{header_segment}.{payload_segment}".encode("ascii")
+        signature = _base64url(signature_segment)
+        if not _ALGORITHMS[key.algorithm].verify(signing_input, key.public_key, signature):
+            raise _Refused("bad signature")
+        claims = _json_object(payload_segment, "payload")
+        _check_claims(claims, issuer=settings.issuer, audience=audience, required=required, now=now)
+        VERIFIED.remember(digest, key, claims)
+        return claims
     _check_claims(claims, issuer=settings.issuer, audience=audience, required=required, now=now)
     return claims
+
+
+class VerifiedSignatures:
+    """The tokens whose signature this process verified: by the SHA-256 of the token (the token itself is
+    not kept), the public key that verified it and the claims its payload decoded to. At most `size`; the
+    oldest goes first. An ECDSA verification was ~90 µs of a `GET /users/me`'s ~320 µs of CPU.
+
+    A remembered token is only as good as its key: it is found only while the ring still names the same
+    key object for its `kid` (a key dropped from the ring, or another one under the same id, means a full
+    verification, which fails). The claims are shared: read them, never change them."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._entries: dict[bytes, tuple[PublicKey, dict[str, Any]]] = {}
+
+    def claims_of(self, digest: bytes, key: PublishedKey) -> dict[str, Any] | None:
+        entry = self._entries.get(digest)
+        if entry is None or entry[0] is not key.public_key:
+            return None
+        return entry[1]
+
+    def remember(self, digest: bytes, key: PublishedKey, claims: dict[str, Any]) -> None:
+        if len(self._entries) >= self._size:
+            del self._entries[next(iter(self._entries))]
+        self._entries[digest] = (key.public_key, claims)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+# Per process. 4,096 tokens live at once per worker, at ~0.5 KiB each (claims, digest): ~2 MiB at most.
+VERIFIED = VerifiedSignatures(size=4096)
 
 
 def _key_for(keyring: KeyRing, header: Mapping[str, Any]) -> PublishedKey:

@@ -1,10 +1,12 @@
 """Access tokens: what is issued, and every way a token must be refused (RFC 8725, RFC 9068)."""
 
 import base64
+import dataclasses
 import hashlib
 import hmac
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -12,7 +14,9 @@ import httpx
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from cryptography.hazmat.primitives.asymmetric import ec
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from app.auth.issuing import issue_access_token
 from app.core.clock import ManualClock
@@ -23,6 +27,7 @@ from app.keys.tokens import (
     MAX_TOKEN_LENGTH,
     AccessClaims,
     InvalidAccessToken,
+    VerifiedSignatures,
     decode_access_token,
     verify_access_token,
 )
@@ -192,6 +197,61 @@ async def test_a_tampered_payload_is_refused(
     claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     claims["sub"] = "admin"
     _refuse(keyring, settings, f"{header}.{_json_b64(claims)}.{signature}", clock)
+
+
+async def test_a_tampered_payload_is_refused_after_the_original_was_verified(
+    keyring: KeyRing, settings: Settings, clock: ManualClock
+) -> None:
+    """The remembered signatures hold for the exact token only: the original's signature under a payload of
+    the attacker's choosing is checked, and fails."""
+    token, _ = issue_access_token(keyring, settings, subject="user-1", session_id="s", now=clock.now())
+    assert decode_access_token(keyring, settings, token, now=clock.now()).sub == "user-1"
+    header, payload, signature = token.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    claims["sub"] = "admin"
+    _refuse(keyring, settings, f"{header}.{_json_b64(claims)}.{signature}", clock)
+    assert decode_access_token(keyring, settings, token, now=clock.now()).sub == "user-1"
+
+
+async def test_a_verified_token_is_refused_once_its_key_left_the_ring(
+    keyring: KeyRing,
+    settings: Settings,
+    clock: ManualClock,
+    rotate: Callable[[], Awaitable[str]],
+    connection: AsyncConnection,
+) -> None:
+    token, _ = issue_access_token(keyring, settings, subject="u", session_id="s", now=clock.now())
+    old_kid = keyring.current.kid
+    decode_access_token(keyring, settings, token, now=clock.now())
+    await rotate()
+    await connection.execute(text("DELETE FROM signing_keys WHERE kid = :kid"), {"kid": old_kid})
+    await keyring.refresh()
+    assert keyring.key_for(old_kid) is None
+    _refuse(keyring, settings, token, clock)
+
+
+async def test_a_verified_token_is_checked_again_against_another_key_under_its_kid(
+    keyring: KeyRing, settings: Settings, clock: ManualClock
+) -> None:
+    """Not a state the ring reaches by itself (key ids are random): the remembered signature names the
+    public key that verified it, and counts for no other."""
+    token, _ = issue_access_token(keyring, settings, subject="u", session_id="s", now=clock.now())
+    decode_access_token(keyring, settings, token, now=clock.now())
+    kid = keyring.current.kid
+    other = ec.generate_private_key(ec.SECP256R1()).public_key()
+    keyring._keys = {**keyring._keys, kid: dataclasses.replace(keyring._keys[kid], public_key=other)}
+    _refuse(keyring, settings, token, clock)
+
+
+def test_the_remembered_signatures_are_bounded_oldest_first(keyring: KeyRing) -> None:
+    verified = VerifiedSignatures(size=2)
+    key = keyring.key_for(keyring.current.kid)
+    assert key is not None
+    for digest in (b"a", b"b", b"c"):
+        verified.remember(digest, key, {"sub": digest.decode()})
+    assert len(verified) == 2
+    assert verified.claims_of(b"a", key) is None
+    assert verified.claims_of(b"c", key) == {"sub": "c"}
 
 
 async def test_alg_none_is_refused(keyring: KeyRing, settings: Settings, clock: ManualClock) -> None:
