@@ -106,8 +106,11 @@ MIXED_ME_CONNECTIONS = int(os.environ.get("BENCH_MIXED_ME_CONNECTIONS", "16"))
 READY_SECONDS = int(os.environ.get("BENCH_READY_SECONDS", "120"))
 # At most this long between a warm-up and its measured run, for the API to answer the warm-up's last requests.
 DRAIN_SECONDS = float(os.environ.get("BENCH_DRAIN_SECONDS", "30"))
-# `me-distinct`'s access tokens, each of a session of its own, sent in turn (see distinct_token_logins).
+# `me-distinct`'s sessions (see distinct_token_logins), and the access tokens of each: its login's, then
+# one per refresh. 512 x 32 = 16,384 tokens sent in turn: more than the API's workers can hold verified
+# together (4,096 each, `app.keys.tokens.VERIFIED`), so no request finds its token remembered.
 DISTINCT_TOKENS = int(os.environ.get("BENCH_DISTINCT_TOKENS", "512"))
+DISTINCT_TOKENS_PER_SESSION = int(os.environ.get("BENCH_DISTINCT_TOKENS_PER_SESSION", "32"))
 # Where the API under test serves /metrics, in the order tried: its internal metrics port (METRICS_PORT,
 # 9000), then its public port (before /metrics moved, or with METRICS_PORT unset).
 METRICS_URLS = os.environ.get(
@@ -128,7 +131,7 @@ RUNS = (*SCENARIOS, "verify", "mixed")
 # scenario: (ceiling it is read against, target fraction of it or None)
 TARGETS: dict[str, tuple[str, float | None]] = {
     "me": ("select", 0.50),
-    # The same work as `me`, each request with another session's token (DISTINCT_TOKENS in turn).
+    # The same work as `me`, each request with a token no worker has verified yet (DISTINCT_TOKENS sessions).
     "me-distinct": ("select", 0.50),
     # refresh's durable work alone, in raw asyncpg (bench/ceilings/rotation.py); see ALSO_TARGETS too.
     "refresh": ("rotation", 0.60),
@@ -234,7 +237,9 @@ class Fixtures:
     emails: list[str] = field(default_factory=list)
     user_ids: list[str] = field(default_factory=list)
     access_tokens: list[str] = field(default_factory=list)
-    # `me-distinct`'s: one session each (empty unless it runs)
+    # `me-distinct`'s sessions, and their tokens: every session's first, then every session's second, ...
+    # (empty unless it runs)
+    distinct_sessions: int = 0
     distinct_tokens: list[str] = field(default_factory=list)
     # `refresh`'s token chains: "warm-up" and "measured", and "ceiling-warm-up" and "ceiling-measured"
     # for the rotation ceiling when it runs
@@ -242,8 +247,8 @@ class Fixtures:
 
 
 def distinct_token_logins(emails: list[str], count: int) -> list[str]:
-    """Whose password login makes each of `me-distinct`'s `count` tokens: the accounts in turn, so each
-    account holds about count / len(emails) of the sessions (each login opens a session of its own)."""
+    """Whose password login opens each of `me-distinct`'s `count` sessions: the accounts in turn, so each
+    account holds about count / len(emails) of them (each login opens a session of its own)."""
     return [emails[i % len(emails)] for i in range(count)]
 
 
@@ -254,10 +259,28 @@ def sign_in(email: str) -> dict[str, Any]:
     return tokens
 
 
+def session_access_tokens(login: dict[str, Any], count: int) -> list[str]:
+    """`count` access tokens of one session: its login's, then one per refresh (each spends the last
+    refresh token)."""
+    access, refresh = [login["access_token"]], login["refresh_token"]
+    while len(access) < count:
+        form = {"grant_type": "refresh_token", "refresh_token": refresh}
+        tokens = http("POST", f"{API_URL}/auth/token", form=form)
+        access.append(tokens["access_token"])
+        refresh = tokens["refresh_token"]
+    return access
+
+
+def interleaved(per_session: list[list[str]]) -> list[str]:
+    """Every session's first token, then every session's second, ...: a session comes back after all the
+    others, a token after all the tokens."""
+    return [tokens[index] for index in range(max(map(len, per_session), default=0)) for tokens in per_session]
+
+
 def make_fixtures(
-    run_id: str, distinct_tokens: int = 0, rotation_ceiling: bool = False, open_loop_chains: bool = False
+    run_id: str, distinct_sessions: int = 0, rotation_ceiling: bool = False, open_loop_chains: bool = False
 ) -> Fixtures:
-    fixtures = Fixtures(run_id)
+    fixtures = Fixtures(run_id, distinct_sessions=distinct_sessions)
     fixtures.emails = [f"bench-{run_id}-u{i}@bench.example" for i in range(CONNECTIONS)]
 
     def register(email: str) -> str:
@@ -288,9 +311,13 @@ def make_fixtures(
         name: [t["refresh_token"] for t in logins[CONNECTIONS + i * chains : CONNECTIONS + (i + 1) * chains]]
         for i, name in enumerate(chain_sets)
     }
-    if distinct_tokens:
-        distinct = parallel(sign_in, distinct_token_logins(fixtures.emails, distinct_tokens))
-        fixtures.distinct_tokens = [t["access_token"] for t in distinct]
+    if distinct_sessions:
+        distinct = parallel(sign_in, distinct_token_logins(fixtures.emails, distinct_sessions))
+        per_session = parallel(
+            lambda login: session_access_tokens(login, DISTINCT_TOKENS_PER_SESSION), distinct
+        )
+        fixtures.distinct_tokens = interleaved(per_session)
+        say(f"bench: me-distinct sends {len(fixtures.distinct_tokens)} access tokens in turn")
     return fixtures
 
 
@@ -1560,7 +1587,7 @@ def measure_repetitions(
             say(f"bench: repetition {index + 1} of {REPETITIONS}, with accounts and sessions of its own")
             fixtures = make_fixtures(
                 f"{fixtures.run_id}r{index + 1}",
-                len(fixtures.distinct_tokens),
+                fixtures.distinct_sessions,
                 rotation_ceiling="refresh" in chosen,
             )
         elif REPETITIONS > 1:

@@ -388,6 +388,13 @@ def test_me_distinct_tokens_come_from_every_account_in_turn() -> None:
     assert driver.distinct_token_logins(emails, 0) == []
 
 
+def test_me_distinct_sends_a_token_again_only_after_all_the_others() -> None:
+    per_session = [["a1", "a2", "a3"], ["b1", "b2", "b3"]]
+
+    assert driver.interleaved(per_session) == ["a1", "b1", "a2", "b2", "a3", "b3"]
+    assert driver.interleaved([]) == []
+
+
 def test_late_answers_count_at_the_timeout_in_the_percentiles() -> None:
     # 98 answers at 10 ms and 2 later than a 30 s timeout, which wrk left out of its histogram.
     latency = driver.percentiles_with_late([(10_000, 98)], 2, 30_000_000)
