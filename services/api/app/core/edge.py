@@ -62,7 +62,9 @@ class RequestEdge:
                 await self.app(scope, admitted, send_from_edge)
         finally:
             seconds = time.perf_counter() - started
-            if self.observe is not None:
-                self.observe(scope, status, seconds)
-            log_request_line(scope, status, seconds, request_id)
-            current_request_id.reset(context_token)
+            try:
+                if self.observe is not None:
+                    self.observe(scope, status, seconds)
+                log_request_line(scope, status, seconds, request_id)
+            finally:
+                current_request_id.reset(context_token)

@@ -43,6 +43,18 @@ async def test_a_body_over_the_limit_gets_413(client: httpx.AsyncClient) -> None
     assert response.json()["error"] == "request_too_large"
 
 
+async def test_a_guards_refusal_leaves_through_the_whole_edge(client: httpx.AsyncClient) -> None:
+    """The guards answer inside the request edge: their refusal has the security headers and a request id,
+    as every answer does (the metrics count it: `metrics/test_requests.py`)."""
+    response = await client.post("/auth/register", content=b"{}", headers={"Content-Type": "text/plain"})
+    assert response.status_code == 415
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["cache-control"] == "no-store"
+    assert response.headers["content-security-policy"].encode() == API_CSP
+    assert response.headers["x-frame-options"] == "DENY"
+    assert len(response.headers["x-request-id"]) == 32
+
+
 async def test_a_chunked_body_over_the_limit_gets_413(client: httpx.AsyncClient) -> None:
     async def chunks() -> AsyncIterator[bytes]:
         for _ in range(100):
