@@ -198,17 +198,17 @@ def _verify(
     header_segment, payload_segment, signature_segment = _segments(token)
     key = _key_for(keyring, _header(header_segment))
     digest = hashlib.sha256(token.encode()).digest()
-    claims = VERIFIED.claims_of(digest, key)
+    remembered = VERIFIED.claims_of(digest, key)
+    claims = remembered
     if claims is None:
         signing_input = f"{header_segment}.{payload_segment}".encode("ascii")
         signature = _base64url(signature_segment)
         if not _ALGORITHMS[key.algorithm].verify(signing_input, key.public_key, signature):
             raise _Refused("bad signature")
         claims = _json_object(payload_segment, "payload")
-        _check_claims(claims, issuer=settings.issuer, audience=audience, required=required, now=now)
-        VERIFIED.remember(digest, key, claims)
-        return claims
     _check_claims(claims, issuer=settings.issuer, audience=audience, required=required, now=now)
+    if remembered is None:  # only a token whose claims passed is kept
+        VERIFIED.remember(digest, key, claims)
     return claims
 
 
