@@ -5,9 +5,10 @@ Verification follows RFC 8725: the algorithm is pinned per key (never taken from
 location headers (`jku`, `x5u`, `jwk`, `x5c`) are refused rather than followed, and `exp`/`nbf`/`iat`
 are checked against the injected clock, not the system one.
 
-A client sends the same access token with every request for its lifetime, so a signature once verified
-is remembered (`VerifiedSignatures`): a token seen again skips the signature check and the payload's
-decoding, never the rest (its header's rules, its key still in the ring, every claim against `now`).
+A client sends the same access token with every request for its lifetime, so a token once verified is
+remembered (`VerifiedTokens`): a token seen again skips the signature check, the payload's decoding and
+the checks of its claims that do not depend on the time, for the issuer, audience and required claims
+they passed for; never the rest (its header's rules, its key still in the ring, its times against `now`).
 """
 
 import base64
@@ -17,9 +18,10 @@ import json
 import logging
 import math
 import re
+import uuid
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any, Final
@@ -38,10 +40,10 @@ ACCESS_TOKEN_TYPES: Final = frozenset({"at+jwt", "application/at+jwt"})
 # Headers that point at a key to verify with: following them would let the token choose its own key.
 # `crit`/`b64` would change how the token is parsed; pyauth never issues them.
 FORBIDDEN_HEADERS: Final = frozenset({"jku", "x5u", "jwk", "x5c", "crit", "b64"})
-REQUIRED_CLAIMS: Final = ["iss", "aud", "sub", "exp", "iat", "nbf", "jti", "sid"]
+REQUIRED_CLAIMS: Final = ("iss", "aud", "sub", "exp", "iat", "nbf", "jti", "sid")
 # What every token pyauth issued carries, whatever its audience and whether or not it has a session
 # (a client_credentials token has none): what introspection and UserInfo check before their own rules.
-ISSUED_CLAIMS: Final = ["iss", "aud", "sub", "exp", "iat", "nbf", "jti"]
+ISSUED_CLAIMS: Final = ("iss", "aud", "sub", "exp", "iat", "nbf", "jti")
 # Tolerated clock difference between the issuing and the verifying process, for nbf and iat only:
 # expiry gets no leeway.
 CLOCK_SKEW: Final = timedelta(seconds=30)
@@ -63,13 +65,17 @@ class InvalidAccessToken(PyauthError):
 
 @dataclass(frozen=True, slots=True)
 class AccessClaims:
-    """The verified claims of an access token."""
+    """The verified claims of an access token. `subject_id` is `sub` as a user id (None unless `sub` is a
+    UUID in its canonical form), `session_id` is `sid` as a session id (None unless it is a UUID): pyauth
+    issues both so, and they are read once per remembered token instead of once per request."""
 
     sub: str
     sid: str
     jti: str
     exp: int
     claims: Mapping[str, Any]
+    subject_id: uuid.UUID | None
+    session_id: uuid.UUID | None
 
     @property
     def expires_at(self) -> datetime:
@@ -90,20 +96,42 @@ def _timestamp(now: datetime) -> float:
 
 def decode_access_token(keyring: KeyRing, settings: Settings, token: str, *, now: datetime) -> AccessClaims:
     """Verify an access token against the key ring, at time `now`; `InvalidAccessToken` if refused."""
-    claims = _decode(
+    verified = _decode(
         keyring, settings, token, now=now, audience=settings.JWT_AUDIENCE, required=REQUIRED_CLAIMS
     )
+    if verified.access is None:
+        try:
+            verified.access = _access_claims(verified.claims)
+        except _Refused as refused:
+            log.debug("access token refused: %s", refused.reason)
+            raise InvalidAccessToken() from None
+    return verified.access
+
+
+def _access_claims(claims: Mapping[str, Any]) -> AccessClaims:
+    sub = _non_empty_string(claims, "sub")
+    sid = _non_empty_string(claims, "sid")
+    return AccessClaims(
+        sub=sub,
+        sid=sid,
+        jti=_non_empty_string(claims, "jti"),
+        exp=math.floor(_numeric_date(claims, "exp")),
+        claims=MappingProxyType(claims),
+        subject_id=_canonical_uuid(sub),
+        session_id=_uuid(sid),
+    )
+
+
+def _uuid(value: str) -> uuid.UUID | None:
     try:
-        return AccessClaims(
-            sub=_non_empty_string(claims, "sub"),
-            sid=_non_empty_string(claims, "sid"),
-            jti=_non_empty_string(claims, "jti"),
-            exp=math.floor(_numeric_date(claims, "exp")),
-            claims=MappingProxyType(claims),
-        )
-    except _Refused as refused:
-        log.debug("access token refused: %s", refused.reason)
-    raise InvalidAccessToken()
+        return uuid.UUID(value)
+    except ValueError:
+        return None
+
+
+def _canonical_uuid(value: str) -> uuid.UUID | None:
+    parsed = _uuid(value)
+    return parsed if parsed is not None and str(parsed) == value else None
 
 
 async def verify_issued_token(
@@ -113,8 +141,8 @@ async def verify_issued_token(
     signature, `typ`, `iss` and the times are checked, `aud` and `sid` are the caller's to check
     (introspection, UserInfo). `InvalidAccessToken` if refused."""
     await _pick_up_keys(keyring, token)
-    claims = _decode(keyring, settings, token, now=now, audience=None, required=ISSUED_CLAIMS)
-    return MappingProxyType(claims)
+    verified = _decode(keyring, settings, token, now=now, audience=None, required=ISSUED_CLAIMS)
+    return MappingProxyType(verified.claims)
 
 
 def _decode(
@@ -124,8 +152,8 @@ def _decode(
     *,
     now: datetime,
     audience: str | None,
-    required: list[str],
-) -> dict[str, Any]:
+    required: tuple[str, ...],
+) -> "VerifiedToken":
     try:
         return _verify(keyring, settings, token, now=_timestamp(now), audience=audience, required=required)
     except _Refused as refused:
@@ -190,62 +218,86 @@ def _non_empty_string(claims: Mapping[str, Any], name: str) -> str:
 
 
 def _verify(
-    keyring: KeyRing, settings: Settings, token: str, *, now: float, audience: str | None, required: list[str]
-) -> dict[str, Any]:
+    keyring: KeyRing,
+    settings: Settings,
+    token: str,
+    *,
+    now: float,
+    audience: str | None,
+    required: tuple[str, ...],
+) -> "VerifiedToken":
     """The token parsed once: each segment checked and decoded, the header's rules, the signature with the
     key its `kid` names (by the key's own algorithm, through PyJWT's implementation of it), then the claims
-    as PyJWT's `decode` would check them (`require`, `iss`, `aud`) and the times against `now`."""
+    as PyJWT's `decode` would check them (`require`, `iss`, `aud`) and the times against `now`. A token
+    verified before by this process (`VERIFIED`) skips the signature and, for the same issuer, audience and
+    required claims, the checks that do not depend on `now`."""
     header_segment, payload_segment, signature_segment = _segments(token)
     key = _key_for(keyring, _header(header_segment))
     digest = hashlib.sha256(token.encode()).digest()
-    remembered = VERIFIED.claims_of(digest, key)
-    claims = remembered
-    if claims is None:
+    verified = VERIFIED.remembered(digest, key)
+    remembered = verified is not None
+    if verified is None:
         signing_input = f"{header_segment}.{payload_segment}".encode("ascii")
         signature = _base64url(signature_segment)
         if not _ALGORITHMS[key.algorithm].verify(signing_input, key.public_key, signature):
             raise _Refused("bad signature")
-        claims = _json_object(payload_segment, "payload")
-    _check_claims(claims, issuer=settings.issuer, audience=audience, required=required, now=now)
-    if remembered is None:  # only a token whose claims passed is kept
-        VERIFIED.remember(digest, key, claims)
-    return claims
+        verified = VerifiedToken(key.public_key, _json_object(payload_segment, "payload"))
+    checks = (settings.issuer, audience, required)
+    if checks not in verified.passed:
+        _check_claims(verified.claims, issuer=settings.issuer, audience=audience, required=required)
+        verified.passed.add(checks)
+    _check_times(verified.claims, now=now)
+    if not remembered:  # only a token whose claims passed is kept
+        VERIFIED.remember(digest, verified)
+    return verified
 
 
-class VerifiedSignatures:
-    """The tokens whose signature this process verified: by the SHA-256 of the token (the token itself is
-    not kept), the public key that verified it and the claims its payload decoded to. At most `size`; the
-    oldest goes first. An ECDSA verification was ~90 µs of a `GET /users/me`'s ~320 µs of CPU.
+@dataclass(slots=True)
+class VerifiedToken:
+    """A token whose signature was verified by `public_key`: its decoded claims, the (issuer, audience,
+    required claims) its claims passed the checks that do not depend on the time for, and its
+    `AccessClaims` once read. The claims are shared: read them, never change them."""
+
+    public_key: PublicKey
+    claims: dict[str, Any]
+    passed: set[tuple[str, str | None, tuple[str, ...]]] = field(default_factory=set)
+    access: AccessClaims | None = None
+
+
+class VerifiedTokens:
+    """The tokens this process verified, by the SHA-256 of the token (the token itself is not kept). At
+    most `size`; the oldest goes first. An ECDSA verification was ~90 µs of a `GET /users/me`'s ~320 µs of
+    CPU, the claims' checks and reading ~10 more.
 
     A remembered token is only as good as its key: it is found only while the ring still names the same
     key object for its `kid` (a key dropped from the ring, or another one under the same id, means a full
-    verification, which fails). The claims are shared: read them, never change them."""
+    verification, which fails)."""
 
     def __init__(self, size: int) -> None:
         self._size = size
         # Ordered, not a dict: taking a dict's first key after many deletions at its front walks past their
         # empty slots (+2.3 µs a verification when no token comes back, against +0.9 µs here).
-        self._entries: OrderedDict[bytes, tuple[PublicKey, dict[str, Any]]] = OrderedDict()
+        self._entries: OrderedDict[bytes, VerifiedToken] = OrderedDict()
 
-    def claims_of(self, digest: bytes, key: PublishedKey) -> dict[str, Any] | None:
-        entry = self._entries.get(digest)
-        if entry is None or entry[0] is not key.public_key:
+    def remembered(self, digest: bytes, key: PublishedKey) -> VerifiedToken | None:
+        verified = self._entries.get(digest)
+        if verified is None or verified.public_key is not key.public_key:
             return None
-        return entry[1]
+        return verified
 
-    def remember(self, digest: bytes, key: PublishedKey, claims: dict[str, Any]) -> None:
+    def remember(self, digest: bytes, verified: VerifiedToken) -> None:
         if self._size <= 0:
             return
         if len(self._entries) >= self._size:
             self._entries.popitem(last=False)
-        self._entries[digest] = (key.public_key, claims)
+        self._entries[digest] = verified
 
     def __len__(self) -> int:
         return len(self._entries)
 
 
 # Per process: at ~2 KiB a token (its claims and their strings, the digest), ~8 MiB at most per worker.
-VERIFIED = VerifiedSignatures(size=4096)
+VERIFIED = VerifiedTokens(size=4096)
 
 
 def _key_for(keyring: KeyRing, header: Mapping[str, Any]) -> PublishedKey:
@@ -268,8 +320,9 @@ def _key_for(keyring: KeyRing, header: Mapping[str, Any]) -> PublishedKey:
 
 
 def _check_claims(
-    claims: Mapping[str, Any], *, issuer: str, audience: str | None, required: list[str], now: float
+    claims: Mapping[str, Any], *, issuer: str, audience: str | None, required: tuple[str, ...]
 ) -> None:
+    """The checks of the claims that do not depend on the time (`_check_times` does)."""
     for name in required:
         if claims.get(name) is None:
             raise _Refused(f"{name} is missing")
@@ -277,18 +330,21 @@ def _check_claims(
         raise _Refused("iss is not this issuer")
     if audience is not None and audience not in _audiences(claims["aud"]):
         raise _Refused("aud does not name this audience")
-    exp = _numeric_date(claims, "exp")
-    nbf = _numeric_date(claims, "nbf")
-    iat = _numeric_date(claims, "iat")
-    skew = CLOCK_SKEW.total_seconds()
-    if exp <= now:
-        raise _Refused("expired")
-    if nbf > now + skew:
-        raise _Refused("not yet valid (nbf)")
-    if iat > now + skew:
-        raise _Refused("issued in the future (iat)")
+    for name in ("exp", "nbf", "iat"):
+        _numeric_date(claims, name)
     _non_empty_string(claims, "sub")
     _non_empty_string(claims, "jti")
+
+
+def _check_times(claims: Mapping[str, Any], *, now: float) -> None:
+    """`exp`, `nbf` and `iat` against `now`: NumericDates, as `_check_claims` made sure."""
+    skew = CLOCK_SKEW.total_seconds()
+    if claims["exp"] <= now:
+        raise _Refused("expired")
+    if claims["nbf"] > now + skew:
+        raise _Refused("not yet valid (nbf)")
+    if claims["iat"] > now + skew:
+        raise _Refused("issued in the future (iat)")
 
 
 # The algorithms' implementations (signature verification) of PyJWT, by name.

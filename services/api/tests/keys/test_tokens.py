@@ -2,10 +2,12 @@
 
 import base64
 import dataclasses
+import functools
 import hashlib
 import hmac
 import json
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
@@ -21,17 +23,23 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionm
 from app.auth.issuing import issue_access_token
 from app.core.clock import ManualClock
 from app.core.config import Settings
+from app.keys import tokens
 from app.keys.keyring import KeyRing
 from app.keys.tokens import (
     MAX_HEADER_LENGTH,
     MAX_TOKEN_LENGTH,
     AccessClaims,
     InvalidAccessToken,
-    VerifiedSignatures,
+    VerifiedToken,
+    VerifiedTokens,
     decode_access_token,
     verify_access_token,
+    verify_issued_token,
 )
 from tests.conftest import make_settings
+
+USER_ID = uuid.UUID("5f0c6a3e-2b1d-4c8e-9a7f-1e2d3c4b5a69")
+SESSION_ID = uuid.UUID("0b9e8d7c-6a5f-4e3d-8c2b-1a0f9e8d7c6b")
 
 
 def _b64(data: bytes) -> str:
@@ -243,15 +251,87 @@ async def test_a_verified_token_is_checked_again_against_another_key_under_its_k
     _refuse(keyring, settings, token, clock)
 
 
-def test_the_remembered_signatures_are_bounded_oldest_first(keyring: KeyRing) -> None:
-    verified = VerifiedSignatures(size=2)
+async def test_a_token_remembered_for_any_audience_is_still_checked_against_this_one(
+    keyring: KeyRing, settings: Settings, clock: ManualClock
+) -> None:
+    """RFC 9068 §4: the audience. Introspection verifies a token for any audience and without `sid`;
+    the token it remembered is refused where this resource server's audience and a session are required."""
+    other_audience = _sign(keyring, _claims(settings, clock, aud="https://other.example"))
+    without_session = _sign(keyring, _claims(settings, clock, sid=None, jti="jti-2"))
+    for token in (other_audience, without_session):
+        assert (await verify_issued_token(keyring, settings, token, now=clock.now()))["sub"] == "user-1"
+        _refuse(keyring, settings, token, clock)
+        assert (await verify_issued_token(keyring, settings, token, now=clock.now()))["sub"] == "user-1"
+
+
+@pytest.mark.parametrize(
+    "elsewhere",
+    [{"PUBLIC_BASE_URL": "http://127.0.0.1:9999"}, {"JWT_AUDIENCE": "another-resource"}],
+    ids=["another issuer", "another audience"],
+)
+async def test_a_remembered_token_is_checked_again_for_another_issuer_or_audience(
+    keyring: KeyRing, settings: Settings, clock: ManualClock, elsewhere: dict[str, str]
+) -> None:
+    token = _sign(keyring, _claims(settings, clock))
+    assert decode_access_token(keyring, settings, token, now=clock.now()).sub == "user-1"
+    other = make_settings(**elsewhere)
+    assert (other.issuer, other.JWT_AUDIENCE) != (settings.issuer, settings.JWT_AUDIENCE)
+    _refuse(keyring, other, token, clock)
+
+
+async def test_a_remembered_token_is_checked_again_for_other_required_claims(
+    keyring: KeyRing, settings: Settings, clock: ManualClock
+) -> None:
+    """The checks a remembered token passed count for the same issuer, audience and required claims only."""
+    token = _sign(keyring, _claims(settings, clock, sid=None))
+    decode = functools.partial(
+        tokens._decode, keyring, settings, token, now=clock.now(), audience=settings.JWT_AUDIENCE
+    )
+    for required in (tokens.ISSUED_CLAIMS, tokens.REQUIRED_CLAIMS, tokens.ISSUED_CLAIMS):
+        if "sid" in required:
+            with pytest.raises(InvalidAccessToken):
+                decode(required=required)
+        else:
+            assert decode(required=required).claims["sub"] == "user-1"
+
+
+@pytest.mark.parametrize(
+    ("sub", "sid", "subject_id", "session_id"),
+    [
+        (str(USER_ID), str(SESSION_ID), USER_ID, SESSION_ID),
+        (str(USER_ID).upper(), "{" + str(SESSION_ID) + "}", None, SESSION_ID),
+        ("user-1", "session-1", None, None),
+    ],
+    ids=["canonical", "not canonical", "not UUIDs"],
+)
+async def test_the_subject_and_session_ids_are_read_from_the_claims(
+    keyring: KeyRing,
+    settings: Settings,
+    clock: ManualClock,
+    sub: str,
+    sid: str,
+    subject_id: uuid.UUID | None,
+    session_id: uuid.UUID | None,
+) -> None:
+    """`subject_id` only for a user id in its canonical form, as the caller checks compare `sub`."""
+    token = _sign(keyring, _claims(settings, clock, sub=sub, sid=sid))
+    for _ in range(2):  # verified, then remembered
+        claims = decode_access_token(keyring, settings, token, now=clock.now())
+        assert (claims.sub, claims.sid) == (sub, sid)
+        assert (claims.subject_id, claims.session_id) == (subject_id, session_id)
+
+
+def test_the_remembered_tokens_are_bounded_oldest_first(keyring: KeyRing) -> None:
+    verified = VerifiedTokens(size=2)
     key = keyring.key_for(keyring.current.kid)
     assert key is not None
     for digest in (b"a", b"b", b"c"):
-        verified.remember(digest, key, {"sub": digest.decode()})
+        verified.remember(digest, VerifiedToken(key.public_key, {"sub": digest.decode()}))
     assert len(verified) == 2
-    assert verified.claims_of(b"a", key) is None
-    assert verified.claims_of(b"c", key) == {"sub": "c"}
+    assert verified.remembered(b"a", key) is None
+    remembered = verified.remembered(b"c", key)
+    assert remembered is not None
+    assert remembered.claims == {"sub": "c"}
 
 
 async def test_alg_none_is_refused(keyring: KeyRing, settings: Settings, clock: ManualClock) -> None:
