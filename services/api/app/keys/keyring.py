@@ -212,15 +212,19 @@ class KeyRing:
                 stored = await repository.read_keys(session, self._cutoff())
             self._install(stored)
 
+    def refresh_due(self) -> bool:
+        """Whether the last refresh is older than REFRESH_INTERVAL (or the clock went back): what
+        `maybe_refresh` checks first, for a caller that would rather not await when it is not."""
+        elapsed = self._clock.now() - self._last_refresh
+        return not timedelta(0) <= elapsed < REFRESH_INTERVAL
+
     async def maybe_refresh(self) -> None:
         """Refresh if the last refresh is older than REFRESH_INTERVAL. Cheap otherwise; a database
         failure keeps the keys already held (and is logged). Waits at most PERIODIC_REFRESH_WAIT_SECONDS
         for the refresh; a slower one finishes in the background."""
-        now = self._clock.now()
-        elapsed = now - self._last_refresh
-        if timedelta(0) <= elapsed < REFRESH_INTERVAL:
+        if not self.refresh_due():
             return
-        self._last_refresh = now  # before awaiting, so concurrent callers do not all query
+        self._last_refresh = self._clock.now()  # before awaiting, so concurrent callers do not all query
         refresh = asyncio.ensure_future(self._refresh_quietly())
         self._background.add(refresh)  # a reference, so the task is not collected while it runs
         refresh.add_done_callback(self._background.discard)

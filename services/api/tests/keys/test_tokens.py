@@ -24,7 +24,7 @@ from app.auth.issuing import issue_access_token
 from app.core.clock import ManualClock
 from app.core.config import Settings
 from app.keys import tokens
-from app.keys.keyring import KeyRing
+from app.keys.keyring import REFRESH_INTERVAL, KeyRing
 from app.keys.tokens import (
     MAX_HEADER_LENGTH,
     MAX_TOKEN_LENGTH,
@@ -236,6 +236,26 @@ async def test_a_verified_token_is_refused_once_its_key_left_the_ring(
     await keyring.refresh()
     assert keyring.key_for(old_kid) is None
     _refuse(keyring, settings, token, clock)
+
+
+async def test_a_verified_token_is_refused_after_its_key_left_the_ring_at_the_periodic_refresh(
+    keyring: KeyRing,
+    settings: Settings,
+    clock: ManualClock,
+    rotate: Callable[[], Awaitable[str]],
+    connection: AsyncConnection,
+) -> None:
+    """A key another process removed is dropped by `verify_access_token` itself, at most REFRESH_INTERVAL
+    later, with no refresh called by anyone else."""
+    token, _ = issue_access_token(keyring, settings, subject="u", session_id="s", now=clock.now())
+    old_kid = keyring.current.kid
+    await verify_access_token(keyring, settings, token, now=clock.now())
+    await rotate()
+    await connection.execute(text("DELETE FROM signing_keys WHERE kid = :kid"), {"kid": old_kid})
+    clock.advance(REFRESH_INTERVAL)
+    with pytest.raises(InvalidAccessToken):
+        await verify_access_token(keyring, settings, token, now=clock.now())
+    assert keyring.key_for(old_kid) is None
 
 
 async def test_a_verified_token_is_checked_again_against_another_key_under_its_kid(
