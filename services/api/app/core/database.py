@@ -21,8 +21,9 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Awaitable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
+from types import TracebackType
 
 import asyncpg
 from sqlalchemy import event, text
@@ -168,10 +169,9 @@ async def release_connection_before_hashing(db: AsyncSession) -> None:
 UNAVAILABLE_SQLSTATES = ("08", "53", "57P")
 
 
-@asynccontextmanager
-async def driver_connection(
+def driver_connection(
     sessionmaker: async_sessionmaker[AsyncSession],
-) -> AsyncIterator[asyncpg.Connection]:
+) -> AbstractAsyncContextManager[asyncpg.Connection]:
     """The asyncpg connection under a session of `sessionmaker`, for statements sent to it directly
     (asyncpg prepares each once per connection). SQLAlchemy begins its transaction lazily, at its own
     first statement, so a statement sent here runs on its own (autocommit): one round trip. A session
@@ -181,79 +181,110 @@ async def driver_connection(
     not there (a lost connection, SQLSTATE classes 08, 53, 57P), raised by the block's statements or by
     the checkout's new connection, becomes `ServiceUnavailable` (503), as the same error raised through
     SQLAlchemy would."""
-    with _unavailable_as_503():
-        async with _pooled_connection(sessionmaker) as connection:
-            yield connection
+    bind = sessionmaker.kw.get("bind")
+    if isinstance(bind, AsyncEngine):
+        return _EngineConnection(bind)
+    return _session_connection(sessionmaker)
 
 
-@asynccontextmanager
-async def statement_connection(db: AsyncSession) -> AsyncIterator[asyncpg.Connection]:
+def statement_connection(db: AsyncSession) -> AbstractAsyncContextManager[asyncpg.Connection]:
     """The asyncpg connection for a statement of `db`'s request sent to the driver directly. Before the
     session has begun a transaction, a pooled connection on which the statement runs on its own
     (autocommit, as `driver_connection`): no BEGIN and COMMIT round trips, and the session still holds no
     connection. Once it has begun one, or where sessions are bound to a connection (a test's), the
     session's own connection, in its transaction. A lost database is a 503, as `driver_connection` says."""
-    with _unavailable_as_503():
-        if isinstance(db.bind, AsyncEngine) and not db.in_transaction():
-            async with _engine_connection(db.bind) as connection:
-                yield connection
-        else:
-            connection = await db.connection()
-            yield (await connection.get_raw_connection()).driver_connection
+    if isinstance(db.bind, AsyncEngine) and not db.in_transaction():
+        return _EngineConnection(db.bind)
+    return _transaction_connection(db)
+
+
+def _unavailable(error: BaseException) -> ServiceUnavailable | None:
+    """The 503 for a driver error that means the database is not there (logged); None for any other."""
+    if isinstance(error, asyncpg.PostgresError):
+        if not str(error.sqlstate or "").startswith(UNAVAILABLE_SQLSTATES):
+            return None
+    elif not isinstance(error, asyncpg.InterfaceError | asyncpg.InternalClientError | OSError | TimeoutError):
+        return None
+    log.warning("database unavailable: %s", type(error).__name__)
+    return ServiceUnavailable()
 
 
 @contextmanager
 def _unavailable_as_503() -> Iterator[None]:
     try:
         yield
-    except (asyncpg.InterfaceError, asyncpg.InternalClientError, OSError, TimeoutError) as error:
-        log.warning("database unavailable: %s", type(error).__name__)
-        raise ServiceUnavailable() from None
-    except asyncpg.PostgresError as error:
-        if not str(error.sqlstate or "").startswith(UNAVAILABLE_SQLSTATES):
-            raise
-        log.warning("database unavailable: %s", type(error).__name__)
-        raise ServiceUnavailable() from None
+    except Exception as error:
+        if (unavailable := _unavailable(error)) is not None:
+            raise unavailable from None
+        raise
 
 
-@asynccontextmanager
-async def _pooled_connection(
-    sessionmaker: async_sessionmaker[AsyncSession],
-) -> AsyncIterator[asyncpg.Connection]:
-    """The asyncpg connection of a pool entry of the engine the sessions are bound to (`_engine_connection`);
-    a session's connection where they are bound to a connection instead (a test's), committed when the
-    block ends without an error."""
-    bind = sessionmaker.kw.get("bind")
-    if isinstance(bind, AsyncEngine):
-        async with _engine_connection(bind) as connection:
-            yield connection
-        return
-    async with sessionmaker() as session:
-        connection = await session.connection()
-        yield (await connection.get_raw_connection()).driver_connection
-        await session.commit()  # keeps what the statement wrote, as autocommit does on the engine's
-
-
-@asynccontextmanager
-async def _engine_connection(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connection]:
+class _EngineConnection:
     """The asyncpg connection of a pool entry of `engine`, through this worker's leases
     (`app.core.driver_leases`: often no checkout at all), else checked out with one greenlet hop and no
-    `Connection` around it (an `engine.connect()` took three hops and a `Connection`)."""
-    leases = leases_of(engine)
-    if leases is None:
-        lease = Lease.of(await _checkout(engine))
+    `Connection` around it (an `engine.connect()` took three hops and a `Connection`); a lost database a
+    503. One context manager: the three nested generator-based ones it replaced cost ~20 µs of a
+    `GET /users/me`'s CPU in a request."""
+
+    __slots__ = ("_engine", "_lease", "_leases")
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._leases = leases_of(engine)
+        self._lease: Lease | None = None
+
+    async def __aenter__(self) -> asyncpg.Connection:
         try:
-            yield lease.driver
-        finally:
-            await give_back(lease)
-        return
-    lease = await leases.acquire(lambda: _checkout(engine))
-    clean = False
-    try:
-        yield lease.driver
-        clean = True
-    finally:
-        await leases.release(lease, clean=clean)
+            if self._leases is None:
+                self._lease = Lease.of(await _checkout(self._engine))
+            else:
+                self._lease = await self._leases.acquire(self._checkout)
+        except Exception as error:
+            if (unavailable := _unavailable(error)) is not None:
+                raise unavailable from None
+            raise
+        return self._lease.driver
+
+    def _checkout(self) -> Awaitable[PoolProxiedConnection]:
+        return _checkout(self._engine)
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        lease, self._lease = self._lease, None
+        assert lease is not None
+        try:
+            if self._leases is None:
+                await give_back(lease)
+            else:
+                await self._leases.release(lease, clean=exc_type is None)
+        except Exception as error:
+            if (unavailable := _unavailable(error)) is not None:
+                raise unavailable from None
+            raise
+        if isinstance(exc, Exception) and (unavailable := _unavailable(exc)) is not None:
+            raise unavailable from None
+
+
+@asynccontextmanager
+async def _session_connection(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> AsyncIterator[asyncpg.Connection]:
+    """`driver_connection` where sessions are bound to a connection (a test's): that session's connection,
+    committed when the block ends without an error."""
+    with _unavailable_as_503():
+        async with sessionmaker() as session:
+            connection = await session.connection()
+            yield (await connection.get_raw_connection()).driver_connection
+            await session.commit()  # keeps what the statement wrote, as autocommit does on the engine's
+
+
+@asynccontextmanager
+async def _transaction_connection(db: AsyncSession) -> AsyncIterator[asyncpg.Connection]:
+    """`statement_connection` in the session's transaction."""
+    with _unavailable_as_503():
+        connection = await db.connection()
+        yield (await connection.get_raw_connection()).driver_connection
 
 
 async def _checkout(engine: AsyncEngine) -> PoolProxiedConnection:

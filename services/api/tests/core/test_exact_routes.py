@@ -191,6 +191,24 @@ async def test_a_lost_connection_under_a_hot_route_is_a_503(app: FastAPI) -> Non
             await connection.fetchval("SELECT 1 FROM no_such_table")
 
 
+async def test_a_connection_lost_in_a_statement_on_the_engine_is_a_503(settings: Settings) -> None:
+    """On the engine's own pool (the served app's, not a test's connection): a statement whose connection
+    the server ends is a 503, the connection goes back to the pool, and the next statement gets another."""
+    engine = build_engine(settings)
+    sessionmaker = async_sessionmaker(bind=engine)
+    try:
+        with pytest.raises(ServiceUnavailable):
+            async with driver_connection(sessionmaker) as connection:
+                await connection.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+        with pytest.raises(asyncpg.UndefinedTableError):  # a bug, not an outage: a 500
+            async with driver_connection(sessionmaker) as connection:
+                await connection.fetchval("SELECT 1 FROM no_such_table")
+        async with driver_connection(sessionmaker) as connection:
+            assert await connection.fetchval("SELECT 1") == 1
+    finally:
+        await engine.dispose()
+
+
 async def test_a_connection_the_pool_cannot_make_under_a_hot_route_is_raised_as_the_engine_raises_it(
     settings: Settings,
 ) -> None:
