@@ -9,7 +9,7 @@ from app.auth.dependencies import CurrentAuth, bearer, caller_profile
 from app.core.dependencies import SessionDep
 from app.core.errors import GUARD_ERRORS, UNAVAILABLE, error_responses
 from app.users import service
-from app.users.schemas import UserRead, UserUpdate
+from app.users.schemas import UserRead, UserUpdate, user_json
 
 router = APIRouter(prefix="/users", tags=["users"])
 
@@ -22,10 +22,7 @@ async def read_me(request: Request, _token: Annotated[str | None, Depends(bearer
 
 async def me(request: Request) -> Response:
     """`GET /users/me`, for the FastAPI route above and for the exact-route dispatch (`app.main`) alike."""
-    user = UserRead.model_validate(dict(await caller_profile(request)))
-    # Serialized by pydantic straight to JSON: the bytes JSONResponse made of `model_dump(mode="json")`
-    # (compact, UTF-8), in 5.7 µs instead of 9.8.
-    body = user.model_dump_json()
+    body = user_json(await caller_profile(request))
     return Response(body, media_type="application/json", headers={"Cache-Control": "no-store"})
 
 

@@ -2,8 +2,11 @@
 as `is_verified` or `id` can never be set by a client."""
 
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.core.schemas import StrictModel
@@ -27,6 +30,25 @@ class UserRead(BaseModel):
     roles: list[str]
     created_at: datetime
     updated_at: datetime
+
+
+_USER_READ_FIELDS = tuple(UserRead.model_fields)
+
+
+def user_json(row: Mapping[str, Any]) -> bytes:
+    """The JSON `UserRead.model_validate(row).model_dump_json()` makes of a users row, without validating
+    the columns again (they come typed from the users table): UserRead's fields only, in its order; UUIDs
+    (asyncpg's own class too) and datetimes (RFC 3339, UTC as `Z`) written as pydantic writes them
+    (tests/users/test_user_json.py holds the two to the same bytes). In a request, pydantic's validation
+    and serialization cost ~30 µs of a `GET /users/me`'s CPU."""
+    fields = {name: row[name] for name in _USER_READ_FIELDS}
+    return orjson.dumps(fields, default=_uuid_text, option=orjson.OPT_UTC_Z)
+
+
+def _uuid_text(value: object) -> str:
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not a column type of UserRead")
 
 
 class UserUpdate(StrictModel):

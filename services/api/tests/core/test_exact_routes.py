@@ -229,9 +229,9 @@ async def test_a_connection_the_pool_cannot_make_under_a_hot_route_is_raised_as_
 
 
 async def test_the_account_is_compact_utf8_json_whatever_its_name_holds(client: httpx.AsyncClient) -> None:
-    """`me` writes its body with pydantic's serializer: the bytes Starlette's JSONResponse wrote (compact
-    separators, UTF-8 rather than `\\u` escapes, control characters escaped), with the PATCH's answer for the
-    same account as the reference."""
+    """`me` writes its body with orjson (`users.schemas.user_json`): the bytes Starlette's JSONResponse
+    wrote (compact separators, UTF-8 rather than `\\u` escapes, control characters escaped), with the
+    PATCH's answer for the same account as the reference."""
     _, tokens = await signed_up(client)
     name = 'Ada "Byron" \\ Lovelace, é ü ß 😀 \u2028'
     updated = await client.patch("/users/me", json={"display_name": name}, headers=tokens.bearer)
