@@ -198,15 +198,16 @@ def statement_connection(db: AsyncSession) -> AbstractAsyncContextManager[asyncp
     return _transaction_connection(db)
 
 
-def _unavailable(error: BaseException) -> ServiceUnavailable | None:
-    """The 503 for a driver error that means the database is not there (logged); None for any other."""
+def _raise_if_unavailable(error: BaseException) -> None:
+    """Raise the 503 for a driver error that means the database is not there (logged); nothing for any
+    other, which its caller raises as is."""
     if isinstance(error, asyncpg.PostgresError):
         if not str(error.sqlstate or "").startswith(UNAVAILABLE_SQLSTATES):
-            return None
+            return
     elif not isinstance(error, asyncpg.InterfaceError | asyncpg.InternalClientError | OSError | TimeoutError):
-        return None
+        return
     log.warning("database unavailable: %s", type(error).__name__)
-    return ServiceUnavailable()
+    raise ServiceUnavailable() from None
 
 
 @contextmanager
@@ -214,8 +215,7 @@ def _unavailable_as_503() -> Iterator[None]:
     try:
         yield
     except Exception as error:
-        if (unavailable := _unavailable(error)) is not None:
-            raise unavailable from None
+        _raise_if_unavailable(error)
         raise
 
 
@@ -240,8 +240,7 @@ class _EngineConnection:
             else:
                 self._lease = await self._leases.acquire(self._checkout)
         except Exception as error:
-            if (unavailable := _unavailable(error)) is not None:
-                raise unavailable from None
+            _raise_if_unavailable(error)
             raise
         return self._lease.driver
 
@@ -259,11 +258,10 @@ class _EngineConnection:
             else:
                 await self._leases.release(lease, clean=exc_type is None)
         except Exception as error:
-            if (unavailable := _unavailable(error)) is not None:
-                raise unavailable from None
+            _raise_if_unavailable(error)
             raise
-        if isinstance(exc, Exception) and (unavailable := _unavailable(exc)) is not None:
-            raise unavailable from None
+        if isinstance(exc, Exception):
+            _raise_if_unavailable(exc)
 
 
 @asynccontextmanager
