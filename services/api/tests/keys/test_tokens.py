@@ -221,6 +221,23 @@ async def test_a_tampered_payload_is_refused_after_the_original_was_verified(
     assert decode_access_token(keyring, settings, token, now=clock.now()).sub == "user-1"
 
 
+async def _verified_then_its_key_deleted(
+    keyring: KeyRing,
+    settings: Settings,
+    clock: ManualClock,
+    rotate: Callable[[], Awaitable[str]],
+    connection: AsyncConnection,
+) -> tuple[str, str]:
+    """A token verified (so remembered), then its key rotated out and deleted by another process: the
+    token and its key's kid."""
+    token, _ = issue_access_token(keyring, settings, subject="u", session_id="s", now=clock.now())
+    old_kid = keyring.current.kid
+    await verify_access_token(keyring, settings, token, now=clock.now())
+    await rotate()
+    await connection.execute(text("DELETE FROM signing_keys WHERE kid = :kid"), {"kid": old_kid})
+    return token, old_kid
+
+
 async def test_a_verified_token_is_refused_once_its_key_left_the_ring(
     keyring: KeyRing,
     settings: Settings,
@@ -228,11 +245,7 @@ async def test_a_verified_token_is_refused_once_its_key_left_the_ring(
     rotate: Callable[[], Awaitable[str]],
     connection: AsyncConnection,
 ) -> None:
-    token, _ = issue_access_token(keyring, settings, subject="u", session_id="s", now=clock.now())
-    old_kid = keyring.current.kid
-    decode_access_token(keyring, settings, token, now=clock.now())
-    await rotate()
-    await connection.execute(text("DELETE FROM signing_keys WHERE kid = :kid"), {"kid": old_kid})
+    token, old_kid = await _verified_then_its_key_deleted(keyring, settings, clock, rotate, connection)
     await keyring.refresh()
     assert keyring.key_for(old_kid) is None
     _refuse(keyring, settings, token, clock)
@@ -247,11 +260,7 @@ async def test_a_verified_token_is_refused_after_its_key_left_the_ring_at_the_pe
 ) -> None:
     """A key another process removed is dropped by `verify_access_token` itself, at most REFRESH_INTERVAL
     later, with no refresh called by anyone else."""
-    token, _ = issue_access_token(keyring, settings, subject="u", session_id="s", now=clock.now())
-    old_kid = keyring.current.kid
-    await verify_access_token(keyring, settings, token, now=clock.now())
-    await rotate()
-    await connection.execute(text("DELETE FROM signing_keys WHERE kid = :kid"), {"kid": old_kid})
+    token, old_kid = await _verified_then_its_key_deleted(keyring, settings, clock, rotate, connection)
     clock.advance(REFRESH_INTERVAL)
     with pytest.raises(InvalidAccessToken):
         await verify_access_token(keyring, settings, token, now=clock.now())
