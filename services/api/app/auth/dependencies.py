@@ -51,7 +51,7 @@ async def authenticated(
     found = await repository.session_with_user(db, session_id)
     if (
         found is None
-        or str(found.user.id) != claims.sub
+        or found.user.id != claims.subject_id  # None unless `sub` is a user id in its canonical form
         or not session_is_live(found.session, found.user, now=now, settings=settings)
     ):
         raise InvalidAccessToken()
@@ -87,7 +87,7 @@ async def caller_profile(request: Request) -> asyncpg.Record:
     settings: Settings = state.settings
     now = state.clock.now()
     claims, session_id = await _verified(state.keyring, settings, bearer_token(request), now=now)
-    user_id = claims.subject_id  # as `authenticated` compares: a user id in its canonical form only
+    user_id = claims.subject_id  # as `authenticated`: a user id in its canonical form only
     if user_id is None:
         raise InvalidAccessToken()
     async with driver_connection(state.sessionmaker) as connection:

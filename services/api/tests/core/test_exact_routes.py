@@ -10,12 +10,14 @@ from typing import Any
 
 import asyncpg
 import httpx
+import jwt
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, async_sessionmaker
 
+from app.auth.issuing import issue_access_token
 from app.core.clock import ManualClock
 from app.core.config import Settings
 from app.core.database import build_engine, driver_connection
@@ -177,6 +179,22 @@ async def test_other_methods_on_a_hot_path_still_reach_fastapi(client: httpx.Asy
     not_allowed = await client.post("/.well-known/jwks.json")
     assert not_allowed.status_code == 405
     assert (await client.get("/users/me/", headers=tokens.bearer)).status_code != 200  # exact paths only
+
+
+async def test_a_subject_not_in_its_canonical_form_is_refused_by_both_session_checks(
+    app: FastAPI, client: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    """A validly signed token for the caller's own session whose `sub` spells the user id another way
+    (upper case) names no user: 401 from `me`'s statement and from the ORM check (`authenticated`) alike."""
+    _, tokens = await signed_up(client)
+    claims = jwt.decode(tokens.access, options={"verify_signature": False})
+    for subject, expected in ((claims["sub"].upper(), 401), (claims["sub"], 200)):
+        token, _ = issue_access_token(
+            app.state.keyring, app.state.settings, subject=subject, session_id=claims["sid"], now=clock.now()
+        )
+        bearer = {"Authorization": f"Bearer {token}"}
+        assert (await client.get("/users/me", headers=bearer)).status_code == expected
+        assert (await client.patch("/users/me", json={}, headers=bearer)).status_code == expected
 
 
 async def test_a_lost_connection_under_a_hot_route_is_a_503(app: FastAPI) -> None:
