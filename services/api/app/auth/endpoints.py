@@ -17,7 +17,7 @@ from app.auth.grants.base import TokenRequest
 from app.auth.grants.client_auth import UnauthorizedClient, token_endpoint_responses
 from app.auth.grants.registry import GRANTS
 from app.auth.login.second_factor import MfaRequired
-from app.auth.schemas import MfaRequiredBody, OAuthErrorBody, SessionRead, TokenResponse
+from app.auth.schemas import MfaRequiredBody, OAuthErrorBody, SessionRead, TokenResponse, token_response_json
 from app.auth.sessions import SessionEndReason, end_sessions, idle_ttl
 from app.core.config import Settings
 from app.core.database import request_session
@@ -167,7 +167,7 @@ async def issue_tokens(request: Request) -> Response:
             oauth_client=oauth_client,
         )
         issued = await handler.issue(token_request)
-    body = TokenResponse(
+    body = token_response_json(
         access_token=issued.access_token,
         expires_in=issued.expires_in,
         refresh_token=issued.refresh_token,
@@ -177,9 +177,7 @@ async def issue_tokens(request: Request) -> Response:
         device_token=issued.device_token,
         id_token=issued.id_token,
     )
-    response = Response(
-        body.model_dump_json(exclude_none=True), media_type="application/json", headers=NO_STORE
-    )
+    response = Response(body, media_type="application/json", headers=NO_STORE)
     if issued.device_token:
         set_device_cookie(response, issued.device_token, settings)
     return response

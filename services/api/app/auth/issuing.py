@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-import jwt
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.sessions import Authentication, start_session
@@ -20,8 +19,11 @@ from app.core.config import Settings
 from app.core.context import RequestContext
 from app.core.opaque_tokens import new_token
 from app.keys.keyring import KeyRing
+from app.keys.signing import sign_jwt
 from app.oidc.acr import acr_of
 
+# RFC 9068 §2.1: the `typ` header of a JWT access token.
+ACCESS_TOKEN_TYPE: Final = "at+jwt"  # noqa: S105 - a media type, not a secret
 # Claims only `issue_access_token` sets: `amr` (RFC 8176) and `auth_time` (OIDC Core) come from the
 # login, `client_id` and `scope` (RFC 9068 §2.2) from the grant, never from `extra_claims`.
 REGISTERED_CLAIMS: Final = frozenset(
@@ -98,9 +100,7 @@ def issue_access_token(
         claims["acr"] = acr_of(amr)
     if auth_time is not None:
         claims["auth_time"] = math.floor(_timestamp(auth_time))
-    headers = {"kid": key.kid, "typ": "at+jwt"}
-    token = jwt.encode(claims, key.private_key, algorithm=key.algorithm, headers=headers)
-    return token, ttl
+    return sign_jwt(key, claims, typ=ACCESS_TOKEN_TYPE), ttl
 
 
 def issue_tokens(

@@ -3,6 +3,7 @@
 import uuid
 from datetime import datetime
 
+import orjson
 from pydantic import BaseModel, Field
 
 
@@ -24,6 +25,32 @@ class TokenResponse(BaseModel):
         description="With the `openid` scope, from the authorization code grant and a refresh of its "
         "tokens: the OpenID Connect ID token.",
     )
+
+
+_OPTIONAL_TOKEN_FIELDS = ("refresh_token", "scope", "device_token", "id_token")
+
+
+def token_response_json(
+    *,
+    access_token: str,
+    expires_in: int,
+    refresh_token: str | None = None,
+    scope: str | None = None,
+    device_token: str | None = None,
+    id_token: str | None = None,
+) -> bytes:
+    """`TokenResponse(...).model_dump_json(exclude_none=True)`, the same bytes (tests/auth/
+    test_token_response.py), written by orjson without building and validating the model first."""
+    body: dict[str, str | int] = {
+        "access_token": access_token,
+        "token_type": "Bearer",
+        "expires_in": expires_in,
+    }
+    optional = (refresh_token, scope, device_token, id_token)
+    for name, value in zip(_OPTIONAL_TOKEN_FIELDS, optional, strict=True):
+        if value is not None:
+            body[name] = value
+    return orjson.dumps(body)
 
 
 class OAuthErrorBody(BaseModel):

@@ -133,7 +133,9 @@ async def refresh(
         await refuse_another_clients_token(db, token_hash, oauth_client, ctx=ctx)
         found = await _rotate_step_by_step(db, token_hash, successor_hash, settings=settings, ctx=ctx)
     metrics.count_refresh("rotated")
-    log.info("refresh rotated session=%s", found.session.id)
+    # DEBUG: a rotation is routine traffic, as common as the access tokens it renews; its audit row
+    # (`token.refreshed`) and the request line record it. A refused refresh stays INFO.
+    log.debug("refresh rotated session=%s", found.session.id)
     tokens = issue_tokens(
         successor,
         found.session.id,

@@ -16,7 +16,7 @@ import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -92,6 +92,28 @@ class PublishedJwks:
         return cls(body, f'"{hashlib.sha256(body).hexdigest()[:32]}"')
 
 
+@dataclass(frozen=True, slots=True)
+class _KeptChoice:
+    """A key `_choose` picked, and the instants between which it picks the same one: `_choose` reads the
+    time only through `active_from <= now` and `retired_at > now`, which change only at those instants."""
+
+    key: CurrentKey
+    since: datetime
+    until: datetime
+
+    @classmethod
+    def around(cls, key: CurrentKey, signers: Sequence[CurrentKey], now: datetime) -> "_KeptChoice":
+        instants = [signer.active_from for signer in signers]
+        instants += [signer.retired_at for signer in signers if signer.retired_at is not None]
+        since = max((instant for instant in instants if instant <= now), default=_DAWN)
+        until = min((instant for instant in instants if instant > now), default=_DUSK)
+        return cls(key, since, until)
+
+
+_DAWN = datetime.min.replace(tzinfo=UTC)
+_DUSK = datetime.max.replace(tzinfo=UTC)
+
+
 class NoSigningKey(RuntimeError):
     """The database holds no unretired signing key this process can use."""
 
@@ -129,6 +151,7 @@ class KeyRing:
         self._clock = clock
         # The private keys that sign now or will (unretired when last read), by kid.
         self._signers: dict[str, CurrentKey] = {}
+        self._current: _KeptChoice | None = None  # `current`'s last answer, while it holds
         self._keys: dict[str, PublishedKey] = {}
         self._jwks: dict[str, list[dict[str, str]]] = {"keys": []}
         self._jwks_document = PublishedJwks.of(self._jwks)
@@ -162,14 +185,23 @@ class KeyRing:
     @property
     def current(self) -> CurrentKey:
         """The key to sign access tokens with: the active key of JWT_ALGORITHM (during a rolling change
-        of JWT_ALGORITHM, failing one, of the other access-token algorithm)."""
+        of JWT_ALGORITHM, failing one, of the other access-token algorithm).
+
+        The choice is kept for as long as it cannot change: until the clock reaches (or goes back past)
+        the next (or last) `active_from` or `retired_at` of a signer, or the ring is reloaded."""
+        now = self._clock.now()
+        kept = self._current
+        if kept is not None and kept.since <= now < kept.until:
+            return kept.key
         algorithms = [
             self._settings.JWT_ALGORITHM,
             *sorted(ACCESS_TOKEN_ALGORITHMS - {self._settings.JWT_ALGORITHM}),
         ]
-        key = _choose(list(self._signers.values()), algorithms, self._clock.now())
+        signers = list(self._signers.values())
+        key = _choose(signers, algorithms, now)
         if key is None:
             raise NoSigningKey("the key ring holds no signing key")
+        self._current = _KeptChoice.around(key, signers, now)
         return key
 
     def signing_key(self, algorithm: str) -> CurrentKey:
@@ -311,6 +343,7 @@ class KeyRing:
             )
         previous_current = self._current_kid()
         self._signers = signers
+        self._current = None
         current = self._current_kid()
         if previous_current != current or keys.keys() != self._keys.keys():
             # The access-token key first, then the others newest first (the order `stored` has).

@@ -30,6 +30,7 @@ from jwt.types import Options
 
 from app.core.errors import PyauthError
 from app.keys.keyring import KeyRing
+from app.keys.signing import sign_jwt
 from app.keys.tokens import FORBIDDEN_HEADERS, MAX_HEADER_LENGTH, MAX_TOKEN_LENGTH
 from app.oidc.acr import acr_of
 from app.oidc.claims import scope_claims
@@ -84,9 +85,7 @@ def issue_id_token(
     if nonce is not None:
         claims["nonce"] = nonce
     claims |= scope_claims(user, scopes)
-    return jwt.encode(
-        claims, key.private_key, algorithm=key.algorithm, headers={"kid": key.kid, "typ": "JWT"}
-    )
+    return sign_jwt(key, claims, typ="JWT")
 
 
 class InvalidIdTokenHint(PyauthError):

@@ -2,10 +2,15 @@
 form fields, client authentication and errors; the endpoint's dispatch, field checks and OpenAPI request
 body all come from the table."""
 
+import io
 from typing import Any, ClassVar
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+from starlette.datastructures import UploadFile
 
 from app.auth.errors import InvalidGrant, UnsupportedGrantType
 from app.auth.grants.base import FormField, GrantHandler, TokenRequest
@@ -86,3 +91,28 @@ async def test_the_token_request_body_documents_each_registered_grant(client: ht
     assert password["required"] == ["grant_type", "username", "password"]
     assert set(password["properties"]) == {"grant_type", "username", "password", "device_token"}
     assert "Client authentication: none" in password["description"]
+
+
+_FIELD_VALUES = st.one_of(
+    st.text(max_size=600),
+    st.text(alphabet="öΩ\u2028x", min_size=500, max_size=530),  # characters, not bytes, are counted
+    st.builds(lambda size: "r" * size, st.sampled_from([511, 512, 513, 1023, 1024, 1025])),
+    st.just(UploadFile(io.BytesIO(b"x"), filename="x")),
+)
+_FIELD_NAMES = st.sampled_from([field.name for field in GRANTS.fields] + ["unknown", "Scope", ""])
+
+
+@settings(max_examples=500, deadline=None, database=None)
+@given(st.dictionaries(_FIELD_NAMES, _FIELD_VALUES, max_size=8))
+def test_the_form_read_without_pydantic_is_the_models_reading(given_fields: dict[str, object]) -> None:
+    """`read_form` skips pydantic where every field is a string within its length: it must then give
+    exactly what the model would (every field, in order, None where absent, unknown names left out), and
+    leave to the model every form the model refuses."""
+    try:
+        expected: dict[str, object] | None = GRANTS._form_model.model_validate(given_fields).__dict__
+    except ValidationError:
+        expected = None
+    values = GRANTS._within_bounds(given_fields)
+    assert values == expected
+    if values is not None and expected is not None:
+        assert list(values) == list(expected)

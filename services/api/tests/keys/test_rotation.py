@@ -162,6 +162,30 @@ async def test_a_second_rotation_within_the_lead_time_keeps_one_key_signing_at_a
     assert keyring.signing_key("RS256").kid == second["RS256"]
 
 
+async def test_the_current_key_follows_the_clock_both_ways_across_a_rotation(
+    keyring: KeyRing,
+    settings: Settings,
+    clock: ManualClock,
+    rotate_keys: Callable[[], Awaitable[dict[str, str]]],
+) -> None:
+    """`current` keeps its choice only while it cannot change: one microsecond before the new key's
+    turn the old key still signs, at the instant the new one does, and a clock set back hands the old
+    key back."""
+    lead = timedelta(seconds=settings.KEY_PUBLICATION_LEAD_SECONDS)
+    old = keyring.current.kid
+    rotated = await rotate_keys()
+    await keyring.refresh()
+    assert keyring.current.kid == old
+    clock.advance(lead - timedelta(microseconds=1))
+    assert keyring.current.kid == old
+    clock.advance(timedelta(microseconds=1))
+    assert keyring.current.kid == rotated["ES256"]
+    clock.advance(-timedelta(microseconds=1))
+    assert keyring.current.kid == old
+    clock.advance(timedelta(days=1))
+    assert keyring.current.kid == rotated["ES256"]
+
+
 def test_the_lead_time_must_outlast_a_cached_jwks() -> None:
     with pytest.raises(ValueError, match="KEY_PUBLICATION_LEAD_SECONDS"):
         make_settings(JWKS_CACHE_MAX_AGE_SECONDS=600, KEY_PUBLICATION_LEAD_SECONDS=600)

@@ -108,15 +108,35 @@ class GrantRegistry:
         items = await form_items(request)
         # The last of a repeated name's values, as FastAPI's reading took it; an empty one is absent.
         given = {name: value for name, value in dict(items).items() if value != ""}
-        try:
-            form = self._form_model.model_validate(given)
-        except ValidationError as invalid:
-            raise RequestValidationError(
-                [{**error, "loc": ("body", *error["loc"])} for error in invalid.errors()]
-            ) from None
+        values = self._within_bounds(given)
+        if values is None:  # pydantic says what is wrong, as FastAPI's validation of a form would
+            try:
+                values = self._form_model.model_validate(given).__dict__
+            except ValidationError as invalid:
+                raise RequestValidationError(
+                    [{**error, "loc": ("body", *error["loc"])} for error in invalid.errors()]
+                ) from None
         refuse_repeated(items)
-        values: TokenForm = form.__dict__
         return values
+
+    def _within_bounds(self, given: Mapping[str, object]) -> dict[str, str | None] | None:
+        """What `_form_model` makes of `given` where each registered field is a string within its length
+        (nearly every request), without pydantic: every field, None where absent, names it does not know
+        left out. None where any is not (an upload, too long), for the model to refuse."""
+        limits = self._max_lengths
+        values: dict[str, str | None] = dict.fromkeys(limits)
+        for name, value in given.items():
+            limit = limits.get(name)
+            if limit is None:
+                continue
+            if not isinstance(value, str) or len(value) > limit:
+                return None
+            values[name] = value
+        return values
+
+    @cached_property
+    def _max_lengths(self) -> dict[str, int]:
+        return {field.name: field.max_length for field in self.fields}
 
     @cached_property
     def _form_model(self) -> type[BaseModel]:
