@@ -13,7 +13,7 @@ own exception handler for it, as FastAPI would; an exception no specific handler
 Starlette's server-error handler, as it would from a route.
 """
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from fastapi.routing import iter_route_contexts
 from starlette.applications import Starlette
@@ -23,6 +23,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 Handler = Callable[[Request], Awaitable[Response]]
+Header = tuple[bytes, bytes]
 ExceptionHandler = Callable[[Request, Exception], Awaitable[Response]]
 
 
@@ -63,6 +64,19 @@ class ExactRoutes:
                 None,
             )
         return self._route_objects[key]
+
+
+class PreparedResponse(Response):
+    """A response whose headers were made beforehand, in full (`Content-Length` and `Content-Type`
+    included: nothing is added to them here), for an answer that is the same for every request (the
+    JWKS): Starlette's `Response` builds its header list anew each time. Each response gets its own
+    copy of the list, which the middlewares may change on the way out."""
+
+    def __init__(self, status_code: int, body: bytes, headers: Sequence[Header]) -> None:
+        self.status_code = status_code
+        self.body = body
+        self.background = None
+        self.raw_headers = list(headers)
 
 
 def _handler_for(application: Starlette, exc: Exception) -> ExceptionHandler | None:
