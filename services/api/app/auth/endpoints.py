@@ -15,6 +15,7 @@ from app.auth.errors import InvalidGrant, InvalidScope, UnsupportedGrantType
 from app.auth.grants import client_auth
 from app.auth.grants.base import TokenRequest
 from app.auth.grants.client_auth import UnauthorizedClient, token_endpoint_responses
+from app.auth.grants.refresh_token import rotation_ahead
 from app.auth.grants.registry import GRANTS
 from app.auth.login.second_factor import MfaRequired
 from app.auth.schemas import MfaRequiredBody, OAuthErrorBody, SessionRead, TokenResponse, token_response_json
@@ -145,8 +146,10 @@ async def issue_tokens(request: Request) -> Response:
         await limit_request(request, "token", "RATE_LIMIT_TOKEN", ctx, settings, TokenEndpointRateLimited)
         raise
     client_read = client_auth.client_read(form, authorization)
+    # A refresh's rotation goes with the hit and the client's read: one round trip (`RotationAhead`).
+    ahead = rotation_ahead(form, authorization, client_read, settings=settings, ctx=ctx)
     await limit_request(
-        request, "token", "RATE_LIMIT_TOKEN", ctx, settings, TokenEndpointRateLimited, client_read
+        request, "token", "RATE_LIMIT_TOKEN", ctx, settings, TokenEndpointRateLimited, client_read, ahead
     )
     keyring: KeyRing = state.keyring
     async with request_session(request) as db:
@@ -165,6 +168,7 @@ async def issue_tokens(request: Request) -> Response:
             settings=settings,
             ctx=ctx,
             oauth_client=oauth_client,
+            rotation_ahead=ahead,
         )
         issued = await handler.issue(token_request)
     body = token_response_json(

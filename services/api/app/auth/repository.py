@@ -14,8 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.audit.models import AuditEntry
 from app.audit.service import AuditRow
 from app.auth.models import AuthSession, RefreshToken
-from app.core.database import statement_connection
+from app.clients.models import ClientType, GrantType, OAuthClient
+from app.clients.service import EnabledClientRead
+from app.core.database import shift_parameters, statement_connection
 from app.core.models import read_only
+from app.ratelimit.service import hit_upsert
 from app.users.models import User
 
 
@@ -116,16 +119,18 @@ async def mark_refresh_token_used(db: AsyncSession, token_hash: bytes, now: date
 # claims nothing), touch the session, insert the successor and the `token.refreshed` audit row, and read the
 # session and its user (all but the password hash). `sessions.session_is_live` is the claim's condition
 # ($4 = now - idle TTL). Every write hangs on the claim: when it claims nothing, nothing is written
-# and the step-by-step path (`service.refresh`) finds out why and refuses.
-_ROTATE_LIVE_REFRESH_TOKEN = f"""
-WITH claimed AS (
+# and the step-by-step path (`service.refresh`) finds out why and refuses. (The table names come from the
+# models; every value is a parameter.)
+_CLAIM = f"""
   UPDATE {RefreshToken.__tablename__} AS t SET used_at = $1
-  FROM {AuthSession.__tablename__} AS s JOIN {User.__tablename__} AS u ON u.id = s.user_id
+  FROM {AuthSession.__tablename__} AS s JOIN {User.__tablename__} AS u ON u.id = s.user_id<sources>
   WHERE t.token_hash = $2 AND t.used_at IS NULL AND s.id = t.session_id
     AND s.client_id = $3 AND s.revoked_at IS NULL AND s.expires_at > $1
-    AND s.last_used_at > $4 AND u.is_active
+    AND s.last_used_at > $4 AND u.is_active<conditions>
   RETURNING t.session_id, s.user_id
-), touched AS (
+"""  # noqa: S608
+_AFTER_CLAIM = f"""
+touched AS (
   UPDATE {AuthSession.__tablename__} AS s SET last_used_at = $1 FROM claimed
   WHERE s.id = claimed.session_id
   RETURNING s.id, s.user_id, s.created_at, s.last_used_at, s.expires_at, s.revoked_at, s.revoked_reason,
@@ -138,10 +143,37 @@ WITH claimed AS (
     (occurred_at, event, user_id, session_id, ip_address, user_agent, details)
   SELECT $1, $6, user_id, session_id, $7, $8, $9 FROM claimed
 )
+"""  # noqa: S608
+_ROTATED = f"""
 SELECT touched.*, u.email, u.display_name, u.is_active, u.is_verified, u.roles, u.password_changed_at,
   u.locale, u.created_at AS user_created_at, u.updated_at AS user_updated_at
 FROM touched JOIN {User.__tablename__} AS u ON u.id = touched.user_id
-"""  # noqa: S608 - table names from the models; every value is a parameter
+"""  # noqa: S608
+_ROTATE_LIVE_REFRESH_TOKEN = (
+    f"WITH claimed AS ({_CLAIM.replace('<sources>', '').replace('<conditions>', '')}),"
+    f" {_AFTER_CLAIM}{_ROTATED}"
+)
+
+# The same rotation carrying the rate limit's hit ($10 key, $11 window start) and the read of the
+# presenting client ($3), for `count_hit_and_rotate`. The claim also needs the hits within the limit ($12)
+# and the client to be one whose refresh `client_auth` and `check_grant_allowed` accept with no secret
+# sent: enabled (the read's own condition), public, registered for the refresh_token grant. Where any of
+# that fails nothing but the hit is written, and the token endpoint refuses as it would have.
+_CLIENT_COLUMNS = tuple(attribute.key for attribute in OAuthClient.__mapper__.column_attrs)
+_CLIENT_PREFIX = "client__"
+_COUNT_HIT_AND_ROTATE = f"""
+WITH hit AS ({hit_upsert(9)}),
+client AS ({shift_parameters(EnabledClientRead.sql, 2)}),
+claimed AS ({
+    _CLAIM.replace("<sources>", ", hit, client").replace(
+        "<conditions>",
+        f" AND hit.hits <= $12 AND client.client_type = '{ClientType.PUBLIC.value}'"
+        f" AND '{GrantType.REFRESH_TOKEN.value}' = ANY(client.grant_types)",
+    )
+}), {_AFTER_CLAIM}
+SELECT hit.hits, {", ".join(f"client.{key} AS {_CLIENT_PREFIX}{key}" for key in _CLIENT_COLUMNS)}, rotated.*
+FROM hit LEFT JOIN client ON true LEFT JOIN ({_ROTATED}) AS rotated ON true
+"""  # noqa: S608
 _SESSION_COLUMNS = (
     "id", "user_id", "created_at", "last_used_at", "expires_at", "revoked_at", "revoked_reason",
     "user_agent", "ip_address", "client_id", "scopes", "amr",
@@ -174,22 +206,79 @@ async def rotate_live_refresh_token(
     three), else in it. The rotated session and its user (both detached, read-only, the user without its
     password hash), or None when the token was not an unused one of a live session of `client_id`, in
     which case nothing was written."""
-    details = json.dumps(audit.details) if audit.details is not None else None
     async with statement_connection(db) as connection:
         row = await connection.fetchrow(
             _ROTATE_LIVE_REFRESH_TOKEN,
-            now,
-            token_hash,
-            client_id,
-            idle_since,
-            successor_hash,
-            audit.event,
-            audit.ip_address,
-            audit.user_agent,
-            details,
+            *_rotation_parameters(token_hash, successor_hash, client_id, now, idle_since, audit),
         )
-    if row is None:
-        return None
+    return _rotated(row) if row is not None else None
+
+
+@dataclass(frozen=True)
+class CountedRotation:
+    """What `count_hit_and_rotate` found: the hits counted, the presenting client's row as
+    `EnabledClientRead` takes it (None: no enabled client of that id), and the rotated session and user
+    (None: nothing rotated)."""
+
+    hits: int
+    client: dict[str, object] | None
+    rotated: SessionWithUser | None
+
+
+async def count_hit_and_rotate(
+    connection: asyncpg.Connection,
+    *,
+    key: str,
+    window_start: datetime,
+    limit: int,
+    token_hash: bytes,
+    successor_hash: bytes,
+    client_id: str,
+    now: datetime,
+    idle_since: datetime,
+    audit: AuditRow,
+) -> CountedRotation:
+    """`_COUNT_HIT_AND_ROTATE` on the driver's connection (`app.ratelimit.service.hit`'s): the rate limit's
+    hit, the client's read and the rotation in one round trip and one transaction, durable as the rotation
+    alone is. The hit's row stays locked until the commit, so two refreshes counted under the same key (one
+    client address) commit one after the other."""
+    row = await connection.fetchrow(
+        _COUNT_HIT_AND_ROTATE,
+        *_rotation_parameters(token_hash, successor_hash, client_id, now, idle_since, audit),
+        key,
+        window_start,
+        limit,
+    )
+    client = None
+    if row[f"{_CLIENT_PREFIX}client_id"] is not None:
+        client = {key: row[_CLIENT_PREFIX + key] for key in _CLIENT_COLUMNS}
+    return CountedRotation(row["hits"], client, _rotated(row) if row["id"] is not None else None)
+
+
+def _rotation_parameters(
+    token_hash: bytes,
+    successor_hash: bytes,
+    client_id: str,
+    now: datetime,
+    idle_since: datetime,
+    audit: AuditRow,
+) -> tuple[object, ...]:
+    details = json.dumps(audit.details) if audit.details is not None else None
+    return (
+        now,
+        token_hash,
+        client_id,
+        idle_since,
+        successor_hash,
+        audit.event,
+        audit.ip_address,
+        audit.user_agent,
+        details,
+    )
+
+
+def _rotated(row: asyncpg.Record) -> SessionWithUser:
+    """The rotated session and its user from a rotation's row: detached, read-only, no password hash."""
     auth_session = read_only(AuthSession, {column: row[column] for column in _SESSION_COLUMNS})
     user_values = {attr: row[column] for column, attr in _USER_COLUMNS.items()}
     user = read_only(User, {"id": row["user_id"], **user_values})

@@ -19,6 +19,7 @@ A request commits once, before its response. The few transactions that differ on
 
 import asyncio
 import logging
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Iterator
@@ -196,6 +197,15 @@ def statement_connection(db: AsyncSession) -> AbstractAsyncContextManager[asyncp
     if isinstance(db.bind, AsyncEngine) and not db.in_transaction():
         return _EngineConnection(db.bind)
     return _transaction_connection(db)
+
+
+def shift_parameters(sql: str, by: int) -> str:
+    """A statement for the driver (parameters $1, $2, ...) with its parameters numbered `by` higher, for a
+    statement that holds it after parameters of its own."""
+    return _PARAMETER.sub(lambda number: f"${int(number[1]) + by}", sql)
+
+
+_PARAMETER = re.compile(r"\$(\d+)")
 
 
 def _raise_if_unavailable(error: BaseException) -> None:

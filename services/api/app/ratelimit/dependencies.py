@@ -9,7 +9,7 @@ from app.core.config import Settings
 from app.core.context import RequestContext
 from app.core.dependencies import ContextDep, SettingsDep
 from app.core.errors import PyauthError
-from app.ratelimit.repository import Read
+from app.ratelimit.repository import Counted, Read
 from app.ratelimit.service import RateLimited, hit
 
 
@@ -21,10 +21,11 @@ async def limit_request(
     settings: Settings,
     error: type[PyauthError] = RateLimited,
     read: Read | None = None,
+    counted: Counted | None = None,
 ) -> None:
     """Count the request against `settings.<setting>` requests per window, under the key `name`; with
-    `read`, which then takes its row, in the same round trip (`service.hit`). With rate limits off,
-    nothing is counted and nothing read."""
+    `read`, which then takes its row, in the same round trip, or by the `counted` statement (`service.hit`).
+    With rate limits off, nothing is counted, read or run."""
     if settings.RATE_LIMITS_ENABLED:
         await hit(
             request.app.state.sessionmaker,
@@ -34,6 +35,7 @@ async def limit_request(
             ctx=ctx,
             error=error,
             read=read,
+            counted=counted,
         )
 
 

@@ -3,7 +3,6 @@ counters per account (`login_throttles`) and per known device (`login_devices`).
 flush; the caller commits (`service.hit` commits its own short transaction)."""
 
 import functools
-import re
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
@@ -35,6 +34,7 @@ from sqlalchemy.orm import QueryableAttribute
 from sqlalchemy.sql.dml import ReturningUpdate
 
 from app.core.config import Settings
+from app.core.database import shift_parameters
 from app.ratelimit.models import LoginDevice, LoginThrottle, RateLimitHit
 from app.users.models import User
 
@@ -47,9 +47,10 @@ async def skip_wal_flush(db: AsyncSession) -> None:
     await db.execute(text("SET LOCAL synchronous_commit = off"))
 
 
-# One upsert, the hits counted so far. Sent alone on the driver's connection (autocommit): the table is
-# UNLOGGED, so its commit writes no WAL of the row and waits for no flush (as `skip_wal_flush` would ask).
-_COUNT_HIT = f"""
+# One upsert, the hits counted so far ($1 the key, $2 the window's start). Sent alone on the driver's
+# connection (autocommit): the table is UNLOGGED, so its commit writes no WAL of the row and waits for no
+# flush (as `skip_wal_flush` would ask). A `Counted` statement carries it instead.
+COUNT_HIT = f"""
 INSERT INTO {RateLimitHit.__tablename__} (key, window_start, hits) VALUES ($1, $2, 1)
 ON CONFLICT (key, window_start) DO UPDATE SET hits = {RateLimitHit.__tablename__}.hits + 1
 RETURNING hits
@@ -59,7 +60,7 @@ RETURNING hits
 async def count_hit(connection: asyncpg.Connection, key: str, window_start: datetime) -> int:
     """Count one hit of `key` in the window starting at `window_start`, in one statement on the driver's
     connection (`app.core.database.driver_connection`); the hits counted so far."""
-    hits: int = await connection.fetchval(_COUNT_HIT, key, window_start)
+    hits: int = await connection.fetchval(COUNT_HIT, key, window_start)
     return hits
 
 
@@ -74,18 +75,28 @@ class Read(Protocol):
     def take(self, row: Mapping[str, Any] | None) -> None: ...
 
 
-_PARAMETER = re.compile(r"\$(\d+)")
+class Counted(Protocol):
+    """A statement that counts the hit itself, with what the request would do next, in one round trip
+    (the refresh's rotation: `app.auth.service.RotationAhead`). It holds `COUNT_HIT` (`service.hit_upsert`)
+    for `key` in the window starting at `window_start`, does nothing else once the hits counted exceed
+    `limit`, and returns the hits."""
+
+    async def count(
+        self, connection: asyncpg.Connection, key: str, window_start: datetime, limit: int
+    ) -> int: ...
+
+
 _FOUND = "_read_found"  # a column of the read's side that is never NULL where it found a row
 
 
 @functools.cache
 def _count_hit_and_read(read_sql: str) -> str:
-    """`_COUNT_HIT` and a one-row read in one statement: the hit's count, then the read's columns (each NULL
+    """`COUNT_HIT` and a one-row read in one statement: the hit's count, then the read's columns (each NULL
     where the read found nothing). The read's parameters are numbered after the hit's two."""
-    shifted = _PARAMETER.sub(lambda number: f"${int(number[1]) + 2}", read_sql)
     return (
-        f"WITH hit AS ({_COUNT_HIT}) SELECT hit.hits, read.* FROM hit"  # noqa: S608 - no value in the text
-        f" LEFT JOIN LATERAL (SELECT true AS {_FOUND}, r.* FROM ({shifted}) AS r) AS read ON true"
+        f"WITH hit AS ({COUNT_HIT}) SELECT hit.hits, read.* FROM hit"  # noqa: S608 - no value in the text
+        f" LEFT JOIN LATERAL (SELECT true AS {_FOUND}, r.* FROM ({shift_parameters(read_sql, 2)}) AS r)"
+        " AS read ON true"
     )
 
 

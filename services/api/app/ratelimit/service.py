@@ -29,7 +29,7 @@ from app.audit.events import AuditEvent
 from app.audit.service import record
 from app.core.config import Settings
 from app.core.context import RequestContext
-from app.core.database import driver_connection, in_own_transaction
+from app.core.database import driver_connection, in_own_transaction, shift_parameters
 from app.core.errors import OAuthError, PyauthError
 from app.ratelimit import repository
 
@@ -68,6 +68,12 @@ class PasswordResetRequired(OAuthError):
     )
 
 
+def hit_upsert(shifted_by: int) -> str:
+    """The hit's upsert (`repository.COUNT_HIT`: the key, the window's start), its parameters numbered
+    `shifted_by` higher, for a `repository.Counted` statement that holds it."""
+    return shift_parameters(repository.COUNT_HIT, shifted_by)
+
+
 def _retry_after(seconds: float) -> dict[str, str]:
     return {"Retry-After": str(max(1, math.ceil(seconds)))}
 
@@ -101,16 +107,20 @@ async def hit(
     ctx: RequestContext,
     error: type[PyauthError] = RateLimited,
     read: repository.Read | None = None,
+    counted: repository.Counted | None = None,
 ) -> None:
     """Count one request of the calling client against limit `name`; raise `error` (429, Retry-After)
     past it. Counted on its own (autocommit), so the count stands whatever the request does next. A
-    `read` the request would make next goes in the same round trip (`repository.count_hit_and_read`)."""
+    `read` the request would make next goes in the same round trip (`repository.count_hit_and_read`); a
+    `counted` statement counts the hit itself, with what it does while within the limit."""
     now = ctx.now
     window = settings.RATE_LIMIT_WINDOW_SECONDS
     start = datetime.fromtimestamp(now.timestamp() // window * window, now.tzinfo)
     key = f"{name}:{client_bucket(ctx.ip_address)}"
     async with driver_connection(sessionmaker) as connection:
-        if read is None:
+        if counted is not None:
+            hits = await counted.count(connection, key, start, limit)
+        elif read is None:
             hits = await repository.count_hit(connection, key, start)
         else:
             hits = await repository.count_hit_and_read(connection, key, start, read)

@@ -5,6 +5,7 @@ import asyncio
 from datetime import timedelta
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
@@ -18,6 +19,19 @@ from tests.factories import TEST_IP_ADDRESS, TEST_USER_AGENT
 from tests.statements import statements_on
 
 PAST_GRACE = timedelta(seconds=11)
+
+
+@pytest.fixture(autouse=True, params=["rate limits off", "rate limits on"])
+def rate_limits(request: pytest.FixtureRequest) -> bool:
+    """Every case twice: with rate limits off the grant rotates in a statement of its own; with them on,
+    a refresh's rotation goes in the limit's hit, with the client's read (`service.RotationAhead`)."""
+    on: bool = request.param == "rate limits on"
+    if on:
+        app: FastAPI = request.getfixturevalue("live_app" if "live_app" in request.fixturenames else "app")
+        app.state.settings = app.state.settings.model_copy(
+            update={"RATE_LIMITS_ENABLED": True, "RATE_LIMIT_TOKEN": 100_000}
+        )
+    return on
 
 
 async def test_refresh_rotates_the_token(client: httpx.AsyncClient) -> None:
@@ -174,19 +188,28 @@ async def test_revocation_ends_the_session_and_accepts_unknown_tokens(client: ht
 
 
 async def test_rfc6749_6_a_plain_rotation_is_one_statement_with_the_same_rows_as_step_by_step(
-    client: httpx.AsyncClient, db_session: AsyncSession, connection: AsyncConnection, clock: ManualClock
+    client: httpx.AsyncClient,
+    db_session: AsyncSession,
+    connection: AsyncConnection,
+    clock: ManualClock,
+    rate_limits: bool,
 ) -> None:
     """The common refresh (an unused token of a live session of the presenting client) claims the token,
-    touches the session and writes the successor and the audit row in one statement; what it leaves is
-    what the step-by-step path leaves: the old token spent, one unspent successor, the session's last use
-    moved, one `token.refreshed` row with the client's address and User-Agent."""
+    touches the session and writes the successor and the audit row in one statement (with rate limits on,
+    the same statement also counts the hit and reads the client); what it leaves is what the step-by-step
+    path leaves: the old token spent, one unspent successor, the session's last use moved, one
+    `token.refreshed` row with the client's address and User-Agent."""
     _, first = await signed_up(client)
     clock.advance(timedelta(seconds=5))
     driver = (await connection.get_raw_connection()).driver_connection
-    with statements_on("refresh_tokens", "audit_events", "auth_sessions", driver=driver) as statements:
+    tables: tuple[str, ...] = ("refresh_tokens", "audit_events", "auth_sessions")
+    if rate_limits:  # the hit's table and the client's are in the one statement too
+        tables += ("rate_limit_hits", "oauth_clients")
+    with statements_on(*tables, driver=driver) as statements:
         second = tokens_of(await refresh_grant(client, first.refresh))
     assert len(statements) == 1, statements
-    assert statements[0].startswith("WITH claimed AS ( UPDATE refresh_tokens")
+    first_words = "WITH hit AS ( INSERT INTO rate_limit_hits" if rate_limits else "WITH claimed AS ( UPDATE"
+    assert statements[0].startswith(first_words), statements
 
     old = await db_session.get(RefreshToken, digest(first.refresh))
     new = await db_session.get(RefreshToken, digest(second.refresh))

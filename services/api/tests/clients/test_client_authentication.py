@@ -235,6 +235,46 @@ async def test_rfc6749_5_2_a_client_using_a_grant_it_is_not_allowed_is_unauthori
     response = await refresh_grant_as(client, tokens.refresh, client_id=registered["client_id"])
     assert response.status_code == 400
     assert response.json()["error"] == "unauthorized_client"
+    # Refused before anything was spent (with limits on, the rotation sent with the hit did not run):
+    # once the client may refresh, the same token works.
+    allowed = await client.patch(
+        f"/admin/clients/{registered['client_id']}", json={"grant_types": BOTH_GRANTS}, headers=admin.bearer
+    )
+    assert allowed.status_code == 200
+    again = await refresh_grant_as(client, tokens.refresh, client_id=registered["client_id"])
+    assert again.status_code == 200
+
+
+async def test_a_confidential_clients_refresh_without_its_secret_spends_nothing(
+    client: httpx.AsyncClient, admin: Account
+) -> None:
+    """A confidential client's id with no secret: 401 `invalid_client` (RFC 6749 §2.3.1). With limits on
+    such a request looks like a public client's, so its rotation is sent with the hit: it must not run for
+    a confidential client. The token still works with the secret."""
+    registered = await register_client(client, admin, grant_types=BOTH_GRANTS)
+    credentials = basic(registered["client_id"], registered["client_secret"])
+    tokens = tokens_of(await password_grant_as(client, await _user(client), headers=credentials))
+    refused = await refresh_grant_as(client, tokens.refresh, client_id=registered["client_id"])
+    assert refused.status_code == 401
+    assert refused.json()["error"] == "invalid_client"
+    assert (await refresh_grant_as(client, tokens.refresh, headers=credentials)).status_code == 200
+
+
+async def test_a_disabled_public_client_refreshes_nothing_until_it_is_enabled_again(
+    client: httpx.AsyncClient, admin: Account
+) -> None:
+    """A public client sends no secret, so with limits on its refresh's rotation goes with the hit: for a
+    disabled client it must not run. 401 `invalid_client`, and the token still works once it is enabled."""
+    registered = await register_client(client, admin, type="public", grant_types=BOTH_GRANTS)
+    client_id = registered["client_id"]
+    tokens = tokens_of(await password_grant_as(client, await _user(client), client_id=client_id))
+    path = f"/admin/clients/{client_id}"
+    assert (await client.patch(path, json={"disabled": True}, headers=admin.bearer)).status_code == 200
+    refused = await refresh_grant_as(client, tokens.refresh, client_id=client_id)
+    assert refused.status_code == 401
+    assert refused.json()["error"] == "invalid_client"
+    assert (await client.patch(path, json={"disabled": False}, headers=admin.bearer)).status_code == 200
+    assert (await refresh_grant_as(client, tokens.refresh, client_id=client_id)).status_code == 200
 
 
 async def test_rfc9700_password_grant_is_not_allowed_for_new_clients(

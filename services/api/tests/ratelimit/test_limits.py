@@ -14,8 +14,10 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from app.audit.models import AuditEntry
+from app.auth.models import RefreshToken
 from app.core.clock import ManualClock
 from app.core.dependencies import trusted_networks
+from app.core.opaque_tokens import digest
 from app.ratelimit import repository
 from app.ratelimit.models import LoginThrottle
 from tests.account.helpers import last_mail_to
@@ -159,12 +161,12 @@ async def test_a_token_request_refused_for_its_form_is_counted_and_past_the_limi
     assert (await client.post("/auth/token", data=valid, headers=from_ip(ip))).status_code == 429
 
 
-async def test_with_limits_on_a_refresh_reads_its_client_in_the_hit_s_round_trip(
+async def test_with_limits_on_a_refresh_is_one_round_trip_with_its_hit_and_its_client(
     limited: FastAPI, client: httpx.AsyncClient, connection: AsyncConnection
 ) -> None:
-    """The hit's statement also reads the client the request names, so a plain refresh makes two round
-    trips: the hit with the client's row, then the one-statement rotation."""
-    _, tokens = await signed_up(client)
+    """A plain refresh by a client that sends no secret is one statement: the hit, the client's read and
+    the rotation (`service.RotationAhead`). A password grant's hit still reads the client alone."""
+    email, tokens = await signed_up(client)
     driver = (await connection.get_raw_connection()).driver_connection
     tables = ("rate_limit_hits", "oauth_clients", "refresh_tokens")
     with statements_on(*tables, driver=driver) as statements:
@@ -172,10 +174,33 @@ async def test_with_limits_on_a_refresh_reads_its_client_in_the_hit_s_round_trip
             "/auth/token", data={"grant_type": "refresh_token", "refresh_token": tokens.refresh}
         )
         assert response.status_code == 200, response.text
-    assert len(statements) == 2, statements
+    assert len(statements) == 1, statements
     assert statements[0].startswith("WITH hit AS ( INSERT INTO rate_limit_hits"), statements
     assert "FROM oauth_clients WHERE client_id = $3" in statements[0], statements
-    assert statements[1].startswith("WITH claimed AS ( UPDATE refresh_tokens"), statements
+    assert "UPDATE refresh_tokens" in statements[0], statements
+    with statements_on(*tables, driver=driver) as statements:
+        assert (await password_grant(client, email)).status_code == 200
+    assert statements[0].startswith("WITH hit AS ( INSERT INTO rate_limit_hits"), statements
+    assert "UPDATE refresh_tokens" not in statements[0], statements
+
+
+async def test_a_refresh_past_the_limit_is_refused_and_its_token_stays_unspent(
+    limited: FastAPI, client: httpx.AsyncClient, db_session: AsyncSession
+) -> None:
+    """The rotation sent with the hit runs only within the limit: the fifth refresh from one address (the
+    limit is 4) is 429 and spends nothing; from another address the same token then rotates."""
+    _, tokens = await signed_up(client)
+    ip = new_ip()
+    unknown = {"grant_type": "refresh_token", "refresh_token": "x" * 43}
+    for _ in range(4):
+        assert (await client.post("/auth/token", data=unknown, headers=from_ip(ip))).status_code == 400
+    presented = {"grant_type": "refresh_token", "refresh_token": tokens.refresh}
+    refused = await client.post("/auth/token", data=presented, headers=from_ip(ip))
+    assert refused.status_code == 429, refused.text
+    stored = await db_session.get(RefreshToken, digest(tokens.refresh))
+    assert stored is not None and stored.used_at is None
+    rotated = await client.post("/auth/token", data=presented, headers=from_ip(new_ip()))
+    assert rotated.status_code == 200, rotated.text
 
 
 class _Read:

@@ -3,7 +3,7 @@ and what it is given (`TokenRequest`)."""
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -14,6 +14,9 @@ from app.core.context import RequestContext
 from app.core.errors import PyauthError
 from app.keys.keyring import KeyRing
 from app.passwords.hashing import PasswordHasher
+
+if TYPE_CHECKING:  # the refresh grant's; the service imports the grants' helpers
+    from app.auth.service import RotationAhead
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,8 @@ class TokenRequest:
     settings: Settings
     ctx: RequestContext
     oauth_client: OAuthClient  # authenticated, and allowed this grant (`client_auth`)
+    # A refresh's rotation, sent with the rate limit's hit (`service.RotationAhead`); None: not sent.
+    rotation_ahead: "RotationAhead | None" = None
 
 
 class GrantHandler:

@@ -7,13 +7,21 @@ after a refresh. It is about the same user, for the same client, with the origin
 (`app.oidc.id_token`)."""
 
 import dataclasses
+from collections.abc import Mapping
 
 from app.auth import service
 from app.auth.errors import InvalidGrant, InvalidScope, RefreshTokenAlreadyUsed
+from app.auth.grants import client_auth
 from app.auth.grants.base import FormField, GrantHandler, TokenRequest
 from app.auth.issuing import IssuedTokens
 from app.auth.sessions import session_authentication
+from app.clients.service import EnabledClientRead
+from app.core.config import Settings
+from app.core.context import RequestContext
+from app.core.errors import OAuthError
 from app.oidc.id_token import issue_id_token
+
+TokenForm = Mapping[str, str | None]
 
 
 class RefreshTokenGrant(GrantHandler):
@@ -31,6 +39,7 @@ class RefreshTokenGrant(GrantHandler):
             ctx=request.ctx,
             oauth_client=request.oauth_client,
             scope=request.form.get("scope"),
+            ahead=request.rotation_ahead,
         )
         issued, found = refreshed.tokens, refreshed.found
         algorithm = request.oauth_client.id_token_signed_response_alg
@@ -53,3 +62,28 @@ class RefreshTokenGrant(GrantHandler):
             scopes=issued.scope,
         )
         return dataclasses.replace(issued, id_token=id_token)
+
+
+def rotation_ahead(
+    form: TokenForm,
+    authorization: str | None,
+    client_read: EnabledClientRead | None,
+    *,
+    settings: Settings,
+    ctx: RequestContext,
+) -> service.RotationAhead | None:
+    """The rotation the token endpoint sends with its rate-limit hit (`service.RotationAhead`): for a
+    refresh_token grant that names its token, where the limit is counted and the client sends no secret
+    (a public client, the built-in one). None for any other request, which goes the usual way."""
+    if not settings.RATE_LIMITS_ENABLED or client_read is None:
+        return None
+    refresh_token = form.get("refresh_token")
+    if form.get("grant_type") != RefreshTokenGrant.grant_type or not refresh_token:
+        return None
+    try:
+        secret = client_auth.credentials_of(form, authorization).secret
+    except OAuthError:
+        return None
+    if secret is not None:
+        return None
+    return service.RotationAhead(refresh_token, client_read, settings=settings, ctx=ctx)
