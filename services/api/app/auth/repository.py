@@ -251,7 +251,7 @@ async def count_hit_and_rotate(
     )
     client = None
     if row[f"{_CLIENT_PREFIX}client_id"] is not None:
-        client = {key: row[_CLIENT_PREFIX + key] for key in _CLIENT_COLUMNS}
+        client = {column: row[_CLIENT_PREFIX + column] for column in _CLIENT_COLUMNS}
     return CountedRotation(row["hits"], client, _rotated(row) if row["id"] is not None else None)
 
 
