@@ -191,26 +191,44 @@ _USER_COLUMNS = {
 }
 
 
-async def rotate_live_refresh_token(
-    db: AsyncSession,
-    *,
-    token_hash: bytes,
-    successor_hash: bytes,
-    client_id: str,
-    now: datetime,
-    idle_since: datetime,
-    audit: AuditRow,
-) -> SessionWithUser | None:
+@dataclass(frozen=True)
+class Rotation:
+    """What a rotation's statement is given: the presented token's digest and its successor's, the
+    presenting client, the time, the idle cutoff (`now` - idle TTL: `sessions.session_is_live`) and the
+    `token.refreshed` audit row."""
+
+    token_hash: bytes
+    successor_hash: bytes
+    client_id: str
+    now: datetime
+    idle_since: datetime
+    audit: AuditRow
+
+    def parameters(self) -> tuple[object, ...]:
+        """$1 to $9 of `_ROTATE_LIVE_REFRESH_TOKEN` and `_COUNT_HIT_AND_ROTATE`."""
+        audit = self.audit
+        details = json.dumps(audit.details) if audit.details is not None else None
+        return (
+            self.now,
+            self.token_hash,
+            self.client_id,
+            self.idle_since,
+            self.successor_hash,
+            audit.event,
+            audit.ip_address,
+            audit.user_agent,
+            details,
+        )
+
+
+async def rotate_live_refresh_token(db: AsyncSession, rotation: Rotation) -> SessionWithUser | None:
     """`_ROTATE_LIVE_REFRESH_TOKEN`, sent to the driver (`statement_connection`): on its own before the
     request's transaction has begun (one statement, so atomic and durable alone: one round trip instead of
     three), else in it. The rotated session and its user (both detached, read-only, the user without its
-    password hash), or None when the token was not an unused one of a live session of `client_id`, in
+    password hash), or None when the token was not an unused one of a live session of the client, in
     which case nothing was written."""
     async with statement_connection(db) as connection:
-        row = await connection.fetchrow(
-            _ROTATE_LIVE_REFRESH_TOKEN,
-            *_rotation_parameters(token_hash, successor_hash, client_id, now, idle_since, audit),
-        )
+        row = await connection.fetchrow(_ROTATE_LIVE_REFRESH_TOKEN, *rotation.parameters())
     return _rotated(row) if row is not None else None
 
 
@@ -226,55 +244,17 @@ class CountedRotation:
 
 
 async def count_hit_and_rotate(
-    connection: asyncpg.Connection,
-    *,
-    key: str,
-    window_start: datetime,
-    limit: int,
-    token_hash: bytes,
-    successor_hash: bytes,
-    client_id: str,
-    now: datetime,
-    idle_since: datetime,
-    audit: AuditRow,
+    connection: asyncpg.Connection, rotation: Rotation, *, key: str, window_start: datetime, limit: int
 ) -> CountedRotation:
     """`_COUNT_HIT_AND_ROTATE` on the driver's connection (`app.ratelimit.service.hit`'s): the rate limit's
     hit, the client's read and the rotation in one round trip and one transaction, durable as the rotation
     alone is. The hit's row stays locked until the commit, so two refreshes counted under the same key (one
     client address) commit one after the other."""
-    row = await connection.fetchrow(
-        _COUNT_HIT_AND_ROTATE,
-        *_rotation_parameters(token_hash, successor_hash, client_id, now, idle_since, audit),
-        key,
-        window_start,
-        limit,
-    )
+    row = await connection.fetchrow(_COUNT_HIT_AND_ROTATE, *rotation.parameters(), key, window_start, limit)
     client = None
     if row[f"{_CLIENT_PREFIX}client_id"] is not None:
         client = {column: row[_CLIENT_PREFIX + column] for column in _CLIENT_COLUMNS}
     return CountedRotation(row["hits"], client, _rotated(row) if row["id"] is not None else None)
-
-
-def _rotation_parameters(
-    token_hash: bytes,
-    successor_hash: bytes,
-    client_id: str,
-    now: datetime,
-    idle_since: datetime,
-    audit: AuditRow,
-) -> tuple[object, ...]:
-    details = json.dumps(audit.details) if audit.details is not None else None
-    return (
-        now,
-        token_hash,
-        client_id,
-        idle_since,
-        successor_hash,
-        audit.event,
-        audit.ip_address,
-        audit.user_agent,
-        details,
-    )
 
 
 def _rotated(row: asyncpg.Record) -> SessionWithUser:

@@ -107,11 +107,9 @@ class RotationAhead:
         self, refresh_token: str, client_read: EnabledClientRead, *, settings: Settings, ctx: RequestContext
     ) -> None:
         self.refresh_token = refresh_token
-        self.token_hash = digest(refresh_token)
-        self.successor, self.successor_hash = new_token()
+        self.successor, successor_hash = new_token()
+        self.rotation = _rotation(refresh_token, successor_hash, client_read.client_id, settings, ctx)
         self.client_read = client_read
-        self._idle_since = ctx.now - idle_ttl(settings)
-        self._ctx = ctx
         self.ran = False
         self.rotated: SessionWithUser | None = None
 
@@ -119,16 +117,7 @@ class RotationAhead:
         self, connection: asyncpg.Connection, key: str, window_start: datetime, limit: int
     ) -> int:
         counted = await repository.count_hit_and_rotate(
-            connection,
-            key=key,
-            window_start=window_start,
-            limit=limit,
-            token_hash=self.token_hash,
-            successor_hash=self.successor_hash,
-            client_id=self.client_read.client_id,
-            now=self._ctx.now,
-            idle_since=self._idle_since,
-            audit=audit_row(AuditEvent.TOKEN_REFRESHED, self._ctx),
+            connection, self.rotation, key=key, window_start=window_start, limit=limit
         )
         self.client_read.take(counted.client)
         self.ran, self.rotated = True, counted.rotated
@@ -163,23 +152,15 @@ async def refresh(
     one, a replay, an ended session."""
     now = ctx.now
     if ahead is not None and ahead.ran:
-        if ahead.refresh_token != refresh_token or ahead.client_read.client_id != oauth_client.client_id:
+        if ahead.refresh_token != refresh_token or ahead.rotation.client_id != oauth_client.client_id:
             raise RuntimeError("the rotation sent ahead was for another token or client")  # a bug, not input
-        token_hash, successor, successor_hash = ahead.token_hash, ahead.successor, ahead.successor_hash
-        found = ahead.rotated
+        rotation, successor, found = ahead.rotation, ahead.successor, ahead.rotated
     else:
-        token_hash = digest(refresh_token)
         successor, successor_hash = new_token()
-        found = await repository.rotate_live_refresh_token(
-            db,
-            token_hash=token_hash,
-            successor_hash=successor_hash,
-            client_id=oauth_client.client_id,
-            now=now,
-            idle_since=now - idle_ttl(settings),
-            audit=audit_row(AuditEvent.TOKEN_REFRESHED, ctx),
-        )
+        rotation = _rotation(refresh_token, successor_hash, oauth_client.client_id, settings, ctx)
+        found = await repository.rotate_live_refresh_token(db, rotation)
     if found is None:
+        token_hash, successor_hash = rotation.token_hash, rotation.successor_hash
         await refuse_another_clients_token(db, token_hash, oauth_client, ctx=ctx)
         found = await _rotate_step_by_step(db, token_hash, successor_hash, settings=settings, ctx=ctx)
     metrics.count_refresh("rotated")
@@ -197,6 +178,20 @@ async def refresh(
         scope=granted_scopes(scope, found.session.scopes),
     )
     return Refreshed(tokens, found)
+
+
+def _rotation(
+    refresh_token: str, successor_hash: bytes, client_id: str, settings: Settings, ctx: RequestContext
+) -> repository.Rotation:
+    """The rotation of `refresh_token` into the token whose digest is `successor_hash`, for `client_id`."""
+    return repository.Rotation(
+        token_hash=digest(refresh_token),
+        successor_hash=successor_hash,
+        client_id=client_id,
+        now=ctx.now,
+        idle_since=ctx.now - idle_ttl(settings),
+        audit=audit_row(AuditEvent.TOKEN_REFRESHED, ctx),
+    )
 
 
 async def _rotate_step_by_step(
