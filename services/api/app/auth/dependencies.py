@@ -17,6 +17,7 @@ from app.auth.sessions import Authenticated, idle_ttl, session_is_live
 from app.core.config import Settings
 from app.core.database import driver_connection
 from app.core.dependencies import ClockDep, SessionDep, SettingsDep
+from app.core.requests import first_header
 from app.keys.dependencies import KeyRingDep
 from app.keys.keyring import KeyRing
 from app.keys.tokens import AccessClaims, InvalidAccessToken, verify_access_token
@@ -29,14 +30,11 @@ def bearer_token(request: Request) -> str | None:
     """What `bearer` answers, read straight from the scope's headers (for `caller_profile`, where building
     the request's `Headers` to ask for one was ~5 µs): the first Authorization header's credentials when
     its scheme is Bearer, in any case; None without one or for another scheme."""
-    for name, value in request.scope["headers"]:
-        if name == b"authorization":
-            authorization = value.decode("latin-1")
-            if not authorization:
-                return None
-            scheme, _, credentials = authorization.partition(" ")
-            return credentials.strip() if scheme.lower() == "bearer" else None
-    return None
+    authorization = first_header(request.scope, b"authorization")
+    if not authorization:
+        return None
+    scheme, _, credentials = authorization.partition(" ")
+    return credentials.strip() if scheme.lower() == "bearer" else None
 
 
 async def authenticated(

@@ -199,13 +199,13 @@ def statement_connection(db: AsyncSession) -> AbstractAsyncContextManager[asyncp
     return _transaction_connection(db)
 
 
+_PARAMETER = re.compile(r"\$(\d+)")
+
+
 def shift_parameters(sql: str, by: int) -> str:
     """A statement for the driver (parameters $1, $2, ...) with its parameters numbered `by` higher, for a
     statement that holds it after parameters of its own."""
     return _PARAMETER.sub(lambda number: f"${int(number[1]) + by}", sql)
-
-
-_PARAMETER = re.compile(r"\$(\d+)")
 
 
 def _raise_if_unavailable(error: BaseException) -> None:

@@ -22,8 +22,9 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from app.core.security import Header
+
 Handler = Callable[[Request], Awaitable[Response]]
-Header = tuple[bytes, bytes]
 ExceptionHandler = Callable[[Request, Exception], Awaitable[Response]]
 
 

@@ -34,6 +34,16 @@ def request_id_of(scope: Scope) -> str:
     return os.urandom(16).hex()  # 128 random bits; uuid.uuid4().hex took 1.6 µs, this 0.17
 
 
+def first_header(scope: Scope, name: bytes) -> str | None:
+    """The first value of the request header `name` (lower case, as ASGI gives names), as
+    `request.headers.get(name)` gives it, without building the request's `Headers`."""
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            text: str = value.decode("latin-1")
+            return text
+    return None
+
+
 def log_request_line(scope: Scope, status: int, seconds: float, request_id: str) -> None:
     """The request's line: INFO, or DEBUG for a health probe or metrics scrape that succeeded."""
     quiet = status == 200 and scope["path"].startswith(QUIET_PATHS)

@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from starlette.types import Message, Receive, Scope, Send
 
 from app.core.config import Settings
+from app.core.requests import first_header
 
 ACCEPTED_MEDIA_TYPES = frozenset({"application/json", "application/x-www-form-urlencoded"})
 DOCS_PATHS = ("/docs", "/redoc", "/openapi.json")
@@ -52,14 +53,6 @@ def docs_csp(html: str, *, generated_styles: bool = False) -> str:
         "img-src 'self' data:; connect-src 'self'; worker-src blob:; "
         "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
     )
-
-
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope.get("headers", ()):
-        if key == name:
-            text: str = value.decode("latin-1")
-            return text
-    return None
 
 
 def json_depth_exceeds(body: bytes, limit: int) -> bool:
@@ -110,11 +103,11 @@ class RequestGuard:
     async def admit(self, scope: Scope, receive: Receive, send: Send) -> Receive | None:
         """The request's `receive`, replaying the body the guard read, if the request may go on; None once
         the refusal was sent. Call it only for methods outside UNGUARDED_METHODS."""
-        length = _header(scope, b"content-length")
+        length = first_header(scope, b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_body):
             await _reject(send, 413, "request_too_large", f"The body is larger than {self.max_body} bytes.")
             return None
-        media_type = (_header(scope, b"content-type") or "").split(";", 1)[0].strip().lower()
+        media_type = (first_header(scope, b"content-type") or "").split(";", 1)[0].strip().lower()
         if length != "0" and media_type and media_type not in ACCEPTED_MEDIA_TYPES:
             await _reject(
                 send,

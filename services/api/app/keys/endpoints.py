@@ -6,9 +6,10 @@ from dataclasses import dataclass
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
-from starlette.types import Scope
 
-from app.core.exact_routes import Header, PreparedResponse
+from app.core.exact_routes import PreparedResponse
+from app.core.requests import first_header
+from app.core.security import Header
 from app.keys.keyring import KeyRing, PublishedJwks
 
 router = APIRouter(tags=["keys"])
@@ -32,7 +33,7 @@ async def jwks(request: Request) -> Response:
     # Relying parties may cache it for JWKS_CACHE_MAX_AGE_SECONDS: a rotated-in key is published at
     # least that long before it signs (KEY_PUBLICATION_LEAD_SECONDS), so a cached set always holds it.
     answers = _answers(keyring.jwks_document(), state.settings.JWKS_CACHE_MAX_AGE_SECONDS)
-    if_none_match = _header(request.scope, b"if-none-match")
+    if_none_match = first_header(request.scope, b"if-none-match")
     if if_none_match is not None and _matches(if_none_match, answers.document.etag):
         return PreparedResponse(304, b"", answers.not_modified)
     return PreparedResponse(200, answers.document.body, answers.ok)
@@ -52,14 +53,6 @@ def _answers(document: PublishedJwks, max_age: int) -> _Answers:
     validators = ((b"cache-control", cache_control), (b"etag", document.etag.encode()))
     content = ((b"content-length", str(len(document.body)).encode()), (b"content-type", b"application/json"))
     return _Answers(document, validators + content, validators)
-
-
-def _header(scope: Scope, name: bytes) -> str | None:
-    """The first value of the request header `name` (lower case), as `request.headers.get` gives it."""
-    for key, value in scope["headers"]:
-        if key == name:
-            return str(value.decode("latin-1"))
-    return None
 
 
 def _matches(if_none_match: str, etag: str) -> bool:
