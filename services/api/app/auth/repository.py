@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.audit.models import AuditEntry
 from app.audit.service import AuditRow
 from app.auth.models import AuthSession, RefreshToken
-from app.clients.models import ClientType, GrantType, OAuthClient
+from app.clients.models import ClientType, GrantType
 from app.clients.service import EnabledClientRead
 from app.core.database import shift_parameters, statement_connection
 from app.core.models import read_only
@@ -159,7 +159,7 @@ _ROTATE_LIVE_REFRESH_TOKEN = (
 # and the client to be one whose refresh `client_auth` and `check_grant_allowed` accept with no secret
 # sent: enabled (the read's own condition), public, registered for the refresh_token grant. Where any of
 # that fails nothing but the hit is written, and the token endpoint refuses as it would have.
-_CLIENT_COLUMNS = tuple(attribute.key for attribute in OAuthClient.__mapper__.column_attrs)
+_CLIENT_COLUMNS = EnabledClientRead.columns
 _CLIENT_PREFIX = "client__"
 _COUNT_HIT_AND_ROTATE = f"""
 WITH hit AS ({hit_upsert(9)}),

@@ -41,6 +41,7 @@ class EnabledClientRead:
     its own. Once `taken`, `client` is what it found: the client, read-only, or None."""
 
     sql = _ENABLED_CLIENT
+    columns = tuple(_CLIENT_ATTRIBUTES)  # the names of the read's columns: the client's attributes
 
     def __init__(self, client_id: str) -> None:
         self.client_id = client_id

@@ -19,6 +19,11 @@ if TYPE_CHECKING:  # the refresh grant's; the service imports the grants' helper
     from app.auth.service import RotationAhead
 
 
+# A token request's form as the endpoint reads it (`registry.GrantRegistry.read_form`): every registered
+# field, None where absent.
+TokenForm = Mapping[str, str | None]
+
+
 @dataclass(frozen=True)
 class FormField:
     """One form field of a grant. Every field is optional in the form itself, so that a missing one gets
@@ -43,7 +48,7 @@ class FormField:
 class TokenRequest:
     """A token request, once its grant type is known: the form and what handlers work with."""
 
-    form: Mapping[str, str | None]
+    form: TokenForm
     cookies: Mapping[str, str]
     db: AsyncSession
     hasher: PasswordHasher

@@ -7,12 +7,11 @@ after a refresh. It is about the same user, for the same client, with the origin
 (`app.oidc.id_token`)."""
 
 import dataclasses
-from collections.abc import Mapping
 
 from app.auth import service
 from app.auth.errors import InvalidGrant, InvalidScope, RefreshTokenAlreadyUsed
 from app.auth.grants import client_auth
-from app.auth.grants.base import FormField, GrantHandler, TokenRequest
+from app.auth.grants.base import FormField, GrantHandler, TokenForm, TokenRequest
 from app.auth.issuing import IssuedTokens
 from app.auth.sessions import session_authentication
 from app.clients.service import EnabledClientRead
@@ -20,8 +19,6 @@ from app.core.config import Settings
 from app.core.context import RequestContext
 from app.core.errors import OAuthError
 from app.oidc.id_token import issue_id_token
-
-TokenForm = Mapping[str, str | None]
 
 
 class RefreshTokenGrant(GrantHandler):

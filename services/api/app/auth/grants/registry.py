@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.auth.errors import UnsupportedGrantType
 from app.auth.grants import client_auth
 from app.auth.grants.authorization_code import AuthorizationCodeGrant
-from app.auth.grants.base import FormField, GrantHandler
+from app.auth.grants.base import FormField, GrantHandler, TokenForm
 from app.auth.grants.client_credentials import ClientCredentialsGrant
 from app.auth.grants.password import PasswordGrant
 from app.auth.grants.refresh_token import RefreshTokenGrant
@@ -38,8 +38,6 @@ COMMON_FIELDS = (
     FormField("client_id", max_length=256, required=False),
     FormField("client_secret", max_length=256, required=False),
 )
-
-TokenForm = Mapping[str, str | None]
 
 
 class GrantRegistry:
