@@ -22,9 +22,10 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from types import TracebackType
+from typing import Any, cast
 
 import asyncpg
 from sqlalchemy import event, text
@@ -304,25 +305,50 @@ async def _checkout(engine: AsyncEngine) -> PoolProxiedConnection:
         raise DBAPIError.instance(None, None, error, engine.dialect.loaded_dbapi.Error) from error
 
 
+class LazySession:
+    """A request's `AsyncSession`, made on its first use: every attribute is the session's, the first access
+    makes it. A request answered by statements on the driver's connection alone (a refresh counted and
+    rotated with its rate limit's hit, `app.auth.service.RotationAhead`) never makes one; making and closing
+    one cost ~30 µs of CPU in process."""
+
+    __slots__ = ("_make", "made")
+
+    def __init__(self, make: Callable[[], AsyncSession]) -> None:
+        self._make = make
+        self.made: AsyncSession | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        made = self.made
+        if made is None:
+            made = self.made = self._make()
+        return getattr(made, name)
+
+
 @asynccontextmanager
 async def request_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """One session per request: committed once when the block ends (before the response is sent), rolled
-    back on error, and always closed. For a handler FastAPI does not call (`app.core.exact_routes`).
+    """One session per request, made on first use (`LazySession`): committed once when the block ends
+    (before the response is sent), rolled back on error, and always closed. For a handler FastAPI does
+    not call (`app.core.exact_routes`).
 
     A session with nothing to commit (no transaction begun, nothing added, changed or deleted since its
     last one: a request whose statements all went to the driver) skips the commit, which would flush
     nothing and commit nothing but still cost 20 µs. Such a session holds no connection either, so it is
     closed without the greenlet hop `AsyncSession.close` takes to give connections back (`_close`)."""
-    session: AsyncSession = request.app.state.sessionmaker()
+    lazy = LazySession(request.app.state.sessionmaker)
     try:
-        yield session
-        if session.in_transaction() or session.new or session.dirty or session.deleted:
+        yield cast(AsyncSession, lazy)
+        session = lazy.made
+        if session is not None and (
+            session.in_transaction() or session.new or session.dirty or session.deleted
+        ):
             await session.commit()
     except BaseException:
-        await session.rollback()
+        if lazy.made is not None:
+            await lazy.made.rollback()
         raise
     finally:
-        await _close(session)
+        if lazy.made is not None:
+            await _close(lazy.made)
 
 
 async def _close(session: AsyncSession) -> None:

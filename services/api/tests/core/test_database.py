@@ -60,6 +60,10 @@ async def probe_app(settings: Settings, engine: AsyncEngine) -> AsyncIterator[Fa
         app.state.kept = (session, user)
         return {"status": "kept"}
 
+    @app.post("/probe-unused")
+    async def leave_unused(session: SessionDep) -> dict[str, str]:
+        return {"status": "untouched"}
+
     @app.post("/probe-fails/{email}")
     async def insert_then_fail(email: str, session: SessionDep) -> dict[str, str]:
         await session.execute(
@@ -152,6 +156,31 @@ async def test_a_session_without_a_transaction_is_closed_all_the_same(
     assert not session.in_transaction()
     assert len(session.identity_map) == 0
     assert inspect(user).detached
+    assert await _count(engine, email) == 1
+    assert probe_app.state.engine.pool.checkedout() == 0
+
+
+async def test_a_session_is_made_on_its_first_use_only(
+    probe_app: FastAPI, engine: AsyncEngine, email: str
+) -> None:
+    """A request that never touches its session (a refresh rotated with its rate limit's hit) makes none;
+    one that does gets one, committed and closed as before."""
+    make = probe_app.state.sessionmaker
+    made: list[AsyncSession] = []
+
+    def counting_sessionmaker() -> AsyncSession:
+        made.append(make())
+        return made[-1]
+
+    probe_app.state.sessionmaker = counting_sessionmaker
+    try:
+        assert (await _post(probe_app, "/probe-unused")).status_code == 200
+        assert made == []
+        assert (await _post(probe_app, f"/probe/{email}")).status_code == 200
+    finally:
+        probe_app.state.sessionmaker = make
+    assert len(made) == 1
+    assert not made[0].in_transaction()
     assert await _count(engine, email) == 1
     assert probe_app.state.engine.pool.checkedout() == 0
 
