@@ -119,22 +119,23 @@ async def mark_refresh_token_used(db: AsyncSession, token_hash: bytes, now: date
 # claims nothing), touch the session, insert the successor and the `token.refreshed` audit row, and read the
 # session and its user (all but the password hash). `sessions.session_is_live` is the claim's condition
 # ($4 = now - idle TTL). Every write hangs on the claim: when it claims nothing, nothing is written
-# and the step-by-step path (`service.refresh`) finds out why and refuses. (The table names come from the
-# models; every value is a parameter.)
+# and the step-by-step path (`service.refresh`) finds out why and refuses. The claim returns the session's
+# and the user's columns as it found them, the session's `last_used_at` but the touch's ($1): nothing
+# reads the two rows again. (The table names come from the models; every value is a parameter.)
 _CLAIM = f"""
   UPDATE {RefreshToken.__tablename__} AS t SET used_at = $1
   FROM {AuthSession.__tablename__} AS s JOIN {User.__tablename__} AS u ON u.id = s.user_id<sources>
   WHERE t.token_hash = $2 AND t.used_at IS NULL AND s.id = t.session_id
     AND s.client_id = $3 AND s.revoked_at IS NULL AND s.expires_at > $1
     AND s.last_used_at > $4 AND u.is_active<conditions>
-  RETURNING t.session_id, s.user_id
+  RETURNING t.session_id, s.user_id, s.created_at, s.expires_at, s.revoked_at, s.revoked_reason,
+    s.user_agent, s.ip_address, s.client_id, s.scopes, s.amr, u.email, u.display_name, u.is_active,
+    u.is_verified, u.roles, u.password_changed_at, u.locale, u.created_at AS user_created_at,
+    u.updated_at AS user_updated_at
 """  # noqa: S608
 _AFTER_CLAIM = f"""
 touched AS (
-  UPDATE {AuthSession.__tablename__} AS s SET last_used_at = $1 FROM claimed
-  WHERE s.id = claimed.session_id
-  RETURNING s.id, s.user_id, s.created_at, s.last_used_at, s.expires_at, s.revoked_at, s.revoked_reason,
-    s.user_agent, s.ip_address, s.client_id, s.scopes, s.amr
+  UPDATE {AuthSession.__tablename__} AS s SET last_used_at = $1 FROM claimed WHERE s.id = claimed.session_id
 ), successor AS (
   INSERT INTO {RefreshToken.__tablename__} (token_hash, session_id, created_at)
   SELECT $5, session_id, $1 FROM claimed
@@ -144,11 +145,7 @@ touched AS (
   SELECT $1, $6, user_id, session_id, $7, $8, $9 FROM claimed
 )
 """  # noqa: S608
-_ROTATED = f"""
-SELECT touched.*, u.email, u.display_name, u.is_active, u.is_verified, u.roles, u.password_changed_at,
-  u.locale, u.created_at AS user_created_at, u.updated_at AS user_updated_at
-FROM touched JOIN {User.__tablename__} AS u ON u.id = touched.user_id
-"""  # noqa: S608
+_ROTATED = "SELECT claimed.*, claimed.session_id AS id, $1 AS last_used_at FROM claimed"
 _ROTATE_LIVE_REFRESH_TOKEN = (
     f"WITH claimed AS ({_CLAIM.replace('<sources>', '').replace('<conditions>', '')}),"
     f" {_AFTER_CLAIM}{_ROTATED}"
