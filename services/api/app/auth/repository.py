@@ -128,24 +128,24 @@ _CLAIM = f"""
   WHERE t.token_hash = $2 AND t.used_at IS NULL AND s.id = t.session_id
     AND s.client_id = $3 AND s.revoked_at IS NULL AND s.expires_at > $1
     AND s.last_used_at > $4 AND u.is_active<conditions>
-  RETURNING t.session_id, s.user_id, s.created_at, s.expires_at, s.revoked_at, s.revoked_reason,
+  RETURNING s.id, s.user_id, s.created_at, s.expires_at, s.revoked_at, s.revoked_reason,
     s.user_agent, s.ip_address, s.client_id, s.scopes, s.amr, u.email, u.display_name, u.is_active,
     u.is_verified, u.roles, u.password_changed_at, u.locale, u.created_at AS user_created_at,
     u.updated_at AS user_updated_at
 """  # noqa: S608
 _AFTER_CLAIM = f"""
 touched AS (
-  UPDATE {AuthSession.__tablename__} AS s SET last_used_at = $1 FROM claimed WHERE s.id = claimed.session_id
+  UPDATE {AuthSession.__tablename__} AS s SET last_used_at = $1 FROM claimed WHERE s.id = claimed.id
 ), successor AS (
   INSERT INTO {RefreshToken.__tablename__} (token_hash, session_id, created_at)
-  SELECT $5, session_id, $1 FROM claimed
+  SELECT $5, id, $1 FROM claimed
 ), audited AS (
   INSERT INTO {AuditEntry.__tablename__}
     (occurred_at, event, user_id, session_id, ip_address, user_agent, details)
-  SELECT $1, $6, user_id, session_id, $7, $8, $9 FROM claimed
+  SELECT $1, $6, user_id, id, $7, $8, $9 FROM claimed
 )
 """  # noqa: S608
-_ROTATED = "SELECT claimed.*, claimed.session_id AS id, $1 AS last_used_at FROM claimed"
+_ROTATED = "SELECT claimed.*, $1 AS last_used_at FROM claimed"
 _ROTATE_LIVE_REFRESH_TOKEN = (
     f"WITH claimed AS ({_CLAIM.replace('<sources>', '').replace('<conditions>', '')}),"
     f" {_AFTER_CLAIM}{_ROTATED}"
