@@ -84,6 +84,9 @@ async def test_a_session_that_would_wait_gets_an_idle_lease_back_at_once(
     """Both connections of the pool kept idle by leases: each of two sessions finds the pool empty, and an
     idle lease's connection goes back to the pool before it would wait (no sweep here)."""
     monkeypatch.setattr(driver_leases, "IDLE_SECONDS", 30.0)
+    # Nor an aged lease: on a loaded machine a first statement's connect and sleep took past
+    # LEASE_SECONDS, and its connection went back to the pool before the first assertion.
+    monkeypatch.setattr(driver_leases, "LEASE_SECONDS", 30.0)
     kept = set(await asyncio.gather(*(_sleep_on_driver(pooled_engine, 0.05) for _ in range(2))))
     assert len(kept) == 2 and _checked_out(pooled_engine) == 2
     async with asyncio.timeout(0.5), pooled_engine.connect() as one, pooled_engine.connect() as other:
