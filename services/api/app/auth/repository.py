@@ -7,8 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
-from sqlalchemy import String, and_, bindparam, select, text, update
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy import and_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.models import AuditEntry
@@ -16,7 +15,7 @@ from app.audit.service import AuditRow
 from app.auth.models import AuthSession, RefreshToken
 from app.clients.models import ClientType, GrantType
 from app.clients.service import EnabledClientRead
-from app.core.database import shift_parameters, statement_connection
+from app.core.database import CteWrite, shift_parameters, statement_connection, with_writes
 from app.core.models import read_only
 from app.ratelimit.service import hit_upsert
 from app.users.models import User
@@ -30,27 +29,22 @@ class SessionWithUser:
 
 # A finished login's new session, its first refresh token and its `login.succeeded` audit row, in one
 # statement: the token and the audit row take the session's id from the INSERT before them (foreign keys are
-# checked when the statement ends, when the session row exists).
-_START_SESSION = text(
-    f"""
-WITH started AS (
+# checked when the statement ends, when the session row exists). The login's other writes (`CteWrite`:
+# its failure count cleared, its device token) come first in the same statement (`with_writes`).
+_START_SESSION = f"""
+started AS (
   INSERT INTO {AuthSession.__tablename__}
     (id, user_id, created_at, last_used_at, expires_at, user_agent, ip_address, client_id, scopes, amr)
-  VALUES (:id, :user_id, :created_at, :now, :expires_at, :user_agent, :ip_address, :client_id, :scopes, :amr)
+  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
   RETURNING id
 ), first_refresh_token AS (
   INSERT INTO {RefreshToken.__tablename__} (token_hash, session_id, created_at)
-  SELECT :refresh_token_hash, id, :now FROM started
+  SELECT $11, id, $4 FROM started
 )
 INSERT INTO {AuditEntry.__tablename__}
   (occurred_at, event, user_id, session_id, ip_address, user_agent, details)
-SELECT :now, :event, :user_id, id, :audit_ip_address, :audit_user_agent, :details FROM started
-"""  # noqa: S608 - table names from the models; every value is a bound parameter
-).bindparams(
-    bindparam("scopes", type_=ARRAY(String)),
-    bindparam("amr", type_=ARRAY(String)),
-    bindparam("details", type_=JSONB),
-)
+SELECT $4, $12, $2, id, $13, $14, $15 FROM started
+"""  # noqa: S608 - table names from the models; every value is a parameter
 
 
 @dataclass(frozen=True)
@@ -70,29 +64,34 @@ class SessionStart:
     refresh_token_hash: bytes
 
 
-async def start_session(db: AsyncSession, start: SessionStart, audit: AuditRow) -> uuid.UUID:
-    """`_START_SESSION` in the request's transaction; the new session's id."""
+async def start_session(
+    db: AsyncSession, start: SessionStart, audit: AuditRow, writes: Sequence[CteWrite] = ()
+) -> uuid.UUID:
+    """`_START_SESSION` with `writes`, sent to the driver (`statement_connection`): in the request's
+    transaction once it has begun one, else on its own (one statement, so atomic and durable alone: one
+    round trip instead of three). The new session's id."""
     session_id = uuid.uuid4()
-    await db.execute(
-        _START_SESSION,
-        {
-            "id": session_id,
-            "user_id": start.user_id,
-            "created_at": start.created_at,
-            "now": start.now,
-            "expires_at": start.expires_at,
-            "user_agent": start.user_agent,
-            "ip_address": start.ip_address,
-            "client_id": start.client_id,
-            "scopes": list(start.scopes),
-            "amr": list(start.amr),
-            "refresh_token_hash": start.refresh_token_hash,
-            "event": audit.event,
-            "audit_ip_address": audit.ip_address,
-            "audit_user_agent": audit.user_agent,
-            "details": audit.details,
-        },
+    details = json.dumps(audit.details) if audit.details is not None else None
+    own = (
+        session_id,
+        start.user_id,
+        start.created_at,
+        start.now,
+        start.expires_at,
+        start.user_agent,
+        start.ip_address,
+        start.client_id,
+        list(start.scopes),
+        list(start.amr),
+        start.refresh_token_hash,
+        audit.event,
+        audit.ip_address,
+        audit.user_agent,
+        details,
     )
+    sql, parameters = with_writes(_START_SESSION, own, writes)
+    async with statement_connection(db) as connection:
+        await connection.execute(sql, *parameters)
     return session_id
 
 

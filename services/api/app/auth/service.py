@@ -71,7 +71,8 @@ async def login_with_password(
     except InvalidEmail:
         email = username.strip().lower()  # still throttled, like any address
     request = LoginRequest(email=email, password=normalize_password(password), device_token=device_token)
-    flow = LoginFlow(db, request, hasher=hasher, settings=settings, ctx=ctx)
+    # Its success writes ride in the statement of its session: one round trip after the hash.
+    flow = LoginFlow(db, request, hasher=hasher, settings=settings, ctx=ctx, defer_writes=True)
     try:
         authentication = await authenticate(flow)
     except MfaRequired as required:  # the second step, bound to this client and device

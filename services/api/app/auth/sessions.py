@@ -25,6 +25,7 @@ from app.auth.models import AuthSession
 from app.clients.models import BUILTIN_CLIENT_ID
 from app.core.config import Settings
 from app.core.context import RequestContext
+from app.core.database import CteWrite
 from app.core.opaque_tokens import digest
 from app.metrics import instruments as metrics
 from app.sso import service as browser_sessions
@@ -72,6 +73,8 @@ class Authentication:
     auth_time: datetime
     known_device: bool = False  # the attempt counted on a recognised device's counter
     device_token: str | None = None  # the client's new device token, when the login issued one
+    # The login's writes not sent yet (`LoginFlow.defer_writes`): `start_session` sends them.
+    writes: tuple[CteWrite, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -144,6 +147,7 @@ async def start_session(
             refresh_token_hash=refresh_token_hash,
         ),
         audit_row(AuditEvent.LOGIN_SUCCEEDED, ctx, details),
+        authentication.writes,
     )
     metrics.count_login("succeeded")
     log.info("login succeeded user=%s session=%s", user.id, session_id)

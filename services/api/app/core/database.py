@@ -18,12 +18,14 @@ A request commits once, before its response. The few transactions that differ on
 """
 
 import asyncio
+import functools
 import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, cast
 
@@ -197,7 +199,7 @@ def statement_connection(db: AsyncSession) -> AbstractAsyncContextManager[asyncp
     session's own connection, in its transaction. A lost database is a 503, as `driver_connection` says."""
     if isinstance(db.bind, AsyncEngine) and not db.in_transaction():
         return _EngineConnection(db.bind)
-    return _transaction_connection(db)
+    return transaction_connection(db)
 
 
 _PARAMETER = re.compile(r"\$(\d+)")
@@ -207,6 +209,43 @@ def shift_parameters(sql: str, by: int) -> str:
     """A statement for the driver (parameters $1, $2, ...) with its parameters numbered `by` higher, for a
     statement that holds it after parameters of its own."""
     return _PARAMETER.sub(lambda number: f"${int(number[1]) + by}", sql)
+
+
+@dataclass(frozen=True)
+class CteWrite:
+    """A write as data-modifying common table expressions (`name AS (...), ...`, parameters $1 to $n) and
+    its parameters: sent alone (`execute_write`), or inside another statement that takes it among its own
+    CTEs (`with_writes`), in that statement's one round trip and transaction. Postgres runs every
+    data-modifying CTE once and to completion whether or not the statement reads it."""
+
+    sql: str
+    parameters: tuple[object, ...]
+
+
+@functools.lru_cache(maxsize=64)
+def _with_writes_sql(statement: str, own_parameters: int, writes: tuple[tuple[str, int], ...]) -> str:
+    ctes, shift = [], own_parameters
+    for sql, count in writes:
+        ctes.append(shift_parameters(sql, shift))
+        shift += count
+    return f"WITH {', '.join(ctes)}, {statement}" if ctes else f"WITH {statement}"
+
+
+def with_writes(
+    statement: str, parameters: Sequence[object], writes: Sequence[CteWrite]
+) -> tuple[str, tuple[object, ...]]:
+    """`statement` (`name AS (...), ...` then its final query, with parameters $1 to len(`parameters`))
+    preceded by the CTEs of `writes`, their parameters numbered after its own; and every parameter. The
+    text is built once for each combination of writes."""
+    key = tuple((write.sql, len(write.parameters)) for write in writes)
+    sql = _with_writes_sql(statement, len(parameters), key)
+    return sql, (*parameters, *(value for write in writes for value in write.parameters))
+
+
+async def execute_write(db: AsyncSession, write: CteWrite) -> None:
+    """`write` alone, in the request's transaction (begun here if it has not been)."""
+    async with transaction_connection(db) as connection:
+        await connection.execute(f"WITH {write.sql} SELECT NULL", *write.parameters)
 
 
 def _raise_if_unavailable(error: BaseException) -> None:
@@ -289,8 +328,9 @@ async def _session_connection(
 
 
 @asynccontextmanager
-async def _transaction_connection(db: AsyncSession) -> AsyncIterator[asyncpg.Connection]:
-    """`statement_connection` in the session's transaction."""
+async def transaction_connection(db: AsyncSession) -> AsyncIterator[asyncpg.Connection]:
+    """The asyncpg connection of the session's transaction, which it begins if it has not: statements
+    sent to the driver directly that must commit or roll back with the request's others."""
     with _unavailable_as_503():
         connection = await db.connection()
         yield (await connection.get_raw_connection()).driver_connection

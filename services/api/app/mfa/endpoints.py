@@ -48,7 +48,7 @@ async def list_factors(auth: CurrentAuth, db: SessionDep, response: Response) ->
     return FactorsRead(
         factors=factors,
         recovery_codes_remaining=found.recovery_codes_remaining,
-        methods=await enrolled_methods(db, auth.user),
+        methods=await enrolled_methods(db, auth.user.id),
     )
 
 

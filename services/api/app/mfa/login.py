@@ -268,8 +268,8 @@ async def _reserve(db: AsyncSession, user: User, *, settings: Settings, ctx: Req
 class MfaLogin:
     """`auth`'s `SecondFactors`: what the login step asks (`app.auth.login.second_factor`)."""
 
-    async def methods_for(self, db: AsyncSession, user: User) -> list[str]:
-        return await enrolled_methods(db, user)
+    async def methods_for(self, db: AsyncSession, user_id: uuid.UUID) -> list[str]:
+        return await enrolled_methods(db, user_id)
 
     async def challenge(
         self,

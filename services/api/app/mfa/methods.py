@@ -172,10 +172,11 @@ def _enrolled_statement() -> Select[*tuple[bool, ...]]:
     return select(*(method.enrolled(user_id) for method in METHODS))
 
 
-async def enrolled_methods(db: AsyncSession, user: User) -> list[str]:
-    """The names of the methods that can complete `user`'s login; empty when no primary factor is active
-    (then the password alone signs in). One query for every method: a login reads it on every sign-in."""
-    enrolled = (await db.execute(_enrolled_statement(), {"enrolled_user_id": user.id})).one()
+async def enrolled_methods(db: AsyncSession, user_id: uuid.UUID) -> list[str]:
+    """The names of the methods that can complete the login of the user `user_id`; empty when no primary
+    factor is active (then the password alone signs in). One query for every method: a login reads it on
+    every sign-in."""
+    enrolled = (await db.execute(_enrolled_statement(), {"enrolled_user_id": user_id})).one()
     if not any(has for method, has in zip(METHODS, enrolled, strict=True) if method.primary):
         return []
     return [method.name for method, has in zip(METHODS, enrolled, strict=True) if has]

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings
+from app.core.database import CteWrite, execute_write
 from app.core.opaque_tokens import digest, new_token
 from app.ratelimit import repository
 from app.ratelimit.models import LoginDevice
@@ -69,9 +70,18 @@ async def issue(
 ) -> str:
     """A new device token for `user_id` after a successful login; the presented one, if any, is spent.
     Returns the token for the client; only its digest is stored."""
+    token, write = replacement(user_id, settings=settings, now=now, replaces=replaces)
+    await execute_write(db, write)
+    return token
+
+
+def replacement(
+    user_id: uuid.UUID, *, settings: Settings, now: datetime, replaces: LoginDevice | None = None
+) -> tuple[str, CteWrite]:
+    """`issue`'s new token and the write that stores it, for a statement that carries it (a login's
+    session): the token is the client's only once that statement has run."""
     token, token_hash = new_token()
-    await repository.replace_device(
-        db,
+    write = repository.device_replaced(
         token_hash=token_hash,
         user_id=user_id,
         now=now,
@@ -79,4 +89,4 @@ async def issue(
         spent_hash=replaces.token_hash if replaces is not None else None,
         newest=MAX_DEVICES_PER_USER - 1,
     )
-    return token
+    return token, write

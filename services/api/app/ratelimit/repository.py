@@ -34,7 +34,7 @@ from sqlalchemy.orm import QueryableAttribute
 from sqlalchemy.sql.dml import ReturningUpdate
 
 from app.core.config import Settings
-from app.core.database import shift_parameters
+from app.core.database import CteWrite, shift_parameters
 from app.ratelimit.models import LoginDevice, LoginThrottle, RateLimitHit
 from app.users.models import User
 
@@ -243,21 +243,25 @@ async def uncount_attempt(db: AsyncSession, email: str, kind: str) -> None:
     await db.execute(_UNCOUNT_ATTEMPT, {"throttle_email": email, "throttle_kind": kind})
 
 
-# Built once: every successful login sends the first (a statement built per call costs more CPU than its
-# round trip). On the table (`_THROTTLES`), so no session is synchronized. The parameters are not named as
+# Built once, on the table (`_THROTTLES`), so no session is synchronized. The parameters are not named as
 # columns (see `_count_attempt_statement`).
 _DELETE_THROTTLES = delete(_THROTTLES).where(_THROTTLES.c.email == bindparam("throttle_email"))
-_DELETE_THROTTLES_OF_KINDS = _DELETE_THROTTLES.where(
-    _THROTTLES.c.kind.in_(bindparam("throttle_kinds", expanding=True))
-)
 
 
-async def delete_throttles(db: AsyncSession, email: str, kinds: list[str] | None) -> None:
-    """The rows of `email`: of these kinds, or of every kind (None)."""
-    if kinds is None:
-        await db.execute(_DELETE_THROTTLES, {"throttle_email": email})
-    else:
-        await db.execute(_DELETE_THROTTLES_OF_KINDS, {"throttle_email": email, "throttle_kinds": kinds})
+async def delete_throttles(db: AsyncSession, email: str) -> None:
+    """Every row of `email`."""
+    await db.execute(_DELETE_THROTTLES, {"throttle_email": email})
+
+
+# Every successful login sends it, mostly inside the statement that starts its session (`CteWrite`).
+_THROTTLES_CLEARED = f"""cleared_throttles AS (
+  DELETE FROM {LoginThrottle.__tablename__} WHERE email = $1 AND kind = ANY($2::VARCHAR[])
+)"""  # noqa: S608 - the table name from the model; every value is a parameter
+
+
+def throttles_cleared(email: str, kinds: list[str]) -> CteWrite:
+    """The rows of `email` of these kinds deleted."""
+    return CteWrite(_THROTTLES_CLEARED, (email, kinds))
 
 
 # Device counters
@@ -338,33 +342,29 @@ async def uncount_device_attempt(db: AsyncSession, token_hash: bytes) -> None:
     await db.execute(_UNCOUNT_DEVICE_ATTEMPT, {"device_token_hash": token_hash})
 
 
-# A device's new token after a login, in one statement: the presented token (if any) is spent, the new one
-# inserted, and of the user's other devices those expired or not among the :newest most recent deleted.
+# A device's new token after a login, in one statement: the presented token (if any, $1) is spent, the new
+# one inserted, and of the user's other devices those expired or not among the $6 most recent deleted.
 # Every part reads the statement's one snapshot, in which the spent token still exists and the new one does
 # not yet: so the spent one is left out of the pruning (it would take a place among the newest, and a row
 # may not be deleted twice in one statement).
-_REPLACE_DEVICE = text(
-    f"""
-WITH spent AS (
-  DELETE FROM {LoginDevice.__tablename__} WHERE token_hash = :spent_hash
-), added AS (
+_DEVICE_REPLACED = f"""spent_device AS (
+  DELETE FROM {LoginDevice.__tablename__} WHERE token_hash = $1
+), added_device AS (
   INSERT INTO {LoginDevice.__tablename__} (token_hash, user_id, created_at, expires_at, failures)
-  VALUES (:token_hash, :user_id, :now, :expires_at, 0)
-), others AS (
+  VALUES ($2, $3, $4, $5, 0)
+), other_devices AS (
   SELECT token_hash, created_at, expires_at FROM {LoginDevice.__tablename__}
-  WHERE user_id = :user_id AND token_hash IS DISTINCT FROM :spent_hash
-)
-DELETE FROM {LoginDevice.__tablename__} AS d USING others
-WHERE d.token_hash = others.token_hash AND (
-  others.expires_at <= :now
-  OR others.token_hash NOT IN (SELECT token_hash FROM others ORDER BY created_at DESC LIMIT :newest)
-)
-"""  # noqa: S608 - the table name from the model; every value is a bound parameter
-)
+  WHERE user_id = $3 AND token_hash IS DISTINCT FROM $1
+), pruned_devices AS (
+  DELETE FROM {LoginDevice.__tablename__} AS d USING other_devices AS o
+  WHERE d.token_hash = o.token_hash AND (
+    o.expires_at <= $4
+    OR o.token_hash NOT IN (SELECT token_hash FROM other_devices ORDER BY created_at DESC LIMIT $6)
+  )
+)"""  # noqa: S608 - the table name from the model; every value is a parameter
 
 
-async def replace_device(
-    db: AsyncSession,
+def device_replaced(
     *,
     token_hash: bytes,
     user_id: uuid.UUID,
@@ -372,17 +372,7 @@ async def replace_device(
     expires_at: datetime,
     spent_hash: bytes | None,
     newest: int,
-) -> None:
-    """`_REPLACE_DEVICE`: store the device token `token_hash` of `user_id`, spend `spent_hash`, and keep
+) -> CteWrite:
+    """`_DEVICE_REPLACED`: store the device token `token_hash` of `user_id`, spend `spent_hash`, and keep
     at most `newest` of the user's other unexpired devices."""
-    await db.execute(
-        _REPLACE_DEVICE,
-        {
-            "token_hash": token_hash,
-            "user_id": user_id,
-            "now": now,
-            "expires_at": expires_at,
-            "spent_hash": spent_hash,
-            "newest": newest,
-        },
-    )
+    return CteWrite(_DEVICE_REPLACED, (spent_hash, token_hash, user_id, now, expires_at, newest))

@@ -29,7 +29,7 @@ from app.audit.events import AuditEvent
 from app.audit.service import record
 from app.core.config import Settings
 from app.core.context import RequestContext
-from app.core.database import driver_connection, in_own_transaction, shift_parameters
+from app.core.database import CteWrite, driver_connection, execute_write, in_own_transaction, shift_parameters
 from app.core.errors import OAuthError, PyauthError
 from app.ratelimit import repository
 
@@ -219,4 +219,12 @@ async def release_attempt(db: AsyncSession, email: str, *, kind: AttemptKind = A
 async def clear_failures(db: AsyncSession, email: str, *kinds: AttemptKind) -> None:
     """Forget the failures of `email`, in one statement: of the kinds a success proved (the mfa grant's
     second factor and the password before it), or of every kind (no kinds: after a reset)."""
-    await repository.delete_throttles(db, email, [kind.value for kind in kinds] or None)
+    if kinds:
+        await execute_write(db, failures_cleared(email, *kinds))
+    else:
+        await repository.delete_throttles(db, email)
+
+
+def failures_cleared(email: str, *kinds: AttemptKind) -> CteWrite:
+    """`clear_failures` of these kinds as a write that can ride in another statement (a login's session)."""
+    return repository.throttles_cleared(email, [kind.value for kind in kinds])

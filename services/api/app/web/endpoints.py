@@ -264,7 +264,7 @@ async def second_factor(
     except PyauthError as error:
         return page.error(error)
     user = await service.user_of(db, ticket.user_id)
-    methods = await mfa_login.MfaLogin().methods_for(db, user) if user else []
+    methods = await mfa_login.MfaLogin().methods_for(db, user.id) if user else []
     if user is None or not methods:
         return page.error(pages.SecondStepExpired())
     origin = await signin_return.client_origin(db, target)

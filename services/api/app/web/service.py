@@ -231,7 +231,7 @@ async def user_of(db: AsyncSession, user_id: uuid.UUID) -> User | None:
 async def has_second_factor(db: AsyncSession, user: User) -> bool:
     """Whether signing `user` in on these pages asks for a second factor (a confirmed one is enrolled):
     what `acr_values` asking for MFA can be answered with (`app.oidc.endpoints`)."""
-    return bool(await enrolled_methods(db, user))
+    return bool(await enrolled_methods(db, user.id))
 
 
 async def current(

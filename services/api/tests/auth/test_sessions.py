@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import httpx
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.audit.models import AuditEntry
 from app.auth.models import AuthSession, RefreshToken
@@ -17,18 +17,25 @@ from tests.statements import statements_on
 
 
 async def test_rfc6749_a_login_starts_its_session_first_refresh_token_and_audit_row_in_one_statement(
-    client: httpx.AsyncClient, db_session: AsyncSession, clock: ManualClock
+    client: httpx.AsyncClient, db_session: AsyncSession, clock: ManualClock, connection: AsyncConnection
 ) -> None:
     """A password login writes its session, the session's first refresh token and its `login.succeeded`
-    row in one statement: the session created and last used at the login, live, of the built-in client,
-    with the client's address, User-Agent and `amr`; the refresh token unspent; the audit row with the
-    address, the User-Agent and, from a known device, `known_device`."""
+    row in one statement, which also clears the account's failure count and replaces the device token:
+    the session created and last used at the login, live, of the built-in client, with the client's
+    address, User-Agent and `amr`; the refresh token unspent; the audit row with the address, the
+    User-Agent and, from a known device, `known_device`."""
     email, _ = await signed_up(client)  # the client keeps the device cookie of this first login
     clock.advance(timedelta(seconds=5))
-    with statements_on("auth_sessions", "refresh_tokens", "audit_events") as statements:
+    driver = (await connection.get_raw_connection()).driver_connection
+    tables = ("auth_sessions", "refresh_tokens", "audit_events", "login_throttles", "login_devices")
+    with statements_on(*tables, driver=driver) as statements:
         tokens = tokens_of(await password_grant(client, email))
-    assert len(statements) == 1, statements
-    assert statements[0].startswith("WITH started AS ( INSERT INTO auth_sessions"), statements
+    # Before it, the reservation's read and count of the device (`test_limits`).
+    writes = [statement for statement in statements if "DELETE" in statement or "INSERT" in statement]
+    assert len(writes) == 1, statements
+    assert writes[0].startswith("WITH cleared_throttles AS ( DELETE FROM login_throttles"), writes
+    assert "added_device AS ( INSERT INTO login_devices" in writes[0], writes
+    assert "started AS ( INSERT INTO auth_sessions" in writes[0], writes
 
     stored = await db_session.get(RefreshToken, digest(tokens.refresh))
     assert stored is not None and stored.used_at is None and stored.created_at == clock.now()

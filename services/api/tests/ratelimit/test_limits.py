@@ -230,12 +230,13 @@ async def test_a_hit_and_a_read_go_in_one_statement(connection: AsyncConnection)
 
 
 async def test_each_attempt_is_counted_or_refused_in_one_statement(
-    client: httpx.AsyncClient, clock: ManualClock
+    client: httpx.AsyncClient, clock: ManualClock, connection: AsyncConnection
 ) -> None:
     """The reservation before a password check is one round trip whether it inserts the account's first
-    count, adds to it or refuses; only a success adds the statement that clears the count."""
+    count, adds to it or refuses; only a success clears the count, in the statement of its session."""
     email, _ = await signed_up(client)
     client.cookies.clear()  # an untrusted client: the account's own counter, not the device's
+    driver = (await connection.get_raw_connection()).driver_connection
 
     def throttle_statements(response: httpx.Response, status: int) -> list[str]:
         assert response.status_code == status, response.text
@@ -243,7 +244,7 @@ async def test_each_attempt_is_counted_or_refused_in_one_statement(
         statements.clear()
         return taken
 
-    with statements_on("login_throttles") as statements:
+    with statements_on("login_throttles", driver=driver) as statements:
         first = throttle_statements(await password_grant(client, email, WRONG), 400)
         assert len(first) == 1 and first[0].startswith("WITH counted AS (UPDATE login_throttles"), first
         for _ in range(4):
@@ -252,7 +253,8 @@ async def test_each_attempt_is_counted_or_refused_in_one_statement(
         assert len(refused) == 1, refused
         clock.advance(timedelta(seconds=1))
         success = throttle_statements(await password_grant(client, email, PASSWORD), 200)
-        assert len(success) == 2 and success[1].startswith("DELETE FROM login_throttles"), success
+        assert len(success) == 2 and "DELETE FROM login_throttles" in success[1], success
+        assert "INSERT INTO auth_sessions" in success[1], success
 
 
 async def test_unknown_emails_are_throttled_alike(client: httpx.AsyncClient) -> None:

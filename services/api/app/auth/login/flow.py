@@ -2,7 +2,10 @@
 
 A step reads the flow, may refuse (record why and raise) and may add the method it checked to `amr`.
 Once every step has run, each step's `succeeded` runs in the same order: the effects a step owns that
-only a complete login may have (clearing a failure count, issuing a device token, a rehash).
+only a complete login may have (clearing a failure count, issuing a device token, a rehash). A flow made
+with `defer_writes` keeps the writes of those effects (`write`) for the statement that starts the login's
+session (`app.auth.sessions.start_session`), which sends them in its own round trip and transaction: the
+password grant's. Without it (the hosted sign-in) each is sent at once, in the request's transaction.
 """
 
 import logging
@@ -16,7 +19,7 @@ from app.audit.service import record
 from app.auth.errors import InvalidCredentials, InvalidGrant
 from app.core.config import Settings
 from app.core.context import RequestContext
-from app.core.database import commit_before_refusing
+from app.core.database import CteWrite, commit_before_refusing, execute_write
 from app.metrics import instruments as metrics
 from app.passwords.hashing import PasswordHasher
 from app.users.models import User
@@ -52,8 +55,18 @@ class LoginFlow:
     user: User | None = None
     attempt: CountedAttempt | None = None
     known_device: bool = False
+    factor_methods: list[str] | None = None  # the account's second factors, once looked up
     device_token: str | None = None  # issued by a step once the login succeeded
     amr: list[str] = field(default_factory=list)  # RFC 8176 method values, in the order they passed
+    defer_writes: bool = False
+    writes: list[CteWrite] = field(default_factory=list)  # kept for the session's statement
+
+    async def write(self, write: CteWrite) -> None:
+        """A success effect's write: kept (`defer_writes`), else sent now in the request's transaction."""
+        if self.defer_writes:
+            self.writes.append(write)
+        else:
+            await execute_write(self.db, write)
 
     async def give_back(self) -> None:
         """Return the reserved attempt: the check did not fail (or could not run)."""

@@ -12,15 +12,17 @@ from app.auth.errors import InvalidCredentials
 from app.auth.login.account_state import AccountState
 from app.auth.login.capacity import HashingCapacity
 from app.auth.login.flow import LoginFlow, LoginStep
-from app.auth.login.password import PasswordCheck
-from app.auth.login.second_factor import SecondFactor
+from app.auth.login.password import AccountLookup, PasswordCheck
+from app.auth.login.second_factor import FactorLookup, SecondFactor
 from app.auth.login.throttle import AttemptReservation
 from app.auth.sessions import Authentication
 
 PASSWORD_LOGIN: Final[tuple[LoginStep, ...]] = (
     HashingCapacity(),  # 503 before anything is counted
     AttemptReservation(),  # throttle: 429, or a lock until a reset
-    PasswordCheck(),  # amr "pwd"
+    AccountLookup(),
+    FactorLookup(),  # read now, acted on by `SecondFactor`
+    PasswordCheck(),  # amr "pwd": the connection goes back to the pool, the hash runs
     AccountState(),  # active, verified
     SecondFactor(),  # an account with a factor: 403 mfa_required and an mfa_token, nothing issued
 )
@@ -40,4 +42,5 @@ async def authenticate(flow: LoginFlow, steps: Sequence[LoginStep] = PASSWORD_LO
         auth_time=flow.ctx.now,
         known_device=flow.known_device,
         device_token=flow.device_token,
+        writes=tuple(flow.writes),
     )

@@ -1,16 +1,19 @@
-"""Login step: a second factor, for an account that has one.
+"""Login steps: a second factor, for an account that has one.
 
-It runs after the password and the account state, so it answers only a client that proved the password:
-a wrong password is refused exactly as for an account without a factor, and nothing tells a guesser
-whether the account has one. For an account with a factor, the login stops here with `MfaRequired`; the
-attempt is given back (the password was right: no guess), and the password grant answers an `mfa_token`
-that the mfa grant completes the login with.
+`SecondFactor` runs after the password and the account state, so it answers only a client that proved the
+password: a wrong password is refused exactly as for an account without a factor, and nothing tells a
+guesser whether the account has one. `FactorLookup` reads the factors before the hash, with the account,
+for every account, known or not (an unknown one's lookup finds nothing at the same cost). For an account
+with a factor, the login stops at `SecondFactor` with `MfaRequired`; the attempt is given back (the
+password was right: no guess), and the password grant answers an `mfa_token` that the mfa grant
+completes the login with.
 
 The factors themselves are the `mfa` package's, which builds on `auth` (sessions, tokens, grants); so that
 `auth` does not import it back, the application hands its `SecondFactors` to `use()` at start
 (`app.main`). Until then a login that reaches this step fails closed.
 """
 
+import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, NoReturn, Protocol
 
@@ -43,8 +46,8 @@ class MfaRequired(OAuthError):
 
 
 class SecondFactors(Protocol):
-    async def methods_for(self, db: AsyncSession, user: User) -> list[str]:
-        """What can complete `user`'s login; empty: the password alone signs in."""
+    async def methods_for(self, db: AsyncSession, user_id: uuid.UUID) -> list[str]:
+        """What can complete the login of the user `user_id`; empty: the password alone signs in."""
         ...
 
     async def challenge(
@@ -63,7 +66,7 @@ class SecondFactors(Protocol):
 
 
 class _Unset:
-    async def methods_for(self, db: AsyncSession, user: User) -> list[str]:
+    async def methods_for(self, db: AsyncSession, user_id: uuid.UUID) -> list[str]:
         raise RuntimeError("no second-factor provider: app.auth.login.second_factor.use() was not called")
 
     async def challenge(self, db: AsyncSession, required: MfaRequired, **_: object) -> NoReturn:
@@ -82,12 +85,28 @@ def second_factors() -> SecondFactors:
     return _provider
 
 
+# No account has it: the lookup of an unknown account's factors costs what a known one's does.
+_NO_ACCOUNT = uuid.UUID(int=0)
+
+
+class FactorLookup(LoginStep):
+    """Reads the account's factors before the password is hashed, with the account, in the same
+    transaction: after the hash, a login without a factor then has nothing left to read. An unknown
+    account is looked up too (nothing is found), so that the lookup tells a guesser nothing."""
+
+    async def run(self, flow: LoginFlow) -> None:
+        user_id = flow.user.id if flow.user is not None else _NO_ACCOUNT
+        flow.factor_methods = await _provider.methods_for(flow.db, user_id)
+
+
 class SecondFactor(LoginStep):
     async def run(self, flow: LoginFlow) -> None:
         user = flow.user
         if user is None:
             return
-        methods = await _provider.methods_for(flow.db, user)
+        methods = flow.factor_methods
+        if methods is None:  # a pipeline without `FactorLookup`
+            methods = await _provider.methods_for(flow.db, user.id)
         if not methods:
             return
         await flow.give_back()

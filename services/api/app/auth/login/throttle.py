@@ -73,10 +73,11 @@ class AttemptReservation(LoginStep):
 
     async def succeeded(self, flow: LoginFlow) -> None:
         # A success from anywhere clears the account's count, which also lifts its lock.
-        await ratelimit.clear_failures(flow.db, flow.request.email, ratelimit.AttemptKind.LOGIN)
+        await flow.write(ratelimit.failures_cleared(flow.request.email, ratelimit.AttemptKind.LOGIN))
         if flow.user is None:  # no step let an unknown account through; nothing to issue a token for
             return
         device = flow.attempt.device if isinstance(flow.attempt, LoginAttempt) else None
-        flow.device_token = await devices.issue(
-            flow.db, flow.user.id, settings=flow.settings, now=flow.ctx.now, replaces=device
-        )
+        settings, now = flow.settings, flow.ctx.now
+        token, stored = devices.replacement(flow.user.id, settings=settings, now=now, replaces=device)
+        await flow.write(stored)
+        flow.device_token = token
