@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import event, inspect, text
+from sqlalchemy import Connection, event, inspect, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.clients.models import OAuthClient
@@ -17,6 +17,7 @@ from app.core.dependencies import SessionDep
 from app.core.errors import PyauthError
 from app.core.models import read_only
 from app.main import create_app
+from app.passwords.hashing import PasswordHasher
 from app.users.models import User
 from tests.conftest import make_settings
 
@@ -242,3 +243,43 @@ async def test_a_read_only_model_reads_its_values_and_is_never_written(db_sessio
     client.name = "changed"
     await db_session.flush()
     assert await db_session.get(OAuthClient, values["client_id"]) is None
+
+
+async def test_a_login_commits_each_statement_on_its_own_up_to_the_hash(
+    probe_app: FastAPI, engine: AsyncEngine, email: str, settings: Settings
+) -> None:
+    """Up to the password hash, a login's statements (its count, its account and factors) each commit on
+    their own (`each_statement_commits`): no BEGIN and COMMIT round trips. After the hash, one statement
+    starts the session, on its own too. Both are committed when the answer comes."""
+    hasher = PasswordHasher(settings)
+    password = "violet-harbor-lantern-42"
+    password_hash = await hasher.hash(password)
+    hasher.shutdown()
+    async with engine.begin() as connection:
+        await connection.execute(
+            text("INSERT INTO users (email, password_hash, is_verified) VALUES (:e, :h, true)"),
+            {"e": email, "h": password_hash},
+        )
+    seen: list[tuple[str, object]] = []
+
+    def before_cursor_execute(connection: Connection, *args: object) -> None:
+        statement = " ".join(str(args[1]).split())
+        seen.append((statement, connection.get_execution_options().get("isolation_level")))
+
+    app_engine: AsyncEngine = probe_app.state.engine
+    event.listen(app_engine.sync_engine, "before_cursor_execute", before_cursor_execute)
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=probe_app), base_url="http://t"
+        ) as client:
+            form = {"grant_type": "password", "username": email, "password": password}
+            response = await client.post("/auth/token", data=form)
+    finally:
+        event.remove(app_engine.sync_engine, "before_cursor_execute", before_cursor_execute)
+    assert response.status_code == 200, response.text
+    before_hash = [entry for entry in seen if "login_throttles" in entry[0] or "FROM users" in entry[0]]
+    assert len(before_hash) == 2, seen
+    assert all(isolation == "AUTOCOMMIT" for _, isolation in before_hash), seen
+    async with engine.connect() as connection:
+        sessions = "SELECT count(*) FROM auth_sessions s JOIN users u ON u.id = s.user_id WHERE u.email = :e"
+        assert await connection.scalar(text(sessions), {"e": email}) == 1
