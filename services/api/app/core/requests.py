@@ -19,8 +19,11 @@ from app.core.logging import REQUEST_LOGGER, RequestLine, log_request
 log = logging.getLogger(REQUEST_LOGGER)
 
 _CLIENT_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
-# Health probes and metric scrapes, every few seconds, would drown the log; their failures still show.
-QUIET_PATHS = ("/health/", "/metrics")
+# Health probes and metric scrapes, every few seconds, would drown the log, and so would the public documents
+# every relying party polls (the JWKS, discovery: thousands a second at a busy issuer, and no user's
+# data in them). Their answers log at DEBUG; their failures still show, and `/metrics` counts every one.
+QUIET_PATHS = ("/health/", "/metrics", "/.well-known/")
+QUIET_STATUSES = (200, 304)  # 304: a relying party's `If-None-Match` still matched
 
 
 def request_id_of(scope: Scope) -> str:
@@ -45,8 +48,9 @@ def first_header(scope: Scope, name: bytes) -> str | None:
 
 
 def log_request_line(scope: Scope, status: int, seconds: float, request_id: str) -> None:
-    """The request's line: INFO, or DEBUG for a health probe or metrics scrape that succeeded."""
-    quiet = status == 200 and scope["path"].startswith(QUIET_PATHS)
+    """The request's line: INFO, or DEBUG for a health probe, metrics scrape or public document
+    (`/.well-known/`) answered 200 or 304."""
+    quiet = status in QUIET_STATUSES and scope["path"].startswith(QUIET_PATHS)
     level = logging.DEBUG if quiet else logging.INFO
     if log.isEnabledFor(level):
         log_request(RequestLine(scope["method"], scope["path"], status, seconds * 1000, request_id, level))

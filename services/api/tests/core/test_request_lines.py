@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Literal
 
+import httpx
 import pytest
 
 from app.core import logging as pyauth_logging
@@ -116,3 +117,22 @@ def test_a_capturing_handler_on_the_request_logger_gets_its_record(caplog: pytes
     (record,) = [r for r in caplog.records if r.name == REQUEST_LOGGER]
     assert record.getMessage() == "GET /users/me 200 3.0ms"
     assert record.__dict__["request_id"] == "d" * 32
+
+
+async def test_public_documents_log_at_debug_and_other_answers_at_info(
+    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every relying party polls the JWKS and discovery: their 200 and 304 answers log at DEBUG, as health
+    probes do, so they do not drown the request log; any other answer still logs at INFO."""
+    caplog.set_level(logging.DEBUG, logger="pyauth.request")
+    etag = (await client.get("/.well-known/jwks.json")).headers["etag"]
+    await client.get("/.well-known/jwks.json", headers={"If-None-Match": etag})
+    await client.get("/.well-known/openid-configuration")
+    await client.post("/.well-known/jwks.json")
+    lines = [(r.levelno, r.getMessage().split()[:3]) for r in caplog.records if r.name == "pyauth.request"]
+    assert lines == [
+        (logging.DEBUG, ["GET", "/.well-known/jwks.json", "200"]),
+        (logging.DEBUG, ["GET", "/.well-known/jwks.json", "304"]),
+        (logging.DEBUG, ["GET", "/.well-known/openid-configuration", "200"]),
+        (logging.INFO, ["POST", "/.well-known/jwks.json", "405"]),
+    ]
