@@ -79,6 +79,11 @@ class PreparedResponse(Response):
         self.background = None
         self.raw_headers = list(headers)
 
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # `Response.__call__` without what an HTTP answer with no background task never needs.
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        await send({"type": "http.response.body", "body": self.body})
+
 
 def _handler_for(application: Starlette, exc: Exception) -> ExceptionHandler | None:
     """The app's handler for `exc`'s class or its nearest base, as Starlette's exception middleware looks

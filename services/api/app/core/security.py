@@ -180,15 +180,22 @@ class SecurityHeaders:
             else None
         )
         self._api_defaults = list(self._missing(set(), is_docs=False))
+        # What `_missing` adds, by the endpoint-chosen headers present (few combinations: one per kind of
+        # answer) and `is_docs`.
+        self._added: dict[tuple[frozenset[bytes], bool], list[Header]] = {}
 
     def completed(self, headers: Iterable[Header], *, is_docs: bool) -> list[Header]:
         """A response's headers with the security headers it lacks added after its own."""
         completed = list(headers)
-        present = {name.lower() for name, _ in completed}
-        if not is_docs and present.isdisjoint(_CHOSEN_BY_ENDPOINTS):
+        chosen = _CHOSEN_BY_ENDPOINTS.intersection([name.lower() for name, _ in completed])
+        if not is_docs and not chosen:
             completed += self._api_defaults
-        else:
-            completed.extend(self._missing(present, is_docs))
+            return completed
+        key = (chosen, is_docs)
+        added = self._added.get(key)
+        if added is None:
+            added = self._added[key] = list(self._missing(set(chosen), is_docs))
+        completed += added
         return completed
 
     def _missing(self, present: set[bytes], is_docs: bool) -> Iterable[Header]:
