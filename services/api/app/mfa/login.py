@@ -33,7 +33,7 @@ from app.auth.sessions import Authentication
 from app.clients.models import OAuthClient
 from app.core.config import Settings
 from app.core.context import RequestContext
-from app.core.database import commit_before_refusing
+from app.core.database import commit_before_refusing, execute_write
 from app.core.errors import OAuthError
 from app.core.opaque_tokens import digest, new_token
 from app.keys.keyring import KeyRing
@@ -160,6 +160,7 @@ async def complete_login(
         hosted_pages=False,
         settings=settings,
         ctx=ctx,
+        defer_writes=True,  # sent with the session's statement
     )
     return await start_session_with_tokens(
         db,
@@ -190,9 +191,12 @@ async def second_step(
     hosted_pages: bool,
     settings: Settings,
     ctx: RequestContext,
+    defer_writes: bool = False,
 ) -> SecondStep:
     """Check the mfa_token (its client, and whether it is the hosted pages'), count the attempt, check the
-    factor, spend the token and answer the finished login; every refusal is audited and committed."""
+    factor, spend the token and answer the finished login; every refusal is audited and committed. With
+    `defer_writes` the login's last writes (its failure counts cleared, its device token) are not sent but
+    kept in the answer's `Authentication`, for the statement that starts its session to carry."""
     now = ctx.now
     token_hash = digest(mfa_token)
     ticket = await repository.live_mfa_token(db, token_hash, now)
@@ -211,18 +215,22 @@ async def second_step(
         user_id = user.id
         await db.rollback()  # undo the method's acceptance: this login did not happen
         await _refuse(db, ctx, "invalid_mfa_token", user_id=user_id)
-    await ratelimit.clear_failures(db, user.email, MFA_KIND, ratelimit.AttemptKind.LOGIN)
     replaces = await db.get(LoginDevice, ticket.device_token_hash) if ticket.device_token_hash else None
     if replaces is not None and replaces.user_id != user.id:
         replaces = None
-    new_device_token = await devices.issue(db, user.id, settings=settings, now=now, replaces=replaces)
+    device_token, device_stored = devices.replacement(user.id, settings=settings, now=now, replaces=replaces)
+    writes = (ratelimit.failures_cleared(user.email, MFA_KIND, ratelimit.AttemptKind.LOGIN), device_stored)
+    if not defer_writes:
+        for write in writes:
+            await execute_write(db, write)
     amr = list(dict.fromkeys([*ticket.amr, *verified.amr]))
     authentication = Authentication(
         user=user,
         amr=tuple(amr),
         auth_time=now,
         known_device=replaces is not None,
-        device_token=new_device_token,
+        device_token=device_token,
+        writes=writes if defer_writes else (),
     )
     scopes = [scope for scope in ticket.scopes if scope != HOSTED_PAGES_MARK]
     return SecondStep(authentication, ticket.client_id, scopes)

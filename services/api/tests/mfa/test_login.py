@@ -68,7 +68,8 @@ async def test_a_finished_mfa_login_forgets_the_password_and_factor_failures_in_
     client: httpx.AsyncClient, clock: ManualClock, db_session: AsyncSession, connection: AsyncConnection
 ) -> None:
     """A wrong password and a wrong code each count against the account (kinds `login` and `mfa`); the
-    login that then completes with the right code clears both counts, with one `DELETE`."""
+    login that then completes with the right code clears both counts, with one `DELETE`, in the statement
+    that starts its session."""
     user = await enrolled(client, clock)
     client.cookies.clear()  # an untrusted client: the account's own counters, not the device's
     assert (await password_grant(client, user.email, "wrong-password-123456")).status_code == 400
@@ -84,6 +85,7 @@ async def test_a_finished_mfa_login_forgets_the_password_and_factor_failures_in_
     assert answer.status_code == 200, answer.text
     deletes = [s for s in statements if "DELETE FROM login_throttles" in s]
     assert len(deletes) == 1, statements
+    assert "INSERT INTO auth_sessions" in deletes[0], deletes
     assert (await db_session.scalars(text(counted), {"e": user.email})).all() == []
 
 
