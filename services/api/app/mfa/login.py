@@ -106,6 +106,7 @@ async def store_mfa_token(
             expires_at=ctx.now + timedelta(seconds=settings.MFA_TOKEN_TTL_SECONDS),
         ),
         audit_row(AuditEvent.MFA_REQUIRED, ctx, {"methods": required.methods}),
+        required.writes,
     )
     return token
 

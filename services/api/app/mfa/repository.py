@@ -2,17 +2,19 @@
 mfa_token) is one conditional UPDATE, so that of two concurrent requests (on two API replicas too)
 exactly one is accepted: the second finds the row already changed and matches nothing."""
 
+import json
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import ColumnElement, String, Table, bindparam, delete, exists, func, select, text, update
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
+from sqlalchemy import ColumnElement, Table, bindparam, delete, exists, func, select, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.models import AuditEntry
 from app.audit.service import AuditRow
+from app.core.database import CteWrite, statement_connection, with_writes
 from app.mfa.models import MfaRecoveryCode, MfaToken, MfaTotp
 
 # The statements every mfa grant sends are built once, with bound parameters: building one through
@@ -170,42 +172,42 @@ async def unused_recovery_codes(db: AsyncSession, user_id: uuid.UUID) -> int:
 
 # A password login interrupted for its second factor: its mfa_token and the `login.mfa_required` audit row,
 # in one statement.
-_STORE_MFA_TOKEN = text(
-    f"""
-WITH stored AS (
+# A new mfa_token and its `mfa.required` audit row, after whatever the login had not sent yet (`CteWrite`:
+# its attempt given back), in one statement.
+_STORE_MFA_TOKEN = f"""
+stored AS (
   INSERT INTO {MfaToken.__tablename__}
     (token_hash, user_id, client_id, device_token_hash, amr, scopes, created_at, expires_at)
-  VALUES (:token_hash, :user_id, :client_id, :device_token_hash, :amr, :scopes, :created_at, :expires_at)
+  VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 )
 INSERT INTO {AuditEntry.__tablename__} (occurred_at, event, user_id, ip_address, user_agent, details)
-VALUES (:created_at, :event, :user_id, :ip_address, :user_agent, :details)
-"""  # noqa: S608 - table names from the models; every value is a bound parameter
-).bindparams(
-    bindparam("amr", type_=ARRAY(String)),
-    bindparam("scopes", type_=ARRAY(String)),
-    bindparam("details", type_=JSONB),
-)
+VALUES ($7, $9, $2, $10, $11, $12)
+"""  # noqa: S608 - table names from the models; every value is a parameter
 
 
-async def store_mfa_token(db: AsyncSession, token: MfaToken, audit: AuditRow) -> None:
-    """`_STORE_MFA_TOKEN` in the request's transaction (`audit` dated at the token's creation)."""
-    await db.execute(
-        _STORE_MFA_TOKEN,
-        {
-            "token_hash": token.token_hash,
-            "user_id": token.user_id,
-            "client_id": token.client_id,
-            "device_token_hash": token.device_token_hash,
-            "amr": list(token.amr),
-            "scopes": list(token.scopes),
-            "created_at": token.created_at,
-            "expires_at": token.expires_at,
-            "event": audit.event,
-            "ip_address": audit.ip_address,
-            "user_agent": audit.user_agent,
-            "details": audit.details,
-        },
+async def store_mfa_token(
+    db: AsyncSession, token: MfaToken, audit: AuditRow, writes: Sequence[CteWrite] = ()
+) -> None:
+    """`_STORE_MFA_TOKEN` with `writes` (`audit` dated at the token's creation), sent to the driver
+    (`statement_connection`): in the request's transaction once it has begun one, else on its own."""
+    details = json.dumps(audit.details) if audit.details is not None else None
+    own = (
+        token.token_hash,
+        token.user_id,
+        token.client_id,
+        token.device_token_hash,
+        list(token.amr),
+        list(token.scopes),
+        token.created_at,
+        token.expires_at,
+        audit.event,
+        audit.ip_address,
+        audit.user_agent,
+        details,
     )
+    sql, parameters = with_writes(_STORE_MFA_TOKEN, own, writes)
+    async with statement_connection(db) as connection:
+        await connection.execute(sql, *parameters)
 
 
 async def live_mfa_token(db: AsyncSession, token_hash: bytes, now: datetime) -> MfaToken | None:

@@ -57,7 +57,12 @@ async def reserve_attempt(
 
 
 async def release_attempt(db: AsyncSession, device: LoginDevice) -> None:
-    await repository.uncount_device_attempt(db, device.token_hash)
+    await execute_write(db, attempt_released(device))
+
+
+def attempt_released(device: LoginDevice) -> CteWrite:
+    """`release_attempt` as a write that can ride in another statement."""
+    return repository.device_attempt_uncounted(device.token_hash)
 
 
 async def issue(

@@ -227,20 +227,16 @@ async def count_attempt(
     return AttemptCount(counted, failures, last_failure_at)
 
 
-_UNCOUNT_ATTEMPT = (
-    update(_THROTTLES)
-    .where(
-        _THROTTLES.c.email == bindparam("throttle_email"),
-        _THROTTLES.c.kind == bindparam("throttle_kind"),
-        _THROTTLES.c.failures > 0,
-    )
-    .values(failures=_THROTTLES.c.failures - 1)
-)
+# One counted attempt given back. Its own statement, or a part of the one that follows (the mfa_token's).
+_ATTEMPT_UNCOUNTED = f"""uncounted_attempt AS (
+  UPDATE {LoginThrottle.__tablename__} SET failures = failures - 1
+  WHERE email = $1 AND kind = $2 AND failures > 0
+)"""  # noqa: S608 - the table name from the model; every value is a parameter
 
 
-async def uncount_attempt(db: AsyncSession, email: str, kind: str) -> None:
-    """Give one counted attempt back (built once, on the table, as the device counter's twin)."""
-    await db.execute(_UNCOUNT_ATTEMPT, {"throttle_email": email, "throttle_kind": kind})
+def attempt_uncounted(email: str, kind: str) -> CteWrite:
+    """Give one counted attempt of `email`'s counter of `kind` back."""
+    return CteWrite(_ATTEMPT_UNCOUNTED, (email, kind))
 
 
 # Built once, on the table (`_THROTTLES`), so no session is synchronized. The parameters are not named as
@@ -284,11 +280,9 @@ _FIND_DEVICE = (
 _DEVICE_STATE = select(_DEVICES.c.failures, _DEVICES.c.last_failure_at).where(
     _DEVICES.c.token_hash == bindparam("device_token_hash")
 )
-_UNCOUNT_DEVICE_ATTEMPT = (
-    update(_DEVICES)
-    .where(_DEVICES.c.token_hash == bindparam("device_token_hash"), _DEVICES.c.failures > 0)
-    .values(failures=_DEVICES.c.failures - 1)
-)
+_DEVICE_ATTEMPT_UNCOUNTED = f"""uncounted_device_attempt AS (
+  UPDATE {LoginDevice.__tablename__} SET failures = failures - 1 WHERE token_hash = $1 AND failures > 0
+)"""  # noqa: S608 - the table name from the model; every value is a parameter
 
 
 async def find_device(
@@ -338,8 +332,9 @@ async def device_state(db: AsyncSession, token_hash: bytes) -> Row[int, datetime
     return (await db.execute(_DEVICE_STATE, {"device_token_hash": token_hash})).one_or_none()
 
 
-async def uncount_device_attempt(db: AsyncSession, token_hash: bytes) -> None:
-    await db.execute(_UNCOUNT_DEVICE_ATTEMPT, {"device_token_hash": token_hash})
+def device_attempt_uncounted(token_hash: bytes) -> CteWrite:
+    """Give one counted attempt of the device `token_hash` back."""
+    return CteWrite(_DEVICE_ATTEMPT_UNCOUNTED, (token_hash,))
 
 
 # A device's new token after a login, in one statement: the presented token (if any, $1) is spent, the new

@@ -213,7 +213,12 @@ async def reserve_attempt(
 
 async def release_attempt(db: AsyncSession, email: str, *, kind: AttemptKind = AttemptKind.LOGIN) -> None:
     """Give back a reservation whose check did not fail: it never ran, or the password was right."""
-    await repository.uncount_attempt(db, email, kind.value)
+    await execute_write(db, attempt_released(email, kind=kind))
+
+
+def attempt_released(email: str, *, kind: AttemptKind = AttemptKind.LOGIN) -> CteWrite:
+    """`release_attempt` as a write that can ride in another statement."""
+    return repository.attempt_uncounted(email, kind.value)
 
 
 async def clear_failures(db: AsyncSession, email: str, *kinds: AttemptKind) -> None:

@@ -47,6 +47,24 @@ async def test_a_password_login_with_a_factor_answers_mfa_required_and_issues_no
     assert await audit_of(db_session, user.user_id, "login.mfa_required")
 
 
+async def test_a_password_login_with_a_factor_gives_its_attempt_back_in_the_mfa_tokens_statement(
+    client: httpx.AsyncClient, clock: ManualClock, db_session: AsyncSession, connection: AsyncConnection
+) -> None:
+    """The password was right, so the attempt counted before the hash is given back: in the one statement
+    that stores the mfa_token and its audit row, the only write after the hash."""
+    user = await enrolled(client, clock)
+    client.cookies.clear()  # an untrusted client: the account's own counter, not the device's
+    driver = (await connection.get_raw_connection()).driver_connection
+    with statements_on("login_throttles", "mfa_tokens", driver=driver) as statements:
+        answer = await password_grant(client, user.email)
+    assert answer.status_code == 403, answer.text
+    stored = [statement for statement in statements if "INSERT INTO mfa_tokens" in statement]
+    assert len(stored) == 1, statements
+    assert stored[0].startswith("WITH uncounted_attempt AS ( UPDATE login_throttles"), stored
+    counted = "SELECT failures FROM login_throttles WHERE email = :e AND kind = 'login'"
+    assert (await db_session.scalars(text(counted), {"e": user.email})).all() in ([], [0])
+
+
 async def test_a_login_reads_every_second_factor_method_in_one_query(
     client: httpx.AsyncClient, clock: ManualClock
 ) -> None:

@@ -44,6 +44,10 @@ class CountedAttempt(Protocol):
 
     async def release(self) -> None: ...
 
+    def released(self) -> CteWrite:
+        """`release` as a write for the statement that follows to carry, committed with it."""
+        ...
+
 
 @dataclass
 class LoginFlow:
@@ -72,6 +76,17 @@ class LoginFlow:
         """Return the reserved attempt: the check did not fail (or could not run)."""
         if self.attempt is not None:
             await self.attempt.release()
+
+    async def give_back_with_next(self) -> tuple[CteWrite, ...]:
+        """`give_back` for a flow that ends with one more statement: with `defer_writes`, the write that
+        returns the attempt, for that statement to carry (nothing is sent here); else it is given back
+        now and there is nothing to carry."""
+        if self.attempt is None:
+            return ()
+        if self.defer_writes:
+            return (self.attempt.released(),)
+        await self.attempt.release()
+        return ()
 
     async def refuse(
         self, reason: str, *, counts: bool = True, error: InvalidGrant | None = None

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.auth.login.flow import LoginFlow, LoginStep
 from app.core.config import Settings
 from app.core.context import RequestContext
+from app.core.database import CteWrite
 from app.core.errors import OAuthError
 from app.users.models import User
 
@@ -37,12 +38,16 @@ class MfaRequired(OAuthError):
     code = "mfa_required"
     message = "A second factor is required: complete the login with the mfa grant."
 
-    def __init__(self, *, user: User, amr: Sequence[str], methods: Sequence[str]) -> None:
+    def __init__(
+        self, *, user: User, amr: Sequence[str], methods: Sequence[str], writes: Sequence[CteWrite] = ()
+    ) -> None:
         super().__init__()
         self.user = user
         self.amr = list(amr)
         self.methods = list(methods)
         self.body_extra = {"methods": self.methods}
+        # What the login has not sent yet (its attempt given back): the mfa_token's statement carries it.
+        self.writes = tuple(writes)
 
 
 class SecondFactors(Protocol):
@@ -109,5 +114,5 @@ class SecondFactor(LoginStep):
             methods = await _provider.methods_for(flow.db, user.id)
         if not methods:
             return
-        await flow.give_back()
-        raise MfaRequired(user=user, amr=flow.amr, methods=methods)
+        writes = await flow.give_back_with_next()  # the password was right: no guess
+        raise MfaRequired(user=user, amr=flow.amr, methods=methods, writes=writes)

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.audit.events import AuditEvent
 from app.audit.service import record
 from app.auth.login.flow import LoginFlow, LoginStep
-from app.core.database import commit_before_refusing
+from app.core.database import CteWrite, commit_before_refusing, execute_write
 from app.metrics import instruments as metrics
 from app.ratelimit import devices
 from app.ratelimit import service as ratelimit
@@ -37,12 +37,14 @@ class LoginAttempt:
         return details
 
     async def release(self) -> None:
-        if self.device is not None:
-            await devices.release_attempt(self.db, self.device)
-        else:
-            await ratelimit.release_attempt(self.db, self.email)
+        await execute_write(self.db, self.released())
         # Given back whatever the request's outcome: the error that may follow rolls the request back.
         await commit_before_refusing(self.db)
+
+    def released(self) -> CteWrite:
+        if self.device is not None:
+            return devices.attempt_released(self.device)
+        return ratelimit.attempt_released(self.email)
 
 
 class AttemptReservation(LoginStep):
