@@ -81,6 +81,12 @@ class AuditRow:
     user_agent: str | None
     details: dict[str, Any] | None
 
+    def driver_values(self) -> tuple[str, str | None, str | None, str | None]:
+        """The event, address, User-Agent and details (as JSON text, what asyncpg takes for `jsonb`), for a
+        statement sent to the driver directly."""
+        details = json.dumps(self.details) if self.details is not None else None
+        return self.event, self.ip_address, self.user_agent, details
+
 
 def audit_row(event: AuditEvent, ctx: RequestContext, details: Mapping[str, Any] | None = None) -> AuditRow:
     """`event`'s row as `record` would store it: the client's address and User-Agent clipped, the details

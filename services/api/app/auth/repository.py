@@ -1,6 +1,5 @@
 """Queries on sessions and refresh tokens. Functions flush or execute; the request commits."""
 
-import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,7 +14,7 @@ from app.audit.service import AuditRow
 from app.auth.models import AuthSession, RefreshToken
 from app.clients.models import ClientType, GrantType
 from app.clients.service import EnabledClientRead
-from app.core.database import CteWrite, shift_parameters, statement_connection, with_writes
+from app.core.database import CteWrite, execute_with_writes, shift_parameters, statement_connection
 from app.core.models import read_only
 from app.ratelimit.service import hit_upsert
 from app.users.models import User
@@ -67,11 +66,8 @@ class SessionStart:
 async def start_session(
     db: AsyncSession, start: SessionStart, audit: AuditRow, writes: Sequence[CteWrite] = ()
 ) -> uuid.UUID:
-    """`_START_SESSION` with `writes`, sent to the driver (`statement_connection`): in the request's
-    transaction once it has begun one, else on its own (one statement, so atomic and durable alone: one
-    round trip instead of three). The new session's id."""
+    """`_START_SESSION` with `writes` (`execute_with_writes`). The new session's id."""
     session_id = uuid.uuid4()
-    details = json.dumps(audit.details) if audit.details is not None else None
     own = (
         session_id,
         start.user_id,
@@ -84,14 +80,9 @@ async def start_session(
         list(start.scopes),
         list(start.amr),
         start.refresh_token_hash,
-        audit.event,
-        audit.ip_address,
-        audit.user_agent,
-        details,
+        *audit.driver_values(),
     )
-    sql, parameters = with_writes(_START_SESSION, own, writes)
-    async with statement_connection(db) as connection:
-        await connection.execute(sql, *parameters)
+    await execute_with_writes(db, _START_SESSION, own, writes)
     return session_id
 
 
@@ -202,18 +193,13 @@ class Rotation:
 
     def parameters(self) -> tuple[object, ...]:
         """$1 to $9 of `_ROTATE_LIVE_REFRESH_TOKEN` and `_COUNT_HIT_AND_ROTATE`."""
-        audit = self.audit
-        details = json.dumps(audit.details) if audit.details is not None else None
         return (
             self.now,
             self.token_hash,
             self.client_id,
             self.idle_since,
             self.successor_hash,
-            audit.event,
-            audit.ip_address,
-            audit.user_agent,
-            details,
+            *self.audit.driver_values(),
         )
 
 

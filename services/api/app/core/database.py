@@ -252,6 +252,17 @@ def with_writes(
     return sql, (*parameters, *(value for write in writes for value in write.parameters))
 
 
+async def execute_with_writes(
+    db: AsyncSession, statement: str, parameters: Sequence[object], writes: Sequence[CteWrite]
+) -> None:
+    """`with_writes`' statement, sent to the driver (`statement_connection`): in the request's transaction
+    once it has begun one, else on its own (one statement, so atomic and durable alone: one round trip
+    instead of three)."""
+    sql, values = with_writes(statement, parameters, writes)
+    async with statement_connection(db) as connection:
+        await connection.execute(sql, *values)
+
+
 async def execute_write(db: AsyncSession, write: CteWrite) -> None:
     """`write` alone, in the request's transaction (begun here if it has not been)."""
     async with transaction_connection(db) as connection:

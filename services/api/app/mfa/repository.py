@@ -2,7 +2,6 @@
 mfa_token) is one conditional UPDATE, so that of two concurrent requests (on two API replicas too)
 exactly one is accepted: the second finds the row already changed and matches nothing."""
 
-import json
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
@@ -14,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.models import AuditEntry
 from app.audit.service import AuditRow
-from app.core.database import CteWrite, statement_connection, with_writes
+from app.core.database import CteWrite, execute_with_writes
 from app.mfa.models import MfaRecoveryCode, MfaToken, MfaTotp
 
 # The statements every mfa grant sends are built once, with bound parameters: building one through
@@ -188,9 +187,7 @@ VALUES ($7, $9, $2, $10, $11, $12)
 async def store_mfa_token(
     db: AsyncSession, token: MfaToken, audit: AuditRow, writes: Sequence[CteWrite] = ()
 ) -> None:
-    """`_STORE_MFA_TOKEN` with `writes` (`audit` dated at the token's creation), sent to the driver
-    (`statement_connection`): in the request's transaction once it has begun one, else on its own."""
-    details = json.dumps(audit.details) if audit.details is not None else None
+    """`_STORE_MFA_TOKEN` with `writes` (`execute_with_writes`; `audit` dated at the token's creation)."""
     own = (
         token.token_hash,
         token.user_id,
@@ -200,14 +197,9 @@ async def store_mfa_token(
         list(token.scopes),
         token.created_at,
         token.expires_at,
-        audit.event,
-        audit.ip_address,
-        audit.user_agent,
-        details,
+        *audit.driver_values(),
     )
-    sql, parameters = with_writes(_STORE_MFA_TOKEN, own, writes)
-    async with statement_connection(db) as connection:
-        await connection.execute(sql, *parameters)
+    await execute_with_writes(db, _STORE_MFA_TOKEN, own, writes)
 
 
 async def live_mfa_token(db: AsyncSession, token_hash: bytes, now: datetime) -> MfaToken | None:
