@@ -95,9 +95,9 @@ _NO_ACCOUNT = uuid.UUID(int=0)
 
 
 class FactorLookup(LoginStep):
-    """Reads the account's factors before the password is hashed, with the account, in the same
-    transaction: after the hash, a login without a factor then has nothing left to read. An unknown
-    account is looked up too (nothing is found), so that the lookup tells a guesser nothing."""
+    """Reads the account's factors before the password is hashed, right after the account: after the
+    hash, a login without a factor then has nothing left to read. An unknown account is looked up too
+    (nothing is found), so that the lookup tells a guesser nothing."""
 
     async def run(self, flow: LoginFlow) -> None:
         user_id = flow.user.id if flow.user is not None else _NO_ACCOUNT
