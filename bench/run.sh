@@ -103,6 +103,13 @@ else
   worker_paused=$(compose ps -q --status paused worker 2>/dev/null || true)
 fi
 
+# The test profile's browser and SMTP server, which `make test` starts and leaves running, each exec a
+# healthcheck every 2 s: stopped for the run (the next `make test` starts them again).
+if [ -n "$(compose --profile test ps -q --status running browser smtp 2>/dev/null || true)" ]; then
+  log "stopping the test profile's browser and SMTP server (make test starts them again)"
+  compose --profile test stop browser smtp 2>&1 | { grep -v '^ Container' || true; }
+fi
+
 # The load generator's network: its X-Forwarded-For is believed by bench-api (see compose.bench.yaml).
 network=$(docker inspect --format '{{range $name, $_ := .NetworkSettings.Networks}}{{$name}} {{end}}' "$api" | awk '{print $1}')
 BENCH_SUBNET=$(docker network inspect --format '{{range .IPAM.Config}}{{.Subnet}} {{end}}' "$network" | awk '{print $1}')
