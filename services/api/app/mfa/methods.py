@@ -9,8 +9,9 @@ method whose challenge is issued beforehand (`webauthn`: `POST /auth/mfa/webauth
 import functools
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Final
+from typing import Any, ClassVar, Final, cast
 
 from sqlalchemy import ColumnElement, Select, Uuid, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -174,9 +175,31 @@ def _enrolled_statement() -> Select[*tuple[bool, ...]]:
 
 async def enrolled_methods(db: AsyncSession, user_id: uuid.UUID) -> list[str]:
     """The names of the methods that can complete the login of the user `user_id`; empty when no primary
-    factor is active (then the password alone signs in). One query for every method: a login reads it on
-    every sign-in."""
+    factor is active (then the password alone signs in). One query for every method."""
     enrolled = (await db.execute(_enrolled_statement(), {"enrolled_user_id": user_id})).one()
+    return _usable(enrolled)
+
+
+@functools.cache
+def _account_statement() -> Select[*tuple[Any, ...]]:
+    """The account of an email (the parameter `account_email`) and every method's enrolment condition on
+    it, in one query, built once."""
+    email = bindparam("account_email", type_=User.email.type)
+    user_id = cast("ColumnElement[uuid.UUID]", User.id)
+    return select(User, *(method.enrolled(user_id) for method in METHODS)).where(User.email == email)
+
+
+async def account_and_methods(db: AsyncSession, email: str) -> tuple[User | None, list[str]]:
+    """The account of `email` (None: none) and `enrolled_methods` of it, in one round trip: a login reads
+    both before its hash, on every sign-in."""
+    row = (await db.execute(_account_statement(), {"account_email": email})).first()
+    if row is None:
+        return None, []
+    user: User = row[0]
+    return user, _usable(tuple(row[1:]))
+
+
+def _usable(enrolled: Sequence[bool]) -> list[str]:
     if not any(has for method, has in zip(METHODS, enrolled, strict=True) if method.primary):
         return []
     return [method.name for method, has in zip(METHODS, enrolled, strict=True) if has]

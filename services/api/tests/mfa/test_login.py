@@ -68,8 +68,9 @@ async def test_a_password_login_with_a_factor_gives_its_attempt_back_in_the_mfa_
 async def test_a_login_reads_every_second_factor_method_in_one_query(
     client: httpx.AsyncClient, clock: ManualClock
 ) -> None:
-    """Every password login asks which second factors the account has: one round trip for all methods,
-    with a factor (the answer lists them) and without (the login completes)."""
+    """Every password login asks which second factors the account has: in the query that reads the
+    account, one round trip for both and all methods, with a factor (the answer lists them) and without
+    (the login completes)."""
     user = await enrolled(client, clock)
     plain_email, _ = await signed_up(client)
     with statements_on("mfa_totp", "mfa_recovery_codes", "passkeys") as statements:
@@ -80,6 +81,7 @@ async def test_a_login_reads_every_second_factor_method_in_one_query(
         assert (await password_grant(client, plain_email)).status_code == 200
         assert len(statements) == 1, statements
     assert all(table in statements[0] for table in ("mfa_totp", "mfa_recovery_codes", "passkeys"))
+    assert "FROM users" in statements[0], statements
 
 
 async def test_a_finished_mfa_login_forgets_the_password_and_factor_failures_in_one_statement(

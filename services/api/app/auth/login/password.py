@@ -1,7 +1,7 @@
 """Login step: the password (`amr` "pwd", RFC 8176).
 
-The account is looked up by its email (`AccountLookup`, a step of its own so that others can read what
-they need with it before the hash); an unknown one costs the same hash as a known one. The reserved
+The account is looked up by its email (`second_factor.AccountLookup`, with its factors, in one query);
+an unknown one costs the same hash as a known one. The reserved
 attempt is committed before hashing (`release_connection_before_hashing`), so the pooled connection is
 not held while the hash runs.
 """
@@ -14,15 +14,9 @@ from app.users import repository as user_repository
 PASSWORD_METHOD = "pwd"  # noqa: S105 - an RFC 8176 method name, not a password
 
 
-class AccountLookup(LoginStep):
-    """The account of the email, or None: what the steps up to the password check read it from."""
-
-    async def run(self, flow: LoginFlow) -> None:
-        flow.user = await user_repository.get_by_email(flow.db, flow.request.email)
-
-
 class PasswordCheck(LoginStep):
     async def run(self, flow: LoginFlow) -> None:
+        # The account (or None) as `AccountLookup`, an earlier step, read it.
         hasher, password, user = flow.hasher, flow.request.password, flow.user
         await release_connection_before_hashing(flow.db)
         try:

@@ -12,8 +12,8 @@ from app.auth.errors import InvalidCredentials
 from app.auth.login.account_state import AccountState
 from app.auth.login.capacity import HashingCapacity
 from app.auth.login.flow import LoginFlow, LoginStep
-from app.auth.login.password import AccountLookup, PasswordCheck
-from app.auth.login.second_factor import FactorLookup, SecondFactor
+from app.auth.login.password import PasswordCheck
+from app.auth.login.second_factor import AccountLookup, SecondFactor
 from app.auth.login.throttle import AttemptReservation
 from app.auth.sessions import Authentication
 from app.core.database import each_statement_commits
@@ -21,8 +21,7 @@ from app.core.database import each_statement_commits
 PASSWORD_LOGIN: Final[tuple[LoginStep, ...]] = (
     HashingCapacity(),  # 503 before anything is counted
     AttemptReservation(),  # throttle: 429, or a lock until a reset
-    AccountLookup(),
-    FactorLookup(),  # read now, acted on by `SecondFactor`
+    AccountLookup(),  # the account and its factors (acted on by `SecondFactor`), one query
     PasswordCheck(),  # amr "pwd": the connection goes back to the pool, the hash runs
     AccountState(),  # active, verified
     SecondFactor(),  # an account with a factor: 403 mfa_required and an mfa_token, nothing issued

@@ -2,8 +2,8 @@
 
 `SecondFactor` runs after the password and the account state, so it answers only a client that proved the
 password: a wrong password is refused exactly as for an account without a factor, and nothing tells a
-guesser whether the account has one. `FactorLookup` reads the factors before the hash, with the account,
-for every account, known or not (an unknown one's lookup finds nothing at the same cost). For an account
+guesser whether the account has one. `AccountLookup` reads the factors before the hash, in the query
+of the account, known or not (an unknown one's lookup finds nothing at the same cost). For an account
 with a factor, the login stops at `SecondFactor` with `MfaRequired`; the attempt is given back (the
 password was right: no guess), and the password grant answers an `mfa_token` that the mfa grant
 completes the login with.
@@ -55,6 +55,10 @@ class SecondFactors(Protocol):
         """What can complete the login of the user `user_id`; empty: the password alone signs in."""
         ...
 
+    async def account_and_methods(self, db: AsyncSession, email: str) -> tuple[User | None, list[str]]:
+        """The account of `email` (None: none) and `methods_for` it, in one query."""
+        ...
+
     async def challenge(
         self,
         db: AsyncSession,
@@ -74,6 +78,9 @@ class _Unset:
     async def methods_for(self, db: AsyncSession, user_id: uuid.UUID) -> list[str]:
         raise RuntimeError("no second-factor provider: app.auth.login.second_factor.use() was not called")
 
+    async def account_and_methods(self, db: AsyncSession, email: str) -> tuple[User | None, list[str]]:
+        raise RuntimeError("no second-factor provider")
+
     async def challenge(self, db: AsyncSession, required: MfaRequired, **_: object) -> NoReturn:
         raise RuntimeError("no second-factor provider")
 
@@ -90,18 +97,13 @@ def second_factors() -> SecondFactors:
     return _provider
 
 
-# No account has it: the lookup of an unknown account's factors costs what a known one's does.
-_NO_ACCOUNT = uuid.UUID(int=0)
-
-
-class FactorLookup(LoginStep):
-    """Reads the account's factors before the password is hashed, right after the account: after the
-    hash, a login without a factor then has nothing left to read. An unknown account is looked up too
-    (nothing is found), so that the lookup tells a guesser nothing."""
+class AccountLookup(LoginStep):
+    """The account of the email (or None) and its second factors, in one query before the password is
+    hashed (the factors' provider's): after the hash, a login without a factor has nothing left to read.
+    An unknown account costs the same query, so the lookup tells a guesser nothing."""
 
     async def run(self, flow: LoginFlow) -> None:
-        user_id = flow.user.id if flow.user is not None else _NO_ACCOUNT
-        flow.factor_methods = await _provider.methods_for(flow.db, user_id)
+        flow.user, flow.factor_methods = await _provider.account_and_methods(flow.db, flow.request.email)
 
 
 class SecondFactor(LoginStep):
@@ -110,7 +112,7 @@ class SecondFactor(LoginStep):
         if user is None:
             return
         methods = flow.factor_methods
-        if methods is None:  # a pipeline without `FactorLookup`
+        if methods is None:  # a pipeline whose account was looked up without them
             methods = await _provider.methods_for(flow.db, user.id)
         if not methods:
             return
