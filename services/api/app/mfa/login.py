@@ -39,7 +39,7 @@ from app.core.opaque_tokens import digest, new_token
 from app.keys.keyring import KeyRing
 from app.mfa import repository
 from app.mfa.errors import InvalidSecondFactor, SecondFactorThrottled
-from app.mfa.methods import METHODS, SecondFactorMethod, account_and_methods, enrolled_methods
+from app.mfa.methods import METHODS, SecondFactorMethod, account_and_methods
 from app.mfa.models import MfaToken
 from app.passkeys import service as passkeys
 from app.ratelimit import devices
@@ -276,9 +276,6 @@ async def _reserve(db: AsyncSession, user: User, *, settings: Settings, ctx: Req
 
 class MfaLogin:
     """`auth`'s `SecondFactors`: what the login step asks (`app.auth.login.second_factor`)."""
-
-    async def methods_for(self, db: AsyncSession, user_id: uuid.UUID) -> list[str]:
-        return await enrolled_methods(db, user_id)
 
     async def account_and_methods(self, db: AsyncSession, email: str) -> tuple[User | None, list[str]]:
         return await account_and_methods(db, email)

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings
-from app.core.database import CteWrite, execute_write
+from app.core.database import CteWrite
 from app.core.opaque_tokens import digest, new_token
 from app.ratelimit import repository
 from app.ratelimit.models import LoginDevice
@@ -56,35 +56,18 @@ async def reserve_attempt(
     return refused or Reservation(granted=False, failures=0, retry_after=1.0)
 
 
-async def release_attempt(db: AsyncSession, device: LoginDevice) -> None:
-    await execute_write(db, attempt_released(device))
-
-
 def attempt_released(device: LoginDevice) -> CteWrite:
-    """`release_attempt` as a write that can ride in another statement."""
+    """One counted attempt of the device given back, as a write (sent alone, or carried by the statement
+    that follows)."""
     return repository.device_attempt_uncounted(device.token_hash)
-
-
-async def issue(
-    db: AsyncSession,
-    user_id: uuid.UUID,
-    *,
-    settings: Settings,
-    now: datetime,
-    replaces: LoginDevice | None = None,
-) -> str:
-    """A new device token for `user_id` after a successful login; the presented one, if any, is spent.
-    Returns the token for the client; only its digest is stored."""
-    token, write = replacement(user_id, settings=settings, now=now, replaces=replaces)
-    await execute_write(db, write)
-    return token
 
 
 def replacement(
     user_id: uuid.UUID, *, settings: Settings, now: datetime, replaces: LoginDevice | None = None
 ) -> tuple[str, CteWrite]:
-    """`issue`'s new token and the write that stores it, for a statement that carries it (a login's
-    session): the token is the client's only once that statement has run."""
+    """A new device token for `user_id` after a successful login (the presented one, if any, is spent), and
+    the write that stores it (its digest only), for the statement that carries it (the login's session):
+    the token is the client's only once that statement has run."""
     token, token_hash = new_token()
     write = repository.device_replaced(
         token_hash=token_hash,

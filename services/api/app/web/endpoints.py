@@ -39,7 +39,7 @@ from app.core import templating
 from app.core.dependencies import ContextDep, SessionDep, SettingsDep
 from app.core.errors import PyauthError
 from app.mfa import login as mfa_login
-from app.mfa.methods import METHODS, WebAuthnMethod
+from app.mfa.methods import METHODS, WebAuthnMethod, enrolled_methods
 from app.oidc import signin_return
 from app.passkeys.errors import PasskeyInvalid, PasskeyRefused
 from app.passwords import policy
@@ -264,7 +264,7 @@ async def second_factor(
     except PyauthError as error:
         return page.error(error)
     user = await service.user_of(db, ticket.user_id)
-    methods = await mfa_login.MfaLogin().methods_for(db, user.id) if user else []
+    methods = await enrolled_methods(db, user.id) if user else []
     if user is None or not methods:
         return page.error(pages.SecondStepExpired())
     origin = await signin_return.client_origin(db, target)

@@ -13,7 +13,6 @@ The factors themselves are the `mfa` package's, which builds on `auth` (sessions
 (`app.main`). Until then a login that reaches this step fails closed.
 """
 
-import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, NoReturn, Protocol
 
@@ -51,12 +50,9 @@ class MfaRequired(OAuthError):
 
 
 class SecondFactors(Protocol):
-    async def methods_for(self, db: AsyncSession, user_id: uuid.UUID) -> list[str]:
-        """What can complete the login of the user `user_id`; empty: the password alone signs in."""
-        ...
-
     async def account_and_methods(self, db: AsyncSession, email: str) -> tuple[User | None, list[str]]:
-        """The account of `email` (None: none) and `methods_for` it, in one query."""
+        """The account of `email` (None: none) and what can complete its login (empty: the password alone
+        signs in), in one query."""
         ...
 
     async def challenge(
@@ -75,11 +71,8 @@ class SecondFactors(Protocol):
 
 
 class _Unset:
-    async def methods_for(self, db: AsyncSession, user_id: uuid.UUID) -> list[str]:
-        raise RuntimeError("no second-factor provider: app.auth.login.second_factor.use() was not called")
-
     async def account_and_methods(self, db: AsyncSession, email: str) -> tuple[User | None, list[str]]:
-        raise RuntimeError("no second-factor provider")
+        raise RuntimeError("no second-factor provider: app.auth.login.second_factor.use() was not called")
 
     async def challenge(self, db: AsyncSession, required: MfaRequired, **_: object) -> NoReturn:
         raise RuntimeError("no second-factor provider")
@@ -112,8 +105,8 @@ class SecondFactor(LoginStep):
         if user is None:
             return
         methods = flow.factor_methods
-        if methods is None:  # a pipeline whose account was looked up without them
-            methods = await _provider.methods_for(flow.db, user.id)
+        if methods is None:  # fails closed: a pipeline must look the account up with `AccountLookup`
+            raise RuntimeError("SecondFactor runs after AccountLookup, which reads the factors")
         if not methods:
             return
         writes = await flow.give_back_with_next()  # the password was right: no guess
