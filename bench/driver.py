@@ -86,6 +86,12 @@ CEILING_SELECT_URL = os.environ.get("CEILING_SELECT_URL", "http://bench-ceiling-
 CEILING_ARGON2_URL = os.environ.get("CEILING_ARGON2_URL", "http://bench-ceiling-argon2:8000")
 CEILING_ROTATION_URL = os.environ.get("CEILING_ROTATION_URL", "http://bench-ceiling-rotation:8000")
 VERIFY_URL = os.environ.get("VERIFY_URL", "http://bench-verify:8000")
+# The API under test and the argon2id ceiling again, hashing at issue 13's second parameter set (64 MiB,
+# t=3, p=4; compose.bench.yaml), for `login-64mib` and `register-64mib`.
+API_64MIB_URL = os.environ.get("API_64MIB_URL", "http://bench-api-64mib:8000")
+CEILING_ARGON2_64MIB_URL = os.environ.get(
+    "CEILING_ARGON2_64MIB_URL", "http://bench-ceiling-argon2-64mib:8000"
+)
 # The side-by-side app (bench/sidebyside/) and the secret it checks its HS256 tokens with.
 SIDEBYSIDE_URL = os.environ.get("SIDEBYSIDE_URL", "http://bench-sidebyside:8000")
 SIDEBYSIDE_SECRET = os.environ.get("SIDEBYSIDE_JWT_SECRET", "")
@@ -117,6 +123,10 @@ METRICS_URLS = os.environ.get(
     "BENCH_METRICS_URLS",
     f"http://{urllib.parse.urlsplit(API_URL).hostname}:9000/metrics {API_URL}/metrics",
 ).split()
+METRICS_64MIB_URLS = os.environ.get(
+    "BENCH_METRICS_64MIB_URLS",
+    f"http://{urllib.parse.urlsplit(API_64MIB_URL).hostname}:9000/metrics {API_64MIB_URL}/metrics",
+).split()
 METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
 RESULTS = Path(os.environ.get("BENCH_RESULTS", "/bench/results"))
 WRK_SCRIPTS = Path(__file__).resolve().parent / "wrk"
@@ -125,7 +135,19 @@ CPU = cpu.CpuMeter.from_environment()
 # Passes the password policy: 15+ characters, not common, nothing of the email or the service name.
 PASSWORD = "quartz-lantern-meadow-4711"  # noqa: S105 - a throw-away password of throw-away accounts
 
-SCENARIOS = ("me", "me-distinct", "refresh", "login", "login-mfa", "register", "jwks")
+SCENARIOS = (
+    "me",
+    "me-distinct",
+    "refresh",
+    "login",
+    "login-mfa",
+    "register",
+    "login-64mib",
+    "register-64mib",
+    "jwks",
+)
+# The scenarios measured on bench-api-64mib, which hashes at 64 MiB, t=3, p=4.
+SCENARIOS_64MIB = ("login-64mib", "register-64mib")
 # What BENCH_SCENARIOS may name: the scenarios, the resource server's verification, and the mixed run.
 RUNS = (*SCENARIOS, "verify", "mixed")
 # scenario: (ceiling it is read against, target fraction of it or None)
@@ -142,6 +164,9 @@ TARGETS: dict[str, tuple[str, float | None]] = {
     # little below `login`'s target.
     "login-mfa": ("argon2_verify", 0.80),
     "register": ("argon2_hash", 0.88),
+    # The same two at issue 13's second parameter set, each against the ceiling hashing with it.
+    "login-64mib": ("argon2_verify_64mib", 0.92),
+    "register-64mib": ("argon2_hash_64mib", 0.88),
     "jwks": ("json", 0.60),
 }
 # scenario: more (ceiling, target fraction) it is read against, each part of its `meets_all`
@@ -152,6 +177,8 @@ CEILING_NAMES = {
     "rotation": "raw rotation (asyncpg, one statement)",
     "argon2_verify": "argon2id verify",
     "argon2_hash": "argon2id hash",
+    "argon2_verify_64mib": "argon2id verify, 64 MiB, t=3, p=4",
+    "argon2_hash_64mib": "argon2id hash, 64 MiB, t=3, p=4",
     "pyjwt_verify": "PyJWT decode alone, one core",
 }
 # The library's verifications per core-second over PyJWT's alone, on the same token, key and core: what
@@ -244,6 +271,9 @@ class Fixtures:
     # `refresh`'s token chains: "warm-up" and "measured", and "ceiling-warm-up" and "ceiling-measured"
     # for the rotation ceiling when it runs
     refresh_chains: dict[str, list[str]] = field(default_factory=dict)
+    # `login-64mib`'s accounts, registered through bench-api-64mib (so hashed at its parameters; empty
+    # unless it runs)
+    emails_64mib: list[str] = field(default_factory=list)
 
 
 def distinct_token_logins(emails: list[str], count: int) -> list[str]:
@@ -277,21 +307,25 @@ def interleaved(per_session: list[list[str]]) -> list[str]:
     return [tokens[index] for index in range(max(map(len, per_session), default=0)) for tokens in per_session]
 
 
+def register(email: str, api_url: str = API_URL) -> str:
+    """Register a bench account through the API at `api_url`: its user id."""
+    user = http("POST", f"{api_url}/auth/register", json_body={"email": email, "password": PASSWORD})
+    return str(user["id"])
+
+
 def make_fixtures(
-    run_id: str, distinct_sessions: int = 0, rotation_ceiling: bool = False, open_loop_chains: bool = False
+    run_id: str,
+    distinct_sessions: int = 0,
+    rotation_ceiling: bool = False,
+    open_loop_chains: bool = False,
+    login_64mib: bool = False,
 ) -> Fixtures:
     fixtures = Fixtures(run_id, distinct_sessions=distinct_sessions)
     fixtures.emails = [f"bench-{run_id}-u{i}@bench.example" for i in range(CONNECTIONS)]
-
-    def register(email: str) -> str:
-        user = http(
-            "POST",
-            f"{API_URL}/auth/register",
-            json_body={"email": email, "password": PASSWORD},
-        )
-        return str(user["id"])
-
     fixtures.user_ids = parallel(register, fixtures.emails)
+    if login_64mib:
+        fixtures.emails_64mib = [f"bench-{run_id}-s{i}@bench.example" for i in range(CONNECTIONS)]
+        parallel(lambda email: register(email, API_64MIB_URL), fixtures.emails_64mib)
     # One session per connection for `me`; for `refresh` one token chain per connection, and one spare
     # per wrk thread, for the warm-up and again (fresh chains) for the measured run; as many again for
     # the rotation ceiling, which spends pyauth's own tokens; and with `open_loop_chains` a set for the
@@ -849,6 +883,7 @@ def markdown(report: dict[str, Any], chart_name: str = "latest.png") -> str:
         "argon2id "
         f"m={api.get('argon2_memory_kib')} KiB, t={api.get('argon2_time_cost')}, "
         f"p={api.get('argon2_parallelism')}.",
+        *api_64mib_line(report, rows),
         "",
         "| scenario | req/s | p50 ms | p95 ms | p99 ms | p99/p50 | errors | timeouts | ceiling "
         "| ceiling req/s | ratio (each repetition) | target | met |",
@@ -940,6 +975,21 @@ def markdown(report: dict[str, Any], chart_name: str = "latest.png") -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def api_64mib_line(report: dict[str, Any], rows: dict[str, Any]) -> list[str]:
+    """The header's line on the API of `SCENARIOS_64MIB`, where any of them ran."""
+    measured = [f"`{name}`" for name in SCENARIOS_64MIB if name in rows]
+    if not measured:
+        return []
+    api = report.get("api_64mib_settings", {})
+    return [
+        "",
+        f"{' and '.join(measured)}: the same API and settings (bench-api-64mib), but argon2id "
+        f"m={api.get('argon2_memory_kib')} KiB, t={api.get('argon2_time_cost')}, "
+        f"p={api.get('argon2_parallelism')}, the second parameter set of issue 13; their accounts were "
+        "registered through it, and their ceilings hash with the same parameters.",
+    ]
 
 
 def mixed_markdown(mixed: dict[str, Any], me_alone: dict[str, Any] | None) -> list[str]:
@@ -1234,10 +1284,13 @@ def mixed_report(
     }
 
 
-def measure_argon2(operation: str, workers: WorkerCounts) -> dict[str, Any]:
-    """The argon2id ceiling of `operation` (hash or verify), once the API has answered what the run
-    before left in flight: its queued hashes would share the ceiling's cores."""
-    url = f"{CEILING_ARGON2_URL}/measure?operation={operation}&seconds={ARGON2_SECONDS}"
+def measure_argon2(
+    operation: str, workers: WorkerCounts, ceiling_url: str = CEILING_ARGON2_URL, cpu_label: str = "argon2"
+) -> dict[str, Any]:
+    """The argon2id ceiling at `ceiling_url` (the CPU counter `cpu_label`) of `operation` (hash or
+    verify), once the API has answered what the run before left in flight: its queued hashes would share
+    the ceiling's cores."""
+    url = f"{ceiling_url}/measure?operation={operation}&seconds={ARGON2_SECONDS}"
     workers.wait_until_answered()
     cpu_before = CPU.read()
     result: dict[str, Any] = http("GET", url)
@@ -1248,7 +1301,7 @@ def measure_argon2(operation: str, workers: WorkerCounts) -> dict[str, Any]:
         f"  ceiling: argon2id {operation:<7} {result['per_second']:>9.1f} per s  "
         f"({result['threads']} threads, {result['seconds']:g} s)"
         + (
-            f"  CPU per operation: {cpu.console(result['cpu_ms_per_request'], ('argon2',))}"
+            f"  CPU per operation: {cpu.console(result['cpu_ms_per_request'], (cpu_label,))}"
             if result["cpu_ms_per_request"]
             else ""
         )
@@ -1387,10 +1440,12 @@ def ceilings_report(
         for name, run in ceiling_runs.items()
     }
     for name, measured in argon2.items():
+        cost = measured.get("parameters", {})
         result[name] = {
             **measured,
             "how": f"argon2-cffi on {measured['threads']} threads ({measured['api_workers']} workers {TIMES} "
-            f"{measured['threads_per_worker']}), no HTTP",
+            f"{measured['threads_per_worker']}), m={cost.get('memory_kib')} KiB, t={cost.get('time_cost')}, "
+            f"p={cost.get('parallelism')}, no HTTP",
         }
     if verification is not None and "error" not in verification:
         result["pyjwt_verify"] = {
@@ -1471,12 +1526,13 @@ def run_scenarios(
     workers: WorkerCounts,
     tails: dict[str, dict[str, Any]] | None,
     side_by_side: dict[str, Run],
+    workers_64mib: "WorkerCounts | None" = None,
 ) -> tuple[dict[str, Run], dict[str, Run], dict[str, dict[str, Any]], dict[str, Any] | None]:
     """The chosen scenarios, each ceiling right before the scenarios it bounds: the scenarios' runs, the
     HTTP ceilings' runs, the argon2id ceilings, and `verify`'s measurement (None when not chosen). Each
     scenario of `tail.SCENARIOS` is then measured open loop into `tails` (and the constant-JSON ceiling,
     as the generator's check; not when `tails` is None), and the side-by-side app right after `me` into
-    `side_by_side`."""
+    `side_by_side`. `SCENARIOS_64MIB` run on bench-api-64mib (its workers: `workers_64mib`)."""
     c: dict[str, Any] = {"connections": CONNECTIONS, "settle": workers}
     api: dict[str, Any] = {"connections": CONNECTIONS, "workers": workers}
     host = urllib.parse.urlsplit(API_URL).netloc
@@ -1568,8 +1624,39 @@ def run_scenarios(
         runs["register"] = measure(wrk, "register", "register.lua", API_URL, **api)
         registers = tail.register(host, fixtures.run_id, PASSWORD)
         open_loop_tail(tails, "register", API_URL, registers, runs["register"], workers)
+    runs.update(run_64mib_scenarios(chosen, wrk, fixtures, workers, workers_64mib or workers, argon2))
 
     return runs, ceiling_runs, argon2, verification
+
+
+def run_64mib_scenarios(
+    chosen: tuple[str, ...],
+    wrk: Wrk,
+    fixtures: Fixtures,
+    workers: WorkerCounts,
+    workers_64mib: WorkerCounts,
+    argon2: dict[str, dict[str, Any]],
+) -> dict[str, Run]:
+    """`login-64mib` and `register-64mib` where chosen, on bench-api-64mib, each right after its argon2id
+    ceiling at the same parameters (into `argon2`), once bench-api has answered what the run before left
+    in flight (its hashes would share the cores)."""
+    api: dict[str, Any] = {"connections": CONNECTIONS, "workers": workers_64mib}
+    api["cpu_labels"] = ("api_64mib", "db")
+    runs: dict[str, Run] = {}
+    if not set(SCENARIOS_64MIB) & set(chosen):
+        return runs
+    workers.wait_until_answered()
+    for scenario, operation, script, data in (
+        ("login-64mib", "verify", "login.lua", fixtures.emails_64mib),
+        ("register-64mib", "hash", "register.lua", None),
+    ):
+        if scenario in chosen:
+            ceiling = TARGETS[scenario][0]
+            argon2[ceiling] = measure_argon2(
+                operation, workers_64mib, CEILING_ARGON2_64MIB_URL, "argon2_64mib"
+            )
+            runs[scenario] = measure(wrk, scenario, script, API_64MIB_URL, data=data, **api)
+    return runs
 
 
 def measure_repetitions(
@@ -1578,6 +1665,7 @@ def measure_repetitions(
     fixtures: Fixtures,
     workers: WorkerCounts,
     tails: dict[str, dict[str, Any]],
+    workers_64mib: "WorkerCounts | None" = None,
 ) -> list[Repetition]:
     """`run_scenarios` REPETITIONS times, one after the other: the first on `fixtures` and followed by the
     open-loop runs (into `tails`), each later one on accounts and sessions made for it."""
@@ -1589,13 +1677,32 @@ def measure_repetitions(
                 f"{fixtures.run_id}r{index + 1}",
                 fixtures.distinct_sessions,
                 rotation_ceiling="refresh" in chosen,
+                login_64mib="login-64mib" in chosen,
             )
         elif REPETITIONS > 1:
             say(f"bench: repetition 1 of {REPETITIONS}, with the open-loop runs")
         side_by_side: dict[str, Run] = {}
-        results = run_scenarios(chosen, wrk, fixtures, workers, None if index else tails, side_by_side)
+        results = run_scenarios(
+            chosen, wrk, fixtures, workers, None if index else tails, side_by_side, workers_64mib
+        )
         measured.append(Repetition(*results, side_by_side))
     return measured
+
+
+def wait_for_the_services(chosen: tuple[str, ...]) -> None:
+    """Until the API under test and the ceiling apps answer (bench-api-64mib and its ceiling only when
+    its scenarios run)."""
+    say("bench: waiting for the API and the ceiling apps")
+    wait_until_answering(f"{API_URL}/health/ready")
+    wait_until_answering(CEILING_JSON_URL, any_status=True)
+    wait_until_answering(f"{CEILING_SELECT_URL}/users/x", any_status=True)
+    wait_until_answering(CEILING_ARGON2_URL, any_status=True)
+    wait_until_answering(CEILING_ROTATION_URL, any_status=True)
+    wait_until_answering(VERIFY_URL, any_status=True)
+    wait_until_answering(f"{SIDEBYSIDE_URL}/users/me", any_status=True)
+    if set(SCENARIOS_64MIB) & set(chosen):
+        wait_until_answering(f"{API_64MIB_URL}/health/ready")
+        wait_until_answering(CEILING_ARGON2_64MIB_URL, any_status=True)
 
 
 def main() -> int:
@@ -1608,14 +1715,7 @@ def main() -> int:
     if chosen != RUNS:
         say(f"bench: only {', '.join(chosen)} (BENCH_SCENARIOS)")
 
-    say("bench: waiting for the API and the ceiling apps")
-    wait_until_answering(f"{API_URL}/health/ready")
-    wait_until_answering(CEILING_JSON_URL, any_status=True)
-    wait_until_answering(f"{CEILING_SELECT_URL}/users/x", any_status=True)
-    wait_until_answering(CEILING_ARGON2_URL, any_status=True)
-    wait_until_answering(CEILING_ROTATION_URL, any_status=True)
-    wait_until_answering(VERIFY_URL, any_status=True)
-    wait_until_answering(f"{SIDEBYSIDE_URL}/users/me", any_status=True)
+    wait_for_the_services(chosen)
 
     distinct = DISTINCT_TOKENS if "me-distinct" in chosen else 0
     say(
@@ -1627,6 +1727,7 @@ def main() -> int:
         distinct,
         rotation_ceiling="refresh" in chosen,
         open_loop_chains="refresh" in chosen and OPEN_LOOP_SECONDS > 0,
+        login_64mib="login-64mib" in chosen,
     )
     say(f"bench: {CPU.describe()}")
 
@@ -1635,6 +1736,9 @@ def main() -> int:
         say(f"bench: requests per API worker from {workers.url}")
     else:
         say(f"bench: no pyauth_worker_requests_total at {' or '.join(METRICS_URLS)}: no per-worker counts")
+    workers_64mib = WorkerCounts(METRICS_64MIB_URLS)
+    if set(SCENARIOS_64MIB) & set(chosen) and not workers_64mib.read():
+        say(f"bench: no pyauth_worker_requests_total at {' or '.join(METRICS_64MIB_URLS)}")
 
     wrk = Wrk(work, run_id)
     say(
@@ -1642,7 +1746,7 @@ def main() -> int:
         f"{REPETITIONS} repetition(s) (BENCH_REPETITIONS)"
     )
     tails: dict[str, dict[str, Any]] = {}
-    measured = measure_repetitions(chosen, wrk, fixtures, workers, tails)
+    measured = measure_repetitions(chosen, wrk, fixtures, workers, tails, workers_64mib)
     first = measured[0]
     runs, verification = first.runs, first.verification
     generator_check = tails.pop(tail.GENERATOR_CHECK, None)
@@ -1674,6 +1778,7 @@ def main() -> int:
             "repetitions": REPETITIONS,
         },
         "api_settings": api_settings,
+        "api_64mib_settings": json.loads(os.environ.get("BENCH_API_64MIB_SETTINGS", "{}")),
         "scenarios": verdicts(runs, ceilings),
         "ceilings": ceilings_report(first.ceiling_runs, first.argon2, verification),
     }

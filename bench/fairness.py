@@ -14,7 +14,7 @@ UNDER_FED_SHARE = 0.5
 def argon2_threads(ceilings: Mapping[str, Any], api_settings: Mapping[str, Any]) -> dict[str, Any] | None:
     """The argon2id ceilings' threads next to the API's (BENCH_API_SETTINGS, read from bench-api): None
     when neither ceiling ran or the API's settings are unknown."""
-    measured = [ceilings[name] for name in ("argon2_verify", "argon2_hash") if name in ceilings]
+    measured = [ceiling for name, ceiling in ceilings.items() if name.startswith("argon2_")]
     workers, per_worker = api_settings.get("api_workers"), api_settings.get("hash_threads_per_worker")
     if not measured or workers is None or per_worker is None:
         return None

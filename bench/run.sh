@@ -5,8 +5,8 @@
 #     client addresses) and the ceilings, all from the api service's image and settings: the
 #     constant-JSON, raw-SELECT and raw-rotation apps on the API's server options, the argon2id meter on
 #     as many threads as the API hashes on, and the token-verification meter (pyauth-resource and PyJWT
-#     alone, one core); and the side-by-side app, a plain FastAPI + SQLAlchemy `/users/me`
-#     (compose.bench.yaml). The ceilings and the side-by-side app have no healthcheck: the driver waits
+#     alone, one core); the same API and argon2id meter again at issue 13's second parameter set (64 MiB,
+#     t=3, p=4); and the side-by-side app, a plain FastAPI + SQLAlchemy `/users/me` (compose.bench.yaml). The ceilings and the side-by-side app have no healthcheck: the driver waits
 #     for each to answer, once;
 #  2. runs bench/driver.py in the load-generator container, inside the compose network: it creates its
 #     accounts through the API, measures each ceiling right before the scenarios it bounds, runs every
@@ -71,7 +71,8 @@ log "benchmarking compose project $project (images ${PYAUTH_TAG:-latest})"
 
 # The ceilings and the side-by-side app have no healthcheck (compose.bench.yaml): started without --wait,
 # and the driver waits for each to answer. bench-api keeps the api's own healthcheck and is waited for here.
-ceilings=(bench-ceiling-json bench-ceiling-select bench-ceiling-rotation bench-ceiling-argon2 bench-verify bench-sidebyside)
+ceilings=(bench-ceiling-json bench-ceiling-select bench-ceiling-rotation bench-ceiling-argon2 bench-verify bench-sidebyside
+  bench-api-64mib bench-ceiling-argon2-64mib)
 services=(bench-api "${ceilings[@]}")
 worker_paused=
 cleanup() {
@@ -124,11 +125,14 @@ compose up --detach --wait --no-deps --no-build bench-api 2>&1 | { grep -v '^ Co
 
 api_settings=$(compose exec -T bench-api python3 - < bench/api_settings.py)
 log "API settings: $api_settings"
+api_64mib_settings=$(compose exec -T bench-api-64mib python3 - < bench/api_settings.py)
+log "API settings at 64 MiB: $api_64mib_settings"
 
 # The containers whose CPU time per request the driver reports (bench/cpu.py): label=id.
 containers=""
 for pair in api=bench-api db=db json=bench-ceiling-json select=bench-ceiling-select \
-  rotation=bench-ceiling-rotation argon2=bench-ceiling-argon2; do
+  rotation=bench-ceiling-rotation argon2=bench-ceiling-argon2 api_64mib=bench-api-64mib \
+  argon2_64mib=bench-ceiling-argon2-64mib; do
   containers="$containers ${pair%%=*}=$(compose ps -q "${pair#*=}" 2>/dev/null || true)"
 done
 
@@ -136,7 +140,7 @@ git_rev=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 if [ -n "$(git status --porcelain 2>/dev/null)" ]; then git_rev="$git_rev+changes"; fi
 status=0
 compose run --rm --no-deps -T --user "$(id -u):$(id -g)" \
-  -e BENCH_API_SETTINGS="$api_settings" -e BENCH_GIT="$git_rev" -e BENCH_CONTAINERS="$containers" \
+  -e BENCH_API_SETTINGS="$api_settings" -e BENCH_API_64MIB_SETTINGS="$api_64mib_settings" -e BENCH_GIT="$git_rev" -e BENCH_CONTAINERS="$containers" \
   bench python3 /bench/driver.py || status=$?
 
 log "finished in $((SECONDS - started)) s, exit status $status"

@@ -46,7 +46,7 @@ def run(name: str, *, errors: int = 0, timeouts: int = 0, good: int = 1000) -> R
 def report(**broken: Run) -> dict[str, Any]:
     runs = {scenario: broken.get(scenario, run(scenario)) for scenario in driver.SCENARIOS}
     # Ceilings far above every scenario: every ratio target is missed, which must not fail the bench.
-    ceilings = {"json": 1e9, "select": 1e9, "rotation": 1e9, "argon2_verify": 1e9, "argon2_hash": 1e9}
+    ceilings = {name: 1e9 for name, _ in driver.TARGETS.values()}
     mixed = {part: broken.get(f"mixed_{part}", run(f"mixed-{part}")) for part in ("login", "me")}
     result: dict[str, Any] = {
         "scenarios": driver.verdicts(runs, ceilings),
@@ -282,6 +282,47 @@ def test_bench_scenarios_chooses_a_subset_in_the_bench_order() -> None:
     assert driver.selected_runs(" login-mfa, login ") == ("login", "login-mfa")
     with pytest.raises(SystemExit, match="no such run: logon"):
         driver.selected_runs("login,logon")
+
+
+def test_login_and_register_at_64_mib_are_read_against_the_ceilings_at_the_same_parameters() -> None:
+    ceilings = {"argon2_verify": 100.0, "argon2_hash": 100.0}
+    ceilings |= {"argon2_verify_64mib": 20.0, "argon2_hash_64mib": 25.0}
+    runs = {"login-64mib": run("login-64mib", good=190), "register-64mib": run("register-64mib", good=200)}
+
+    rows = driver.verdicts(runs, ceilings)
+
+    login, register = rows["login-64mib"], rows["register-64mib"]
+    assert (login["ceiling"], login["target_ratio"]) == ("argon2_verify_64mib", 0.92)
+    assert login["ratio"] == 0.95  # 19/s of 20/s
+    assert (register["ceiling"], register["target_ratio"]) == ("argon2_hash_64mib", 0.88)
+    assert register["ratio"] == 0.8
+    assert driver.selected_runs("register-64mib,login") == ("login", "register-64mib")
+
+
+def test_the_64_mib_scenarios_cpu_is_their_own_apis() -> None:
+    with_cpu = report()
+    with_cpu["scenarios"]["login-64mib"]["cpu_ms_per_request"] = {"api": 0.5, "api_64mib": 95.0, "db": 2.0}
+    with_cpu["ceilings"]["argon2_verify_64mib"] = {
+        "per_second": 21.0,
+        "cpu_ms_per_request": {"argon2": 0.1, "argon2_64mib": 94.0, "db": 0.2},
+    }
+
+    section = "\n".join(cpu.markdown(with_cpu, driver.CEILING_NAMES))
+
+    assert "| `login-64mib` | 100.0 | API at 64 MiB | 95.000 | 2.000 | 97.000 |" in section
+    ceiling = "| ceiling: argon2id verify, 64 MiB, t=3, p=4 | 21.0 | argon2id ceiling at 64 MiB"
+    assert f"{ceiling} | 94.000 | — | — |" in section
+
+
+def test_the_header_names_the_64_mib_apis_parameters_only_when_its_scenarios_ran() -> None:
+    settings = {"argon2_memory_kib": 65536, "argon2_time_cost": 3, "argon2_parallelism": 4}
+    rows: dict[str, Any] = {"login": {}, "login-64mib": {}}
+
+    line = "".join(driver.api_64mib_line({"api_64mib_settings": settings}, rows))
+
+    assert "`login-64mib`: the same API and settings (bench-api-64mib), but argon2id m=65536 KiB" in line
+    assert "t=3, p=4, the second parameter set of issue 13" in line
+    assert driver.api_64mib_line({"api_64mib_settings": settings}, {"login": {}}) == []
 
 
 def wrk_output(tmp_path: Path, **extra: Any) -> Path:
@@ -605,6 +646,9 @@ def test_the_argon2_ceiling_is_checked_against_the_apis_hashing_threads() -> Non
     assert other is not None
     assert other["matches"] is False
     assert "**no**" in fairness.argon2_threads_line(other)
+    at_64_mib = fairness.argon2_threads({**ceilings, "argon2_verify_64mib": {"threads": 3}}, settings)
+    assert at_64_mib is not None
+    assert at_64_mib["matches"] is False  # every argon2id ceiling is checked, the 64 MiB ones too
     assert fairness.argon2_threads({}, settings) is None
     assert fairness.argon2_threads(ceilings, {}) is None
 
