@@ -13,14 +13,11 @@ import argon2
 import httpx
 from fastapi import FastAPI
 
-from app.account import service as account_service
-from app.audit.events import AuditEvent
-from app.audit.service import record
+from app.account import registration
 from app.core.config import Settings
 from app.core.context import RequestContext
 from app.core.templating import DEFAULT_LOCALE
 from app.passwords.policy import normalize_password
-from app.users import repository as users_repository
 from app.users.emails import canonicalize_email
 
 # Who registered, as the audit row of an HTTP registration through the test transport records it.
@@ -49,11 +46,15 @@ async def create_user(app: FastAPI, email: str, password: str, *, locale: str = 
     settings: Settings = app.state.settings
     ctx = RequestContext(now=app.state.clock.now(), ip_address=TEST_IP_ADDRESS, user_agent=TEST_USER_AGENT)
     async with app.state.sessionmaker() as db:
-        user = await users_repository.insert_if_absent(
-            db, canonicalize_email(email), password_hash(password, settings), locale
+        user = await registration.create_account(
+            db,
+            email=canonicalize_email(email),
+            password_hash=password_hash(password, settings),
+            settings=settings,
+            ctx=ctx,
+            locale=locale,
         )
         assert user is not None, f"{email} is already registered"
-        await account_service.send_verification(db, user, settings=settings, ctx=ctx)
-        await record(db, AuditEvent.USER_REGISTERED, ctx=ctx, user_id=user.id)
         await db.commit()
-        return user.id
+        user_id: uuid.UUID = user["id"]
+        return user_id

@@ -7,13 +7,83 @@ of them wait on each other in opposite orders.
 
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 
+import asyncpg
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.account.mails import Mail
 from app.account.models import AccountToken, TokenPurpose
+from app.audit.models import AuditEntry
+from app.audit.service import AuditRow
+from app.core.database import statement_connection
+from app.mail.models import OutboxMail
 from app.users.models import User
+
+# A registration in one statement (one round trip, atomic on its own): the account unless its email is
+# taken (ON CONFLICT, also under a race between two registrations of one address), and only with it its
+# first verification link, the link's mail and the `user.registered` audit row. Answers the account's
+# columns (never the password hash), or no row when the email was taken and nothing was written.
+_REGISTER = f"""
+WITH new_user AS (
+  INSERT INTO {User.__tablename__} (id, email, password_hash, locale) VALUES ($1, $2, $3, $4)
+  ON CONFLICT (email) DO NOTHING
+  RETURNING id, email, display_name, is_active, is_verified, roles, created_at, updated_at, locale
+), link AS (
+  INSERT INTO {AccountToken.__tablename__} (token_hash, purpose, user_id, email, created_at, expires_at)
+  SELECT $5, $6, id, email, $7, $8 FROM new_user
+), mail AS (
+  INSERT INTO {OutboxMail.__tablename__}
+    (id, kind, recipient, subject, body, html_body, created_at, attempts, next_attempt_at)
+  SELECT $9, $10, email, $11, $12, $13, $7, 0, $7 FROM new_user
+), audit AS (
+  INSERT INTO {AuditEntry.__tablename__} (occurred_at, event, user_id, ip_address, user_agent, details)
+  SELECT $7, $14, id, $15, $16, $17 FROM new_user
+)
+SELECT * FROM new_user
+"""  # noqa: S608 - table names from the models; every value is a parameter
+
+
+@dataclass(frozen=True)
+class NewAccount:
+    """What a registration writes: the account, its first verification link's digest and expiry, the
+    link's mail (checked for the outbox) and the audit row; `now` is when, for all of them."""
+
+    user_id: uuid.UUID
+    email: str
+    password_hash: str
+    locale: str
+    link_hash: bytes
+    link_expires_at: datetime
+    mail_id: uuid.UUID
+    mail: Mail
+    audit: AuditRow
+    now: datetime
+
+
+async def register(db: AsyncSession, account: NewAccount) -> asyncpg.Record | None:
+    """`_REGISTER`: the new account's columns, or None when its email was taken (nothing written)."""
+    async with statement_connection(db) as connection:
+        row: asyncpg.Record | None = await connection.fetchrow(
+            _REGISTER,
+            account.user_id,
+            account.email,
+            account.password_hash,
+            account.locale,
+            account.link_hash,
+            TokenPurpose.VERIFY_EMAIL.value,
+            account.now,
+            account.link_expires_at,
+            account.mail_id,
+            account.mail.kind,
+            account.mail.subject,
+            account.mail.body,
+            account.mail.html,
+            *account.audit.driver_values(),
+        )
+    return row
 
 
 async def lock_owner(db: AsyncSession, user_id: uuid.UUID) -> User | None:

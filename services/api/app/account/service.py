@@ -210,21 +210,6 @@ async def record_refused_link(
     )
 
 
-async def send_verification(db: AsyncSession, user: User, *, settings: Settings, ctx: RequestContext) -> None:
-    """Mail the first verification link of a new account. Nobody else sees its row before the commit and
-    it has no earlier link, so neither the lock nor the cooldown is needed."""
-    token = await _issue(
-        db,
-        user,
-        TokenPurpose.VERIFY_EMAIL,
-        email=user.email,
-        ttl_seconds=settings.VERIFICATION_TOKEN_TTL_SECONDS,
-        now=ctx.now,
-        lock=False,
-    )
-    await _send(db, user.email, mails.verify_email(settings, token, user.locale), ctx.now)
-
-
 async def request_verification(
     db: AsyncSession, *, email: str, settings: Settings, ctx: RequestContext
 ) -> None:

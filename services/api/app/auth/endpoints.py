@@ -44,7 +44,7 @@ from app.passwords.policy import NEW_PASSWORD_ERRORS, PasswordTooLong
 from app.ratelimit.dependencies import RateLimit, limit_request
 from app.ratelimit.service import TokenEndpointRateLimited
 from app.users.emails import InvalidEmail
-from app.users.schemas import UserCreate, UserRead
+from app.users.schemas import UserCreate, UserRead, user_json
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -83,16 +83,16 @@ async def register(
     hasher: HasherDep,
     settings: SettingsDep,
     ctx: ContextDep,
-    response: Response,
     locale: RequestLocale,
-) -> UserRead:
+) -> Response:
     """Create an account and mail it a verification link. Its mails are in the language the
     Accept-Language header prefers among those pyauth has (English or German), English by default."""
     user = await registration.register(
         db, email=body.email, password=body.password, hasher=hasher, settings=settings, ctx=ctx, locale=locale
     )
-    response.headers.update(NO_STORE)
-    return UserRead.model_validate(user)
+    return Response(
+        user_json(user), status_code=status.HTTP_201_CREATED, media_type="application/json", headers=NO_STORE
+    )
 
 
 @router.post(

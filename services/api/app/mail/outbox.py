@@ -41,6 +41,17 @@ def _check_recipient(to: str) -> None:
         raise InvalidOutgoingMail("to must be one email address")
 
 
+def check_outgoing(*, to: str, subject: str, now: datetime, kind: str | None = None) -> None:
+    """What `enqueue` refuses (`InvalidOutgoingMail`), for a mail that a statement of its own queues (a
+    registration's, `app.account.repository.register`)."""
+    _check_recipient(to)
+    _check_header("subject", subject, MAX_SUBJECT_LENGTH)
+    if kind is not None:
+        _check_header("kind", kind, MAX_KIND_LENGTH)
+    if now.tzinfo is None:
+        raise InvalidOutgoingMail("now must be timezone-aware")
+
+
 async def enqueue(
     db: AsyncSession,
     *,
@@ -57,12 +68,7 @@ async def enqueue(
     HTML alternative; `now` (timezone-aware) is when it was
     written and when it is first due. `kind` is an optional label for logs, never sent.
     """
-    _check_recipient(to)
-    _check_header("subject", subject, MAX_SUBJECT_LENGTH)
-    if kind is not None:
-        _check_header("kind", kind, MAX_KIND_LENGTH)
-    if now.tzinfo is None:
-        raise InvalidOutgoingMail("now must be timezone-aware")
+    check_outgoing(to=to, subject=subject, now=now, kind=kind)
     return await repository.add_mail(
         db, kind=kind, recipient=to, subject=subject, body=body, html_body=html, now=now
     )

@@ -4,11 +4,20 @@ import asyncio
 
 import httpx
 import pytest
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from app.users.models import User
 from tests.auth.helpers import PASSWORD, live_email, register, unique_email
+from tests.statements import statements_on
+
+# What a registration writes besides the account: its verification link, the link's mail, its audit row.
+WRITTEN_WITH_THE_ACCOUNT = """
+SELECT (SELECT count(*) FROM account_tokens WHERE email = :e AND purpose = 'verify_email'),
+       (SELECT count(*) FROM mail_outbox WHERE recipient = :e AND kind = 'verify_email'),
+       (SELECT count(*) FROM audit_events a JOIN users u ON u.id = a.user_id
+        WHERE u.email = :e AND a.event = 'user.registered')
+"""
 
 
 async def test_register_returns_the_user_without_the_hash(client: httpx.AsyncClient) -> None:
@@ -21,6 +30,25 @@ async def test_register_returns_the_user_without_the_hash(client: httpx.AsyncCli
     assert body["is_verified"] is False
     assert "password" not in response.text
     assert "argon2" not in response.text
+
+
+async def test_a_registration_writes_the_account_its_link_mail_and_audit_row_in_one_statement(
+    client: httpx.AsyncClient, db_session: AsyncSession, connection: AsyncConnection
+) -> None:
+    """One round trip after the hash, all or nothing: a taken email writes no second link, mail or row."""
+    email = unique_email()
+    driver = (await connection.get_raw_connection()).driver_connection
+    tables = ("users", "account_tokens", "mail_outbox", "audit_events")
+    with statements_on(*tables, driver=driver) as statements:
+        response = await register(client, email)
+        assert response.status_code == 201, response.text
+    assert len(statements) == 1, statements
+    assert all(f"INSERT INTO {table}" in statements[0] for table in tables), statements
+    assert tuple(await db_session.execute(text(WRITTEN_WITH_THE_ACCOUNT), {"e": email})) == ((1, 1, 1),)
+
+    taken = await register(client, email)
+    assert taken.status_code == 409, taken.text
+    assert tuple(await db_session.execute(text(WRITTEN_WITH_THE_ACCOUNT), {"e": email})) == ((1, 1, 1),)
 
 
 @pytest.mark.real_password_cost  # its subject is the cost the stored hash names
