@@ -82,10 +82,14 @@ def database_pool_settings() -> tuple[str, int]:
 
 async def _open_pool() -> None:
     dsn, size = database_pool_settings()
+    # Connections open with the warm-up and close after 10 s idle, as the rotation ceiling's: held through
+    # the whole bench, every pool's connections together (the two APIs', the ceilings', the side-by-side
+    # app's) outgrew the server's max_connections of 100.
     _Pool.pool = await asyncpg.create_pool(
         dsn,
-        min_size=size,
+        min_size=0,
         max_size=size,
+        max_inactive_connection_lifetime=10,
         reset=_no_reset,
         server_settings={"application_name": "pyauth-bench-ceiling"},
     )
