@@ -6,8 +6,8 @@
 #     constant-JSON, raw-SELECT and raw-rotation apps on the API's server options, the argon2id meter on
 #     as many threads as the API hashes on, and the token-verification meter (pyauth-resource and PyJWT
 #     alone, one core); the same API and argon2id meter again at issue 13's second parameter set (64 MiB,
-#     t=3, p=4); and the side-by-side app, a plain FastAPI + SQLAlchemy `/users/me` (compose.bench.yaml). The ceilings and the side-by-side app have no healthcheck: the driver waits
-#     for each to answer, once;
+#     t=3, p=4); and the side-by-side app, a plain FastAPI + SQLAlchemy `/users/me` (compose.bench.yaml).
+#     All but bench-api have no healthcheck: the driver waits for each to answer, once;
 #  2. runs bench/driver.py in the load-generator container, inside the compose network: it creates its
 #     accounts through the API, measures each ceiling right before the scenarios it bounds, runs every
 #     scenario with wrk, then open loop (bench/tail.py), reads the CPU counters of the containers named in
@@ -69,8 +69,9 @@ if [ -z "$api" ] || [ "$(docker inspect --format '{{.State.Health.Status}}' "$ap
 fi
 log "benchmarking compose project $project (images ${PYAUTH_TAG:-latest})"
 
-# The ceilings and the side-by-side app have no healthcheck (compose.bench.yaml): started without --wait,
-# and the driver waits for each to answer. bench-api keeps the api's own healthcheck and is waited for here.
+# The ceilings, the side-by-side app and bench-api-64mib have no healthcheck (compose.bench.yaml): started
+# without --wait, and the driver waits for each to answer. bench-api keeps the api's own healthcheck and is
+# waited for here.
 ceilings=(bench-ceiling-json bench-ceiling-select bench-ceiling-rotation bench-ceiling-argon2 bench-verify bench-sidebyside
   bench-api-64mib bench-ceiling-argon2-64mib)
 services=(bench-api "${ceilings[@]}")
@@ -140,7 +141,8 @@ git_rev=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 if [ -n "$(git status --porcelain 2>/dev/null)" ]; then git_rev="$git_rev+changes"; fi
 status=0
 compose run --rm --no-deps -T --user "$(id -u):$(id -g)" \
-  -e BENCH_API_SETTINGS="$api_settings" -e BENCH_API_64MIB_SETTINGS="$api_64mib_settings" -e BENCH_GIT="$git_rev" -e BENCH_CONTAINERS="$containers" \
+  -e BENCH_API_SETTINGS="$api_settings" -e BENCH_API_64MIB_SETTINGS="$api_64mib_settings" \
+  -e BENCH_GIT="$git_rev" -e BENCH_CONTAINERS="$containers" \
   bench python3 /bench/driver.py || status=$?
 
 log "finished in $((SECONDS - started)) s, exit status $status"

@@ -169,10 +169,8 @@ async def unused_recovery_codes(db: AsyncSession, user_id: uuid.UUID) -> int:
     return int(count or 0)
 
 
-# A password login interrupted for its second factor: its mfa_token and the `login.mfa_required` audit row,
-# in one statement.
-# A new mfa_token and its `mfa.required` audit row, after whatever the login had not sent yet (`CteWrite`:
-# its attempt given back), in one statement.
+# A password login interrupted for its second factor: its new mfa_token and the `login.mfa_required` audit
+# row, after whatever the login had not sent yet (`CteWrite`: its attempt given back), in one statement.
 _STORE_MFA_TOKEN = f"""
 stored AS (
   INSERT INTO {MfaToken.__tablename__}
