@@ -77,6 +77,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         app.state.keyring = await KeyRing.load(app.state.sessionmaker, settings, app.state.clock)
         await ensure_first_admin(app.state.sessionmaker, settings, app.state.hasher, app.state.clock)
+        await app.state.hasher.warm_up()
         app.state.resource_gauges.start()
         # What startup made (modules, routes, the key ring, the pool) lives as long as the process: out of
         # the collector's sight, so a full collection no longer walks it. Measured in the API image: about

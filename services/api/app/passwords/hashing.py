@@ -99,6 +99,11 @@ class PasswordHasher:
         except InvalidHashError:
             return True
 
+    async def warm_up(self) -> None:
+        """Until the dummy hash is made. A worker awaits this before it takes requests: its first unknown-user
+        login costs what every other one does, and its queue is empty when it reports startup complete."""
+        await asyncio.shield(asyncio.wrap_future(self._dummy_hash))
+
     async def verify_dummy(self, password: str) -> None:
         """Spend what a wrong password costs, so that an unknown user cannot be told apart by timing."""
         if self._dummy_hash.done():

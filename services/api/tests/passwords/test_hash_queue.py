@@ -29,7 +29,7 @@ async def one_slot_taken(app: FastAPI) -> AsyncIterator[None]:
     however slow the machine (a slow hash, time cost 60, cost ~3 CPU-s and could still end too early)."""
     original = app.state.hasher
     busy = PasswordHasher(make_settings(PASSWORD_HASH_WORKERS=1, PASSWORD_HASH_QUEUE_MAX=1))
-    await busy.verify_dummy(PASSWORD)  # the start-up job is done
+    await busy.warm_up()  # the start-up job is done
     release = threading.Event()
     # The only slot, taken as a hash takes it. Bounded: were a request queued behind it rather than
     # refused, it would run once the job gave up and answer something else than 503.

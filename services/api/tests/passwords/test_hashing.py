@@ -88,6 +88,18 @@ def test_needs_rehash_for_a_hash_it_cannot_read(hasher: PasswordHasher) -> None:
     assert hasher.needs_rehash("not a hash") is True
 
 
+async def test_warm_up_returns_once_the_start_up_hash_is_made_and_the_queue_is_empty(
+    make_hasher: Callable[..., PasswordHasher],
+) -> None:
+    # A cost that keeps the start-up hash running for a while (~0.3 s of a core): returning early shows.
+    hasher = make_hasher(ARGON2_TIME_COST=40)
+    await hasher.warm_up()
+    assert hasher.queue_depth == 0
+    assert hasher.finished == 1
+    await hasher.warm_up()  # again: at once, nothing more runs
+    assert hasher.finished == 1
+
+
 async def test_verify_dummy_runs_in_the_pool_and_raises_nothing(hasher: PasswordHasher) -> None:
     await hasher.verify_dummy(PASSWORD)
     await hasher.verify_dummy(PASSWORD)
@@ -136,7 +148,7 @@ async def test_concurrent_hashes_run_on_at_most_max_workers_threads(
 
 
 async def test_the_event_loop_keeps_running_while_8_hashes_run(hasher: PasswordHasher) -> None:
-    await hasher.verify_dummy(PASSWORD)  # let the dummy hash made at start-up finish first
+    await hasher.warm_up()  # the dummy hash made at start-up is done
     started = asyncio.Event()
     done = asyncio.Event()
     ticks_while_hashing = 0
