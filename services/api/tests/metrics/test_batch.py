@@ -57,3 +57,34 @@ async def test_an_update_from_a_thread_without_a_loop_is_written_at_once_and_lea
     assert registry.get_sample_value("pyauth_test_batched_total") == 5
     batch.flush()
     assert registry.get_sample_value("pyauth_test_batched_total") == 6
+
+
+async def test_a_histogram_batch_writes_what_one_observe_per_value_would() -> None:
+    """Summed per bucket before they are written: the same buckets, count and sum as `observe` gives,
+    values on a bound included (a bucket's bound is inclusive)."""
+    values = [0.0, 0.001, 0.005, 0.0051, 0.3, 0.5, 0.5, 2.5, 9.99, 10.0, 11.0, 1e9, 0.2, 0.004]
+    direct_registry, batched_registry = CollectorRegistry(), CollectorRegistry()
+    buckets = (0.005, 0.5, 1, 10)
+    direct, batched = (
+        Histogram("pyauth_test_direct_seconds", "Of this test.", registry=registry, buckets=buckets)
+        for registry in (direct_registry, batched_registry)
+    )
+    batch = MetricBatch(interval=3600)
+    for value in values:
+        direct.observe(value)
+        batch.observe(batched, value)
+    assert batched_registry.get_sample_value("pyauth_test_direct_seconds_count") == 0
+    batch.flush()
+
+    def samples(registry: CollectorRegistry) -> dict[tuple[str, str], float]:
+        return {
+            (sample.name, sample.labels.get("le", "")): sample.value
+            for metric in registry.collect()
+            for sample in metric.samples
+            if not sample.name.endswith("_created")
+        }
+
+    written = samples(batched_registry)
+    assert written == samples(direct_registry)
+    assert written[("pyauth_test_direct_seconds_count", "")] == len(values)
+    assert written[("pyauth_test_direct_seconds_bucket", "0.005")] == 4
