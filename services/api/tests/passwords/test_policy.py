@@ -1,6 +1,7 @@
 """The password policy: lengths in code points after NFC, the common and breached lists, context words,
 zxcvbn's minimum score. The range API check has its own module (`test_pwned.py`)."""
 
+import math
 import random
 import string
 import time
@@ -9,6 +10,7 @@ from importlib import resources
 from typing import Any
 
 import pytest
+from zxcvbn import matching
 from zxcvbn.frequency_lists import FREQUENCY_LISTS
 
 from app.core.errors import PyauthError
@@ -312,3 +314,27 @@ def test_the_estimate_is_bounded_on_long_symbol_dense_input(length: int) -> None
     with pytest.raises(PasswordTooGuessable):
         check(password)
     assert time.perf_counter() - started < 1.0
+
+
+def test_the_window_counts_the_substitutions_zxcvbns_l33t_matcher_tries() -> None:
+    # The readings are zxcvbn's (its Python port's table, the algorithm both ports share): a character
+    # missing here would let a window of such characters grow past the budget.
+    assert {letter: set(chars) for letter, chars in matching.L33T_TABLE.items()} == {
+        letter: set(chars) for letter, chars in strength.L33T_READINGS.items()
+    }
+    dense = "!$%(+0123456789<@[{|"
+    for length in range(1, len(dense) + 1):
+        text = dense[:length]
+        subtable = matching.relevant_l33t_subtable(text, matching.L33T_TABLE)
+        expected = math.prod(len(chars) for chars in subtable.values()) * length**2
+        assert strength._work(text) == expected
+    window = strength.estimator_window(dense * 2)
+    assert strength._work(window) <= strength.WORK_BUDGET < strength._work(dense * 2)
+    assert len(window) < strength.WINDOW
+
+
+def test_the_estimate_gives_zxcvbns_warning_as_text() -> None:
+    assert strength.estimate("zxcvbnm,./") == strength.Strength(
+        score=1, warning="Straight rows of keys are easy to guess.", window=10
+    )
+    assert strength.estimate("x7#Kp!2qL9@vQ4$w").warning == ""
