@@ -48,6 +48,7 @@ from app.mfa.login import MfaLogin
 from app.oauth import endpoints as oauth_endpoints
 from app.oidc import endpoints as oidc_endpoints
 from app.passkeys import endpoints as passkeys_endpoints
+from app.passwords import policy as password_policy
 from app.passwords.hashing import PasswordHasher
 from app.users import endpoints as users_endpoints
 from app.web import endpoints as web_endpoints
@@ -78,6 +79,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.keyring = await KeyRing.load(app.state.sessionmaker, settings, app.state.clock)
         await ensure_first_admin(app.state.sessionmaker, settings, app.state.hasher, app.state.clock)
         await app.state.hasher.warm_up()
+        password_policy.load(settings)
         app.state.resource_gauges.start()
         # What startup made (modules, routes, the key ring, the pool) lives as long as the process: out of
         # the collector's sight, so a full collection no longer walks it. Measured in the API image: about

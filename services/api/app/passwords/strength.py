@@ -50,7 +50,7 @@ class Strength:
 
 
 def estimate(password: str) -> Strength:
-    """zxcvbn's score of the password's window. CPU-bound (up to ~1.5 ms): call it off the event loop."""
+    """zxcvbn's score of the password's window: CPU-bound, up to ~1.5 ms, holding the GIL throughout."""
     window = estimator_window(password)
     # No user inputs: the policy already refuses every context word as a substring before this runs.
     result = zxcvbn(window)

@@ -13,7 +13,9 @@ import pytest
 from zxcvbn import matching
 from zxcvbn.frequency_lists import FREQUENCY_LISTS
 
+from app.core.config import Settings
 from app.core.errors import PyauthError
+from app.main import create_app
 from app.passwords import policy, strength
 from app.passwords.policy import (
     BREACHED_PASSWORDS_FILE,
@@ -338,3 +340,13 @@ def test_the_estimate_gives_zxcvbns_warning_as_text() -> None:
         score=1, warning="Straight rows of keys are easy to guess.", window=10
     )
     assert strength.estimate("x7#Kp!2qL9@vQ4$w").warning == ""
+
+
+async def test_a_worker_reads_the_password_lists_before_it_takes_requests(settings: Settings) -> None:
+    # The check runs on the event loop: the first request must not pay for reading ~200,000 entries.
+    common_passwords.cache_clear()
+    breached_passwords.cache_clear()
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        assert common_passwords.cache_info().currsize == 1
+        assert breached_passwords.cache_info().currsize == 1
