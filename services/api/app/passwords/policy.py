@@ -157,7 +157,7 @@ def check_password_locally(password: str, *, settings: Settings, email: str | No
 
 
 def load(settings: Settings) -> None:
-    """Read the shipped lists and make zxcvbn build its own (~150 ms), so that no request pays for it on
+    """Read the shipped lists and make zxcvbn build its own (~90 ms), so that no request pays for it on
     the event loop. A worker calls this at startup; the first check would otherwise."""
     common_passwords()
     breached_passwords()

@@ -61,12 +61,14 @@ def estimate(password: str) -> Strength:
 
 def estimator_window(password: str) -> str:
     window = password[:WINDOW]
-    while len(window) > 1 and _work(window) > WORK_BUDGET:
+    while len(window) > 1 and lookup_work(window) > WORK_BUDGET:
         window = window[:-1]
     return window
 
 
-def _work(text: str) -> int:
+def lookup_work(text: str) -> int:
+    """What zxcvbn's estimate of `text` costs, in substring lookups: its l33t combinations times its length
+    squared (`WORK_BUDGET` bounds it)."""
     present = set(text)
     combinations = prod(max(1, len(present.intersection(readings))) for readings in L33T_READINGS.values())
     return combinations * len(text) ** 2

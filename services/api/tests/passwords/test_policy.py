@@ -329,9 +329,9 @@ def test_the_window_counts_the_substitutions_zxcvbns_l33t_matcher_tries() -> Non
         text = dense[:length]
         subtable = matching.relevant_l33t_subtable(text, matching.L33T_TABLE)
         expected = math.prod(len(chars) for chars in subtable.values()) * length**2
-        assert strength._work(text) == expected
+        assert strength.lookup_work(text) == expected
     window = strength.estimator_window(dense * 2)
-    assert strength._work(window) <= strength.WORK_BUDGET < strength._work(dense * 2)
+    assert strength.lookup_work(window) <= strength.WORK_BUDGET < strength.lookup_work(dense * 2)
     assert len(window) < strength.WINDOW
 
 
