@@ -66,6 +66,16 @@ async def _sleep_on_driver(engine: AsyncEngine, seconds: float, started: asyncio
         return int(await connection.fetchval("SELECT pg_backend_pid()"))
 
 
+async def _open_both(engine: AsyncEngine) -> None:
+    """Connect the pool's two connections and check them back in. While the pool connects a new one, its
+    checkout counts as waiting there, and a lease that ends meanwhile goes back to the pool: on a loaded
+    machine one statement's connect outlasted the other's whole statement."""
+    async with engine.connect() as one, engine.connect() as other:
+        await one.execute(text("SELECT 1"))
+        await other.execute(text("SELECT 1"))
+    assert _checked_out(engine) == 0
+
+
 async def _sleeping(engine: AsyncEngine, *seconds: float) -> list[asyncio.Task[int]]:
     """Statements that hold a connection each for `seconds`, started: each holds its connection."""
     events = [asyncio.Event() for _ in seconds]
@@ -87,6 +97,7 @@ async def test_a_session_that_would_wait_gets_an_idle_lease_back_at_once(
     # Nor an aged lease: on a loaded machine a first statement's connect and sleep took past
     # LEASE_SECONDS, and its connection went back to the pool before the first assertion.
     monkeypatch.setattr(driver_leases, "LEASE_SECONDS", 30.0)
+    await _open_both(pooled_engine)
     kept = set(await asyncio.gather(*(_sleep_on_driver(pooled_engine, 0.05) for _ in range(2))))
     assert len(kept) == 2 and _checked_out(pooled_engine) == 2
     async with asyncio.timeout(0.5), pooled_engine.connect() as one, pooled_engine.connect() as other:
