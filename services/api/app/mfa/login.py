@@ -33,7 +33,7 @@ from app.auth.sessions import Authentication
 from app.clients.models import OAuthClient
 from app.core.config import Settings
 from app.core.context import RequestContext
-from app.core.database import commit_before_refusing, execute_write
+from app.core.database import commit_before_refusing, each_statement_commits, execute_write
 from app.core.errors import OAuthError
 from app.core.opaque_tokens import digest, new_token
 from app.keys.keyring import KeyRing
@@ -44,8 +44,6 @@ from app.mfa.models import MfaToken
 from app.passkeys import service as passkeys
 from app.ratelimit import devices
 from app.ratelimit import service as ratelimit
-from app.ratelimit.models import LoginDevice
-from app.users import repository as user_repository
 from app.users.models import User
 
 log = logging.getLogger("pyauth.mfa")
@@ -200,14 +198,13 @@ async def second_step(
     kept in the answer's `Authentication`, for the statement that starts its session to carry."""
     now = ctx.now
     token_hash = digest(mfa_token)
-    ticket = await repository.live_mfa_token(db, token_hash, now)
-    if ticket is None:
-        await _refuse(db, ctx, "invalid_mfa_token")
+    # Up to the reservation's commit, each statement commits on its own: no BEGIN or COMMIT round trips.
+    await each_statement_commits(db)
+    found = await _live_ticket(db, token_hash, ctx)  # held to the end: the otp method reads its `totp`
+    ticket, device = found.ticket, found.device
     if ticket.client_id != client_id or (HOSTED_PAGES_MARK in ticket.scopes) != hosted_pages:
         await _refuse(db, ctx, "mfa_token_of_another_client", user_id=ticket.user_id)
-    user = await user_repository.get_by_id(db, ticket.user_id)
-    if user is None or not user.is_active:
-        await _refuse(db, ctx, "inactive", user_id=ticket.user_id)
+    user = await _active_account(db, found, ctx)
     await _reserve(db, user, settings=settings, ctx=ctx)
     verified = await method.verify(db, user, value, settings=settings, ctx=ctx, attempt=attempt_of(ticket))
     if verified is None:
@@ -216,9 +213,7 @@ async def second_step(
         user_id = user.id
         await db.rollback()  # undo the method's acceptance: this login did not happen
         await _refuse(db, ctx, "invalid_mfa_token", user_id=user_id)
-    replaces = await db.get(LoginDevice, ticket.device_token_hash) if ticket.device_token_hash else None
-    if replaces is not None and replaces.user_id != user.id:
-        replaces = None
+    replaces = device if device is not None and device.user_id == user.id else None
     device_token, device_stored = devices.replacement(user.id, settings=settings, now=now, replaces=replaces)
     writes = (ratelimit.failures_cleared(user.email, MFA_KIND, ratelimit.AttemptKind.LOGIN), device_stored)
     if not defer_writes:
@@ -248,17 +243,29 @@ async def webauthn_options(
     """PublicKeyCredentialRequestOptionsJSON for the second step of the login `mfa_token` belongs to: the
     account's passkeys allowed, the challenge bound to the account and to this mfa_token (an assertion
     answers only the login it was asked for). The token is not spent: the mfa grant spends it."""
-    ticket = await repository.live_mfa_token(db, digest(mfa_token), ctx.now)
-    if ticket is None:
-        await _refuse(db, ctx, "invalid_mfa_token")
-    user = await user_repository.get_by_id(db, ticket.user_id)
-    if user is None or not user.is_active:
-        await _refuse(db, ctx, "inactive", user_id=ticket.user_id)
+    found = await _live_ticket(db, digest(mfa_token), ctx)
+    user = await _active_account(db, found, ctx)
     if not await passkeys.has_passkey(db, user):
         await _refuse(db, ctx, "no_passkey", user_id=user.id)
     return await passkeys.authentication_options(
-        db, user, settings=settings, ctx=ctx, attempt=attempt_of(ticket)
+        db, user, settings=settings, ctx=ctx, attempt=attempt_of(found.ticket)
     )
+
+
+async def _live_ticket(db: AsyncSession, token_hash: bytes, ctx: RequestContext) -> repository.LiveTicket:
+    """The live ticket of this digest with its account and device token (one statement); refused
+    (audited) if there is none."""
+    found = await repository.live_ticket(db, token_hash, ctx.now)
+    if found is None:
+        await _refuse(db, ctx, "invalid_mfa_token")
+    return found
+
+
+async def _active_account(db: AsyncSession, found: repository.LiveTicket, ctx: RequestContext) -> User:
+    """The ticket's account; refused (audited) if it is gone or disabled."""
+    if found.user is None or not found.user.is_active:
+        await _refuse(db, ctx, "inactive", user_id=found.ticket.user_id)
+    return found.user
 
 
 async def _reserve(db: AsyncSession, user: User, *, settings: Settings, ctx: RequestContext) -> None:

@@ -77,7 +77,7 @@ class TotpMethod(SecondFactorMethod):
         ctx: RequestContext,
         attempt: str,
     ) -> Verified | None:
-        row = await repository.get_totp(db, user.id)
+        row = await repository.loaded_totp(db, user.id)  # the second step's read holds it
         if row is None or row.confirmed_at is None:
             return None
         secret = secret_box.open_sealed(row.secret_encrypted, user_id=user.id, settings=settings)

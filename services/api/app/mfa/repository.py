@@ -4,6 +4,7 @@ exactly one is accepted: the second finds the row already changed and matches no
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
 
@@ -15,6 +16,8 @@ from app.audit.models import AuditEntry
 from app.audit.service import AuditRow
 from app.core.database import CteWrite, execute_with_writes
 from app.mfa.models import MfaRecoveryCode, MfaToken, MfaTotp
+from app.ratelimit.models import LoginDevice
+from app.users.models import User
 
 # The statements every mfa grant sends are built once, with bound parameters: building one through
 # SQLAlchemy per request cost more CPU than its round trip. The acceptances below are sent on the tables,
@@ -33,10 +36,24 @@ _LIVE_TICKET = (
 )
 _TOTP_OF = select(MfaTotp).where(MfaTotp.user_id == bindparam("totp_user_id"))
 _LIVE_MFA_TOKEN = select(MfaToken).where(*_LIVE_TICKET)
+# The same with its account, the device token its login presented and the account's TOTP authenticator, for
+# the second step: one round trip where four were.
+_LIVE_TICKET_WITH_ACCOUNT = (
+    select(MfaToken, User, LoginDevice, MfaTotp)
+    .outerjoin(User, User.id == MfaToken.user_id)
+    .outerjoin(LoginDevice, LoginDevice.token_hash == MfaToken.device_token_hash)
+    .outerjoin(MfaTotp, MfaTotp.user_id == MfaToken.user_id)
+    .where(*_LIVE_TICKET)
+)
 
 
 async def get_totp(db: AsyncSession, user_id: uuid.UUID) -> MfaTotp | None:
     return await db.scalar(_TOTP_OF, {"totp_user_id": user_id})
+
+
+async def loaded_totp(db: AsyncSession, user_id: uuid.UUID) -> MfaTotp | None:
+    """The user's authenticator as this session holds it already (a `LiveTicket` held), else read."""
+    return await db.get(MfaTotp, user_id)
 
 
 # The acceptances (parameters named apart from the columns: a parameter named like a column would be SET).
@@ -202,6 +219,26 @@ async def store_mfa_token(
 
 async def live_mfa_token(db: AsyncSession, token_hash: bytes, now: datetime) -> MfaToken | None:
     return await db.scalar(_LIVE_MFA_TOKEN, {"mfa_token_hash": token_hash, "mfa_token_now": now})
+
+
+@dataclass(frozen=True)
+class LiveTicket:
+    """A live mfa_token's row, its account (None if gone), the stored device token its login presented
+    (None if it presented none, or that token is gone) and the account's TOTP authenticator (None if
+    none). While it is held, the session finds that authenticator without a query (`loaded_totp`: a
+    session's identity map holds its rows only as long as something else does)."""
+
+    ticket: MfaToken
+    user: User | None
+    device: LoginDevice | None
+    totp: MfaTotp | None
+
+
+async def live_ticket(db: AsyncSession, token_hash: bytes, now: datetime) -> LiveTicket | None:
+    """`live_mfa_token` with its account, device token and authenticator (`LiveTicket`), in one statement."""
+    result = await db.execute(_LIVE_TICKET_WITH_ACCOUNT, {"mfa_token_hash": token_hash, "mfa_token_now": now})
+    row = result.first()
+    return LiveTicket(*row) if row is not None else None
 
 
 async def spend_mfa_token(db: AsyncSession, token_hash: bytes, now: datetime) -> bool:

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.core.clock import ManualClock
 from app.core.config import Settings
+from app.core.opaque_tokens import digest
 from app.mfa import totp
 from tests.admin.helpers import admin_account
 from tests.auth.helpers import password_grant, refresh_grant, signed_up
@@ -107,6 +108,34 @@ async def test_a_finished_mfa_login_forgets_the_password_and_factor_failures_in_
     assert len(deletes) == 1, statements
     assert "INSERT INTO auth_sessions" in deletes[0], deletes
     assert (await db_session.scalars(text(counted), {"e": user.email})).all() == []
+
+
+async def test_the_mfa_grant_reads_its_ticket_account_device_token_and_authenticator_in_one_statement(
+    client: httpx.AsyncClient, clock: ManualClock, db_session: AsyncSession, connection: AsyncConnection
+) -> None:
+    """The second step reads the live mfa_token, its account, the device token its first step presented and
+    the account's TOTP authenticator in one SELECT; the finished login spends that device token for a new
+    one and is audited as from a known device."""
+    user = await enrolled(client, clock)
+    presented = client.cookies.get("pyauth_device")
+    assert presented, "the sign-up's login left a device cookie"
+    token = await mfa_token_of(client, user.email)
+    driver = (await connection.get_raw_connection()).driver_connection
+    with statements_on("mfa_tokens", "users", "login_devices", "mfa_totp", driver=driver) as statements:
+        answer = await mfa_grant(client, token, otp=totp.code_at(user.secret, clock.now()))
+    assert answer.status_code == 200, answer.text
+    reads = [statement for statement in statements if statement.startswith("SELECT")]
+    assert len(reads) == 1, statements
+    joined = ("FROM mfa_tokens", "JOIN users", "JOIN login_devices", "JOIN mfa_totp")
+    assert all(table in reads[0] for table in joined), reads
+    issued = answer.json()["device_token"]
+    stored = set(
+        await db_session.scalars(
+            text("SELECT token_hash FROM login_devices WHERE user_id = :u"), {"u": user.user_id}
+        )
+    )
+    assert digest(presented) not in stored and digest(issued) in stored
+    assert (await audit_of(db_session, user.user_id, "login.succeeded"))[-1] == (None, {"known_device": True})
 
 
 async def test_a_wrong_password_answers_the_same_with_or_without_a_factor(
