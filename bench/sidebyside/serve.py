@@ -1,8 +1,8 @@
-"""Serve the side-by-side app (`tutorial_app.py`) with pyauth's own server options
-(`app.__main__.server_options`: the same workers, event loop and HTTP parser) and pyauth's database and
-pool size per worker, from the API image: `python3 /bench/sidebyside/serve.py`. The JWT secret comes from
-SIDEBYSIDE_JWT_SECRET (bench/run.sh makes one per run, and hands it to the driver, which signs the
-tokens).
+"""Serve the side-by-side app (`tutorial_app.py`) as pyauth is served (`app.__main__.run` with
+`app.__main__.server_options`: the same workers and sockets, event loop and HTTP parser) and with
+pyauth's database and pool size per worker, from the API image: `python3 /bench/sidebyside/serve.py`.
+The JWT secret comes from SIDEBYSIDE_JWT_SECRET (bench/run.sh makes one per run, and hands it to the
+driver, which signs the tokens).
 
 Each worker serves `app`: the tutorial app, plus one task that closes its engine's pooled connections
 once none has been checked out for `IDLE_SECONDS` (as the ceilings' pools do): held through the whole
@@ -18,7 +18,7 @@ from typing import Any
 
 import uvicorn
 
-from app.__main__ import server_options
+from app.__main__ import run, server_options
 from app.core.config import get_settings
 
 IDLE_SECONDS = 10
@@ -62,7 +62,7 @@ def main() -> None:
     os.environ["SIDEBYSIDE_DATABASE_URL"] = settings.database_url.render_as_string(hide_password=False)
     os.environ["SIDEBYSIDE_POOL_SIZE"] = str(settings.DB_POOL_SIZE)
     os.environ["SIDEBYSIDE_MAX_OVERFLOW"] = str(settings.DB_MAX_OVERFLOW)
-    uvicorn.run("serve:app", **server_options(settings))
+    run(uvicorn.Config("serve:app", **server_options(settings)))
 
 
 if __name__ == "__main__":

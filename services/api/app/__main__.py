@@ -1,11 +1,12 @@
 """`python -m app`: serve the API with uvicorn, logging configured from settings.
 
-`server_options()` is the one description of how pyauth is served; `make bench` serves its ceiling apps
-with the same options, so that they compare like with like.
+`server_options()` is the one description of how pyauth is served, and `run()` serves an app with them;
+`make bench` serves its ceiling apps through both, so that they compare like with like.
 
-`serve()` binds two listening sockets before any worker starts: the public port (8000) and, unless the
-metrics are off or moved to the public port, METRICS_PORT (9000), which compose does not publish. Every
-uvicorn worker accepts on both, as uvicorn's workers share one socket, and the app tells them apart by
+`serve()` binds the listening sockets before any worker starts: the public port (8000) and, unless the
+metrics are off or moved to the public port, METRICS_PORT (9000), which compose does not publish. With
+more than one worker, each accepts on a public socket of its own (`app.core.workers`: the kernel spreads
+new connections over them) and all of them on the one metrics socket, and the app tells the two apart by
 the port a connection arrived on (`app.metrics.listener`). So a scrape is answered by a worker like any
 request: it publishes its own gauges at that moment and merges every worker's files
 (`app.metrics.exposition`); no extra server or process is needed.
@@ -27,14 +28,13 @@ from types import FrameType
 from typing import Any
 
 import uvicorn
-from uvicorn.supervisors import Multiprocess
 
 from app.core.config import PUBLIC_PORT, Settings, get_settings
 from app.core.logging import logging_config
+from app.core.workers import STARTUP_FAILURE, Workers, bind_worker_sockets
 from app.health.draining import start_draining
 
 LISTEN_HOST = "0.0.0.0"  # noqa: S104 - inside its container; compose publishes only the public port
-STARTUP_FAILURE = 3  # uvicorn's exit status when the app could not start
 
 log = logging.getLogger("pyauth.main")
 
@@ -74,7 +74,7 @@ def bind_metrics_socket(settings: Settings, host: str = LISTEN_HOST) -> socket.s
     sock = socket.socket(socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
-    sock.set_inheritable(True)  # the workers inherit it with the public socket
+    sock.set_inheritable(True)  # every worker accepts on it
     log.info("metrics on http://%s:%d/metrics (not on the public port)", host, port)
     return sock
 
@@ -108,18 +108,30 @@ def serve(settings: Settings, *, host: str = LISTEN_HOST, port: int = PUBLIC_POR
     """Serve the API on `port` and the metrics on METRICS_PORT, with settings.api_workers workers."""
     options = {**server_options(settings), "host": host, "port": port}
     config = uvicorn.Config("app.main:create_app", factory=True, **options)
-    sockets = [config.bind_socket()]
-    metrics_socket = bind_metrics_socket(settings, options["host"])
-    if metrics_socket is not None:
-        sockets.append(metrics_socket)
+    metrics_socket = bind_metrics_socket(settings, host)
+    shared = [metrics_socket] if metrics_socket is not None else []
+    run(config, shared=shared, drain_seconds=settings.SHUTDOWN_DRAIN_SECONDS)
+
+
+def run(
+    config: uvicorn.Config, *, shared: list[socket.socket] | None = None, drain_seconds: float = 0
+) -> None:
+    """Serve `config`'s app on its host and port, and on the `shared` sockets: with one worker in this
+    process (`DrainingServer`), with more each on a public socket of its own (`app.core.workers`). Exits
+    with uvicorn's STARTUP_FAILURE status if the app could not start."""
+    shared = shared or []
     if config.workers > 1:
-        if settings.SHUTDOWN_DRAIN_SECONDS:
+        if drain_seconds:
             log.warning("SHUTDOWN_DRAIN_SECONDS applies to one worker (API_WORKERS=1): not draining")
-        Multiprocess(config, sockets=sockets).run()
+        public = bind_worker_sockets(config.host, config.port, config.workers)
+        log.info("serving on http://%s:%d", config.host, config.port)
+        status = Workers(config, public, shared).run()
+        if status:
+            sys.exit(status)
         return
-    server = DrainingServer(config, settings.SHUTDOWN_DRAIN_SECONDS)
+    server = DrainingServer(config, drain_seconds)
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C in a terminal: uvicorn has shut down already
-        server.run(sockets=sockets)
+        server.run(sockets=[config.bind_socket(), *shared])
     if not server.started:
         sys.exit(STARTUP_FAILURE)
 

@@ -1,12 +1,16 @@
 """Real HTTP servers for tests: an ASGI app served by uvicorn on a loopback socket of its own, so that a
 client (a resource-server library, a browser, PyJWT's JWKS client) reaches it over a real connection; and
-pyauth served as `python -m app` serves it, in a process of its own (`serve_in_process`)."""
+pyauth served as `python -m app` serves it, in a process of its own (`serve_in_process`, `ApiProcess`)."""
 
 import asyncio
+import os
+import signal
 import socket
 import ssl
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -15,6 +19,7 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from app.core.config import Settings
+from app.metrics import exposition
 from tests.cli import cli_environment
 
 # httpx builds a TLS context for every client it makes unless given one: it loads the CA bundle, 30-110 ms
@@ -69,6 +74,61 @@ def serve_in_process(port: int, env: dict[str, str]) -> subprocess.Popen[str]:
         text=True,
         start_new_session=True,
     )
+
+
+STARTUP_TIMEOUT = 60.0
+
+
+class ApiProcess:
+    """`serve_in_process` with `workers` workers, the metrics on a port of their own (their files in
+    `metrics_dir`) and no rate limits; its log collected in `log`."""
+
+    def __init__(self, settings: Settings, metrics_dir: Path, *, workers: int) -> None:
+        self.public_port, self.metrics_port = free_port(), free_port()
+        env = server_environment(
+            settings,
+            RATE_LIMITS_ENABLED="false",
+            API_WORKERS=str(workers),
+            METRICS_PORT=str(self.metrics_port),
+            **{exposition.MULTIPROCESS_DIR_VARIABLE: str(metrics_dir)},
+        )
+        self.process = serve_in_process(self.public_port, env)
+        self.log: list[str] = []
+        self._reader = threading.Thread(target=self._read_log, daemon=True)
+        self._reader.start()
+
+    def _read_log(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self.log.append(line)
+
+    def wait_until_started(self, workers: int) -> None:
+        """Until `workers` lifespan startups (the first workers', and any replacement's) have completed."""
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while sum("Application startup complete" in line for line in self.log) < workers:
+            assert self.process.poll() is None, "".join(self.log)
+            assert time.monotonic() < deadline, "".join(self.log)
+            time.sleep(0.1)
+
+    def worker_pids(self) -> list[int]:
+        """The uvicorn workers: the children spawned by multiprocessing, not its resource tracker."""
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text().split()
+        workers = []
+        for child in children:
+            with_args = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+            if any(b"spawn_main" in arg for arg in with_args):
+                workers.append(int(child))
+        return workers
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)  # the parent ends its workers gracefully
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)  # the group this test started
+                self.process.wait(timeout=10)
+        self._reader.join(timeout=10)
 
 
 @asynccontextmanager

@@ -7,8 +7,6 @@ second port over real HTTP, with one worker stopped at a time, so that it is kno
 
 import os
 import signal
-import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,12 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.core.config import Settings
 from app.main import create_app
-from app.metrics import exposition
 from tests.conftest import make_settings
 from tests.metrics.helpers import METRICS_PORT, METRICS_URL, requests_total, sample
-from tests.servers import LOOPBACK_TLS, free_port, serve_in_process, server_environment
-
-STARTUP_TIMEOUT = 60.0
+from tests.servers import LOOPBACK_TLS, ApiProcess
 
 
 async def test_the_public_port_does_not_serve_the_metrics(client: httpx.AsyncClient) -> None:
@@ -103,61 +98,10 @@ def test_the_metrics_port_cannot_be_the_public_port() -> None:
 # The real server, two workers, over real HTTP
 
 
-class Server:
-    """`python -m tests.metrics.server_process` in its own process group, its log collected."""
-
-    def __init__(self, settings: Settings, metrics_dir: Path, *, workers: int) -> None:
-        self.public_port, self.metrics_port = free_port(), free_port()
-        env = server_environment(
-            settings,
-            RATE_LIMITS_ENABLED="false",
-            API_WORKERS=str(workers),
-            METRICS_PORT=str(self.metrics_port),
-            **{exposition.MULTIPROCESS_DIR_VARIABLE: str(metrics_dir)},
-        )
-        self.process = serve_in_process(self.public_port, env)
-        self.log: list[str] = []
-        self._reader = threading.Thread(target=self._read_log, daemon=True)
-        self._reader.start()
-
-    def _read_log(self) -> None:
-        assert self.process.stderr is not None
-        for line in self.process.stderr:
-            self.log.append(line)
-
-    def wait_until_started(self, workers: int) -> None:
-        """Until every worker has finished its lifespan startup and accepts connections."""
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while sum("Application startup complete" in line for line in self.log) < workers:
-            assert self.process.poll() is None, "".join(self.log)
-            assert time.monotonic() < deadline, "".join(self.log)
-            time.sleep(0.1)
-
-    def worker_pids(self) -> list[int]:
-        """The uvicorn workers: the children spawned by multiprocessing, not its resource tracker."""
-        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text().split()
-        workers = []
-        for child in children:
-            with_args = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
-            if any(b"spawn_main" in arg for arg in with_args):
-                workers.append(int(child))
-        return workers
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)  # the supervisor ends its workers gracefully
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)  # the group this test started
-                self.process.wait(timeout=10)
-        self._reader.join(timeout=10)
-
-
 @contextmanager
 def paused(pid: int) -> Iterator[None]:
-    """The worker is stopped (SIGSTOP): it accepts nothing, so its sibling answers every connection.
-    Kept short: uvicorn's supervisor replaces a worker that misses its 5-second health ping."""
+    """The worker is stopped (SIGSTOP): it accepts nothing, so its sibling answers every connection on a
+    socket they share. Kept short: the parent replaces a worker that misses its health ping."""
     os.kill(pid, signal.SIGSTOP)
     try:
         yield
@@ -170,26 +114,36 @@ def _get(url: str) -> httpx.Response:
     return httpx.get(url, timeout=10, headers={"Connection": "close"}, verify=LOOPBACK_TLS)
 
 
+def _wait_until_counted(metrics: str, requests: int) -> None:
+    deadline = time.monotonic() + 10
+    while requests_total(_get(metrics).text, "GET", "/health/live", 200) < requests:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+
 async def test_every_worker_answers_scrapes_on_the_metrics_port_with_every_workers_counts(
     settings: Settings, engine: AsyncEngine, tmp_path: Path
 ) -> None:
     metrics_dir = tmp_path / "metrics"
     metrics_dir.mkdir()
-    server = Server(settings, metrics_dir, workers=2)
+    server = ApiProcess(settings, metrics_dir, workers=2)
     try:
         server.wait_until_started(workers=2)
         first, second = server.worker_pids()
         public = f"http://127.0.0.1:{server.public_port}"
         metrics = f"http://127.0.0.1:{server.metrics_port}/metrics"
 
-        with paused(second):  # the first worker answers the requests and one scrape
-            for _ in range(3):
-                assert _get(f"{public}/health/live").status_code == 200
+        # Each worker accepts the public port on a socket of its own, and the kernel chooses one per
+        # connection; at most one of the two answered all three requests.
+        for _ in range(3):
+            assert _get(f"{public}/health/live").status_code == 200
+        _wait_until_counted(metrics, 3)  # each worker writes its counts at most 0.1 s late
+        with paused(second):  # the metrics socket is shared: the first worker answers this scrape
             by_first = _get(metrics)
-        with paused(first):  # the second worker, which answered none of them, answers the next scrape
+        with paused(first):  # and the second this one
             by_second = _get(metrics)
-            on_public_port = _get(f"{public}/metrics")
-            api_on_metrics_port = _get(f"http://127.0.0.1:{server.metrics_port}/health/live")
+        on_public_port = _get(f"{public}/metrics")
+        api_on_metrics_port = _get(f"http://127.0.0.1:{server.metrics_port}/health/live")
     finally:
         server.stop()
 

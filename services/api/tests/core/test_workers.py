@@ -1,0 +1,118 @@
+"""API_WORKERS > 1 (`app.core.workers`): each worker accepts the public port on a listening socket of its
+own (SO_REUSEPORT), so the kernel spreads new connections over the workers instead of letting whichever
+is in `accept` take them all; the parent holds every socket, and a worker that dies is replaced on its
+own, so connections that arrive meanwhile wait for the replacement instead of being refused.
+
+The server is `python -m app`'s `serve()` in a process of its own, over real HTTP and real sockets."""
+
+import os
+import signal
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.core.config import Settings
+from tests.servers import LOOPBACK_TLS, ApiProcess
+
+WORKERS = 2
+CONNECTIONS = 16
+LISTENING, ESTABLISHED = "0A", "01"  # the state column of /proc/net/tcp
+
+
+def _sockets_on(port: int, state: str) -> set[str]:
+    """The inodes of the sockets on 127.0.0.1:`port` in `state` in this network namespace: listening, or
+    accepted and established."""
+    local = f"0100007F:{port:04X}"
+    inodes = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[1] == local and fields[3] == state:
+            inodes.add(fields[9])
+    return inodes
+
+
+def _sockets_held(pid: int) -> set[str]:
+    """The inodes of every socket process `pid` has open."""
+    held = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        target = fd.readlink().name if fd.is_symlink() else ""
+        if target.startswith("socket:["):
+            held.add(target.removeprefix("socket:[").removesuffix("]"))
+    return held
+
+
+def _keep_alive_clients(port: int) -> list[httpx.Client]:
+    """CONNECTIONS clients, each with one connection to the public port, opened at once (one thread each),
+    its first request answered."""
+    clients = [
+        httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60, verify=LOOPBACK_TLS)
+        for _ in range(CONNECTIONS)
+    ]
+    with ThreadPoolExecutor(CONNECTIONS) as threads:
+        statuses = list(threads.map(lambda client: client.get("/health/live").status_code, clients))
+    assert statuses == [200] * CONNECTIONS
+    return clients
+
+
+def test_each_worker_accepts_on_a_listening_socket_of_its_own_and_keep_alive_connections_spread(
+    settings: Settings, engine: AsyncEngine, tmp_path: Path
+) -> None:
+    server = ApiProcess(settings, tmp_path, workers=WORKERS)
+    try:
+        server.wait_until_started(workers=WORKERS)
+        listening = _sockets_on(server.public_port, LISTENING)
+        first, second = server.worker_pids()
+        mine = {pid: _sockets_held(pid) & listening for pid in (first, second)}
+        parent_holds = _sockets_held(server.process.pid) & listening
+
+        clients = _keep_alive_clients(server.public_port)
+        accepted = _sockets_on(server.public_port, ESTABLISHED)
+        connections = {pid: len(_sockets_held(pid) & accepted) for pid in (first, second)}
+        for client in clients:
+            client.close()
+    finally:
+        server.stop()
+
+    assert len(listening) == WORKERS, server.log
+    assert len(mine[first]) == len(mine[second]) == 1
+    assert mine[first] != mine[second]
+    assert parent_holds == listening
+    # The kernel hashes each connection to one of the sockets: one worker gets none of 16 with a
+    # probability of 2 in 65,536.
+    assert sum(connections.values()) == CONNECTIONS, connections
+    assert min(connections.values()) > 0, connections
+    assert server.process.returncode == 0, server.log
+
+
+def test_a_worker_that_dies_is_replaced_on_its_own_socket_and_no_connection_is_refused_meanwhile(
+    settings: Settings, engine: AsyncEngine, tmp_path: Path
+) -> None:
+    server = ApiProcess(settings, tmp_path, workers=WORKERS)
+    try:
+        server.wait_until_started(workers=WORKERS)
+        listening = _sockets_on(server.public_port, LISTENING)
+        dead, survivor = server.worker_pids()
+        its_socket = _sockets_held(dead) & listening
+        os.kill(dead, signal.SIGKILL)
+        # Opened at once, before the replacement is up: about half are hashed to the dead worker's socket,
+        # where they wait in its queue.
+        clients = _keep_alive_clients(server.public_port)
+        server.wait_until_started(workers=WORKERS + 1)
+        replacement = (set(server.worker_pids()) - {survivor}).pop()
+        replacement_holds = _sockets_held(replacement) & listening
+        by_replacement = len(_sockets_held(replacement) & _sockets_on(server.public_port, ESTABLISHED))
+        listening_after = _sockets_on(server.public_port, LISTENING)
+        for client in clients:
+            client.close()
+    finally:
+        server.stop()
+
+    assert replacement != dead
+    assert replacement_holds == its_socket
+    # It holds the connections that waited on its socket: the survivor cannot accept from it.
+    assert by_replacement > 0
+    assert listening_after == listening
+    assert any(f"worker [{dead}] died" in line for line in server.log), server.log
+    assert server.process.returncode == 0, server.log
