@@ -81,9 +81,9 @@ STARTUP_TIMEOUT = 60.0
 
 class ApiProcess:
     """`serve_in_process` with `workers` workers, the metrics on a port of their own (their files in
-    `metrics_dir`) and no rate limits; its log collected in `log`."""
+    `metrics_dir`), no rate limits and the `extra` environment; its log collected in `log`."""
 
-    def __init__(self, settings: Settings, metrics_dir: Path, *, workers: int) -> None:
+    def __init__(self, settings: Settings, metrics_dir: Path, *, workers: int, **extra: str) -> None:
         self.public_port, self.metrics_port = free_port(), free_port()
         env = server_environment(
             settings,
@@ -91,6 +91,7 @@ class ApiProcess:
             API_WORKERS=str(workers),
             METRICS_PORT=str(self.metrics_port),
             **{exposition.MULTIPROCESS_DIR_VARIABLE: str(metrics_dir)},
+            **extra,
         )
         self.process = serve_in_process(self.public_port, env)
         self.log: list[str] = []

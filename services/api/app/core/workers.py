@@ -16,7 +16,8 @@ replaced, where a shared socket would have let its siblings take them.
 A worker is uvicorn's own worker process (`uvicorn.supervisors.multiprocess.Process`: spawned, pinged over
 a pipe, its server run on the sockets given); this module only decides which sockets each one gets and
 keeps them running. SIGTERM and SIGINT stop every worker gracefully; SIGHUP replaces them one by one, each
-replacement ready before its predecessor is stopped.
+replacement ready before its predecessor is stopped; SIGTTIN and SIGTTOU, with which uvicorn's parent adds
+and removes a worker, are logged and ignored (their default would stop the parent).
 """
 
 import logging
@@ -67,7 +68,7 @@ class Workers:
     def run(self) -> int:
         """Serve until SIGTERM or SIGINT; the exit status: 0, or STARTUP_FAILURE if a worker could not
         start its app (it would fail the same way every time it was replaced)."""
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU):
             signal.signal(sig, self._queue_signal)
         workers = len(self.sockets)
         log.info("parent process [%d]: %d workers, each on a socket of its own", os.getpid(), workers)
@@ -97,6 +98,9 @@ class Workers:
             if sig == signal.SIGHUP:
                 log.info("SIGHUP: replacing the workers one by one")
                 self._replace_all()
+            elif sig in (signal.SIGTTIN, signal.SIGTTOU):
+                # uvicorn's parent adds or removes a worker; here each has a socket: set API_WORKERS.
+                log.warning("%s ignored: the worker count is API_WORKERS", signal.Signals(sig).name)
             else:
                 log.info("%s: stopping the workers", signal.Signals(sig).name)
                 self.should_exit.set()

@@ -7,6 +7,7 @@ The server is `python -m app`'s `serve()` in a process of its own, over real HTT
 
 import os
 import signal
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -14,7 +15,8 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.core.config import Settings
-from tests.servers import LOOPBACK_TLS, ApiProcess
+from app.core.workers import STARTUP_FAILURE
+from tests.servers import LOOPBACK_TLS, STARTUP_TIMEOUT, ApiProcess, free_port
 
 WORKERS = 2
 CONNECTIONS = 16
@@ -115,4 +117,53 @@ def test_a_worker_that_dies_is_replaced_on_its_own_socket_and_no_connection_is_r
     assert by_replacement > 0
     assert listening_after == listening
     assert any(f"worker [{dead}] died" in line for line in server.log), server.log
+    assert server.process.returncode == 0, server.log
+
+
+def test_workers_that_cannot_start_the_app_stop_the_parent_with_uvicorns_startup_failure_status(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Replacing them would fail the same way for ever: the parent exits 3, as one worker does."""
+    unreachable = settings.database_url.set(host="127.0.0.1", port=free_port())
+    server = ApiProcess(
+        settings,
+        tmp_path,
+        workers=WORKERS,
+        DATABASE_URL=unreachable.render_as_string(hide_password=False),
+        DB_STARTUP_TIMEOUT="0",
+    )
+    try:
+        server.process.wait(timeout=STARTUP_TIMEOUT)
+    finally:
+        server.stop()
+
+    assert server.process.returncode == STARTUP_FAILURE, server.log
+    assert any("could not start the app: stopping" in line for line in server.log), server.log
+
+
+def test_sighup_replaces_each_worker_on_its_own_socket_and_sigttin_is_ignored(
+    settings: Settings, engine: AsyncEngine, tmp_path: Path
+) -> None:
+    server = ApiProcess(settings, tmp_path, workers=WORKERS)
+    try:
+        server.wait_until_started(workers=WORKERS)
+        listening = _sockets_on(server.public_port, LISTENING)
+        before = {pid: _sockets_held(pid) & listening for pid in server.worker_pids()}
+        server.process.send_signal(signal.SIGTTIN)  # its default would stop the parent
+        server.process.send_signal(signal.SIGHUP)
+        server.wait_until_started(workers=2 * WORKERS)
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while set(server.worker_pids()) & set(before):  # the last predecessor is stopping
+            assert time.monotonic() < deadline, server.log
+            time.sleep(0.1)
+        after = {pid: _sockets_held(pid) & listening for pid in server.worker_pids()}
+        clients = _keep_alive_clients(server.public_port)
+        for client in clients:
+            client.close()
+    finally:
+        server.stop()
+
+    assert len(after) == WORKERS
+    assert sorted(map(sorted, after.values())) == sorted(map(sorted, before.values()))
+    assert any("SIGTTIN ignored" in line for line in server.log), server.log
     assert server.process.returncode == 0, server.log
