@@ -8,7 +8,9 @@ The server is `python -m app`'s `serve()` in a process of its own, over real HTT
 import os
 import signal
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -45,37 +47,46 @@ def _sockets_held(pid: int) -> set[str]:
     return held
 
 
-def _keep_alive_clients(port: int) -> list[httpx.Client]:
-    """CONNECTIONS clients, each with one connection to the public port, opened at once (one thread each),
-    its first request answered."""
+@contextmanager
+def _started(settings: Settings, tmp_path: Path) -> Iterator[ApiProcess]:
+    """The server with WORKERS workers, once each has started; stopped (SIGTERM) when the block ends."""
+    server = ApiProcess(settings, tmp_path, workers=WORKERS)
+    try:
+        server.wait_until_started(workers=WORKERS)
+        yield server
+    finally:
+        server.stop()
+
+
+@contextmanager
+def _keep_alive_connections(port: int) -> Iterator[None]:
+    """CONNECTIONS connections to the public port, opened at once (a client and a thread each), each with
+    its first request answered; closed when the block ends."""
     clients = [
         httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60, verify=LOOPBACK_TLS)
         for _ in range(CONNECTIONS)
     ]
-    with ThreadPoolExecutor(CONNECTIONS) as threads:
-        statuses = list(threads.map(lambda client: client.get("/health/live").status_code, clients))
-    assert statuses == [200] * CONNECTIONS
-    return clients
+    try:
+        with ThreadPoolExecutor(CONNECTIONS) as threads:
+            statuses = list(threads.map(lambda client: client.get("/health/live").status_code, clients))
+        assert statuses == [200] * CONNECTIONS
+        yield
+    finally:
+        for client in clients:
+            client.close()
 
 
 def test_each_worker_accepts_on_a_listening_socket_of_its_own_and_keep_alive_connections_spread(
     settings: Settings, engine: AsyncEngine, tmp_path: Path
 ) -> None:
-    server = ApiProcess(settings, tmp_path, workers=WORKERS)
-    try:
-        server.wait_until_started(workers=WORKERS)
+    with _started(settings, tmp_path) as server:
         listening = _sockets_on(server.public_port, LISTENING)
         first, second = server.worker_pids()
         mine = {pid: _sockets_held(pid) & listening for pid in (first, second)}
         parent_holds = _sockets_held(server.process.pid) & listening
-
-        clients = _keep_alive_clients(server.public_port)
-        accepted = _sockets_on(server.public_port, ESTABLISHED)
-        connections = {pid: len(_sockets_held(pid) & accepted) for pid in (first, second)}
-        for client in clients:
-            client.close()
-    finally:
-        server.stop()
+        with _keep_alive_connections(server.public_port):
+            accepted = _sockets_on(server.public_port, ESTABLISHED)
+            connections = {pid: len(_sockets_held(pid) & accepted) for pid in (first, second)}
 
     assert len(listening) == WORKERS, server.log
     assert len(mine[first]) == len(mine[second]) == 1
@@ -91,25 +102,19 @@ def test_each_worker_accepts_on_a_listening_socket_of_its_own_and_keep_alive_con
 def test_a_worker_that_dies_is_replaced_on_its_own_socket_and_no_connection_is_refused_meanwhile(
     settings: Settings, engine: AsyncEngine, tmp_path: Path
 ) -> None:
-    server = ApiProcess(settings, tmp_path, workers=WORKERS)
-    try:
-        server.wait_until_started(workers=WORKERS)
+    with _started(settings, tmp_path) as server:
         listening = _sockets_on(server.public_port, LISTENING)
         dead, survivor = server.worker_pids()
         its_socket = _sockets_held(dead) & listening
         os.kill(dead, signal.SIGKILL)
         # Opened at once, before the replacement is up: about half are hashed to the dead worker's socket,
         # where they wait in its queue.
-        clients = _keep_alive_clients(server.public_port)
-        server.wait_until_started(workers=WORKERS + 1)
-        replacement = (set(server.worker_pids()) - {survivor}).pop()
-        replacement_holds = _sockets_held(replacement) & listening
-        by_replacement = len(_sockets_held(replacement) & _sockets_on(server.public_port, ESTABLISHED))
+        with _keep_alive_connections(server.public_port):
+            server.wait_until_started(workers=WORKERS + 1)
+            replacement = (set(server.worker_pids()) - {survivor}).pop()
+            replacement_holds = _sockets_held(replacement) & listening
+            by_replacement = len(_sockets_held(replacement) & _sockets_on(server.public_port, ESTABLISHED))
         listening_after = _sockets_on(server.public_port, LISTENING)
-        for client in clients:
-            client.close()
-    finally:
-        server.stop()
 
     assert replacement != dead
     assert replacement_holds == its_socket
@@ -144,9 +149,7 @@ def test_workers_that_cannot_start_the_app_stop_the_parent_with_uvicorns_startup
 def test_sighup_replaces_each_worker_on_its_own_socket_and_sigttin_is_ignored(
     settings: Settings, engine: AsyncEngine, tmp_path: Path
 ) -> None:
-    server = ApiProcess(settings, tmp_path, workers=WORKERS)
-    try:
-        server.wait_until_started(workers=WORKERS)
+    with _started(settings, tmp_path) as server:
         listening = _sockets_on(server.public_port, LISTENING)
         before = {pid: _sockets_held(pid) & listening for pid in server.worker_pids()}
         server.process.send_signal(signal.SIGTTIN)  # its default would stop the parent
@@ -157,11 +160,8 @@ def test_sighup_replaces_each_worker_on_its_own_socket_and_sigttin_is_ignored(
             assert time.monotonic() < deadline, server.log
             time.sleep(0.1)
         after = {pid: _sockets_held(pid) & listening for pid in server.worker_pids()}
-        clients = _keep_alive_clients(server.public_port)
-        for client in clients:
-            client.close()
-    finally:
-        server.stop()
+        with _keep_alive_connections(server.public_port):
+            pass  # all answered
 
     assert len(after) == WORKERS
     assert sorted(map(sorted, after.values())) == sorted(map(sorted, before.values()))
