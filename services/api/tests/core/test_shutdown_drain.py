@@ -4,20 +4,18 @@ ones, for that long; only then does uvicorn's graceful shutdown close its socket
 A load balancer polling the checks has taken it out by then (the Swarm stack's edge proxy)."""
 
 import asyncio
-import os
 import signal
 import socket
-import threading
 import time
+from pathlib import Path
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.core.config import Settings
-from tests.servers import free_port, serve_in_process, server_environment
+from tests.servers import ApiProcess
 
 DRAIN_SECONDS = 2.0
-STARTUP_TIMEOUT = 60.0
 
 
 def _refused(port: int) -> bool:
@@ -29,32 +27,19 @@ def _refused(port: int) -> bool:
 
 
 async def test_sigterm_drains_with_503_health_checks_while_serving_then_shuts_down(
-    settings: Settings, engine: AsyncEngine
+    settings: Settings, engine: AsyncEngine, tmp_path: Path
 ) -> None:
     """`engine` has migrated the test database the server starts on."""
-    await asyncio.to_thread(_serve_and_drain, settings)
+    await asyncio.to_thread(_serve_and_drain, settings, tmp_path)
 
 
-def _serve_and_drain(settings: Settings) -> None:
-    port = free_port()
-    env = server_environment(
-        settings, API_WORKERS="1", METRICS_ENABLED="false", SHUTDOWN_DRAIN_SECONDS=str(DRAIN_SECONDS)
+def _serve_and_drain(settings: Settings, metrics_dir: Path) -> None:
+    server = ApiProcess(
+        settings, metrics_dir, workers=1, METRICS_ENABLED="false", SHUTDOWN_DRAIN_SECONDS=str(DRAIN_SECONDS)
     )
-    process = serve_in_process(port, env)
-    log: list[str] = []
-
-    def read_log() -> None:
-        assert process.stderr is not None
-        log.extend(process.stderr)
-
-    reader = threading.Thread(target=read_log, daemon=True)
-    reader.start()
+    process, port = server.process, server.public_port
     try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while not any("Application startup complete" in line for line in log):
-            assert process.poll() is None, "".join(log)
-            assert time.monotonic() < deadline, "".join(log)
-            time.sleep(0.05)
+        server.wait_until_started(workers=1)
         base = f"http://127.0.0.1:{port}"
         with httpx.Client(base_url=base, timeout=10) as kept_alive:
             assert kept_alive.get("/health/live").status_code == 200
@@ -78,14 +63,11 @@ def _serve_and_drain(settings: Settings) -> None:
 
         # The socket closes only once the drain is over, and the process then ends.
         while not _refused(port):
-            assert time.monotonic() - signalled < DRAIN_SECONDS + 15, "".join(log)
+            assert time.monotonic() - signalled < DRAIN_SECONDS + 15, "".join(server.log)
             time.sleep(0.05)
         closed_after = time.monotonic() - signalled
         process.wait(timeout=30)
-        assert closed_after >= DRAIN_SECONDS - 0.1, f"closed {closed_after:.2f} s after SIGTERM"
-        reader.join(timeout=10)
-        assert any(f"draining for {DRAIN_SECONDS:.1f} s" in line for line in log), "".join(log)
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)  # the group this test started
-            process.wait(timeout=10)
+        server.stop()  # a second SIGTERM if it still runs; its log read to the end
+    assert closed_after >= DRAIN_SECONDS - 0.1, f"closed {closed_after:.2f} s after SIGTERM"
+    assert any(f"draining for {DRAIN_SECONDS:.1f} s" in line for line in server.log), "".join(server.log)
