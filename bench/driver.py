@@ -952,7 +952,8 @@ def markdown(report: dict[str, Any], chart_name: str = "latest.png") -> str:
         "## Requests per API worker",
         "",
         "Requests each uvicorn worker answered during the measured run (`pyauth_worker_requests_total`), "
-        "and the busiest over the least busy (1.00: an even spread).",
+        "and the busiest over the least busy (1.00: an even spread). Open loop: of the loaded run alone, "
+        "whose requests go to whichever connection of its pool is free (a few, at a low rate).",
         "",
         "| run | per worker (spread) |",
         "|---|---|",
@@ -961,6 +962,9 @@ def markdown(report: dict[str, Any], chart_name: str = "latest.png") -> str:
         lines.append(f"| `{scenario}` | {show_workers(row['requests_per_worker'])} |")
     if "mixed" in report:
         lines.append(f"| mixed (`login` + `me`) | {show_workers(report['mixed']['requests_per_worker'])} |")
+    for scenario, measured in report.get("tail", {}).items():
+        if measured.get("requests_per_worker"):
+            lines.append(f"| `{scenario}` open loop | {show_workers(measured['requests_per_worker'])} |")
     per_worker_runs = {name: row["requests_per_worker"] for name, row in rows.items()}
     if "mixed" in report:
         per_worker_runs["mixed"] = report["mixed"]["requests_per_worker"]
@@ -1476,7 +1480,14 @@ def open_loop_tail(
     elif OPEN_LOOP_SECONDS > 0:
         workers.wait_until_answered()
         tails[key] = tail.measure(
-            key, url, sources, run.rate, seconds=OPEN_LOOP_SECONDS, timeout=TIMEOUT, say=say
+            key,
+            url,
+            sources,
+            run.rate,
+            seconds=OPEN_LOOP_SECONDS,
+            timeout=TIMEOUT,
+            say=say,
+            per_worker=workers.read if url == API_URL else None,  # the API's workers, not a ceiling's
         )
 
 

@@ -97,9 +97,12 @@ def measure(
     seconds: float,
     timeout: float,
     say: Callable[[str], None],
+    per_worker: Callable[[], dict[str, int]] | None = None,
 ) -> dict[str, Any]:
     """The unloaded run and the open-loop run at `OFFERED_SHARE` of `closed_loop_rate` (the generator's
-    check, `GENERATOR_CHECK`: at most `GENERATOR_CHECK_RATE`), and the verdict."""
+    check, `GENERATOR_CHECK`: at most `GENERATOR_CHECK_RATE`), and the verdict; with `per_worker` (the API's
+    requests per worker pid now), also what each worker answered of the open-loop run: each request goes
+    to whichever of the pool's connections is free, and each connection stays with one worker."""
     parts = urllib.parse.urlsplit(url)
     host, port = parts.hostname or "localhost", parts.port or 80
     unloaded = sequential(
@@ -113,6 +116,7 @@ def measure(
     rate = offered_rate(closed_loop_rate)
     if name == GENERATOR_CHECK:
         rate = min(rate, GENERATOR_CHECK_RATE)
+    before = per_worker() if per_worker else {}
     loaded = open_loop(
         host,
         port,
@@ -123,6 +127,8 @@ def measure(
         max_connections=max(OPEN_LOOP_MAX_CONNECTIONS, OPEN_LOOP_CONNECTIONS),
         initial_connections=pool_size(rate),
     )
+    after = per_worker() if per_worker else {}
+    answered_by = {pid: total - before.get(pid, 0) for pid, total in sorted(after.items())}
     verdict = judge(unloaded, loaded)
     latency, lag = loaded.latency_ms, loaded.send_lag_ms
     say(
@@ -141,6 +147,7 @@ def measure(
         "offered_share": OFFERED_SHARE,
         "unloaded": unloaded.as_dict(),
         "loaded": loaded.as_dict(),
+        "requests_per_worker": answered_by,
         **verdict,
     }
 

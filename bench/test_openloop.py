@@ -216,6 +216,29 @@ def test_unexpected_statuses_are_errors_with_a_sample(
     assert run.sample_error == '200 {"n": 00000}'
 
 
+def test_what_each_worker_answered_is_counted_over_the_loaded_run_alone(
+    serve: Callable[[Callable[[int], bool]], Server],
+) -> None:
+    """`per_worker` reads the API's counts; here the one server's, as if it were a worker's."""
+    server = serve(lambda _n: True)
+
+    measured = tail.measure(
+        "me",
+        f"http://127.0.0.1:{server.port}",
+        lambda _part: get_source(),
+        100.0,
+        seconds=1,
+        timeout=5,
+        say=lambda _line: None,
+        per_worker=lambda: {"1": server.count},
+    )
+
+    loaded, unloaded = measured["loaded"], measured["unloaded"]
+    assert loaded["scheduled"] == 70 and unloaded["scheduled"] > 0
+    assert server.count == unloaded["scheduled"] + loaded["scheduled"]
+    assert measured["requests_per_worker"] == {"1": loaded["scheduled"]}
+
+
 def test_sequential_requests_go_one_at_a_time_on_one_connection(
     serve: Callable[[Callable[[int], bool]], Server],
 ) -> None:
@@ -400,6 +423,7 @@ def test_the_closed_loop_tail_is_information_and_the_open_loop_one_the_target() 
         "tail": tails,
         "side_by_side": comparison.row(runs["me"].as_dict(), other.as_dict()),
     }
+    tails["me"]["requests_per_worker"] = {"8": 300, "9": 100}
     tail.apply(report["scenarios"], tails)
     report["gate_failures"] = driver.gate_failures(report)
 
@@ -409,6 +433,7 @@ def test_the_closed_loop_tail_is_information_and_the_open_loop_one_the_target() 
     assert report["gate_failures"] == ["open loop refresh (loaded): 2 errors, 0 timeouts"]
     text = driver.markdown(report, chart_name="subset.png")
     assert "## Tail latency, open loop" in text
+    assert "| `me` open loop | 300 / 100 (3.00) |" in text
     assert "| `me` | 100.0 | 100.0 | 3.00 | 9.00 | 9.00 | 9.00 | 2.00 | 10.00 | 4.50 | 0 | 0 |" in text
     assert (
         "pyauth's `me`: 3.00 \N{MULTIPLICATION SIGN} its req/s (target \N{GREATER-THAN OR EQUAL TO} 2: yes)"
