@@ -5,7 +5,9 @@ takes every connection waiting there: a few keep-alive connections opened at onc
 pool, a load generator) can all land on one worker and leave the other cores idle (16 opened at once to
 an idle 2-worker API: 16/0 in one of six tries). Here the parent binds one socket per worker on the same
 address with `SO_REUSEPORT`, and the kernel hashes each new connection to one of them: an even share on
-average, whatever each worker is doing at the moment.
+average, and blind to load. Connections opened one after another, which at a shared socket the idle worker
+wins one by one, split as the hash falls (16 of them 5/11 to 7/9 where a shared socket gave 8/8 or 7/9;
+the README's `API_WORKERS` row has the measurements).
 
 The parent keeps every socket open for the life of the server. A worker that dies, or stops answering the
 parent's ping for `timeout_worker_healthcheck` seconds and is killed, is replaced on its own socket:
