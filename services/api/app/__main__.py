@@ -31,7 +31,7 @@ import uvicorn
 
 from app.core.config import PUBLIC_PORT, Settings, get_settings
 from app.core.logging import logging_config
-from app.core.workers import STARTUP_FAILURE, Workers, bind_worker_sockets
+from app.core.workers import STARTUP_FAILURE, Workers, bind_socket, bind_worker_sockets
 from app.health.draining import start_draining
 
 LISTEN_HOST = "0.0.0.0"  # noqa: S104 - inside its container; compose publishes only the public port
@@ -67,14 +67,11 @@ def server_options(settings: Settings) -> dict[str, Any]:
 
 
 def bind_metrics_socket(settings: Settings, host: str = LISTEN_HOST) -> socket.socket | None:
-    """The listening socket of METRICS_PORT, bound as uvicorn binds its own; None without one."""
+    """The listening socket of METRICS_PORT; None without one."""
     port = settings.metrics_port
     if port is None:
         return None
-    sock = socket.socket(socket.AF_INET)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.set_inheritable(True)  # every worker accepts on it
+    sock = bind_socket(host, port)  # one socket, every worker accepts on it
     log.info("metrics on http://%s:%d/metrics (not on the public port)", host, port)
     return sock
 

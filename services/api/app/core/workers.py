@@ -39,19 +39,22 @@ SUPERVISION_INTERVAL_SECONDS = 0.5
 log = logging.getLogger("pyauth.workers")
 
 
+def bind_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    """A TCP socket bound to host:port for the workers to listen on (they call `listen`), as uvicorn binds
+    its own: SO_REUSEADDR, inheritable; with `reuse_port`, one of a group bound with SO_REUSEPORT."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.set_inheritable(True)
+    return sock
+
+
 def bind_worker_sockets(host: str, port: int, count: int) -> list[socket.socket]:
     """`count` sockets bound to host:port with SO_REUSEPORT, one per worker. Binding fails, as a single
     socket's would, when something else holds the port without SO_REUSEPORT."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sockets = []
-    for _ in range(count):
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind((host, port))
-        sock.set_inheritable(True)
-        sockets.append(sock)
-    return sockets
+    return [bind_socket(host, port, reuse_port=True) for _ in range(count)]
 
 
 class Workers:
