@@ -9,7 +9,9 @@ more than one worker, each accepts on a public socket of its own (`app.core.work
 new connections over them) and all of them on the one metrics socket, and the app tells the two apart by
 the port a connection arrived on (`app.metrics.listener`). So a scrape is answered by a worker like any
 request: it publishes its own gauges at that moment and merges every worker's files
-(`app.metrics.exposition`); no extra server or process is needed.
+(`app.metrics.exposition`); no extra server or process is needed. With more than one worker, this
+process also hashes the passwords of all of them (`app.passwords.pool`): one queue, whichever worker
+holds the login.
 
 With SHUTDOWN_DRAIN_SECONDS and one worker (the Swarm stack), the first SIGTERM starts a drain instead of
 the shutdown (`DrainingServer`): the health checks answer 503 and every request is still served, then
@@ -33,6 +35,7 @@ from app.core.config import PUBLIC_PORT, Settings, get_settings
 from app.core.logging import logging_config
 from app.core.workers import STARTUP_FAILURE, Workers, bind_socket, bind_worker_sockets
 from app.health.draining import start_draining
+from app.passwords.pool import HashingPool, pool_threads
 
 LISTEN_HOST = "0.0.0.0"  # noqa: S104 - inside its container; compose publishes only the public port
 
@@ -107,7 +110,15 @@ def serve(settings: Settings, *, host: str = LISTEN_HOST, port: int = PUBLIC_POR
     config = uvicorn.Config("app.main:create_app", factory=True, **options)
     metrics_socket = bind_metrics_socket(settings, host)
     shared = [metrics_socket] if metrics_socket is not None else []
-    run(config, shared=shared, drain_seconds=settings.SHUTDOWN_DRAIN_SECONDS)
+    if config.workers == 1:
+        run(config, shared=shared, drain_seconds=settings.SHUTDOWN_DRAIN_SECONDS)
+        return
+    pool = HashingPool(settings, pool_threads(settings))
+    pool.export()
+    try:
+        run(config, shared=shared, drain_seconds=settings.SHUTDOWN_DRAIN_SECONDS)
+    finally:
+        pool.close()
 
 
 def run(

@@ -3,25 +3,22 @@
 argon2-cffi releases the GIL while it hashes, so the pool's threads run on separate cores, and the pool's
 size bounds how many hashes (each about 19 MiB and 17 ms of a core) run at once (ASVS 15.2.2). The queue in
 front of it is bounded too (PASSWORD_HASH_QUEUE_MAX): past it a request is refused at once with 503 and
-Retry-After, rather than waiting behind a flood for longer than any client waits.
+Retry-After, rather than waiting behind a flood for longer than any client waits. A worker of a parent
+that runs the shared pool (`pool`, API_WORKERS > 1) sends its jobs there instead: its own threads then
+only wait for the answers, as many as the shared pool has threads.
 """
 
 import asyncio
-import contextlib
-import os
 import secrets
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, ParamSpec, TypeVar
 
-import argon2
-from argon2.exceptions import InvalidHashError, VerificationError
-
 from app.core.config import Settings
 from app.core.errors import ServiceUnavailable
-
-THREAD_NAME_PREFIX = "password-hash"
+from app.passwords.argon2id import THREAD_NAME_PREFIX, Argon2id, encode_password, lower_priority
+from app.passwords.pool import PoolConnection, PoolUnavailable, pool_from_environment, pool_threads
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
@@ -36,30 +33,46 @@ class HashQueueFull(ServiceUnavailable):
         super().__init__(headers={"Retry-After": "1"})
 
 
-class PasswordHasher:
-    """Hashes and verifies passwords with argon2id and the cost parameters from `Settings`."""
+class HashingPoolLost(HashQueueFull):
+    """The shared hashing pool did not answer (its connection failed): refused as a full queue is."""
 
-    def __init__(self, settings: Settings) -> None:
-        self._argon2 = argon2.PasswordHasher(
-            time_cost=settings.ARGON2_TIME_COST,
-            memory_cost=settings.ARGON2_MEMORY_KIB,
-            parallelism=settings.ARGON2_PARALLELISM,
-            type=argon2.Type.ID,
-        )
-        self._max_workers = settings.password_hash_threads
+    message = "Password checks are unavailable for a moment. Try again shortly."
+
+
+class PasswordHasher:
+    """Hashes and verifies passwords with argon2id and the cost parameters from `Settings`: on threads of
+    its own, or through the workers' shared pool at `pool` (by default the one this process's parent
+    names, if any)."""
+
+    def __init__(self, settings: Settings, pool: str | None = None) -> None:
+        self._argon2id = Argon2id(settings)
+        pool = pool or pool_from_environment()
+        self._hash: Callable[[bytes], str]
+        self._verify: Callable[[str, bytes], bool]
+        if pool is None:
+            self._max_workers = settings.password_hash_threads
+            self._hash, self._verify = self._argon2id.hash, self._argon2id.verify
+            nice = settings.PASSWORD_HASH_NICE
+        else:
+            # These threads only wait for the pool's answers; as many as it hashes on.
+            self._max_workers = pool_threads(settings)
+            connection = PoolConnection(pool)
+            self._hash, self._verify = connection.hash, connection.verify
+            nice = 0  # the pool's own threads run at PASSWORD_HASH_NICE
+        self.shared_pool = pool
         self._queue_max = settings.PASSWORD_HASH_QUEUE_MAX
         self._executor = ThreadPoolExecutor(
             max_workers=self._max_workers,
             thread_name_prefix=THREAD_NAME_PREFIX,
-            initializer=_lower_priority,
-            initargs=(settings.PASSWORD_HASH_NICE,),
+            initializer=lower_priority,
+            initargs=(nice,),
         )
         # Jobs finish on pool threads while the event loop submits new ones.
         self._pending_lock = threading.Lock()
         self._pending = 0
         self._finished = 0
         # Made now, in the pool, so that the first login of an unknown user does not also pay for making it.
-        self._dummy_hash = self._submit(self._argon2.hash, secrets.token_bytes(32))
+        self._dummy_hash = self._submit(self._hash, encode_password(secrets.token_urlsafe(32)))
 
     @property
     def max_workers(self) -> int:
@@ -86,18 +99,15 @@ class PasswordHasher:
             raise HashQueueFull()
 
     async def hash(self, password: str) -> str:
-        return await self._run(self._argon2.hash, _encode(password))
+        return await self._run(self._hash, encode_password(password))
 
     async def verify(self, password_hash: str, password: str) -> bool:
         """True if `password` matches; False on a mismatch or a hash that cannot be read."""
-        return await self._run(self._verify, password_hash, _encode(password))
+        return await self._run(self._verify, password_hash, encode_password(password))
 
     def needs_rehash(self, password_hash: str) -> bool:
         """True if the hash was made with other parameters than the current ones (rehash it at login)."""
-        try:
-            return self._argon2.check_needs_rehash(password_hash)
-        except InvalidHashError:
-            return True
+        return self._argon2id.needs_rehash(password_hash)
 
     async def warm_up(self) -> None:
         """Until the dummy hash is made. A worker awaits this before it takes requests: its first unknown-user
@@ -115,18 +125,12 @@ class PasswordHasher:
         """Drop jobs still waiting and let running ones finish. Safe to call twice."""
         self._executor.shutdown(wait=True, cancel_futures=True)
 
-    def _verify(self, password_hash: str, password: bytes) -> bool:
-        # argon2-cffi encodes the hash as ASCII and would raise UnicodeEncodeError on anything else.
-        if not password_hash.isascii():
-            return False
-        try:
-            return self._argon2.verify(password_hash, password)
-        except (VerificationError, InvalidHashError):
-            return False
-
     async def _run(self, fn: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
         self.refuse_when_full()
-        return await asyncio.wrap_future(self._submit(fn, *args, **kwargs))
+        try:
+            return await asyncio.wrap_future(self._submit(fn, *args, **kwargs))
+        except PoolUnavailable as exc:
+            raise HashingPoolLost() from exc
 
     def _submit(self, fn: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> Future[_T]:
         with self._pending_lock:
@@ -145,22 +149,3 @@ class PasswordHasher:
             self._pending -= 1
             if future is not None and not future.cancelled():
                 self._finished += 1
-
-
-def _lower_priority(nice: int) -> None:
-    """Run this hashing thread at a lower CPU priority (Linux: niceness is per thread), so that while
-    logins flood the pool the event loop still gets a core at once: for token checks, and for the
-    statements of the logins themselves, whose pooled connections otherwise came back so slowly that
-    requests waited out DB_POOL_TIMEOUT (503s in `make bench`'s `login-mfa` at nice 0, none at 10).
-    Hashing keeps every cycle the loops leave idle. Raising one's own niceness needs no privilege. Off
-    by default (PASSWORD_HASH_NICE=0) until its cost is measured: logins slow down under mixed load, and
-    on a shared host every other busy process comes before the hashing too (README, performance)."""
-    if nice and hasattr(os, "setpriority"):
-        with contextlib.suppress(OSError):
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
-
-
-def _encode(password: str) -> bytes:
-    # The policy refuses lone surrogates in new passwords, but one can still arrive at login: encode it
-    # rather than raise, so that it simply fails to match. Valid text encodes exactly as plain UTF-8.
-    return password.encode("utf-8", "surrogatepass")

@@ -8,7 +8,7 @@ import pytest
 
 from app.__main__ import server_options
 from app.core.config import Settings
-from app.passwords.hashing import _lower_priority
+from app.passwords.argon2id import lower_priority
 from tests.conftest import make_settings
 
 CORES = os.cpu_count() or 1
@@ -51,7 +51,7 @@ def test_hashing_threads_can_yield_the_cpu_to_the_event_loop() -> None:
     niceness: list[int] = []
 
     def pool_thread() -> None:
-        _lower_priority(7)
+        lower_priority(7)
         niceness.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
 
     thread = threading.Thread(target=pool_thread)

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from app.passwords.hashing import THREAD_NAME_PREFIX, HashQueueFull, PasswordHasher
+from app.passwords.argon2id import THREAD_NAME_PREFIX
+from app.passwords.hashing import HashQueueFull, PasswordHasher
 
 from .helpers import make_settings
 

@@ -1,0 +1,148 @@
+"""The hashing pool the parent of API_WORKERS > 1 workers runs for all of them (`app.passwords.pool`):
+every worker's jobs queue in one place, so a worker holding most of the logins in flight hashes on every
+thread instead of its own share.
+
+In process: a real pool on a real Unix socket and workers' hashers talking to it. Then the real `serve()`
+with two workers in a process of its own, over real HTTP: the hashing is done by the parent."""
+
+import asyncio
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.core.config import Settings
+from app.passwords.argon2id import Argon2id
+from app.passwords.hashing import HashingPoolLost, PasswordHasher
+from app.passwords.pool import POOL_ENVIRONMENT_VARIABLE, HashingPool, pool_threads
+from tests.auth.helpers import PASSWORD, unique_email
+from tests.conftest import make_settings
+from tests.servers import ApiProcess
+
+POOL_THREADS = 2
+
+
+def two_workers() -> Settings:
+    """Settings of an API with two workers of one hashing thread each: a pool of POOL_THREADS."""
+    return make_settings(API_WORKERS=2, PASSWORD_HASH_WORKERS=1)
+
+
+@pytest.fixture
+def pool() -> Iterator[HashingPool]:
+    shared = HashingPool(two_workers(), pool_threads(two_workers()))
+    assert shared.threads == POOL_THREADS
+    yield shared
+    shared.close()
+
+
+async def test_a_worker_hashes_and_verifies_through_the_shared_pool_as_on_its_own_threads(
+    pool: HashingPool,
+) -> None:
+    settings = two_workers()
+    worker = PasswordHasher(settings, pool=pool.path)
+    try:
+        await worker.warm_up()
+        assert worker.max_workers == POOL_THREADS
+        password_hash = await worker.hash(PASSWORD)
+        local = Argon2id(settings)
+        assert local.verify(password_hash, PASSWORD.encode())  # the pool made a real argon2id hash
+        assert not local.needs_rehash(password_hash)
+        assert await worker.verify(password_hash, PASSWORD)
+        assert not await worker.verify(password_hash, PASSWORD + "x")
+        assert not await worker.verify("not a hash", PASSWORD)
+        assert not await worker.verify("é" + password_hash, PASSWORD)  # not ASCII: no hash, no error
+        odd = "lone \ud800 surrogate and a long tail " * 200  # 7 KB, one unpaired surrogate
+        assert await worker.verify(await worker.hash(odd), odd)
+        assert worker.finished == 8  # the warm-up's hash and the seven above
+    finally:
+        worker.shutdown()
+
+
+async def test_two_workers_share_one_pool_and_every_job_is_answered_to_the_worker_that_sent_it(
+    pool: HashingPool,
+) -> None:
+    settings = two_workers()
+    workers = [PasswordHasher(settings, pool=pool.path) for _ in range(2)]
+    try:
+        passwords = [[f"{PASSWORD}-{worker}-{job}" for job in range(4)] for worker in range(2)]
+        hashes = await asyncio.gather(
+            *(workers[w].hash(password) for w in range(2) for password in passwords[w])
+        )
+        checks = [(w, pw, hashes[4 * w + j]) for w in range(2) for j, pw in enumerate(passwords[w])]
+        # Each hash checked by the other worker: right and wrong passwords, all at once.
+        results = await asyncio.gather(
+            *(workers[1 - w].verify(password_hash, password) for w, password, password_hash in checks),
+            *(workers[1 - w].verify(password_hash, password + "!") for w, password, password_hash in checks),
+        )
+        assert results == [True] * 8 + [False] * 8
+    finally:
+        for worker in workers:
+            worker.shutdown()
+
+
+def test_the_pools_socket_is_reachable_by_its_own_user_only(pool: HashingPool) -> None:
+    directory = Path(pool.path).parent
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+    assert stat.S_ISSOCK(Path(pool.path).stat().st_mode)
+    pool.close()
+    assert not directory.exists()
+
+
+async def test_a_job_the_pool_cannot_answer_is_refused_with_503_and_the_worker_reconnects(
+    pool: HashingPool,
+) -> None:
+    settings = two_workers()
+    worker = PasswordHasher(settings, pool=pool.path)
+    try:
+        await worker.warm_up()
+        pool.close()
+        with pytest.raises(HashingPoolLost) as refused:
+            await worker.hash(PASSWORD)
+        assert refused.value.status_code == 503
+        assert refused.value.headers == {"Retry-After": "1"}
+        assert not worker.is_full and worker.queue_depth == 0
+        again = HashingPool(settings, POOL_THREADS)
+        try:
+            worker_on_new_pool = PasswordHasher(settings, pool=again.path)
+            assert await worker_on_new_pool.verify(await worker_on_new_pool.hash(PASSWORD), PASSWORD)
+            worker_on_new_pool.shutdown()
+        finally:
+            again.close()
+    finally:
+        worker.shutdown()
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User and system CPU time of process `pid` (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_with_two_workers_the_parent_hashes_for_both_and_the_workers_do_not(
+    settings: Settings, engine: AsyncEngine, tmp_path: Path
+) -> None:
+    # A costly hash (64 MiB, t=3: about 0.1 s of CPU) so that the hashing outweighs everything else.
+    server = ApiProcess(settings, tmp_path, workers=2, ARGON2_MEMORY_KIB="65536", ARGON2_TIME_COST="3")
+    try:
+        server.wait_until_started(workers=2)
+        parent, workers = server.process.pid, server.worker_pids()
+        assert len(workers) == 2
+        for pid in workers:  # the parent named its pool to each worker
+            environment = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            assert any(entry.startswith(POOL_ENVIRONMENT_VARIABLE.encode() + b"=/") for entry in environment)
+        before = {pid: _cpu_seconds(pid) for pid in (parent, *workers)}
+        registrations = 8
+        url = f"http://127.0.0.1:{server.public_port}/auth/register"
+        for _ in range(registrations):
+            with httpx.Client(timeout=30) as client:  # a new connection each: both workers get some
+                response = client.post(url, json={"email": unique_email(), "password": PASSWORD})
+                assert response.status_code == 201, response.text
+        spent = {pid: _cpu_seconds(pid) - before[pid] for pid in before}
+        assert spent[parent] > 2 * sum(spent[pid] for pid in workers), spent
+    finally:
+        server.stop()
+    assert "hashing pool: 2 threads shared by the workers" in "".join(server.log)
