@@ -878,8 +878,7 @@ def markdown(report: dict[str, Any], chart_name: str = "latest.png") -> str:
         f"{report['machine']['cpus']} = every core busy)",
         "",
         f"API: {api.get('api_workers')} uvicorn workers (uvloop, httptools); per worker a database pool of "
-        f"{api.get('db_pool_size')} + {api.get('db_max_overflow')} overflow and "
-        f"{api.get('hash_threads_per_worker')} hashing thread(s) (nice {api.get('hash_threads_nice')}); "
+        f"{api.get('db_pool_size')} + {api.get('db_max_overflow')} overflow; {hashing_line(api)}; "
         "argon2id "
         f"m={api.get('argon2_memory_kib')} KiB, t={api.get('argon2_time_cost')}, "
         f"p={api.get('argon2_parallelism')}.",
@@ -979,6 +978,19 @@ def markdown(report: dict[str, Any], chart_name: str = "latest.png") -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def hashing_line(api: dict[str, Any]) -> str:
+    """Where the API hashes: one pool in its parent process, shared by its workers (API_WORKERS > 1), or
+    the one worker's own threads."""
+    workers, per_worker = api.get("api_workers"), api.get("hash_threads_per_worker")
+    nice = api.get("hash_threads_nice")
+    if isinstance(workers, int) and isinstance(per_worker, int) and workers > 1:
+        return (
+            f"password hashing on {workers * per_worker} thread(s) (nice {nice}) in one pool the workers "
+            f"share ({workers} {fairness.TIMES} {per_worker})"
+        )
+    return f"{per_worker} hashing thread(s) (nice {nice})"
 
 
 def api_64mib_line(report: dict[str, Any], rows: dict[str, Any]) -> list[str]:

@@ -653,6 +653,15 @@ def test_the_argon2_ceiling_is_checked_against_the_apis_hashing_threads() -> Non
     assert fairness.argon2_threads(ceilings, {}) is None
 
 
+def test_the_header_says_the_workers_hash_in_one_shared_pool_and_one_worker_on_its_own_threads() -> None:
+    shared = driver.hashing_line({"api_workers": 2, "hash_threads_per_worker": 1, "hash_threads_nice": 0})
+    assert shared == (
+        f"password hashing on 2 thread(s) (nice 0) in one pool the workers share (2 {fairness.TIMES} 1)"
+    )
+    alone = driver.hashing_line({"api_workers": 1, "hash_threads_per_worker": 2, "hash_threads_nice": 5})
+    assert alone == "2 hashing thread(s) (nice 5)"
+
+
 def test_silent_and_under_fed_workers_are_named() -> None:
     assert fairness.under_fed_workers({"101": 510, "102": 490}, 2) == []
     assert fairness.under_fed_workers({"101": 1000}, 2) == ["1 of 2 workers answered nothing"]
