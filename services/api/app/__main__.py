@@ -113,7 +113,12 @@ def serve(settings: Settings, *, host: str = LISTEN_HOST, port: int = PUBLIC_POR
     if config.workers == 1:
         run(config, shared=shared, drain_seconds=settings.SHUTDOWN_DRAIN_SECONDS)
         return
-    pool = HashingPool(settings, pool_threads(settings))
+    try:
+        pool = HashingPool(settings, pool_threads(settings))
+    except OSError as exc:  # no writable temporary directory for its socket
+        log.warning("no shared hashing pool (%s): each worker hashes on threads of its own", exc)
+        run(config, shared=shared, drain_seconds=settings.SHUTDOWN_DRAIN_SECONDS)
+        return
     pool.export()
     try:
         run(config, shared=shared, drain_seconds=settings.SHUTDOWN_DRAIN_SECONDS)

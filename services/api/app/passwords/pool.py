@@ -71,8 +71,13 @@ class HashingPool:
         self._directory = tempfile.mkdtemp(prefix="pyauth-hashing-")  # mode 0700
         self.path = os.path.join(self._directory, "pool.sock")
         self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self._listener.bind(self.path)
-        self._listener.listen(64)
+        try:
+            self._listener.bind(self.path)
+            self._listener.listen(64)
+        except OSError:
+            self._listener.close()
+            os.rmdir(self._directory)
+            raise
         self._closed = threading.Event()
         threading.Thread(target=self._accept, name="hashing-pool-accept", daemon=True).start()
         log.info("hashing pool: %d threads shared by the workers", threads)

@@ -146,3 +146,25 @@ def test_with_two_workers_the_parent_hashes_for_both_and_the_workers_do_not(
     finally:
         server.stop()
     assert "hashing pool: 2 threads shared by the workers" in "".join(server.log)
+
+
+def test_without_a_place_for_the_pools_socket_each_worker_hashes_on_its_own_and_says_so(
+    settings: Settings, engine: AsyncEngine, tmp_path: Path
+) -> None:
+    # A temporary directory whose path is too long for a Unix socket's address (108 bytes): binding fails.
+    too_long, metrics = tmp_path / ("t" * 100), tmp_path / "metrics"
+    too_long.mkdir()
+    metrics.mkdir()
+    server = ApiProcess(settings, metrics, workers=2, TMPDIR=str(too_long))
+    try:
+        server.wait_until_started(workers=2)
+        for pid in server.worker_pids():
+            environment = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            assert not any(entry.startswith(POOL_ENVIRONMENT_VARIABLE.encode()) for entry in environment)
+        url = f"http://127.0.0.1:{server.public_port}/auth/register"
+        response = httpx.post(url, json={"email": unique_email(), "password": PASSWORD}, timeout=30)
+        assert response.status_code == 201, response.text
+    finally:
+        server.stop()
+    assert "each worker hashes on threads of its own" in "".join(server.log)
+    assert list(too_long.iterdir()) == []  # the pool's directory was removed again
