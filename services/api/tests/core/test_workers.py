@@ -49,10 +49,16 @@ def _sockets_held(pid: int) -> set[str]:
 
 @contextmanager
 def _started(settings: Settings, tmp_path: Path) -> Iterator[ApiProcess]:
-    """The server with WORKERS workers, once each has started; stopped (SIGTERM) when the block ends."""
+    """The server with WORKERS workers, once each has started and listens on its socket; stopped (SIGTERM)
+    when the block ends. A worker logs its startup before its server calls `listen` (uvicorn logs nothing
+    after it when it is given its sockets), so the sockets' state is what tells."""
     server = ApiProcess(settings, tmp_path, workers=WORKERS)
     try:
         server.wait_until_started(workers=WORKERS)
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while len(_sockets_on(server.public_port, LISTENING)) < WORKERS:
+            assert time.monotonic() < deadline, server.log
+            time.sleep(0.05)
         yield server
     finally:
         server.stop()
