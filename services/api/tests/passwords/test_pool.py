@@ -8,7 +8,7 @@ with two workers in a process of its own, over real HTTP: the hashing is done by
 import asyncio
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -39,27 +39,30 @@ def pool() -> Iterator[HashingPool]:
     shared.close()
 
 
+@pytest.fixture
+async def worker(pool: HashingPool) -> AsyncIterator[PasswordHasher]:
+    """A worker's hasher that sends its jobs to `pool`, its start-up hash done."""
+    hasher = PasswordHasher(two_workers(), pool=pool.path)
+    await hasher.warm_up()
+    yield hasher
+    hasher.shutdown()
+
+
 async def test_a_worker_hashes_and_verifies_through_the_shared_pool_as_on_its_own_threads(
-    pool: HashingPool,
+    worker: PasswordHasher,
 ) -> None:
-    settings = two_workers()
-    worker = PasswordHasher(settings, pool=pool.path)
-    try:
-        await worker.warm_up()
-        assert worker.max_workers == POOL_THREADS
-        password_hash = await worker.hash(PASSWORD)
-        local = Argon2id(settings)
-        assert local.verify(password_hash, PASSWORD.encode())  # the pool made a real argon2id hash
-        assert not local.needs_rehash(password_hash)
-        assert await worker.verify(password_hash, PASSWORD)
-        assert not await worker.verify(password_hash, PASSWORD + "x")
-        assert not await worker.verify("not a hash", PASSWORD)
-        assert not await worker.verify("é" + password_hash, PASSWORD)  # not ASCII: no hash, no error
-        odd = "lone \ud800 surrogate and a long tail " * 200  # 7 KB, one unpaired surrogate
-        assert await worker.verify(await worker.hash(odd), odd)
-        assert worker.finished == 8  # the warm-up's hash and the seven above
-    finally:
-        worker.shutdown()
+    assert worker.max_workers == POOL_THREADS
+    password_hash = await worker.hash(PASSWORD)
+    local = Argon2id(two_workers())
+    assert local.verify(password_hash, PASSWORD.encode())  # the pool made a real argon2id hash
+    assert not local.needs_rehash(password_hash)
+    assert await worker.verify(password_hash, PASSWORD)
+    assert not await worker.verify(password_hash, PASSWORD + "x")
+    assert not await worker.verify("not a hash", PASSWORD)
+    assert not await worker.verify("é" + password_hash, PASSWORD)  # not ASCII: no hash, no error
+    odd = "lone \ud800 surrogate and a long tail " * 200  # 7 KB, one unpaired surrogate
+    assert await worker.verify(await worker.hash(odd), odd)
+    assert worker.finished == 8  # the warm-up's hash and the seven above
 
 
 async def test_two_workers_share_one_pool_and_every_job_is_answered_to_the_worker_that_sent_it(
@@ -92,28 +95,15 @@ def test_the_pools_socket_is_reachable_by_its_own_user_only(pool: HashingPool) -
     assert not directory.exists()
 
 
-async def test_a_job_the_pool_cannot_answer_is_refused_with_503_and_the_worker_reconnects(
-    pool: HashingPool,
+async def test_a_job_the_pool_cannot_answer_is_refused_with_503_and_leaves_nothing_queued(
+    pool: HashingPool, worker: PasswordHasher
 ) -> None:
-    settings = two_workers()
-    worker = PasswordHasher(settings, pool=pool.path)
-    try:
-        await worker.warm_up()
-        pool.close()
-        with pytest.raises(HashingPoolLost) as refused:
-            await worker.hash(PASSWORD)
-        assert refused.value.status_code == 503
-        assert refused.value.headers == {"Retry-After": "1"}
-        assert not worker.is_full and worker.queue_depth == 0
-        again = HashingPool(settings, POOL_THREADS)
-        try:
-            worker_on_new_pool = PasswordHasher(settings, pool=again.path)
-            assert await worker_on_new_pool.verify(await worker_on_new_pool.hash(PASSWORD), PASSWORD)
-            worker_on_new_pool.shutdown()
-        finally:
-            again.close()
-    finally:
-        worker.shutdown()
+    pool.close()
+    with pytest.raises(HashingPoolLost) as refused:
+        await worker.hash(PASSWORD)
+    assert refused.value.status_code == 503
+    assert refused.value.headers == {"Retry-After": "1"}
+    assert not worker.is_full and worker.queue_depth == 0
 
 
 def _cpu_seconds(pid: int) -> float:
