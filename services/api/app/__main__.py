@@ -110,20 +110,24 @@ def serve(settings: Settings, *, host: str = LISTEN_HOST, port: int = PUBLIC_POR
     config = uvicorn.Config("app.main:create_app", factory=True, **options)
     metrics_socket = bind_metrics_socket(settings, host)
     shared = [metrics_socket] if metrics_socket is not None else []
-    if config.workers == 1:
-        run(config, shared=shared, drain_seconds=settings.SHUTDOWN_DRAIN_SECONDS)
-        return
-    try:
-        pool = HashingPool(settings, pool_threads(settings))
-    except OSError as exc:  # no writable temporary directory for its socket
-        log.warning("no shared hashing pool (%s): each worker hashes on threads of its own", exc)
-        run(config, shared=shared, drain_seconds=settings.SHUTDOWN_DRAIN_SECONDS)
-        return
-    pool.export()
+    pool = shared_hashing_pool(settings) if config.workers > 1 else None
     try:
         run(config, shared=shared, drain_seconds=settings.SHUTDOWN_DRAIN_SECONDS)
     finally:
-        pool.close()
+        if pool is not None:
+            pool.close()
+
+
+def shared_hashing_pool(settings: Settings) -> HashingPool | None:
+    """The hashing pool the workers about to be spawned will send their jobs to, named to them; None, and
+    each worker hashes on threads of its own, where there is no place for its socket."""
+    try:
+        pool = HashingPool(settings, pool_threads(settings))
+    except OSError as exc:  # no writable temporary directory, or its path too long for a Unix socket
+        log.warning("no shared hashing pool (%s): each worker hashes on threads of its own", exc)
+        return None
+    pool.export()
+    return pool
 
 
 def run(

@@ -59,7 +59,6 @@ class PasswordHasher:
             connection = PoolConnection(pool)
             self._hash, self._verify = connection.hash, connection.verify
             nice = 0  # the pool's own threads run at PASSWORD_HASH_NICE
-        self.shared_pool = pool
         self._queue_max = settings.PASSWORD_HASH_QUEUE_MAX
         self._executor = ThreadPoolExecutor(
             max_workers=self._max_workers,
