@@ -156,15 +156,12 @@ class PoolConnection:
             connection, reader = self._connection()
             header = _REQUEST.pack(operation, len(password), len(password_hash))
             connection.sendall(header + password + password_hash)
-            reply = reader.read(_REPLY.size)
-            if len(reply) < _REPLY.size:
-                raise PoolUnavailable("the hashing pool closed the connection")
-            status, length = _REPLY.unpack(reply)
-            payload = reader.read(length)
-        except (OSError, PoolUnavailable) as exc:
+            status, length = _REPLY.unpack(_read_exactly(reader, _REPLY.size))
+            payload = _read_exactly(reader, length)
+        except (OSError, ValueError) as exc:
             self._drop()
             raise PoolUnavailable(str(exc)) from exc
-        if status != OK or len(payload) < length:
+        if status != OK:
             self._drop()
             raise PoolUnavailable("the hashing pool could not run the job")
         return payload
@@ -191,15 +188,20 @@ class PoolConnection:
 
 def _read_request(reader: BinaryIO) -> tuple[bytes, bytes, bytes] | None:
     """The next job on a connection, or None at its end. ValueError on anything malformed."""
-    header = reader.read(_REQUEST.size)
-    if not header:
+    first = reader.read(1)
+    if not first:
         return None
-    if len(header) < _REQUEST.size:
-        raise ValueError("truncated header")
+    header = first + _read_exactly(reader, _REQUEST.size - 1)
     operation, password_length, hash_length = _REQUEST.unpack(header)
     if operation not in (HASH, VERIFY) or max(password_length, hash_length) > MAX_FIELD_BYTES:
         raise ValueError("malformed job")
-    password, password_hash = reader.read(password_length), reader.read(hash_length)
-    if len(password) < password_length or len(password_hash) < hash_length:
-        raise ValueError("truncated job")
-    return operation, password, password_hash
+    return operation, _read_exactly(reader, password_length), _read_exactly(reader, hash_length)
+
+
+def _read_exactly(reader: BinaryIO, size: int) -> bytes:
+    """`size` bytes of a message; ValueError if the connection ends inside it (a buffered `read` returns
+    fewer only at the end)."""
+    data = reader.read(size)
+    if len(data) < size:
+        raise ValueError("the connection ended inside a message")
+    return data
