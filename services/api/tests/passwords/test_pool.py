@@ -7,7 +7,9 @@ with two workers in a process of its own, over real HTTP: the hashing is done by
 
 import asyncio
 import os
+import socket
 import stat
+import struct
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -18,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.core.config import Settings
 from app.passwords.argon2id import Argon2id
 from app.passwords.hashing import HashingPoolLost, PasswordHasher
-from app.passwords.pool import POOL_ENVIRONMENT_VARIABLE, HashingPool, pool_threads
+from app.passwords.pool import MAX_FIELD_BYTES, POOL_ENVIRONMENT_VARIABLE, HashingPool, pool_threads
 from tests.auth.helpers import PASSWORD, unique_email
 from tests.conftest import make_settings
 from tests.servers import ApiProcess
@@ -158,3 +160,24 @@ def test_without_a_place_for_the_pools_socket_each_worker_hashes_on_its_own_and_
         server.stop()
     assert "each worker hashes on threads of its own" in "".join(server.log)
     assert list(too_long.iterdir()) == []  # the pool's directory was removed again
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        b"x" + struct.pack("!II", 3, 0) + b"abc",  # no such operation
+        b"h" + struct.pack("!II", MAX_FIELD_BYTES + 1, 0),  # a field over the bound
+        b"v" + struct.pack("!II", 10, 5) + b"short",  # the connection ends inside the job
+        b"h\x00\x00",  # ... or inside its header
+    ],
+)
+async def test_a_malformed_job_closes_its_connection_and_the_pool_serves_on(
+    pool: HashingPool, worker: PasswordHasher, message: bytes
+) -> None:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as raw:
+        raw.connect(pool.path)
+        raw.sendall(message)
+        raw.shutdown(socket.SHUT_WR)
+        raw.settimeout(10)
+        assert raw.recv(64) == b""  # no answer: the connection is closed
+    assert await worker.verify(await worker.hash(PASSWORD), PASSWORD)
