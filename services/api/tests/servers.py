@@ -77,6 +77,19 @@ def serve_in_process(port: int, env: dict[str, str]) -> subprocess.Popen[str]:
 
 
 STARTUP_TIMEOUT = 60.0
+LISTENING, ESTABLISHED = "0A", "01"  # the state column of /proc/net/tcp
+
+
+def sockets_on(port: int, state: str) -> set[str]:
+    """The inodes of the sockets on 127.0.0.1:`port` in `state` in this network namespace: listening, or
+    accepted and established."""
+    local = f"0100007F:{port:04X}"
+    inodes = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[1] == local and fields[3] == state:
+            inodes.add(fields[9])
+    return inodes
 
 
 class ApiProcess:
@@ -93,6 +106,7 @@ class ApiProcess:
             **{exposition.MULTIPROCESS_DIR_VARIABLE: str(metrics_dir)},
             **extra,
         )
+        self.workers = workers
         self.process = serve_in_process(self.public_port, env)
         self.log: list[str] = []
         self._reader = threading.Thread(target=self._read_log, daemon=True)
@@ -104,12 +118,17 @@ class ApiProcess:
             self.log.append(line)
 
     def wait_until_started(self, workers: int) -> None:
-        """Until `workers` lifespan startups (the first workers', and any replacement's) have completed."""
+        """Until `workers` lifespan startups (the first workers', and any replacement's) have completed and
+        the public port has a listening socket per worker. A worker logs its startup before its server calls
+        `listen` (and uvicorn logs nothing after it when given its sockets), so the sockets' state tells."""
         deadline = time.monotonic() + STARTUP_TIMEOUT
-        while sum("Application startup complete" in line for line in self.log) < workers:
+        while (
+            sum("Application startup complete" in line for line in self.log) < workers
+            or len(sockets_on(self.public_port, LISTENING)) < self.workers
+        ):
             assert self.process.poll() is None, "".join(self.log)
             assert time.monotonic() < deadline, "".join(self.log)
-            time.sleep(0.1)
+            time.sleep(0.05)
 
     def worker_pids(self) -> list[int]:
         """The uvicorn workers: the children spawned by multiprocessing, not its resource tracker."""

@@ -18,23 +18,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.core.config import Settings
 from app.core.workers import STARTUP_FAILURE
-from tests.servers import LOOPBACK_TLS, STARTUP_TIMEOUT, ApiProcess, free_port
+from tests.servers import (
+    ESTABLISHED,
+    LISTENING,
+    LOOPBACK_TLS,
+    STARTUP_TIMEOUT,
+    ApiProcess,
+    free_port,
+    sockets_on,
+)
 
 WORKERS = 2
 CONNECTIONS = 16
-LISTENING, ESTABLISHED = "0A", "01"  # the state column of /proc/net/tcp
-
-
-def _sockets_on(port: int, state: str) -> set[str]:
-    """The inodes of the sockets on 127.0.0.1:`port` in `state` in this network namespace: listening, or
-    accepted and established."""
-    local = f"0100007F:{port:04X}"
-    inodes = set()
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        fields = line.split()
-        if fields[1] == local and fields[3] == state:
-            inodes.add(fields[9])
-    return inodes
 
 
 def _sockets_held(pid: int) -> set[str]:
@@ -49,16 +44,11 @@ def _sockets_held(pid: int) -> set[str]:
 
 @contextmanager
 def _started(settings: Settings, tmp_path: Path) -> Iterator[ApiProcess]:
-    """The server with WORKERS workers, once each has started and listens on its socket; stopped (SIGTERM)
-    when the block ends. A worker logs its startup before its server calls `listen` (uvicorn logs nothing
-    after it when it is given its sockets), so the sockets' state is what tells."""
+    """The server with WORKERS workers, once each has started and listens; stopped (SIGTERM) when the block
+    ends."""
     server = ApiProcess(settings, tmp_path, workers=WORKERS)
     try:
         server.wait_until_started(workers=WORKERS)
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while len(_sockets_on(server.public_port, LISTENING)) < WORKERS:
-            assert time.monotonic() < deadline, server.log
-            time.sleep(0.05)
         yield server
     finally:
         server.stop()
@@ -86,12 +76,12 @@ def test_each_worker_accepts_on_a_listening_socket_of_its_own_and_keep_alive_con
     settings: Settings, engine: AsyncEngine, tmp_path: Path
 ) -> None:
     with _started(settings, tmp_path) as server:
-        listening = _sockets_on(server.public_port, LISTENING)
+        listening = sockets_on(server.public_port, LISTENING)
         first, second = server.worker_pids()
         mine = {pid: _sockets_held(pid) & listening for pid in (first, second)}
         parent_holds = _sockets_held(server.process.pid) & listening
         with _keep_alive_connections(server.public_port):
-            accepted = _sockets_on(server.public_port, ESTABLISHED)
+            accepted = sockets_on(server.public_port, ESTABLISHED)
             connections = {pid: len(_sockets_held(pid) & accepted) for pid in (first, second)}
 
     assert len(listening) == WORKERS, server.log
@@ -109,7 +99,7 @@ def test_a_worker_that_dies_is_replaced_on_its_own_socket_and_no_connection_is_r
     settings: Settings, engine: AsyncEngine, tmp_path: Path
 ) -> None:
     with _started(settings, tmp_path) as server:
-        listening = _sockets_on(server.public_port, LISTENING)
+        listening = sockets_on(server.public_port, LISTENING)
         dead, survivor = server.worker_pids()
         its_socket = _sockets_held(dead) & listening
         os.kill(dead, signal.SIGKILL)
@@ -119,8 +109,8 @@ def test_a_worker_that_dies_is_replaced_on_its_own_socket_and_no_connection_is_r
             server.wait_until_started(workers=WORKERS + 1)
             replacement = (set(server.worker_pids()) - {survivor}).pop()
             replacement_holds = _sockets_held(replacement) & listening
-            by_replacement = len(_sockets_held(replacement) & _sockets_on(server.public_port, ESTABLISHED))
-        listening_after = _sockets_on(server.public_port, LISTENING)
+            by_replacement = len(_sockets_held(replacement) & sockets_on(server.public_port, ESTABLISHED))
+        listening_after = sockets_on(server.public_port, LISTENING)
 
     assert replacement != dead
     assert replacement_holds == its_socket
@@ -156,7 +146,7 @@ def test_sighup_replaces_each_worker_on_its_own_socket_and_sigttin_is_ignored(
     settings: Settings, engine: AsyncEngine, tmp_path: Path
 ) -> None:
     with _started(settings, tmp_path) as server:
-        listening = _sockets_on(server.public_port, LISTENING)
+        listening = sockets_on(server.public_port, LISTENING)
         before = {pid: _sockets_held(pid) & listening for pid in server.worker_pids()}
         server.process.send_signal(signal.SIGTTIN)  # its default would stop the parent
         server.process.send_signal(signal.SIGHUP)
