@@ -4,7 +4,8 @@ Only what belongs to no domain lives here; a domain's own aliases live in that d
 `app.passwords.dependencies`, `KeyRingDep` in `app.keys.dependencies`), so `core` imports no domain.
 """
 
-from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
+import functools
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
 from typing import Annotated
 
 from fastapi import Depends, Request, Response
@@ -59,29 +60,35 @@ def client_ip(request: Request, trusted: tuple[IPv4Network | IPv6Network, ...]) 
     """The peer address; behind trusted proxies, the right-most X-Forwarded-For hop that is not one of
     them. A client can prepend anything to X-Forwarded-For, so only what trusted proxies appended counts."""
     peer = request.client.host if request.client else None
-    if not trusted or peer is None or not _is_trusted(peer, trusted):
+    if not trusted or peer is None or not _is_trusted_peer(peer, trusted):
         return peer
     hops = [hop.strip() for hop in request.headers.get("x-forwarded-for", "").split(",") if hop.strip()]
     for hop in reversed(hops):
-        if not _is_trusted(hop, trusted):
-            return hop if _is_ip(hop) else peer
+        address = _address(hop)
+        if address is None:  # not an address: nothing before it can be told apart from what a client wrote
+            return peer
+        if not _within(address, trusted):
+            return hop
     return peer
 
 
-def _is_ip(value: str) -> bool:
+def _address(value: str) -> IPv4Address | IPv6Address | None:
     try:
-        ip_address(value)
+        return ip_address(value)
     except ValueError:
-        return False
-    return True
+        return None
 
 
-def _is_trusted(value: str, trusted: tuple[IPv4Network | IPv6Network, ...]) -> bool:
-    try:
-        address = ip_address(value)
-    except ValueError:
-        return False
+def _within(address: IPv4Address | IPv6Address, trusted: tuple[IPv4Network | IPv6Network, ...]) -> bool:
     return any(address in network for network in trusted)
+
+
+@functools.lru_cache(maxsize=256)
+def _is_trusted_peer(peer: str, trusted: tuple[IPv4Network | IPv6Network, ...]) -> bool:
+    """Whether the connection's peer is a trusted proxy. Kept for the last peers: behind a proxy every
+    request comes from the same few addresses, each parsed once instead of on every request."""
+    address = _address(peer)
+    return address is not None and _within(address, trusted)
 
 
 def no_store(response: Response) -> None:
