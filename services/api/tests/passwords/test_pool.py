@@ -7,10 +7,13 @@ with two workers in a process of its own, over real HTTP: the hashing is done by
 
 import asyncio
 import os
+import signal
 import socket
 import stat
 import struct
+import time
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -138,6 +141,51 @@ def test_with_two_workers_the_parent_hashes_for_both_and_the_workers_do_not(
     finally:
         server.stop()
     assert "hashing pool: 2 threads shared by the workers" in "".join(server.log)
+
+
+def test_a_worker_killed_with_jobs_in_the_pool_is_replaced_by_one_that_hashes_there_and_the_pool_serves_on(
+    settings: Settings, engine: AsyncEngine, tmp_path: Path
+) -> None:
+    # 64 MiB, t=3 (about 0.1 s of CPU a hash) and six registrations at once on two pool threads: when one
+    # worker is killed, jobs of both workers are queued in the pool or being hashed there.
+    server = ApiProcess(settings, tmp_path, workers=2, ARGON2_MEMORY_KIB="65536", ARGON2_TIME_COST="3")
+    url = f"http://127.0.0.1:{server.public_port}/auth/register"
+
+    def register() -> int | None:
+        try:
+            response = httpx.post(url, json={"email": unique_email(), "password": PASSWORD}, timeout=30)
+        except httpx.TransportError:  # answered by the worker that was killed
+            return None
+        return response.status_code
+
+    try:
+        server.wait_until_started(workers=2)
+        first = server.worker_pids()
+        victim = first[0]
+        with ThreadPoolExecutor(max_workers=6) as clients:
+            flood = [clients.submit(register) for _ in range(6)]
+            time.sleep(0.3)  # the first jobs are in the pool
+            os.kill(victim, signal.SIGKILL)
+            answers = [future.result() for future in flood]
+        # Every registration the surviving worker took was hashed by the pool and answered; only the
+        # killed worker's connections went unanswered.
+        assert all(status in (201, None) for status in answers), answers
+        assert 201 in answers, answers
+        server.wait_until_started(workers=3)  # the replacement's startup
+        workers = server.worker_pids()
+        assert victim not in workers and len(workers) == 2
+        assert len(set(workers) - set(first)) == 1  # the replacement
+        for pid in workers:
+            environment = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            assert any(entry.startswith(POOL_ENVIRONMENT_VARIABLE.encode() + b"=/") for entry in environment)
+        before = {pid: _cpu_seconds(pid) for pid in (server.process.pid, *workers)}
+        for _ in range(8):  # new connections: the replacement gets its share
+            assert register() == 201
+        spent = {pid: _cpu_seconds(pid) - before[pid] for pid in before}
+        assert spent[server.process.pid] > 2 * sum(spent[pid] for pid in workers), spent
+    finally:
+        server.stop()
+    assert any(f"worker [{victim}] died" in line for line in server.log), server.log
 
 
 def test_without_a_place_for_the_pools_socket_each_worker_hashes_on_its_own_and_says_so(
