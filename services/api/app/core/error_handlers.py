@@ -170,9 +170,7 @@ async def _dbapi_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DBAPIError)
     sqlstate = str(getattr(exc.orig, "sqlstate", "") or "")
     if sqlstate == _CHARACTER_NOT_IN_REPERTOIRE:
-        return error_response(
-            422, "invalid_character", "The request contains a character that cannot be stored."
-        )
+        return await _invalid_character(request, exc)
     if (
         exc.connection_invalidated
         or sqlstate.startswith(UNAVAILABLE_SQLSTATES)
@@ -180,6 +178,12 @@ async def _dbapi_error(request: Request, exc: Exception) -> JSONResponse:
     ):
         return await _database_error(request, exc)
     return await _unexpected_error(request, exc)
+
+
+async def _invalid_character(request: Request, exc: Exception) -> JSONResponse:
+    """A value Postgres text cannot hold (SQLSTATE 22021), through SQLAlchemy or from a statement sent to
+    the driver directly: the client's input, a 422."""
+    return error_response(422, "invalid_character", "The request contains a character that cannot be stored.")
 
 
 def _is_connection_fault(error: BaseException | None) -> bool:
@@ -202,4 +206,5 @@ def install_error_handlers(app: FastAPI) -> None:
     for unavailable in (OperationalError, InterfaceError, PoolTimeoutError, OSError, TimeoutError):
         app.add_exception_handler(unavailable, _database_error)
     app.add_exception_handler(DBAPIError, _dbapi_error)
+    app.add_exception_handler(asyncpg.exceptions.CharacterNotInRepertoireError, _invalid_character)
     app.add_exception_handler(Exception, _unexpected_error)

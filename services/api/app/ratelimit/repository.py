@@ -14,7 +14,6 @@ from sqlalchemy import (
     ColumnElement,
     Float,
     Row,
-    Select,
     Table,
     and_,
     bindparam,
@@ -34,7 +33,7 @@ from sqlalchemy.orm import QueryableAttribute
 from sqlalchemy.sql.dml import ReturningUpdate
 
 from app.core.config import Settings
-from app.core.database import CteWrite, shift_parameters
+from app.core.database import CteWrite, DriverStatement, shift_parameters, statement_connection
 from app.ratelimit.models import LoginDevice, LoginThrottle, RateLimitHit
 from app.users.models import User
 
@@ -178,11 +177,10 @@ class AttemptCount(NamedTuple):
 
 
 @functools.cache
-def _count_attempt_statement(schedule: Schedule, *, lock: bool) -> Select[tuple[int | None, int | None, Any]]:
-    """`count_attempt`'s statement, built once per schedule: every login sends it, and building it (some
-    2,500 Python calls) cost several times what sending it does; on the table, not the mapped class, so
-    the ORM does not handle it on every execution either. Its values are the parameters
-    `attempt_email`, `attempt_kind` and `attempt_at`."""
+def _count_attempt_statement(schedule: Schedule, *, lock: bool) -> DriverStatement:
+    """`count_attempt`'s statement, built and compiled for the driver once per schedule: every login sends
+    it, and building it (some 2,500 Python calls) cost several times what sending it does. Its values are
+    the parameters `attempt_email`, `attempt_kind` and `attempt_at`."""
     # Not named as columns: an UPDATE's execution parameters named as one of its columns would set it.
     email = bindparam("attempt_email", type_=_THROTTLES.c.email.type)
     kind = bindparam("attempt_kind", type_=_THROTTLES.c.kind.type)
@@ -206,11 +204,12 @@ def _count_attempt_statement(schedule: Schedule, *, lock: bool) -> Select[tuple[
     )
     # Every part of one statement reads the same snapshot: this is the row before the UPDATE.
     existing = select(_THROTTLES.c.failures, _THROTTLES.c.last_failure_at).where(*key).subquery("existing")
-    return select(
+    statement = select(
         func.coalesce(counted.select().scalar_subquery(), inserted.select().scalar_subquery()),
         existing.c.failures,
         existing.c.last_failure_at,
     ).outerjoin_from(select(literal(1)).subquery("one"), existing, true())
+    return DriverStatement.of(statement)
 
 
 async def count_attempt(
@@ -222,8 +221,9 @@ async def count_attempt(
     counted nothing, and does nothing when the row exists (or a concurrent one inserted it). The row as it
     stood before the statement comes back too, so that a refusal needs no second round trip."""
     statement = _count_attempt_statement(Schedule.of(settings), lock=lock)
-    result = await db.execute(statement, {"attempt_email": email, "attempt_kind": kind, "attempt_at": now})
-    counted, failures, last_failure_at = result.one()
+    parameters = statement.parameters(attempt_email=email, attempt_kind=kind, attempt_at=now)
+    async with statement_connection(db) as connection:
+        counted, failures, last_failure_at = await connection.fetchrow(statement.sql, *parameters)
     return AttemptCount(counted, failures, last_failure_at)
 
 
