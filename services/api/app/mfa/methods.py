@@ -11,7 +11,7 @@ import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Final, cast
+from typing import ClassVar, Final, cast
 
 from sqlalchemy import ColumnElement, Select, Uuid, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,6 +20,8 @@ from app.audit.events import AuditEvent
 from app.audit.service import record
 from app.core.config import Settings
 from app.core.context import RequestContext
+from app.core.database import DriverStatement, statement_connection
+from app.core.models import read_only
 from app.mail import outbox
 from app.mfa import mails, recovery_codes, repository, secret_box, totp
 from app.mfa.errors import InvalidSecondFactor
@@ -181,22 +183,35 @@ async def enrolled_methods(db: AsyncSession, user_id: uuid.UUID) -> list[str]:
 
 
 @functools.cache
-def _account_statement() -> Select[*tuple[Any, ...]]:
-    """The account of an email (the parameter `account_email`) and every method's enrolment condition on
-    it, in one query, built once."""
+def _account_statement() -> DriverStatement:
+    """The account of an email (the parameter `account_email`): its columns, each named as its attribute,
+    and every method's enrolment condition on it (`enrolled_<method>`), in one query built and compiled
+    for the driver once."""
     email = bindparam("account_email", type_=User.email.type)
     user_id = cast("ColumnElement[uuid.UUID]", User.id)
-    return select(User, *(method.enrolled(user_id) for method in METHODS)).where(User.email == email)
+    return DriverStatement.of(
+        select(
+            *(column.label(attribute) for attribute, column in _ACCOUNT_COLUMNS),
+            *(method.enrolled(user_id).label(f"enrolled_{method.name}") for method in METHODS),
+        ).where(User.email == email)
+    )
+
+
+# Every column of the account, by the attribute that holds it.
+_ACCOUNT_COLUMNS: Final = tuple((prop.key, prop.columns[0]) for prop in User.__mapper__.column_attrs)
 
 
 async def account_and_methods(db: AsyncSession, email: str) -> tuple[User | None, list[str]]:
-    """The account of `email` (None: none) and `enrolled_methods` of it, in one round trip: a login reads
-    both before its hash, on every sign-in."""
-    row = (await db.execute(_account_statement(), {"account_email": email})).first()
+    """The account of `email` (None: none) and `enrolled_methods` of it, in one round trip sent to the
+    driver: a login reads both before its hash, on every sign-in. The account is read-only (`read_only`):
+    the login reads it and writes through statements of its own, never through the object."""
+    statement = _account_statement()
+    async with statement_connection(db) as connection:
+        row = await connection.fetchrow(statement.sql, *statement.parameters(account_email=email))
     if row is None:
         return None, []
-    user: User = row[0]
-    return user, _usable(tuple(row[1:]))
+    user = read_only(User, {attribute: row[attribute] for attribute, _ in _ACCOUNT_COLUMNS})
+    return user, _usable(tuple(row[f"enrolled_{method.name}"] for method in METHODS))
 
 
 def _usable(enrolled: Sequence[bool]) -> list[str]:

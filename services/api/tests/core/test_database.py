@@ -1,14 +1,17 @@
 """`get_db()`: one session per request, committed once before the response, rolled back on error,
 and closed in every case. These tests commit for real (in the test database) and clean up after."""
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import Connection, event, inspect, text
+from sqlalchemy import event, inspect, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.clients.models import OAuthClient
@@ -248,9 +251,10 @@ async def test_a_read_only_model_reads_its_values_and_is_never_written(db_sessio
 async def test_a_login_commits_each_statement_on_its_own_up_to_the_hash(
     probe_app: FastAPI, engine: AsyncEngine, email: str, settings: Settings
 ) -> None:
-    """Up to the password hash, a login's statements (its count, its account and factors) each commit on
-    their own (`each_statement_commits`): no BEGIN and COMMIT round trips. After the hash, one statement
-    starts the session, on its own too. Both are committed when the answer comes."""
+    """Up to the password hash, a login's statements (its count, its account and factors) go to the driver
+    and each commits on its own, outside any transaction: no BEGIN and COMMIT round trips, and no session
+    of the ORM. After the hash, one statement starts the session, on its own too. Both are committed when
+    the answer comes."""
     hasher = PasswordHasher(settings)
     password = "violet-harbor-lantern-42"
     password_hash = await hasher.hash(password)
@@ -260,26 +264,40 @@ async def test_a_login_commits_each_statement_on_its_own_up_to_the_hash(
             text("INSERT INTO users (email, password_hash, is_verified) VALUES (:e, :h, true)"),
             {"e": email, "h": password_hash},
         )
-    seen: list[tuple[str, object]] = []
+    seen: list[tuple[str, bool]] = []
 
-    def before_cursor_execute(connection: Connection, *args: object) -> None:
-        statement = " ".join(str(args[1]).split())
-        seen.append((statement, connection.get_execution_options().get("isolation_level")))
+    def watch(dbapi_connection: Any, _record: object) -> None:
+        driver: asyncpg.Connection = dbapi_connection.driver_connection
+        driver.add_query_logger(
+            lambda query: seen.append((" ".join(query.query.split()), driver.is_in_transaction()))
+        )
+
+    through_the_orm: list[str] = []
+
+    def executed(_connection: object, _cursor: object, statement: str, *_args: object) -> None:
+        through_the_orm.append(statement)
 
     app_engine: AsyncEngine = probe_app.state.engine
-    event.listen(app_engine.sync_engine, "before_cursor_execute", before_cursor_execute)
+    await app_engine.dispose()  # every connection the login uses is a new one, watched
+    event.listen(app_engine.sync_engine, "connect", watch)
+    event.listen(app_engine.sync_engine, "before_cursor_execute", executed)
     try:
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=probe_app), base_url="http://t"
         ) as client:
             form = {"grant_type": "password", "username": email, "password": password}
             response = await client.post("/auth/token", data=form)
+            await asyncio.sleep(0.1)  # asyncpg tells its loggers soon after a statement, not in it
     finally:
-        event.remove(app_engine.sync_engine, "before_cursor_execute", before_cursor_execute)
+        event.remove(app_engine.sync_engine, "connect", watch)
+        event.remove(app_engine.sync_engine, "before_cursor_execute", executed)
     assert response.status_code == 200, response.text
+    assert through_the_orm == [], through_the_orm
     before_hash = [entry for entry in seen if "login_throttles" in entry[0] or "FROM users" in entry[0]]
-    assert len(before_hash) == 2, seen
-    assert all(isolation == "AUTOCOMMIT" for _, isolation in before_hash), seen
+    assert before_hash[0][0].startswith("WITH counted AS (UPDATE login_throttles"), seen
+    assert "FROM users" in before_hash[1][0] and "mfa_totp" in before_hash[1][0], seen
+    assert not any(in_transaction for _, in_transaction in seen), seen
+    assert not any(statement.startswith(("BEGIN", "COMMIT")) for statement, _ in seen), seen
     async with engine.connect() as connection:
         sessions = "SELECT count(*) FROM auth_sessions s JOIN users u ON u.id = s.user_id WHERE u.email = :e"
         assert await connection.scalar(text(sessions), {"e": email}) == 1

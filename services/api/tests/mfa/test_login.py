@@ -67,14 +67,15 @@ async def test_a_password_login_with_a_factor_gives_its_attempt_back_in_the_mfa_
 
 
 async def test_a_login_reads_every_second_factor_method_in_one_query(
-    client: httpx.AsyncClient, clock: ManualClock
+    client: httpx.AsyncClient, clock: ManualClock, connection: AsyncConnection
 ) -> None:
     """Every password login asks which second factors the account has: in the query that reads the
     account, one round trip for both and all methods, with a factor (the answer lists them) and without
     (the login completes)."""
     user = await enrolled(client, clock)
     plain_email, _ = await signed_up(client)
-    with statements_on("mfa_totp", "mfa_recovery_codes", "passkeys") as statements:
+    driver = (await connection.get_raw_connection()).driver_connection
+    with statements_on("mfa_totp", "mfa_recovery_codes", "passkeys", driver=driver) as statements:
         with_factor = await password_grant(client, user.email)
         assert with_factor.status_code == 403 and with_factor.json()["methods"] == ["otp", "recovery_code"]
         assert len(statements) == 1, statements

@@ -16,7 +16,6 @@ from app.auth.login.password import PasswordCheck
 from app.auth.login.second_factor import AccountLookup, SecondFactor
 from app.auth.login.throttle import AttemptReservation
 from app.auth.sessions import Authentication
-from app.core.database import each_statement_commits
 
 PASSWORD_LOGIN: Final[tuple[LoginStep, ...]] = (
     HashingCapacity(),  # 503 before anything is counted
@@ -29,10 +28,7 @@ PASSWORD_LOGIN: Final[tuple[LoginStep, ...]] = (
 
 
 async def authenticate(flow: LoginFlow, steps: Sequence[LoginStep] = PASSWORD_LOGIN) -> Authentication:
-    """Run every step, then every step's success effects; what comes out is the finished login. What
-    the steps write before the hash commits as it goes (each refusal commits its own, and the hash starts
-    with a commit), so each statement up to it commits on its own: no BEGIN and COMMIT round trips."""
-    await each_statement_commits(flow.db)
+    """Run every step, then every step's success effects; what comes out is the finished login."""
     for step in steps:
         await step.run(flow)
     if flow.user is None or not flow.amr:  # a pipeline without a step that identifies and checks

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.audit.events import AuditEvent
 from app.audit.service import record
 from app.auth.login.flow import LoginFlow, LoginStep
-from app.core.database import CteWrite, commit_before_refusing, execute_write
+from app.core.database import CteWrite, commit_before_refusing, each_statement_commits, execute_write
 from app.metrics import instruments as metrics
 from app.ratelimit import devices
 from app.ratelimit import service as ratelimit
@@ -50,6 +50,10 @@ class LoginAttempt:
 class AttemptReservation(LoginStep):
     async def run(self, flow: LoginFlow) -> None:
         db, email, settings, now = flow.db, flow.request.email, flow.settings, flow.ctx.now
+        if flow.request.device_token:
+            # The device's counter is read and counted through the session (the account's goes to the
+            # driver): each statement commits on its own, no BEGIN and COMMIT round trips before the hash.
+            await each_statement_commits(db)
         device = await devices.recognise(db, flow.request.device_token, email, settings=settings, now=now)
         if device is not None:
             reservation = await devices.reserve_attempt(db, device, settings=settings, now=now)
@@ -61,6 +65,7 @@ class AttemptReservation(LoginStep):
             return
         reason = "reset_required" if reservation.locked else "throttled"
         metrics.count_login(reason)
+        await each_statement_commits(db)  # the refusal's audit row alone: one round trip
         await record(
             db,
             AuditEvent.LOGIN_THROTTLED,
