@@ -234,10 +234,13 @@ class DriverStatement:
     @classmethod
     def of(cls, statement: ClauseElement) -> "DriverStatement":
         compiled = cast(SQLCompiler, statement.compile(dialect=_ASYNCPG))
-        return cls(str(compiled), tuple(compiled.positiontup or ()), MappingProxyType(dict(compiled.params)))
+        # The literals' values; a parameter without one (None here) must be given to `parameters`.
+        constants = {name: value for name, value in compiled.params.items() if value is not None}
+        return cls(str(compiled), tuple(compiled.positiontup or ()), MappingProxyType(constants))
 
     def parameters(self, **values: object) -> tuple[object, ...]:
-        """The positional parameters: `values` by name, the statement's literals as compiled."""
+        """The positional parameters: `values` by name, the statement's literals as compiled. A parameter
+        neither given nor a literal is a `KeyError`, never a NULL sent in its place."""
         return tuple(values[name] if name in values else self.constants[name] for name in self.names)
 
 

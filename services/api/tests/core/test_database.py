@@ -11,11 +11,12 @@ import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import event, inspect, text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy import Integer, String, bindparam, event, func, inspect, literal, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from app.clients.models import OAuthClient
 from app.core.config import Settings
+from app.core.database import DriverStatement
 from app.core.dependencies import SessionDep
 from app.core.errors import PyauthError
 from app.core.models import read_only
@@ -246,6 +247,23 @@ async def test_a_read_only_model_reads_its_values_and_is_never_written(db_sessio
     client.name = "changed"
     await db_session.flush()
     assert await db_session.get(OAuthClient, values["client_id"]) is None
+
+
+async def test_a_driver_statement_sends_its_literals_and_named_values_in_their_places(
+    connection: AsyncConnection,
+) -> None:
+    """`DriverStatement`: a SQLAlchemy statement compiled once for asyncpg; its named parameters and its
+    literals go where the compiled text numbers them, and a named one left out is an error, not a NULL."""
+    email, factor = bindparam("email", type_=String()), bindparam("factor", type_=Integer())
+    statement = DriverStatement.of(
+        select(func.upper(email).label("shout"), (literal(6, Integer()) * factor).label("product"))
+    )
+    driver = (await connection.get_raw_connection()).driver_connection
+    assert driver is not None
+    row = await driver.fetchrow(statement.sql, *statement.parameters(factor=7, email="a@example.org"))
+    assert (row["shout"], row["product"]) == ("A@EXAMPLE.ORG", 42)
+    with pytest.raises(KeyError):
+        statement.parameters(email="a@example.org")
 
 
 async def test_a_login_commits_each_statement_on_its_own_up_to_the_hash(
