@@ -9,8 +9,7 @@ A request commits once, before its response. The few transactions that differ on
 - `commit_before_refusing`: what a refused request wrote so far (its audit row, its counted attempt) is
   committed before the error that rolls the rest back (failed logins, refreshes, current-password checks);
 - `release_connection_before_hashing`: the pooled connection goes back before a password hash runs;
-  up to it, a login's statements commit one by one (sent to the driver, `statement_connection`, or
-  through the session after `each_statement_commits`);
+  up to it, a login's statements go to the driver (`statement_connection`) and each commits on its own;
 - `RolledBackRefusal` (`app.core.errors`): an error whose handler rolls the request back and then keeps
   only its refusal (refused mailed links);
 - `driver_connection`: one statement straight on the pooled asyncpg connection, outside any transaction
@@ -168,8 +167,8 @@ async def commit_before_refusing(db: AsyncSession) -> None:
 async def each_statement_commits(db: AsyncSession) -> None:
     """Until the session's next commit, each of its statements commits on its own (autocommit): no BEGIN
     and COMMIT round trips, for a flow that would commit each of its writes at once anyway (a login's
-    device counter and refusals up to the hash, `release_connection_before_hashing`; the mfa grant's
-    statements up to its reservation). Nothing where the session has begun a
+    throttled refusal, before any hash; the mfa grant's statements up to its reservation). Nothing where
+    the session has begun a
     transaction already or is bound to a connection (a test's, in its own transaction)."""
     if isinstance(db.bind, AsyncEngine) and not db.in_transaction():
         await db.connection(execution_options={"isolation_level": "AUTOCOMMIT"})

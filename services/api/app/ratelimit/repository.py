@@ -13,7 +13,6 @@ from sqlalchemy import (
     BindParameter,
     ColumnElement,
     Float,
-    Row,
     Table,
     and_,
     bindparam,
@@ -30,10 +29,10 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import QueryableAttribute
-from sqlalchemy.sql.dml import ReturningUpdate
 
 from app.core.config import Settings
 from app.core.database import CteWrite, DriverStatement, shift_parameters, statement_connection
+from app.core.models import read_only
 from app.ratelimit.models import LoginDevice, LoginThrottle, RateLimitHit
 from app.users.models import User
 
@@ -263,22 +262,25 @@ def throttles_cleared(email: str, kinds: list[str]) -> CteWrite:
 # Device counters
 
 
-# Built once, as the account counter's statements: every login that presents a device token sends them
-# (a browser's, with its device cookie). The device is loaded as an object (the login hands it on); its
-# counter is changed on the table, and nothing reads the loaded object's counter afterwards.
+# Built and compiled once, as the account counter's statements, and sent to the driver: every login that
+# presents a device token sends them (a browser's, with its device cookie), before its hash. The device is
+# read into a read-only object (the login hands it on); its counter is changed on the table, and nothing
+# reads the object's counter afterwards.
 _DEVICES = cast(Table, LoginDevice.__table__)
-_FIND_DEVICE = (
-    select(LoginDevice)
-    .join(User, User.id == LoginDevice.user_id)
+_FIND_DEVICE = DriverStatement.of(
+    select(_DEVICES)
+    .join(User, User.id == _DEVICES.c.user_id)
     .where(
-        LoginDevice.token_hash == bindparam("device_token_hash"),
+        _DEVICES.c.token_hash == bindparam("device_token_hash"),
         User.email == bindparam("device_email"),
-        LoginDevice.expires_at > bindparam("device_now"),
-        LoginDevice.failures < bindparam("device_max_failures"),
+        _DEVICES.c.expires_at > bindparam("device_now"),
+        _DEVICES.c.failures < bindparam("device_max_failures"),
     )
 )
-_DEVICE_STATE = select(_DEVICES.c.failures, _DEVICES.c.last_failure_at).where(
-    _DEVICES.c.token_hash == bindparam("device_token_hash")
+_DEVICE_STATE = DriverStatement.of(
+    select(_DEVICES.c.failures, _DEVICES.c.last_failure_at).where(
+        _DEVICES.c.token_hash == bindparam("device_token_hash")
+    )
 )
 _DEVICE_ATTEMPT_UNCOUNTED = f"""uncounted_device_attempt AS (
   UPDATE {LoginDevice.__tablename__} SET failures = failures - 1 WHERE token_hash = $1 AND failures > 0
@@ -288,27 +290,24 @@ _DEVICE_ATTEMPT_UNCOUNTED = f"""uncounted_device_attempt AS (
 async def find_device(
     db: AsyncSession, token_hash: bytes, email: str, *, now: datetime, max_failures: int
 ) -> LoginDevice | None:
-    """The live, still trusted device of digest `token_hash` if it belongs to the account `email`."""
-    device: LoginDevice | None = await db.scalar(
-        _FIND_DEVICE,
-        {
-            "device_token_hash": token_hash,
-            "device_email": email,
-            "device_now": now,
-            "device_max_failures": max_failures,
-        },
+    """The live, still trusted device of digest `token_hash` if it belongs to the account `email` (a
+    read-only model)."""
+    parameters = _FIND_DEVICE.parameters(
+        device_token_hash=token_hash, device_email=email, device_now=now, device_max_failures=max_failures
     )
-    return device
+    async with statement_connection(db) as connection:
+        row = await connection.fetchrow(_FIND_DEVICE.sql, *parameters)
+    return read_only(LoginDevice, dict(row)) if row is not None else None
 
 
 @functools.cache
-def _count_device_attempt_statement(schedule: Schedule) -> ReturningUpdate[tuple[int]]:
-    """`count_device_attempt_if_allowed`'s statement, built once per schedule, on the table; its values are
-    the parameters `device_token_hash` and `device_attempt_at` (not named as columns: see
+def _count_device_attempt_statement(schedule: Schedule) -> DriverStatement:
+    """`count_device_attempt_if_allowed`'s statement, built and compiled once per schedule, on the table;
+    its values are the parameters `device_token_hash` and `device_attempt_at` (not named as columns: see
     `_count_attempt_statement`)."""
     now = bindparam("device_attempt_at", type_=_DEVICES.c.last_failure_at.type)
     allowed = attempt_allowed(_DEVICES.c.failures, _DEVICES.c.last_failure_at, schedule, now, lock=False)
-    return (
+    return DriverStatement.of(
         update(_DEVICES)
         .where(_DEVICES.c.token_hash == bindparam("device_token_hash"), allowed)
         .values(failures=_DEVICES.c.failures + 1, last_failure_at=now)
@@ -321,15 +320,23 @@ async def count_device_attempt_if_allowed(
 ) -> int | None:
     """As `count_attempt` on the existing row, on the device's counter; the account lock does not apply."""
     statement = _count_device_attempt_statement(Schedule.of(settings))
-    failures: int | None = await db.scalar(
-        statement, {"device_token_hash": token_hash, "device_attempt_at": now}
-    )
+    parameters = statement.parameters(device_token_hash=token_hash, device_attempt_at=now)
+    async with statement_connection(db) as connection:
+        failures: int | None = await connection.fetchval(statement.sql, *parameters)
     return failures
 
 
-async def device_state(db: AsyncSession, token_hash: bytes) -> Row[int, datetime | None] | None:
+class DeviceState(NamedTuple):
+    failures: int
+    last_failure_at: datetime | None
+
+
+async def device_state(db: AsyncSession, token_hash: bytes) -> DeviceState | None:
     """(failures, last_failure_at) of the device, if it still exists."""
-    return (await db.execute(_DEVICE_STATE, {"device_token_hash": token_hash})).one_or_none()
+    parameters = _DEVICE_STATE.parameters(device_token_hash=token_hash)
+    async with statement_connection(db) as connection:
+        row = await connection.fetchrow(_DEVICE_STATE.sql, *parameters)
+    return DeviceState(row["failures"], row["last_failure_at"]) if row is not None else None
 
 
 def device_attempt_uncounted(token_hash: bytes) -> CteWrite:

@@ -269,10 +269,10 @@ async def test_a_driver_statement_sends_its_literals_and_named_values_in_their_p
 async def test_a_login_commits_each_statement_on_its_own_up_to_the_hash(
     probe_app: FastAPI, engine: AsyncEngine, email: str, settings: Settings
 ) -> None:
-    """Up to the password hash, a login's statements (its count, its account and factors) go to the driver
-    and each commits on its own, outside any transaction: no BEGIN and COMMIT round trips, and no session
-    of the ORM. After the hash, one statement starts the session, on its own too. Both are committed when
-    the answer comes."""
+    """Up to the password hash, a login's statements (its count, or its known device's read and count; its
+    account and factors) go to the driver and each commits on its own, outside any transaction: no BEGIN
+    and COMMIT round trips, and no session of the ORM. After the hash, one statement starts the session, on
+    its own too. Both are committed when the answer comes."""
     hasher = PasswordHasher(settings)
     password = "violet-harbor-lantern-42"
     password_hash = await hasher.hash(password)
@@ -306,16 +306,26 @@ async def test_a_login_commits_each_statement_on_its_own_up_to_the_hash(
             form = {"grant_type": "password", "username": email, "password": password}
             response = await client.post("/auth/token", data=form)
             await asyncio.sleep(0.1)  # asyncpg tells its loggers soon after a statement, not in it
+            first = seen.copy()
+            seen.clear()
+            # A known device (a browser's cookie): its own counter, read and counted on the driver too.
+            client.cookies.clear()
+            known = {**form, "device_token": response.json()["device_token"]}
+            second = await client.post("/auth/token", data=known)
+            await asyncio.sleep(0.1)
     finally:
         event.remove(app_engine.sync_engine, "connect", watch)
         event.remove(app_engine.sync_engine, "before_cursor_execute", executed)
-    assert response.status_code == 200, response.text
+    assert response.status_code == 200 and second.status_code == 200, (response.text, second.text)
     assert through_the_orm == [], through_the_orm
-    before_hash = [entry for entry in seen if "login_throttles" in entry[0] or "FROM users" in entry[0]]
-    assert before_hash[0][0].startswith("WITH counted AS (UPDATE login_throttles"), seen
-    assert "FROM users" in before_hash[1][0] and "mfa_totp" in before_hash[1][0], seen
-    assert not any(in_transaction for _, in_transaction in seen), seen
-    assert not any(statement.startswith(("BEGIN", "COMMIT")) for statement, _ in seen), seen
+    before_hash = [entry for entry in first if "login_throttles" in entry[0] or "FROM users" in entry[0]]
+    assert before_hash[0][0].startswith("WITH counted AS (UPDATE login_throttles"), first
+    assert "FROM users" in before_hash[1][0] and "mfa_totp" in before_hash[1][0], first
+    device = [statement for statement, _ in seen if "login_devices" in statement]
+    assert device[0].startswith("SELECT login_devices."), seen
+    assert device[1].startswith("UPDATE login_devices"), seen
+    for statement, in_transaction in first + seen:
+        assert not in_transaction and not statement.startswith(("BEGIN", "COMMIT")), (statement, first, seen)
     async with engine.connect() as connection:
         sessions = "SELECT count(*) FROM auth_sessions s JOIN users u ON u.id = s.user_id WHERE u.email = :e"
-        assert await connection.scalar(text(sessions), {"e": email}) == 1
+        assert await connection.scalar(text(sessions), {"e": email}) == 2

@@ -13,7 +13,7 @@ from http.cookies import SimpleCookie
 import httpx
 from fastapi import FastAPI
 from sqlalchemy import func, select, text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from app.audit.models import AuditEntry
 from app.core.clock import ManualClock
@@ -139,22 +139,24 @@ async def test_a_known_device_is_throttled_on_its_own_counter(
 
 
 async def test_a_known_devices_attempt_is_counted_or_refused_in_one_statement(
-    client: httpx.AsyncClient,
+    client: httpx.AsyncClient, connection: AsyncConnection
 ) -> None:
     """A login presenting a known device reads the device (one query) and counts the attempt on its counter
-    in one statement; a refusal reads the counter as it stands for its Retry-After (one query more)."""
+    in one statement; a refusal reads the counter as it stands for its Retry-After (one query more). All
+    three go to the driver."""
     email = unique_email()
     await register(client, email)
     device = await device_of(client, email)
+    driver = (await connection.get_raw_connection()).driver_connection
 
-    with statements_on("login_devices") as statements:
+    with statements_on("login_devices", driver=driver) as statements:
         assert (await login(client, email, WRONG, device=device)).status_code == 400
     assert len(statements) == 2, statements
     assert statements[0].startswith("SELECT login_devices.token_hash"), statements
     assert statements[1].startswith("UPDATE login_devices SET failures=(login_devices.failures +"), statements
     for _ in range(4):
         assert (await login(client, email, WRONG, device=device)).status_code == 400
-    with statements_on("login_devices") as statements:
+    with statements_on("login_devices", driver=driver) as statements:
         refused = await login(client, email, device=device)
     assert refused.status_code == 429 and refused.headers["retry-after"] == "1"
     assert len(statements) == 3 and statements[2].startswith("SELECT login_devices.failures"), statements

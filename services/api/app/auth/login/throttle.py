@@ -50,10 +50,6 @@ class LoginAttempt:
 class AttemptReservation(LoginStep):
     async def run(self, flow: LoginFlow) -> None:
         db, email, settings, now = flow.db, flow.request.email, flow.settings, flow.ctx.now
-        if flow.request.device_token:
-            # The device's counter is read and counted through the session (the account's goes to the
-            # driver): each statement commits on its own, no BEGIN and COMMIT round trips before the hash.
-            await each_statement_commits(db)
         device = await devices.recognise(db, flow.request.device_token, email, settings=settings, now=now)
         if device is not None:
             reservation = await devices.reserve_attempt(db, device, settings=settings, now=now)
