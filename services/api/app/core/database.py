@@ -242,6 +242,17 @@ class DriverStatement:
         neither given nor a literal is a `KeyError`, never a NULL sent in its place."""
         return tuple(values[name] if name in values else self.constants[name] for name in self.names)
 
+    async def fetchrow(self, db: AsyncSession, **values: object) -> asyncpg.Record | None:
+        """Its one row (None: none), sent on the connection of `db`'s request (`statement_connection`)."""
+        async with statement_connection(db) as connection:
+            row: asyncpg.Record | None = await connection.fetchrow(self.sql, *self.parameters(**values))
+        return row
+
+    async def fetchval(self, db: AsyncSession, **values: object) -> Any:
+        """The first column of its one row (None: none), sent as `fetchrow`."""
+        async with statement_connection(db) as connection:
+            return await connection.fetchval(self.sql, *self.parameters(**values))
+
 
 _ASYNCPG = postgresql_asyncpg.dialect()  # type: ignore[no-untyped-call]
 

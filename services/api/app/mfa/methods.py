@@ -20,7 +20,7 @@ from app.audit.events import AuditEvent
 from app.audit.service import record
 from app.core.config import Settings
 from app.core.context import RequestContext
-from app.core.database import DriverStatement, statement_connection
+from app.core.database import DriverStatement
 from app.core.models import read_only
 from app.mail import outbox
 from app.mfa import mails, recovery_codes, repository, secret_box, totp
@@ -205,9 +205,7 @@ async def account_and_methods(db: AsyncSession, email: str) -> tuple[User | None
     """The account of `email` (None: none) and `enrolled_methods` of it, in one round trip sent to the
     driver: a login reads both before its hash, on every sign-in. The account is read-only (`read_only`):
     the login reads it and writes through statements of its own, never through the object."""
-    statement = _account_statement()
-    async with statement_connection(db) as connection:
-        row = await connection.fetchrow(statement.sql, *statement.parameters(account_email=email))
+    row = await _account_statement().fetchrow(db, account_email=email)
     if row is None:
         return None, []
     user = read_only(User, {attribute: row[attribute] for attribute, _ in _ACCOUNT_COLUMNS})

@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import QueryableAttribute
 
 from app.core.config import Settings
-from app.core.database import CteWrite, DriverStatement, shift_parameters, statement_connection
+from app.core.database import CteWrite, DriverStatement, shift_parameters
 from app.core.models import read_only
 from app.ratelimit.models import LoginDevice, LoginThrottle, RateLimitHit
 from app.users.models import User
@@ -220,9 +220,9 @@ async def count_attempt(
     counted nothing, and does nothing when the row exists (or a concurrent one inserted it). The row as it
     stood before the statement comes back too, so that a refusal needs no second round trip."""
     statement = _count_attempt_statement(Schedule.of(settings), lock=lock)
-    parameters = statement.parameters(attempt_email=email, attempt_kind=kind, attempt_at=now)
-    async with statement_connection(db) as connection:
-        counted, failures, last_failure_at = await connection.fetchrow(statement.sql, *parameters)
+    row = await statement.fetchrow(db, attempt_email=email, attempt_kind=kind, attempt_at=now)
+    assert row is not None  # the statement selects from one row, whatever it counted
+    counted, failures, last_failure_at = row
     return AttemptCount(counted, failures, last_failure_at)
 
 
@@ -292,11 +292,9 @@ async def find_device(
 ) -> LoginDevice | None:
     """The live, still trusted device of digest `token_hash` if it belongs to the account `email` (a
     read-only model)."""
-    parameters = _FIND_DEVICE.parameters(
-        device_token_hash=token_hash, device_email=email, device_now=now, device_max_failures=max_failures
+    row = await _FIND_DEVICE.fetchrow(
+        db, device_token_hash=token_hash, device_email=email, device_now=now, device_max_failures=max_failures
     )
-    async with statement_connection(db) as connection:
-        row = await connection.fetchrow(_FIND_DEVICE.sql, *parameters)
     return read_only(LoginDevice, dict(row)) if row is not None else None
 
 
@@ -320,9 +318,7 @@ async def count_device_attempt_if_allowed(
 ) -> int | None:
     """As `count_attempt` on the existing row, on the device's counter; the account lock does not apply."""
     statement = _count_device_attempt_statement(Schedule.of(settings))
-    parameters = statement.parameters(device_token_hash=token_hash, device_attempt_at=now)
-    async with statement_connection(db) as connection:
-        failures: int | None = await connection.fetchval(statement.sql, *parameters)
+    failures: int | None = await statement.fetchval(db, device_token_hash=token_hash, device_attempt_at=now)
     return failures
 
 
@@ -333,9 +329,7 @@ class DeviceState(NamedTuple):
 
 async def device_state(db: AsyncSession, token_hash: bytes) -> DeviceState | None:
     """(failures, last_failure_at) of the device, if it still exists."""
-    parameters = _DEVICE_STATE.parameters(device_token_hash=token_hash)
-    async with statement_connection(db) as connection:
-        row = await connection.fetchrow(_DEVICE_STATE.sql, *parameters)
+    row = await _DEVICE_STATE.fetchrow(db, device_token_hash=token_hash)
     return DeviceState(row["failures"], row["last_failure_at"]) if row is not None else None
 
 
