@@ -117,27 +117,51 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _pool_named_to(pid: int) -> str | None:
+    """The hashing pool's socket as process `pid`'s environment names it (None: it names none)."""
+    prefix = POOL_ENVIRONMENT_VARIABLE.encode() + b"="
+    for entry in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"):
+        if entry.startswith(prefix):
+            return entry[len(prefix) :].decode()
+    return None
+
+
+def _costly_hashing_server(settings: Settings, tmp_path: Path) -> ApiProcess:
+    """Two workers hashing at 64 MiB, t=3 (about 0.1 s of CPU a hash), so that the hashing outweighs
+    everything else a registration costs."""
+    return ApiProcess(settings, tmp_path, workers=2, ARGON2_MEMORY_KIB="65536", ARGON2_TIME_COST="3")
+
+
+def _register(server: ApiProcess) -> httpx.Response:
+    """One registration over a new connection (the kernel picks the worker that accepts it)."""
+    url = f"http://127.0.0.1:{server.public_port}/auth/register"
+    return httpx.post(url, json={"email": unique_email(), "password": PASSWORD}, timeout=30)
+
+
+def _assert_the_parent_hashes(server: ApiProcess, registrations: int = 8) -> None:
+    """`registrations` registrations, each over a new connection so that both workers get some: the
+    parent's CPU time grows by more than twice both workers' together (with hashing threads of their own,
+    the workers would spend it)."""
+    processes = (server.process.pid, *server.worker_pids())
+    before = {pid: _cpu_seconds(pid) for pid in processes}
+    for _ in range(registrations):
+        response = _register(server)
+        assert response.status_code == 201, response.text
+    spent = {pid: _cpu_seconds(pid) - before[pid] for pid in processes}
+    assert spent[server.process.pid] > 2 * sum(spent[pid] for pid in processes[1:]), spent
+
+
 def test_with_two_workers_the_parent_hashes_for_both_and_the_workers_do_not(
     settings: Settings, engine: AsyncEngine, tmp_path: Path
 ) -> None:
-    # A costly hash (64 MiB, t=3: about 0.1 s of CPU) so that the hashing outweighs everything else.
-    server = ApiProcess(settings, tmp_path, workers=2, ARGON2_MEMORY_KIB="65536", ARGON2_TIME_COST="3")
+    server = _costly_hashing_server(settings, tmp_path)
     try:
         server.wait_until_started(workers=2)
-        parent, workers = server.process.pid, server.worker_pids()
+        workers = server.worker_pids()
         assert len(workers) == 2
         for pid in workers:  # the parent named its pool to each worker
-            environment = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-            assert any(entry.startswith(POOL_ENVIRONMENT_VARIABLE.encode() + b"=/") for entry in environment)
-        before = {pid: _cpu_seconds(pid) for pid in (parent, *workers)}
-        registrations = 8
-        url = f"http://127.0.0.1:{server.public_port}/auth/register"
-        for _ in range(registrations):
-            with httpx.Client(timeout=30) as client:  # a new connection each: both workers get some
-                response = client.post(url, json={"email": unique_email(), "password": PASSWORD})
-                assert response.status_code == 201, response.text
-        spent = {pid: _cpu_seconds(pid) - before[pid] for pid in before}
-        assert spent[parent] > 2 * sum(spent[pid] for pid in workers), spent
+            assert (_pool_named_to(pid) or "").startswith("/"), pid
+        _assert_the_parent_hashes(server)
     finally:
         server.stop()
     assert "hashing pool: 2 threads shared by the workers" in "".join(server.log)
@@ -146,17 +170,15 @@ def test_with_two_workers_the_parent_hashes_for_both_and_the_workers_do_not(
 def test_a_worker_killed_with_jobs_in_the_pool_is_replaced_by_one_that_hashes_there_and_the_pool_serves_on(
     settings: Settings, engine: AsyncEngine, tmp_path: Path
 ) -> None:
-    # 64 MiB, t=3 (about 0.1 s of CPU a hash) and six registrations at once on two pool threads: when one
-    # worker is killed, jobs of both workers are queued in the pool or being hashed there.
-    server = ApiProcess(settings, tmp_path, workers=2, ARGON2_MEMORY_KIB="65536", ARGON2_TIME_COST="3")
-    url = f"http://127.0.0.1:{server.public_port}/auth/register"
+    # Six costly registrations at once on two pool threads: when one worker is killed, jobs of both
+    # workers are queued in the pool or being hashed there.
+    server = _costly_hashing_server(settings, tmp_path)
 
     def register() -> int | None:
         try:
-            response = httpx.post(url, json={"email": unique_email(), "password": PASSWORD}, timeout=30)
+            return _register(server).status_code
         except httpx.TransportError:  # answered by the worker that was killed
             return None
-        return response.status_code
 
     try:
         server.wait_until_started(workers=2)
@@ -176,13 +198,8 @@ def test_a_worker_killed_with_jobs_in_the_pool_is_replaced_by_one_that_hashes_th
         assert victim not in workers and len(workers) == 2
         assert len(set(workers) - set(first)) == 1  # the replacement
         for pid in workers:
-            environment = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-            assert any(entry.startswith(POOL_ENVIRONMENT_VARIABLE.encode() + b"=/") for entry in environment)
-        before = {pid: _cpu_seconds(pid) for pid in (server.process.pid, *workers)}
-        for _ in range(8):  # new connections: the replacement gets its share
-            assert register() == 201
-        spent = {pid: _cpu_seconds(pid) - before[pid] for pid in before}
-        assert spent[server.process.pid] > 2 * sum(spent[pid] for pid in workers), spent
+            assert (_pool_named_to(pid) or "").startswith("/"), pid
+        _assert_the_parent_hashes(server)  # new connections: the replacement gets its share
     finally:
         server.stop()
     assert any(f"worker [{victim}] died" in line for line in server.log), server.log
@@ -199,10 +216,8 @@ def test_without_a_place_for_the_pools_socket_each_worker_hashes_on_its_own_and_
     try:
         server.wait_until_started(workers=2)
         for pid in server.worker_pids():
-            environment = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-            assert not any(entry.startswith(POOL_ENVIRONMENT_VARIABLE.encode()) for entry in environment)
-        url = f"http://127.0.0.1:{server.public_port}/auth/register"
-        response = httpx.post(url, json={"email": unique_email(), "password": PASSWORD}, timeout=30)
+            assert _pool_named_to(pid) is None, pid
+        response = _register(server)
         assert response.status_code == 201, response.text
     finally:
         server.stop()
