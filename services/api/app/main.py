@@ -42,7 +42,7 @@ from app.metrics import endpoints as metrics_endpoints
 from app.metrics.batch import UPDATES
 from app.metrics.gauges import ResourceGauges
 from app.metrics.listener import MetricsListener
-from app.metrics.requests import RequestMetrics
+from app.metrics.requests import REQUESTS
 from app.mfa import endpoints as mfa_endpoints
 from app.mfa.login import MfaLogin
 from app.oauth import endpoints as oauth_endpoints
@@ -159,7 +159,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             max_age=600,
         )
     # Outermost: request id, body guards, security headers, metrics (the guards' refusals counted too), log.
-    observe = RequestMetrics().observe if settings.METRICS_ENABLED else None
+    observe = REQUESTS.observe if settings.METRICS_ENABLED else None
     app.add_middleware(RequestEdge, settings=settings, observe=observe)
     app.include_router(health_endpoints.router)
     app.include_router(auth_endpoints.router)

@@ -1,9 +1,15 @@
 """Request counts and latency histograms: labelled by route template, never by the raw path."""
 
+import asyncio
 import uuid
+from dataclasses import dataclass
 
 import httpx
+import pytest
 
+from app.metrics import exposition
+from app.metrics.batch import MetricBatch
+from app.metrics.requests import RequestMetrics
 from tests.auth.helpers import signed_up
 from tests.metrics.helpers import requests_total, sample, scrape
 
@@ -63,3 +69,37 @@ async def test_refusals_before_routing_are_counted_as_unmatched(client: httpx.As
     refused = await client.post("/auth/register", content=b"hello", headers={"Content-Type": "text/plain"})
     assert refused.status_code == 415
     assert requests_total(await scrape(client), "POST", "unmatched", 415) == before + 1
+
+
+@dataclass
+class _Route:
+    path_format: str
+
+
+async def test_requests_of_a_kind_wait_together_and_one_flush_writes_them() -> None:
+    """Each request only adds its duration to its kind's list; the flush writes the count, the histogram
+    and the worker's count for all of them, and a kind seen again after a flush starts a new list."""
+    route = _Route(f"/test-{uuid.uuid4().hex}")
+    batch = MetricBatch(interval=3600)
+    metrics = RequestMetrics(batch)
+    scope = {"method": "GET", "route": route}
+    for seconds in (0.001, 0.002, 0.3):
+        metrics.observe(scope, 200, seconds)
+    metrics.observe(scope, 404, 0.004)
+    labels = {"method": "GET", "route": route.path_format}
+    assert requests_total(exposition.render().decode(), "GET", route.path_format, 200) == 0
+
+    batch.flush()
+    written = exposition.render().decode()
+    assert requests_total(written, "GET", route.path_format, 200) == 3
+    assert requests_total(written, "GET", route.path_format, 404) == 1
+    ok = {**labels, "status": "200"}
+    assert sample(written, "pyauth_http_request_duration_seconds_count", **ok) == 3
+    assert sample(written, "pyauth_http_request_duration_seconds_sum", **ok) == pytest.approx(0.303)
+    assert sample(written, "pyauth_http_request_duration_seconds_bucket", **ok, le="0.005") == 2
+
+    metrics.observe(scope, 200, 0.5)
+    await asyncio.to_thread(metrics.observe, scope, 200, 0.5)  # no loop in that thread: written at once
+    assert requests_total(exposition.render().decode(), "GET", route.path_format, 200) == 4
+    batch.flush()
+    assert requests_total(exposition.render().decode(), "GET", route.path_format, 200) == 5
