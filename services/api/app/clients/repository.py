@@ -9,13 +9,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.clients.models import ClientSecret, OAuthClient
 from app.core.database import statement_connection
-from app.core.models import read_only
+from app.core.models import attribute_columns, read_only
 
 # Every column of an enabled client, by its attribute's name. (The table and column names come from the
 # model; the client id is a parameter.)
-_CLIENT_ATTRIBUTES = {
-    attribute.key: attribute.columns[0].name for attribute in OAuthClient.__mapper__.column_attrs
-}
+_CLIENT_ATTRIBUTES = {attribute: column.name for attribute, column in attribute_columns(OAuthClient)}
 _ENABLED_CLIENT = (
     f"SELECT {', '.join(f'{column} AS {key}' for key, column in _CLIENT_ATTRIBUTES.items())}"  # noqa: S608
     f" FROM {OAuthClient.__tablename__} WHERE client_id = $1 AND NOT is_disabled"

@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 from sqlalchemy import DateTime, MetaData, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.orm.instrumentation import manager_of_class
+from sqlalchemy.sql.elements import NamedColumn
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -43,3 +44,9 @@ def read_only(model: type[Model], values: Mapping[str, Any]) -> Model:
     instance: Model = manager_of_class(model).new_instance()
     instance.__dict__.update(values)
     return instance
+
+
+def attribute_columns(model: type[Base]) -> tuple[tuple[str, NamedColumn[Any]], ...]:
+    """Every mapped column of `model`, with the name of the attribute that holds it: what a statement sent
+    to the driver selects, each column named as its attribute, for `read_only` to hold the row."""
+    return tuple((prop.key, prop.columns[0]) for prop in model.__mapper__.column_attrs)

@@ -21,7 +21,7 @@ from app.audit.service import record
 from app.core.config import Settings
 from app.core.context import RequestContext
 from app.core.database import DriverStatement
-from app.core.models import read_only
+from app.core.models import attribute_columns, read_only
 from app.mail import outbox
 from app.mfa import mails, recovery_codes, repository, secret_box, totp
 from app.mfa.errors import InvalidSecondFactor
@@ -197,8 +197,7 @@ def _account_statement() -> DriverStatement:
     )
 
 
-# Every column of the account, by the attribute that holds it.
-_ACCOUNT_COLUMNS: Final = tuple((prop.key, prop.columns[0]) for prop in User.__mapper__.column_attrs)
+_ACCOUNT_COLUMNS: Final = attribute_columns(User)
 
 
 async def account_and_methods(db: AsyncSession, email: str) -> tuple[User | None, list[str]]:

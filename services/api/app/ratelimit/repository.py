@@ -32,7 +32,7 @@ from sqlalchemy.orm import QueryableAttribute
 
 from app.core.config import Settings
 from app.core.database import CteWrite, DriverStatement, shift_parameters
-from app.core.models import read_only
+from app.core.models import attribute_columns, read_only
 from app.ratelimit.models import LoginDevice, LoginThrottle, RateLimitHit
 from app.users.models import User
 
@@ -268,7 +268,7 @@ def throttles_cleared(email: str, kinds: list[str]) -> CteWrite:
 # reads the object's counter afterwards.
 _DEVICES = cast(Table, LoginDevice.__table__)
 _FIND_DEVICE = DriverStatement.of(
-    select(_DEVICES)
+    select(*(column.label(attribute) for attribute, column in attribute_columns(LoginDevice)))
     .join(User, User.id == _DEVICES.c.user_id)
     .where(
         _DEVICES.c.token_hash == bindparam("device_token_hash"),
