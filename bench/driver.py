@@ -185,7 +185,6 @@ CEILING_NAMES = {
 # its own checks (header, `typ`, key lookup, times, typed claims) may cost.
 VERIFY_TARGET = 0.75
 TIMES = "\N{MULTIPLICATION SIGN}"
-MIXED_MAX_P99_OVER_P50 = 10.0
 # TOTP as pyauth enrols it (app/mfa/totp.py): RFC 6238, HMAC-SHA-1, 30-second steps, 6 digits.
 TOTP_STEP_SECONDS = 30
 TOTP_DIGITS = 6
@@ -1033,10 +1032,11 @@ def mixed_markdown(mixed: dict[str, Any], me_alone: dict[str, Any] | None) -> li
     me_solo = me_alone["latency_ms"]["p50"] if me_alone else 0.0
     lines += [
         "",
-        "Judged on both parts: the target is met when neither part had errors or timeouts and "
-        f"`me`'s p99 under the flood, {mixed['me']['p99_over_p50']:.2f} {TIMES} its p50, is within "
-        f"{MIXED_MAX_P99_OVER_P50:g} {TIMES} (met: {mark(mixed['meets_target'])}); an error or timeout of "
-        "either part also fails the gate. Each part's ratio is to the ceiling it is read against alone"
+        "Judged on both parts: the target is met when neither part had an error or a timeout "
+        f"(met: {mark(mixed['meets_target'])}), and an error or timeout of either part also fails the gate. "
+        "Both parts run closed loop at saturation, so their p99/p50 is information, not a target (a faster "
+        "`me` queues more of its requests behind each and scores worse). Each part's ratio is to the "
+        "ceiling it is read against alone"
         + (
             f"; `me`'s p99 under the flood is {mixed['me']['latency_ms']['p99'] / me_solo:.2f} {TIMES} the "
             f"p50 of `me` alone at {CONNECTIONS} connections."
@@ -1154,7 +1154,7 @@ def console_table(report: dict[str, Any]) -> str:
         f"while me {me['requests_per_second']:,.1f} req/s at {me['connections']}: me p50 "
         f"{me['latency_ms']['p50']:.2f} ms, p99 {me['latency_ms']['p99']:.2f} ms = "
         f"{me['p99_over_p50']:.2f} x p50; ratios: login {mixed_ratio(login)}, me {mixed_ratio(me)} "
-        f"(target, both parts without errors or timeouts and me p99 <= {MIXED_MAX_P99_OVER_P50:g} x p50: "
+        "(target, both parts without errors or timeouts: "
         f"{'yes' if mixed['meets_target'] else 'NO'})",
         "",
         per_worker + f", mixed {show_workers(mixed['requests_per_worker'])}",
@@ -1280,8 +1280,9 @@ def mixed_report(
     runs: dict[str, Run], per_worker: dict[str, int], ceilings: dict[str, float], cpu_ms: dict[str, float]
 ) -> dict[str, Any]:
     """The mixed run, judged on both parts: each part's numbers and its ratio to its ceiling (when that
-    ceiling ran), and the target: both parts without errors or timeouts, and `me`'s p99 within
-    `MIXED_MAX_P99_OVER_P50` of its p50."""
+    ceiling ran), and the target: both parts without errors or timeouts. Not `me`'s p99 over its p50: both
+    parts run closed loop at saturation, where a faster `me` keeps more of its requests queued behind each
+    and that ratio grows (issue 13 dropped such targets); it stays in the report as information."""
     parts: dict[str, Any] = {}
     for part, run in runs.items():
         ceiling = MIXED_CEILINGS[part]
@@ -1295,8 +1296,7 @@ def mixed_report(
         "requests_per_worker": per_worker,
         "worker_spread": worker_spread(per_worker),
         "cpu_ms_per_request": cpu_ms,
-        "target_p99_over_p50": MIXED_MAX_P99_OVER_P50,
-        "meets_target": all(run.clean for run in runs.values()) and runs["me"].tail <= MIXED_MAX_P99_OVER_P50,
+        "meets_target": all(run.clean for run in runs.values()),
     }
 
 

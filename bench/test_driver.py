@@ -512,6 +512,18 @@ def test_the_mixed_run_misses_its_target_when_either_part_has_errors_or_timeouts
     assert mixed(run("mixed-login"), run("mixed-me", timeouts=1))["meets_target"] is False
 
 
+def test_the_mixed_run_does_not_score_a_fast_me_with_a_long_closed_loop_tail_worse() -> None:
+    # Closed loop at saturation, a faster `me` queues more requests behind each: p50 2 ms, p99 40 ms.
+    fast_me = run("mixed-me", good=5000)
+    fast_me.latency_ms = {**fast_me.latency_ms, "p50": 2.0, "p99": 40.0}
+
+    judged = mixed(run("mixed-login"), fast_me)
+
+    assert judged["me"]["p99_over_p50"] == 20.0
+    assert judged["meets_target"] is True
+    assert "met: yes" in "\n".join(driver.mixed_markdown(judged, None))
+
+
 def test_a_mixed_login_part_with_errors_fails_the_gate_alone() -> None:
     failed = report()
     failed["mixed"] = mixed(run("mixed-login", errors=2), run("mixed-me"))
