@@ -182,8 +182,9 @@ CEILING_NAMES = {
     "pyjwt_verify": "PyJWT decode alone, one core",
 }
 # The library's verifications per core-second over PyJWT's alone, on the same token, key and core: what
-# its own checks (header, `typ`, key lookup, times, typed claims) may cost.
-VERIFY_TARGET = 0.75
+# its own checks (header, `typ`, key lookup, times, typed claims) may cost. Issue 13's table asks ≥ 0.8 (issue
+# 11, which added the scenario, had set 0.75).
+VERIFY_TARGET = 0.80
 TIMES = "\N{MULTIPLICATION SIGN}"
 # TOTP as pyauth enrols it (app/mfa/totp.py): RFC 6238, HMAC-SHA-1, 30-second steps, 6 digits.
 TOTP_STEP_SECONDS = 30

@@ -152,7 +152,7 @@ def test_a_missed_verification_ratio_alone_does_not_fail_the_bench() -> None:
     assert driver.verdict(clean) == 0
     section = "\n".join(driver.verification_markdown(clean["verify"]))
     assert "| pyauth-resource `verify` | 100.0 |" in section
-    assert "Ratio 0.10 (target ≥ 0.75: **no**)" in section
+    assert "Ratio 0.10 (target ≥ 0.80: **no**)" in section
 
 
 class Exposition(BaseHTTPRequestHandler):
