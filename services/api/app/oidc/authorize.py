@@ -6,7 +6,8 @@ so those refusals are an error page (`AuthorizeRefused`, RFC 9700 §4.1). `redir
 required (OpenID Connect Core §3.1.2.1 makes it REQUIRED; OAuth 2.1 would let a client with one URI leave it
 out, and the conformance suite's `oidcc-ensure-redirect-uri-in-authorization-request` expects a refusal)
 and compared exactly with the registered ones. After that, refusals go back to the client as an RFC 6749
-§4.1.2.1 error redirect (`AuthorizeError`). Parameters pyauth does not know are ignored (§3.1.2.1).
+§4.1.2.1 error redirect (`AuthorizeError`). Parameters pyauth does not know are ignored (§3.1.2.1); the
+ones it knows and does not support are refused, not ignored (`UNSUPPORTED_PARAMETERS`, `response_mode`).
 """
 
 from collections.abc import Mapping, Sequence
@@ -25,6 +26,17 @@ from app.oidc.codes import S256_CHALLENGE
 PROMPTS: Final = frozenset({"none", "login", "consent", "select_account"})
 MAX_PARAMETER_LENGTH: Final = 2048
 MAX_NONCE_LENGTH: Final = 512
+# OpenID Connect Core §6 makes request objects optional for an OP, and §3.1.2.6 gives the errors of one
+# that does not take them; the discovery document says so (`app.oidc.discovery`). Ignoring one instead
+# would act on the query's copies of what the object may say otherwise (its state, nonce, max_age).
+UNSUPPORTED_PARAMETERS: Final = (
+    ("request", "request_not_supported", "Request objects (the request parameter) are not supported."),
+    ("request_uri", "request_uri_not_supported", "request_uri is not supported."),
+    ("registration", "registration_not_supported", "The registration parameter is not supported."),
+)
+# The one response mode (the code flow's default): a client that asks for its answer in a fragment or a
+# form post is told so, rather than handed the code in a query it did not expect.
+RESPONSE_MODE: Final = "query"
 
 
 class AuthorizeRefused(PyauthError):
@@ -85,6 +97,17 @@ async def checked_client(db: AsyncSession, params: Mapping[str, str]) -> tuple[O
     return client, redirect_uri
 
 
+def _refuse_unsupported(params: Mapping[str, str]) -> None:
+    """`AuthorizeError` for a parameter pyauth knows and does not support. RFC 6749 §3.1: one sent without
+    a value is as if omitted."""
+    for name, error, description in UNSUPPORTED_PARAMETERS:
+        if params.get(name):
+            raise AuthorizeError(error, description)
+    response_mode = params.get("response_mode")
+    if response_mode and response_mode != RESPONSE_MODE:
+        raise AuthorizeError("invalid_request", f"response_mode must be {RESPONSE_MODE} (the only one).")
+
+
 def checked_request(
     client: OAuthClient,
     redirect_uri: str,
@@ -99,6 +122,7 @@ def checked_request(
         raise AuthorizeError("invalid_request", repeated_parameter_message(list(repeated)))
     if any(len(value) > MAX_PARAMETER_LENGTH for value in params.values()):
         raise AuthorizeError("invalid_request", "A parameter is too long.")
+    _refuse_unsupported(params)
     response_type = params.get("response_type")
     if not response_type:
         raise AuthorizeError("invalid_request", "response_type is required.")

@@ -150,6 +150,11 @@ async def test_openid_configuration(client: httpx.AsyncClient, settings: Setting
         "ui_locales_supported": ["en", "de"],
         # issue 12: what acr_values can ask for (app.oidc.discovery)
         "acr_values_supported": ["urn:pyauth:acr:pwd", "urn:pyauth:acr:mfa"],
+        # request objects refused (OpenID Connect Core §3.1.2.6) and the claims parameter not read, said
+        # so: left out, request_uri_parameter_supported would mean true (OpenID Connect Discovery §3)
+        "request_parameter_supported": False,
+        "request_uri_parameter_supported": False,
+        "claims_parameter_supported": False,
     }
 
 

@@ -229,6 +229,61 @@ async def test_oidcc_ensure_request_with_unknown_parameter_succeeds(
     assert (await exchange(client, client_id, code, verifier)).status_code == 200
 
 
+async def test_oidc_core_3_1_2_6_request_objects_are_refused_as_unsupported(
+    client: httpx.AsyncClient, db_session: AsyncSession
+) -> None:
+    """OpenID Connect Core §6 and §3.1.2.6: an OP that takes no request objects answers `request`,
+    `request_uri` and `registration` with their own errors, never a code made from the query alone (the
+    object could say another state, nonce or max_age). The conformance suite's request-object modules
+    accept exactly this refusal; the discovery document says both are unsupported."""
+    client_id = (await code_flow_client(client, db_session))["client_id"]
+    await signed_in_browser(client)
+    challenge = pkce_pair()[1]
+    unsigned_object = (
+        ".".join(
+            base64.urlsafe_b64encode(part).rstrip(b"=").decode()
+            for part in (b'{"alg":"none"}', b'{"state":"from-the-object","nonce":"n"}')
+        )
+        + "."
+    )
+    for name, value, error in (
+        ("request", unsigned_object, "request_not_supported"),
+        ("request_uri", "https://app.example.com/request.jwt", "request_uri_not_supported"),
+        ("registration", '{"client_name":"x"}', "registration_not_supported"),
+    ):
+        params = authorize_params(client_id, challenge, **{name: value})
+        query = location_query(await client.get(AUTHORIZE, params=params))
+        assert query["error"] == error, name
+        assert query["state"] == "state-123"
+        assert "code" not in query
+    discovery = (await client.get("/.well-known/openid-configuration")).json()
+    assert discovery["request_parameter_supported"] is False
+    assert discovery["request_uri_parameter_supported"] is False
+
+
+async def test_oauth_multiple_response_types_2_1_a_response_mode_other_than_query_is_refused(
+    client: httpx.AsyncClient, db_session: AsyncSession
+) -> None:
+    """`response_mode` (OAuth 2.0 Multiple Response Type Encoding Practices §2.1): discovery lists `query`
+    alone, so a client asking for `fragment` or `form_post` is told so (in the query, the one mode there
+    is) instead of getting its code where it did not ask for it; `query` itself works."""
+    client_id = (await code_flow_client(client, db_session))["client_id"]
+    await signed_in_browser(client)
+    verifier, challenge = pkce_pair()
+    for mode in ("fragment", "form_post", "query.jwt", "Query"):
+        params = authorize_params(client_id, challenge, response_mode=mode)
+        query = location_query(await client.get(AUTHORIZE, params=params))
+        assert query["error"] == "invalid_request", mode
+        assert "response_mode" in query["error_description"]
+        assert "code" not in query
+    code = await authorized_code(client, client_id, challenge, response_mode="query")
+    assert (await exchange(client, client_id, code, verifier)).status_code == 200
+    # RFC 6749 §3.1: sent without a value, it is as if omitted.
+    verifier, challenge = pkce_pair()
+    code = await authorized_code(client, client_id, challenge, response_mode="", request="", request_uri="")
+    assert (await exchange(client, client_id, code, verifier)).status_code == 200
+
+
 async def test_rfc7636_plain_method_is_refused(client: httpx.AsyncClient, db_session: AsyncSession) -> None:
     """PKCE S256 for every client: a `plain` or missing method, or no challenge at all, is refused."""
     client_id = (await code_flow_client(client, db_session))["client_id"]
