@@ -20,7 +20,7 @@ from app.core.dependencies import ClockDep, SessionDep, SettingsDep
 from app.core.requests import first_header
 from app.keys.dependencies import KeyRingDep
 from app.keys.keyring import KeyRing
-from app.keys.tokens import AccessClaims, InvalidAccessToken, verify_access_token
+from app.keys.tokens import AccessClaims, InvalidAccessToken, MissingAccessToken, verify_access_token
 
 # Swagger UI's Authorize button posts email and password to this URL as an OAuth2 password grant.
 bearer = OAuth2PasswordBearer(tokenUrl="auth/token", auto_error=False)
@@ -69,7 +69,7 @@ async def _verified(
 ) -> tuple[AccessClaims, uuid.UUID]:
     """The token's verified claims and its session id; `InvalidAccessToken` (401) otherwise."""
     if not token:
-        raise InvalidAccessToken("An access token is required.")
+        raise MissingAccessToken()
     claims = await verify_access_token(keyring, settings, token, now=now)
     if claims.session_id is None:
         raise InvalidAccessToken()

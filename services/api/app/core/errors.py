@@ -132,7 +132,8 @@ _ERROR_DESCRIPTIONS = {
 _ERROR_HEADERS: dict[int, dict[str, Any]] = {
     401: {
         "WWW-Authenticate": {
-            "description": 'Always `Bearer error="invalid_token"` (RFC 6750).',
+            "description": '`Bearer error="invalid_token"`, or `Bearer realm="pyauth"` alone when no bearer '
+            "token was sent (RFC 6750 §3.1).",
             "required": True,
             "schema": {"type": "string"},
         }

@@ -63,6 +63,14 @@ class InvalidAccessToken(PyauthError):
     headers: Mapping[str, str] | None = MappingProxyType({"WWW-Authenticate": 'Bearer error="invalid_token"'})
 
 
+class MissingAccessToken(InvalidAccessToken):
+    """No bearer token at all (none sent, or credentials of another scheme). RFC 6750 §3.1: the challenge
+    of a request that lacks any authentication information carries no error code, only the scheme."""
+
+    message = "An access token is required."
+    headers = MappingProxyType({"WWW-Authenticate": 'Bearer realm="pyauth"'})
+
+
 @dataclass(frozen=True, slots=True)
 class AccessClaims:
     """The verified claims of an access token. `subject_id` is `sub` as a user id (None unless `sub` is a

@@ -15,7 +15,7 @@ from app.core.dependencies import ContextDep, SessionDep, SettingsDep
 from app.core.errors import GUARD_ERRORS, UNAVAILABLE, OAuthError, error_responses
 from app.core.parameters import refuse_repeated
 from app.keys.dependencies import KeyRingDep
-from app.keys.tokens import InvalidAccessToken
+from app.keys.tokens import InvalidAccessToken, MissingAccessToken
 from app.oauth import service
 from app.oauth.discovery import server_metadata
 from app.oauth.schemas import IntrospectionResponse, UserInfoResponse
@@ -186,7 +186,7 @@ async def _userinfo(
     db: SessionDep, keyring: KeyRingDep, settings: SettingsDep, ctx: ContextDep, token: str | None
 ) -> dict[str, Any]:
     if not token:
-        raise InvalidAccessToken("An access token is required.")
+        raise MissingAccessToken()
     return dict(await service.userinfo(db, token=token, keyring=keyring, settings=settings, ctx=ctx))
 
 

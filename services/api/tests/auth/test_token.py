@@ -121,17 +121,28 @@ async def test_rehash_on_login_when_the_cost_rises(
     assert (await password_grant(client, email)).status_code == 200
 
 
-@pytest.mark.parametrize(
-    "authorization",
-    [None, "Bearer", "Bearer not-a-jwt", "Basic dXNlcjpwYXNz", "Bearer " + "a" * 5000],
-)
-async def test_missing_or_malformed_bearer_tokens_get_401_with_www_authenticate(
-    client: httpx.AsyncClient, authorization: str | None
+@pytest.mark.parametrize("authorization", ["Bearer not-a-jwt", "Bearer a.b.c", "Bearer " + "a" * 5000])
+async def test_malformed_bearer_tokens_get_401_with_www_authenticate(
+    client: httpx.AsyncClient, authorization: str
 ) -> None:
-    headers = {"Authorization": authorization} if authorization else {}
-    response = await client.get("/users/me", headers=headers)
+    response = await client.get("/users/me", headers={"Authorization": authorization})
     assert response.status_code == 401
     assert response.headers["www-authenticate"] == 'Bearer error="invalid_token"'
+    assert response.json()["error"] == "invalid_token"
+
+
+@pytest.mark.parametrize("authorization", [None, "Bearer", "Bearer  ", "Basic dXNlcjpwYXNz"])
+@pytest.mark.parametrize("path", ["/users/me", "/auth/sessions", "/oauth2/userinfo"])
+async def test_rfc6750_3_1_a_request_without_a_bearer_token_gets_a_challenge_without_an_error_code(
+    client: httpx.AsyncClient, authorization: str | None, path: str
+) -> None:
+    """ "If the request lacks any authentication information (e.g., the client was unaware that
+    authentication is necessary or attempted using an unsupported authentication method), the resource
+    server SHOULD NOT include an error code or other error information" in the challenge."""
+    headers = {"Authorization": authorization} if authorization else {}
+    response = await client.get(path, headers=headers)
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == 'Bearer realm="pyauth"'
     assert response.json()["error"] == "invalid_token"
 
 
