@@ -289,10 +289,11 @@ class Settings(BaseSettings):
     )
 
     # OAuth clients (app.clients): the password grant, and the overlap of two secrets during a rotation
-    PASSWORD_GRANT_ENABLED: bool = Field(
-        True,
-        description="Serve the password grant to clients allowed it (the built-in client is). Off: "
-        "400 unsupported_grant_type for everyone (RFC 9700 §2.4 says not to use it).",
+    PASSWORD_GRANT_ENABLED: bool | None = Field(
+        None,
+        description="Serve the password grant to clients allowed it (the built-in client is); off: 400 "
+        "unsupported_grant_type for everyone. Default: on except in production, where the hosted sign-in "
+        "and the code flow replace it (RFC 9700 §2.4: it must not be used); true turns it on there.",
     )
     CLIENT_SECRET_ROTATION_OVERLAP_SECONDS: int = Field(
         86400,
@@ -767,6 +768,12 @@ class Settings(BaseSettings):
         if self.MFA_REQUIRED_FOR_ADMINS is not None:
             return self.MFA_REQUIRED_FOR_ADMINS
         return self.ENVIRONMENT == "production"
+
+    @property
+    def password_grant_enabled(self) -> bool:
+        if self.PASSWORD_GRANT_ENABLED is not None:
+            return self.PASSWORD_GRANT_ENABLED
+        return self.ENVIRONMENT != "production"
 
     @property
     def docs_enabled(self) -> bool:

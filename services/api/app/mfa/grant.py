@@ -33,7 +33,7 @@ class MfaGrant(GrantHandler):
     granted_as = "password"
 
     def enabled(self, settings: Settings) -> bool:
-        return settings.PASSWORD_GRANT_ENABLED  # its only first step is the password grant
+        return settings.password_grant_enabled  # its only first step is the password grant
 
     async def issue(self, request: TokenRequest) -> IssuedTokens:
         return await login.complete_login(

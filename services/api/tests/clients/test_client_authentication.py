@@ -370,6 +370,28 @@ async def test_rfc6749_5_2_password_grant_turned_off_is_unsupported_grant_type(
     assert metadata["grant_types_supported"] == ["authorization_code", "refresh_token", "client_credentials"]
 
 
+async def test_rfc9700_2_4_production_serves_no_password_grant_unless_turned_on(
+    db_session: AsyncSession,
+) -> None:
+    """ "The resource owner password credentials grant MUST NOT be used." With the hosted sign-in and the
+    code flow in place, production leaves it off unless PASSWORD_GRANT_ENABLED=true says otherwise;
+    development and the tests keep it (the built-in client, Swagger UI, `make bench`)."""
+    # Production's own checks (https, secrets from files) are tested apart; here only the default moves.
+    production = make_settings().model_copy(update={"ENVIRONMENT": "production"})
+    assert production.password_grant_enabled is False
+    assert production.model_copy(update={"PASSWORD_GRANT_ENABLED": True}).password_grant_enabled is True
+    assert make_settings().password_grant_enabled is True
+    async with started_in_test_transaction(create_app(production), db_session) as application:
+        transport = httpx.ASGITransport(app=application, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            email = await _user(http)
+            response = await password_grant(http, email)
+            assert (response.status_code, response.json()["error"]) == (400, "unsupported_grant_type")
+            metadata = (await http.get("/.well-known/openid-configuration")).json()
+            assert "password" not in metadata["grant_types_supported"]
+            assert "authorization_code" in metadata["grant_types_supported"]
+
+
 async def test_swagger_ui_s_empty_basic_credentials_are_the_built_in_client(
     client: httpx.AsyncClient, db_session: AsyncSession
 ) -> None:

@@ -42,7 +42,7 @@ class PasswordGrant(GrantHandler):
     )
 
     def enabled(self, settings: Settings) -> bool:
-        return settings.PASSWORD_GRANT_ENABLED
+        return settings.password_grant_enabled
 
     async def issue(self, request: TokenRequest) -> IssuedTokens:
         form = request.form
