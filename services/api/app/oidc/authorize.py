@@ -24,6 +24,10 @@ from app.oidc.acr import ACR_MFA, ACR_VALUES
 from app.oidc.codes import S256_CHALLENGE
 
 PROMPTS: Final = frozenset({"none", "login", "consent", "select_account"})
+# The prompts that send a signed-in browser to the sign-in page again. pyauth keeps one account per browser
+# and has no account chooser, so `select_account` (OpenID Connect Core §3.1.2.1: the OP SHOULD prompt the
+# user to select an account) is a sign-in, as whichever account the user picks.
+SIGN_IN_PROMPTS: Final = frozenset({"login", "select_account"})
 MAX_PARAMETER_LENGTH: Final = 2048
 MAX_NONCE_LENGTH: Final = 512
 # OpenID Connect Core §6 makes request objects optional for an OP, and §3.1.2.6 gives the errors of one
@@ -147,7 +151,9 @@ def checked_request(
         )
     prompt = frozenset((params.get("prompt") or "").split())
     if not prompt <= PROMPTS or ("none" in prompt and len(prompt) > 1):
-        raise AuthorizeError("invalid_request", "prompt must be none, or any of login and consent.")
+        raise AuthorizeError(
+            "invalid_request", "prompt must be none, or any of login, consent and select_account."
+        )
     max_age = params.get("max_age")
     if max_age is not None and not (max_age.isascii() and max_age.isdigit() and len(max_age) <= 10):
         raise AuthorizeError("invalid_request", "max_age must be a number of seconds.")

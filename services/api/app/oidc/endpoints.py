@@ -2,7 +2,8 @@
 Connect Core §3.1.2, OAuth 2.1).
 
 The browser's SSO session (`app.sso`, through the hosted pages' `app.web.service.current`) says who is
-signed in. Without one, or when `prompt=login` or `max_age` asks for a fresher sign-in, the browser goes to
+signed in. Without one, or when `prompt=login` or `max_age` asks for a fresher sign-in (or `select_account`
+for another account), the browser goes to
 `/signin?return_to=<this request>` (a 303, a GET) and comes back here once signed in; `prompt=none` answers
 `login_required` instead. So does `acr_values` preferring `urn:pyauth:acr:mfa` for a session signed in
 without the second factor the user has. First-party clients need no consent; for the others the user
@@ -55,11 +56,11 @@ def redirect_to_client(redirect_uri: str, **values: str | None) -> Response:
 
 
 def _signin_url(params: dict[str, str]) -> str | None:
-    """`/signin?return_to=<this request as a GET>`, without `prompt=login` (else the way back would ask for
-    a sign-in again, for ever); None when the request is too long to come back to."""
+    """`/signin?return_to=<this request as a GET>`, without `prompt=login` or `select_account` (else the way
+    back would ask for a sign-in again, for ever); None when the request is too long to come back to."""
     again = dict(params)
     if prompt := again.pop("prompt", None):
-        rest = [value for value in prompt.split() if value != "login"]
+        rest = [value for value in prompt.split() if value not in checks.SIGN_IN_PROMPTS]
         if rest:
             again["prompt"] = " ".join(rest)
     target = f"{AUTHORIZE_PATH}?{urlencode(again)}"
@@ -72,8 +73,9 @@ def _signin_url(params: dict[str, str]) -> str | None:
 
 
 def _needs_fresh_sign_in(wanted: checks.AuthorizationRequest, auth_time: datetime, now: datetime) -> bool:
-    """`prompt=login`, or a sign-in older than `max_age` seconds (OpenID Connect Core §3.1.2.1)."""
-    if "login" in wanted.prompt:
+    """`prompt=login` or `select_account`, or a sign-in older than `max_age` seconds (OpenID Connect Core
+    §3.1.2.1)."""
+    if wanted.prompt & checks.SIGN_IN_PROMPTS:
         return True
     return wanted.max_age is not None and now - auth_time > timedelta(seconds=wanted.max_age)
 

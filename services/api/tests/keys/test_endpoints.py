@@ -146,7 +146,7 @@ async def test_openid_configuration(client: httpx.AsyncClient, settings: Setting
         # issue 11: RS256 for clients that register it, with the RSA key of the JWKS
         "id_token_signing_alg_values_supported": ["ES256", "RS256"],
         "authorization_response_iss_parameter_supported": True,
-        "prompt_values_supported": ["none", "login", "consent"],
+        "prompt_values_supported": ["none", "login", "consent", "select_account"],
         "ui_locales_supported": ["en", "de"],
         # issue 12: what acr_values can ask for (app.oidc.discovery)
         "acr_values_supported": ["urn:pyauth:acr:pwd", "urn:pyauth:acr:mfa"],

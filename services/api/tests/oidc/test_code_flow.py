@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.clock import ManualClock
-from tests.auth.helpers import refresh_grant
+from tests.auth.helpers import refresh_grant, signed_up
 from tests.oidc.helpers import (
     AUTHORIZE,
     REDIRECT_URI,
@@ -186,6 +186,32 @@ async def test_oidcc_prompt_login(
     tokens = (await exchange(client, client_id, code, verifier)).json()
     claims = await verified_id_token(client, tokens["id_token"], audience=client_id, issuer=_issuer(app))
     assert claims["auth_time"] >= int(first_sign_in.timestamp()) + 30
+
+
+async def test_oidc_core_3_1_2_1_prompt_select_account_lets_the_user_sign_in_as_another_account(
+    client: httpx.AsyncClient, db_session: AsyncSession, app: FastAPI
+) -> None:
+    """`select_account`: "The Authorization Server SHOULD prompt the End-User to select a user account."
+    With one account per browser and no chooser, the browser signed in as one user is sent to the sign-in
+    page, where the user signs in as the account they pick; the code is that account's, and the way back
+    does not ask again. Discovery lists the value."""
+    client_id = (await code_flow_client(client, db_session))["client_id"]
+    await signed_in_browser(client)
+    other, _ = await signed_up(client)
+    verifier, challenge = pkce_pair()
+    params = authorize_params(client_id, challenge, prompt="select_account consent")
+    response = await client.get(AUTHORIZE, params=params)
+    assert response.status_code == 303
+    return_to = parse_qs(urlsplit(response.headers["location"]).query)["return_to"][0]
+    assert "select_account" not in return_to and "consent" in return_to
+    answer = await _sign_in_through(client, response.headers["location"], other)
+    tokens = (await exchange(client, client_id, location_query(answer)["code"], verifier)).json()
+    claims = await verified_id_token(client, tokens["id_token"], audience=client_id, issuer=_issuer(app))
+    bearer = {"Authorization": f"Bearer {tokens['access_token']}"}
+    userinfo = await client.get("/oauth2/userinfo", headers=bearer)
+    assert userinfo.json()["email"] == other and claims["sub"] == userinfo.json()["sub"]
+    discovery = (await client.get("/.well-known/openid-configuration")).json()
+    assert "select_account" in discovery["prompt_values_supported"]
 
 
 async def test_oidcc_max_age_1(
