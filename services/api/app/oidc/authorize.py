@@ -23,7 +23,8 @@ from app.core.parameters import repeated_parameter_message
 from app.oidc.acr import ACR_MFA, ACR_VALUES
 from app.oidc.codes import S256_CHALLENGE
 
-PROMPTS: Final = frozenset({"none", "login", "consent", "select_account"})
+# The `prompt` values served, in the order discovery lists them (`app.oidc.discovery`).
+PROMPTS: Final = ("none", "login", "consent", "select_account")
 # The prompts that send a signed-in browser to the sign-in page again. pyauth keeps one account per browser
 # and has no account chooser, so `select_account` (OpenID Connect Core §3.1.2.1: the OP SHOULD prompt the
 # user to select an account) is a sign-in, as whichever account the user picks.
@@ -150,7 +151,7 @@ def checked_request(
             f"ID tokens are signed with {' or '.join(id_token_algorithms)} only on this server.",
         )
     prompt = frozenset((params.get("prompt") or "").split())
-    if not prompt <= PROMPTS or ("none" in prompt and len(prompt) > 1):
+    if not prompt <= frozenset(PROMPTS) or ("none" in prompt and len(prompt) > 1):
         raise AuthorizeError(
             "invalid_request", "prompt must be none, or any of login, consent and select_account."
         )

@@ -6,7 +6,7 @@ from typing import Any
 
 from app.core.templating import supported_locales
 from app.oidc.acr import ACR_VALUES
-from app.oidc.authorize import RESPONSE_MODE
+from app.oidc.authorize import PROMPTS, RESPONSE_MODE
 
 AUTHORIZE_PATH = "/oauth2/authorize"
 END_SESSION_PATH = "/oauth2/logout"  # RP-Initiated Logout 1.0 §2
@@ -22,7 +22,7 @@ def authorization_metadata(issuer: str, id_token_algorithms: list[str]) -> dict[
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": id_token_algorithms,
         "authorization_response_iss_parameter_supported": True,
-        "prompt_values_supported": ["none", "login", "consent", "select_account"],
+        "prompt_values_supported": list(PROMPTS),
         # the hosted pages' languages, which `ui_locales` chooses among (app.web.pages)
         "ui_locales_supported": list(supported_locales()),
         # the `acr` of ID and access tokens; `acr_values` may ask for the second (app.oidc.endpoints)
