@@ -152,8 +152,9 @@ def checked_request(
         )
     prompt = frozenset((params.get("prompt") or "").split())
     if not prompt <= frozenset(PROMPTS) or ("none" in prompt and len(prompt) > 1):
+        others = PROMPTS[1:]  # "none" goes alone
         raise AuthorizeError(
-            "invalid_request", "prompt must be none, or any of login, consent and select_account."
+            "invalid_request", f"prompt must be none, or any of {', '.join(others[:-1])} and {others[-1]}."
         )
     max_age = params.get("max_age")
     if max_age is not None and not (max_age.isascii() and max_age.isdigit() and len(max_age) <= 10):
