@@ -941,7 +941,11 @@ def markdown(report: dict[str, Any], chart_name: str = "latest.png") -> str:
     threads = fairness.argon2_threads(ceilings, api)
     if threads is not None:
         lines += ["", fairness.argon2_threads_line(threads)]
-    lines += tail.markdown(report.get("tail", {}), report.get("open_loop_generator_check"))
+    generator_check, select_reference = (
+        report.get("open_loop_generator_check"),
+        report.get("open_loop_select_ceiling"),
+    )
+    lines += tail.markdown(report.get("tail", {}), generator_check, select_reference)
     if "side_by_side" in report:
         lines += comparison.markdown(report["side_by_side"])
     if "mixed" in report:
@@ -1504,6 +1508,16 @@ def open_loop_tail(
         )
 
 
+def select_reference_tail(
+    tails: dict[str, dict[str, Any]] | None, user_ids: list[str], run: Run, workers: WorkerCounts
+) -> None:
+    """The raw-SELECT ceiling's own open-loop tail (`tail.SELECT_REFERENCE`), from its closed-loop `run`:
+    the same requests as wrk/select.lua, one account's row each."""
+    host = urllib.parse.urlsplit(CEILING_SELECT_URL).netloc
+    paths = tail.get_each(host, [f"/users/{user_id}" for user_id in user_ids])
+    open_loop_tail(tails, tail.SELECT_REFERENCE, CEILING_SELECT_URL, paths, run, workers)
+
+
 def sidebyside_tokens(user_ids: list[str]) -> list[str]:
     """The side-by-side app's access tokens, one per account, valid for an hour."""
     expires = int(time.time()) + 3600
@@ -1568,12 +1582,11 @@ def run_scenarios(
         ceiling_runs["json"] = measure(
             wrk, "ceiling: constant JSON", "get.lua", f"{CEILING_JSON_URL}/", cpu_labels=("json",), **c
         )
-        json_host = urllib.parse.urlsplit(CEILING_JSON_URL).netloc
         open_loop_tail(
             tails,
             tail.GENERATOR_CHECK,
             CEILING_JSON_URL,
-            tail.get(json_host, "/"),
+            tail.get(urllib.parse.urlsplit(CEILING_JSON_URL).netloc, "/"),
             ceiling_runs["json"],
             workers,
         )
@@ -1594,6 +1607,7 @@ def run_scenarios(
             cpu_labels=("select", "db"),
             **c,
         )
+        select_reference_tail(tails, fixtures.user_ids, ceiling_runs["select"], workers)
     if "me" in chosen:
         runs["me"] = measure(wrk, "me", "me.lua", API_URL, data=fixtures.access_tokens, **api)
         if SIDEBYSIDE_SECRET:
@@ -1774,6 +1788,7 @@ def main() -> int:
     first = measured[0]
     runs, verification = first.runs, first.verification
     generator_check = tails.pop(tail.GENERATOR_CHECK, None)
+    select_reference = tails.pop(tail.SELECT_REFERENCE, None)
 
     mixed_runs, mixed_per_worker, mixed_cpu = (
         run_mixed(wrk, fixtures, workers) if "mixed" in chosen else ({}, {}, {})
@@ -1811,6 +1826,8 @@ def main() -> int:
         tail.apply(report["scenarios"], tails)
     if generator_check is not None:
         report["open_loop_generator_check"] = generator_check
+    if select_reference is not None:
+        report["open_loop_select_ceiling"] = select_reference
     if (side := first.comparison()) is not None:
         report["side_by_side"] = side
     if verification is not None:

@@ -49,6 +49,10 @@ TIMES = "\N{MULTIPLICATION SIGN}"
 # `OFFERED_SHARE` of the constant-JSON ceiling's closed-loop rate (above what any scenario is offered).
 GENERATOR_CHECK = "ceiling: constant JSON"
 GENERATOR_CHECK_RATE = float(os.environ.get("BENCH_GENERATOR_CHECK_RATE", "1500"))
+# The raw-SELECT ceiling measured the same way as the scenarios, at `OFFERED_SHARE` of its own closed-loop
+# rate: no target of its own, but the reference for the tail target (what an app that makes one round trip
+# and nothing else gets on this machine with this generator).
+SELECT_REFERENCE = "ceiling: one primary-key SELECT"
 
 # A source of requests for one phase ("unloaded", "loaded"): a function of the phase's name.
 SourceFactory = Callable[[str], Source]
@@ -163,8 +167,13 @@ def client_address(number: int) -> str:
 
 
 def get(host: str, path: str) -> SourceFactory:
-    request = http_request("GET", path, host, {})
-    return lambda _phase: Fixed([request])
+    return get_each(host, [path])
+
+
+def get_each(host: str, paths: list[str]) -> SourceFactory:
+    """GET each of `paths` in turn (the raw-SELECT ceiling: `/users/<id>`, as wrk/select.lua asks)."""
+    requests = [http_request("GET", path, host, {}) for path in paths]
+    return lambda _phase: Fixed(requests)
 
 
 def bearer(host: str, path: str, tokens: list[str]) -> SourceFactory:
@@ -245,8 +254,12 @@ def gate_failures(tails: dict[str, dict[str, Any]]) -> list[str]:
     return failures
 
 
-def markdown(tails: dict[str, dict[str, Any]], generator_check: dict[str, Any] | None) -> list[str]:
-    if not tails and generator_check is None:
+def markdown(
+    tails: dict[str, dict[str, Any]],
+    generator_check: dict[str, Any] | None,
+    select_reference: dict[str, Any] | None = None,
+) -> list[str]:
+    if not tails and generator_check is None and select_reference is None:
         return []
     lines = [
         "",
@@ -266,14 +279,20 @@ def markdown(tails: dict[str, dict[str, Any]], generator_check: dict[str, Any] |
         "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|:-:|",
     ]
     rows = dict(tails)
+    references = []
+    if select_reference is not None:
+        rows["raw-SELECT ceiling (reference)"] = select_reference
+        references.append(select_reference)
     if generator_check is not None:
         rows["constant JSON ceiling (generator check)"] = generator_check
+        references.append(generator_check)
     for name, tail in rows.items():
         loaded, latency = tail["loaded"], tail["loaded"]["latency_ms"]
         ratio = tail["p99_over_unloaded_p50"]
         label = name if " " in name else f"`{name}`"
-        # The generator's check has no target: its row shows what the generator itself can keep up with.
-        met = "—" if tail is generator_check else "yes" if tail["meets_tail"] else "**no**"
+        # The ceilings' rows have no target: they show what the generator and the machine allow.
+        is_reference = any(tail is reference for reference in references)
+        met = "—" if is_reference else "yes" if tail["meets_tail"] else "**no**"
         lines.append(
             f"| {label} | {loaded['offered_rate']:,.1f} | {loaded['answered_rate']:,.1f} "
             f"| {latency.get('p50', 0):.2f} | {latency.get('p99', 0):.2f} | {latency.get('p99.9', 0):.2f} "
@@ -298,4 +317,22 @@ def markdown(tails: dict[str, dict[str, Any]], generator_check: dict[str, Any] |
             f"({loaded['generator_cpu_seconds']:.2f} s CPU in {loaded['seconds']:g} s): the share of the "
             "cores it takes from the servers, and the floor of what it can measure.",
         ]
+    if select_reference is not None:
+        lines += ["", select_reference_line(select_reference)]
     return lines
+
+
+def select_reference_line(reference: dict[str, Any]) -> str:
+    """What the raw-SELECT ceiling's own open-loop tail says of the tail target on this machine."""
+    loaded, ratio = reference["loaded"], reference["p99_over_unloaded_p50"]
+    within = reference["meets_tail"]
+    return (
+        f"Reference: the raw-SELECT ceiling (one primary-key SELECT, nothing else), measured the same way at "
+        f"{OFFERED_SHARE:.0%} of its own closed-loop rate ({loaded['offered_rate']:,.0f} req/s offered): p99 "
+        f"{loaded['latency_ms'].get('p99', 0):.2f} ms, "
+        f"{'—' if ratio is None else format(ratio, '.1f')} {TIMES} its unloaded p50 of "
+        f"{reference['unloaded_p50_ms']:.2f} ms, "
+        + ("within" if within else "beyond")
+        + f" the {MAX_P99_OVER_UNLOADED_P50:g} {TIMES} the scenarios are held to: what this machine and this "
+        "generator allow an app that makes one round trip and does nothing else."
+    )

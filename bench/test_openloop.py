@@ -327,6 +327,25 @@ def test_the_open_loop_verdict_goes_into_the_scenario_rows() -> None:
     }
 
 
+def a_tail(unloaded_p50: float, p99: float) -> dict[str, Any]:
+    unloaded, loaded = a_run(unloaded_p50, unloaded_p50, scheduled=300), a_run(2 * unloaded_p50, p99)
+    return {"unloaded": unloaded.as_dict(), "loaded": loaded.as_dict(), **tail.judge(unloaded, loaded)}
+
+
+def test_the_raw_select_ceilings_tail_is_a_reference_row_with_no_verdict_of_its_own() -> None:
+    scenario, reference = a_tail(0.3, 60.0), a_tail(0.2, 8.0)
+
+    lines = tail.markdown({"me": scenario}, None, reference)
+
+    rows = [line for line in lines if line.startswith("| ")]
+    assert rows[1].startswith("| `me` |") and rows[1].endswith("| **no** |")
+    assert rows[2].startswith("| raw-SELECT ceiling (reference) |") and rows[2].endswith("| — |")
+    assert lines[-1].startswith("Reference: the raw-SELECT ceiling")
+    times = tail.TIMES
+    assert f"p99 8.00 ms, 40.0 {times} its unloaded p50 of 0.20 ms, beyond the 5 {times}" in lines[-1]
+    assert f"within the 5 {times}" in tail.markdown({}, None, a_tail(0.2, 0.9))[-1]
+
+
 def test_the_pool_carries_a_request_per_connection_at_least_every_half_second_or_so() -> None:
     assert tail.pool_size(14.0, most=64) == 7
     assert tail.pool_size(1500.0, most=64) == 64
