@@ -27,9 +27,9 @@ bearer = OAuth2PasswordBearer(tokenUrl="auth/token", auto_error=False)
 
 
 def bearer_token(request: Request) -> str | None:
-    """What `bearer` answers, read straight from the scope's headers (for `caller_profile`, where building
-    the request's `Headers` to ask for one was ~5 µs): the first Authorization header's credentials when
-    its scheme is Bearer, in any case; None without one or for another scheme."""
+    """What `bearer` answers, read straight from the scope's headers (building the request's `Headers` to
+    ask for one was ~5 µs): the first Authorization header's credentials when its scheme is Bearer, in any
+    case; None without one or for another scheme. For `caller_profile` and UserInfo."""
     authorization = first_header(request.scope, b"authorization")
     if not authorization:
         return None

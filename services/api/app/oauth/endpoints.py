@@ -6,6 +6,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import JSONResponse
 
+from app.auth.dependencies import bearer_token
 from app.auth.endpoints import NO_STORE, OAUTH_ERRORS
 from app.auth.grants.client_auth import token_endpoint_responses
 from app.auth.grants.registry import FORM, GRANTS
@@ -177,11 +178,6 @@ USERINFO_ERRORS = {
 }
 
 
-def _bearer(authorization: str | None) -> str | None:
-    scheme, _, value = (authorization or "").strip().partition(" ")
-    return value.strip() or None if scheme.lower() == "bearer" else None
-
-
 async def _userinfo(
     db: SessionDep, keyring: KeyRingDep, settings: SettingsDep, ctx: ContextDep, token: str | None
 ) -> dict[str, Any]:
@@ -209,7 +205,7 @@ async def userinfo_get(
     `email`, `email_verified`; `profile`: `name`, `locale`, `updated_at`). The token goes in the
     `Authorization: Bearer` header; it needs the `openid` scope."""
     response.headers.update(NO_STORE)
-    return await _userinfo(db, keyring, settings, ctx, _bearer(request.headers.get("authorization")))
+    return await _userinfo(db, keyring, settings, ctx, bearer_token(request))
 
 
 @router.post(
@@ -230,7 +226,7 @@ async def userinfo_post(
 ) -> dict[str, Any]:
     """UserInfo by POST: the token in the `Authorization: Bearer` header, or as `access_token` in a
     form body (RFC 6750 §2.2), never both (§2)."""
-    header = _bearer(request.headers.get("authorization"))
+    header = bearer_token(request)
     if header and access_token:
         raise OAuthError("Send the access token one way: the Authorization header or the form body.")
     response.headers.update(NO_STORE)
