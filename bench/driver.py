@@ -941,11 +941,11 @@ def markdown(report: dict[str, Any], chart_name: str = "latest.png") -> str:
     threads = fairness.argon2_threads(ceilings, api)
     if threads is not None:
         lines += ["", fairness.argon2_threads_line(threads)]
-    generator_check, select_reference = (
+    lines += tail.markdown(
+        report.get("tail", {}),
         report.get("open_loop_generator_check"),
         report.get("open_loop_select_ceiling"),
     )
-    lines += tail.markdown(report.get("tail", {}), generator_check, select_reference)
     if "side_by_side" in report:
         lines += comparison.markdown(report["side_by_side"])
     if "mixed" in report:
